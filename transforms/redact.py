@@ -1,0 +1,36 @@
+"""Keep personal data out of names, paths and messages we record.
+
+Everything the audit store, logs and reports show about an input file passes
+through here: column names and file names are made printable, shortened, and
+anything that looks like a value (a long digit run, an e-mail, an IP address)
+is masked. Exceptions from readers are reduced to their type and line number,
+because their messages quote the offending input line.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LOOKS_LIKE_DATA = re.compile(
+    r"\d{9,}"                          # MSISDN, IMSI, IMEI
+    r"|[^\s@]+@[^\s@]+"                # e-mail
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"    # IPv4
+)
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\u024f]")
+MAX_NAME = 64
+
+
+def safe_name(text: str, limit: int = MAX_NAME) -> str:
+    """A printable, shortened rendering of a column or file name, values masked."""
+    text = _UNPRINTABLE.sub("?", text)
+    text = _LOOKS_LIKE_DATA.sub("<masked>", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def safe_error(exc: BaseException) -> str:
+    """Describe a reader error without quoting the input it choked on."""
+    line = re.search(r"on line:? (\d+)", str(exc), re.IGNORECASE)
+    where = f" at line {line.group(1)}" if line else ""
+    return f"{type(exc).__name__}{where}"
