@@ -105,10 +105,13 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
             " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
             " max_line_size = {mls}, parallel = false)"
         ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES)
+    # DuckDB checks encoding only in the columns it parses; touching every column (kept or not) makes a
+    # mis-encoded line a reject with a reason instead of bytes passing unseen in a dropped column.
+    every_column = "hash({}) IS NOT NULL".format(", ".join(f"c{i}" for i in range(n)))
     try:
         staged_rows = lake_mod.execute(
-            con, f"COPY (SELECT {select} FROM {source}) TO $dst (FORMAT parquet, COMPRESSION zstd)", params
-        ).fetchone()[0]
+            con, f"COPY (SELECT {select} FROM {source} WHERE {every_column}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
+            params).fetchone()[0]
     except duckdb.Error as exc:
         return IngestResult(**base, status="rejected_file", profile=profile.name, source_columns=safe_cols,
                             reason=f"unreadable ({safe_error(exc)})")

@@ -147,7 +147,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                        list_filter(list_concat(
                            CASE WHEN _unparseable = '' THEN [] ELSE string_split(_unparseable, ',') END,
                            [{reasons}],
-                           [CASE WHEN r.source_row IS NOT NULL THEN '{DUPLICATE}' END]), x -> x IS NOT NULL) AS reasons
+                           [CASE WHEN r.source_row IS NOT NULL THEN '{DUPLICATE}' END]), lambda x: x IS NOT NULL) AS reasons
                 FROM candidate c LEFT JOIN repeats r USING (source_row))
             WHERE len(reasons) > 0""", rule_params)
         by_reason = dict(con.execute(

@@ -1,0 +1,242 @@
+"""`cdr-audit`: run the nightly audit and inspect the audit store without Airflow.
+
+Exit codes: 0 the command completed (a run with quarantined rows or rejected
+files has completed); 1 it could not (bad policy, unreadable landing or lake,
+audit store locked or broken chain); 2 bad usage; 3 the run completed but at
+least one file failed with an internal error (see `source_files`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
+
+
+def _date(text: str) -> str:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _override(text: str) -> tuple[str, str]:
+    pattern, sep, profile = text.partition("=")
+    if not sep or not pattern or not profile:
+        raise argparse.ArgumentTypeError("expected PATTERN=PROFILE, e.g. 'pbx_*.csv=asterisk_master_21'")
+    return pattern, profile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from transforms.profiles import ALL_PROFILES
+
+    parser = argparse.ArgumentParser(
+        prog="cdr-audit",
+        description="Audit a night of CDR/billing extracts against the privacy policy: field check, "
+                    "validation, billing and quarantine zones, and a DuckDB audit store.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="audit one night's landing folder (the same steps as the cdr_nightly_audit DAG)",
+        description="Audit every file of a landing folder: detect its format, check each column against "
+                    "the allowed billing-data list (§3.2), validate rows with the Great Expectations suite, "
+                    "load valid rows into billing/, quarantine the rest with a reason, and record it all "
+                    "in LAKE/audit/audit.duckdb. Files already audited (same sha256) are skipped.")
+    run.add_argument("--landing", required=True, type=Path, help="folder holding the night's extracts")
+    run.add_argument("--lake", required=True, type=Path, help="lake root (zones and audit store live here)")
+    run.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD (the run's logical date)")
+    run.add_argument("--policy", type=Path, default=None, help="policy YAML (default: policy/a1_slovenia.yaml)")
+    run.add_argument("--run-id", default=None, help="run id (default: cli__DATE__UTC-TIMESTAMP)")
+    run.add_argument("--profile", action="append", type=_override, default=[], metavar="PATTERN=PROFILE",
+                     help="force a source profile for files matching a glob; profiles: "
+                          + ", ".join(sorted(ALL_PROFILES)))
+    run.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+
+    verify = sub.add_parser("verify", help="recompute the audit-log hash chain",
+                            description="Recompute every link of audit_log; exit 1 if any entry was changed, "
+                                        "removed or reordered.")
+    verify.add_argument("--lake", required=True, type=Path)
+
+    pol = sub.add_parser("policy", help="validate a policy file and show what it allows",
+                         description="Load and validate the policy file; print its version, sha256, allowed "
+                                     "columns with their clauses, and the retention catalog.")
+    pol.add_argument("--policy", type=Path, default=None)
+
+    summ = sub.add_parser("summary", help="show the last run recorded in the audit store",
+                          description="Print the last run of the audit store: outcome, each file's rows read / "
+                                      "loaded / quarantined, the main rejection reasons and the off-list columns "
+                                      "found, plus where the audit database, exports and Data Docs are.")
+    summ.add_argument("--lake", required=True, type=Path)
+
+    sub.add_parser("profiles", help="list the source formats the ingest step recognizes",
+                   description="List each source profile, whether it has a header, and its columns.")
+    return parser
+
+
+def _progress(quiet: bool):
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.monotonic() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    return say
+
+
+def cmd_run(args) -> int:
+    from transforms.lake import Lake
+    from transforms.nightly import audit_file, close_night, plan_night
+    from transforms.policy import load_policy
+
+    say = _progress(args.quiet)
+    policy = load_policy(args.policy)
+    lake = Lake.at(args.lake)
+    run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
+    plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli")
+    todo = plan.to_audit
+    say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
+        f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
+    for i, planned in enumerate(todo, 1):
+        override = next((prof for pat, prof in args.profile if fnmatch.fnmatch(Path(planned.path).name, pat)), None)
+        say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
+        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, profile_override=override)
+        say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
+            f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
+    summary = close_night(lake, policy, run_id=run_id)
+    print_summary(summary)
+    return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
+
+
+def print_summary(s) -> None:
+    print(f"run {s.run_id} for night {s.night}: {s.status}")
+    print(f"  files: {s.files_seen} seen, {s.files_processed} audited, {s.files_skipped_known} already audited, "
+          f"{s.files_rejected} rejected whole, {s.files_failed} failed")
+    print(f"  rows:  {s.rows_read:,} read = {s.rows_loaded:,} loaded + {s.rows_rejected:,} quarantined")
+    print(f"  audit database: {s.audit_db}  (hash chain {'verified' if s.chain_ok else 'BROKEN'})")
+    print(f"  Parquet exports: {Path(s.audit_db).parent / 'parquet'}")
+    print(f"  validation Data Docs: {Path(s.audit_db).parent.parent / 'reports' / 'gx_data_docs'}")
+
+
+def cmd_verify(args) -> int:
+    from transforms import audit
+    from transforms.lake import Lake
+
+    lake = Lake.at(args.lake)
+    if not lake.audit_db.exists():
+        raise FileNotFoundError(f"no audit store at {lake.audit_db}")
+    con = audit.connect(lake, read_only=True)
+    try:
+        check = audit.verify_chain(con)
+    finally:
+        con.close()
+    if check.ok:
+        print(f"audit log chain intact: {check.entries} entries")
+        return EXIT_OK
+    print(f"audit log chain BROKEN at seq {check.first_bad_seq}: {check.problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+SUMMARY_SQL = {
+    "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_rejected, policy_version,"
+           " left(policy_sha256, 12) FROM runs ORDER BY started_at DESC LIMIT 1",
+    "files": "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded, rows_rejected,"
+             " coalesce(reason, '') FROM source_files WHERE run_id = ? ORDER BY file_name",
+    "reasons": "SELECT reason, sum(rows) AS n FROM rejection_reasons WHERE run_id = ?"
+               " GROUP BY reason ORDER BY n DESC, reason LIMIT 8",
+    "off_list": "SELECT source_column, classification, count(*) FROM field_findings"
+                " WHERE run_id = ? AND classification <> 'allowed' GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
+}
+
+
+def cmd_summary(args) -> int:
+    from transforms import audit
+    from transforms.lake import Lake
+
+    lake = Lake.at(args.lake)
+    if not lake.audit_db.exists():
+        raise FileNotFoundError(f"no audit store at {lake.audit_db}; run `cdr-audit run` first")
+    con = audit.connect(lake, read_only=True)
+    try:
+        run = con.execute(SUMMARY_SQL["run"]).fetchone()
+        if run is None:
+            print("the audit store holds no run yet")
+            return EXIT_OK
+        files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[0]]).fetchall()
+                                    for k in ("files", "reasons", "off_list"))
+        chain = audit.verify_chain(con)
+    finally:
+        con.close()
+    print(f"last run {run[0]} (night {run[1]}): {run[2]}; policy v{run[6]} sha256 {run[7]}…")
+    print(f"rows: {run[3]:,} read = {run[4]:,} loaded + {run[5]:,} quarantined\n")
+    print(f"{'file':<36} {'status':<15} {'profile':<20} {'read':>8} {'loaded':>8} {'quarant.':>8}  reason")
+    for name, status, prof, read, loaded, rejected, reason in files:
+        print(f"{name[:36]:<36} {status:<15} {prof:<20} {read:>8,} {loaded:>8,} {rejected:>8,}  {reason[:60]}")
+    if reasons:
+        print("\nmain quarantine reasons: " + "; ".join(f"{r} ({n:,})" for r, n in reasons))
+    if off_list:
+        print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
+    print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if chain.ok else 'BROKEN'},"
+          f" {chain.entries} entries)")
+    print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
+    print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
+    print(f"billing zone: {lake.zone('billing')}   quarantine: {lake.zone('quarantine')}")
+    return EXIT_OK if chain.ok else EXIT_FAILED
+
+
+def cmd_policy(args) -> int:
+    from transforms.policy import load_policy
+
+    p = load_policy(args.policy)
+    print(f"{p.title}\n  id {p.id}, version {p.version}\n  file {p.path}\n  sha256 {p.sha256}")
+    print(f"  k-anonymity: {p.k_anonymity}\n  allowed billing columns ({len(p.fields)}):")
+    for f in p.fields:
+        print(f"    {f.column:<22} {f.type:<14} analytics: {f.analytics:<18} {f.clause}")
+    print(f"  retention catalog ({len(p.retention)} categories):")
+    for r in p.retention:
+        print(f"    {r.category:<24} keep {str(r.keep):<6} from {r.anchor:<30} then {r.action:<9} {r.clause}")
+    return EXIT_OK
+
+
+def cmd_profiles(args) -> int:
+    from transforms.profiles import ALL_PROFILES
+
+    for name, prof in sorted(ALL_PROFILES.items()):
+        print(f"{name}: {'header row' if prof.header else 'no header'}, {len(prof.columns)} known columns")
+        print(f"    feeds: {', '.join(sorted(prof.mapping))}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "verify": cmd_verify, "summary": cmd_summary, "policy": cmd_policy, "profiles": cmd_profiles}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import duckdb
+
+    from transforms.policy import PolicyError
+
+    try:
+        return COMMANDS[args.command](args)
+    except PolicyError as exc:
+        print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"cdr-audit: {exc}", file=sys.stderr)
+    except duckdb.IOException as exc:
+        # Typically: another process holds the audit store for writing.
+        print(f"cdr-audit: cannot open the audit store ({str(exc).splitlines()[0]})", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("cdr-audit: interrupted; re-run the same command to finish the night", file=sys.stderr)
+        return 130
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Entry points for orchestrators: plain JSON in, plain JSON out, no Airflow imports.
+
+The DAG's tasks call these with their params and the run's logical date, so
+the DAG file stays wiring only and anything passed between tasks is a small
+dict (paths and counts, never data).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from transforms.lake import Lake
+from transforms.nightly import REPO_ROOT, PlannedFile, audit_file, close_night, plan_night
+from transforms.policy import Policy, load_policy
+
+DEFAULT_LANDING = os.environ.get("CDR_AUDIT_LANDING", str(REPO_ROOT / "sample_data" / "night"))
+DEFAULT_LAKE = os.environ.get("CDR_AUDIT_LAKE", str(REPO_ROOT / "lake"))
+DEFAULT_POLICY = os.environ.get("CDR_AUDIT_POLICY", str(REPO_ROOT / "policy" / "a1_slovenia.yaml"))
+
+
+def resolve(params: dict, logical_date: str) -> tuple[str, Path, Lake, Policy]:
+    """The night, landing folder, lake and policy a run works on.
+
+    `night` defaults to the run's logical date (the day whose extracts landed);
+    `landing` may contain `{night}` for a folder per night.
+    """
+    night = (params.get("night") or logical_date)[:10]
+    landing = Path(str(params.get("landing") or DEFAULT_LANDING).format(night=night))
+    lake = Lake.at(params.get("lake") or DEFAULT_LAKE)
+    return night, landing, lake, load_policy(params.get("policy") or DEFAULT_POLICY)
+
+
+def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
+    """Open the run; return the files to audit (one mapped task each)."""
+    night, landing, lake, policy = resolve(params, logical_date)
+    night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow")
+    return [asdict(f) for f in night_plan.to_audit]
+
+
+def audit_one(planned: dict, params: dict, logical_date: str, run_id: str) -> dict:
+    """Audit one landing file; return its counts."""
+    night, _, lake, policy = resolve(params, logical_date)
+    return asdict(audit_file(PlannedFile(**planned), lake, policy, run_id=run_id, night=night))
+
+
+def close(params: dict, logical_date: str, run_id: str) -> dict:
+    """Merge the night into the audit store; return the summary."""
+    _, _, lake, policy = resolve(params, logical_date)
+    return asdict(close_night(lake, policy, run_id=run_id))
