@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS source_files (
     file_name VARCHAR NOT NULL,            -- sanitized
     sha256 VARCHAR NOT NULL,
     bytes BIGINT NOT NULL,
+    lines BIGINT,                          -- physical lines incl. header and blank lines (NULL: Parquet)
     profile VARCHAR,
     status VARCHAR NOT NULL,               -- loaded | empty | rejected_file | duplicate_file | known | ignored | failed
     reason VARCHAR,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from transforms.ingest import IngestResult
+from transforms.ingest import STAGING_TECHNICAL, IngestResult
 from transforms.policy import LINEAGE_COLUMNS, Policy
 from transforms.profiles import ALL_PROFILES
 
@@ -71,7 +71,7 @@ def check_fields(ingest: IngestResult, policy: Policy) -> FieldCheckResult:
                                          policy.not_allowed_clause))
     if ingest.staged_path:
         staged_cols = pq.read_schema(ingest.staged_path).names
-        bad = [c for c in staged_cols if not (policy.is_allowed(c) or c in LINEAGE_COLUMNS)]
+        bad = [c for c in staged_cols if not (policy.is_allowed(c) or c in LINEAGE_COLUMNS or c in STAGING_TECHNICAL)]
         if bad:
             raise StagedColumnViolation(f"staged file of {ingest.file_name} has {len(bad)} column(s) off the list")
     count = lambda cls: sum(f.classification == cls for f in findings)  # noqa: E731

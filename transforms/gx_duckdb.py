@@ -26,7 +26,7 @@ site take an exclusive lock on ``docs_dir/.lock`` while they add their result
 and rebuild (mapped Airflow tasks on one machine; ``flock`` is not reliable on
 network filesystems).
 
-``great_expectations`` is imported inside functions: importing it takes ~2-3 s.
+``great_expectations`` is imported inside functions: importing it takes ~3 s.
 """
 
 from __future__ import annotations
@@ -194,12 +194,15 @@ def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
 def strip_values(suite_result: Any) -> None:
     """Remove, in place, everything in a GX suite result that can carry a row's value.
 
-    Each expectation keeps only the count keys of its `result`. Exception
+    Each expectation keeps only the count keys of its `result` (an allow-list:
+    partial_unexpected_list/_counts, unexpected_list, unexpected_index_list,
+    unexpected_index_query, unexpected_rows, observed_value ... all go). Exception
     messages and tracebacks are replaced by the failing metrics' names and
     exception classes: a database error can quote the value it choked on.
     """
     for r in suite_result.results:
         r.result = {k: v for k, v in (r.result or {}).items() if k in COUNT_KEYS}
+        r.rendered_content = None     # GX renders it from the values when asked; not used here
         info = r.exception_info or {}
         if not info:
             continue

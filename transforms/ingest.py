@@ -24,6 +24,13 @@ from transforms.redact import safe_error, safe_name
 
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
+# Technical columns of staged files only (never reach a zone): a whole-record fault for validate to
+# quarantine, and how many physical lines the record took (for the line accounting below).
+INGEST_FLAG = "_ingest_flag"
+RECORD_LINES = "_record_lines"
+STAGING_TECHNICAL = (INGEST_FLAG, RECORD_LINES)
+SPANS_LINES = "record_spans_lines"
+SWALLOWED = "unparseable: unterminated quote (line swallowed by the reader)"
 
 
 @dataclass(frozen=True)
@@ -45,19 +52,31 @@ class IngestResult:
     unparseable_path: str | None = None  # (source_line, reason) only
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def fingerprint(path: Path) -> tuple[str, int | None]:
+    """sha256 and physical line count of a file, in one streaming pass (lines: None for Parquet)."""
+    h, lines, first, last = hashlib.sha256(), 0, b"", b"\n"
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
+            first = first or chunk[:4]
             h.update(chunk)
-    return h.hexdigest()
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return h.hexdigest(), (None if first == b"PAR1" else lines + (last != b"\n"))
+
+
+def file_sha256(path: Path) -> str:
+    return fingerprint(path)[0]
 
 
 def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | None = None,
-                profile_override: str | None = None) -> IngestResult:
-    """Stage one landing file as canonical rows under `work_dir`."""
+                lines: int | None = None, profile_override: str | None = None) -> IngestResult:
+    """Stage one landing file as canonical rows under `work_dir`.
+
+    `sha256` and `lines` (physical lines) come from the night's plan; they are
+    computed here when not given.
+    """
     path = Path(path)
-    sha = sha256 or file_sha256(path)
+    sha, lines = (sha256, lines) if sha256 else fingerprint(path)
     size = path.stat().st_size
     base = dict(file_name=safe_name(path.name, 120), sha256=sha, bytes=size)
     if size == 0:
@@ -81,13 +100,14 @@ def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | Non
         if detection.profile is None:
             return IngestResult(**base, status="rejected_file", reason=detection.reason,
                                 source_columns=safe_cols if is_parquet else ())
-        return _stage(con, path, policy, work_dir, detection, base, safe_cols, is_parquet)
+        return _stage(con, path, policy, work_dir, detection, base, safe_cols, is_parquet, lines)
     finally:
         con.close()
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir: Path,
-           detection: Detection, base: dict, safe_cols: tuple[str, ...], is_parquet: bool) -> IngestResult:
+           detection: Detection, base: dict, safe_cols: tuple[str, ...], is_parquet: bool,
+           lines: int) -> IngestResult:
     profile = detection.profile
     assert profile is not None
     staged = work_dir / "staged.parquet"
@@ -98,6 +118,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
     if is_parquet:
         # Parquet columns are bound by position too: alias them c0, c1 … on read.
         source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
+        technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1 AS {RECORD_LINES}"
     else:
         columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
         source = (
@@ -105,12 +126,10 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
             " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
             " max_line_size = {mls}, parallel = false)"
         ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES)
-    # DuckDB checks encoding only in the columns it parses; touching every column (kept or not) makes a
-    # mis-encoded line a reject with a reason instead of bytes passing unseen in a dropped column.
-    every_column = "hash({}) IS NOT NULL".format(", ".join(f"c{i}" for i in range(n)))
+        technical = ingest_flag_select(n)
     try:
         staged_rows = lake_mod.execute(
-            con, f"COPY (SELECT {select} FROM {source} WHERE {every_column}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
+            con, f"COPY (SELECT {select}, {technical} FROM {source}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
             params).fetchone()[0]
     except duckdb.Error as exc:
         return IngestResult(**base, status="rejected_file", profile=profile.name, source_columns=safe_cols,
@@ -125,6 +144,17 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
             " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
             " FROM reject_errors GROUP BY line"
         )
+        header_lines = 1 + sum(c.count("\n") for c in detection.source_columns) if profile.header else 0
+        accounted = header_lines + con.execute(
+            f"SELECT (SELECT coalesce(sum({RECORD_LINES}), 0) FROM read_parquet($dst))"
+            " + (SELECT count(*) FROM unparseable)", {"dst": str(staged)}).fetchone()[0]
+        if accounted < lines:
+            # The reader skipped lines without a reject: blank lines (harmless) or the tail after a
+            # quote that never closed (data). Count them exactly, only when it happens.
+            swallowed = _lines_after_open_quote(path, lines - accounted)
+            if swallowed:
+                con.execute("INSERT INTO unparseable SELECT range, $r FROM range($a, $b)",
+                            {"r": SWALLOWED, "a": lines - swallowed + 1, "b": lines + 1})
         rejected = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
         by_reason = dict(con.execute("SELECT reason, count(*) FROM unparseable GROUP BY reason").fetchall())
         if rejected:
@@ -145,6 +175,30 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         staged_path=str(staged),
         unparseable_path=unparseable_path,
     )
+
+
+def _lines_after_open_quote(path: Path, missing: int) -> int:
+    """Of `missing` lines the reader skipped silently, how many were data (not blank)."""
+    blank = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            blank += not line.strip()
+    return max(missing - blank, 0)
+
+
+def ingest_flag_select(n_columns: int) -> str:
+    """`_ingest_flag` and `_record_lines`, computed over every source column, kept or not.
+
+    Reading every column matters twice: DuckDB checks encoding only in the
+    columns it parses, so a mis-encoded byte in a dropped column is rejected
+    here rather than passing unseen; and a line break inside a field means a
+    quote was left open and swallowed the next line, which a CDR never
+    legitimately does.
+    """
+    whole = "concat_ws(chr(31), {})".format(", ".join(f"c{i}" for i in range(n_columns)))
+    return (f"CASE WHEN contains({whole}, chr(10)) OR contains({whole}, chr(13))"
+            f" THEN '{SPANS_LINES}' END AS {INGEST_FLAG},"
+            f" 1 + length({whole}) - length(replace({whole}, chr(10), '')) AS {RECORD_LINES}")
 
 
 def staging_select(profile: Profile, source_columns: tuple[str, ...], policy: Policy) -> str:

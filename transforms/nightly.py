@@ -31,7 +31,7 @@ from pathlib import Path
 from transforms import audit
 from transforms.billing import load_billing
 from transforms.fieldcheck import check_fields
-from transforms.ingest import IngestResult, file_sha256, ingest_file
+from transforms.ingest import IngestResult, fingerprint, ingest_file
 from transforms.lake import Lake, remove_tree, safe_run_id
 from transforms.policy import Policy
 from transforms.quarantine import quarantine_rows
@@ -49,6 +49,7 @@ class PlannedFile:
     file_name: str          # sanitized, for the audit store
     sha256: str
     bytes: int
+    lines: int | None       # physical lines, for the line accounting of ingest (None: Parquet)
     action: str             # audit | known | duplicate_file | ignored
     reason: str = ""
     duplicate_of: str | None = None
@@ -115,16 +116,6 @@ def code_version() -> str:
     return f"{v}+g{sha}" if sha else v
 
 
-def _physical_lines(path: Path) -> int:
-    """Records in a file we could not parse, counted as lines so conservation still holds."""
-    n, last = 0, b"\n"
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
-    return n + (last != b"\n")
-
-
 def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, run_id: str,
                trigger: str) -> NightPlan:
     """Fingerprint the landing files and open the run in the audit store."""
@@ -147,18 +138,18 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
             st = entry.stat(follow_symlinks=False)
             if entry.name.startswith(".") or not stat.S_ISREG(st.st_mode):
                 what = "hidden or in-flight file" if entry.name.startswith(".") else "not a regular file"
-                files.append(PlannedFile(entry.path, name, "", 0, "ignored", f"{what}; not read"))
+                files.append(PlannedFile(entry.path, name, "", 0, 0, "ignored", f"{what}; not read"))
                 continue
-            sha = file_sha256(Path(entry.path))
+            sha, lines = fingerprint(Path(entry.path))
             if sha in known:
-                files.append(PlannedFile(entry.path, name, sha, st.st_size, "known",
+                files.append(PlannedFile(entry.path, name, sha, st.st_size, lines, "known",
                                          "same bytes already audited in an earlier run"))
             elif sha in first_seen:
-                files.append(PlannedFile(entry.path, name, sha, st.st_size, "duplicate_file",
+                files.append(PlannedFile(entry.path, name, sha, st.st_size, lines, "duplicate_file",
                                          f"byte-identical to {first_seen[sha]}", duplicate_of=sha))
             else:
                 first_seen[sha] = name
-                files.append(PlannedFile(entry.path, name, sha, st.st_size, "audit"))
+                files.append(PlannedFile(entry.path, name, sha, st.st_size, lines, "audit"))
         con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         con.execute(
             "INSERT INTO runs (run_id, night, trigger, started_at, status, policy_id, policy_version,"
@@ -198,13 +189,12 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
     checks: list = []
     billing_partitions = 0
     try:
-        ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256,
+        ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
                              profile_override=profile_override)
         result, findings, checks, billing_partitions = _audit_ingested(ingest, planned, lake, policy, work,
                                                                        run_id=run_id, night=night)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
-        lines = _physical_lines(Path(planned.path))
-        result = FileAudit(planned.file_name, planned.sha256, "failed", lines, 0, lines,
+        result = FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0, planned.lines or 0,
                            reason=f"internal error: {safe_error(exc)}")
         _log_internal_error(lake, run_id, planned, exc)
     audit.write_json_atomic(_fragment_path(lake, run_id, planned), {
@@ -218,7 +208,7 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
 def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, policy: Policy, work: Path,
                     *, run_id: str, night: str) -> tuple[FileAudit, list, list, int]:
     if ingest.status != "staged":
-        lines = ingest.rows_read or (_physical_lines(Path(planned.path)) if ingest.status == "rejected_file" else 0)
+        lines = ingest.rows_read or ((planned.lines or 0) if ingest.status == "rejected_file" else 0)
         status = "empty" if ingest.status == "empty" else "rejected_file"
         return (FileAudit(planned.file_name, planned.sha256, status, lines, 0, lines, ingest.reason,
                           ingest.profile, {ingest.reason: lines} if lines else {}), [], [], 0)
@@ -270,7 +260,7 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
             else:
                 r, partitions = frag["result"], frag["billing_partitions"]
             original_rows[p.sha256] = r["rows_read"]
-            file_rows.append([run_id, plan.night, p.file_name, p.sha256, p.bytes, r["profile"], r["status"],
+            file_rows.append([run_id, plan.night, p.file_name, p.sha256, p.bytes, p.lines, r["profile"], r["status"],
                               r["reason"] or None, r["rows_read"], r["rows_loaded"], r["rows_rejected"], None,
                               partitions, now])
             for f in (frag or {}).get("findings", []):
@@ -295,12 +285,12 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         # Skipped files read nothing tonight; a same-night copy repeats its original's rows, all rejected.
         rows = original_rows.get(p.duplicate_of, 0) if p.action == "duplicate_file" else 0
         status = {"known": "known", "duplicate_file": "duplicate_file", "ignored": "ignored"}[p.action]
-        file_rows.append([run_id, plan.night, p.file_name, p.sha256, p.bytes, None, status, p.reason, rows, 0,
+        file_rows.append([run_id, plan.night, p.file_name, p.sha256, p.bytes, p.lines, None, status, p.reason, rows, 0,
                           rows, p.duplicate_of, 0, now])
         if rows:
             reason_rows.append([run_id, p.sha256, p.file_name, "duplicate_file", rows])
-    totals = {k: sum(r[i] for r in file_rows) for k, i in (("read", 8), ("loaded", 9), ("rejected", 10))}
-    status_of = [r[6] for r in file_rows]
+    totals = {k: sum(r[i] for r in file_rows) for k, i in (("read", 9), ("loaded", 10), ("rejected", 11))}
+    status_of = [r[7] for r in file_rows]
     counts = {
         "files_processed": sum(s in ("loaded", "empty", "rejected_file", "failed") for s in status_of),
         "files_skipped_known": status_of.count("known"),

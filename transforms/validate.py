@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transforms import lake as lake_mod
+from transforms.ingest import INGEST_FLAG, RECORD_LINES
 from transforms.policy import Policy
 
 SUITE = Path(__file__).resolve().parent.parent / "expectations" / "billing_cdr.json"
@@ -121,7 +122,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
     try:
         lake_mod.execute(con, f"""
             CREATE TABLE candidate AS
-            SELECT file_row_number + 1 AS source_row, {typed_select(policy)}
+            SELECT file_row_number + 1 AS source_row, {typed_select(policy)}, {INGEST_FLAG}
             FROM read_parquet($staged, file_row_number = true)""", params)
         rows_in = con.execute("SELECT count(*) FROM candidate").fetchone()[0]
     finally:
@@ -146,6 +147,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                 SELECT c.source_row,
                        list_filter(list_concat(
                            CASE WHEN _unparseable = '' THEN [] ELSE string_split(_unparseable, ',') END,
+                           [{INGEST_FLAG}],
                            [{reasons}],
                            [CASE WHEN r.source_row IS NOT NULL THEN '{DUPLICATE}' END]), lambda x: x IS NOT NULL) AS reasons
                 FROM candidate c LEFT JOIN repeats r USING (source_row))
@@ -169,7 +171,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                 SELECT md5($sha || ':' || s.source_row) AS record_id,
                        $sha AS source_file_sha256, s.source_row, CAST(NULL AS BIGINT) AS source_line,
                        $run_id AS run_id, array_to_string(v.reasons, '; ') AS reason, {canon}
-                FROM (SELECT file_row_number + 1 AS source_row, * EXCLUDE (file_row_number)
+                FROM (SELECT file_row_number + 1 AS source_row, * EXCLUDE (file_row_number, {INGEST_FLAG}, {RECORD_LINES})
                       FROM read_parquet($staged, file_row_number = true)) s
                 JOIN verdict v USING (source_row)
                 ORDER BY s.source_row

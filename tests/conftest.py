@@ -1,0 +1,55 @@
+"""Shared fixtures: a generated night, and the CLI run over it (once per session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NIGHT = "2026-11-22"
+
+# Airflow reads these at import; tests that start Airflow use their own AIRFLOW_HOME.
+os.environ.setdefault("AIRFLOW_HOME", str(REPO / "airflow_home"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+@dataclass(frozen=True)
+class CliRun:
+    lake: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, timeout: int = 600) -> CliRun:
+    proc = subprocess.run([str(BIN / "cdr-audit"), *args], capture_output=True, text=True, timeout=timeout)
+    lake = Path(args[args.index("--lake") + 1]) if "--lake" in args else Path()
+    return CliRun(lake, proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def night(tmp_path_factory):
+    """A generated night with every defect kind: (landing folder, manifest)."""
+    from sample_data.generate import generate_night
+
+    landing = tmp_path_factory.mktemp("landing") / NIGHT
+    manifest = generate_night(landing, rows=3000, seed=11, night=date.fromisoformat(NIGHT))
+    return landing, manifest
+
+
+@pytest.fixture(scope="session")
+def cli_run(night, tmp_path_factory) -> CliRun:
+    """The CLI pipeline run once over the generated night."""
+    landing, _ = night
+    lake = tmp_path_factory.mktemp("lake")
+    run = run_cli("run", "--landing", str(landing), "--lake", str(lake), "--date", NIGHT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
