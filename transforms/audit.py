@@ -177,7 +177,8 @@ def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 def append_log(con: duckdb.DuckDBPyConnection, events: Iterable[LogEvent], at: datetime | None = None) -> int:
     """Chain `events` onto the log; an event whose key is already there is skipped."""
-    at_text = (at or now_utc()).isoformat()
+    # Hash what verify_chain will read back: the time in UTC, the details as stored JSON.
+    at_text = (at or now_utc()).astimezone(timezone.utc).isoformat()
     added = 0
     for e in events:
         if con.execute("SELECT 1 FROM audit_log WHERE event_key = ?", [e.event_key]).fetchone():
@@ -185,6 +186,7 @@ def append_log(con: duckdb.DuckDBPyConnection, events: Iterable[LogEvent], at: d
         last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         details = json.loads(json.dumps(e.details, default=_jsonable, sort_keys=True))
+        e = LogEvent(e.event_key, e.actor, e.action, e.target, details)
         con.execute(
             "INSERT INTO audit_log VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?)",
             [seq, e.event_key, at_text, e.actor, e.action, e.target,

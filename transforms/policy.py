@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Hashable
 
 import yaml
 
@@ -142,11 +142,12 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except OSError as exc:
         raise PolicyError(f"policy file {path}: cannot read ({exc.strerror})") from None
     try:
-        doc = yaml.safe_load(raw_bytes)
+        doc = yaml.load(raw_bytes, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"policy file {path}: not valid YAML{where}") from None
+        problem = f": {exc.problem}" if getattr(exc, "problem", None) else ""
+        raise PolicyError(f"policy file {path}: not valid YAML{where}{problem}") from None
     reader = _Reader(doc, "")
     meta = reader.section("policy")
     ident = (meta.text("id"), meta.text("title"), meta.text("version"), meta.text("source"))
@@ -183,6 +184,22 @@ def load_policy(path: str | Path | None = None) -> Policy:
     for section in (reader, meta, op, na, analytics):
         section.no_extra_keys()
     return policy
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                break   # SafeLoader reports an unhashable key itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_fields(reader: "_Reader") -> tuple[FieldRule, ...]:

@@ -109,6 +109,28 @@ def typed_select(policy: Policy) -> str:
     return ", ".join(casts) + ", concat_ws(',', " + ", ".join(checks) + ") AS _unparseable"
 
 
+# Rules about what a value *is* (its shape or set): a value failing one is not the billing datum the column
+# allows — it may be an e-mail where a number belongs — so quarantine keeps the row, not that value.
+_SHAPE_RULES = ("expect_column_values_to_match_regex", "expect_column_values_to_be_in_set",
+                "expect_column_value_lengths_to_be_between")
+
+
+def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
+    """Canonical text columns of a rejected row, with values that failed a shape rule blanked.
+
+    Ranges (a 90 000 s call) stay readable for review; values that failed a
+    shape rule or a type cast, or hold a line break (a record that swallowed
+    the next line), become NULL. The reason names the rule either way.
+    """
+    exprs, params = [], {}
+    for i, column in enumerate(policy.allowed_columns):
+        names = [r.name for r in rules if r.column == column and r.expectation in _SHAPE_RULES]
+        params[f"m{i}"] = [*names, f"{column}_unparseable"]
+        exprs.append(f"CASE WHEN list_has_any(v.reasons, $m{i}) OR contains(s.{column}, chr(10))"
+                     f" OR contains(s.{column}, chr(13)) THEN NULL ELSE s.{column} END AS {column}")
+    return ", ".join(exprs), params
+
+
 def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_sha256: str, run_id: str,
                     suite_path: Path = SUITE, docs_dir: Path | None = None) -> ValidationResult:
     """Validate one staged file; write its valid and rejected rows under `work_dir`."""
@@ -158,6 +180,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
         rows_rejected = con.execute("SELECT count(*) FROM verdict").fetchone()[0]
         valid_path, rejected_path = work_dir / "valid.parquet", work_dir / "rejected.parquet"
         canon = ", ".join(policy.allowed_columns)
+        masked, mask_params = quarantine_select(policy, rules)
         lake_mod.execute(con, f"""
             COPY (
                 SELECT md5($sha || ':' || source_row) AS record_id,
@@ -170,12 +193,12 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
             COPY (
                 SELECT md5($sha || ':' || s.source_row) AS record_id,
                        $sha AS source_file_sha256, s.source_row, CAST(NULL AS BIGINT) AS source_line,
-                       $run_id AS run_id, array_to_string(v.reasons, '; ') AS reason, {canon}
+                       $run_id AS run_id, array_to_string(v.reasons, '; ') AS reason, {masked}
                 FROM (SELECT file_row_number + 1 AS source_row, * EXCLUDE (file_row_number, {INGEST_FLAG}, {RECORD_LINES})
                       FROM read_parquet($staged, file_row_number = true)) s
                 JOIN verdict v USING (source_row)
                 ORDER BY s.source_row
-            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, "dst": str(rejected_path)})
+            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, **mask_params, "dst": str(rejected_path)})
     finally:
         con.close()
     db.unlink(missing_ok=True)

@@ -1,0 +1,189 @@
+"""The CLI pipeline on a generated night: conservation, no leaks, audit rows, re-runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import BIN, NIGHT, run_cli
+from tests.leakscan import identifier_variants, scan
+
+pytestmark = pytest.mark.slow
+
+ZONES_WITH_ROWS = ("billing", "quarantine")
+
+
+def audit_rows(lake: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def zone_rows(lake: Path, zone: str) -> int:
+    files = list((lake / zone).rglob("*.parquet"))
+    if not files:
+        return 0
+    return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]).fetchone()[0]
+
+
+def zone_content(lake: Path, zone: str) -> str:
+    """A digest of a zone's rows, lineage run_id aside (a re-run may carry another run id)."""
+    files = sorted(str(f) for f in (lake / zone).rglob("*.parquet"))
+    rows = duckdb.execute(
+        "SELECT * EXCLUDE (run_id) FROM read_parquet(?, hive_partitioning = true) ORDER BY record_id",
+        [files]).fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def file_snapshot(lake: Path) -> dict[str, str]:
+    return {str(p.relative_to(lake)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for zone in ZONES_WITH_ROWS for p in sorted((lake / zone).rglob("*")) if p.is_file()}
+
+
+def test_every_row_of_every_file_is_accounted_for(night, cli_run):
+    _, manifest = night
+    files = {name: (status, read, loaded, rejected) for name, status, read, loaded, rejected in audit_rows(
+        cli_run.lake, "SELECT file_name, status, rows_read, rows_loaded, rows_rejected FROM source_files")}
+    assert set(files) == set(manifest.files)
+    for name, fm in manifest.files.items():
+        status, read, loaded, rejected = files[name]
+        assert read == loaded + rejected, name
+        # The generator's record count is the truth: nothing silently dropped, nothing invented.
+        assert read == fm.rows, (name, read, fm.rows)
+    assert files["empty_2026-11-22.csv"][0] == "empty"
+    assert files["header_only_2026-11-22.csv"][:2] == ("empty", 0)
+    assert files["billing_2026-11-22_copy.csv"][0] == "duplicate_file"
+    # What the audit says was loaded / quarantined is what the zones hold.
+    loaded_total, quarantined_in_zone = audit_rows(
+        cli_run.lake, "SELECT sum(rows_loaded), sum(rows_rejected) FILTER (WHERE status = 'loaded') FROM source_files")[0]
+    assert zone_rows(cli_run.lake, "billing") == loaded_total
+    assert zone_rows(cli_run.lake, "quarantine") == quarantined_in_zone
+
+
+def test_injected_defects_are_quarantined_with_their_reason(night, cli_run):
+    _, manifest = night
+
+    def injected(kind: str) -> int:   # a byte-identical copy is rejected whole, not row by row
+        return sum(f.defects.get(kind, 0) for f in manifest.files.values() if "duplicate_file" not in f.defects)
+
+    reasons = dict(audit_rows(cli_run.lake, "SELECT reason, sum(rows) FROM rejection_reasons GROUP BY reason"))
+    assert reasons["duplicate_row"] == injected("duplicate_row")
+    assert reasons["duration_s_range"] == injected("negative_duration")
+    assert reasons["service_type_allowed_value"] == injected("unknown_service_type")
+    assert reasons["imsi_shape"] == injected("bad_imsi")
+    assert reasons["origin_number_shape"] >= injected("email_as_origin")
+    assert reasons["unparseable: unterminated quote (line swallowed by the reader)"] == injected("unterminated_quote")
+    assert reasons["duplicate_file"] == manifest.files["billing_2026-11-22_copy.csv"].rows
+    assert reasons["unparseable: invalid encoding"] >= 1
+    quarantine = sorted(str(f) for f in (cli_run.lake / "quarantine").rglob("*.parquet"))
+    no_reason = duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE coalesce(reason, '') = ''",
+                               [quarantine]).fetchone()[0]
+    assert no_reason == 0
+
+
+def test_no_off_list_value_reaches_any_output(night, cli_run):
+    _, manifest = night
+    off_list = [*manifest.caller_names, *manifest.emails, *manifest.ip_addresses]
+    assert len(off_list) > 50
+    hits = scan([cli_run.lake], off_list, cli_run.stdout + cli_run.stderr)
+    assert hits == {}
+
+
+def test_no_identifier_in_audit_reports_or_console(night, cli_run):
+    _, manifest = night
+    needles = identifier_variants(manifest.msisdns, manifest.imsis, manifest.imeis, manifest.cell_ids)
+    hits = scan([cli_run.lake / "audit", cli_run.lake / "reports"], needles, cli_run.stdout + cli_run.stderr)
+    assert hits == {}
+
+
+def test_off_list_columns_are_reported_by_name_with_clause(cli_run):
+    rows = audit_rows(cli_run.lake, """
+        SELECT source_column, classification, action, clause FROM field_findings
+        WHERE file_name = 'billing_2026-11-22.csv' AND classification <> 'allowed' ORDER BY column_index""")
+    by_name = {r[0]: r[1:] for r in rows}
+    for column in ("caller_name", "email", "ip_address"):
+        assert by_name[column][:2] == ("not_allowed", "dropped")
+        assert by_name[column][2].startswith("§3.2")
+    kept = audit_rows(cli_run.lake, "SELECT count(*) FROM field_findings WHERE file_name = 'billing_2026-11-22.csv'"
+                                    " AND classification = 'allowed' AND action = 'kept'")[0][0]
+    assert kept == 26   # every canonical column of DESIGN §1
+
+
+def test_run_row_validation_counts_and_chain(cli_run):
+    from transforms.policy import load_policy
+
+    policy = load_policy()
+    (status, sha, version, read, loaded, rejected), = audit_rows(
+        cli_run.lake, "SELECT status, policy_sha256, policy_version, rows_read, rows_loaded, rows_rejected FROM runs")
+    assert (status, sha, version) == ("completed", policy.sha256, policy.version)
+    assert read == loaded + rejected
+    # validation_results: one row per (file, expectation), counts only — no column could hold a value.
+    cols = [r[0] for r in audit_rows(cli_run.lake, "SELECT column_name FROM information_schema.columns"
+                                                   " WHERE table_name = 'validation_results'")]
+    assert not any("unexpected_list" in c or "partial" in c or "value" in c for c in cols)
+    per_file = audit_rows(cli_run.lake, "SELECT file_name, count(*) FROM validation_results GROUP BY 1")
+    n_expectations = len(json.loads(Path("expectations/billing_cdr.json").read_text())["expectations"])
+    assert per_file and all(n == n_expectations for _, n in per_file)
+    verify = subprocess.run([str(BIN / "cdr-audit"), "verify", "--lake", str(cli_run.lake)], capture_output=True,
+                            text=True)
+    assert verify.returncode == 0 and "intact" in verify.stdout
+    exports = {p.name for p in (cli_run.lake / "audit" / "parquet").glob("*.parquet")}
+    assert {"runs.parquet", "source_files.parquet", "field_findings.parquet", "validation_results.parquet",
+            "audit_log.parquet"} <= exports
+
+
+def test_rerun_of_the_same_night_changes_no_zone(night, cli_run):
+    landing, manifest = night
+    before = file_snapshot(cli_run.lake)
+    again = run_cli("run", "--landing", str(landing), "--lake", str(cli_run.lake), "--date", NIGHT, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert file_snapshot(cli_run.lake) == before
+    last = audit_rows(cli_run.lake, "SELECT files_processed, files_skipped_known, rows_loaded FROM runs"
+                                    " ORDER BY started_at DESC LIMIT 1")[0]
+    # Only the empty files (never "loaded") are looked at again; nothing is loaded twice.
+    assert last[2] == 0 and last[1] >= len(manifest.files) - 4
+
+
+def test_killed_run_then_rerun_gives_the_same_zones(night, cli_run, tmp_path):
+    landing, _ = night
+    lake = tmp_path / "lake"
+    proc = subprocess.Popen([str(BIN / "cdr-audit"), "run", "--landing", str(landing), "--lake", str(lake),
+                             "--date", NIGHT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:                # kill it in the middle of the night
+        if "[4/" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert zone_rows(lake, "billing") > 0   # it had committed some files
+    rerun = run_cli("run", "--landing", str(landing), "--lake", str(lake), "--date", NIGHT, "--quiet")
+    assert rerun.returncode == 0, rerun.stderr
+    for zone in ZONES_WITH_ROWS:
+        assert zone_content(lake, zone) == zone_content(cli_run.lake, zone), zone
+    loaded = audit_rows(lake, "SELECT sum(rows_loaded) FROM source_files")[0][0]
+    assert loaded == zone_rows(lake, "billing")
+
+
+def test_cli_help_and_exit_codes(tmp_path, night):
+    landing, _ = night
+    help_text = subprocess.run([str(BIN / "cdr-audit"), "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0
+    for command in ("run", "verify", "summary", "policy", "profiles"):
+        assert command in help_text.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path("policy/a1_slovenia.yaml").read_text().replace("k_anonymity: 10", "k_anonymity: ten"))
+    r = run_cli("run", "--landing", str(landing), "--lake", str(tmp_path / "l"), "--date", NIGHT,
+                "--policy", str(bad))
+    assert r.returncode == 1 and "analytics.k_anonymity" in r.stderr
+    r = run_cli("run", "--landing", str(tmp_path / "nowhere"), "--lake", str(tmp_path / "l"), "--date", NIGHT)
+    assert r.returncode == 1 and "landing folder" in r.stderr
+    r = run_cli("run", "--landing", str(landing), "--lake", str(tmp_path / "l"), "--date", "22.11.2026")
+    assert r.returncode == 2

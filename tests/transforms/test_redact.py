@@ -1,0 +1,87 @@
+"""transforms/redact.py: names and errors we record never carry a value."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from transforms.redact import MAX_NAME, safe_error, safe_name
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("origin_number", "origin_number"),                  # a plain column name passes unchanged
+    ("servedMSISDN", "servedMSISDN"),
+    ("billing_2026-11-22.csv", "billing_2026-11-22.csv"),   # date digits: runs of 4, 2, 2 (< 9)
+    ("12345678", "12345678"),                            # 8 digits: below the 9-digit threshold
+    ("123456789", "<masked>"),                           # 9 digits: could be a national number
+    ("040123456.csv", "<masked>.csv"),                   # a Slovenian mobile number as a file name
+    ("caller 38640123456", "caller <masked>"),
+    ("imsi_293400000000001", "imsi_<masked>"),           # '_' is not a digit: the 15-digit run is masked
+    ("ana.novak@example.com", "<masked>"),
+    ("contact: ana@a1.si here", "contact: <masked> here"),
+    ("peer 10.20.30.40 port", "peer <masked> port"),
+    ("naïve čšž", "naïve čšž"),                          # Latin-1/Latin Extended-A letters are printable
+])
+def test_safe_name_masks_values(text, expected):
+    assert safe_name(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a\x00b", "a?b"),          # NUL
+    ("a\nb\rc\td", "a?b?c?d"),  # line breaks and tab: would split a log line
+    ("x\u202ey", "x?y"),        # right-to-left override: reorders what a reader sees
+    ("\x1b[31mred", "?[31mred"),  # ANSI escape
+    ("emoji😀", "emoji?"),
+])
+def test_safe_name_replaces_unprintables(text, expected):
+    assert safe_name(text) == expected
+
+
+def test_unprintable_replacement_happens_before_masking():
+    # NUL between digit groups turns into '?', so "0401" + "23456" are two short runs, not one.
+    assert safe_name("0401\x0023456") == "0401?23456"
+    # ... while an e-mail split by a control character is still masked (both halves touch '@').
+    assert safe_name("a\x01b@example.com") == "<masked>"
+
+
+def test_safe_name_truncates_to_the_limit():
+    out = safe_name("c" * 100)
+    assert len(out) == MAX_NAME == 64
+    assert out == "c" * 63 + "…"
+    assert safe_name("d" * 130, 120) == "d" * 119 + "…"
+    assert safe_name("e" * 64) == "e" * 64      # exactly at the limit: unchanged
+
+
+def test_masking_happens_before_truncation():
+    # The number sits past the cut: masked first, so no digit of it survives the shortening.
+    text = "x" * 60 + "38640123456"
+    out = safe_name(text)
+    assert "386" not in out
+    assert out == "x" * 60 + "<ma…"
+
+
+def test_hostile_sql_text_is_kept_printable_not_interpreted():
+    assert safe_name("name\"; DROP TABLE runs; --") == "name\"; DROP TABLE runs; --"
+
+
+def test_safe_error_keeps_type_and_line_only():
+    exc = duckdb.InvalidInputException(
+        "CSV Error on Line: 17\nOriginal Line: \"+38640123456\",\"ana@example.com\"\nExpected 18 columns")
+    assert safe_error(exc) == "InvalidInputException at line 17"
+
+
+def test_safe_error_without_a_line():
+    assert safe_error(ValueError("bad value 38640123456 in column")) == "ValueError"
+
+
+def test_safe_error_line_forms():
+    assert safe_error(RuntimeError("error on line 5: '040123456'")) == "RuntimeError at line 5"
+    assert safe_error(RuntimeError("CSV ERROR ON LINE: 9 x")) == "RuntimeError at line 9"
+
+
+def test_safe_error_of_a_real_duckdb_read():
+    with pytest.raises(duckdb.Error) as err:
+        duckdb.connect().execute("SELECT * FROM read_csv('/nonexistent/040123456.csv')")
+    out = safe_error(err.value)
+    assert out == "IOException"
+    assert "040123456" not in out
