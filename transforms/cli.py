@@ -144,15 +144,22 @@ def cmd_verify(args) -> int:
     return EXIT_FAILED
 
 
+# The night's files: each file's latest real outcome (a re-run records files it skips as 'known').
+_NIGHT_FILES = """
+    WITH night_files AS (
+        SELECT * FROM source_files WHERE night = ? AND status <> 'known'
+        QUALIFY row_number() OVER (PARTITION BY sha256, file_name ORDER BY processed_at DESC) = 1)
+"""
 SUMMARY_SQL = {
     "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_rejected, policy_version,"
-           " left(policy_sha256, 12) FROM runs ORDER BY started_at DESC LIMIT 1",
-    "files": "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded, rows_rejected,"
-             " coalesce(reason, '') FROM source_files WHERE run_id = ? ORDER BY file_name",
-    "reasons": "SELECT reason, sum(rows) AS n FROM rejection_reasons WHERE run_id = ?"
-               " GROUP BY reason ORDER BY n DESC, reason LIMIT 8",
-    "off_list": "SELECT source_column, classification, count(*) FROM field_findings"
-                " WHERE run_id = ? AND classification <> 'allowed' GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
+           " left(policy_sha256, 12), files_skipped_known FROM runs ORDER BY started_at DESC LIMIT 1",
+    "files": _NIGHT_FILES + "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded,"
+             " rows_rejected, coalesce(reason, '') FROM night_files ORDER BY file_name",
+    "reasons": _NIGHT_FILES + "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN night_files"
+               " USING (run_id, sha256, file_name) GROUP BY r.reason ORDER BY n DESC, r.reason LIMIT 8",
+    "off_list": _NIGHT_FILES + "SELECT f.source_column, f.classification, count(*) FROM field_findings f"
+                " JOIN night_files USING (run_id, sha256, file_name) WHERE f.classification <> 'allowed'"
+                " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
 }
 
 
@@ -169,13 +176,16 @@ def cmd_summary(args) -> int:
         if run is None:
             print("the audit store holds no run yet")
             return EXIT_OK
-        files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[0]]).fetchall()
+        files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[1]]).fetchall()
                                     for k in ("files", "reasons", "off_list"))
         chain = audit.verify_chain(con)
     finally:
         con.close()
     print(f"last run {run[0]} (night {run[1]}): {run[2]}; policy v{run[6]} sha256 {run[7]}…")
-    print(f"rows: {run[3]:,} read = {run[4]:,} loaded + {run[5]:,} quarantined\n")
+    print(f"  this run: {run[3]:,} rows read = {run[4]:,} loaded + {run[5]:,} quarantined"
+          f"{f'; {run[8]} file(s) already audited earlier, not loaded again' if run[8] else ''}")
+    totals = [sum(f[i] for f in files) for i in (3, 4, 5)]
+    print(f"  night {run[1]}: {totals[0]:,} rows read = {totals[1]:,} loaded + {totals[2]:,} quarantined\n")
     print(f"{'file':<36} {'status':<15} {'profile':<20} {'read':>8} {'loaded':>8} {'quarant.':>8}  reason")
     for name, status, prof, read, loaded, rejected, reason in files:
         print(f"{name[:36]:<36} {status:<15} {prof:<20} {read:>8,} {loaded:>8,} {rejected:>8,}  {reason[:60]}")

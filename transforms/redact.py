@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 
 _LOOKS_LIKE_DATA = re.compile(
-    r"\d{9,}"                          # MSISDN, IMSI, IMEI
-    r"|[^\s@]+@[^\s@]+"                # e-mail
+    # e-mail; first, so a digit local part cannot leave the domain behind. Starting only where a
+    # run of non-space characters starts keeps this linear on a long hostile column name.
+    r"(?<![^\s@])[^\s@]+@[^\s@]+"
+    r"|\d{9,}"                         # MSISDN, IMSI, IMEI
     r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"    # IPv4
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\u024f]")

@@ -60,7 +60,8 @@ def read_parquet(path: str | Path, sql: str = "SELECT * FROM t", hive: bool = Fa
 def parquet_columns(path: str | Path) -> list[str]:
     con = duckdb.connect()
     try:
-        return [d[0] for d in con.execute(f"SELECT * FROM read_parquet('{path}') LIMIT 0").description]
+        return [d[0] for d in con.execute(
+            f"SELECT * FROM read_parquet('{path}', hive_partitioning = false) LIMIT 0").description]
     finally:
         con.close()
 

@@ -85,3 +85,20 @@ def test_safe_error_of_a_real_duckdb_read():
     out = safe_error(err.value)
     assert out == "IOException"
     assert "040123456" not in out
+
+
+def test_email_with_a_digit_local_part_is_masked_whole():
+    # The number is the local part: the whole address goes, not just the digits (domain kept otherwise).
+    assert safe_name("040123456@a1.si") == "<masked>"
+    assert safe_name("col 38640123456@sms.a1.si end") == "col <masked> end"
+
+
+def test_long_hostile_name_is_handled_in_linear_time():
+    # A header name can be as long as the head read for detection (64 KiB). A regex that
+    # backtracks quadratically took ~12 s on this; linear takes milliseconds.
+    import time
+
+    start = time.perf_counter()
+    out = safe_name("a" * 65536)
+    assert time.perf_counter() - start < 2.0
+    assert out == "a" * 63 + "…"
