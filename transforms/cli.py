@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -107,7 +108,8 @@ def cmd_run(args) -> int:
     for i, planned in enumerate(todo, 1):
         override = next((prof for pat, prof in args.profile if fnmatch.fnmatch(Path(planned.path).name, pat)), None)
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
-        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, profile_override=override)
+        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, profile_override=override,
+                       on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
             f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
     summary = close_night(lake, policy, run_id=run_id)
@@ -248,5 +250,19 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED
 
 
+def entry_point() -> None:
+    """Console script: exit without interpreter teardown once the work is flushed.
+
+    Importing great_expectations together with duckdb_engine leaves DuckDB's
+    binding to print dozens of "leaked instance" lines at teardown; they are
+    harmless but make a clean run look broken. All files and connections are
+    closed by the time main() returns.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -56,14 +56,19 @@ def check_fields(ingest: IngestResult, policy: Policy) -> FieldCheckResult:
             if len(sources) == 1 and template == "{%s}" % sources[0]:
                 as_is.add(sources[0])
     findings = []
+    bound: set[str] = set()
     for i, name in enumerate(ingest.source_columns):
         key = name.strip()
-        targets = [c for c in feeds.get(key, []) if policy.is_allowed(c)]
+        # Staging binds the first column of a name (ingest.staging_select): a repeat feeds nothing,
+        # is dropped, and is reported as a column the profile does not know.
+        repeat = key in bound and key in feeds
+        bound.add(key)
+        targets = [] if repeat else [c for c in feeds.get(key, []) if policy.is_allowed(c)]
         if targets:
             clause = "; ".join(dict.fromkeys(policy.field(c).clause for c in targets))
             action = "kept" if key in as_is and len(targets) == 1 else "derived"
             findings.append(FieldFinding(i, name, "allowed", action, ",".join(targets), clause))
-        elif profile is not None and (key in profile.known_not_allowed or key in feeds):
+        elif profile is not None and not repeat and (key in profile.known_not_allowed or key in feeds):
             findings.append(FieldFinding(i, name, "not_allowed", policy.not_allowed_action, "",
                                          policy.not_allowed_clause))
         else:

@@ -107,7 +107,7 @@ def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | Non
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir: Path,
            detection: Detection, base: dict, safe_cols: tuple[str, ...], is_parquet: bool,
-           lines: int) -> IngestResult:
+           lines: int | None) -> IngestResult:
     profile = detection.profile
     assert profile is not None
     staged = work_dir / "staged.parquet"
@@ -144,6 +144,8 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
             " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
             " FROM reject_errors GROUP BY line"
         )
+        if lines is None:   # the caller gave the sha256 but not the line count
+            lines = fingerprint(path)[1]
         header_lines = 1 + sum(c.count("\n") for c in detection.source_columns) if profile.header else 0
         accounted = header_lines + con.execute(
             f"SELECT (SELECT coalesce(sum({RECORD_LINES}), 0) FROM read_parquet($dst))"

@@ -57,13 +57,14 @@ def safe_run_id(run_id: str) -> str:
 
 def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the project's resource limits (2 cores, flat memory)."""
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)   # before connecting: `database` may live beside it
     con = duckdb.connect(database)
     con.execute(f"SET threads = {DUCKDB_THREADS}")
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     if temp_dir is not None:
-        temp_dir.mkdir(parents=True, exist_ok=True)
         con.execute("SET temp_directory = $d", {"d": str(temp_dir)})
     return con
 

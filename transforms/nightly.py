@@ -23,10 +23,12 @@ import logging
 import os
 import stat
 import subprocess
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from transforms import audit
 from transforms.billing import load_billing
@@ -181,8 +183,12 @@ def _fragment_path(lake: Lake, run_id: str, planned: PlannedFile) -> Path:
 
 
 def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str, night: str,
-               profile_override: str | None = None) -> FileAudit:
-    """Run one landing file through every per-file step and leave its audit fragment."""
+               profile_override: str | None = None, on_step: Callable[[str], None] | None = None) -> FileAudit:
+    """Run one landing file through every per-file step and leave its audit fragment.
+
+    `on_step` hears a short line after each step (counts and seconds), for progress displays.
+    """
+    step = _StepClock(on_step)
     work = lake.work_dir(run_id) / planned.sha256[:16]
     remove_tree(work)
     findings: list = []
@@ -191,8 +197,9 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
     try:
         ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
                              profile_override=profile_override)
+        step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
         result, findings, checks, billing_partitions = _audit_ingested(ingest, planned, lake, policy, work,
-                                                                       run_id=run_id, night=night)
+                                                                       run_id=run_id, night=night, step=step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
         result = FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0, planned.lines or 0,
                            reason=f"internal error: {safe_error(exc)}")
@@ -206,7 +213,7 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
 
 
 def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, policy: Policy, work: Path,
-                    *, run_id: str, night: str) -> tuple[FileAudit, list, list, int]:
+                    *, run_id: str, night: str, step: "_StepClock") -> tuple[FileAudit, list, list, int]:
     if ingest.status != "staged":
         lines = ingest.rows_read or ((planned.lines or 0) if ingest.status == "rejected_file" else 0)
         status = "empty" if ingest.status == "empty" else "rejected_file"
@@ -217,9 +224,11 @@ def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, poli
 
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=planned.sha256, run_id=run_id,
                                  docs_dir=lake.zone("reports") / "gx_data_docs")
+    step(f"validated: {validation.rows_valid:,} valid, {validation.rows_rejected:,} failing a rule")
     billing = load_billing(validation.valid_path, lake, work, source_sha256=planned.sha256)
     quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,
                     source_sha256=planned.sha256, run_id=run_id, night=night)
+    step(f"committed {billing.rows_written:,} rows to billing in {len(billing.rows_by_partition)} partition(s)")
     by_reason = {**ingest.unparseable_by_reason}
     for reason, n in validation.rejected_by_reason.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
@@ -229,6 +238,19 @@ def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, poli
     if result.rows_read != result.rows_loaded + result.rows_rejected:
         raise AssertionError("row conservation broken")  # never expected; recorded as a failed file
     return result, list(fields.findings), list(validation.checks), len(billing.rows_by_partition)
+
+
+class _StepClock:
+    """Reports each step of a file with the seconds it took."""
+
+    def __init__(self, listener: Callable[[str], None] | None):
+        self.listener, self.last = listener, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if self.listener:
+            self.listener(f"{message} ({now - self.last:.1f} s)")
+        self.last = now
 
 
 def _log_internal_error(lake: Lake, run_id: str, planned: PlannedFile, exc: BaseException) -> None:
