@@ -32,6 +32,8 @@ PARAMS = {
                      "Empty: $CDR_AUDIT_LANDING or the bundled sample night."),
     "lake": Param("", type="string", description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
     "policy": Param("", type="string", description="Policy YAML. Empty: policy/a1_slovenia.yaml."),
+    "profiles": Param({}, type="object", description="Force a source format for files matching a glob, "
+                      'e.g. {"pbx_*.csv": "asterisk_master_21"}. Empty: detect from header and shape.'),
     "night": Param("", type=["string"], pattern=r"^(\d{4}-\d{2}-\d{2})?$",
                    description="Night to audit, YYYY-MM-DD. Empty: the run's logical date."),
 }

@@ -167,6 +167,8 @@ def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open audit.duckdb (creating the schema when writable)."""
     path = lake.audit_db
     if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"no audit store at {path}; run `cdr-audit run` first")
         return duckdb.connect(str(path), read_only=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))

@@ -9,7 +9,6 @@ least one file failed with an internal error (see `source_files`).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import sys
 import time
@@ -93,7 +92,7 @@ def _progress(quiet: bool):
 
 def cmd_run(args) -> int:
     from transforms.lake import Lake
-    from transforms.nightly import audit_file, close_night, plan_night
+    from transforms.nightly import audit_file, close_night, plan_night, profile_for
     from transforms.policy import load_policy
 
     say = _progress(args.quiet)
@@ -106,7 +105,7 @@ def cmd_run(args) -> int:
     say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
     for i, planned in enumerate(todo, 1):
-        override = next((prof for pat, prof in args.profile if fnmatch.fnmatch(Path(planned.path).name, pat)), None)
+        override = profile_for(planned, dict(args.profile))
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
         r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, profile_override=override,
                        on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
@@ -131,10 +130,7 @@ def cmd_verify(args) -> int:
     from transforms import audit
     from transforms.lake import Lake
 
-    lake = Lake.at(args.lake)
-    if not lake.audit_db.exists():
-        raise FileNotFoundError(f"no audit store at {lake.audit_db}")
-    con = audit.connect(lake, read_only=True)
+    con = audit.connect(Lake.at(args.lake), read_only=True)
     try:
         check = audit.verify_chain(con)
     finally:
@@ -170,8 +166,6 @@ def cmd_summary(args) -> int:
     from transforms.lake import Lake
 
     lake = Lake.at(args.lake)
-    if not lake.audit_db.exists():
-        raise FileNotFoundError(f"no audit store at {lake.audit_db}; run `cdr-audit run` first")
     con = audit.connect(lake, read_only=True)
     try:
         run = con.execute(SUMMARY_SQL["run"]).fetchone()

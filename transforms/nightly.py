@@ -18,6 +18,7 @@ The CLI calls these three in sequence; the DAG wires them as tasks.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
@@ -175,6 +176,12 @@ def load_plan(lake: Lake, run_id: str) -> NightPlan:
     doc = json.loads((lake.fragments_dir(run_id) / "plan.json").read_text())
     return NightPlan(doc["run_id"], doc["night"], doc["policy_sha256"],
                      tuple(PlannedFile(**f) for f in doc["files"]))
+
+
+def profile_for(planned: PlannedFile, overrides: dict[str, str]) -> str | None:
+    """The profile forced for a file by the first matching glob of `overrides` (pattern -> profile)."""
+    name = Path(planned.path).name
+    return next((prof for pattern, prof in overrides.items() if fnmatch.fnmatch(name, pattern)), None)
 
 
 def _fragment_path(lake: Lake, run_id: str, planned: PlannedFile) -> Path:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Time expressions: {v} is the source column, ? binds the operator time zone.
 UTC_TEXT = "strftime(timezone('UTC', {ts}), '%Y-%m-%d %H:%M:%S')"
@@ -77,13 +77,8 @@ CANONICAL = Profile(
     known_not_allowed=COMMON_NOT_ALLOWED,
 )
 
-CANONICAL_PARQUET = Profile(
-    name="canonical_parquet",
-    header=True,
-    columns=CANONICAL_COLUMNS,
-    mapping=_identity(CANONICAL_COLUMNS),
-    known_not_allowed=COMMON_NOT_ALLOWED,
-)
+# The same columns delivered as Parquet: only the reader differs.
+CANONICAL_PARQUET = replace(CANONICAL, name="canonical_parquet")
 
 _ASTERISK_18 = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",

@@ -7,13 +7,16 @@ dict (paths and counts, never data).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 from transforms.lake import Lake
-from transforms.nightly import REPO_ROOT, PlannedFile, audit_file, close_night, plan_night
+from transforms.nightly import REPO_ROOT, PlannedFile, audit_file, close_night, plan_night, profile_for
 from transforms.policy import Policy, load_policy
+
+log = logging.getLogger("cdr_audit")
 
 DEFAULT_LANDING = os.environ.get("CDR_AUDIT_LANDING", str(REPO_ROOT / "sample_data" / "night"))
 DEFAULT_LAKE = os.environ.get("CDR_AUDIT_LAKE", str(REPO_ROOT / "lake"))
@@ -42,7 +45,10 @@ def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
 def audit_one(planned: dict, params: dict, logical_date: str, run_id: str) -> dict:
     """Audit one landing file; return its counts."""
     night, _, lake, policy = resolve(params, logical_date)
-    return asdict(audit_file(PlannedFile(**planned), lake, policy, run_id=run_id, night=night))
+    planned_file = PlannedFile(**planned)
+    override = profile_for(planned_file, params.get("profiles") or {})
+    return asdict(audit_file(planned_file, lake, policy, run_id=run_id, night=night, profile_override=override,
+                             on_step=log.info))
 
 
 def close(params: dict, logical_date: str, run_id: str) -> dict:

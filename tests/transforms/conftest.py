@@ -10,11 +10,6 @@ import pytest
 from transforms.lake import Lake
 from transforms.policy import Policy, load_policy
 
-REPO = Path(__file__).resolve().parents[2]
-NIGHT = "2026-11-22"
-SHA_A = "a" * 64
-SHA_B = "b" * 64
-
 
 @pytest.fixture(scope="session")
 def policy() -> Policy:

@@ -94,7 +94,8 @@ def test_freeswitch_15():
 
 
 def test_spreadsheet_resaved_freeswitch_unquoted_slash_dates():
-    row = b"Ana,040123456,100,default,2026/11/22 10:00,2026/11/22 10:00,2026/11/22 10:01,65,60,NORMAL_CLEARING,u,b,,PCMA,PCMA\n"
+    row = (b"Ana,040123456,100,default,2026/11/22 10:00,2026/11/22 10:00,2026/11/22 10:01,65,60,"
+           b"NORMAL_CLEARING,u,b,,PCMA,PCMA\n")
     assert detect(row).profile.name == "freeswitch_cdr_csv"
 
 

@@ -1,0 +1,291 @@
+"""transforms/ingest.py: landing file → staged canonical text, unparseable records counted by line."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from transforms.ingest import MAX_LINE_BYTES, STAGING_TECHNICAL, file_sha256, ingest_file
+
+SECRET = "+38640777777"     # planted in records that must be rejected: may never appear in any output
+
+
+def asterisk(src="040123456", dst="100", start="2026-11-22 10:00:00", billsec="60", dcontext="internal",
+             userfield='""', clid='"""Ana Novak"" <040123456>"') -> bytes:
+    """One Asterisk Master.csv record (18 columns), quoted as the shared sample is."""
+    return (f'"acc","{src}","{dst}","{dcontext}",{clid},"SIP/a-0001","SIP/b-0002","Dial","SIP/b,30",'
+            f'"{start}","{start}","{start}",{int(billsec) + 5 if billsec.isdigit() else 0},{billsec},'
+            f'"ANSWERED","DOCUMENTATION","1700000000.1",{userfield}\n').encode()
+
+
+def freeswitch(number="040123456", start="2026-11-22 10:00:00", context="default", quoted=True) -> bytes:
+    """One FreeSWITCH mod_cdr_csv record (15 columns)."""
+    vals = ["Ana Novak", number, "0038641765432", context, start, start, start, "65", "60", "NORMAL_CLEARING",
+            "a1b2", "c3d4", "", "PCMA", "PCMA"]
+    if quoted:
+        return (",".join(f'"{v}"' for v in vals) + "\n").encode()
+    return (",".join(vals) + "\n").encode()
+
+
+def run(tmp_path, policy, name, data: bytes, **kw):
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = ingest_file(path, policy, tmp_path / f"work_{name}", **kw)
+    assert result.rows_read == result.rows_staged + result.rows_unparseable
+    return result
+
+
+def staged(result, pq_read, columns="origin_number, destination_number, direction, start_time, duration_s"):
+    return pq_read(result.staged_path, f"SELECT {columns} FROM t")
+
+
+def unparseable(result, pq_read):
+    if result.unparseable_path is None:
+        return []
+    return pq_read(result.unparseable_path, "SELECT source_line, reason FROM t ORDER BY source_line")
+
+
+# ---------------------------------------------------------------- identifiers and times
+
+def test_identifiers_stay_strings(tmp_path, policy, pq_read):
+    data = (b"origin_number,destination_number,direction,start_time,duration_s,imsi,imei\n"
+            b"040123456,0038641765432,outgoing,2026-11-22T09:00:00Z,007,293400000000001,0350000000000012\n"
+            b"+38640123456,00123,incoming,2026-11-22T09:00:00Z,60,029340000000001,350000000000001\n")
+    r = run(tmp_path, policy, "billing.csv", data)
+    assert (r.status, r.profile, r.rows_staged) == ("staged", "canonical_csv", 2)
+    # Leading zeros, '+' and '00' survive: nothing is typed as a number at ingest.
+    assert staged(r, pq_read, "origin_number, destination_number, duration_s, imsi, imei") == [
+        ("040123456", "0038641765432", "007", "293400000000001", "0350000000000012"),
+        ("+38640123456", "00123", "60", "029340000000001", "350000000000001"),
+    ]
+
+
+@pytest.mark.parametrize("local, utc", [
+    ("2026-11-22 10:00:00", "2026-11-22 09:00:00"),   # winter: CET = UTC+1
+    ("2026-07-01 10:00:00", "2026-07-01 08:00:00"),   # summer: CEST = UTC+2
+    ("2026-01-01 00:30:00", "2025-12-31 23:30:00"),   # crosses midnight and the year
+])
+def test_asterisk_local_time_stored_as_utc(tmp_path, policy, pq_read, local, utc):
+    r = run(tmp_path, policy, "Master.csv", asterisk(start=local))
+    assert r.profile == "asterisk_master_18"
+    assert staged(r, pq_read, "start_time") == [(utc,)]
+
+
+def test_asterisk_values_and_direction(tmp_path, policy, pq_read):
+    data = asterisk(src="040123456", dst="+38641765432", billsec="59", dcontext="from-pstn") + \
+        asterisk(src="0038640123456", dst="100", billsec="0", dcontext="internal")
+    r = run(tmp_path, policy, "Master.csv", data)
+    # from-pstn is an inbound context: incoming; anything else: outgoing. billsec feeds duration_s.
+    assert staged(r, pq_read, "origin_number, destination_number, direction, duration_s, service_type") == [
+        ("040123456", "+38641765432", "incoming", "59", "call"),
+        ("0038640123456", "100", "outgoing", "0", "call"),
+    ]
+
+
+def test_freeswitch_local_time_quoted_and_resaved(tmp_path, policy, pq_read):
+    data = (freeswitch("040123456", "2026-07-01 10:00:00", context="public")
+            + freeswitch("+38640123456", "2026/11/22 10:00", quoted=False))   # spreadsheet-resaved
+    r = run(tmp_path, policy, "freeswitch.csv", data)
+    assert r.profile == "freeswitch_cdr_csv"
+    assert staged(r, pq_read, "origin_number, direction, start_time, duration_s") == [
+        ("040123456", "incoming", "2026-07-01 08:00:00", "60"),
+        ("+38640123456", "outgoing", "2026-11-22 09:00:00", "60"),
+    ]
+
+
+def test_iso_times_with_offsets_are_normalised(tmp_path, policy, pq_read):
+    data = (b"origin_number,destination_number,start_time\n"
+            b"+38640123456,100,2026-11-22T10:00:00+01:00\n"     # -> 09:00 UTC
+            b"+38640123456,100,2026-07-01 10:00:00+02:00\n"     # -> 08:00 UTC
+            b"+38640123456,100,2026-11-22T09:00:00Z\n"          # already UTC
+            b"+38640123456,100,2026-11-22T23:30:00-05:00\n"     # -> next day 04:30 UTC
+            b"+38640123456,100,not a time\n")                   # kept as text: validate rejects it
+    r = run(tmp_path, policy, "billing.csv", data)
+    assert staged(r, pq_read, "start_time") == [
+        ("2026-11-22 09:00:00",), ("2026-07-01 08:00:00",), ("2026-11-22 09:00:00",), ("2026-11-23 04:30:00",),
+        ("not a time",)]
+
+
+def test_mediation_mapping(tmp_path, policy, pq_read):
+    data = (b"recordType,servedMSISDN,servedIMSI,calledNumber,recordOpeningTime,callDuration,"
+            b"servingNodePLMNIdentifier,dataVolumeUplink,dataVolumeDownlink,chargingID,servedPDPAddress\n"
+            b"MTC,38640123456,293400000000001,38641765432,2026-11-22T10:00:00+01:00,60,29340,,,c1,10.0.0.1\n"
+            b"PGW,38640123456,293400000000001,,2026-11-22T10:00:00+01:00,0,26201,1000,2500,c2,10.0.0.2\n"
+            b"CFW,38640123456,293400000000001,38641000000,2026-11-22T10:00:00+01:00,5,,,,c3,10.0.0.3\n")
+    r = run(tmp_path, policy, "mediation.csv", data)
+    assert r.profile == "mediation_3gpp_csv"
+    # MTC: incoming call at home (29340 is the home PLMN); PGW: outgoing data roaming in 26201 with
+    # 1000 + 2500 = 3500 bytes; CFW: forwarded call, no serving PLMN so no service area.
+    assert staged(r, pq_read, "direction, service_type, service_area, origin_network, data_volume_bytes") == [
+        ("incoming", "call", "home", "29340", None),
+        ("outgoing", "data", "roaming", "26201", "3500"),
+        ("forwarded", "call", None, None, None),
+    ]
+
+
+# ---------------------------------------------------------------- what is staged
+
+def test_staged_parquet_holds_only_allowed_columns(tmp_path, policy, pq_columns):
+    data = (b"origin_number,caller_name,email,ip_address,userfield,destination_number,start_time\n"
+            b"+38640123456,Ana Novak,ana@example.com,10.1.2.3,vip customer,100,2026-11-22T09:00:00Z\n")
+    r = run(tmp_path, policy, "billing.csv", data)
+    cols = pq_columns(r.staged_path)
+    # Every canonical column in policy order (NULL when the file lacks it), then ingest's own
+    # technical columns for validate (no source values: a flag and a line count).
+    assert cols == [*policy.allowed_columns, *STAGING_TECHNICAL]
+    assert all(c.startswith("_") for c in STAGING_TECHNICAL)
+    raw = (tmp_path / "work_billing.csv" / "staged.parquet").read_bytes()
+    for off_list in (b"Ana Novak", b"ana@example.com", b"10.1.2.3", b"vip customer"):
+        assert off_list not in raw
+
+
+def test_parquet_input(tmp_path, policy, pq_read, pq_write):
+    src = pq_write(tmp_path / "billing.parquet", """
+        SELECT '040123456' AS origin_number, '+38641765432' AS destination_number, 'outgoing' AS direction,
+               TIMESTAMPTZ '2026-07-01 10:00:00+02:00' AS start_time, 60 AS duration_s,
+               'Ana Novak' AS caller_name""")
+    r = ingest_file(src, policy, tmp_path / "work")
+    assert (r.status, r.profile, r.rows_read, r.rows_staged, r.rows_unparseable) == (
+        "staged", "canonical_parquet", 1, 1, 0)
+    assert r.source_columns == ("origin_number", "destination_number", "direction", "start_time", "duration_s",
+                                "caller_name")
+    assert staged(r, pq_read) == [("040123456", "+38641765432", "outgoing", "2026-07-01 08:00:00", "60")]
+    assert r.unparseable_path is None
+
+
+def test_parquet_input_that_matches_no_profile(tmp_path, policy, pq_write):
+    src = pq_write(tmp_path / "other.parquet", "SELECT 1 AS a, 2 AS b")
+    r = ingest_file(src, policy, tmp_path / "work")
+    assert (r.status, r.reason, r.source_columns) == ("rejected_file", "parquet columns match no profile", ("a", "b"))
+
+
+def test_hostile_header_names(tmp_path, policy, pq_read):
+    data = (b'origin_number,"x"");DROP TABLE staged;--",destination_number,"a;b\'c",start_time,'
+            b'"040123456@evil.si","tab\tnul\x01",direction\n'
+            b"+38640123456,v1,+38641765432,v2,2026-11-22T10:00:00Z,v3,v4,outgoing\n")
+    r = run(tmp_path, policy, "hostile.csv", data)
+    assert (r.status, r.rows_staged) == ("staged", 1)
+    # Names are bound by position, never spliced into SQL; recorded names are printable and masked.
+    assert r.source_columns == ("origin_number", 'x");DROP TABLE staged;--', "destination_number", "a;b'c",
+                                "start_time", "<masked>", "tab?nul?", "direction")
+    assert staged(r, pq_read, "origin_number, destination_number, direction, start_time") == [
+        ("+38640123456", "+38641765432", "outgoing", "2026-11-22 10:00:00")]
+
+
+def test_file_name_is_sanitized(tmp_path, policy):
+    r = run(tmp_path, policy, "cdr_040123456_export.csv", b"origin_number,destination_number,start_time\n1,2,3\n")
+    assert r.file_name == "cdr_<masked>_export.csv"
+
+
+def test_sha256_and_size(tmp_path, policy):
+    data = b"origin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
+    r = run(tmp_path, policy, "billing.csv", data)
+    assert r.sha256 == hashlib.sha256(data).hexdigest() == file_sha256(tmp_path / "billing.csv")
+    assert r.bytes == len(data)
+
+
+def test_sha256_given_by_the_caller(tmp_path, policy):
+    data = b"origin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
+    r = run(tmp_path, policy, "billing.csv", data, sha256="f" * 64)
+    assert (r.sha256, r.status, r.rows_read, r.rows_staged) == ("f" * 64, "staged", 1, 1)
+
+
+# ---------------------------------------------------------------- records that cannot be parsed
+
+def test_unparseable_records_by_line(tmp_path, policy, pq_read):
+    data = (asterisk(src="040000001")                                             # 1 ok
+            + asterisk(src=SECRET).rstrip(b"\n") + b',"extra"\n'                  # 2 19 fields
+            + asterisk(src="040000003")                                           # 3 ok
+            + asterisk(src=SECRET, userfield='"' + "x" * (MAX_LINE_BYTES + 10) + '"')  # 4 > MAX_LINE_BYTES
+            + asterisk(src="040000005")                                           # 5 ok
+            + asterisk(src=SECRET, userfield='"never closed').rstrip(b"\n"))      # 6 quote open at EOF
+    r = run(tmp_path, policy, "Master.csv", data)
+    # Six records: 1, 3, 5 staged; 2, 4, 6 unparseable, each counted once by its line.
+    assert (r.status, r.rows_read, r.rows_staged, r.rows_unparseable) == ("staged", 6, 3, 3)
+    assert staged(r, pq_read, "origin_number") == [("040000001",), ("040000003",), ("040000005",)]
+    lines = unparseable(r, pq_read)
+    assert [ln for ln, _ in lines] == [2, 4, 6]
+    reasons = dict(lines)
+    assert reasons[2] == "unparseable: too many columns"
+    assert reasons[4] == "unparseable: line size over maximum"
+    assert reasons[6].startswith("unparseable: ") and "quote" in reasons[6]
+    assert sum(r.unparseable_by_reason.values()) == 3
+    assert r.unparseable_by_reason["unparseable: too many columns"] == 1
+    # Never the content: not in the reasons, not in any file ingest wrote.
+    assert all(SECRET not in reason for _, reason in lines)
+    assert [c for c in pq_read(r.unparseable_path, "SELECT column_name FROM (DESCRIBE t)")] == [
+        ("source_line",), ("reason",)]
+    for written in (tmp_path / "work_Master.csv").rglob("*.parquet"):
+        assert SECRET.encode() not in written.read_bytes()
+
+
+def test_unparseable_lines_count_the_header(tmp_path, policy, pq_read):
+    data = (b"origin_number,destination_number,start_time\n"     # line 1
+            b"+38640123456,100,2026-11-22T09:00:00Z\n"          # line 2 ok
+            b"+38640123456,100,2026-11-22T09:00:00Z,surplus\n"  # line 3: too many
+            b"+38640123456,100\n"                               # line 4: missing
+            b"+38640123457,100,2026-11-22T09:00:00Z\n")         # line 5 ok
+    r = run(tmp_path, policy, "billing.csv", data)
+    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (4, 2, 2)
+    assert unparseable(r, pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
+
+
+def test_latin1_in_an_off_list_column_rejects_the_line(tmp_path, policy, pq_read):
+    # 'Čok' written as latin-2/cp1250 bytes (0xC8) in caller_name, a column that is dropped anyway:
+    # the line is still rejected, because its bytes are not the UTF-8 the file claims.
+    data = (b"origin_number,caller_name,destination_number,start_time\n"
+            b"+38640123456,Ana,100,2026-11-22T09:00:00Z\n"
+            b"+38640777777,\xc8ok \xe8,100,2026-11-22T09:00:00Z\n"
+            b"+38640123458,Bo\xc5\xbee,100,2026-11-22T09:00:00Z\n")   # valid UTF-8 'Bože': fine
+    r = run(tmp_path, policy, "latin1.csv", data)
+    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (3, 2, 1)
+    assert unparseable(r, pq_read) == [(3, "unparseable: invalid encoding")]
+    assert staged(r, pq_read, "origin_number") == [("+38640123456",), ("+38640123458",)]
+
+
+def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, policy, pq_read):
+    # A quoted field that runs over a line break is valid CSV, but a CDR never has one: ingest stages
+    # the record with a flag so validate quarantines it.
+    data = (asterisk(src="040000001")
+            + asterisk(src="040000002", userfield='"two\nlines"')
+            + asterisk(src="040000003"))
+    r = run(tmp_path, policy, "Master.csv", data)
+    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (3, 3, 0)
+    assert staged(r, pq_read, f"origin_number, {STAGING_TECHNICAL[0]}") == [
+        ("040000001", None), ("040000002", "record_spans_lines"), ("040000003", None)]
+
+
+def test_empty_file(tmp_path, policy):
+    r = run(tmp_path, policy, "empty.csv", b"")
+    assert (r.status, r.reason, r.rows_read, r.staged_path) == ("empty", "file is empty (0 bytes)", 0, None)
+    assert r.sha256 == hashlib.sha256(b"").hexdigest()
+
+
+def test_header_only_file(tmp_path, policy):
+    r = run(tmp_path, policy, "header.csv", b"origin_number,destination_number,start_time\n")
+    assert (r.status, r.reason, r.rows_read) == ("empty", "no data rows", 0)
+
+
+def test_unmatched_file_is_rejected_whole(tmp_path, policy):
+    r = run(tmp_path, policy, "odd.csv", b"a;b;c\n1;2;3\n")
+    assert r.status == "rejected_file"
+    assert r.reason == "first record has 1 fields and matches no profile"
+    assert (r.rows_read, r.staged_path, r.source_columns) == (0, None, ())
+
+
+def test_bom_prefixed_canonical_file(tmp_path, policy, pq_read):
+    data = b"\xef\xbb\xbforigin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
+    r = run(tmp_path, policy, "bom.csv", data)
+    assert r.source_columns[0] == "origin_number"
+    assert (r.rows_read, r.rows_staged) == (1, 1)
+    assert staged(r, pq_read, "origin_number") == [("+38640123456",)]
+
+
+def test_profile_override(tmp_path, policy, pq_read):
+    # An 18-field record whose start does not look like a timestamp is not detected; forced, it reads.
+    data = asterisk(start="22.11.2026 10:00:00")
+    assert run(tmp_path, policy, "a.csv", data).status == "rejected_file"
+    r = run(tmp_path, policy, "b.csv", data, profile_override="asterisk_master_18")
+    assert r.profile == "asterisk_master_18"
+    assert staged(r, pq_read, "start_time") == [("2026-11-22 09:00:00",)]

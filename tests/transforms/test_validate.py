@@ -1,0 +1,186 @@
+"""transforms/validate.py: a tiny staged table, one fault per row, through real GX (gx_duckdb) and the router."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from transforms.ingest import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL
+from transforms.policy import LINEAGE_COLUMNS
+from transforms.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
+
+SHA = "e5" * 32
+RUN = "manual__2026-11-23T01:00:00+00:00"
+EMAIL = "ana.novak@example.com"
+
+GOOD = dict(
+    origin_number="+38640123456", destination_number="+38641765432", direction="outgoing",
+    start_time="2026-11-22 09:00:00", duration_s="60", service_type="call", redirection_number=None,
+    data_volume_bytes="0", data_rate_kbps="0.5", apn="internet.a1.si", free_units_used="1",
+    cell_id="0A1B-00FF", location_area="1A2B", imsi="293400000000001", imei="350000000000001",
+    origin_network="29340", termination_network="29341", service_area="home", origin_country_code="386",
+    called_country_code="386", tariff_code="T_BASIC", unit_price="0.050000", charged_amount="3.00",
+    discount_amount="0", currency="EUR", tax_amount="0.66",
+)
+# One row per fault; source_row is the 1-based position. Each comment is the rule the row breaks.
+ROWS = [
+    ({}, None),                                                    # 1 valid
+    ({"origin_number": None}, None),                               # 2 origin_number_required
+    ({"origin_number": EMAIL}, None),                              # 3 origin_number_shape
+    ({"direction": "sideways"}, None),                             # 4 direction_allowed_value
+    ({"duration_s": "90000"}, None),                               # 5 duration_s_range (> 86400 s)
+    ({"imsi": "38640999888"}, None),                               # 6 imsi_shape (11 digits, needs 14-15)
+    ({}, None),                                                    # 7 exact repeat of row 1: duplicate_row
+    ({"duration_s": "12x"}, None),                                 # 8 duration_s_unparseable (not a BIGINT)
+    ({"origin_number": "040123456", "start_time": "2026-11-21 23:30:00"}, None),   # 9 valid, day before
+    ({"direction": None, "duration_s": "-5"}, None),               # 10 direction_required + duration_s_range
+    ({"origin_number": "+38640555555"}, SPANS_LINES),              # 11 flagged by ingest: record_spans_lines
+]
+# Hand count from the comments above: 11 rows, rows 1 and 9 valid, the other 9 rejected; row 10
+# counts under two reasons, so the reason counts add up to 10.
+EXPECTED_BY_REASON = {
+    "origin_number_required": 1, "origin_number_shape": 1, "direction_allowed_value": 1,
+    "duration_s_range": 2, "imsi_shape": 1, DUPLICATE: 1, "duration_s_unparseable": 1,
+    "direction_required": 1, SPANS_LINES: 1,
+}
+EXPECTED_REASON_OF_ROW = {
+    2: "origin_number_required", 3: "origin_number_shape", 4: "direction_allowed_value", 5: "duration_s_range",
+    6: "imsi_shape", 7: DUPLICATE, 8: "duration_s_unparseable", 10: "direction_required; duration_s_range",
+    11: SPANS_LINES,
+}
+# What GX counts on the typed rows: it sees neither repeats nor casts nor ingest flags, and a value
+# that did not cast is NULL to it (row 8 is not "out of range"). Every other rule: 0 unexpected.
+EXPECTED_GX_UNEXPECTED = {
+    "origin_number_required": 1, "origin_number_shape": 1, "direction_allowed_value": 1,
+    "duration_s_range": 2, "imsi_shape": 1, "direction_required": 1,
+}
+
+
+def sql_text(v):
+    return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, policy, pq_write):
+    """The staged file as ingest writes it: canonical columns as VARCHAR plus ingest's technical columns."""
+    path = tmp_path_factory.mktemp("staged") / "staged.parquet"
+    assert STAGING_TECHNICAL == (INGEST_FLAG, "_record_lines")
+    selects = []
+    for override, flag in ROWS:
+        values = {**GOOD, **override}
+        cols = [f"CAST({sql_text(values[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
+        cols += [f"CAST({sql_text(flag)} AS VARCHAR) AS {INGEST_FLAG}", "CAST(1 AS BIGINT) AS _record_lines"]
+        selects.append("SELECT " + ", ".join(cols))
+    return pq_write(path, " UNION ALL ".join(selects))
+
+
+@pytest.fixture(scope="module")
+def result(staged, policy, tmp_path_factory):
+    work = tmp_path_factory.mktemp("validate")
+    return validate_staged(str(staged), policy, work, source_sha256=SHA, run_id=RUN)
+
+
+def test_counts(result):
+    assert result.rows_in == 11
+    assert result.rows_valid == 2
+    assert result.rows_rejected == 9
+    assert result.rows_valid + result.rows_rejected == result.rows_in
+
+
+def test_rejected_by_reason(result):
+    assert result.rejected_by_reason == EXPECTED_BY_REASON
+
+
+def test_valid_rows_have_lineage_and_types(result, pq_read, pq_columns, policy):
+    assert pq_columns(result.valid_path) == [
+        "record_id", "source_file_sha256", "source_row", "run_id", "event_date", *policy.allowed_columns]
+    assert LINEAGE_COLUMNS == ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
+    rows = pq_read(result.valid_path, "SELECT record_id, source_file_sha256, source_row, run_id, event_date,"
+                                      " origin_number, start_time, duration_s, data_rate_kbps, unit_price,"
+                                      " charged_amount FROM t ORDER BY source_row")
+    assert rows == [
+        (hashlib.md5(f"{SHA}:1".encode()).hexdigest(), SHA, 1, RUN, date(2026, 11, 22), "+38640123456",
+         datetime(2026, 11, 22, 9, 0), 60, 0.5, Decimal("0.050000"), Decimal("3.0000")),
+        (hashlib.md5(f"{SHA}:9".encode()).hexdigest(), SHA, 9, RUN, date(2026, 11, 21), "040123456",
+         datetime(2026, 11, 21, 23, 30), 60, 0.5, Decimal("0.050000"), Decimal("3.0000")),
+    ]
+
+
+def test_valid_column_types(result, pq_read):
+    types = dict(pq_read(result.valid_path, "SELECT column_name, column_type FROM (DESCRIBE t)"))
+    assert types["start_time"] == "TIMESTAMP"
+    assert types["duration_s"] == "BIGINT"
+    assert types["data_rate_kbps"] == "DOUBLE"
+    assert types["unit_price"] == "DECIMAL(18,6)"
+    assert types["charged_amount"] == "DECIMAL(18,4)"
+    assert types["event_date"] == "DATE"
+    assert types["origin_number"] == "VARCHAR"
+    assert INGEST_FLAG not in types and "_unparseable" not in types
+
+
+def test_rejected_rows_carry_reason_and_text(result, pq_read, pq_columns, policy):
+    assert pq_columns(result.rejected_path) == [
+        "record_id", "source_file_sha256", "source_row", "source_line", "run_id", "reason",
+        *policy.allowed_columns]
+    rows = pq_read(result.rejected_path, "SELECT source_row, reason FROM t ORDER BY source_row")
+    assert dict(rows) == EXPECTED_REASON_OF_ROW
+    # Quarantine keeps a value that is the right kind but out of range (a 90 000 s call) for review,
+    # and blanks one that failed a shape rule or the cast: it may not be the datum the column allows.
+    texts = dict(pq_read(result.rejected_path, "SELECT source_row, [origin_number, duration_s, imsi] FROM t"))
+    assert texts[5] == ["+38640123456", "90000", "293400000000001"]   # duration_s_range: value kept
+    assert texts[3] == [None, "60", "293400000000001"]                # e-mail failed origin_number_shape
+    assert texts[6] == ["+38640123456", "60", None]                   # imsi_shape
+    assert texts[8] == ["+38640123456", None, "293400000000001"]      # '12x' did not cast
+    assert texts[10] == ["+38640123456", "-5", "293400000000001"]     # range again: kept
+    anywhere = f"list_contains([{', '.join(policy.allowed_columns)}], '{EMAIL}')"
+    assert pq_read(result.rejected_path, f"SELECT count(*) FROM t WHERE {anywhere}") == [(0,)]
+    assert pq_read(result.rejected_path, "SELECT record_id FROM t WHERE source_row = 7") == [
+        (hashlib.md5(f"{SHA}:7".encode()).hexdigest(),)]
+
+
+def test_checks_have_counts_and_no_values(result, policy):
+    rules = load_rules(policy)
+    assert len(result.checks) == len(rules) == 30          # expectations in billing_cdr.json
+    assert {f.name for f in dataclasses.fields(RuleCheck)} == {
+        "rule", "expectation", "column", "clause", "success", "element_count", "unexpected_count",
+        "rows_quarantined"}
+    by_rule = {c.rule: c for c in result.checks}
+    for rule, check in by_rule.items():
+        expected = EXPECTED_GX_UNEXPECTED.get(rule, 0)
+        assert check.unexpected_count == expected, rule
+        assert check.success is (expected == 0), rule
+        assert check.element_count == 11, rule
+        assert check.rows_quarantined == EXPECTED_BY_REASON.get(rule, 0), rule
+    assert EMAIL not in repr(result.checks)
+    assert "38640999888" not in repr(result.checks)
+
+
+def test_duplicate_keeps_the_first_copy(result, pq_read):
+    assert pq_read(result.valid_path, "SELECT count(*) FROM t WHERE source_row = 1") == [(1,)]
+    assert pq_read(result.rejected_path, "SELECT count(*) FROM t WHERE source_row = 7") == [(1,)]
+
+
+def test_work_database_is_removed(result):
+    assert not (Path(result.valid_path).parent / "validate.duckdb").exists()
+
+
+def test_typed_select_flags_uncastable_text(policy):
+    sql = typed_select(policy)
+    assert "TRY_CAST(duration_s AS BIGINT) AS duration_s" in sql
+    assert "'duration_s_unparseable'" in sql
+    assert "'origin_number_unparseable'" not in sql       # VARCHAR columns never fail a cast
+
+
+def test_all_clean_file_has_no_rejected_path(tmp_path, policy, pq_write):
+    cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
+    technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1::BIGINT AS _record_lines"
+    staged = pq_write(tmp_path / "clean.parquet", "SELECT " + ", ".join(cols) + ", " + technical)
+    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN)
+    assert (r.rows_in, r.rows_valid, r.rows_rejected, r.rejected_by_reason) == (1, 1, 0, {})
+    assert r.rejected_path is None
+    assert all(c.success and c.unexpected_count == 0 for c in r.checks)
