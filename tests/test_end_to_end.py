@@ -187,3 +187,22 @@ def test_cli_help_and_exit_codes(tmp_path, night):
     assert r.returncode == 1 and "landing folder" in r.stderr
     r = run_cli("run", "--landing", str(landing), "--lake", str(tmp_path / "l"), "--date", "22.11.2026")
     assert r.returncode == 2
+
+
+def test_hostile_paths_are_recorded_not_followed(night, tmp_path):
+    landing, _ = night
+    odd = tmp_path / "odd"
+    (odd / "sub").mkdir(parents=True)
+    src = landing / "freeswitch_2026-11-22.csv"
+    for name in ("x y.csv", "ž Čeh.csv", "a\nb.csv", "calls_+38640123456.csv"):
+        (odd / name).write_bytes(src.read_bytes() + name.encode())   # distinct bytes, so none is a copy
+    (odd / "passwd.csv").symlink_to("/etc/passwd")
+    (odd / ".partial.csv").write_text("in flight")
+    (odd / "huge.csv").write_bytes(b"A" * (3 << 20))
+    run = run_cli("run", "--landing", str(odd), "--lake", str(tmp_path / "lake"), "--date", NIGHT, "--quiet")
+    assert run.returncode == 0, run.stderr
+    status = dict(audit_rows(tmp_path / "lake", "SELECT file_name, status FROM source_files"))
+    assert status["passwd.csv"] == status[".partial.csv"] == status["sub"] == "ignored"
+    assert status["huge.csv"] == "rejected_file"
+    assert status["calls_+<masked>.csv"] == status["a?b.csv"] == status["x y.csv"] == status["ž Čeh.csv"] == "loaded"
+    assert scan([tmp_path / "lake" / "audit"], ["38640123456", "root:x:0"], run.stdout + run.stderr) == {}
