@@ -1,0 +1,21 @@
+# cdr-audit on Airflow 3.3 (Python 3.11): the same pinned versions the tests ran with, plus Celery/Postgres support.
+FROM apache/airflow:3.3.2-python3.11
+
+USER airflow
+WORKDIR /opt/cdr-audit
+COPY --chown=airflow:root requirements.lock docker/requirements-celery.txt ./
+RUN pip install --no-cache-dir -r requirements.lock -r requirements-celery.txt
+
+COPY --chown=airflow:root pyproject.toml README.md ./
+COPY --chown=airflow:root transforms/ transforms/
+COPY --chown=airflow:root sample_data/ sample_data/
+COPY --chown=airflow:root policy/ policy/
+COPY --chown=airflow:root expectations/ expectations/
+COPY --chown=airflow:root dags/ dags/
+RUN pip install --no-cache-dir --no-deps .
+
+ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/cdr-audit/dags \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    CDR_AUDIT_POLICY=/opt/cdr-audit/policy/a1_slovenia.yaml \
+    CDR_AUDIT_LAKE=/lake \
+    CDR_AUDIT_LANDING=/landing/{night}

@@ -1,0 +1,59 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it is whole and consistent instead."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker")
+
+
+def test_production_services_are_all_there():
+    assert set(COMPOSE["services"]) == {"postgres", "redis", *AIRFLOW_SERVICES}
+    commands = {name: COMPOSE["services"][name]["command"] for name in AIRFLOW_SERVICES}
+    assert commands["airflow-apiserver"] == ["airflow", "api-server"]
+    assert commands["airflow-dag-processor"] == ["airflow", "dag-processor"]
+    assert commands["airflow-worker"] == ["airflow", "celery", "worker"]
+
+
+def test_airflow_services_share_image_lake_and_secrets():
+    for name in AIRFLOW_SERVICES:
+        svc = COMPOSE["services"][name]
+        assert svc["build"] == "." and svc["image"] == "cdr-audit:latest", name
+        env = svc["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["CDR_AUDIT_LAKE"] == "/lake" and "lake:/lake" in svc["volumes"]
+        assert {"cdr_audit_hmac_key", "postgres_password", "airflow_jwt_secret"} <= set(svc["secrets"])
+        assert "postgresql+psycopg2" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
+        # No secret value is written in the file: secrets come from files or commands that read them.
+        for key, value in env.items():
+            if re.search(r"PASSWORD|SECRET|KEY$", key):
+                assert key.endswith(("_FILE", "_CMD")), key
+    assert set(COMPOSE["volumes"]) == {"lake", "postgres-db"}
+
+
+def test_every_referenced_path_exists_and_secrets_stay_out_of_git():
+    assert (REPO / "Dockerfile").is_file()
+    for src in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", (REPO / "Dockerfile").read_text(), re.M):
+        for part in src.split():
+            assert (REPO / part).exists(), part
+    gitignore = (REPO / ".gitignore").read_text()
+    assert "/secrets/*" in gitignore
+    for name, secret in COMPOSE["secrets"].items():
+        path = REPO / secret["file"]
+        assert path.parent.is_dir(), name
+        assert path.parent.name == "secrets"        # git-ignored folder: keys never reach the repo
+    env = COMPOSE["services"]["airflow-scheduler"]["environment"]
+    assert (REPO / env["CDR_AUDIT_POLICY"].replace("/opt/cdr-audit/", "")).is_file()
+    assert (REPO / env["AIRFLOW__CORE__DAGS_FOLDER"].replace("/opt/cdr-audit/", "") / "cdr_nightly_audit.py").is_file()
+
+
+def test_image_matches_the_tested_versions():
+    lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().split() if "==" in line)
+    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert base and base.group(1) == lock["apache-airflow"] and base.group(2) == "3.11"
