@@ -245,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    """Console script: exit without interpreter teardown once the work is flushed.
+    """Console script: exit without interpreter teardown once output is flushed.
 
-    Importing great_expectations together with duckdb_engine leaves DuckDB's
-    binding to print dozens of "leaked instance" lines at teardown; they are
-    harmless but make a clean run look broken. All files and connections are
-    closed by the time main() returns.
+    With great_expectations and duckdb_engine loaded, DuckDB's nanobind binding
+    prints ~40 "leaked instance DuckDBPyType" lines at teardown (upstream; the
+    objects are DuckDB's own type constants). Harmless, but it makes a clean run
+    look broken. Every file and connection is closed when main() returns.
     """
     code = main()
     sys.stdout.flush()

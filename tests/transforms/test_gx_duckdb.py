@@ -187,7 +187,8 @@ def _upstream_restored(monkeypatch, which: str) -> None:
     else:
         from great_expectations.expectations.metrics import util
         patched = util.get_dialect_regex_expression
-        for module in list(sys.modules.values()):
+        gx_modules = [m for name, m in list(sys.modules.items()) if name.startswith("great_expectations")]
+        for module in gx_modules:   # only GX's own: other packages' lazy shims warn when probed
             if getattr(module, "get_dialect_regex_expression", None) is patched:
                 monkeypatch.setattr(module, "get_dialect_regex_expression", patched._cdr_audit_upstream)
 
