@@ -232,7 +232,7 @@ def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, poli
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=planned.sha256, run_id=run_id,
                                  docs_dir=lake.zone("reports") / "gx_data_docs")
     step(f"validated: {validation.rows_valid:,} valid, {validation.rows_rejected:,} failing a rule")
-    billing = load_billing(validation.valid_path, lake, work, source_sha256=planned.sha256)
+    billing = load_billing(validation.valid_dir, lake, work, source_sha256=planned.sha256)
     quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,
                     source_sha256=planned.sha256, run_id=run_id, night=night)
     step(f"committed {billing.rows_written:,} rows to billing in {len(billing.rows_by_partition)} partition(s)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import duckdb
 import pytest
 
 from transforms.billing import load_billing, part_name, write_partitioned
@@ -22,8 +24,19 @@ VALID = """
 
 
 @pytest.fixture()
-def valid(work_dir, pq_write):
+def valid_file(work_dir, pq_write):
     return str(pq_write(work_dir / "valid.parquet", VALID))
+
+
+def stage_by_day(out: Path, select_sql: str) -> str:
+    """Rows as validate hands them over: one folder per event date, the date in the path."""
+    duckdb.execute(f"COPY ({select_sql}) TO '{out}' (FORMAT parquet, PARTITION_BY (event_date), OVERWRITE)")
+    return str(out)
+
+
+@pytest.fixture()
+def valid(work_dir):
+    return stage_by_day(work_dir / "valid", VALID)
 
 
 def zone_files(lake, zone="billing"):
@@ -57,6 +70,7 @@ def test_partition_column_is_in_the_path_not_repeated_in_the_file(valid, lake, w
 def test_rewrite_of_the_same_file_is_idempotent(valid, lake, work_dir, pq_read):
     first = load_billing(valid, lake, work_dir, source_sha256=SHA_A)
     inode = os.stat(lake.root / first.files[0]).st_ino
+    stage_by_day(work_dir / "valid", VALID)             # a re-run validates the file again
     second = load_billing(valid, lake, work_dir, source_sha256=SHA_A)
     assert second == first                              # same files, same counts
     assert zone_files(lake) == list(first.files)        # no second copy beside the first
@@ -67,9 +81,9 @@ def test_rewrite_of_the_same_file_is_idempotent(valid, lake, work_dir, pq_read):
 
 def test_two_source_files_share_a_partition_in_separate_parts(valid, lake, work_dir, pq_write, pq_read):
     load_billing(valid, lake, work_dir, source_sha256=SHA_A)
-    other = pq_write(work_dir / "other.parquet",
-                     "SELECT 'x1' AS record_id, 1 AS source_row, DATE '2026-11-22' AS event_date,"
-                     " '+38641000000' AS origin_number, 1 AS duration_s")
+    other = stage_by_day(work_dir / "other",
+                         "SELECT 'x1' AS record_id, 1 AS source_row, DATE '2026-11-22' AS event_date,"
+                         " '+38641000000' AS origin_number, 1 AS duration_s")
     w = load_billing(str(other), lake, work_dir, source_sha256=SHA_B)
     assert w.files == ("billing/event_date=2026-11-22/part-b2b2b2b2b2b2b2b2.parquet",)
     assert sorted(p.name for p in (lake.zone("billing") / "event_date=2026-11-22").iterdir()) == [
@@ -77,9 +91,9 @@ def test_two_source_files_share_a_partition_in_separate_parts(valid, lake, work_
     assert pq_read(lake.zone("billing") / "*" / "*.parquet", "SELECT count(*) FROM t") == [(5,)]
 
 
-def test_empty_input_writes_nothing(lake, work_dir, pq_write):
-    empty = pq_write(work_dir / "empty.parquet",
-                     "SELECT 'r' AS record_id, DATE '2026-11-22' AS event_date WHERE false")
+def test_empty_input_writes_nothing(lake, work_dir):
+    empty = work_dir / "valid_empty"
+    empty.mkdir()
     w = load_billing(str(empty), lake, work_dir, source_sha256=SHA_A)
     assert (w.rows_written, w.rows_by_partition, w.files) == (0, {}, ())
     assert zone_files(lake) == []
@@ -90,8 +104,8 @@ def test_work_area_is_cleaned_after_commit(valid, lake, work_dir):
     assert not (work_dir / "billing_out").exists()
 
 
-def test_write_partitioned_with_a_select(valid, lake, work_dir, pq_columns):
-    w = write_partitioned(valid, lake, "billing", "event_date", work_dir, SHA_A,
+def test_write_partitioned_with_a_select(valid_file, lake, work_dir, pq_columns):
+    w = write_partitioned(valid_file, lake, "billing", "event_date", work_dir, SHA_A,
                           select="record_id, event_date")
     assert w.rows_written == 4
     assert pq_columns(lake.root / w.files[0]) == ["record_id"]

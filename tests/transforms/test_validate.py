@@ -92,17 +92,24 @@ def test_counts(result):
     assert result.rows_valid + result.rows_rejected == result.rows_in
 
 
+def valid_files(result) -> str:
+    return f"{result.valid_dir}/*/*.parquet"
+
+
 def test_rejected_by_reason(result):
     assert result.rejected_by_reason == EXPECTED_BY_REASON
 
 
 def test_valid_rows_have_lineage_and_types(result, pq_read, pq_columns, policy):
-    assert pq_columns(result.valid_path) == [
-        "record_id", "source_file_sha256", "source_row", "run_id", "event_date", *policy.allowed_columns]
+    # Laid out as the billing zone is: the event date is the folder, not a column of the file.
+    assert sorted(p.name for p in Path(result.valid_dir).iterdir()) == ["event_date=2026-11-21",
+                                                                        "event_date=2026-11-22"]
+    assert pq_columns(valid_files(result)) == [
+        "record_id", "source_file_sha256", "source_row", "run_id", *policy.allowed_columns]
     assert LINEAGE_COLUMNS == ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
-    rows = pq_read(result.valid_path, "SELECT record_id, source_file_sha256, source_row, run_id, event_date,"
-                                      " origin_number, start_time, duration_s, data_rate_kbps, unit_price,"
-                                      " charged_amount FROM t ORDER BY source_row")
+    rows = pq_read(valid_files(result), "SELECT record_id, source_file_sha256, source_row, run_id, event_date,"
+                                        " origin_number, start_time, duration_s, data_rate_kbps, unit_price,"
+                                        " charged_amount FROM t ORDER BY source_row", hive=True)
     assert rows == [
         (hashlib.md5(f"{SHA}:1".encode()).hexdigest(), SHA, 1, RUN, date(2026, 11, 22), "+38640123456",
          datetime(2026, 11, 22, 9, 0), 60, 0.5, Decimal("0.050000"), Decimal("3.0000")),
@@ -112,7 +119,7 @@ def test_valid_rows_have_lineage_and_types(result, pq_read, pq_columns, policy):
 
 
 def test_valid_column_types(result, pq_read):
-    types = dict(pq_read(result.valid_path, "SELECT column_name, column_type FROM (DESCRIBE t)"))
+    types = dict(pq_read(valid_files(result), "SELECT column_name, column_type FROM (DESCRIBE t)", hive=True))
     assert types["start_time"] == "TIMESTAMP"
     assert types["duration_s"] == "BIGINT"
     assert types["data_rate_kbps"] == "DOUBLE"
@@ -161,12 +168,12 @@ def test_checks_have_counts_and_no_values(result, policy):
 
 
 def test_duplicate_keeps_the_first_copy(result, pq_read):
-    assert pq_read(result.valid_path, "SELECT count(*) FROM t WHERE source_row = 1") == [(1,)]
+    assert pq_read(valid_files(result), "SELECT count(*) FROM t WHERE source_row = 1") == [(1,)]
     assert pq_read(result.rejected_path, "SELECT count(*) FROM t WHERE source_row = 7") == [(1,)]
 
 
 def test_work_database_is_removed(result):
-    assert not (Path(result.valid_path).parent / "validate.duckdb").exists()
+    assert not (Path(result.valid_dir).parent / "validate.duckdb").exists()
 
 
 def test_typed_select_flags_uncastable_text(policy):
