@@ -80,7 +80,9 @@ def test_injected_defects_are_quarantined_with_their_reason(night, cli_run):
     assert reasons["service_type_allowed_value"] == injected("unknown_service_type")
     assert reasons["imsi_shape"] == injected("bad_imsi")
     assert reasons["origin_number_shape"] >= injected("email_as_origin")
-    assert reasons["unparseable: unterminated quote (line swallowed by the reader)"] == injected("unterminated_quote")
+    # DuckDB's reader reports an open quote itself ("unquoted value") or, when it swallows lines without a
+    # word, our line accounting does ("unterminated quote"): either way one quarantined row per defect.
+    assert sum(n for r, n in reasons.items() if "quote" in r) == injected("unterminated_quote")
     assert reasons["duplicate_file"] == manifest.files["billing_2026-11-22_copy.csv"].rows
     assert reasons["unparseable: invalid encoding"] >= 1
     quarantine = sorted(str(f) for f in (cli_run.lake / "quarantine").rglob("*.parquet"))

@@ -124,7 +124,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         source = (
             "read_csv($src, header = {h}, auto_detect = false, delim = ',', quote = '\"', escape = '\"',"
             " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
-            " max_line_size = {mls}, parallel = false)"
+            " max_line_size = {mls}, parallel = true)"
         ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES)
         technical = ingest_flag_select(n)
     try:
