@@ -131,6 +131,15 @@ def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
     return ", ".join(exprs), params
 
 
+def sql_literal(path: str) -> str:
+    """A path as a SQL string literal, for a view (views take no bound parameters).
+
+    The path is the pipeline's own work area, never text from an input file;
+    quotes are doubled all the same.
+    """
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_sha256: str, run_id: str,
                     suite_path: Path = SUITE, docs_dir: Path | None = None) -> ValidationResult:
     """Validate one staged file; write its valid and rejected rows under `work_dir`."""
@@ -142,10 +151,12 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
     params = {"staged": staged_path, "sha": source_sha256, "run_id": run_id}
     con = lake_mod.connect(work_dir / "tmp", str(db))
     try:
+        # A view, not a table: GX and the routing below read the staged Parquet directly instead of a
+        # copy of it inside DuckDB (saves ~6 s per 4.5M rows).
         lake_mod.execute(con, f"""
-            CREATE TABLE candidate AS
+            CREATE VIEW candidate AS
             SELECT file_row_number + 1 AS source_row, {typed_select(policy)}, {INGEST_FLAG}
-            FROM read_parquet($staged, file_row_number = true)""", params)
+            FROM read_parquet({sql_literal(staged_path)}, file_row_number = true)""", params)
         rows_in = con.execute("SELECT count(*) FROM candidate").fetchone()[0]
     finally:
         con.close()
