@@ -86,6 +86,9 @@ def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | Non
     is_parquet = head[:4] == b"PAR1"
     work_dir.mkdir(parents=True, exist_ok=True)
     con = lake_mod.connect(work_dir / "tmp")
+    # Row position is identity here (source_row, record_id). Under the parallel CSV scan DuckDB turns an
+    # IN list of 5+ constants (e.g. the Asterisk direction mapping) into a hash join that loses order.
+    con.execute("SET disabled_optimizers = 'in_clause'")
     try:
         if is_parquet:
             try:

@@ -193,7 +193,8 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
         canon = ", ".join(policy.allowed_columns)
         masked, mask_params = quarantine_select(policy, rules)
         # Valid rows, laid out as the billing zone is (event_date=…/part.parquet, the date in the path):
-        # one plain COPY per day is about twice as fast as PARTITION_BY here and keeps source order.
+        # one plain COPY per day is about twice as fast as PARTITION_BY here. Rows are named by source_row
+        # and record_id; their order inside a part file is not part of the contract.
         lake_mod.remove_tree(valid_dir)
         valid_dir.mkdir(parents=True)
         days = con.execute("SELECT DISTINCT CAST(start_time AS DATE) FROM candidate"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import duckdb
 import pytest
 
 from transforms.ingest import MAX_LINE_BYTES, STAGING_TECHNICAL, file_sha256, ingest_file
@@ -289,3 +290,24 @@ def test_profile_override(tmp_path, policy, pq_read):
     r = run(tmp_path, policy, "b.csv", data, profile_override="asterisk_master_18")
     assert r.profile == "asterisk_master_18"
     assert staged(r, pq_read, "start_time") == [("2026-11-22 09:00:00",)]
+
+
+def test_parallel_read_keeps_source_order(tmp_path, policy):
+    # DuckDB turns an IN list of 5+ constants (the Asterisk direction mapping) into a hash join that,
+    # under a parallel scan, loses row order; source_row / record_id must still name the right record.
+    path = tmp_path / "Master.csv"
+    duckdb.execute(f"""
+        COPY (SELECT '' AS accountcode, '0401' || lpad(i::VARCHAR, 6, '0') AS src, '100' AS dst,
+                     CASE WHEN i % 2 = 0 THEN 'from-pstn' ELSE 'from-internal' END AS dcontext,
+                     '"N" <1>' AS clid, 'SIP/x' AS channel, '' AS dstchannel, 'Dial' AS lastapp, '' AS lastdata,
+                     '2026-11-22 10:00:00' AS start, '' AS answer, '' AS "end", 1 AS duration,
+                     i AS billsec, 'ANSWERED' AS disposition, 'BILLING' AS amaflags, i::VARCHAR AS uniqueid,
+                     '' AS userfield
+              FROM range(300000) t(i))
+        TO '{path}' (FORMAT csv, HEADER false, QUOTE '"', FORCE_QUOTE *)""")
+    result = ingest_file(path, policy, tmp_path / "work")
+    assert result.profile == "asterisk_master_18" and result.rows_staged == 300000
+    out_of_order = duckdb.execute(
+        "SELECT count(*) FROM (SELECT file_row_number AS pos, CAST(duration_s AS BIGINT) AS i"
+        " FROM read_parquet(?, file_row_number = true)) WHERE pos <> i", [result.staged_path]).fetchone()[0]
+    assert out_of_order == 0

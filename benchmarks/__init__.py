@@ -1,0 +1,1 @@
+"""Benchmarks for cdr-audit: `python -m benchmarks.run --help`."""

@@ -1,0 +1,409 @@
+"""Benchmark one night end to end: pipeline (CLI) against the DuckDB floor.
+
+    python -m benchmarks.run [--rows N] [--seed S] [--keep] [--out DIR]
+
+In one run:
+
+1. generate a night of N records with `python -m sample_data.generate` into
+   OUT/scratch-N/landing;
+2. run `cdr-audit run --landing … --lake … --date D` as a subprocess (with
+   progress lines, stderr kept in OUT/pipeline-N.log) and measure its wall
+   time and peak RSS (GNU `/usr/bin/time -f '%e %M'`, else a wrapper process
+   reading getrusage(RUSAGE_CHILDREN)); the RSS of its process tree is also
+   sampled from /proc to attribute the peak to a file;
+3. run the DuckDB floor (`python -m benchmarks.floor`: a plain COPY of every
+   landing file to Parquet, same DuckDB limits) the same way;
+4. print the table, the per-file breakdown parsed from the CLI's progress
+   lines, and every OUT/results-*.json side by side (memory must stay flat as
+   N grows); write OUT/results-N.json.
+
+The scratch folder (landing, lake, floor output) is deleted at the end unless
+--keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GNU_TIME = "/usr/bin/time"
+MB = 1024 * 1024
+
+# Progress lines of `cdr-audit run` (transforms/cli.py `_progress`, `cmd_run`).
+START_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?) \((?P<bytes>[\d,]+) bytes\) …$")
+END_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?): (?P<status>\w+), "
+                    r"(?P<read>[\d,]+) read, (?P<loaded>[\d,]+) loaded, (?P<quar>[\d,]+) quarantined")
+# Per-step lines (nightly.audit_file `on_step`): "[ 32.3s] [2/11]   ingested 3,500,000 rows as … (22.4 s)".
+STEP_RE = re.compile(r"^\[\s*[\d.]+s\] \[(?P<i>\d+)/\d+\]   (?P<what>\w+)\b.*\((?P<s>[\d.]+) s\)$")
+STEP_NAMES = {"ingested": "ingest_s", "validated": "validate_s", "committed": "billing_quarantine_s"}
+PLAN_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \d+ file\(s\) in landing")
+
+# Wrapper used when GNU time is missing: a fresh parent, so RUSAGE_CHILDREN holds only the command.
+_RUSAGE_WRAPPER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.monotonic()\n"
+    "rc = subprocess.call(sys.argv[2:])\n"
+    "e = time.monotonic() - t\n"
+    "open(sys.argv[1], 'w').write('%.2f %d\\n' % (e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(rc)\n"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__.split("\n\n")[0] + " Generates a night, runs `cdr-audit run` and a plain "
+                    "DuckDB CSV->Parquet copy of the same files, and reports wall time, peak RSS and "
+                    "their ratio, plus seconds per file.",
+        epilog="Output: a table on stdout and OUT/results-N.json (see benchmarks/README.md for the fields). "
+               "Example: python -m benchmarks.run --rows 10000000   (about 2.5 GB of scratch data)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000, metavar="N",
+                    help="records in the generated night (default 1,000,000; >= 200)")
+    ap.add_argument("--seed", type=int, default=7, metavar="S", help="generator seed (default 7)")
+    ap.add_argument("--date", default="2026-11-22", metavar="YYYY-MM-DD",
+                    help="night to generate and audit (default 2026-11-22)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out", metavar="DIR",
+                    help="results folder; scratch data goes to DIR/scratch-N (default benchmarks/out)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the scratch folder (landing files, lake, floor output) afterwards")
+    ap.add_argument("--quiet-pipeline", action="store_true",
+                    help="run the CLI with --quiet (no progress lines, so no per-file breakdown)")
+    ap.add_argument("--top", type=int, default=6, metavar="K",
+                    help="per-file breakdown: show the K slowest files (default 6)")
+    return ap
+
+
+# ------------------------------------------------------------------ measuring
+
+class TreeRssSampler:
+    """Samples the summed VmRSS of a process and its descendants from /proc."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid, self.interval = pid, interval
+        self.peak_kb = 0
+        self.label: str | None = None           # set by the stderr reader: the file being audited
+        self.peak_by_label: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "TreeRssSampler":
+        if Path(f"/proc/{self.pid}").exists():
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _tree(self) -> list[int]:
+        pids, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            pids.append(p)
+            try:
+                for task in os.listdir(f"/proc/{p}/task"):
+                    with open(f"/proc/{p}/task/{task}/children") as fh:
+                        todo.extend(int(c) for c in fh.read().split())
+            except OSError:
+                pass
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for p in self._tree():
+                try:
+                    with open(f"/proc/{p}/status") as fh:
+                        for line in fh:
+                            if line.startswith("VmRSS:"):
+                                total += int(line.split()[1])
+                                break
+                except OSError:
+                    pass
+            self.peak_kb = max(self.peak_kb, total)
+            if self.label is not None:
+                self.peak_by_label[self.label] = max(self.peak_by_label.get(self.label, 0), total)
+            self._stop.wait(self.interval)
+
+
+def measured(cmd: list[str], *, stdout_path: Path, stderr_path: Path, cwd: Path,
+             on_line=None, label_sampler: bool = False) -> dict:
+    """Run `cmd`; return wall seconds and peak RSS (MB) as measured outside it."""
+    time_file = stderr_path.with_suffix(".time")
+    if os.access(GNU_TIME, os.X_OK):
+        full, method = [GNU_TIME, "-o", str(time_file), "-f", "%e %M", *cmd], "GNU time -f '%e %M'"
+    else:
+        full, method = [sys.executable, "-c", _RUSAGE_WRAPPER, str(time_file), *cmd], "getrusage(RUSAGE_CHILDREN)"
+    t0 = time.monotonic()
+    with open(stdout_path, "wb") as out, open(stderr_path, "w", encoding="utf-8", errors="replace") as err:
+        proc = subprocess.Popen(full, cwd=cwd, stdout=out, stderr=subprocess.PIPE, text=True,
+                                encoding="utf-8", errors="replace")
+        sampler = TreeRssSampler(proc.pid).start()
+        for line in proc.stderr:      # streamed, so the sampler knows which file is being audited
+            err.write(line)
+            err.flush()
+            if on_line is not None:
+                on_line(line.rstrip("\n"), sampler)
+        rc = proc.wait()
+        sampler.stop()
+    outer_wall = time.monotonic() - t0
+    wall_s, maxrss_kb = (float(x) for x in time_file.read_text().split()[-2:])
+    time_file.unlink()
+    return {"cmd": cmd, "exit_code": rc, "wall_s": wall_s, "peak_rss_mb": round(maxrss_kb / 1024, 1),
+            "sampled_tree_peak_rss_mb": round(sampler.peak_kb / 1024, 1), "outer_wall_s": round(outer_wall, 2),
+            "method": method, "sampler_by_label": {k: round(v / 1024, 1) for k, v in sampler.peak_by_label.items()}}
+
+
+def cli_path() -> str:
+    for cand in (Path(sys.executable).parent / "cdr-audit", REPO / ".venv" / "bin" / "cdr-audit"):
+        if cand.exists():
+            return str(cand)
+    found = shutil.which("cdr-audit")
+    if not found:
+        sys.exit("benchmarks.run: cannot find the cdr-audit script (install the package: make install)")
+    return found
+
+
+# ------------------------------------------------------------------ progress lines
+
+def progress_tracker():
+    """Stderr line callback for the CLI, plus the per-file table it fills."""
+    state: dict = {"files": {}, "by_index": {}, "plan_done_s": None, "last_end_s": None}
+
+    def on_line(line: str, sampler: TreeRssSampler) -> None:
+        if sampler.label is None:
+            sampler.label = "(start-up, policy, plan: sha256 of every file)"
+        if m := PLAN_RE.match(line):
+            state["plan_done_s"] = float(m["t"])
+        elif m := START_RE.match(line):
+            state["files"][m["file"]] = {"file": m["file"], "bytes": int(m["bytes"].replace(",", "")),
+                                         "start_s": float(m["t"])}
+            state["by_index"][m["i"]] = m["file"]
+            sampler.label = m["file"]
+        elif (m := STEP_RE.match(line)) and m["i"] in state["by_index"]:
+            f = state["files"][state["by_index"][m["i"]]]
+            f.setdefault("steps", {})[STEP_NAMES.get(m["what"], m["what"] + "_s")] = float(m["s"])
+        elif m := END_RE.match(line):
+            f = state["files"].setdefault(m["file"], {"file": m["file"]})
+            f.update(end_s=float(m["t"]), status=m["status"], rows_read=int(m["read"].replace(",", "")),
+                     rows_loaded=int(m["loaded"].replace(",", "")),
+                     rows_quarantined=int(m["quar"].replace(",", "")))
+            if "start_s" in f:
+                f["seconds"] = round(f["end_s"] - f["start_s"], 1)
+            state["last_end_s"] = float(m["t"])
+            sampler.label = "(close night: merge, export, exit)"
+    return state, on_line
+
+
+# ------------------------------------------------------------------ run
+
+def machine() -> dict:
+    import duckdb
+    mem = ""
+    try:
+        mem = next(l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "mem_total": mem, "python": platform.python_version(),
+            "duckdb": duckdb.__version__, "platform": platform.platform()}
+
+
+def code_fingerprint() -> dict:
+    """sha256 (12 hex) of every transforms/*.py: which code a result measured (the tree changes between commits)."""
+    import hashlib
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in sorted((REPO / "transforms").glob("*.py"))}
+
+
+def loadavg() -> list[float] | None:
+    """1, 5 and 15 min load averages: other work on the machine makes timings noisy."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def run(args) -> dict:
+    out = args.out.resolve()
+    scratch = out / f"scratch-{args.rows}"
+    landing, lake, floor_dir = scratch / "landing", scratch / "lake", scratch / "floor"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env_py = sys.executable
+    result: dict = {"rows": args.rows, "seed": args.seed, "night": args.date,
+                    "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": machine(), "loadavg_start": loadavg()}
+    try:
+        say(f"generating {args.rows:,} rows (seed {args.seed}) into {landing} …")
+        t0 = time.monotonic()
+        subprocess.run([env_py, "-m", "sample_data.generate", "--rows", str(args.rows), "--out", str(landing),
+                        "--seed", str(args.seed), "--date", args.date, "--quiet"], cwd=REPO, check=True)
+        files = sorted(p for p in landing.iterdir() if p.is_file())
+        result["generate_wall_s"] = round(time.monotonic() - t0, 2)
+        result["input_bytes"] = sum(p.stat().st_size for p in files)
+        result["input_files"] = {p.name: p.stat().st_size for p in files}
+        say(f"  {len(files)} files, {result['input_bytes'] / MB:,.1f} MB in {result['generate_wall_s']} s")
+
+        say("pipeline: cdr-audit run …")
+        cmd = [cli_path(), "run", "--landing", str(landing), "--lake", str(lake), "--date", args.date]
+        if args.quiet_pipeline:
+            cmd.append("--quiet")
+        result["code"] = code_fingerprint()      # taken as the pipeline starts: the tree may change meanwhile
+        state, on_line = progress_tracker()
+        pipe = measured(cmd, stdout_path=logs / f"pipeline-{args.rows}.out", cwd=REPO,
+                        stderr_path=logs / f"pipeline-{args.rows}.log", on_line=on_line)
+        per_label_rss = pipe.pop("sampler_by_label")
+        per_file = list(state["files"].values())
+        for f in per_file:
+            f["sampled_peak_rss_mb"] = per_label_rss.get(f["file"])
+        pipe["per_file"] = per_file
+        pipe["plan_s"] = state["plan_done_s"]
+        if state["last_end_s"] is not None:
+            pipe["files_s"] = round(state["last_end_s"] - (state["plan_done_s"] or 0), 1)
+            pipe["startup_close_exit_s"] = round(pipe["wall_s"] - state["last_end_s"], 1)
+        pipe["phase_sampled_peak_rss_mb"] = {k: v for k, v in per_label_rss.items() if k.startswith("(")}
+        pipe["summary"] = (logs / f"pipeline-{args.rows}.out").read_text(errors="replace").strip().splitlines()
+        m = re.search(r"rows:\s+([\d,]+) read = ([\d,]+) loaded \+ ([\d,]+) quarantined", "\n".join(pipe["summary"]))
+        if m:
+            pipe["rows_read"], pipe["rows_loaded"], pipe["rows_quarantined"] = (int(g.replace(",", "")) for g in m.groups())
+        result["pipeline"] = pipe
+        if pipe["exit_code"] not in (0, 3):
+            say(f"  pipeline exited {pipe['exit_code']}; see {logs / f'pipeline-{args.rows}.log'}")
+        say(f"  {pipe['wall_s']} s, peak RSS {pipe['peak_rss_mb']:,} MB (exit {pipe['exit_code']})")
+
+        say("floor: plain DuckDB COPY of every landing file to Parquet …")
+        floor_json = scratch / "floor.json"
+        floor = measured([env_py, "-m", "benchmarks.floor", str(landing), str(floor_dir), "--json", str(floor_json)],
+                         stdout_path=logs / f"floor-{args.rows}.out", stderr_path=logs / f"floor-{args.rows}.log",
+                         cwd=REPO)
+        floor.pop("sampler_by_label")
+        floor["per_file"] = json.loads(floor_json.read_text()) if floor_json.exists() else []
+        floor["copy_statements_s"] = round(sum(f.get("seconds", 0) for f in floor["per_file"]), 2)
+        floor["failed_attempts_s"] = round(sum(f.get("failed_attempt_seconds", 0) for f in floor["per_file"]), 2)
+        result["floor"] = floor
+        say(f"  {floor['wall_s']} s, peak RSS {floor['peak_rss_mb']:,} MB (exit {floor['exit_code']})")
+
+        result["ratio_wall"] = round(pipe["wall_s"] / floor["wall_s"], 2) if floor["wall_s"] else None
+        result["ratio_rss"] = round(pipe["peak_rss_mb"] / floor["peak_rss_mb"], 2) if floor["peak_rss_mb"] else None
+        result["pipeline_rows_per_s"] = round(args.rows / pipe["wall_s"]) if pipe["wall_s"] else None
+        result["floor_rows_per_s"] = round(args.rows / floor["wall_s"]) if floor["wall_s"] else None
+    finally:
+        result["loadavg_end"] = loadavg()
+        if args.keep:
+            result["scratch"] = str(scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    path = out / f"results-{args.rows}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    result["_path"] = str(path)
+    return result
+
+
+# ------------------------------------------------------------------ report
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _fmt_rows(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
+
+
+def report(result: dict, out: Path, top: int) -> None:
+    p, f = result["pipeline"], result["floor"]
+    print(f"\ncdr-audit benchmark — {_fmt_rows(result['rows'])} rows, seed {result['seed']}, "
+          f"{result['machine']['cpus']} CPUs, DuckDB {result['machine']['duckdb']} ({p['method']})")
+    la0, la1 = result.get("loadavg_start"), result.get("loadavg_end")
+    if la0 and la1 and max(la0[0], la1[1]) > 0.5:
+        print(f"  note: load average {la0[0]:.2f} at start, {la1[1]:.2f} (5 min) at the end: other processes"
+              f" shared the {result['machine']['cpus']} CPUs, timings are noisy")
+    rows = [
+        ("rows (generated)", f"{result['rows']:,}"),
+        ("rows read by the pipeline", f"{p.get('rows_read', 0):,}  (incl. the duplicate-delivery copy)"),
+        ("input bytes", f"{result['input_bytes']:,}  ({result['input_bytes'] / MB:,.0f} MB)"),
+        ("pipeline wall s", f"{p['wall_s']:.1f}"),
+        ("pipeline peak RSS MB", f"{p['peak_rss_mb']:,.0f}"),
+        ("floor wall s", f"{f['wall_s']:.1f}  (COPY statements {f['copy_statements_s']:.1f}, "
+                         f"refused plain reads {f['failed_attempts_s']:.1f})"),
+        ("floor peak RSS MB", f"{f['peak_rss_mb']:,.0f}"),
+        ("ratio pipeline/floor wall", f"{result['ratio_wall']}x"),
+        ("ratio pipeline/floor RSS", f"{result['ratio_rss']}x"),
+        ("pipeline rows/s", f"{result['pipeline_rows_per_s']:,}"),
+        ("floor rows/s", f"{result['floor_rows_per_s']:,}"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{w}}  {v}")
+
+    per_file = [x for x in p.get("per_file", []) if "seconds" in x]
+    if per_file:
+        floor_s = {x["file"]: x.get("seconds") for x in f["per_file"]}
+        print(f"\npipeline per file (from the CLI progress lines; top {top} by seconds):")
+        print(f"  {'file':<32} {'MB':>7} {'rows read':>10} {'s':>6} {'ingest':>7} {'valid.':>7} {'commit':>7}"
+              f" {'rows/s':>8} {'peak RSS MB':>11} {'floor s':>7}")
+        for x in sorted(per_file, key=lambda x: -x["seconds"])[:top]:
+            rps = f"{x['rows_read'] / x['seconds']:,.0f}" if x["seconds"] else "-"
+            rss = x.get("sampled_peak_rss_mb")
+            fl = floor_s.get(x["file"])
+            st = x.get("steps", {})
+            steps = " ".join(f"{st[k]:>7.1f}" if k in st else f"{'-':>7}"
+                             for k in ("ingest_s", "validate_s", "billing_quarantine_s"))
+            print(f"  {x['file'][:32]:<32} {x.get('bytes', 0) / MB:>7,.1f} {x['rows_read']:>10,} {x['seconds']:>6.1f}"
+                  f" {steps} {rps:>8} {rss if rss is not None else '-':>11} {fl if fl is not None else '-':>7}")
+        rest = sorted(per_file, key=lambda x: -x["seconds"])[top:]
+        if rest:
+            print(f"  … {len(rest)} more file(s): {sum(x['seconds'] for x in rest):.1f} s together")
+        print(f"  plan (policy + sha256/line count of every file): {p.get('plan_s')} s;"
+              f" files: {p.get('files_s')} s; start-up + close night (merge, export) + exit: "
+              f"{p.get('startup_close_exit_s')} s")
+        phases = p.get("phase_sampled_peak_rss_mb", {})
+        if phases:
+            print("  sampled peak RSS MB of the other phases: "
+                  + ", ".join(f"{k.strip('()')} {v:,.0f}" for k, v in phases.items()))
+
+    scaling = []
+    for path in sorted(out.glob("results-*.json")):
+        try:
+            r = json.loads(path.read_text())
+            scaling.append(r)
+        except (OSError, ValueError):
+            continue
+    scaling = [r for r in scaling if "pipeline" in r and "floor" in r]
+    if len(scaling) > 1:
+        scaling.sort(key=lambda r: r["rows"])
+        print(f"\nside by side (every {out}/results-*.json):")
+        print(f"  {'rows':>6} {'input MB':>9} {'pipe s':>8} {'pipe RSS MB':>12} {'floor s':>8} {'floor RSS MB':>13}"
+              f" {'wall x':>7} {'RSS x':>6} {'pipe rows/s':>12}")
+        for r in scaling:
+            pr, fr = r["pipeline"], r["floor"]
+            print(f"  {_fmt_rows(r['rows']):>6} {r['input_bytes'] / MB:>9,.0f} {pr['wall_s']:>8.1f}"
+                  f" {pr['peak_rss_mb']:>12,.0f} {fr['wall_s']:>8.1f} {fr['peak_rss_mb']:>13,.0f}"
+                  f" {r['ratio_wall']:>7} {r['ratio_rss']:>6} {r['pipeline_rows_per_s']:>12,}")
+    print(f"\nresults: {result['_path']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rows < 200:
+        build_parser().error("--rows must be at least 200 (the generator's minimum)")
+    result = run(args)
+    report(result, args.out.resolve(), args.top)
+    return 0 if result["pipeline"]["exit_code"] in (0, 3) and result["floor"]["exit_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
