@@ -282,9 +282,10 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
     for p in plan.files:
         frag = fragments.get((p.sha256, p.path))
         if p.action == "audit":
-            if frag is None:   # its task died before leaving facts: say so, never drop the file
-                r = {"status": "failed", "reason": "file task did not finish", "rows_read": 0,
-                     "rows_loaded": 0, "rows_rejected": 0, "profile": None, "rejected_by_reason": {}}
+            if frag is None:   # its task died before leaving facts: say so, and count its lines as not loaded
+                lines = p.lines or 0
+                r = {"status": "failed", "reason": "file task did not finish", "rows_read": lines,
+                     "rows_loaded": 0, "rows_rejected": lines, "profile": None, "rejected_by_reason": {}}
                 partitions = 0
             else:
                 r, partitions = frag["result"], frag["billing_partitions"]
