@@ -74,6 +74,14 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.Du
     return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
+def sql_literal(path: str | Path) -> str:
+    """A path as a SQL string literal, for views (they take no bound parameters).
+
+    Only for the pipeline's own paths, never text from an input file; quotes are doubled all the same.
+    """
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def commit_file(tmp: Path, final: Path) -> None:
     """Commit point: move a fully written file into view in one rename."""
     final.parent.mkdir(parents=True, exist_ok=True)

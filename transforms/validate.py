@@ -131,15 +131,6 @@ def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
     return ", ".join(exprs), params
 
 
-def sql_literal(path: str) -> str:
-    """A path as a SQL string literal, for a view (views take no bound parameters).
-
-    The path is the pipeline's own work area, never text from an input file;
-    quotes are doubled all the same.
-    """
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_sha256: str, run_id: str,
                     suite_path: Path = SUITE, docs_dir: Path | None = None) -> ValidationResult:
     """Validate one staged file; write its valid and rejected rows under `work_dir`."""
@@ -156,7 +147,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
         lake_mod.execute(con, f"""
             CREATE VIEW candidate AS
             SELECT file_row_number + 1 AS source_row, {typed_select(policy)}, {INGEST_FLAG}
-            FROM read_parquet({sql_literal(staged_path)}, file_row_number = true)""", params)
+            FROM read_parquet({lake_mod.sql_literal(staged_path)}, file_row_number = true)""", params)
         rows_in = con.execute("SELECT count(*) FROM candidate").fetchone()[0]
     finally:
         con.close()
