@@ -11,6 +11,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export CDR_AUDIT_LAKE ?= $(CURDIR)/lake
 export CDR_AUDIT_LANDING ?= $(CURDIR)/.work/landing/{night}
+# The demo and the tests pseudonymize with the built-in demo key; real runs must set a key (see README).
+export CDR_AUDIT_DEMO_MODE ?= 1
 
 .PHONY: demo test install airflow-db clean help
 

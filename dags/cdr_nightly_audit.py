@@ -10,8 +10,15 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
 2. **audit_file** (one mapped task per file) detects the format, checks every
    column against the allowed billing-data list, validates rows with the Great
    Expectations suite, writes valid rows to `billing/` and rejected rows, with a
-   reason, to `quarantine/`. Off-list columns are dropped and reported by name.
-3. **close_night** merges the per-file facts into the audit store (one writer),
+   reason, to `quarantine/`, then pseudonymized (keyed HMAC tokens) and
+   generalized rows to `analytics/`. Off-list columns are dropped and reported
+   by name. The HMAC key comes from the Airflow connection `cdr_audit_hmac`
+   (login = key id, password = hex key) or the environment.
+3. **aggregate_night** recomputes the k-anonymous daily aggregates of every
+   event date tonight's files touched (`aggregates/`); groups under k
+   subscribers are suppressed, and so are those a total minus its parts
+   would reveal.
+4. **close_night** merges the per-file facts into the audit store (one writer),
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
 
@@ -26,6 +33,18 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
+
+def _hmac_connection() -> dict | None:
+    """The `cdr_audit_hmac` connection's fields, or None (then the environment holds the key)."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get("cdr_audit_hmac")
+    except AirflowNotFoundException:
+        return None
+    return {"login": conn.login, "password": conn.password, "extra": conn.extra}
+
 
 PARAMS = {
     "landing": Param("", type="string", description="Landing folder of the night's extracts; may contain {night}. "
@@ -60,12 +79,19 @@ def cdr_nightly_audit():
 
         return tasks.plan(dict(params), ds, run_id)
 
-    @task(doc_md="Ingest → field check → GX validation → billing / quarantine for one file.",
+    @task(doc_md="Ingest → field check → GX validation → billing / quarantine → analytics for one file.",
           map_index_template="{{ task.op_kwargs['planned']['file_name'] }}")
     def audit_file(planned: dict, params=None, ds=None, run_id=None) -> dict:
         from transforms import tasks
 
-        return tasks.audit_one(planned, dict(params), ds, run_id)
+        return tasks.audit_one(planned, dict(params), ds, run_id, connection=_hmac_connection())
+
+    @task(doc_md="k-anonymous daily aggregates of the event dates tonight's files touched.",
+          trigger_rule=TriggerRule.ALL_DONE)
+    def aggregate_night(params=None, ds=None, run_id=None) -> list[dict]:
+        from transforms import tasks
+
+        return tasks.aggregate(dict(params), ds, run_id)
 
     @task(doc_md="Merge per-file facts into audit.duckdb, chain the log, export Parquet.",
           trigger_rule=TriggerRule.ALL_DONE)
@@ -74,8 +100,7 @@ def cdr_nightly_audit():
 
         return tasks.close(dict(params), ds, run_id)
 
-    audited = audit_file.expand(planned=plan_night())
-    audited >> close_night()
+    audit_file.expand(planned=plan_night()) >> aggregate_night() >> close_night()
 
 
 cdr_nightly_audit()

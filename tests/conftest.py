@@ -19,6 +19,8 @@ NIGHT = "2026-11-22"
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / "airflow_home"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Tests pseudonymize with the built-in demo key, which a run refuses unless told it is a demo.
+os.environ.setdefault("CDR_AUDIT_DEMO_MODE", "1")
 
 
 def pytest_sessionfinish(session, exitstatus):

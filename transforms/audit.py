@@ -98,6 +98,39 @@ CREATE TABLE IF NOT EXISTS rejection_reasons (
     reason VARCHAR NOT NULL,
     rows BIGINT NOT NULL                   -- a row with two faults counts under both
 );
+CREATE TABLE IF NOT EXISTS pseudonymization_log (
+    run_id VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,              -- analytics
+    column_name VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,               -- hmac-sha256 over the E.164 / normalized value
+    key_id VARCHAR NOT NULL,               -- the key's id; the key itself is never stored
+    rows BIGINT NOT NULL,
+    distinct_values BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_findings (
+    run_id VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    column_name VARCHAR NOT NULL,          -- the billing column
+    output_column VARCHAR,                 -- what analytics holds instead (NULL: dropped)
+    treatment VARCHAR NOT NULL,            -- the policy's analytics treatment
+    action VARCHAR NOT NULL,               -- kept | pseudonymized | generalized | dropped
+    clause VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aggregate_releases (
+    run_id VARCHAR NOT NULL,
+    event_date DATE NOT NULL,
+    dataset VARCHAR NOT NULL,              -- aggregates
+    k INTEGER NOT NULL,
+    groups_total BIGINT NOT NULL,
+    groups_released BIGINT NOT NULL,
+    groups_suppressed_primary BIGINT NOT NULL,   -- fewer than k subscribers
+    groups_suppressed_secondary BIGINT NOT NULL, -- suppressed so no total minus its parts reveals one
+    rows_suppressed BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq BIGINT PRIMARY KEY,
     event_key VARCHAR NOT NULL UNIQUE,     -- makes appends idempotent on re-run
@@ -112,7 +145,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
 """
 
 # Tables whose rows belong to one run and are replaced whole when a run is re-merged.
-PER_RUN_TABLES = ("source_files", "field_findings", "validation_results", "rejection_reasons")
+PER_RUN_TABLES = ("source_files", "field_findings", "validation_results", "rejection_reasons",
+                  "pseudonymization_log", "analytics_findings", "aggregate_releases")
 EXPORTED_TABLES = ("runs", *PER_RUN_TABLES, "audit_log")
 
 
@@ -134,6 +168,10 @@ def write_json_atomic(path: Path, doc: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(doc, default=_jsonable, ensure_ascii=False, sort_keys=True))
     lake_mod.commit_file(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
 
 
 def read_fragments(lake: Lake, run_id: str) -> list[dict]:

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", action="append", type=_override, default=[], metavar="PATTERN=PROFILE",
                      help="force a source profile for files matching a glob; profiles: "
                           + ", ".join(sorted(ALL_PROFILES)))
+    run.add_argument("--demo", action="store_true",
+                     help="allow the built-in demo HMAC key when no key is configured (demo and tests only; "
+                          "also CDR_AUDIT_DEMO_MODE=1). Real runs take the key from CDR_AUDIT_HMAC_KEY + "
+                          "CDR_AUDIT_HMAC_KEY_ID (or CDR_AUDIT_HMAC_KEY_FILE)")
     run.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
     verify = sub.add_parser("verify", help="recompute the audit-log hash chain",
@@ -69,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Load and validate the policy file; print its version, sha256, allowed "
                                      "columns with their clauses, and the retention catalog.")
     pol.add_argument("--policy", type=Path, default=None)
+
+    look = sub.add_parser("lookup", help="find a subject's analytics rows across HMAC key rotations",
+                          description="For a subject-access request: derive the subject's token with every key "
+                                      "still held (current and retired) and count the analytics rows under each "
+                                      "key id, day and column. Prints counts, never other subjects' data.")
+    look.add_argument("--lake", required=True, type=Path)
+    who = look.add_mutually_exclusive_group(required=True)
+    who.add_argument("--number", help="a phone number in any spelling (040…, +38640…, 0038640…)")
+    who.add_argument("--imsi")
+    look.add_argument("--policy", type=Path, default=None)
+    look.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
 
     summ = sub.add_parser("summary", help="show the last run recorded in the audit store",
                           description="Print the last run of the audit store: outcome, each file's rows read / "
@@ -92,11 +107,13 @@ def _progress(quiet: bool):
 
 def cmd_run(args) -> int:
     from transforms.lake import Lake
-    from transforms.nightly import audit_file, close_night, plan_night, profile_for
+    from transforms.nightly import aggregate_night, audit_file, close_night, plan_night, profile_for
     from transforms.policy import load_policy
+    from transforms.pseudonymize import load_keyring
 
     say = _progress(args.quiet)
     policy = load_policy(args.policy)
+    keyring = load_keyring(os.environ, demo=args.demo or os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
     lake = Lake.at(args.lake)
     run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
@@ -107,10 +124,13 @@ def cmd_run(args) -> int:
     for i, planned in enumerate(todo, 1):
         override = profile_for(planned, dict(args.profile))
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
-        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, profile_override=override,
-                       on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
+        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, keyring=keyring,
+                       profile_override=override, on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
             f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
+    for release in aggregate_night(lake, policy, run_id=run_id):
+        say(f"aggregates {release['event_date']}: {release['groups_released']:,} groups released, "
+            f"{release['groups_suppressed_primary'] + release['groups_suppressed_secondary']:,} suppressed (k={release['k']})")
     summary = close_night(lake, policy, run_id=run_id)
     print_summary(summary)
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
@@ -197,6 +217,24 @@ def cmd_summary(args) -> int:
     return EXIT_OK if chain.ok else EXIT_FAILED
 
 
+def cmd_lookup(args) -> int:
+    from transforms.analytics import find_subject
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.pseudonymize import load_keyring
+
+    policy = load_policy(args.policy)
+    keyring = load_keyring(os.environ, demo=args.demo or os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
+    value, kind = (args.number, "msisdn") if args.number else (args.imsi, "imsi")
+    hits = find_subject(Lake.at(args.lake), policy, keyring, value, kind)
+    held = [keyring.current.key_id, *(k.key_id for k in keyring.retired)]
+    print(f"searched with {len(held)} key(s): {', '.join(held)}")
+    for h in hits:
+        print(f"  key {h.key_id:<24} {h.event_date}  {h.column:<20} {h.rows:,} row(s)")
+    print(f"{sum(h.rows for h in hits):,} analytics row(s) found")
+    return EXIT_OK
+
+
 def cmd_policy(args) -> int:
     from transforms.policy import load_policy
 
@@ -220,7 +258,7 @@ def cmd_profiles(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "verify": cmd_verify, "summary": cmd_summary, "policy": cmd_policy, "profiles": cmd_profiles}
+COMMANDS = {"run": cmd_run, "verify": cmd_verify, "summary": cmd_summary, "lookup": cmd_lookup, "policy": cmd_policy, "profiles": cmd_profiles}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,11 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     from transforms.policy import PolicyError
+    from transforms.pseudonymize import KeyConfigError
 
     try:
         return COMMANDS[args.command](args)
     except PolicyError as exc:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
+    except KeyConfigError as exc:
+        print(f"cdr-audit: pseudonymization key: {exc}", file=sys.stderr)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
     except duckdb.IOException as exc:

@@ -88,9 +88,9 @@ class GeneralizeResult:
     area_unknown: int
 
 
-def generalize_file(billing_glob: str, policy: Policy, work_dir: Path, *,
+def generalize_file(billing_files: str | list[str], policy: Policy, work_dir: Path, *,
                     cell_regions: str | None = None) -> GeneralizeResult:
-    """Write the generalized rows of billing Parquet files (hive `event_date=`) to work_dir.
+    """Write the generalized rows of billing Parquet files (a glob or a list; hive `event_date=`) to work_dir.
 
     `cell_regions` is an optional CSV (cell_id, region) for cells whose record
     carries no location area; without it such rows get the area 'unknown'.
@@ -105,8 +105,9 @@ def generalize_file(billing_glob: str, policy: Policy, work_dir: Path, *,
                              {"src": cell_regions})
         else:
             con.execute("CREATE TEMP TABLE cells (cell_id VARCHAR, region VARCHAR)")
-        con.execute(f"CREATE TEMP VIEW billing AS SELECT * FROM read_parquet({lake_mod.sql_literal(billing_glob)},"
-                    " hive_partitioning = true)")
+        files = [billing_files] if isinstance(billing_files, str) else billing_files
+        listed = "[" + ", ".join(lake_mod.sql_literal(f) for f in files) + "]"
+        con.execute(f"CREATE TEMP VIEW billing AS SELECT * FROM read_parquet({listed}, hive_partitioning = true)")
         # The billing column behind `area` may not be called cell_id in another policy; find it.
         area_source = next((f.column for f in policy.fields if f.analytics == "generalize_to_area"), None)
         join = f"LEFT JOIN cells ON cells.cell_id = b.{area_source}" if area_source else \

@@ -32,15 +32,19 @@ from pathlib import Path
 from typing import Callable
 
 from transforms import audit
+from transforms.aggregate import aggregate_day
+from transforms.analytics import build_analytics
 from transforms.billing import load_billing
 from transforms.fieldcheck import check_fields
 from transforms.ingest import IngestResult, fingerprint, ingest_file
 from transforms.lake import Lake, remove_tree, safe_run_id
 from transforms.policy import Policy
+from transforms.pseudonymize import KeyRing
 from transforms.quarantine import quarantine_rows
 from transforms.redact import safe_error, safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TOKEN_METHOD = "hmac-sha256"
 log = logging.getLogger("cdr_audit")
 
 
@@ -189,7 +193,18 @@ def _fragment_path(lake: Lake, run_id: str, planned: PlannedFile) -> Path:
     return lake.fragments_dir(run_id) / f"file-{key}.json"
 
 
-def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str, night: str,
+@dataclass(frozen=True)
+class FileFacts:
+    """Everything the audit store learns about one file: its fragment."""
+
+    result: FileAudit
+    findings: tuple = ()
+    checks: tuple = ()
+    billing_partitions: int = 0
+    analytics: dict | None = None    # rows, key id, tokenized columns, treatments, event dates
+
+
+def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str, night: str, keyring: KeyRing,
                profile_override: str | None = None, on_step: Callable[[str], None] | None = None) -> FileAudit:
     """Run one landing file through every per-file step and leave its audit fragment.
 
@@ -198,34 +213,29 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
     step = _StepClock(on_step)
     work = lake.work_dir(run_id) / planned.sha256[:16]
     remove_tree(work)
-    findings: list = []
-    checks: list = []
-    billing_partitions = 0
     try:
         ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
                              profile_override=profile_override)
         step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
-        result, findings, checks, billing_partitions = _audit_ingested(ingest, planned, lake, policy, work,
-                                                                       run_id=run_id, night=night, step=step)
+        facts = _audit_ingested(ingest, planned, lake, policy, work, run_id=run_id, night=night, keyring=keyring,
+                                step=step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
-        result = FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0, planned.lines or 0,
-                           reason=f"internal error: {safe_error(exc)}")
+        facts = FileFacts(FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0,
+                                    planned.lines or 0, reason=f"internal error: {safe_error(exc)}"))
         _log_internal_error(lake, run_id, planned, exc)
-    audit.write_json_atomic(_fragment_path(lake, run_id, planned), {
-        "kind": "file", "planned": planned, "result": result,
-        "findings": findings, "checks": checks, "billing_partitions": billing_partitions,
-    })
+    audit.write_json_atomic(_fragment_path(lake, run_id, planned), {"kind": "file", "planned": planned,
+                                                                    **asdict(facts)})
     remove_tree(work)
-    return result
+    return facts.result
 
 
-def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, policy: Policy, work: Path,
-                    *, run_id: str, night: str, step: "_StepClock") -> tuple[FileAudit, list, list, int]:
+def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, policy: Policy, work: Path, *,
+                    run_id: str, night: str, keyring: KeyRing, step: "_StepClock") -> FileFacts:
     if ingest.status != "staged":
         lines = ingest.rows_read or ((planned.lines or 0) if ingest.status == "rejected_file" else 0)
         status = "empty" if ingest.status == "empty" else "rejected_file"
-        return (FileAudit(planned.file_name, planned.sha256, status, lines, 0, lines, ingest.reason,
-                          ingest.profile, {ingest.reason: lines} if lines else {}), [], [], 0)
+        return FileFacts(FileAudit(planned.file_name, planned.sha256, status, lines, 0, lines, ingest.reason,
+                                   ingest.profile, {ingest.reason: lines} if lines else {}))
     fields = check_fields(ingest, policy)
     from transforms.validate import validate_staged  # pulls in GX; only files with rows need it
 
@@ -236,6 +246,14 @@ def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, poli
     quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,
                     source_sha256=planned.sha256, run_id=run_id, night=night)
     step(f"committed {billing.rows_written:,} rows to billing in {len(billing.rows_by_partition)} partition(s)")
+    analytics = None
+    if billing.rows_written:
+        made = build_analytics([str(lake.root / f) for f in billing.files], lake, policy, keyring,
+                               work / "analytics", source_sha256=planned.sha256)
+        analytics = {"rows": made.rows, "key_id": made.key_id, "tokenized": made.tokenized,
+                     "treatments": [asdict(t) for t in made.treatments],
+                     "event_dates": sorted(made.zone.rows_by_partition)}
+        step(f"analytics: {made.rows:,} rows pseudonymized (key {made.key_id}) and generalized")
     by_reason = {**ingest.unparseable_by_reason}
     for reason, n in validation.rejected_by_reason.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
@@ -244,7 +262,24 @@ def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, poli
                        rejected, "", ingest.profile, by_reason)
     if result.rows_read != result.rows_loaded + result.rows_rejected:
         raise AssertionError("row conservation broken")  # never expected; recorded as a failed file
-    return result, list(fields.findings), list(validation.checks), len(billing.rows_by_partition)
+    return FileFacts(result, fields.findings, validation.checks, len(billing.rows_by_partition), analytics)
+
+
+def aggregate_night(lake: Lake, policy: Policy, *, run_id: str) -> list[dict]:
+    """Recompute the k-anonymous aggregates of every event date tonight's files added analytics rows to.
+
+    Each date is aggregated over all of its analytics rows (every file, every night so far), so a
+    late file for an earlier day updates that day, and a re-run gives the same release.
+    """
+    dates = sorted({d for f in audit.read_fragments(lake, run_id) for d in (f.get("analytics") or {}).get(
+        "event_dates", [])})
+    releases = []
+    for day in dates:
+        result = aggregate_day(f"{lake.zone('analytics')}/event_date={day}/*.parquet", policy,
+                               lake.work_dir(run_id) / f"aggregate-{day}", lake.zone("aggregates"))
+        releases.append({"event_date": day, **asdict(result)})
+    audit.write_json_atomic(lake.fragments_dir(run_id) / "aggregates.json", releases)
+    return releases
 
 
 class _StepClock:
@@ -278,6 +313,11 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
     fragments = {(f["planned"]["sha256"], f["planned"]["path"]): f for f in audit.read_fragments(lake, run_id)}
     original_rows = {}
     file_rows, finding_rows, check_rows, reason_rows, events = [], [], [], [], []
+    pseudonym_rows, treatment_rows = [], []
+    releases = audit.read_json(lake.fragments_dir(run_id) / "aggregates.json", default=[])
+    release_rows = [[run_id, r["event_date"], "aggregates", r["k"], r["groups_total"], r["groups_released"],
+                     r["groups_suppressed_primary"], r["groups_suppressed_secondary"], r["rows_suppressed"]]
+                    for r in releases]
     now = audit.now_utc()
     for p in plan.files:
         frag = fragments.get((p.sha256, p.path))
@@ -302,6 +342,14 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
                                    c["rows_quarantined"]])
             for reason, n in r["rejected_by_reason"].items():
                 reason_rows.append([run_id, p.sha256, p.file_name, reason, n])
+            made = (frag or {}).get("analytics")
+            if made:
+                for column, distinct in made["tokenized"].items():
+                    pseudonym_rows.append([run_id, p.sha256, p.file_name, "analytics", column, TOKEN_METHOD,
+                                           made["key_id"], made["rows"], distinct])
+                for t in made["treatments"]:
+                    treatment_rows.append([run_id, p.sha256, p.file_name, "analytics", t["column"],
+                                           t["output_column"], t["treatment"], t["action"], t["clause"]])
             events.append(audit.LogEvent(
                 f"run:{run_id}:file:{p.sha256}:{hashlib.sha256(p.path.encode()).hexdigest()[:12]}",
                 "pipeline", f"file_{r['status']}", p.file_name,
@@ -337,6 +385,9 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         _insert(con, "field_findings", finding_rows)
         _insert(con, "validation_results", check_rows)
         _insert(con, "rejection_reasons", reason_rows)
+        _insert(con, "pseudonymization_log", pseudonym_rows)
+        _insert(con, "analytics_findings", treatment_rows)
+        _insert(con, "aggregate_releases", release_rows)
         con.execute(
             "UPDATE runs SET finished_at = ?, status = ?, files_processed = ?, files_skipped_known = ?,"
             " files_rejected = ?, files_failed = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?"

@@ -13,8 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from transforms.lake import Lake
-from transforms.nightly import REPO_ROOT, PlannedFile, audit_file, close_night, plan_night, profile_for
+from transforms.nightly import (REPO_ROOT, PlannedFile, aggregate_night, audit_file, close_night, plan_night,
+                                profile_for)
 from transforms.policy import Policy, load_policy
+from transforms.pseudonymize import KeyRing, keyring_from_connection, load_keyring
 
 log = logging.getLogger("cdr_audit")
 
@@ -35,6 +37,13 @@ def resolve(params: dict, logical_date: str) -> tuple[str, Path, Lake, Policy]:
     return night, landing, lake, load_policy(params.get("policy") or DEFAULT_POLICY)
 
 
+def keyring(connection: dict | None) -> KeyRing:
+    """The HMAC keys: the Airflow connection's fields when there is one, else the environment."""
+    if connection:
+        return keyring_from_connection(connection.get("login"), connection.get("password"), connection.get("extra"))
+    return load_keyring(os.environ, demo=os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
+
+
 def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
     """Open the run; return the files to audit (one mapped task each)."""
     night, landing, lake, policy = resolve(params, logical_date)
@@ -42,13 +51,19 @@ def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
     return [asdict(f) for f in night_plan.to_audit]
 
 
-def audit_one(planned: dict, params: dict, logical_date: str, run_id: str) -> dict:
+def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Audit one landing file; return its counts."""
     night, _, lake, policy = resolve(params, logical_date)
     planned_file = PlannedFile(**planned)
     override = profile_for(planned_file, params.get("profiles") or {})
-    return asdict(audit_file(planned_file, lake, policy, run_id=run_id, night=night, profile_override=override,
-                             on_step=log.info))
+    return asdict(audit_file(planned_file, lake, policy, run_id=run_id, night=night, keyring=keyring(connection),
+                             profile_override=override, on_step=log.info))
+
+
+def aggregate(params: dict, logical_date: str, run_id: str) -> list[dict]:
+    """Recompute the k-anonymous aggregates of the event dates tonight touched."""
+    _, _, lake, policy = resolve(params, logical_date)
+    return aggregate_night(lake, policy, run_id=run_id)
 
 
 def close(params: dict, logical_date: str, run_id: str) -> dict:

@@ -13,7 +13,8 @@ from transforms import audit
 from transforms.audit import GENESIS, LogEvent, append_log, verify_chain
 
 AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
-TABLES = {"runs", "source_files", "field_findings", "validation_results", "rejection_reasons", "audit_log"}
+TABLES = {"runs", "source_files", "field_findings", "validation_results", "rejection_reasons", "audit_log",
+          "pseudonymization_log", "analytics_findings", "aggregate_releases"}
 
 
 def events(n: int, prefix: str = "e") -> list[LogEvent]:
