@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,7 +74,11 @@ def test_airflow_dags_test_runs_the_night(night, tmp_path, cli_run):
     home, lake = tmp_path / "airflow_home", tmp_path / "lake"
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "CDR_AUDIT_LANDING": str(landing), "CDR_AUDIT_LAKE": str(lake),
-           "CDR_AUDIT_TASK_RETRIES": "0"}
+           "CDR_AUDIT_TASK_RETRIES": "0",
+           # The key comes from the Airflow connection, as in production (not the demo key).
+           "AIRFLOW_CONN_CDR_AUDIT_HMAC": json.dumps({"conn_type": "generic", "login": "airflow-k1",
+                                                      "password": "cd" * 32})}
+    env.pop("CDR_AUDIT_DEMO_MODE", None)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     run = subprocess.run([str(BIN / "airflow"), "dags", "test", "cdr_nightly_audit", NIGHT], env=env,
                          capture_output=True, text=True, timeout=900)
@@ -87,6 +92,11 @@ def test_airflow_dags_test_runs_the_night(night, tmp_path, cli_run):
     cli = duckdb.connect(str(cli_run.lake / "audit" / "audit.duckdb"), read_only=True)
     first_cli_run = cli.execute("SELECT rows_read, rows_loaded, rows_rejected FROM runs ORDER BY started_at LIMIT 1")
     assert (trigger, status) == ("airflow", "completed")
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT DISTINCT key_id FROM pseudonymization_log").fetchall() == [("airflow-k1",)]
+    released = con.execute("SELECT count(*) FROM aggregate_releases").fetchone()[0]
+    con.close()
+    assert released >= 1
     assert (read, loaded, rejected) == first_cli_run.fetchone()
     cli.close()
     assert read == sum(f.rows for f in manifest.files.values())
