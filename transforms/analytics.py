@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transforms import lake as lake_mod
-from transforms.billing import ZoneWrite, write_partitioned
-from transforms.generalize import ColumnTreatment, generalize_file, treatments
+from transforms.billing import ZoneWrite, commit_partitions
+from transforms.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.lake import Lake
 from transforms.policy import Policy
-from transforms.pseudonymize import KeyRing, derive_tokens, tokenize_parquet
+from transforms.pseudonymize import KeyRing, derive_tokens, plan_tokens
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,32 @@ class AnalyticsResult:
 
 def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyring: KeyRing, work_dir: Path, *,
                     source_sha256: str, cell_regions: str | None = None) -> AnalyticsResult:
-    """Pseudonymize and generalize one file's billing rows into the analytics zone."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    general = generalize_file(billing_files, policy, work_dir / "generalize", cell_regions=cell_regions)
-    tokenized_path = work_dir / "analytics_rows.parquet"
-    tokens = tokenize_parquet(general.output_path, str(tokenized_path), policy, keyring, work_dir / "tokenize")
-    zone = write_partitioned(str(tokenized_path), lake, "analytics", "event_date", work_dir, source_sha256)
-    return AnalyticsResult(general.rows, keyring.current.key_id, dict(tokens.distinct_by_column),
-                           treatments(policy), zone)
+    """Pseudonymize and generalize one file's billing rows into the analytics zone.
+
+    One pass: generalization is a view, tokens are looked up for its distinct identifiers, and
+    each event date's rows are written once, straight into the zone's layout.
+    """
+    out = work_dir / "analytics_out"
+    lake_mod.remove_tree(out)
+    out.mkdir(parents=True)
+    con = lake_mod.connect(work_dir / "tmp")
+    try:
+        define_generalized(con, billing_files, policy, cell_regions=cell_regions)
+        tokens = plan_tokens(con, "generalized", policy, keyring)
+        rows = 0
+        for (day,) in con.execute("SELECT DISTINCT event_date FROM billing ORDER BY 1").fetchall():
+            dst = out / f"event_date={day}" / "part.parquet"
+            dst.parent.mkdir()
+            rows += lake_mod.execute(con, f"""
+                COPY (SELECT {tokens.select(exclude=("event_date",))} FROM generalized t{tokens.joins}
+                      WHERE t.event_date = $day)
+                TO $dst (FORMAT parquet, COMPRESSION zstd)""",
+                                     {**tokens.params, "day": day, "dst": str(dst)}).fetchone()[0]
+    finally:
+        con.close()
+    zone = commit_partitions(out, lake, "analytics", source_sha256)
+    lake_mod.remove_tree(out)
+    return AnalyticsResult(rows, tokens.key_id, dict(tokens.distinct_by_column), treatments(policy), zone)
 
 
 @dataclass(frozen=True)

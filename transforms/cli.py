@@ -130,7 +130,8 @@ def cmd_run(args) -> int:
             f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
     for release in aggregate_night(lake, policy, run_id=run_id):
         say(f"aggregates {release['event_date']}: {release['groups_released']:,} groups released, "
-            f"{release['groups_suppressed_primary'] + release['groups_suppressed_secondary']:,} suppressed (k={release['k']})")
+            f"{release['groups_suppressed_primary'] + release['groups_suppressed_secondary']:,} suppressed"
+            f" (k={release['k']}) ({release['seconds']:.1f} s)")
     summary = close_night(lake, policy, run_id=run_id)
     print_summary(summary)
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK

@@ -88,38 +88,47 @@ class GeneralizeResult:
     area_unknown: int
 
 
+def define_generalized(con, billing_files: str | list[str], policy: Policy, *, cell_regions: str | None = None,
+                       view: str = "generalized") -> None:
+    """Create the view `view` of generalized rows over billing Parquet files (a glob or a list; hive layout).
+
+    A view, so the analytics step can tokenize and write in the same pass. `cell_regions` is an
+    optional CSV (cell_id, region) for cells whose record carries no location area; without it
+    such rows get the area 'unknown'.
+    """
+    if cell_regions:
+        lake_mod.execute(con, "CREATE OR REPLACE TEMP TABLE cells AS SELECT cell_id, region FROM read_csv($src,"
+                              " header = true, columns = {'cell_id': 'VARCHAR', 'region': 'VARCHAR'})",
+                         {"src": cell_regions})
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE cells (cell_id VARCHAR, region VARCHAR)")
+    files = [billing_files] if isinstance(billing_files, str) else billing_files
+    listed = "[" + ", ".join(lake_mod.sql_literal(f) for f in files) + "]"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW billing AS SELECT * FROM read_parquet({listed},"
+                " hive_partitioning = true)")
+    # The billing column behind `area` is the one the policy generalizes to an area.
+    area_source = next((f.column for f in policy.fields if f.analytics == "generalize_to_area"), None)
+    join = f"LEFT JOIN cells ON cells.cell_id = b.{area_source}" if area_source else "LEFT JOIN cells ON false"
+    # Views take no bound parameters: the one constant is written as a literal.
+    select = generalize_select(policy).replace("$unknown", lake_mod.sql_literal(UNKNOWN_AREA))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM billing b {join}")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW area_sources AS
+        SELECT CASE WHEN b.{LOCATION_AREA} IS NOT NULL THEN 'location_area'
+                    WHEN cells.region IS NOT NULL THEN 'lookup' ELSE 'unknown' END AS source, count(*) AS n
+        FROM billing b {join} GROUP BY 1""")
+
+
 def generalize_file(billing_files: str | list[str], policy: Policy, work_dir: Path, *,
                     cell_regions: str | None = None) -> GeneralizeResult:
-    """Write the generalized rows of billing Parquet files (a glob or a list; hive `event_date=`) to work_dir.
-
-    `cell_regions` is an optional CSV (cell_id, region) for cells whose record
-    carries no location area; without it such rows get the area 'unknown'.
-    """
+    """Write the generalized rows of billing Parquet files to `work_dir/generalized.parquet`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     out = work_dir / "generalized.parquet"
     con = lake_mod.connect(work_dir / "tmp")
     try:
-        if cell_regions:
-            lake_mod.execute(con, "CREATE TEMP TABLE cells AS SELECT cell_id, region FROM read_csv($src,"
-                                  " header = true, columns = {'cell_id': 'VARCHAR', 'region': 'VARCHAR'})",
-                             {"src": cell_regions})
-        else:
-            con.execute("CREATE TEMP TABLE cells (cell_id VARCHAR, region VARCHAR)")
-        files = [billing_files] if isinstance(billing_files, str) else billing_files
-        listed = "[" + ", ".join(lake_mod.sql_literal(f) for f in files) + "]"
-        con.execute(f"CREATE TEMP VIEW billing AS SELECT * FROM read_parquet({listed}, hive_partitioning = true)")
-        # The billing column behind `area` may not be called cell_id in another policy; find it.
-        area_source = next((f.column for f in policy.fields if f.analytics == "generalize_to_area"), None)
-        join = f"LEFT JOIN cells ON cells.cell_id = b.{area_source}" if area_source else \
-            "LEFT JOIN cells ON false"
-        rows = lake_mod.execute(con, f"""
-            COPY (SELECT {generalize_select(policy)} FROM billing b {join})
-            TO $dst (FORMAT parquet, COMPRESSION zstd)""",
-                                {"unknown": UNKNOWN_AREA, "dst": str(out)}).fetchone()[0]
-        by_source = dict(con.execute(f"""
-            SELECT CASE WHEN b.{LOCATION_AREA} IS NOT NULL THEN 'location_area'
-                        WHEN cells.region IS NOT NULL THEN 'lookup' ELSE 'unknown' END, count(*)
-            FROM billing b {join} GROUP BY 1""").fetchall()) if area_source else {}
+        define_generalized(con, billing_files, policy, cell_regions=cell_regions)
+        rows = lake_mod.execute(con, "COPY (SELECT * FROM generalized) TO $dst (FORMAT parquet, COMPRESSION zstd)",
+                                {"dst": str(out)}).fetchone()[0]
+        by_source = dict(con.execute("SELECT source, n FROM area_sources").fetchall())
     finally:
         con.close()
     return GeneralizeResult(rows, str(out), by_source.get("location_area", 0), by_source.get("lookup", 0),

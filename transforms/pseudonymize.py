@@ -303,65 +303,97 @@ def _hmac_sql(kind_sql: str, value_sql: str) -> str:
     return f"sha256($opad || unhex(sha256($ipad || encode({kind_sql} || ':' || {value_sql}))))"
 
 
+@dataclass(frozen=True)
+class TokenPlan:
+    """The token lookup built in a connection, and how to select a relation with tokens in place."""
+
+    key_id: str
+    targets: tuple[str, ...]             # tokenized columns present in the relation
+    absent: tuple[str, ...]              # tokenize columns the policy lists but the relation lacks
+    distinct_by_column: dict[str, int]
+    replacements: tuple[str, ...]        # `m0.token AS origin_number`, … for `t.* REPLACE (…)`
+    joins: str                           # joins to append after `FROM <relation> t`
+    params: dict                         # bound parameters the select and joins use
+
+    def select(self, exclude: tuple[str, ...] = ()) -> str:
+        """Select list over alias `t`: every column, tokens in place, plus hmac_key_id."""
+        star = "t.*" + (f" EXCLUDE ({', '.join(exclude)})" if exclude else "")
+        if self.replacements:
+            star += f" REPLACE ({', '.join(self.replacements)})"
+        return f"{star}, $key_id AS {KEY_ID_COLUMN}"
+
+
+def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing) -> TokenPlan:
+    """Build table `lookup` (raw spelling → token) in `con` for the tokenize columns of `relation`.
+
+    `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
+    normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
+    """
+    key = keyring.current
+    present = {d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
+    if KEY_ID_COLUMN in present:
+        raise ValueError(f"{KEY_ID_COLUMN!r} is already a column of the input: is it tokenized already?")
+    rules = [f for f in policy.fields if f.analytics == "tokenize"]
+    for f in rules:
+        if not f.identifier:
+            raise ValueError(f"policy column {f.column!r} is marked tokenize but has no identifier kind")
+    targets = [f for f in rules if f.column in present]
+    params = {"cc": policy.operator.country_calling_code}
+
+    # 1. Distinct raw spellings per column (one cheap columnar scan each), normalized once each.
+    #    Column names come from the policy (lower_snake_case, checked on load), never from the file.
+    con.execute("CREATE OR REPLACE TEMP TABLE spellings (col VARCHAR, kind VARCHAR, raw VARCHAR, norm VARCHAR)")
+    for f in targets:
+        lake_mod.execute(con, (
+            f"INSERT INTO spellings SELECT $col, $kind, raw, NULLIF({_normalize_sql('raw', f.identifier)}, '')"
+            f" FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw FROM {relation}"
+            f" WHERE {f.column} IS NOT NULL)"), {**params, "col": f.column, "kind": f.identifier})
+    distinct = dict(con.execute("SELECT col, count(DISTINCT norm) FROM spellings GROUP BY col").fetchall())
+
+    # 2. HMAC over the distinct (kind, normalized) identifiers only, inside DuckDB (measured faster
+    #    than Python's hmac over the same distinct values; see _hmac_sql). Then raw spelling → token.
+    inner, outer = _hmac_pads(key)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lookup AS SELECT s.kind, s.raw, t.token"
+        " FROM (SELECT DISTINCT kind, raw, norm FROM spellings) s LEFT JOIN"
+        f" (SELECT kind, norm, {_hmac_sql('kind', 'norm')} AS token"
+        "   FROM (SELECT DISTINCT kind, norm FROM spellings WHERE norm IS NOT NULL)) t"
+        " ON t.kind = s.kind AND t.norm = s.norm", {"ipad": inner, "opad": outer})
+
+    # 3. How to join the tokens back: the raw columns are replaced in place, everything else is `t.*`.
+    joins, replaced, join_params = [], [], {"key_id": key.key_id}
+    for i, f in enumerate(targets):
+        joins.append(f" LEFT JOIN lookup m{i} ON m{i}.kind = $kind_{i}_"
+                     f" AND m{i}.raw = CAST(t.{f.column} AS VARCHAR)")
+        replaced.append(f"m{i}.token AS {f.column}")
+        join_params[f"kind_{i}_"] = f.identifier
+    return TokenPlan(key.key_id, tuple(f.column for f in targets),
+                     tuple(f.column for f in rules if f.column not in present),
+                     {f.column: int(distinct.get(f.column, 0)) for f in targets},
+                     tuple(replaced), "".join(joins), join_params)
+
+
 def tokenize_parquet(src: str, dst: str, policy: Policy, keyring: KeyRing, work_dir: str | Path) -> TokenizeResult:
     """Write `dst`: `src` with every ``analytics: tokenize`` column replaced by its token, plus
-    ``hmac_key_id``. Other columns are copied untouched; NULL (and blank) identifiers stay NULL."""
+    ``hmac_key_id``, in the input's row order. Other columns are copied untouched; NULL (and blank)
+    identifiers stay NULL."""
     started = time.perf_counter()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    key = keyring.current
     con = lake_mod.connect(work_dir / "tmp")
     try:
-        present = {d[0] for d in con.execute("SELECT * FROM read_parquet($src) LIMIT 0", {"src": src}).description}
-        if KEY_ID_COLUMN in present:
-            raise ValueError(f"{KEY_ID_COLUMN!r} is already a column of the input: is it tokenized already?")
-        rules = [f for f in policy.fields if f.analytics == "tokenize"]
-        for f in rules:
-            if not f.identifier:
-                raise ValueError(f"policy column {f.column!r} is marked tokenize but has no identifier kind")
-        targets = [f for f in rules if f.column in present]
-        absent = tuple(f.column for f in rules if f.column not in present)
-        params = {"src": src, "cc": policy.operator.country_calling_code}
-
-        # 1. Distinct raw spellings per column (one cheap columnar scan each), normalized once each.
-        #    Column names come from the policy (lower_snake_case, checked on load), never from the file.
-        con.execute("CREATE TEMP TABLE spellings (col VARCHAR, kind VARCHAR, raw VARCHAR, norm VARCHAR)")
-        for f in targets:
-            lake_mod.execute(con, (
-                f"INSERT INTO spellings SELECT $col, $kind, raw, NULLIF({_normalize_sql('raw', f.identifier)}, '')"
-                f" FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw FROM read_parquet($src)"
-                f" WHERE {f.column} IS NOT NULL)"), {**params, "col": f.column, "kind": f.identifier})
-        distinct = dict(con.execute(
-            "SELECT col, count(DISTINCT norm) FROM spellings GROUP BY col").fetchall())
-
-        # 2. HMAC over the distinct (kind, normalized) identifiers only, inside DuckDB (measured faster
-        #    than Python's hmac over the same distinct values; see _hmac_sql). Then raw spelling → token.
-        inner, outer = _hmac_pads(key)
-        con.execute(
-            "CREATE TEMP TABLE lookup AS SELECT s.kind, s.raw, t.token"
-            " FROM (SELECT DISTINCT kind, raw, norm FROM spellings) s LEFT JOIN"
-            f" (SELECT kind, norm, {_hmac_sql('kind', 'norm')} AS token"
-            "   FROM (SELECT DISTINCT kind, norm FROM spellings WHERE norm IS NOT NULL)) t"
-            " ON t.kind = s.kind AND t.norm = s.norm", {"ipad": inner, "opad": outer})
-
-        # 3. Join the tokens back; the raw columns are replaced in place, everything else is `t.*`.
-        joins, replaced, kind_params = [], [], {}
-        for i, f in enumerate(targets):
-            joins.append(f" LEFT JOIN lookup m{i} ON m{i}.kind = $kind_{i}_"
-                         f" AND m{i}.raw = CAST(t.{f.column} AS VARCHAR)")
-            replaced.append(f"m{i}.token AS {f.column}")
-            kind_params[f"kind_{i}_"] = f.identifier
+        con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM read_parquet({lake_mod.sql_literal(src)},"
+                    " file_row_number = true)")
+        plan = plan_tokens(con, "source", policy, keyring)
         # Hash joins do not keep row order; file_row_number restores the input order.
-        star = "t.* EXCLUDE (file_row_number)" + (f" REPLACE ({', '.join(replaced)})" if replaced else "")
+        select = plan.select(exclude=("file_row_number",))
         dst_path = Path(dst)
         dst_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst_path.with_name(f".{dst_path.name}.tmp")
-        copy = (f"COPY (SELECT {star}, $key_id AS {KEY_ID_COLUMN}"
-                f" FROM read_parquet($src, file_row_number = true) t{''.join(joins)} ORDER BY t.file_row_number)"
-                " TO $dst (FORMAT parquet, COMPRESSION zstd)")
         try:
-            rows = lake_mod.execute(con, copy, {**params, **kind_params, "dst": str(tmp), "key_id": key.key_id}
-                                    ).fetchone()[0]
+            rows = lake_mod.execute(
+                con, f"COPY (SELECT {select} FROM source t{plan.joins} ORDER BY t.file_row_number)"
+                     " TO $dst (FORMAT parquet, COMPRESSION zstd)", {**plan.params, "dst": str(tmp)}).fetchone()[0]
             lake_mod.commit_file(tmp, dst_path)   # commit point
         finally:
             tmp.unlink(missing_ok=True)
@@ -369,9 +401,9 @@ def tokenize_parquet(src: str, dst: str, policy: Policy, keyring: KeyRing, work_
         con.close()
     return TokenizeResult(
         rows=rows,
-        distinct_by_column={f.column: int(distinct.get(f.column, 0)) for f in targets},
-        key_id=key.key_id,
+        distinct_by_column=plan.distinct_by_column,
+        key_id=plan.key_id,
         seconds=round(time.perf_counter() - started, 3),
         dst=str(dst_path),
-        columns_absent=absent,
+        columns_absent=plan.absent,
     )
