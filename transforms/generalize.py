@@ -90,7 +90,8 @@ class GeneralizeResult:
 
 def define_generalized(con, billing_files: str | list[str], policy: Policy, *, cell_regions: str | None = None,
                        view: str = "generalized") -> None:
-    """Create the view `view` of generalized rows over billing Parquet files (a glob or a list; hive layout).
+    """Create the view `view` (and `<view>_billing`, `<view>_area_sources`) of generalized rows over
+    billing Parquet files (a glob or a list; hive layout).
 
     A view, so the analytics step can tokenize and write in the same pass. `cell_regions` is an
     optional CSV (cell_id, region) for cells whose record carries no location area; without it
@@ -104,18 +105,19 @@ def define_generalized(con, billing_files: str | list[str], policy: Policy, *, c
         con.execute("CREATE OR REPLACE TEMP TABLE cells (cell_id VARCHAR, region VARCHAR)")
     files = [billing_files] if isinstance(billing_files, str) else billing_files
     listed = "[" + ", ".join(lake_mod.sql_literal(f) for f in files) + "]"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW billing AS SELECT * FROM read_parquet({listed},"
+    source = f"{view}_billing"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {source} AS SELECT * FROM read_parquet({listed},"
                 " hive_partitioning = true)")
     # The billing column behind `area` is the one the policy generalizes to an area.
     area_source = next((f.column for f in policy.fields if f.analytics == "generalize_to_area"), None)
     join = f"LEFT JOIN cells ON cells.cell_id = b.{area_source}" if area_source else "LEFT JOIN cells ON false"
     # Views take no bound parameters: the one constant is written as a literal.
     select = generalize_select(policy).replace("$unknown", lake_mod.sql_literal(UNKNOWN_AREA))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM billing b {join}")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW area_sources AS
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM {source} b {join}")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW {view}_area_sources AS
         SELECT CASE WHEN b.{LOCATION_AREA} IS NOT NULL THEN 'location_area'
                     WHEN cells.region IS NOT NULL THEN 'lookup' ELSE 'unknown' END AS source, count(*) AS n
-        FROM billing b {join} GROUP BY 1""")
+        FROM {source} b {join} GROUP BY 1""")
 
 
 def generalize_file(billing_files: str | list[str], policy: Policy, work_dir: Path, *,
@@ -128,7 +130,7 @@ def generalize_file(billing_files: str | list[str], policy: Policy, work_dir: Pa
         define_generalized(con, billing_files, policy, cell_regions=cell_regions)
         rows = lake_mod.execute(con, "COPY (SELECT * FROM generalized) TO $dst (FORMAT parquet, COMPRESSION zstd)",
                                 {"dst": str(out)}).fetchone()[0]
-        by_source = dict(con.execute("SELECT source, n FROM area_sources").fetchall())
+        by_source = dict(con.execute("SELECT source, n FROM generalized_area_sources").fetchall())
     finally:
         con.close()
     return GeneralizeResult(rows, str(out), by_source.get("location_area", 0), by_source.get("lookup", 0),

@@ -34,7 +34,7 @@ from typing import Callable
 from transforms import audit
 from transforms.aggregate import aggregate_day
 from transforms.analytics import build_analytics
-from transforms.billing import load_billing
+from transforms.billing import load_billing, part_name
 from transforms.fieldcheck import check_fields
 from transforms.ingest import IngestResult, fingerprint, ingest_file
 from transforms.lake import Lake, remove_tree, safe_run_id
@@ -223,6 +223,7 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
         facts = FileFacts(FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0,
                                     planned.lines or 0, reason=f"internal error: {safe_error(exc)}"))
         _log_internal_error(lake, run_id, planned, exc)
+        _withdraw_parts(lake, planned.sha256)
     audit.write_json_atomic(_fragment_path(lake, run_id, planned), {"kind": "file", "planned": planned,
                                                                     **asdict(facts)})
     remove_tree(work)
@@ -293,6 +294,13 @@ class _StepClock:
         if self.listener:
             self.listener(f"{message} ({now - self.last:.1f} s)")
         self.last = now
+
+
+def _withdraw_parts(lake: Lake, sha256: str) -> None:
+    """A failed file leaves nothing in any zone: the audit counts it as not loaded, and a re-run redoes it."""
+    for zone in ("billing", "quarantine", "analytics"):
+        for part in lake.zone(zone).glob(f"*/{part_name(sha256)}"):
+            part.unlink()
 
 
 def _log_internal_error(lake: Lake, run_id: str, planned: PlannedFile, exc: BaseException) -> None:

@@ -354,19 +354,19 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing) -> TokenPl
     #    than Python's hmac over the same distinct values; see _hmac_sql). Then raw spelling → token.
     inner, outer = _hmac_pads(key)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE lookup AS SELECT s.kind, s.raw, t.token"
-        " FROM (SELECT DISTINCT kind, raw, norm FROM spellings) s LEFT JOIN"
-        f" (SELECT kind, norm, {_hmac_sql('kind', 'norm')} AS token"
-        "   FROM (SELECT DISTINCT kind, norm FROM spellings WHERE norm IS NOT NULL)) t"
-        " ON t.kind = s.kind AND t.norm = s.norm", {"ipad": inner, "opad": outer})
+        f"CREATE OR REPLACE TEMP TABLE tokens AS SELECT kind, norm, {_hmac_sql('kind', 'norm')} AS token"
+        " FROM (SELECT DISTINCT kind, norm FROM spellings WHERE norm IS NOT NULL)", {"ipad": inner, "opad": outer})
 
-    # 3. How to join the tokens back: the raw columns are replaced in place, everything else is `t.*`.
+    # 3. One small lookup per column (its own spellings only: one shared table would be hash-built once
+    #    per column, all kinds and columns each time, and runs out of memory at 10M rows). The raw
+    #    columns are replaced in place, everything else is `t.*`.
     joins, replaced, join_params = [], [], {"key_id": key.key_id}
     for i, f in enumerate(targets):
-        joins.append(f" LEFT JOIN lookup m{i} ON m{i}.kind = $kind_{i}_"
-                     f" AND m{i}.raw = CAST(t.{f.column} AS VARCHAR)")
+        lake_mod.execute(con, f"CREATE OR REPLACE TEMP TABLE lookup_{i} AS SELECT s.raw, k.token"
+                              " FROM spellings s LEFT JOIN tokens k ON k.kind = s.kind AND k.norm = s.norm"
+                              " WHERE s.col = $col", {"col": f.column})
+        joins.append(f" LEFT JOIN lookup_{i} m{i} ON m{i}.raw = CAST(t.{f.column} AS VARCHAR)")
         replaced.append(f"m{i}.token AS {f.column}")
-        join_params[f"kind_{i}_"] = f.identifier
     return TokenPlan(key.key_id, tuple(f.column for f in targets),
                      tuple(f.column for f in rules if f.column not in present),
                      {f.column: int(distinct.get(f.column, 0)) for f in targets},

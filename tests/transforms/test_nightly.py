@@ -34,3 +34,25 @@ def test_plan_skips_copies_and_hidden_files_and_close_records_a_task_that_died(t
     # The copy repeats its original's rows, all rejected as a duplicate delivery.
     assert rows[2][:5] == ("b_copy.csv", "duplicate_file", 4, 0, 4)
     assert rows[0][:2] == (".c.csv.part", "ignored")
+
+
+def test_a_file_failing_after_its_billing_commit_leaves_no_rows_behind(tmp_path, policy, monkeypatch):
+    from transforms import nightly
+    from transforms.pseudonymize import demo_keyring
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_bytes(CSV + ROW * 3)
+    lake = Lake.at(tmp_path / "lake")
+    plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")        # analytics fails after billing committed the rows
+    monkeypatch.setattr(nightly, "build_analytics", broken)
+    result = nightly.audit_file(plan.to_audit[0], lake, policy, run_id="r1", night="2026-11-22",
+                                keyring=demo_keyring())
+    assert (result.status, result.rows_loaded) == ("failed", 0)
+    # The audit says nothing was loaded, so no zone may hold the file's rows.
+    assert list(lake.zone("billing").rglob("*.parquet")) == []
+    assert list(lake.zone("quarantine").rglob("*.parquet")) == []
+    assert (lake.zone("audit") / "errors" / "r1").is_dir()
