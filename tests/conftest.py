@@ -50,6 +50,17 @@ def run_cli(*args: str, timeout: int = 600) -> CliRun:
     return CliRun(lake, proc.returncode, proc.stdout, proc.stderr)
 
 
+def audit_rows(lake: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of a query against a lake's audit store, opened read-only."""
+    import duckdb
+
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="session")
 def night(tmp_path_factory):
     """A generated night with every defect kind: (landing folder, manifest)."""

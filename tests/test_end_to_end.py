@@ -11,20 +11,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import BIN, NIGHT, run_cli
+from tests.conftest import BIN, NIGHT, audit_rows, run_cli
 from tests.leakscan import identifier_variants, scan
 
 pytestmark = pytest.mark.slow
 
 ZONES_WITH_ROWS = ("billing", "quarantine")
-
-
-def audit_rows(lake: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def zone_rows(lake: Path, zone: str) -> int:
