@@ -176,6 +176,10 @@ SUMMARY_SQL = {
              " rows_rejected, coalesce(reason, '') FROM night_files ORDER BY file_name",
     "reasons": _NIGHT_FILES + "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN night_files"
                " USING (run_id, sha256, file_name) GROUP BY r.reason ORDER BY n DESC, r.reason LIMIT 8",
+    "analytics": _NIGHT_FILES + "SELECT string_agg(DISTINCT p.key_id, ', '), count(DISTINCT p.sha256)"
+                 " FROM pseudonymization_log p JOIN night_files USING (run_id, sha256, file_name)",
+    "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
+                  " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
     "off_list": _NIGHT_FILES + "SELECT f.source_column, f.classification, count(*) FROM field_findings f"
                 " JOIN night_files USING (run_id, sha256, file_name) WHERE f.classification <> 'allowed'"
                 " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
@@ -195,6 +199,8 @@ def cmd_summary(args) -> int:
             return EXIT_OK
         files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[1]]).fetchall()
                                     for k in ("files", "reasons", "off_list"))
+        (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [run[1]]).fetchall()
+        (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
         chain = audit.verify_chain(con)
     finally:
         con.close()
@@ -210,11 +216,16 @@ def cmd_summary(args) -> int:
         print("\nmain quarantine reasons: " + "; ".join(f"{r} ({n:,})" for r, n in reasons))
     if off_list:
         print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
+    if tokenized_files:
+        print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
+    if k is not None:
+        print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
+              f" {secondary:,} more so no total minus its parts reveals one")
     print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if chain.ok else 'BROKEN'},"
           f" {chain.entries} entries)")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
-    print(f"billing zone: {lake.zone('billing')}   quarantine: {lake.zone('quarantine')}")
+    print(f"zones: {lake.root}/{{billing,quarantine,analytics,aggregates}}")
     return EXIT_OK if chain.ok else EXIT_FAILED
 
 
