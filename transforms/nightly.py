@@ -7,13 +7,16 @@ A record's path, in order:
    audited (a re-run adds nothing twice) or already appear under another name
    tonight. It opens the run in the audit store.
 2. `audit_file` runs the per-file steps — ingest → fieldcheck → validate →
-   billing → quarantine — and leaves a fragment of audit facts. Files are
-   independent, so Airflow maps this over the night's files in parallel.
-3. `close_night` merges every fragment into `audit.duckdb` in one transaction
+   billing → quarantine → analytics (pseudonymized, generalized) — and leaves
+   a fragment of audit facts. Files are independent, so Airflow maps this over
+   the night's files in parallel.
+3. `aggregate_night` recomputes the k-anonymous aggregates of every event
+   date the night's files touched.
+4. `close_night` merges every fragment into `audit.duckdb` in one transaction
    (the store's single writer), chains the audit-log entries, exports the
    tables to Parquet and returns the night's summary.
 
-The CLI calls these three in sequence; the DAG wires them as tasks.
+The CLI calls these four in sequence; the DAG wires them as tasks.
 """
 
 from __future__ import annotations
