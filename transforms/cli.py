@@ -113,7 +113,7 @@ def cmd_run(args) -> int:
 
     say = _progress(args.quiet)
     policy = load_policy(args.policy)
-    keyring = load_keyring(os.environ, demo=args.demo or os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
+    keyring = load_keyring(os.environ, demo=args.demo)
     lake = Lake.at(args.lake)
     run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
@@ -236,7 +236,7 @@ def cmd_lookup(args) -> int:
     from transforms.pseudonymize import load_keyring
 
     policy = load_policy(args.policy)
-    keyring = load_keyring(os.environ, demo=args.demo or os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
+    keyring = load_keyring(os.environ, demo=args.demo)
     value, kind = (args.number, "msisdn") if args.number else (args.imsi, "imsi")
     hits = find_subject(Lake.at(args.lake), policy, keyring, value, kind)
     held = [keyring.current.key_id, *(k.key_id for k in keyring.retired)]

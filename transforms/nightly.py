@@ -173,14 +173,16 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
     finally:
         con.close()
     plan = NightPlan(run_id, night, policy.sha256, tuple(files))
-    audit.write_json_atomic(lake.fragments_dir(run_id) / "plan.json", plan)
+    audit.write_json_atomic(_plan_path(lake, run_id), plan)
     return plan
 
 
-def load_plan(lake: Lake, run_id: str) -> NightPlan:
-    import json
+def _plan_path(lake: Lake, run_id: str) -> Path:
+    return lake.fragments_dir(run_id) / "plan.json"
 
-    doc = json.loads((lake.fragments_dir(run_id) / "plan.json").read_text())
+
+def load_plan(lake: Lake, run_id: str) -> NightPlan:
+    doc = audit.read_json(_plan_path(lake, run_id))
     return NightPlan(doc["run_id"], doc["night"], doc["policy_sha256"],
                      tuple(PlannedFile(**f) for f in doc["files"]))
 
@@ -425,7 +427,3 @@ def _insert(con, table: str, rows: list[list]) -> None:
     if rows:
         marks = ", ".join("?" * len(rows[0]))
         con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-
-
-def summary_dict(summary: NightSummary) -> dict:
-    return asdict(summary)

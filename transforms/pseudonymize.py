@@ -40,6 +40,7 @@ ENV_KEY = "CDR_AUDIT_HMAC_KEY"
 ENV_KEY_FILE = "CDR_AUDIT_HMAC_KEY_FILE"
 ENV_KEY_ID = "CDR_AUDIT_HMAC_KEY_ID"
 ENV_RETIRED_FILE = "CDR_AUDIT_HMAC_RETIRED_KEYS_FILE"
+ENV_DEMO = "CDR_AUDIT_DEMO_MODE"   # "1": this is the demo or a test, the demo key may be used
 
 # The demo key is public (it is right here): tokens made with it are NOT pseudonymous.
 # Only `demo=True` (the demo and the tests) may use it; everything else refuses it.
@@ -115,12 +116,15 @@ def demo_keyring() -> KeyRing:
 
 
 def load_keyring(environ: Mapping[str, str], *, demo: bool = False) -> KeyRing:
-    """The key ring from the environment; the demo key only when `demo` and no key is configured.
+    """The key ring from the environment; the demo key only when in demo mode and no key is configured.
+
+    Demo mode: `demo=True` (the CLI's --demo) or ``CDR_AUDIT_DEMO_MODE=1`` in `environ`.
 
     Current key: ``CDR_AUDIT_HMAC_KEY`` (hex) or ``CDR_AUDIT_HMAC_KEY_FILE`` (a file holding the
     hex secret), with ``CDR_AUDIT_HMAC_KEY_ID``. Retired keys: ``CDR_AUDIT_HMAC_RETIRED_KEYS_FILE``,
     one ``key_id:hexsecret`` per line (blank lines and ``#`` comments ignored).
     """
+    demo = demo or environ.get(ENV_DEMO) == "1"
     hex_value = (environ.get(ENV_KEY) or "").strip()
     key_file = (environ.get(ENV_KEY_FILE) or "").strip()
     key_id = (environ.get(ENV_KEY_ID) or "").strip()

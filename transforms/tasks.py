@@ -41,7 +41,7 @@ def keyring(connection: dict | None) -> KeyRing:
     """The HMAC keys: the Airflow connection's fields when there is one, else the environment."""
     if connection:
         return keyring_from_connection(connection.get("login"), connection.get("password"), connection.get("extra"))
-    return load_keyring(os.environ, demo=os.environ.get("CDR_AUDIT_DEMO_MODE") == "1")
+    return load_keyring(os.environ)
 
 
 def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
