@@ -117,6 +117,7 @@ def aggregate_day(analytics_path: str, policy: Policy, work_dir: Path, out_dir: 
     work_dir = Path(work_dir)
     lake_mod.remove_tree(work_dir / "aggregate_stage")
     con = lake_mod.connect(work_dir / "tmp")
+    con.execute("SET preserve_insertion_order = false")   # every output is ordered explicitly
     try:
         rows_in = build_groups(con, analytics_path)
         released = suppress(con, policy.k_anonymity, work_dir / "aggregate_stage")
@@ -137,8 +138,13 @@ def aggregate_day(analytics_path: str, policy: Policy, work_dir: Path, out_dir: 
         files=files, seconds=round(time.monotonic() - started, 3))
 
 
-def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str) -> int:
-    """Tables `pairs` (cell × key id × subscriber), `cells` and `totals` in `con`; returns the rows read.
+def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_cell_keys: bool = False) -> int:
+    """Tables `cells`, `totals` and `pairs` (cell × key id × subscriber) in `con`; returns the rows read.
+
+    Sums need no subscribers, so they come from one grouping of the rows into cells; subscribers come
+    from `pairs`, the distinct (cell, key id, subscriber) triples. A cell is named in `pairs` by `ck`,
+    the 64-bit hash of its keys, which is exact when no two cells share it (checked; otherwise, or
+    with `exact_cell_keys`, `ck` is the keys themselves: slower, same result).
 
     A subscriber is held as hash(token): the token itself is not kept. Two tokens sharing a 64-bit
     hash would count once — fewer subscribers, so more suppression, never less.
@@ -147,45 +153,60 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str) -> int:
     cannot be matched, so one person may hold two tokens. Subscribers are then counted per key and the
     largest count is used: a lower bound of the people in the group, never more than there are.
     """
-    keys = ", ".join(CELL_KEYS)
     cols = [d[0] for d in lake_mod.execute(
         con, "SELECT * FROM read_parquet($src, hive_partitioning = true) LIMIT 0", {"src": analytics_path}
     ).description]
     kid = KEY_ID_COLUMN if KEY_ID_COLUMN in cols else "CAST(NULL AS VARCHAR)"
     lake_mod.execute(con, f"""
-        CREATE TEMP TABLE pairs AS
+        CREATE OR REPLACE TEMP VIEW analytics_rows AS
         SELECT event_date, event_hour, service_type, coalesce(area, $unknown) AS area, service_area,
-               called_country_code, {kid} AS kid,
-               CASE WHEN origin_number IS NOT NULL THEN hash(origin_number) END AS sub,
-               count(*) AS events,
-               coalesce(sum(duration_s), 0) AS duration_s,
-               coalesce(sum(data_volume_bytes), 0) AS data_volume_bytes,
-               coalesce(sum(charged_amount), 0) AS revenue
-        FROM read_parquet($src, hive_partitioning = true)
-        GROUP BY ALL""", {"src": analytics_path, "unknown": UNKNOWN_AREA})
-    rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM pairs").fetchone()[0]
-    sums = """sum(events) AS events, sum(duration_s) AS duration_s,
-              sum(data_volume_bytes) AS data_volume_bytes, sum(revenue) AS revenue"""
-    measures = """max(n) AS subscribers, CAST(sum(events) AS BIGINT) AS events,
-                  CAST(round(sum(duration_s) / 60.0, 2) AS DECIMAL(18, 2)) AS minutes,
-                  CAST(sum(data_volume_bytes) AS BIGINT) AS data_volume_bytes,
-                  CAST(sum(revenue) AS DECIMAL(18, 4)) AS revenue"""
+               called_country_code, {kid} AS kid, origin_number, duration_s, data_volume_bytes, charged_amount
+        FROM read_parquet($src, hive_partitioning = true)""".replace("$unknown", lake_mod.sql_literal(UNKNOWN_AREA))
+        .replace("$src", lake_mod.sql_literal(analytics_path)), {})
+    keys = ", ".join(("event_date", *CELL_KEYS))
+    cell_key = f"struct_pack({keys})" if exact_cell_keys else f"hash({keys})"
     con.execute(f"""
-        CREATE TEMP TABLE cells AS
-        SELECT row_number() OVER (ORDER BY event_date, {keys}) AS cell_id, *
-        FROM (SELECT event_date, {keys}, {measures}
-              FROM (SELECT event_date, {keys}, kid, count(sub) AS n, {sums}   -- one pair per subscriber
-                    FROM pairs GROUP BY event_date, {keys}, kid)
-              GROUP BY event_date, {keys})""")
+        CREATE OR REPLACE TEMP TABLE cell_sums AS
+        SELECT {cell_key} AS ck, *
+        FROM (SELECT {keys}, count(*) AS events, coalesce(sum(duration_s), 0) AS duration_s,
+                     coalesce(sum(data_volume_bytes), 0) AS data_volume_bytes,
+                     coalesce(sum(charged_amount), 0) AS revenue
+              FROM analytics_rows GROUP BY ALL)""")
+    if not exact_cell_keys and con.execute("SELECT count(DISTINCT ck) < count(*) FROM cell_sums").fetchone()[0]:
+        return build_groups(con, analytics_path, exact_cell_keys=True)    # two cells share a hash
+    rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM cell_sums").fetchone()[0]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pairs AS
+        SELECT DISTINCT {cell_key} AS ck, event_date, service_type, kid, hash(origin_number) AS sub
+        FROM analytics_rows WHERE origin_number IS NOT NULL""")
+    measures = """CAST(events AS BIGINT) AS events,
+                  CAST(round(duration_s / 60.0, 2) AS DECIMAL(18, 2)) AS minutes,
+                  CAST(data_volume_bytes AS BIGINT) AS data_volume_bytes,
+                  CAST(revenue AS DECIMAL(18, 4)) AS revenue"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cells AS
+        SELECT row_number() OVER (ORDER BY {keys}) AS cell_id, ck, {keys},
+               coalesce(n.subscribers, 0) AS subscribers, {measures}
+        FROM cell_sums LEFT JOIN (SELECT ck, max(n) AS subscribers      -- one pair per subscriber
+                                  FROM (SELECT ck, kid, count(*) AS n FROM pairs GROUP BY ck, kid)
+                                  GROUP BY ck) n USING (ck)""")
     # Marginal totals over all rows (suppressed cells included: that is what makes differencing a risk).
     con.execute(f"""
-        CREATE TEMP TABLE totals AS
-        SELECT row_number() OVER (ORDER BY event_date, is_day DESC, service_type) AS total_id, *
-        FROM (SELECT event_date, service_type, is_day, {measures}
-              FROM (SELECT event_date, service_type, grouping(service_type) = 1 AS is_day, kid,
-                           count(DISTINCT sub) AS n, {sums}
-                    FROM pairs GROUP BY GROUPING SETS ((event_date, service_type, kid), (event_date, kid)))
-              GROUP BY event_date, service_type, is_day)""")
+        CREATE OR REPLACE TEMP TABLE totals AS
+        SELECT row_number() OVER (ORDER BY s.event_date, s.is_day DESC, s.service_type) AS total_id,
+               s.event_date, s.service_type, s.is_day, coalesce(n.subscribers, 0) AS subscribers, {measures}
+        FROM (SELECT event_date, service_type, grouping(service_type) = 1 AS is_day,
+                     sum(events) AS events, sum(duration_s) AS duration_s,
+                     sum(data_volume_bytes) AS data_volume_bytes, sum(revenue) AS revenue
+              FROM cell_sums GROUP BY GROUPING SETS ((event_date, service_type), (event_date))) s
+        LEFT JOIN (WITH people AS (SELECT DISTINCT event_date, service_type, kid, sub FROM pairs)
+                   SELECT event_date, service_type, false AS is_day, max(n) AS subscribers
+                   FROM (SELECT event_date, service_type, kid, count(*) AS n FROM people GROUP BY ALL) GROUP BY ALL
+                   UNION ALL
+                   SELECT event_date, NULL, true, max(n)
+                   FROM (SELECT event_date, kid, count(DISTINCT sub) AS n FROM people GROUP BY ALL) GROUP BY ALL
+                  ) n   -- a service may be NULL, and the day total's service always is
+        ON n.event_date = s.event_date AND n.is_day = s.is_day AND n.service_type IS NOT DISTINCT FROM s.service_type""")
     return int(rows_in)
 
 
@@ -193,20 +214,12 @@ def suppress(con: duckdb.DuckDBPyConnection, k: int, stage_dir: Path) -> Release
     """Decide what is released from `cells`/`totals`, stage it as Parquet, and return the `Released`."""
     if k < 2:
         raise ValueError(f"k must be at least 2, got {k}")
+    con.execute("DROP TABLE IF EXISTS small_pairs")   # made on demand by _union_size, for this k and these pairs
     cells = con.execute(
         "SELECT cell_id, CAST(event_date AS VARCHAR), service_type, subscribers, events FROM cells").fetchall()
     totals = con.execute(
         "SELECT total_id, CAST(event_date AS VARCHAR), service_type, is_day, subscribers FROM totals").fetchall()
-    small = {}
-    # Subscriber sets are needed only for cells under k: a hidden set holding any cell of k or more is
-    # covered by that cell alone.
-    keys = " AND ".join(f"p.{c} IS NOT DISTINCT FROM c.{c}" for c in ("event_date", *CELL_KEYS))
-    for cell_id, kid, subs in con.execute(f"""
-            SELECT c.cell_id, p.kid, list(p.sub) FILTER (WHERE p.sub IS NOT NULL)
-            FROM pairs p JOIN cells c ON {keys}
-            WHERE c.subscribers < $k GROUP BY c.cell_id, p.kid""", {"k": k}).fetchall():
-        small.setdefault(cell_id, {})[kid] = frozenset(subs or ())   # NULL: only rows without a token
-    plan = _Plan(k, cells, totals, small)
+    plan = _Plan(k, cells, totals, lambda ids: _union_size(con, k, ids))
     plan.run()
     plan.verify()
 
@@ -254,11 +267,28 @@ def suppress(con: duckdb.DuckDBPyConnection, k: int, stage_dir: Path) -> Release
         totals_suppressed_secondary=sum(r == SECONDARY for r in t_sup.values()))
 
 
+def _union_size(con: duckdb.DuckDBPyConnection, k: int, cell_ids) -> int:
+    """Distinct subscribers of several cells under k together (a union, not a sum), counted per key id.
+
+    Tokens made with different keys cannot be matched (see build_groups), so the largest per-key
+    count is used: a lower bound of the people behind the cells. The first call keeps the pairs of
+    all cells under k (`small_pairs`), so each later union is a query over those alone.
+    """
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'small_pairs'").fetchone()[0]:
+        lake_mod.execute(con, """CREATE TEMP TABLE small_pairs AS SELECT c.cell_id, p.kid, p.sub
+                                 FROM pairs p JOIN cells c USING (ck) WHERE c.subscribers < $k""", {"k": k})
+    n = lake_mod.execute(con, """
+        SELECT max(n) FROM (SELECT kid, count(DISTINCT sub) AS n FROM small_pairs
+                            WHERE cell_id IN (SELECT unnest($ids::BIGINT[])) GROUP BY kid)""",
+                         {"ids": sorted(cell_ids)}).fetchone()[0]
+    return int(n or 0)
+
+
 class _Plan:
     """The suppression decision for every cell and total; plain Python over the (small) group list."""
 
-    def __init__(self, k: int, cells: list[tuple], totals: list[tuple], small: dict[int, dict]):
-        self.k, self.small = k, small
+    def __init__(self, k: int, cells: list[tuple], totals: list[tuple], union_size):
+        self.k, self.union_size, self._unions = k, union_size, {}
         self.subs = {c[0]: c[3] for c in cells}
         self.events = {c[0]: c[4] for c in cells}
         self.children: dict[tuple, list[int]] = {}          # (date, service_type) -> cell ids
@@ -292,13 +322,10 @@ class _Plan:
             return True
         if sum(self.subs[c] for c in hidden) < self.k:
             return False
-        union: dict = {}     # per key id: tokens of different keys cannot be matched (see build_groups)
-        for c in hidden:
-            for kid, subs in self.small.get(c, {}).items():
-                union[kid] = union.get(kid, frozenset()) | subs
-                if len(union[kid]) >= self.k:
-                    return True
-        return False
+        ids = frozenset(hidden)
+        if ids not in self._unions:     # rare (most hidden sets are settled above), and it asks the database
+            self._unions[ids] = self.union_size(ids)
+        return self._unions[ids] >= self.k
 
     def _smallest(self, ids, size) -> int | None:
         return min(ids, key=lambda i: (size(i), str(i)), default=None)   # str: a service may be NULL

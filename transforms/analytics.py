@@ -49,7 +49,9 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     con.execute("SET preserve_insertion_order = false")
     try:
         define_generalized(con, billing_files, policy, cell_regions=cell_regions)
-        tokens = plan_tokens(con, "generalized", policy, keyring)   # one lookup for all of the file's days
+        # The identifiers are read from the billing rows themselves (no area join on the way): one lookup
+        # serves all of the file's days.
+        tokens = plan_tokens(con, "generalized_billing", policy, keyring)
         rows = 0
         for i, (folder, files) in enumerate(sorted(by_day.items())):
             # Each day reads its own files: a filter on event_date instead makes DuckDB expect ~1 row
@@ -59,7 +61,7 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             dst.parent.mkdir()
             rows += lake_mod.execute(con, f"""
                 COPY (SELECT {tokens.select(exclude=("event_date",))} FROM day_{i} t{tokens.joins})
-                TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**tokens.params, "dst": str(dst)}).fetchone()[0]
+                TO $dst (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)""", {**tokens.params, "dst": str(dst)}).fetchone()[0]
     finally:
         con.close()
     zone = commit_partitions(out, lake, "analytics", source_sha256)
@@ -96,7 +98,7 @@ def find_subject(lake: Lake, policy: Policy, keyring: KeyRing, value: str, kind:
                   " hive_partitioning = true, union_by_name = true)")
         union = " UNION ALL ".join(
             f"SELECT hmac_key_id, CAST(event_date AS VARCHAR) AS event_date, '{c}' AS column_name FROM {source}"
-            f" WHERE hmac_key_id = $key AND {c} = $token" for c in columns)
+            f" WHERE hmac_key_id = $key AND {c} = unhex($token)" for c in columns)
         hits = []
         for key_id, tok in tokens.items():
             for k, day, column, n in lake_mod.execute(

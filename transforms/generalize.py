@@ -70,7 +70,9 @@ def treatments(policy: Policy) -> tuple[ColumnTreatment, ...]:
 
 def generalize_select(policy: Policy) -> str:
     """The SELECT list turning billing rows (alias-free, joined with `cells`) into analytics rows."""
-    exprs = ["event_date", "record_id", "source_file_sha256"]
+    # No record_id: it names one billing row (md5 of file and row), so anyone reading billing could pair
+    # numbers with tokens through it and rebuild the key's work. The file's sha256 is kept (lineage).
+    exprs = ["event_date", "source_file_sha256"]
     for t, f in zip(treatments(policy), policy.fields, strict=True):
         if t.output_column is None:
             continue

@@ -52,14 +52,14 @@ def test_generalized_rows(tmp_path, policy):
     result = generalize_file(_billing(tmp_path, policy), policy, tmp_path / "work", cell_regions=str(cells))
     assert (result.rows, result.area_from_location_area, result.area_from_lookup, result.area_unknown) == (3, 1, 1, 1)
     con = duckdb.connect()
-    rows = con.execute("SELECT record_id, event_hour, imei_tac, area, called_country_code, duration_s"
-                       " FROM read_parquet(?) ORDER BY record_id", [result.output_path]).fetchall()
+    rows = con.execute("SELECT event_hour, imei_tac, area, called_country_code, duration_s"
+                       " FROM read_parquet(?) ORDER BY duration_s DESC", [result.output_path]).fetchall()
     columns = [d[0] for d in con.execute("SELECT * FROM read_parquet(?) LIMIT 0", [result.output_path]).description]
     con.close()
     assert rows == [
-        ("r1", datetime(2026, 11, 22, 10), "35467811", "1A9D", "386", 60),
-        ("r2", datetime(2026, 11, 22, 23), "35467811", "Osrednjeslovenska", "49", 5),
-        ("r3", datetime(2026, 11, 22, 0), None, "unknown", "386", 0),   # not an IMEI: no TAC invented
+        (datetime(2026, 11, 22, 10), "35467811", "1A9D", "386", 60),
+        (datetime(2026, 11, 22, 23), "35467811", "Osrednjeslovenska", "49", 5),
+        (datetime(2026, 11, 22, 0), None, "unknown", "386", 0),   # not an IMEI: no TAC invented
     ]
-    # The fine values are gone: no cell, no full IMEI, no exact time.
-    assert not {"cell_id", "imei", "start_time"} & set(columns)
+    # The fine values are gone: no cell, no full IMEI, no exact time, no link to the billing row.
+    assert not {"cell_id", "imei", "start_time", "record_id"} & set(columns)

@@ -15,10 +15,11 @@ import time
 import duckdb
 import pytest
 
+from transforms import lake as lake_mod
 from transforms import pseudonymize as pz
 from transforms.pseudonymize import (
     DEMO_KEY_ID, HmacKey, KeyConfigError, KeyRing, derive_tokens, e164_sql, keyring_from_connection,
-    load_keyring, normalize_e164, tokenize_parquet,
+    load_keyring, normalize_e164, plan_tokens, tokenize_parquet,
 )
 from tests.leakscan import scan
 
@@ -31,6 +32,11 @@ RING_A = KeyRing(KEY_A)
 
 def by_hand(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def stored(secret: bytes, message: str) -> bytes:
+    """The token as the zones hold it: the 32-byte digest."""
+    return bytes.fromhex(by_hand(secret, message))
 
 
 # ------------------------------------------------------------------------------------------ keys
@@ -184,7 +190,7 @@ def test_sql_hmac_equals_python_hmac_also_for_long_keys():
         inner, outer = pz._hmac_pads(key)
         got = con.execute(f"SELECT {pz._hmac_sql('$k', '$v')}",
                           {"ipad": inner, "opad": outer, "k": "imsi", "v": "293401234567890"}).fetchone()[0]
-        assert got == by_hand(key.secret, "imsi:293401234567890")
+        assert got == stored(key.secret, "imsi:293401234567890")
 
 
 def test_imsi_and_number_with_same_digits_differ():
@@ -240,16 +246,16 @@ def test_tokenize_parquet(tmp_path, policy, work_dir):
     assert cols == ["record_id", "origin_number", "destination_number", "redirection_number", "imsi",
                     "imei", "duration_s", "hmac_key_id"]
     tok = {c: [r[cols.index(c)] for r in rows] for c in cols}
-    num = by_hand(SECRET_A, "msisdn:+38640123456")
-    other = by_hand(SECRET_A, "msisdn:+38651987654")
+    num = stored(SECRET_A, "msisdn:+38640123456")
+    other = stored(SECRET_A, "msisdn:+38651987654")
     assert tok["record_id"] == [1, 2, 3, 4, 5]                       # row order kept
     assert tok["origin_number"] == [num, num, num, None, other]      # three spellings, one token; NULL kept
-    assert tok["destination_number"] == [by_hand(SECRET_A, "msisdn:+4915012345678"), by_hand(SECRET_A, "msisdn:100"),
-                                         other, by_hand(SECRET_A, "msisdn:+38612345678"), None]
+    assert tok["destination_number"] == [stored(SECRET_A, "msisdn:+4915012345678"), stored(SECRET_A, "msisdn:100"),
+                                         other, stored(SECRET_A, "msisdn:+38612345678"), None]
     assert tok["redirection_number"] == [None, None, num, None, None]
-    assert tok["imsi"] == [by_hand(SECRET_A, "imsi:293401234567890")] * 2 + [
-        by_hand(SECRET_A, "imsi:293409876543210"), None, by_hand(SECRET_A, "imsi:38640123456")]
-    assert tok["imsi"][4] != by_hand(SECRET_A, "msisdn:+38640123456")
+    assert tok["imsi"] == [stored(SECRET_A, "imsi:293401234567890")] * 2 + [
+        stored(SECRET_A, "imsi:293409876543210"), None, stored(SECRET_A, "imsi:38640123456")]
+    assert tok["imsi"][4] != stored(SECRET_A, "msisdn:+38640123456")
     assert tok["imei"] == ["356938035643809"] * 5 and tok["duration_s"] == [60] * 5   # other columns untouched
     assert tok["hmac_key_id"] == ["k2026-01"] * 5
     # No raw identifier anywhere: decompressed values and raw bytes (footer statistics included).
@@ -272,7 +278,7 @@ def test_same_key_joins_across_nights_and_other_key_does_not(tmp_path, policy, w
     assert r3[0][o] != r2[0][o] and r3[0][i] != r2[0][i] and r3[0][k] == "k2026-07"
     # A subject-access lookup after rotation finds the subject in both nights' outputs.
     found = derive_tokens("040123456", "msisdn", KeyRing(KEY_B, (KEY_A,)), "386")
-    assert found == {"k2026-07": r3[0][o], "k2026-01": r1[0][o]}
+    assert found == {"k2026-07": r3[0][o].hex(), "k2026-01": r1[0][o].hex()}
 
 
 def test_refuses_input_that_already_has_a_key_id(tmp_path, policy, work_dir, pq_write):
@@ -293,3 +299,20 @@ def test_speed_1m_rows_printed_not_asserted(tmp_path, policy, work_dir, pq_write
     print(f"\ntokenize_parquet: {result.rows} rows, distinct {result.distinct_by_column},"
           f" {time.perf_counter() - started:.2f} s")
     assert result.rows == 1_000_000
+
+
+def test_rows_find_their_token_by_hash_as_by_text(tmp_path, policy):
+    # Rows probe the lookup on the hash of their spelling; the text join (taken on a hash clash) agrees.
+    src = night_file(tmp_path / "in.parquet", **RAW)
+    got = []
+    for by_hash in (True, False):
+        con = lake_mod.connect(tmp_path / f"tmp-{by_hash}")
+        try:
+            con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM read_parquet({lake_mod.sql_literal(src)})")
+            plan = plan_tokens(con, "source", policy, RING_A, probe_by_hash=by_hash)
+            assert ("hash(" in plan.joins) == by_hash
+            got.append(lake_mod.execute(con, f"SELECT {plan.select()} FROM source t{plan.joins} ORDER BY t.record_id",
+                                        plan.params).fetchall())
+        finally:
+            con.close()
+    assert got[0] == got[1] and len(got[0]) == 5
