@@ -45,6 +45,8 @@ from transforms.profiles import (
     CANONICAL_PARQUET,
     FREESWITCH,
     MEDIATION,
+    PAYMENTS_COLUMNS,
+    PAYMENTS_PROFILE,
 )
 
 DEFAULT_NIGHT = date(2026, 11, 22)
@@ -75,7 +77,10 @@ RULE_VIOLATIONS = ("email_as_origin", "negative_duration", "unknown_service_type
 DUPLICATE_ROW = "duplicate_row"
 FILE_DEFECTS = ("empty_file", "header_only", "invalid_utf8", "duplicate_file", "spreadsheet_resaved",
                 "nul_byte", "hostile_column_name")
-ALL_DEFECT_KINDS = MALFORMED + RULE_VIOLATIONS + (DUPLICATE_ROW,) + FILE_DEFECTS
+# Rows of the payments extract: a non-existent invoice date, an unknown status, no invoice id, and an
+# invoice row delivered twice.
+PAYMENT_DEFECTS = ("bad_payment_date", "bad_payment_status", "missing_invoice_id", "duplicate_invoice")
+ALL_DEFECT_KINDS = MALFORMED + RULE_VIOLATIONS + (DUPLICATE_ROW,) + FILE_DEFECTS + PAYMENT_DEFECTS
 
 # --------------------------------------------------------------------------- reference data
 
@@ -111,6 +116,7 @@ TACS = np.array([35332811, 35391110, 35467811, 35290611, 35846111, 86769705, 356
 TARIFFS = ("A1_GO_S", "A1_GO_M", "A1_GO_L", "A1_GO_XL", "PREPAID_START", "PREPAID_PLUS", "A1_BIZ_M")
 TARIFF_WEIGHTS = np.array([10, 30, 20, 8, 15, 7, 10], dtype=float)
 PREPAID = np.array([t.startswith("PREPAID") for t in TARIFFS])
+BUSINESS = np.array([t.startswith("A1_BIZ") for t in TARIFFS])
 ROAM_TARIFF = {True: "ROAM_EU", False: "ROAM_WORLD_Z2"}
 HOME_PLMN = "29340"
 
@@ -176,6 +182,17 @@ PRICE_E6 = {"call": 99_000, "call_prepaid": 119_000, "call_intl": 490_000, "call
             "mb": 5_000, "mb_world": 9_900}
 VAT_PERCENT = 22
 
+# Invoices (payments extract): monthly fee per tariff, EUR cents net of VAT (prepaid has no invoice).
+MONTHLY_FEE_CENTS = np.array([999, 1999, 2999, 3999, 0, 0, 2499])
+INVOICE_MONTHS = 3              # the extract of night N lists the 3 billing periods before N's month
+INVOICE_DAY = 3                 # invoices are issued on the 3rd of the month after the period
+DUE_DAYS = 15
+BUSINESS_ACCOUNT_BLOCK = 16     # business subscribers i // 16 share an account (a company with several lines)
+# An invoice's fate, fixed per (subscriber, period) so consecutive extracts agree: paid (on a day after
+# the invoice), partially paid, disputed, or never paid. As of a night, a fate not reached yet shows "open".
+PAID, PARTIAL, DISPUTED, UNPAID = range(4)
+FATE_SHARES = np.array([90, 4, 3, 3], dtype=float)
+
 
 # --------------------------------------------------------------------------- manifest
 
@@ -203,6 +220,8 @@ class NightManifest:
     imsis: tuple[str, ...]            # valid IMSIs written (sample of up to 200)
     imeis: tuple[str, ...]            # IMEIs written (sample of up to 200)
     cell_ids: tuple[str, ...]         # home-network cell ids written (sample of up to 200)
+    payment_msisdns: tuple[str, ...]  # subscriber numbers written in the payments extract (sample of up to 200)
+    account_ids: tuple[str, ...]      # account ids written in the payments extract (sample of up to 200)
     caller_names: tuple[str, ...]     # personal names written (all, up to 5000)
     emails: tuple[str, ...]           # e-mail addresses written (all, up to 5000)
     ip_addresses: tuple[str, ...]     # IPv4 addresses written (all, up to 5000)
@@ -619,7 +638,8 @@ def draw_events(rng: np.random.Generator, night: Night, mix: np.ndarray, n: int,
     plmn = np.where(roaming, night.roam_plmn[sub], 0)
     cell = (pop.home_cell[sub] + rng.integers(0, 6, n)) % N_CELLS
     foreign_cell = rng.integers(0x10000, 0xFFFFFFF, n)
-    foreign_lac = rng.integers(0x0100, 0xFFFE, n)
+    # A visited network's location areas: a few hundred, like the home network's 240 (and apart from them).
+    foreign_lac = rng.integers(0x0100, 0x0400, n)
     party = Parties.draw(rng, pop, n, mobile=np.isin(kind, (SMSO, SMST, MMSO, MMST)))
 
     is_call = np.isin(kind, (MOC, MTC, CFW))
@@ -912,6 +932,12 @@ class Collector:
         self.names: dict[str, None] = {}
         self.emails: dict[str, None] = {}
         self.ips: dict[str, None] = {}
+        self.payment_msisdns: tuple[str, ...] = ()
+        self.account_ids: tuple[str, ...] = ()
+
+    def payments(self, numbers: pa.Array, accounts: pa.Array) -> None:
+        self.payment_msisdns = tuple(pc.unique(numbers).slice(0, SAMPLE_IDS).to_pylist())
+        self.account_ids = tuple(pc.unique(accounts).slice(0, SAMPLE_IDS).to_pylist())
 
     def events(self, ev: Events, *, names: bool = False, ips: np.ndarray | None = None) -> None:
         self.served[ev.sub] = True
@@ -952,6 +978,8 @@ class Collector:
             imsis=tuple(_pick(pop.imsi, served).to_pylist()),
             imeis=tuple(_pick(pop.imei, served).to_pylist()),
             cell_ids=tuple(_pick(cells.cell_id, np.flatnonzero(self.cells)[:SAMPLE_IDS]).to_pylist()),
+            payment_msisdns=self.payment_msisdns,
+            account_ids=self.account_ids,
             caller_names=tuple(names[:SAMPLE_NOT_ALLOWED]),
             emails=tuple(emails[:SAMPLE_NOT_ALLOWED]),
             ip_addresses=tuple(self.ips),
@@ -1336,6 +1364,81 @@ class Generator:
         self._write_bytes(f"hostile_header_{t}.csv", b"".join(out))
         self.record(f"hostile_header_{t}.csv", CANONICAL.name, len(rows), {"hostile_column_name": len(HOSTILE_COLUMNS)})
 
+    # -- payments / invoice-status extract --------------------------------------
+    def payments(self) -> None:
+        """One row per (postpaid subscriber, billing period) invoice, status as of the night."""
+        name = f"payments_{self.tag}.csv"
+        pop, seed = self.pop, self.seed
+        subs = np.flatnonzero(~pop.prepaid)
+        night_month = np.datetime64(self.night_date, "M")
+        periods = night_month - np.arange(INVOICE_MONTHS, 0, -1)            # oldest first
+        per = np.repeat(periods, len(subs))
+        sub = np.tile(subs, INVOICE_MONTHS)
+        n = len(sub)
+        key = per.astype(np.int64).astype(np.uint64) * np.uint64(1 << 32) + sub.astype(np.uint64)
+        issued = (per + 1).astype("datetime64[D]") + (INVOICE_DAY - 1)
+        due = issued + DUE_DAYS
+        today = np.datetime64(self.night_date, "D")
+
+        fate = _choice_hash(_hash(seed, 40, key), FATE_SHARES)
+        settle = issued + (1 + (_hash(seed, 41, key) % np.uint64(45)).astype(np.int64))   # payment or dispute day
+        # However small the night, its oldest period (all fates reached) shows each kind at least once.
+        oldest = np.flatnonzero(per == periods[0])
+        spare = oldest[np.argsort(_hash(seed, 42, key[oldest]), kind="stable")]
+        for j, kind in enumerate((PARTIAL, DISPUTED, UNPAID)):
+            if not (fate[oldest] == kind).any() and j < len(spare):
+                fate[spare[j]] = kind
+        reached = settle <= today
+        status = np.select([(fate == PAID) & reached, (fate == PARTIAL) & reached, (fate == DISPUTED) & reached],
+                           [0, 2, 3], 1)                                      # index into the names below
+        fee = MONTHLY_FEE_CENTS[pop.tariff[sub]]
+        extra = (_hash(seed, 43, key) % np.uint64(1500)).astype(np.int64) * (_unit(_hash(seed, 44, key)) < 0.4)
+        due_cents = (fee + extra) * (100 + VAT_PERCENT) // 100
+        part = due_cents * (20 + (_hash(seed, 45, key) % np.uint64(60)).astype(np.int64)) // 100
+        paid_cents = np.select([status == 0, status == 2], [due_cents, part], 0)
+        has_paid_date = (status == 0) | (status == 2)
+
+        business = BUSINESS[pop.tariff[sub]]
+        a, b = _affine(seed, 46, 10**7)
+        consumer_no = (np.uint64(a) * sub.astype(np.uint64) + np.uint64(b)) % np.uint64(10**7)
+        a, b = _affine(seed, 47, 10**7)
+        company_no = (np.uint64(a) * (sub // BUSINESS_ACCOUNT_BLOCK).astype(np.uint64) + np.uint64(b)) % np.uint64(10**7)
+        account = _where(business, _cat("ACC-9", _dec(company_no, 7)), _cat("ACC-1", _dec(consumer_no, 7)))
+        a, b = _affine(seed, 48, 10**8)
+        serial = (np.uint64(a) * sub.astype(np.uint64) + np.uint64(b)) % np.uint64(10**8)
+        period = pa.array(np.datetime_as_string(per, unit="M"))
+        invoice_date = pa.array(np.datetime_as_string(issued, unit="D"))
+        cols = {
+            "invoice_id": _cat("INV-", pc.replace_substring(period, "-", ""), "-", _dec(serial, 8)),
+            "account_id": account,
+            "subscriber_number": _pick(pop.msisdn, sub),
+            "billing_period": period,
+            "invoice_date": invoice_date,
+            "due_date": pa.array(np.datetime_as_string(due, unit="D")),
+            "amount_due": _amount(due_cents, 2),
+            "amount_paid": _amount(paid_cents, 2),
+            "paid_date": _blank_unless(has_paid_date, pa.array(np.datetime_as_string(settle, unit="D"))),
+            "status": _pick(pa.array(["paid", "open", "partially_paid", "disputed"]), status),
+            "claim_type": _where(business, "business_services", "consumer_services"),
+        }
+        self.collect.payments(cols["subscriber_number"], cols["account_id"])
+        # Defects, one each, on rows spread over the file; the duplicate follows its original.
+        at = {kind: (j + 1) * n // 5 for j, kind in enumerate(PAYMENT_DEFECTS)}
+
+        def only(kind: str) -> np.ndarray:
+            mask = np.zeros(n, dtype=bool)
+            mask[at[kind]] = True
+            return mask
+
+        cols["invoice_date"] = _where(only("bad_payment_date"), _cat(pc.utf8_slice_codeunits(invoice_date, 0, 4),
+                                                                       "-02-30"), cols["invoice_date"])
+        cols["status"] = _where(only("bad_payment_status"), "settled", cols["status"])
+        cols["invoice_id"] = _where(only("missing_invoice_id"), "", cols["invoice_id"])
+        order = np.insert(np.arange(n), at["duplicate_invoice"] + 1, at["duplicate_invoice"])
+        lines = _lines([_pick(cols[c], order) for c in PAYMENTS_COLUMNS])
+        self._write_bytes(name, _row_bytes(PAYMENTS_COLUMNS, "minimal") + bytes(lines.data))
+        self.record(name, PAYMENTS_PROFILE, len(order), {k: 1 for k in PAYMENT_DEFECTS})
+
     def _write_bytes(self, name: str, data: bytes) -> None:
         tmp = _tmp(self.out / name)
         tmp.write_bytes(data)
@@ -1389,6 +1492,7 @@ def generate_night(out: Path, rows: int, seed: int, night: date = DEFAULT_NIGHT,
     gen.asterisk(parts["asterisk"])
     gen.freeswitch(parts["freeswitch"])
     gen.small_files()
+    gen.payments()
     return NightManifest(night=night, seed=seed, rows=rows, subscribers=gen.pop.size,
                          files=dict(sorted(gen.files.items())), **gen.collect.result(gen.cells))
 
@@ -1413,6 +1517,12 @@ files written into DIR (D = --date):
                             numbers without '+', CRLF, two repeated rows
   nul_byte_D.csv            canonical CSV with a NUL byte inside one record
   hostile_header_D.csv      canonical CSV with hostile column names (SQL-ish, newline-ish, ~5 KB long)
+  payments_D.csv            payments / invoice-status extract (UTF-8, header): one row per invoice of each
+                            postpaid subscriber for the 3 billing periods before D's month (invoice on the
+                            3rd of the next month, due 15 days later), status as of D: mostly paid, some
+                            open, a few partially_paid and disputed; claim_type business_services for
+                            business tariffs (several lines may share one ACC- account), else
+                            consumer_services; subscriber_number in E.164
 
 injected row defects (every night, however small; counts grow slowly with N):
   malformed   too_few_fields, too_many_fields, unterminated_quote (the mediation and canonical
@@ -1420,6 +1530,8 @@ injected row defects (every night, however small; counts grow slowly with N):
   oversized   overlong_field: one ~100 KB apn value per CSV (parses; breaks the apn rule)
   rule        email_as_origin, negative_duration, unknown_service_type, bad_imsi
   duplicate   duplicate_row: records repeated verbatim inside a file
+  payments    bad_payment_date (invoice_date YYYY-02-30), bad_payment_status ('settled'),
+              missing_invoice_id, duplicate_invoice (an invoice row delivered twice): one each
 Mediation and canonical CSV get every row kind; Parquet gets the rule kinds and duplicates;
 Asterisk gets email_as_origin, too_few_fields, duplicates; FreeSWITCH email_as_origin, duplicates.
 All other records are valid under expectations/billing_cdr.json.

@@ -52,3 +52,9 @@ def identifier_variants(msisdns, imsis, imeis, cells) -> list[str]:
         out += [m, digits, "0" + digits[3:]]
     # Short or all-digit cell ids would match counts by chance; hex ids with letters are distinctive.
     return out + list(imsis) + list(imeis) + [c for c in cells if len(c) >= 6 and any(ch.isalpha() for ch in c)]
+
+
+def night_identifiers(manifest) -> list[str]:
+    """Every raw identifier sample of a generated night: the CDRs' and the payments extract's (numbers, accounts)."""
+    numbers = list(dict.fromkeys([*manifest.msisdns, *manifest.payment_msisdns]))
+    return identifier_variants(numbers, manifest.imsis, manifest.imeis, manifest.cell_ids) + list(manifest.account_ids)

@@ -12,26 +12,30 @@ import duckdb
 import pytest
 
 from tests.conftest import BIN, NIGHT, audit_rows, run_cli
-from tests.leakscan import identifier_variants, scan
+from tests.leakscan import night_identifiers, scan
 
 pytestmark = pytest.mark.slow
 
-ZONES_WITH_ROWS = ("billing", "quarantine")
+ZONES_WITH_ROWS = ("billing", "invoices", "quarantine")
 
 
 def zone_rows(lake: Path, zone: str) -> int:
     files = list((lake / zone).rglob("*.parquet"))
     if not files:
         return 0
-    return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]).fetchone()[0]
+    return duckdb.execute("SELECT count(*) FROM read_parquet(?, union_by_name = true)",
+                          [[str(f) for f in files]]).fetchone()[0]
 
 
 def zone_content(lake: Path, zone: str) -> str:
-    """A digest of a zone's rows, lineage run_id aside (a re-run may carry another run id)."""
+    """A digest of a zone's rows, lineage run_id aside (a re-run may carry another run id).
+
+    Quarantine holds two row shapes (CDR rows and payments rows), hence union_by_name.
+    """
     files = sorted(str(f) for f in (lake / zone).rglob("*.parquet"))
     rows = duckdb.execute(
-        "SELECT * EXCLUDE (run_id) FROM read_parquet(?, hive_partitioning = true) ORDER BY record_id",
-        [files]).fetchall()
+        "SELECT * EXCLUDE (run_id) FROM read_parquet(?, hive_partitioning = true, union_by_name = true)"
+        " ORDER BY record_id", [files]).fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -53,10 +57,16 @@ def test_every_row_of_every_file_is_accounted_for(night, cli_run):
     assert files["empty_2026-11-22.csv"][0] == "empty"
     assert files["header_only_2026-11-22.csv"][:2] == ("empty", 0)
     assert files["billing_2026-11-22_copy.csv"][0] == "duplicate_file"
-    # What the audit says was loaded / quarantined is what the zones hold.
-    loaded_total, quarantined_in_zone = audit_rows(
-        cli_run.lake, "SELECT sum(rows_loaded), sum(rows_rejected) FILTER (WHERE status = 'loaded') FROM source_files")[0]
-    assert zone_rows(cli_run.lake, "billing") == loaded_total
+    assert files["payments_2026-11-22.csv"][0] == "loaded"
+    # What the audit says was loaded / quarantined is what the zones hold: CDRs in billing, invoices in
+    # invoices, the failing rows of both in quarantine.
+    billed, invoiced, quarantined_in_zone = audit_rows(
+        cli_run.lake, "SELECT sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'),"
+                      " sum(rows_loaded) FILTER (WHERE profile = 'payments'),"
+                      " sum(rows_rejected) FILTER (WHERE status = 'loaded') FROM source_files")[0]
+    assert invoiced > 0 and billed > 0
+    assert zone_rows(cli_run.lake, "billing") == billed
+    assert zone_rows(cli_run.lake, "invoices") == invoiced
     assert zone_rows(cli_run.lake, "quarantine") == quarantined_in_zone
 
 
@@ -77,9 +87,14 @@ def test_injected_defects_are_quarantined_with_their_reason(night, cli_run):
     assert sum(n for r, n in reasons.items() if "quote" in r) == injected("unterminated_quote")
     assert reasons["duplicate_file"] == manifest.files["billing_2026-11-22_copy.csv"].rows
     assert reasons["unparseable: invalid encoding"] >= 1
+    # The payments extract's injected rows, each with its own reason.
+    assert reasons["invoice_date_invalid"] == injected("bad_payment_date")
+    assert reasons["status_invalid"] == injected("bad_payment_status")
+    assert reasons["invoice_id_missing"] == injected("missing_invoice_id")
+    assert reasons["duplicate_invoice"] == injected("duplicate_invoice")
     quarantine = sorted(str(f) for f in (cli_run.lake / "quarantine").rglob("*.parquet"))
-    no_reason = duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE coalesce(reason, '') = ''",
-                               [quarantine]).fetchone()[0]
+    no_reason = duckdb.execute("SELECT count(*) FROM read_parquet(?, union_by_name = true)"
+                               " WHERE coalesce(reason, '') = ''", [quarantine]).fetchone()[0]
     assert no_reason == 0
 
 
@@ -93,7 +108,7 @@ def test_no_off_list_value_reaches_any_output(night, cli_run):
 
 def test_no_identifier_in_audit_reports_or_console(night, cli_run):
     _, manifest = night
-    needles = identifier_variants(manifest.msisdns, manifest.imsis, manifest.imeis, manifest.cell_ids)
+    needles = night_identifiers(manifest)
     hits = scan([cli_run.lake / "audit", cli_run.lake / "reports"], needles, cli_run.stdout + cli_run.stderr)
     assert hits == {}
 
@@ -162,8 +177,9 @@ def test_killed_run_then_rerun_gives_the_same_zones(night, cli_run, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     for zone in ZONES_WITH_ROWS:
         assert zone_content(lake, zone) == zone_content(cli_run.lake, zone), zone
-    loaded = audit_rows(lake, "SELECT sum(rows_loaded) FROM source_files")[0][0]
-    assert loaded == zone_rows(lake, "billing")
+    billed, invoiced = audit_rows(lake, "SELECT sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'),"
+                                        " sum(rows_loaded) FILTER (WHERE profile = 'payments') FROM source_files")[0]
+    assert (billed, invoiced) == (zone_rows(lake, "billing"), zone_rows(lake, "invoices"))
 
 
 def test_cli_help_and_exit_codes(tmp_path, night):

@@ -123,12 +123,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
         technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1 AS {RECORD_LINES}"
     else:
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
-        source = (
-            "read_csv($src, header = {h}, auto_detect = false, delim = ',', quote = '\"', escape = '\"',"
-            " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
-            " max_line_size = {mls}, parallel = true)"
-        ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES)
+        source = csv_source(n, profile.header)
         technical = ingest_flag_select(n)
     try:
         staged_rows = lake_mod.execute(
@@ -141,31 +136,9 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
     by_reason: dict[str, int] = {}
     rejected = 0
     if not is_parquet:
-        # One rejected record may raise several errors; count it once, by its first line.
-        con.execute(
-            "CREATE TEMP TABLE unparseable AS SELECT line AS source_line,"
-            " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
-            " FROM reject_errors GROUP BY line"
-        )
-        if lines is None:   # the caller gave the sha256 but not the line count
-            lines = fingerprint(path)[1]
         header_lines = 1 + sum(c.count("\n") for c in detection.source_columns) if profile.header else 0
-        accounted = header_lines + con.execute(
-            f"SELECT (SELECT coalesce(sum({RECORD_LINES}), 0) FROM read_parquet($dst))"
-            " + (SELECT count(*) FROM unparseable)", {"dst": str(staged)}).fetchone()[0]
-        if accounted < lines:
-            # The reader skipped lines without a reject: blank lines (harmless) or the tail after a
-            # quote that never closed (data). Count them exactly, only when it happens.
-            swallowed = _lines_after_open_quote(path, lines - accounted)
-            if swallowed:
-                con.execute("INSERT INTO unparseable SELECT range, $r FROM range($a, $b)",
-                            {"r": SWALLOWED, "a": lines - swallowed + 1, "b": lines + 1})
-        rejected = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
-        by_reason = dict(con.execute("SELECT reason, count(*) FROM unparseable GROUP BY reason").fetchall())
-        if rejected:
-            unparseable_path = str(work_dir / "unparseable.parquet")
-            con.execute("COPY (SELECT * FROM unparseable ORDER BY source_line) TO $dst (FORMAT parquet)",
-                        {"dst": unparseable_path})
+        rejected, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
+                                                                    header_lines)
     total = staged_rows + rejected
     return IngestResult(
         **base,
@@ -180,6 +153,54 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         staged_path=str(staged),
         unparseable_path=unparseable_path,
     )
+
+
+def csv_source(n_columns: int, header: bool) -> str:
+    """`read_csv` over the file bound as `$src`: fields c0, c1 … all VARCHAR, strict, rejects stored.
+
+    Strict mode and the stored rejects are what let `collect_unparseable` account for every line.
+    """
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    return (
+        "read_csv($src, header = {h}, auto_detect = false, delim = ',', quote = '\"', escape = '\"',"
+        " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
+        " max_line_size = {mls}, parallel = true)"
+    ).format(h="true" if header else "false", cols=columns, mls=MAX_LINE_BYTES)
+
+
+def collect_unparseable(con: duckdb.DuckDBPyConnection, path: Path, staged_path: str, work_dir: Path,
+                        lines: int | None, header_lines: int) -> tuple[int, dict[str, int], str | None]:
+    """Records of a `csv_source` read that did not parse: (count, count by reason, Parquet path or None).
+
+    Call it on the connection that ran the read (its `reject_errors`); `staged_path` holds the parsed
+    records with `_record_lines`. Lines the reader skipped without a reject are counted too.
+    """
+    # One rejected record may raise several errors; count it once, by its first line.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE unparseable AS SELECT line AS source_line,"
+        " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
+        " FROM reject_errors GROUP BY line"
+    )
+    if lines is None:   # the caller gave the sha256 but not the line count
+        lines = fingerprint(path)[1]
+    accounted = header_lines + con.execute(
+        f"SELECT (SELECT coalesce(sum({RECORD_LINES}), 0) FROM read_parquet($dst))"
+        " + (SELECT count(*) FROM unparseable)", {"dst": staged_path}).fetchone()[0]
+    if accounted < lines:
+        # The reader skipped lines without a reject: blank lines (harmless) or the tail after a
+        # quote that never closed (data). Count them exactly, only when it happens.
+        swallowed = _lines_after_open_quote(path, lines - accounted)
+        if swallowed:
+            con.execute("INSERT INTO unparseable SELECT range, $r FROM range($a, $b)",
+                        {"r": SWALLOWED, "a": lines - swallowed + 1, "b": lines + 1})
+    rejected = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
+    by_reason = dict(con.execute("SELECT reason, count(*) FROM unparseable GROUP BY reason").fetchall())
+    unparseable_path = None
+    if rejected:
+        unparseable_path = str(work_dir / "unparseable.parquet")
+        con.execute("COPY (SELECT * FROM unparseable ORDER BY source_line) TO $dst (FORMAT parquet)",
+                    {"dst": unparseable_path})
+    return rejected, by_reason, unparseable_path
 
 
 def _lines_after_open_quote(path: Path, missing: int) -> int:

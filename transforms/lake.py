@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-ZONES = ("billing", "quarantine", "analytics", "aggregates", "roaming", "audit", "reports")
+ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "audit", "reports")
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY = "2GB"
 

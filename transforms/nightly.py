@@ -8,8 +8,10 @@ A record's path, in order:
    tonight. It opens the run in the audit store.
 2. `audit_file` runs the per-file steps — ingest → fieldcheck → validate →
    billing → quarantine → analytics (pseudonymized, generalized) — and leaves
-   a fragment of audit facts. Files are independent, so Airflow maps this over
-   the night's files in parallel.
+   a fragment of audit facts. A payments / invoice-status extract (found by
+   its header, or by its name `payments_*.csv`) takes the payments step
+   instead → invoices (and quarantine). Files are independent, so Airflow maps
+   this over the night's files in parallel.
 3. `aggregate_night` recomputes the k-anonymous aggregates of every event
    date the night's files touched.
 4. `close_night` merges every fragment into `audit.duckdb` in one transaction
@@ -39,9 +41,11 @@ from transforms.aggregate import aggregate_day
 from transforms.analytics import build_analytics
 from transforms.billing import load_billing, part_name
 from transforms.fieldcheck import check_fields
-from transforms.ingest import IngestResult, fingerprint, ingest_file
+from transforms.ingest import HEAD_BYTES, IngestResult, fingerprint, ingest_file
 from transforms.lake import Lake, remove_tree, safe_run_id
+from transforms.payments import load_payments
 from transforms.policy import Policy
+from transforms.profiles import PAYMENTS_PROFILE, is_payments_extract
 from transforms.pseudonymize import KeyRing
 from transforms.quarantine import quarantine_rows
 from transforms.redact import safe_error, safe_name
@@ -135,8 +139,7 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
         raise FileNotFoundError(f"landing folder {landing} does not exist or is not a folder")
     lake.ensure()
     remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
-    con = audit.connect(lake)
-    try:
+    with audit.writing(lake) as con:
         known = dict(con.execute(
             "SELECT sha256, any_value(run_id) FROM source_files"
             " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ? GROUP BY sha256",
@@ -170,8 +173,6 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
             f"run:{run_id}:start", trigger, "run_started", run_id,
             {"night": night, "policy_sha256": policy.sha256, "policy_version": policy.version,
              "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files)})])
-    finally:
-        con.close()
     plan = NightPlan(run_id, night, policy.sha256, tuple(files))
     audit.write_json_atomic(_plan_path(lake, run_id), plan)
     return plan
@@ -219,11 +220,14 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
     work = lake.work_dir(run_id) / planned.sha256[:16]
     remove_tree(work)
     try:
-        ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
-                             profile_override=profile_override)
-        step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
-        facts = _audit_ingested(ingest, planned, lake, policy, work, run_id=run_id, night=night, keyring=keyring,
-                                step=step)
+        if _is_payments(planned, profile_override):
+            facts = _audit_payments(planned, lake, policy, work, run_id=run_id, night=night, step=step)
+        else:
+            ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
+                                 profile_override=profile_override)
+            step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
+            facts = _audit_ingested(ingest, planned, lake, policy, work, run_id=run_id, night=night,
+                                    keyring=keyring, step=step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
         facts = FileFacts(FileAudit(planned.file_name, planned.sha256, "failed", planned.lines or 0, 0,
                                     planned.lines or 0, reason=f"internal error: {safe_error(exc)}"))
@@ -233,6 +237,26 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
                                                                     **asdict(facts)})
     remove_tree(work)
     return facts.result
+
+
+def _is_payments(planned: PlannedFile, profile_override: str | None) -> bool:
+    """Whether a file takes the payments step; a forced profile decides, else its header or name."""
+    if profile_override:
+        return profile_override == PAYMENTS_PROFILE
+    with open(planned.path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    return is_payments_extract(head, Path(planned.path).name)
+
+
+def _audit_payments(planned: PlannedFile, lake: Lake, policy: Policy, work: Path, *, run_id: str, night: str,
+                    step: "_StepClock") -> FileFacts:
+    """A payments extract: invoices zone and quarantine only (no field check, no CDR suite, no analytics)."""
+    paid = load_payments(Path(planned.path), policy, lake, work, night=night, run_id=run_id,
+                         sha256=planned.sha256, lines=planned.lines)
+    step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
+         f" partition(s), {paid.rows_quarantined:,} quarantined")
+    return FileFacts(FileAudit(planned.file_name, planned.sha256, paid.status, paid.rows_read, paid.rows_loaded,
+                               paid.rows_quarantined, paid.reason, PAYMENTS_PROFILE, paid.quarantined_by_reason))
 
 
 def _audit_ingested(ingest: IngestResult, planned: PlannedFile, lake: Lake, policy: Policy, work: Path, *,
@@ -303,7 +327,7 @@ class _StepClock:
 
 def _withdraw_parts(lake: Lake, sha256: str) -> None:
     """A failed file leaves nothing in any zone: the audit counts it as not loaded, and a re-run redoes it."""
-    for zone in ("billing", "quarantine", "analytics"):
+    for zone in ("billing", "invoices", "quarantine", "analytics"):
         for part in lake.zone(zone).glob(f"*/{part_name(sha256)}"):
             part.unlink()
 
@@ -389,8 +413,7 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         "files_failed": status_of.count("failed"),
     }
     run_status = "completed_with_errors" if counts["files_failed"] else "completed"
-    con = audit.connect(lake)
-    try:
+    with audit.writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in audit.PER_RUN_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
@@ -414,8 +437,6 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         con.execute("COMMIT")  # commit point: the night's facts become visible together
         chain = audit.verify_chain(con)
         exports = audit.export_parquet(con, lake)
-    finally:
-        con.close()
     remove_tree(lake.fragments_dir(run_id))
     remove_tree(lake.work_dir(run_id))
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(file_rows), **counts,

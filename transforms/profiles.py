@@ -236,3 +236,29 @@ def first_record(head: bytes) -> list[str] | None:
         return next(reader)
     except (StopIteration, csv.Error):
         return None
+
+
+# ------------------------------------------------------------------------------- payments extract
+# Not a CDR format: the billing system's payments / invoice-status extract, one row per invoice. It
+# goes through transforms/payments.py (invoices zone), never the CDR steps, so it has no Profile.
+PAYMENTS_PROFILE = "payments"
+PAYMENTS_COLUMNS = (
+    "invoice_id", "account_id", "subscriber_number", "billing_period", "invoice_date", "due_date",
+    "amount_due", "amount_paid", "paid_date", "status", "claim_type",
+)
+_PAYMENTS_NAME = re.compile(r"^payments_.*\.csv$", re.IGNORECASE)
+
+
+def is_payments_header(head: bytes) -> bool:
+    """True when the first record of `head` is exactly the payments header."""
+    first = first_record(head)
+    return first is not None and tuple(n.strip() for n in first) == PAYMENTS_COLUMNS
+
+
+def is_payments_extract(head: bytes, file_name: str) -> bool:
+    """A file for the payments step: its header says so (renamed files still work), or its name does.
+
+    A payments-named file without the payments header goes there too, and that step refuses it:
+    an extract that says it is payments but is not must not be read as CDRs.
+    """
+    return is_payments_header(head) or bool(_PAYMENTS_NAME.match(file_name))

@@ -17,13 +17,14 @@ from sample_data.generate import (
     ALL_DEFECT_KINDS,
     HOSTILE_COLUMNS,
     MIN_ROWS,
+    PAYMENT_DEFECTS,
     NightManifest,
     Population,
     generate_night,
     main,
     population_size,
 )
-from transforms.profiles import CANONICAL_COLUMNS, MEDIATION, detect
+from transforms.profiles import CANONICAL_COLUMNS, MEDIATION, PAYMENTS_COLUMNS, PAYMENTS_PROFILE, detect, is_payments_header
 
 ROWS, SEED = 600, 11
 NIGHT = date(2026, 11, 22)
@@ -33,6 +34,7 @@ MAIN_FILES = (f"mediation_{T}.csv", f"billing_{T}.csv", f"billing_{T}.parquet", 
               f"freeswitch_{T}.csv")
 DEFECT_FILES = (f"empty_{T}.csv", f"header_only_{T}.csv", f"latin1_{T}.csv", f"billing_{T}_copy.csv",
                 f"freeswitch_resaved_{T}.csv", f"nul_byte_{T}.csv", f"hostile_header_{T}.csv")
+PAYMENTS_FILE = f"payments_{T}.csv"
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def test_another_seed_gives_other_subscribers(night, tmp_path):
 def test_files_present_and_listed(night):
     out, manifest = night
     names = {p.name for p in out.iterdir()}
-    assert set(MAIN_FILES) | set(DEFECT_FILES) == names == set(manifest.files)
+    assert set(MAIN_FILES) | set(DEFECT_FILES) | {PAYMENTS_FILE} == names == set(manifest.files)
 
 
 def test_main_files_add_up_to_rows(night):
@@ -136,6 +138,9 @@ def test_profiles_detected_as_manifest_says(night):
     out, manifest = night
     for name, f in manifest.files.items():
         path = out / name
+        if f.profile == PAYMENTS_PROFILE:       # not a CDR format: the payments step takes it by its header
+            assert is_payments_header(path.read_bytes()[: 1 << 16]) and detect(path.read_bytes()).profile is None
+            continue
         if name.endswith(".parquet"):
             got = detect(b"", is_parquet_columns=tuple(pq.read_schema(path).names))
         else:
@@ -297,7 +302,7 @@ def test_manifest_values_were_written(night):
     text += (out / f"latin1_{T}.csv").read_bytes().decode("cp1250")
     text += str(pq.read_table(out / f"billing_{T}.parquet").to_pylist())
     for values in (manifest.msisdns, manifest.imsis, manifest.imeis, manifest.caller_names, manifest.emails,
-                   manifest.ip_addresses, manifest.cell_ids):
+                   manifest.ip_addresses, manifest.cell_ids, manifest.payment_msisdns, manifest.account_ids):
         assert values
         assert all(v in text for v in values)
 
@@ -346,6 +351,88 @@ def test_asterisk_and_freeswitch_shape(night):
     assert len(next(csv.reader([fs[0]]))) == 15
 
 
+# --------------------------------------------------------------------------- payments extract
+
+def _payments(out: Path, day: str = T) -> list[dict[str, str]]:
+    records = _records(out / f"payments_{day}.csv")
+    assert tuple(records[0]) == PAYMENTS_COLUMNS
+    return [dict(zip(records[0], r)) for r in records[1:]]
+
+
+def _iso(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+    except ValueError:
+        return None
+
+
+def test_payments_one_invoice_per_postpaid_subscriber_and_period(night):
+    out, manifest = night
+    rows = _payments(out)
+    assert len(rows) == manifest.files[PAYMENTS_FILE].rows
+    pop = Population.build(SEED, population_size(ROWS))
+    postpaid = set(pc_take(pop.msisdn, ~pop.prepaid))
+    assert {r["subscriber_number"] for r in rows} == postpaid          # E.164, as the CDRs spell it
+    pairs = {(r["subscriber_number"], r["billing_period"]) for r in rows}
+    assert len(pairs) == 3 * len(postpaid) == len(rows) - 1            # plus the row delivered twice
+    assert {r["billing_period"] for r in rows} == {"2026-08", "2026-09", "2026-10"}   # 3 months before November
+
+
+def pc_take(arr, mask) -> list[str]:
+    return [v for v, keep in zip(arr.to_pylist(), mask) if keep]
+
+
+def test_payments_rows_follow_the_invoice_rules_except_the_injected_ones(night):
+    out, manifest = night
+    rows = _payments(out)
+    failing = 0
+    for r in rows:
+        year, month = map(int, r["billing_period"].split("-"))
+        issued = date(year + month // 12, month % 12 + 1, 3)
+        invoice_date, due, paid = _iso(r["invoice_date"]), _iso(r["due_date"]), _iso(r["paid_date"])
+        ok = (bool(r["invoice_id"]) and invoice_date == issued and due is not None and (due - issued).days == 15
+              and r["status"] in ("paid", "open", "partially_paid", "disputed")
+              and r["claim_type"] in ("consumer_services", "business_services"))
+        if ok and r["status"] == "paid":
+            ok = paid is not None and issued < paid <= NIGHT and r["amount_paid"] == r["amount_due"]
+        if ok and r["status"] == "partially_paid":
+            ok = paid is not None and 0 < float(r["amount_paid"]) < float(r["amount_due"])
+        if ok and r["status"] in ("open", "disputed"):
+            ok = r["paid_date"] == "" and float(r["amount_paid"]) == 0
+        failing += not ok
+    defects = manifest.files[PAYMENTS_FILE].defects
+    assert defects == {k: 1 for k in PAYMENT_DEFECTS}
+    assert failing == defects["bad_payment_date"] + defects["bad_payment_status"] + defects["missing_invoice_id"]
+    as_tuples = [tuple(r.values()) for r in rows]
+    assert len(as_tuples) - len(set(as_tuples)) == defects["duplicate_invoice"]
+    ids = [r["invoice_id"] for r in rows if r["invoice_id"]]
+    assert len(ids) - len(set(ids)) == defects["duplicate_invoice"]
+    assert sum(r["status"] == "settled" for r in rows) == 1 and sum(r["invoice_id"] == "" for r in rows) == 1
+
+
+def test_payments_statuses_claim_types_and_accounts(night, other_night):
+    (out_a, _), (out_b, _) = night, other_night
+    rows = _payments(out_a)
+    statuses = [r["status"] for r in rows]
+    assert {"paid", "open", "partially_paid", "disputed"} <= set(statuses)
+    assert statuses.count("paid") > len(rows) / 2 > statuses.count("open")
+    assert statuses.count("partially_paid") < len(rows) / 10 and statuses.count("disputed") < len(rows) / 10
+    claims = [r["claim_type"] for r in rows]
+    assert set(claims) == {"consumer_services", "business_services"}
+    assert claims.count("consumer_services") > claims.count("business_services")
+    account_of: dict[str, set[str]] = {}
+    for day, out in ((T, out_a), ("2026-11-23", out_b)):
+        for r in _payments(out, day):
+            assert re.fullmatch(r"ACC-\d{8}", r["account_id"])
+            account_of.setdefault(r["subscriber_number"], set()).add(r["account_id"])
+    assert all(len(a) == 1 for a in account_of.values()), "an account per subscriber, the same every night"
+    holders: dict[str, set[str]] = {}
+    for r in rows:
+        holders.setdefault(r["account_id"], set()).add(r["subscriber_number"])
+    shared = [a for a, subs in holders.items() if len(subs) > 1]
+    assert shared and all(r["claim_type"] == "business_services" for r in rows if r["account_id"] in shared)
+
+
 # --------------------------------------------------------------------------- CLI
 
 def test_cli_help_documents_everything(capsys):
@@ -355,7 +442,7 @@ def test_cli_help_documents_everything(capsys):
     text = capsys.readouterr().out
     for word in ("--rows", "--out", "--seed", "--date", "--quiet", "--manifest", "mediation_", "asterisk_Master_",
                  "freeswitch_resaved_", "latin1_", "nul_byte_", "hostile_header_", "unterminated_quote",
-                 "duplicate_row", "email_as_origin"):
+                 "duplicate_row", "email_as_origin", "payments_", "duplicate_invoice", "bad_payment_status"):
         assert word in text, word
 
 

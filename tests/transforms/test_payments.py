@@ -1,0 +1,239 @@
+"""transforms/payments.py: the payments / invoice-status extract into the invoices zone, on tiny hand-made files.
+
+Expected counts and reasons are written from the rules (one fault per bad row), not copied from a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from transforms.billing import part_name
+from transforms.ingest import fingerprint
+from transforms.payments import NOT_PAYMENTS, claim_types, load_payments
+from transforms.profiles import PAYMENTS_COLUMNS, is_payments_extract
+
+HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
+NIGHT = "2026-11-22"
+# One valid invoice row per billing period; the fields are, in order: PAYMENTS_COLUMNS.
+PAID = "INV-1,ACC-10000001,+38640123456,2026-10,2026-11-03,2026-11-18,24.99,24.99,2026-11-10,paid,consumer_services\n"
+OPEN = "INV-2,ACC-10000001,040 123 456,2026-09,2026-10-03,2026-10-18,12.20,0.00,,open,consumer_services\n"
+OLD = "INV-3,ACC-90000001,0038640123456,2025-12,2026-01-03,2026-01-18,100,40.5,2026-01-20,partially_paid,general\n"
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    path = tmp_path / "landing" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def run(path: Path, policy, lake, work_dir, run_id: str = "r1"):
+    return load_payments(path, policy, lake, work_dir, night=NIGHT, run_id=run_id)
+
+
+def rows(glob: str, sql: str) -> list[tuple]:
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy, lake, work_dir):
+    path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
+    sha = fingerprint(path)[0]
+    result = run(path, policy, lake, work_dir)
+    assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == ("loaded", 3, 3, 0)
+    assert result.rows_by_invoice_year == {"2025": 1, "2026": 2}      # year of the billing period, not the invoice
+    assert sorted(result.invoice_files) == [f"invoices/invoice_year=2025/{part_name(sha)}",
+                                            f"invoices/invoice_year=2026/{part_name(sha)}"]
+    assert result.quarantine_files == () and not list(lake.zone("quarantine").rglob("*.parquet"))
+    got = rows(f"{lake.zone('invoices')}/*/*.parquet", """
+        SELECT invoice_id, invoice_year, billing_period, invoice_date, due_date, paid_date, CAST(amount_due AS VARCHAR),
+               CAST(amount_paid AS VARCHAR), status, claim_type, source_row, as_of, source_file_sha256 = ? FROM t
+        ORDER BY source_row""".replace("?", f"'{sha}'"))
+    from datetime import date
+
+    assert got[0] == ("INV-1", 2026, "2026-10", date(2026, 11, 3), date(2026, 11, 18), date(2026, 11, 10), "24.9900",
+                      "24.9900", "paid", "consumer_services", 1, date(2026, 11, 22), True)
+    assert got[1][5:10] == (None, "12.2000", "0.0000", "open", "consumer_services")
+    assert got[2][:2] == ("INV-3", 2025) and got[2][6:10] == ("100.0000", "40.5000", "partially_paid", "general")
+    types = dict(rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT column_name, column_type FROM (DESCRIBE t)"))
+    assert types["invoice_date"] == "DATE" and types["amount_due"] == "DECIMAL(18,4)"
+
+
+def test_three_spellings_of_one_number_become_one_e164_number(tmp_path, policy, lake, work_dir):
+    path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
+    run(path, policy, lake, work_dir)
+    numbers = rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT DISTINCT subscriber_number FROM t")
+    # +38640123456, 040 123 456 and 0038640123456 are one subscriber, spelt as billing rows are normalized.
+    assert numbers == [("+38640123456",)]
+
+
+BAD_ROWS = {  # source_row -> (row, the reasons it must be quarantined with, the column that must be blank)
+    4: (",ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,2026-11-05,paid,consumer_services",
+        "invoice_id_missing", None),
+    5: ("INV-5,ACC-1,+38640123456,2026-13,2026-12-03,2026-12-18,1.00,0,,open,consumer_services",
+        "billing_period_invalid", "billing_period"),
+    6: ("INV-6,ACC-1,+38640123456,2026-01,2026-02-30,2026-02-18,1.00,0,,open,consumer_services",
+        "invoice_date_invalid", "invoice_date"),
+    7: ("INV-7,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,-5.00,0,,open,consumer_services",
+        "amount_due_invalid", "amount_due"),
+    8: ("INV-8,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.23456,0,,open,consumer_services",
+        "amount_due_invalid", "amount_due"),                    # more than 4 decimals: never rounded silently
+    9: ("INV-9,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,pending,consumer_services",
+        "status_invalid", "status"),
+    10: ("INV-10,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,,paid,consumer_services",
+         "paid_without_paid_date", None),
+    11: ("INV-11,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,gold_customer",
+         "claim_type_invalid", "claim_type"),
+    12: (PAID.strip(), "duplicate_invoice", None),              # INV-1 again: the first copy (row 1) stays
+    13: ("INV-13,ACC-1,someone@example.com,2026-10,2026-11-03,2026-11-18,1.00,0,,open,consumer_services",
+         "subscriber_number_invalid", "subscriber_number"),
+    14: ("INV-14,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,2026-11-31,open,consumer_services",
+         "paid_date_invalid", "paid_date"),
+}
+
+
+def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_blanked(tmp_path, policy, lake,
+                                                                                        work_dir):
+    text = HEADER + PAID + OPEN + OLD + "".join(row + "\n" for row, _, _ in BAD_ROWS.values())
+    result = run(write(tmp_path, "payments_2026-11-22.csv", text), policy, lake, work_dir)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (14, 3, 11)
+    expected = {}
+    for _, reason, _ in BAD_ROWS.values():
+        expected[reason] = expected.get(reason, 0) + 1
+    assert result.quarantined_by_reason == expected
+    assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
+    columns = list(PAYMENTS_COLUMNS)
+    got = {r[0]: r[1:] for r in rows(f"{lake.zone('quarantine')}/*/*.parquet",
+                                     f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
+    assert set(got) == set(BAD_ROWS)
+    for source_row, (row, reason, blanked) in BAD_ROWS.items():
+        q_reason, night, dataset = got[source_row][:3]
+        assert (q_reason, str(night), dataset) == (reason, NIGHT, "invoices")
+        kept = dict(zip(columns, got[source_row][3:]))
+        raw = dict(zip(columns, row.split(",")))
+        for column in columns:
+            want = None if column == blanked or raw[column] == "" else raw[column]
+            assert kept[column] == want, (source_row, column)
+    # The invoices zone holds only the three good rows, INV-1 once.
+    assert rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT invoice_id FROM t ORDER BY source_row") == [
+        ("INV-1",), ("INV-2",), ("INV-3",)]
+
+
+def test_claim_types_are_the_policys_limitation_periods(policy):
+    periods = policy.retention_for("billing_cdr").limitation_periods
+    assert claim_types(policy) == tuple(name for name, _ in periods)
+    assert {"consumer_services", "business_services"} <= set(claim_types(policy))
+
+
+def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_path, policy, lake, work_dir):
+    broken = "INV-4,ACC-1,+38640999888,2026-10\n"                   # too few fields: line 4
+    cut = 'INV-5,ACC-1,+38640999777,2026-10,"2026-11-03'             # a quote that never closes: line 6
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + broken + OLD + cut),
+                 policy, lake, work_dir)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
+    assert sum(n for r, n in result.quarantined_by_reason.items() if r.startswith("unparseable")) == 2
+    got = rows(f"{lake.zone('quarantine')}/*/*.parquet",
+               "SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id, subscriber_number FROM t"
+               " ORDER BY source_line")
+    assert [(line, row, invoice, number) for line, row, _, invoice, number in got] == [
+        (4, None, None, None), (6, None, None, None)]
+    assert all(reason.startswith("unparseable") for _, _, reason, _, _ in got)
+
+
+def test_a_mis_encoded_line_is_quarantined_and_the_rest_loads(tmp_path, policy, lake, work_dir):
+    bad = "INV-9,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,consumer_services\n".encode()
+    bad = bad.replace(b"ACC-1", "ACČ-1".encode("cp1250"))
+    result = run(write(tmp_path, "payments_2026-11-22.csv", (HEADER + PAID).encode() + bad), policy, lake, work_dir)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 1, 1)
+    assert result.quarantined_by_reason == {"unparseable: invalid encoding": 1}
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "file is empty (0 bytes)"), (HEADER.encode(), "no data rows")])
+def test_an_empty_extract_is_reported_and_writes_nothing(tmp_path, policy, lake, work_dir, content, reason):
+    result = run(write(tmp_path, "payments_2026-11-22.csv", content), policy, lake, work_dir)
+    assert (result.status, result.reason, result.rows_read, result.rows_loaded) == ("empty", reason, 0, 0)
+    assert not list(lake.root.rglob("*.parquet"))
+
+
+def test_a_payments_named_file_without_the_payments_header_is_refused(tmp_path, policy, lake, work_dir):
+    cdr = "origin_number,destination_number,start_time\n+38640111222,+38641333444,2026-11-22T10:00:00Z\n"
+    path = write(tmp_path, "payments_2026-11-22.csv", cdr)
+    assert is_payments_extract(path.read_bytes(), path.name)           # its name sends it to the payments step
+    result = run(path, policy, lake, work_dir)
+    # Both lines count as read and refused; nothing reaches a zone.
+    assert (result.status, result.reason, result.rows_read, result.rows_quarantined) == ("rejected_file",
+                                                                                         NOT_PAYMENTS, 2, 2)
+    assert not list(lake.root.rglob("*.parquet"))
+
+
+def test_detection_prefers_the_header_so_renamed_extracts_still_work():
+    assert is_payments_extract((HEADER + PAID).encode(), "invoice_status_export.csv")
+    assert is_payments_extract(("\ufeff" + HEADER).encode(), "x.csv")                # a BOM does not hide it
+    assert not is_payments_extract(b"origin_number,destination_number,start_time\n", "billing_2026-11-22.csv")
+    assert not is_payments_extract(HEADER.replace("status", "state").encode(), "export.csv")
+
+
+def test_loading_the_same_extract_again_replaces_its_rows(tmp_path, policy, lake, work_dir):
+    path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD + BAD_ROWS[9][0] + "\n")
+    first = run(path, policy, lake, work_dir, run_id="r1")
+    files = sorted(p.relative_to(lake.root) for p in lake.root.rglob("*.parquet"))
+    second = run(path, policy, lake, work_dir, run_id="r2")
+    assert (first.rows_loaded, first.rows_quarantined) == (second.rows_loaded, second.rows_quarantined) == (3, 1)
+    assert sorted(p.relative_to(lake.root) for p in lake.root.rglob("*.parquet")) == files
+    assert rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT count(*), count(DISTINCT run_id) FROM t") == [(3, 1)]
+    assert rows(f"{lake.zone('quarantine')}/*/*.parquet", "SELECT count(*) FROM t") == [(1,)]
+
+
+def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):
+    """Payments files go through the payments step (by header or name), are audited, and a re-run adds nothing."""
+    from tests.conftest import audit_rows
+    from transforms.lake import Lake
+    from transforms.nightly import audit_file, close_night, plan_night
+    from transforms.pseudonymize import demo_keyring
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "invoice_status.csv").write_text(HEADER + PAID + OPEN + OLD + BAD_ROWS[9][0] + "\n")  # renamed
+    (landing / "payments_broken.csv").write_text("origin_number,destination_number\n+38640111222,+38641333444\n")
+    (landing / "payments_empty.csv").write_bytes(b"")
+    (landing / "calls.csv").write_text("origin_number,destination_number,direction,start_time,duration_s,"
+                                       "service_type\n+38640111222,+38641333444,outgoing,2026-11-22T10:00:00Z,10,call\n")
+    lake = Lake.at(tmp_path / "lake")
+    for run_id in ("r1", "r2"):
+        plan = plan_night(landing, lake, policy, night=NIGHT, run_id=run_id, trigger="test")
+        for planned in plan.to_audit:
+            audit_file(planned, lake, policy, run_id=run_id, night=NIGHT, keyring=demo_keyring())
+        summary = close_night(lake, policy, run_id=run_id)
+        assert summary.status == "completed"
+        if run_id == "r1":
+            snapshot = sorted((p.relative_to(lake.root), p.read_bytes()) for z in ("billing", "invoices", "quarantine")
+                              for p in lake.zone(z).rglob("*.parquet"))
+    got = {r[0]: r[1:] for r in audit_rows(lake.root, "SELECT file_name, profile, status, rows_read, rows_loaded,"
+                                                      " rows_rejected, reason FROM source_files WHERE run_id = 'r1'")}
+    assert got["invoice_status.csv"] == ("payments", "loaded", 4, 3, 1, None)
+    assert got["payments_broken.csv"] == ("payments", "rejected_file", 2, 0, 2, NOT_PAYMENTS)
+    assert got["payments_empty.csv"][:5] == ("payments", "empty", 0, 0, 0)
+    assert got["calls.csv"][:4] == ("canonical_csv", "loaded", 1, 1)
+    reasons = dict(audit_rows(lake.root, "SELECT file_name || ':' || reason, rows FROM rejection_reasons"
+                                         " WHERE run_id = 'r1'"))
+    assert reasons["invoice_status.csv:status_invalid"] == 1
+    # No CDR step looked at a payments file: no field findings, no suite results, no analytics for it.
+    for table in ("field_findings", "validation_results", "pseudonymization_log"):
+        assert audit_rows(lake.root, f"SELECT count(*) FROM {table} WHERE file_name LIKE '%invoice%'"
+                                     " OR file_name LIKE 'payments%'") == [(0,)], table
+    assert len(list(lake.zone("invoices").rglob("*.parquet"))) == 2
+    # The re-run knows every file by its sha256: nothing is read or written again.
+    again = sorted((p.relative_to(lake.root), p.read_bytes()) for z in ("billing", "invoices", "quarantine")
+                   for p in lake.zone(z).rglob("*.parquet"))
+    assert again == snapshot
+    known = audit_rows(lake.root, "SELECT file_name, status FROM source_files WHERE run_id = 'r2'"
+                                  " AND file_name <> 'payments_empty.csv'")
+    assert {s for _, s in known} == {"known"}
