@@ -8,9 +8,11 @@ nobody re-parses the file and no column list or period lives elsewhere.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Hashable
 
@@ -57,6 +59,23 @@ class Period:
         parts = [f"{n}{u}" for n, u in ((self.years, "Y"), (self.months, "M"), (self.days, "D")) if n]
         return "P" + ("".join(parts) or "0D")
 
+    def after(self, start: date) -> date:
+        """The day a period that starts on `start` ends on (OZ Art. 59, civil reckoning).
+
+        Years and months count calendar months to the same day number; when that month is shorter,
+        the period ends on its last day (31 Aug + P6M = 28 Feb, 29 Feb 2024 + P1Y = 28 Feb 2025).
+        Days are added after. ``months_sql`` is the DuckDB twin; a test keeps them in step.
+        """
+        months = start.month - 1 + 12 * self.years + self.months
+        year, month = start.year + months // 12, months % 12 + 1
+        day = min(start.day, calendar.monthrange(year, month)[1])
+        return date(year, month, day) + timedelta(days=self.days)
+
+    def after_sql(self, start_sql: str) -> str:
+        """DuckDB expression for ``after`` over the DATE expression `start_sql` (DuckDB also clamps)."""
+        return (f"CAST(CAST({start_sql} AS DATE) + to_months({12 * self.years + self.months})"
+                f" + to_days({self.days}) AS DATE)")
+
 
 @dataclass(frozen=True)
 class FieldRule:
@@ -85,6 +104,14 @@ class RetentionRule:
     keep_until: str | None = None
     limitation_periods: tuple[tuple[str, Period], ...] = ()
 
+    def period_for(self, claim_type: str | None = None) -> Period:
+        """The period to keep: a claim type's limitation period when the category has them, else `keep`."""
+        return dict(self.limitation_periods).get(claim_type, self.keep) if claim_type else self.keep
+
+    def due_on(self, anchor: date, claim_type: str | None = None) -> date:
+        """The first day the data must be gone: kept through anchor + period, due the next day."""
+        return self.period_for(claim_type).after(anchor) + timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class Operator:
@@ -94,6 +121,17 @@ class Operator:
     country_calling_code: str
     home_plmns: tuple[str, ...]
     imsi_prefix: str
+
+
+@dataclass(frozen=True)
+class RoamingRule:
+    """Roaming fair use (§3.2 ¶4; Impl. Reg. 2016/2286 Art. 4): the observation window and indicators."""
+
+    clause: str
+    legal_basis: str
+    observation_window_months: int      # months assessed together, ending with the month assessed (>= 4)
+    long_inactivity_days: int           # days without any event that make a mainly-roaming SIM "long inactive"
+    reference_table: Path               # MCC -> zone table (absolute; relative to the repository in the file)
 
 
 @dataclass(frozen=True)
@@ -112,6 +150,7 @@ class Policy:
     analytics_clause: str
     k_anonymity: int
     retention: tuple[RetentionRule, ...]
+    roaming: RoamingRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:
@@ -180,6 +219,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         analytics_clause=analytics.text("clause"),
         k_anonymity=k,
         retention=retention,
+        roaming=_read_roaming(reader.section("roaming")),
     )
     for section in (reader, meta, op, na, analytics):
         section.no_extra_keys()
@@ -245,6 +285,32 @@ def _read_retention(r: "_Reader") -> RetentionRule:
             (name, Period.parse(limits.text(name), f"{limits.key}.{name}")) for name in limits.keys()
         ),
     )
+    r.no_extra_keys()
+    return rule
+
+
+# Impl. Reg. 2016/2286 Art. 4: presence and consumption are observed over "at least four months".
+MIN_ROAMING_WINDOW_MONTHS = 4
+# A month has at least 28 days: an inactivity that long must fit inside the shortest window.
+_MIN_MONTH_DAYS = 28
+
+
+def _read_roaming(r: "_Reader") -> RoamingRule:
+    window = r.integer("observation_window_months", minimum=MIN_ROAMING_WINDOW_MONTHS)
+    inactivity = r.integer("long_inactivity_days", minimum=1)
+    if inactivity >= window * _MIN_MONTH_DAYS:
+        raise PolicyError(f"{r.key}.long_inactivity_days: {inactivity} does not fit inside a"
+                          f" {window}-month window (must be under {window * _MIN_MONTH_DAYS} days)")
+    table = r.text("reference_table")
+    rule = RoamingRule(
+        clause=r.text("clause"),
+        legal_basis=r.text("legal_basis"),
+        observation_window_months=window,
+        long_inactivity_days=inactivity,
+        reference_table=(DEFAULT_POLICY.parent.parent / table).resolve(),
+    )
+    if not rule.reference_table.is_file():
+        raise PolicyError(f"{r.key}.reference_table: {table!r} is not a file in the repository")
     r.no_extra_keys()
     return rule
 

@@ -299,3 +299,73 @@ def test_directory_is_unreadable(tmp_path):
     with pytest.raises(PolicyError) as err:
         load_policy(tmp_path)
     assert "cannot read" in str(err.value)
+
+
+# ---------------------------------------------------------------- roaming fair use (§3.2 ¶4)
+
+def test_roaming_rule_from_the_file(policy):
+    from transforms.policy import DEFAULT_POLICY, RoamingRule
+
+    rule = policy.roaming
+    assert isinstance(rule, RoamingRule)
+    assert rule.observation_window_months == 4           # Impl. Reg. 2016/2286 Art. 4: at least four months
+    assert rule.long_inactivity_days == 90
+    assert rule.clause.startswith("§3.2 ¶4")
+    assert "2022/612" in rule.legal_basis and "531/2012" in rule.legal_basis and "2016/2286" in rule.legal_basis
+    assert rule.reference_table == DEFAULT_POLICY.parent.parent / "reference" / "roaming_zones.csv"
+    assert rule.reference_table.is_file()
+
+
+def test_roaming_rule_is_frozen(policy):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.roaming.observation_window_months = 1
+
+
+@pytest.mark.parametrize("months", [3, 1, 0])
+def test_roaming_window_below_four_months(tmp_path, doc, months):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("observation_window_months", months))
+    assert str(err) == f"roaming.observation_window_months: expected an integer >= 4, got {months}"
+
+
+def test_roaming_window_longer_than_four_months_loads(tmp_path, doc):
+    ok = copy.deepcopy(doc)
+    ok["roaming"]["observation_window_months"] = 6
+    assert load_policy(dump(tmp_path, ok)).roaming.observation_window_months == 6
+
+
+def test_roaming_window_not_an_integer(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("observation_window_months", "four"))
+    assert str(err).startswith("roaming.observation_window_months: ")
+
+
+def test_roaming_missing_section(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d.pop("roaming"))
+    assert str(err) == "roaming: missing"
+
+
+@pytest.mark.parametrize("key", ["clause", "legal_basis", "long_inactivity_days", "reference_table"])
+def test_roaming_missing_key(tmp_path, doc, key):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].pop(key))
+    assert str(err) == f"roaming.{key}: missing"
+
+
+def test_roaming_inactivity_must_fit_the_window(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("long_inactivity_days", 112))
+    assert str(err).startswith("roaming.long_inactivity_days: 112 does not fit inside a 4-month window")
+
+
+def test_roaming_inactivity_not_positive(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("long_inactivity_days", 0))
+    assert str(err) == "roaming.long_inactivity_days: expected an integer >= 1, got 0"
+
+
+def test_roaming_reference_table_must_exist(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("reference_table", "reference/nope.csv"))
+    assert str(err) == "roaming.reference_table: 'reference/nope.csv' is not a file in the repository"
+
+
+def test_roaming_unknown_key(tmp_path, doc):
+    err = load_variant(tmp_path, doc, lambda d: d["roaming"].__setitem__("window", 4))
+    assert str(err) == "roaming: unknown key(s): window"
