@@ -33,18 +33,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-
-def _hmac_connection() -> dict | None:
-    """The `cdr_audit_hmac` connection's fields, or None (then the environment holds the key)."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = Connection.get("cdr_audit_hmac")
-    except AirflowNotFoundException:
-        return None
-    return {"login": conn.login, "password": conn.password, "extra": conn.extra}
-
+from cdr_common import AUDIT_STORE, hmac_connection
 
 PARAMS = {
     "landing": Param("", type="string", description="Landing folder of the night's extracts; may contain {night}. "
@@ -84,7 +73,7 @@ def cdr_nightly_audit():
     def audit_file(planned: dict, params=None, ds=None, run_id=None) -> dict:
         from transforms import tasks
 
-        return tasks.audit_one(planned, dict(params), ds, run_id, connection=_hmac_connection())
+        return tasks.audit_one(planned, dict(params), ds, run_id, connection=hmac_connection())
 
     @task(doc_md="k-anonymous daily aggregates of the event dates tonight's files touched.",
           trigger_rule=TriggerRule.ALL_DONE)
@@ -94,7 +83,7 @@ def cdr_nightly_audit():
         return tasks.aggregate(dict(params), ds, run_id)
 
     @task(doc_md="Merge per-file facts into audit.duckdb, chain the log, export Parquet.",
-          trigger_rule=TriggerRule.ALL_DONE)
+          trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
     def close_night(params=None, ds=None, run_id=None) -> dict:
         from transforms import tasks
 

@@ -13,9 +13,11 @@ previous row's hash, so editing or deleting any row breaks every later link;
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,6 +133,47 @@ CREATE TABLE IF NOT EXISTS aggregate_releases (
     groups_suppressed_secondary BIGINT NOT NULL, -- suppressed so no total minus its parts reveals one
     rows_suppressed BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS legal_holds (
+    hold_id VARCHAR PRIMARY KEY,
+    reason VARCHAR NOT NULL,               -- e.g. "dispute 2026/114"; free text written by a person, no data values
+    placed_by VARCHAR NOT NULL,
+    placed_at TIMESTAMPTZ NOT NULL,
+    dataset VARCHAR,                       -- scope: NULL = every data set
+    date_from DATE,                        -- scope: event / period dates, inclusive; NULL = open
+    date_to DATE,
+    subject_kind VARCHAR,                  -- scope: subscriber | account | NULL (no subject restriction)
+    subject_tokens VARCHAR,                -- JSON {key id: hex token}: the subject under every key held, never the value
+    released_by VARCHAR,
+    released_at TIMESTAMPTZ,
+    release_reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS retention_actions (
+    run_id VARCHAR NOT NULL,               -- retention-<as of date>
+    as_of DATE NOT NULL,
+    dataset VARCHAR NOT NULL,
+    partition VARCHAR NOT NULL,            -- e.g. event_date=2026-01-15
+    category VARCHAR NOT NULL,             -- the policy's retention category
+    action VARCHAR NOT NULL,               -- deleted | anonymized | held | kept
+    rows BIGINT NOT NULL,
+    due_on DATE,                           -- deleted/anonymized/held: earliest due date; kept: next due date
+    legal_basis VARCHAR NOT NULL,
+    clause VARCHAR NOT NULL,
+    hold_ids VARCHAR,                      -- held: the holds that stopped the deletion
+    files INTEGER NOT NULL,
+    dry_run BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retention_proofs (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    partition VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,            -- the part file rewritten or removed
+    outcome VARCHAR NOT NULL,              -- rewritten | removed
+    rows_removed BIGINT NOT NULL,
+    identifiers_checked BIGINT NOT NULL,   -- distinct identifiers that only the removed rows held
+    identifiers_found BIGINT NOT NULL,     -- of those, still present in the file's bytes or values (must be 0)
+    ok BOOLEAN NOT NULL,
+    checked_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq BIGINT PRIMARY KEY,
     event_key VARCHAR NOT NULL UNIQUE,     -- makes appends idempotent on re-run
@@ -147,7 +190,9 @@ CREATE TABLE IF NOT EXISTS audit_log (
 # Tables whose rows belong to one run and are replaced whole when a run is re-merged.
 PER_RUN_TABLES = ("source_files", "field_findings", "validation_results", "rejection_reasons",
                   "pseudonymization_log", "analytics_findings", "aggregate_releases")
-EXPORTED_TABLES = ("runs", *PER_RUN_TABLES, "audit_log")
+# Rows of one retention sweep (one per as-of date), replaced whole when the sweep is re-run or resumed.
+RETENTION_TABLES = ("retention_actions", "retention_proofs")
+EXPORTED_TABLES = ("runs", *PER_RUN_TABLES, "legal_holds", *RETENTION_TABLES, "audit_log")
 
 
 def now_utc() -> datetime:
@@ -199,6 +244,33 @@ def _event_hash(prev_hash: str, seq: int, at: str, e: LogEvent) -> str:
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+
+
+@contextmanager
+def writer_lock(lake: Lake):
+    """Hold the audit store's single-writer lock (the nightly merge, the sweep and holds take turns).
+
+    DuckDB refuses a second writing process outright; this lock makes the second one wait instead.
+    """
+    path = lake.zone("audit") / ".writer.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writing(lake: Lake):
+    """The audit store opened for writing, under the single-writer lock; closed on exit."""
+    with writer_lock(lake):
+        con = connect(lake)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -93,6 +93,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("profiles", help="list the source formats the ingest step recognizes",
                    description="List each source profile, whether it has a header, and its columns.")
+
+    ret = sub.add_parser(
+        "retention", help="enforce the retention catalog (§5) on every zone as of a date",
+        description="Give every row of every personal data set its due date from the policy's retention "
+                    "catalog (payment status from the payments extract, limitation periods, legal holds), "
+                    "rewrite the affected Parquet files without the due rows, prove the removed identifiers "
+                    "are gone from the files' bytes, and record one retention_actions row per data set, "
+                    "partition, category and action. --dry-run lists the same without touching any zone.")
+    ret.add_argument("--lake", required=True, type=Path)
+    ret.add_argument("--as-of", required=True, type=_date, help="the day the sweep acts for, YYYY-MM-DD")
+    ret.add_argument("--dry-run", action="store_true", help="list what is due, held and kept; write nothing")
+    ret.add_argument("--policy", type=Path, default=None)
+    ret.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    ret.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
+
+    hold = sub.add_parser(
+        "hold", help="place, release or list legal holds (they stop the retention sweep's deletions)",
+        description="A legal hold (dispute, unpaid claim, litigation, authority order) keeps the rows in its "
+                    "scope past their due date. The scope is any of: a data set, a date range, one subject. "
+                    "A subject (number or account) is stored only as its keyed tokens.")
+    hsub = hold.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
+    place = hsub.add_parser("place", help="place a hold")
+    place.add_argument("--lake", required=True, type=Path)
+    place.add_argument("--reason", required=True, help="the case, e.g. 'dispute 2026/114' (no numbers of people)")
+    place.add_argument("--by", required=True, help="who places it")
+    place.add_argument("--dataset", help="one data set (billing, quarantine, analytics, invoices, roaming)")
+    place.add_argument("--from", dest="date_from", type=_date, help="first date in scope (inclusive)")
+    place.add_argument("--to", dest="date_to", type=_date, help="last date in scope (inclusive)")
+    subject = place.add_mutually_exclusive_group()
+    subject.add_argument("--subscriber", help="a subscriber's number in any spelling (stored as tokens only)")
+    subject.add_argument("--account", help="an account id (stored as tokens only)")
+    subject.add_argument("--subscriber-token", help="a subscriber token (64 hex digits) as analytics shows it")
+    place.add_argument("--key-id", help="the key id of --subscriber-token")
+    place.add_argument("--policy", type=Path, default=None)
+    place.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    rel = hsub.add_parser("release", help="release a hold: what it held is due at the next sweep")
+    rel.add_argument("hold_id")
+    rel.add_argument("--lake", required=True, type=Path)
+    rel.add_argument("--reason", required=True)
+    rel.add_argument("--by", required=True)
+    lst = hsub.add_parser("list", help="list holds")
+    lst.add_argument("--lake", required=True, type=Path)
+    lst.add_argument("--active", action="store_true", help="only holds not released")
     return parser
 
 
@@ -225,7 +268,7 @@ def cmd_summary(args) -> int:
           f" {chain.entries} entries)")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
-    print(f"zones: {lake.root}/{{billing,quarantine,analytics,aggregates}}")
+    print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
     return EXIT_OK if chain.ok else EXIT_FAILED
 
 
@@ -264,26 +307,97 @@ def cmd_policy(args) -> int:
 def cmd_profiles(args) -> int:
     from transforms.profiles import ALL_PROFILES
 
+    from transforms.profiles import PAYMENTS_COLUMNS, PAYMENTS_PROFILE
+
     for name, prof in sorted(ALL_PROFILES.items()):
         print(f"{name}: {'header row' if prof.header else 'no header'}, {len(prof.columns)} known columns")
         print(f"    feeds: {', '.join(sorted(prof.mapping))}")
+    print(f"{PAYMENTS_PROFILE}: header row, {len(PAYMENTS_COLUMNS)} columns (payments / invoice-status extract)")
+    print(f"    feeds: invoices zone ({', '.join(PAYMENTS_COLUMNS)})")
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "verify": cmd_verify, "summary": cmd_summary, "lookup": cmd_lookup, "policy": cmd_policy, "profiles": cmd_profiles}
+def cmd_retention(args) -> int:
+    from datetime import date
+
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.pseudonymize import load_keyring
+    from transforms.retention import sweep
+
+    policy = load_policy(args.policy)
+    keyring = load_keyring(os.environ, demo=args.demo)
+    result = sweep(Lake.at(args.lake), policy, keyring, date.fromisoformat(args.as_of), dry_run=args.dry_run,
+                   progress=_progress(args.quiet))
+    print(f"retention sweep as of {result.as_of}{' (dry run: nothing written)' if result.dry_run else ''}"
+          f" — {result.seconds:.1f} s")
+    print(f"  {'data set':<11} {'partition':<24} {'category':<24} {'action':<11} {'rows':>12} {'due':<10}  holds")
+    for a in result.actions:
+        print(f"  {a.dataset:<11} {a.partition:<24} {a.category:<24} {a.action:<11} {a.rows:>12,} "
+              f"{a.due_on or '':<10}  {a.hold_ids or ''}")
+    removed = result.rows("deleted") + result.rows("anonymized")
+    print(f"  {'would remove' if result.dry_run else 'removed'} {removed:,} row(s); held {result.rows('held'):,};"
+          f" kept {result.rows('kept'):,}")
+    if result.proofs:
+        ok = sum(p.ok for p in result.proofs)
+        print(f"  proof: {ok} of {len(result.proofs)} rewritten/removed file(s) hold none of the removed identifiers")
+    return EXIT_OK
+
+
+def cmd_hold(args) -> int:
+    from transforms import holds
+    from transforms.lake import Lake
+
+    lake = Lake.at(args.lake)
+    if args.hold_command == "list":
+        found = holds.list_holds(lake, active_only=args.active)
+        for h in found:
+            state = "active" if h.active else f"released {h.released_at:%Y-%m-%d} by {h.released_by}"
+            print(f"{h.hold_id}  {state:<30} placed {h.placed_at:%Y-%m-%d} by {h.placed_by}: {h.reason}")
+            print(f"    scope: {h.scope_text()}")
+        print(f"{len(found)} hold(s)")
+        return EXIT_OK
+    if args.hold_command == "release":
+        h = holds.release(lake, args.hold_id, released_by=args.by, reason=args.reason)
+        print(f"{h.hold_id} released; its rows are due at the next retention sweep")
+        return EXIT_OK
+    from transforms.policy import load_policy
+    from transforms.pseudonymize import load_keyring
+
+    policy = load_policy(args.policy)
+    keyring = load_keyring(os.environ, demo=args.demo)
+    h = holds.place(lake, policy, keyring, reason=args.reason, placed_by=args.by, dataset=args.dataset,
+                    date_from=_as_date(args.date_from), date_to=_as_date(args.date_to), subscriber=args.subscriber,
+                    account=args.account, subscriber_token=args.subscriber_token, key_id=args.key_id)
+    print(f"{h.hold_id} placed: {h.scope_text()}")
+    return EXIT_OK
+
+
+def _as_date(text: str | None):
+    from datetime import date
+
+    return date.fromisoformat(text) if text else None
+
+
+COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify, "summary": cmd_summary, "lookup": cmd_lookup, "policy": cmd_policy, "profiles": cmd_profiles}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import duckdb
 
+    from transforms.holds import HoldError
     from transforms.policy import PolicyError
     from transforms.pseudonymize import KeyConfigError
+    from transforms.retention import RetentionError
 
     try:
         return COMMANDS[args.command](args)
     except PolicyError as exc:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
+    except (HoldError, RetentionError) as exc:
+        print(f"cdr-audit: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
     except KeyConfigError as exc:
         print(f"cdr-audit: pseudonymization key: {exc}", file=sys.stderr)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:

@@ -70,3 +70,35 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
     """Merge the night into the audit store; return the summary."""
     _, _, lake, policy = resolve(params, logical_date)
     return asdict(close_night(lake, policy, run_id=run_id))
+
+
+def retention(params: dict, as_of: str, connection: dict | None = None) -> dict:
+    """Run the retention sweep as of a day; return its counts (rows per action, files, proofs)."""
+    from datetime import date
+
+    from transforms.retention import sweep
+
+    lake = Lake.at(params.get("lake") or DEFAULT_LAKE)
+    policy = load_policy(params.get("policy") or DEFAULT_POLICY)
+    day = date.fromisoformat((params.get("as_of") or as_of)[:10])
+    result = sweep(lake, policy, keyring(connection), day, dry_run=bool(params.get("dry_run")), progress=log.info)
+    return {"run_id": result.run_id, "as_of": result.as_of, "dry_run": result.dry_run,
+            "rows": {a: result.rows(a) for a in ("deleted", "anonymized", "held", "kept")},
+            "files_rewritten": sum(p.outcome == "rewritten" for p in result.proofs),
+            "files_removed": sum(p.outcome == "removed" for p in result.proofs),
+            "proofs_ok": all(p.ok for p in result.proofs), "seconds": result.seconds}
+
+
+def verify_audit_log(params: dict) -> dict:
+    """Recompute the audit log's hash chain; fail when a link is broken."""
+    from transforms import audit
+
+    lake = Lake.at(params.get("lake") or DEFAULT_LAKE)
+    con = audit.connect(lake, read_only=True)
+    try:
+        check = audit.verify_chain(con)
+    finally:
+        con.close()
+    if not check.ok:
+        raise RuntimeError(f"audit log chain broken at entry {check.first_bad_seq}: {check.problem}")
+    return {"entries": check.entries, "ok": True}
