@@ -18,7 +18,12 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    event date tonight's files touched (`aggregates/`); groups under k
    subscribers are suppressed, and so are those a total minus its parts
    would reveal.
-4. **close_night** merges the per-file facts into the audit store (one writer),
+4. **roaming_night** rebuilds the monthly roaming presence and consumption
+   aggregates (`roaming/`, subscriber tokens only) of every month tonight's
+   files touched, then assesses the fair-use window (four months, Impl. Reg.
+   2016/2286 Art. 4) ending with the last complete month: flagged, not
+   flagged or insufficient history, with the figures behind each state.
+5. **close_night** merges the per-file facts into the audit store (one writer),
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
 
@@ -82,6 +87,13 @@ def cdr_nightly_audit():
 
         return tasks.aggregate(dict(params), ds, run_id)
 
+    @task(doc_md="Monthly roaming aggregates of the months tonight touched; fair-use window assessment.",
+          trigger_rule=TriggerRule.ALL_DONE)
+    def roaming_night(params=None, ds=None, run_id=None) -> dict:
+        from transforms import tasks
+
+        return tasks.roaming(dict(params), ds, run_id, connection=hmac_connection())
+
     @task(doc_md="Merge per-file facts into audit.duckdb, chain the log, export Parquet.",
           trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
     def close_night(params=None, ds=None, run_id=None) -> dict:
@@ -89,7 +101,8 @@ def cdr_nightly_audit():
 
         return tasks.close(dict(params), ds, run_id)
 
-    audit_file.expand(planned=plan_night()) >> aggregate_night() >> close_night()
+    files = audit_file.expand(planned=plan_night())
+    files >> [aggregate_night(), roaming_night()] >> close_night()
 
 
 cdr_nightly_audit()

@@ -483,6 +483,10 @@ class Night:
         i = np.arange(pop.size, dtype=np.uint64)
         perm_roamer = _unit(_hash(seed, 30, i)) < 0.004        # abroad every night (fair-use cases)
         perm_country = _choice_hash(_hash(seed, 31, i), C_ROAM_W)
+        if not perm_roamer.any() and pop.size:                  # every population has one (in Austria)
+            first = int(np.argmin(_hash(seed, 30, i)))
+            perm_roamer[first], perm_country[first] = True, COUNTRY_INDEX["AT"]
+        self.perm_roamer = perm_roamer
         tag = self.day0 * 1000
         # About 5 % abroad tonight (more on tiny populations, so every night has roaming).
         tonight = _unit(_hash(seed, 32 + tag, i)) < max(0.05, 6 / max(pop.size, 1))
@@ -633,7 +637,8 @@ def draw_events(rng: np.random.Generator, night: Night, mix: np.ndarray, n: int,
     sod = _distinct_times(sub, night.times(rng, n, lo, hi))
     offset = night.offset(sod)
     utc = (night.day0 * 86_400 + sod - offset).astype(np.int64)
-    roaming = night.roaming[sub] & (rng.random(n) < 0.85)
+    # Someone abroad tonight makes most events there; a permanent roamer makes all of them there.
+    roaming = night.roaming[sub] & ((rng.random(n) < 0.85) | night.perm_roamer[sub])
     roaming &= kind != PURCHASE
     plmn = np.where(roaming, night.roam_plmn[sub], 0)
     cell = (pop.home_cell[sub] + rng.integers(0, 6, n)) % N_CELLS

@@ -79,3 +79,30 @@ def cli_run(night, tmp_path_factory) -> CliRun:
     run = run_cli("run", "--landing", str(landing), "--lake", str(lake), "--date", NIGHT)
     assert run.returncode == 0, run.stderr[-3000:]
     return run
+
+
+# Five nights a month apart, same subscribers: enough history for a four-month roaming window.
+HISTORY_NIGHTS = ("2026-07-10", "2026-08-10", "2026-09-10", "2026-10-10", "2026-11-22")
+
+
+@dataclass(frozen=True)
+class History:
+    lake: Path
+    landings: dict[str, Path]
+    manifests: dict
+    runs: dict[str, CliRun]
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory) -> History:
+    """A lake the CLI filled night by night over five months (tests that change it work on a copy)."""
+    from sample_data.generate import generate_night
+
+    root = tmp_path_factory.mktemp("history")
+    lake, landings, manifests, runs = root / "lake", {}, {}, {}
+    for night in HISTORY_NIGHTS:
+        landings[night] = root / night
+        manifests[night] = generate_night(landings[night], rows=600, seed=21, night=date.fromisoformat(night))
+        runs[night] = run_cli("run", "--landing", str(landings[night]), "--lake", str(lake), "--date", night)
+        assert runs[night].returncode == 0, runs[night].stderr[-3000:]
+    return History(lake, landings, manifests, runs)

@@ -133,6 +133,22 @@ CREATE TABLE IF NOT EXISTS aggregate_releases (
     groups_suppressed_secondary BIGINT NOT NULL, -- suppressed so no total minus its parts reveals one
     rows_suppressed BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS roaming_runs (
+    run_id VARCHAR NOT NULL,
+    month VARCHAR NOT NULL,                -- YYYY-MM: a month rebuilt, or the last month of the window assessed
+    kind VARCHAR NOT NULL,                 -- month | window
+    rows_read BIGINT,
+    rows_counted BIGINT,
+    rows_without_imsi BIGINT,
+    rows_unclassified BIGINT,
+    subscribers BIGINT,
+    flagged BIGINT,
+    not_flagged BIGINT,
+    insufficient_history BIGINT,
+    long_inactivity BIGINT,
+    key_ids VARCHAR,
+    path VARCHAR NOT NULL                  -- the roaming zone file written (relative to the lake)
+);
 CREATE TABLE IF NOT EXISTS legal_holds (
     hold_id VARCHAR PRIMARY KEY,
     reason VARCHAR NOT NULL,               -- e.g. "dispute 2026/114"; free text written by a person, no data values
@@ -189,7 +205,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 
 # Tables whose rows belong to one run and are replaced whole when a run is re-merged.
 PER_RUN_TABLES = ("source_files", "field_findings", "validation_results", "rejection_reasons",
-                  "pseudonymization_log", "analytics_findings", "aggregate_releases")
+                  "pseudonymization_log", "analytics_findings", "aggregate_releases", "roaming_runs")
 # Rows of one retention sweep (one per as-of date), replaced whole when the sweep is re-run or resumed.
 RETENTION_TABLES = ("retention_actions", "retention_proofs")
 EXPORTED_TABLES = ("runs", *PER_RUN_TABLES, "legal_holds", *RETENTION_TABLES, "audit_log")
@@ -337,6 +353,24 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
             return ChainCheck(False, n, seq, "entry content does not match its hash")
         prev, expected_seq = stored, seq + 1
     return ChainCheck(True, n)
+
+
+def define_roaming_status(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """The view `roaming_status`: every window assessed, one row per subscriber token with its figures.
+
+    The rows stay in the roaming zone's Parquet (`roaming/status/as_of=YYYY-MM/`), where the retention
+    sweep deletes them after six months and proves it byte by byte; the audit store holds no token.
+    The view names the lake's absolute path, refreshed at every merge.
+    """
+    con.execute("DROP VIEW IF EXISTS roaming_status")
+    status = lake.zone("roaming") / "status"
+    if any(status.glob("as_of=*/*.parquet")):
+        con.execute("CREATE VIEW roaming_status AS SELECT * FROM read_parquet("
+                    + lake_mod.sql_literal(status / "as_of=*" / "*.parquet") + ", hive_partitioning = false)")
+    else:   # no window assessed yet: the same columns, no rows
+        con.execute("CREATE VIEW roaming_status AS SELECT CAST(NULL AS VARCHAR) AS as_of_month,"
+                    " CAST(NULL AS VARCHAR) AS hmac_key_id, CAST(NULL AS BLOB) AS subscriber_token,"
+                    " CAST(NULL AS VARCHAR) AS state WHERE false")
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:

@@ -150,7 +150,8 @@ def _progress(quiet: bool):
 
 def cmd_run(args) -> int:
     from transforms.lake import Lake
-    from transforms.nightly import aggregate_night, audit_file, close_night, plan_night, profile_for
+    from transforms.nightly import (aggregate_night, audit_file, close_night, plan_night, profile_for,
+                                    roaming_night)
     from transforms.policy import load_policy
     from transforms.pseudonymize import load_keyring
 
@@ -175,6 +176,11 @@ def cmd_run(args) -> int:
         say(f"aggregates {release['event_date']}: {release['groups_released']:,} groups released, "
             f"{release['groups_suppressed_primary'] + release['groups_suppressed_secondary']:,} suppressed"
             f" (k={release['k']}) ({release['seconds']:.1f} s)")
+    roaming = roaming_night(lake, policy, keyring, run_id=run_id)
+    w = roaming["window"]
+    say(f"roaming: {len(roaming['months'])} month(s) rebuilt; window {w['window_months'][0]}…{w['as_of_month']}:"
+        f" {w['flagged']:,} flagged, {w['not_flagged']:,} not flagged, {w['insufficient_history']:,} insufficient"
+        f" history ({w['seconds']:.1f} s)")
     summary = close_night(lake, policy, run_id=run_id)
     print_summary(summary)
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK

@@ -49,6 +49,7 @@ from transforms.profiles import PAYMENTS_PROFILE, is_payments_extract
 from transforms.pseudonymize import KeyRing
 from transforms.quarantine import quarantine_rows
 from transforms.redact import safe_error, safe_name
+from transforms.roaming import affected_months, assess_window, build_months, shift_month
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKEN_METHOD = "hmac-sha256"
@@ -312,6 +313,25 @@ def aggregate_night(lake: Lake, policy: Policy, *, run_id: str) -> list[dict]:
     return releases
 
 
+def roaming_night(lake: Lake, policy: Policy, keyring: KeyRing, *, run_id: str) -> dict:
+    """Rebuild the roaming months tonight's files touched, then assess the fair-use window (§3.2 ¶4).
+
+    Each touched month is recomputed whole from billing, so a late file for an earlier month updates
+    that month and a re-run gives the same files. The window assessed ends with the last complete
+    month before the night's (the night's own month is still running).
+    """
+    plan = load_plan(lake, run_id)
+    days = {d for f in audit.read_fragments(lake, run_id) for d in (f.get("analytics") or {}).get("event_dates", [])}
+    months = affected_months(sorted(d.split("=", 1)[-1] for d in days))
+    built = build_months(lake, policy, keyring, months, lake.work_dir(run_id) / "roaming") if months else None
+    as_of_month = shift_month(plan.night[:7], -1)
+    window = assess_window(lake, policy, as_of_month, lake.work_dir(run_id) / "roaming-window")
+    facts = {"months": [asdict(m) for m in built.months] if built else [], "key_id": built.key_id if built else None,
+             "window": asdict(window)}
+    audit.write_json_atomic(lake.fragments_dir(run_id) / "roaming.json", facts)
+    return facts
+
+
 class _StepClock:
     """Reports each step of a file with the seconds it took."""
 
@@ -351,6 +371,16 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
     original_rows = {}
     file_rows, finding_rows, check_rows, reason_rows, events = [], [], [], [], []
     pseudonym_rows, treatment_rows = [], []
+    roaming = audit.read_json(lake.fragments_dir(run_id) / "roaming.json", default=None)
+    roaming_rows = []
+    if roaming:
+        w = roaming["window"]
+        roaming_rows = [[run_id, m["month"], "month", m["rows_read"], m["rows_counted"], m["rows_without_imsi"],
+                         m["rows_unclassified"], m["subscribers"], None, None, None, None, roaming["key_id"],
+                         m["path"]] for m in roaming["months"]]
+        roaming_rows.append([run_id, w["as_of_month"], "window", None, None, None, None, w["subscribers"],
+                             w["flagged"], w["not_flagged"], w["insufficient_history"], w["long_inactivity"],
+                             ",".join(w["key_ids"]) or None, w["path"]])
     releases = audit.read_json(lake.fragments_dir(run_id) / "aggregates.json", default=[])
     release_rows = [[run_id, r["event_date"], "aggregates", r["k"], r["groups_total"], r["groups_released"],
                      r["groups_suppressed_primary"], r["groups_suppressed_secondary"], r["rows_suppressed"]]
@@ -424,6 +454,8 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         _insert(con, "pseudonymization_log", pseudonym_rows)
         _insert(con, "analytics_findings", treatment_rows)
         _insert(con, "aggregate_releases", release_rows)
+        _insert(con, "roaming_runs", roaming_rows)
+        audit.define_roaming_status(con, lake)
         con.execute(
             "UPDATE runs SET finished_at = ?, status = ?, files_processed = ?, files_skipped_known = ?,"
             " files_rejected = ?, files_failed = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?"

@@ -333,7 +333,7 @@ class TokenPlan:
 
 
 def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True) -> TokenPlan:
-    """Build tables `lookup_<i>` (raw spelling → token) in `con` for the tokenize columns of `relation`.
+    """Build the table `tokens` (column, raw spelling → token) in `con` for the tokenize columns of `relation`.
 
     `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
     normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
@@ -350,45 +350,42 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     targets = [f for f in rules if f.column in present]
     params = {"cc": policy.operator.country_calling_code}
 
-    # 1. Distinct raw spellings of every tokenize column, in one statement (one columnar scan each),
-    #    each normalized once. Column names come from the policy (lower_snake_case, checked on load).
-    #    `h` is the spelling's 64-bit hash: the row joins below probe on it instead of on the text.
+    # 1. Distinct raw spellings of every tokenize column (one columnar scan each), each normalized once
+    #    and hashed with HMAC-SHA256 inside DuckDB (measured faster than Python's hmac; see _hmac_sql), all
+    #    in one statement. Per spelling rather than per normalized value: a few more hashes, no join back.
+    #    Column names come from the policy (lower_snake_case, checked on load). `h` is the spelling's
+    #    64-bit hash: the row joins below probe on it instead of on the text.
     per_column = [
         f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
         f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
     norm = " ".join(f"WHEN kind = '{kind}' THEN {_normalize_sql('raw', kind)}"
                     for kind in sorted({f.identifier for f in targets}))
-    con.execute("CREATE OR REPLACE TEMP TABLE spellings (col INTEGER, kind VARCHAR, raw VARCHAR, h UBIGINT,"
-                " norm VARCHAR)")
-    if targets:
-        lake_mod.execute(con, f"INSERT INTO spellings SELECT col, kind, raw, hash(raw), NULLIF(CASE {norm} END, '')"
-                              f" FROM ({' UNION ALL '.join(per_column)})", params)
-    distinct = dict(con.execute("SELECT col, count(DISTINCT norm) FROM spellings GROUP BY col").fetchall())
-
-    # 2. HMAC of every distinct spelling's normalized identifier, inside DuckDB (measured faster than
-    #    Python's hmac; see _hmac_sql). Per spelling rather than per normalized value: a few more
-    #    hashes, but no join back from the normalized values to the spellings.
     inner, outer = _hmac_pads(key)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE tokens AS SELECT col, raw, h,"
-                f" CASE WHEN norm IS NOT NULL THEN {_hmac_sql('kind', 'norm')} END AS token FROM spellings",
-                {"ipad": inner, "opad": outer})
+    con.execute("CREATE OR REPLACE TEMP TABLE tokens (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB)")
+    if targets:
+        lake_mod.execute(con, f"""
+            INSERT INTO tokens
+            SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {_hmac_sql('kind', 'norm')} END
+            FROM (SELECT col, kind, raw, NULLIF(CASE {norm} END, '') AS norm FROM ({' UNION ALL '.join(per_column)}))""",
+                         {**params, "ipad": inner, "opad": outer})
+    # Per column: distinct identifiers (for the audit), and whether two spellings share a hash.
+    stats = {col: (n, clash) for col, n, clash in con.execute(
+        "SELECT col, count(DISTINCT norm), count(*) > count(DISTINCT h) FROM tokens GROUP BY col").fetchall()}
 
-    # 3. One small lookup per column (its own spellings only: one shared table would be hash-built once
-    #    per column, all kinds and columns each time, and runs out of memory at 10M rows). Rows probe
-    #    it on the 64-bit hash of their spelling, which is exact when no two of the column's spellings
-    #    share a hash (checked; otherwise on the text). The raw columns are replaced in place.
+    # 2. Each column joins its own spellings only (one shared lookup would be hash-built once per column,
+    #    all kinds and columns each time, and runs out of memory at 10M rows). Rows probe on the 64-bit
+    #    hash of their spelling, which is exact when no two of the column's spellings share a hash
+    #    (checked above; otherwise on the text). The raw columns are replaced in place.
     joins, replaced, join_params = [], [], {"key_id": key.key_id}
     for i, f in enumerate(targets):
-        lake_mod.execute(con, f"CREATE OR REPLACE TEMP TABLE lookup_{i} AS SELECT raw, h, token FROM tokens"
-                              " WHERE col = $col", {"col": i})
-        clash = con.execute(f"SELECT count(*) > count(DISTINCT h) FROM lookup_{i}").fetchone()[0]
+        clash = stats.get(i, (0, False))[1]
         probe = f"m{i}.raw = CAST(t.{f.column} AS VARCHAR)" if clash or not probe_by_hash else \
             f"m{i}.h = hash(CAST(t.{f.column} AS VARCHAR))"
-        joins.append(f" LEFT JOIN lookup_{i} m{i} ON {probe}")
+        joins.append(f" LEFT JOIN (SELECT raw, h, token FROM tokens WHERE col = {i}) m{i} ON {probe}")
         replaced.append(f"m{i}.token AS {f.column}")
     return TokenPlan(key.key_id, tuple(f.column for f in targets),
                      tuple(f.column for f in rules if f.column not in present),
-                     {f.column: int(distinct.get(i, 0)) for i, f in enumerate(targets)},
+                     {f.column: int(stats.get(i, (0, False))[0]) for i, f in enumerate(targets)},
                      tuple(replaced), "".join(joins), join_params)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.nightly import (REPO_ROOT, PlannedFile, aggregate_night, audit_file, close_night, plan_night,
-                                profile_for)
+                                profile_for, roaming_night)
 from transforms.policy import Policy, load_policy
 from transforms.pseudonymize import KeyRing, keyring_from_connection, load_keyring
 
@@ -64,6 +64,15 @@ def aggregate(params: dict, logical_date: str, run_id: str) -> list[dict]:
     """Recompute the k-anonymous aggregates of the event dates tonight touched."""
     _, _, lake, policy = resolve(params, logical_date)
     return aggregate_night(lake, policy, run_id=run_id)
+
+
+def roaming(params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
+    """Rebuild tonight's roaming months and assess the fair-use window; return the counts."""
+    _, _, lake, policy = resolve(params, logical_date)
+    facts = roaming_night(lake, policy, keyring(connection), run_id=run_id)
+    return {"months": [m["month"] for m in facts["months"]],
+            **{k: facts["window"][k] for k in ("as_of_month", "flagged", "not_flagged", "insufficient_history",
+                                               "long_inactivity")}}
 
 
 def close(params: dict, logical_date: str, run_id: str) -> dict:

@@ -48,7 +48,10 @@ def test_every_dag_follows_conventions(dagbag):
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["cdr_nightly_audit"]
     assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "profiles"}
-    assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "close_night"}
+    assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "roaming_night",
+                                              "close_night"}
+    assert dag.get_task("roaming_night").trigger_rule == "all_done"
+    assert dag.get_task("close_night").upstream_task_ids == {"aggregate_night", "roaming_night"}
     assert dag.get_task("aggregate_night").trigger_rule == "all_done"
     assert dag.get_task("close_night").trigger_rule == "all_done"
     assert type(dag.get_task("audit_file")).__name__.endswith("MappedOperator")   # one task per landing file

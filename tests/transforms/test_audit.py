@@ -15,7 +15,7 @@ from transforms.audit import GENESIS, LogEvent, append_log, verify_chain
 AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
 TABLES = {"runs", "source_files", "field_findings", "validation_results", "rejection_reasons", "audit_log",
           "pseudonymization_log", "analytics_findings", "aggregate_releases", "legal_holds", "retention_actions",
-          "retention_proofs"}
+          "retention_proofs", "roaming_runs"}
 
 
 def events(n: int, prefix: str = "e") -> list[LogEvent]:
