@@ -178,9 +178,9 @@ def cmd_run(args) -> int:
             f" (k={release['k']}) ({release['seconds']:.1f} s)")
     roaming = roaming_night(lake, policy, keyring, run_id=run_id)
     w = roaming["window"]
-    say(f"roaming: {len(roaming['months'])} month(s) rebuilt; window {w['window_months'][0]}…{w['as_of_month']}:"
-        f" {w['flagged']:,} flagged, {w['not_flagged']:,} not flagged, {w['insufficient_history']:,} insufficient"
-        f" history ({w['seconds']:.1f} s)")
+    say(f"roaming: {len(roaming['months'])} month(s) rebuilt ({roaming['months_seconds']:.1f} s); window"
+        f" {w['window_months'][0]}…{w['as_of_month']}: {w['flagged']:,} flagged, {w['not_flagged']:,} not flagged,"
+        f" {w['insufficient_history']:,} insufficient history ({w['seconds']:.1f} s)")
     summary = close_night(lake, policy, run_id=run_id)
     print_summary(summary)
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK

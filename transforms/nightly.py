@@ -327,7 +327,7 @@ def roaming_night(lake: Lake, policy: Policy, keyring: KeyRing, *, run_id: str) 
     as_of_month = shift_month(plan.night[:7], -1)
     window = assess_window(lake, policy, as_of_month, lake.work_dir(run_id) / "roaming-window")
     facts = {"months": [asdict(m) for m in built.months] if built else [], "key_id": built.key_id if built else None,
-             "window": asdict(window)}
+             "months_seconds": built.seconds if built else 0.0, "window": asdict(window)}
     audit.write_json_atomic(lake.fragments_dir(run_id) / "roaming.json", facts)
     return facts
 
