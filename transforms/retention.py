@@ -675,7 +675,8 @@ class Journal:
             if "proof" not in e:
                 e["proof"] = asdict(check(e))
         self._save()
-        return [Proof(**e["proof"]) for e in self.done()]
+        return sorted((Proof(**e["proof"]) for e in self.done()),
+                      key=lambda pr: (pr.dataset, pr.partition, pr.file_name))
 
     def done(self) -> list[dict]:
         return [e for e in self.doc["files"].values() if e["state"] == "done"]

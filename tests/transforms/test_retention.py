@@ -110,8 +110,8 @@ def _invoices(lake: Lake, year: int, rows: list[tuple]) -> Path:
     return path
 
 
-def _roaming_month(lake: Lake, month: str, subscribers: int = 3) -> Path:
-    path = lake.zone("roaming") / f"month={month}" / "part.parquet"
+def _roaming_month(lake: Lake, month: str, subscribers: int = 3, folder: str = "month={m}") -> Path:
+    path = lake.zone("roaming") / folder.format(m=month) / "part.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     duckdb.execute(f"""COPY (SELECT unhex(sha256('{month}:' || i)) AS subscriber_token,
                                    '{KEYRING.current.key_id}' AS hmac_key_id, '{month}' AS month, 3 AS days_home
@@ -136,6 +136,7 @@ def golden_lake(lake, policy, tmp_path) -> Lake:
     ])
     _invoices(lake, 2025, [("INV-0", "ACC-1", PAID, "2025-12", "paid", "2026-01-10", "consumer_services", "2026-01-10")])
     _roaming_month(lake, "2026-08")
+    _roaming_month(lake, "2026-08", folder="status/as_of={m}")    # the window assessed with August last
     _roaming_month(lake, "2024-02")
     return lake
 
@@ -201,8 +202,10 @@ def test_golden_invoices_and_roaming(golden_lake, policy):
     lake = golden_lake
     _run(lake, policy, "2027-02-28")
     assert (lake.zone("roaming") / "month=2026-08").exists() and not (lake.zone("roaming") / "month=2024-02").exists()
+    assert (lake.zone("roaming") / "status" / "as_of=2026-08").exists()
     _run(lake, policy, "2027-03-01")
     assert not (lake.zone("roaming") / "month=2026-08").exists()
+    assert not (lake.zone("roaming") / "status").exists()          # emptied folders go too
     # The 2025 invoice (paid in January 2026) is kept ten years after the end of 2025.
     _run(lake, policy, "2035-12-31")
     assert (lake.zone("invoices") / "invoice_year=2025").exists()
