@@ -61,6 +61,22 @@ def audit_rows(lake: Path, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
+def zone_rows(lake: Path, zone: str, sql: str) -> list[tuple]:
+    """Rows of `sql` over every Parquet file of a lake zone, exposed as view `t` (hive columns included)."""
+    import duckdb
+
+    files = [str(p) for p in (lake / zone).rglob("*.parquet")]
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE VIEW t AS SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)"
+                    .replace("?", "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"))
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="session")
 def night(tmp_path_factory):
     """A generated night with every defect kind: (landing folder, manifest)."""

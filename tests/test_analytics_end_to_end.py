@@ -9,21 +9,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import NIGHT, audit_rows, run_cli
+from tests.conftest import NIGHT, audit_rows, run_cli, zone_rows
 from tests.leakscan import night_identifiers, scan
 
 pytestmark = pytest.mark.slow
 
 
 def analytics(lake: Path, sql: str) -> list[tuple]:
-    files = [str(p) for p in (lake / "analytics").rglob("*.parquet")]
-    con = duckdb.connect()
-    con.execute("CREATE VIEW a AS SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)"
-                .replace("?", "[" + ", ".join(f"'{f}'" for f in files) + "]"))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    """Rows of `sql` over the analytics zone, as view `t`."""
+    return zone_rows(lake, "analytics", sql)
 
 
 def test_no_identifier_reaches_analytics_or_aggregates(night, cli_run):
@@ -43,10 +37,10 @@ def test_analytics_rows_are_pseudonymized_and_generalized(cli_run):
         SELECT count(*), string_agg(DISTINCT hmac_key_id, ','),
                bool_and(event_hour = date_trunc('hour', event_hour)),
                count(*) FILTER (WHERE imei_tac IS NOT NULL AND length(imei_tac) <> 8),
-               min(octet_length(origin_number)) FROM a""")
+               min(octet_length(origin_number)) FROM t""")
     assert n == loaded                                   # every billed row, once
     assert keys == "demo-key-not-secret" and hours_only and bad_tac == 0 and token_len == 32   # the HMAC-SHA256 digest
-    cols = [r[0] for r in analytics(cli_run.lake, "SELECT column_name FROM (DESCRIBE a)")]
+    cols = [r[0] for r in analytics(cli_run.lake, "SELECT column_name FROM (DESCRIBE t)")]
     assert not {"imei", "cell_id", "start_time", "record_id"} & set(cols)
 
 
@@ -73,12 +67,12 @@ def test_tokens_join_across_nights_and_survive_rotation(tmp_path):
     generate_night(first, rows=800, seed=5, night=date(2026, 11, 21))
     manifest = generate_night(second, rows=800, seed=5, night=date(2026, 11, 22))
     assert run_cli("run", "--landing", str(first), "--lake", str(lake), "--date", "2026-11-21", "--quiet").returncode == 0
-    same_key = analytics(lake, "SELECT count(DISTINCT origin_number) FROM a")[0][0]
+    same_key = analytics(lake, "SELECT count(DISTINCT origin_number) FROM t")[0][0]
     assert run_cli("run", "--landing", str(second), "--lake", str(lake), "--date", NIGHT, "--quiet").returncode == 0
     # Same key, same subscribers (same seed): the second night's tokens match the first night's.
     shared = analytics(lake, """SELECT count(*) FROM (
-        SELECT origin_number FROM a WHERE event_date = DATE '2026-11-21'
-        INTERSECT SELECT origin_number FROM a WHERE event_date = DATE '2026-11-22')""")[0][0]
+        SELECT origin_number FROM t WHERE event_date = DATE '2026-11-21'
+        INTERSECT SELECT origin_number FROM t WHERE event_date = DATE '2026-11-22')""")[0][0]
     assert shared > 0 and same_key > 0
 
     # Rotate: a new key k2 for a third night; the demo key is retired but still held for lookups.
@@ -100,7 +94,7 @@ def test_tokens_join_across_nights_and_survive_rotation(tmp_path):
         third_files = {r[0] for r in audit_rows(lake, "SELECT sha256 FROM source_files WHERE night = DATE '2026-11-23'"
                                                 " AND status = 'loaded' AND profile <> 'payments'")}
         key_by_file = dict(analytics(lake, "SELECT source_file_sha256, string_agg(DISTINCT hmac_key_id, ',')"
-                                           " FROM a GROUP BY 1"))
+                                           " FROM t GROUP BY 1"))
         assert third_files and all(key_by_file[f] == "k2" for f in third_files)
         assert {k for f, k in key_by_file.items() if f not in third_files} == {DEMO_KEY_ID}
         # A subject-access lookup finds the subscriber before and after the rotation.

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
-from pathlib import Path
 
-import duckdb
 import pytest
 
-from tests.conftest import audit_rows, run_cli
+from tests.conftest import audit_rows, run_cli, zone_rows
 from tests.leakscan import identifier_variants, scan
 
 pytestmark = pytest.mark.slow
 
 AS_OF = "2026-11-23"
-
-
-def _rows(lake: Path, zone: str, sql: str) -> list[tuple]:
-    files = [str(p) for p in (lake / zone).rglob("*.parquet")]
-    if not files:
-        return []
-    con = duckdb.connect()
-    con.execute("CREATE VIEW t AS SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)"
-                .replace("?", "[" + ", ".join(f"'{f}'" for f in files) + "]"))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +21,8 @@ def swept(history, tmp_path_factory):
     lake = tmp_path_factory.mktemp("retention") / "lake"
     shutil.copytree(history.lake, lake)
     before = {
-        "billing": _rows(lake, "billing", "SELECT record_id, origin_number, direction, event_date FROM t"),
-        "analytics": _rows(lake, "analytics", "SELECT count(*) FROM t")[0][0],
+        "billing": zone_rows(lake, "billing", "SELECT record_id, origin_number, direction, event_date FROM t"),
+        "analytics": zone_rows(lake, "analytics", "SELECT count(*) FROM t")[0][0],
     }
     dry = run_cli("retention", "--lake", str(lake), "--as-of", AS_OF, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -49,7 +34,7 @@ def swept(history, tmp_path_factory):
 
 def test_paid_months_go_and_the_rest_stays(swept):
     lake, before, dry, real, _ = swept
-    after = _rows(lake, "billing", "SELECT record_id, origin_number, direction, event_date FROM t")
+    after = zone_rows(lake, "billing", "SELECT record_id, origin_number, direction, event_date FROM t")
     removed = {r[0] for r in before["billing"]} - {r[0] for r in after}
     # Something of September/October went (paid invoices), and something stayed (unpaid, November).
     assert removed and after
@@ -72,8 +57,8 @@ def test_dry_run_left_every_file_as_it_was(swept):
 
 def test_analytics_never_outlive_their_source(swept):
     lake, before, _, _, _ = swept
-    billed = _rows(lake, "billing", "SELECT event_date, count(*) FROM t GROUP BY 1 ORDER BY 1")
-    derived = _rows(lake, "analytics", "SELECT event_date, count(*) FROM t GROUP BY 1 ORDER BY 1")
+    billed = zone_rows(lake, "billing", "SELECT event_date, count(*) FROM t GROUP BY 1 ORDER BY 1")
+    derived = zone_rows(lake, "analytics", "SELECT event_date, count(*) FROM t GROUP BY 1 ORDER BY 1")
     assert derived == billed                       # row for row, day by day
     assert sum(n for _, n in derived) < before["analytics"]
 
@@ -82,10 +67,10 @@ def test_removed_rows_are_gone_from_every_byte(swept):
     from transforms.pseudonymize import normalize_e164
 
     lake, before, _, _, _ = swept
-    after = _rows(lake, "billing", "SELECT record_id FROM t")
+    after = zone_rows(lake, "billing", "SELECT record_id FROM t")
     removed_ids = sorted({r[0] for r in before["billing"]} - {r[0] for r in after})
     # Numbers none of whose spellings is left in any number column of any billing row.
-    left = {normalize_e164(n, "386") for row in _rows(lake, "billing", "SELECT origin_number, destination_number,"
+    left = {normalize_e164(n, "386") for row in zone_rows(lake, "billing", "SELECT origin_number, destination_number,"
                                                       " redirection_number FROM t") for n in row if n}
     gone = sorted({normalize_e164(r[1], "386") for r in before["billing"] if r[1]} - left)
     assert removed_ids and gone
