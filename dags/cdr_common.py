@@ -1,11 +1,50 @@
-"""What the cdr-audit DAGs share: the audit store asset and the HMAC key connection (no DAG here)."""
+"""What the cdr-audit DAGs share: the audit store asset, retry and failure-callback defaults, the HMAC key
+connection and the source formats a param may force (no DAG here)."""
 
 from __future__ import annotations
 
+import logging
+import os
+from datetime import timedelta
+
 from airflow.sdk import Asset
+
+log = logging.getLogger("cdr_audit")
 
 # Updated by the nightly audit's close_night; the retention sweep is scheduled on it.
 AUDIT_STORE = Asset("cdr_audit_store")
+
+# The source formats transforms/profiles.py knows (tests/dags checks the two lists agree).
+PROFILE_NAMES = ("canonical_csv", "mediation_3gpp_csv", "asterisk_master_18", "asterisk_master_21",
+                 "freeswitch_cdr_csv", "canonical_parquet")
+
+DATE_OR_EMPTY = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$"
+
+
+def record_failure(context) -> None:
+    """on_failure_callback: chain a `task_failed` event onto the audit log (transforms.tasks.record_task_failure).
+
+    Only plain facts leave Airflow: ids, try, map index and the exception's class name — never its message.
+    A callback that cannot write logs why and lets Airflow carry on (the task has failed either way).
+    """
+    ti, error = context["ti"], context.get("exception")
+    facts = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "try_number": ti.try_number,
+             "map_index": ti.map_index, "exception_type": type(error).__name__ if error is not None else None}
+    try:
+        from transforms import tasks
+
+        tasks.record_task_failure(dict(context.get("params") or {}), facts)
+    except Exception as err:   # noqa: BLE001 — a callback must not mask the task's own failure
+        log.warning("could not record %s.%s failure in the audit store: %s", ti.dag_id, ti.task_id,
+                    type(err).__name__)
+
+
+def default_args(owner: str, retry_delay: timedelta, max_retry_delay: timedelta) -> dict:
+    """Owner, retries with exponential backoff (CDR_AUDIT_TASK_RETRIES=0 in tests and the demo, so a failure
+    shows at once) and the audit-store failure callback, for every task of a DAG."""
+    return {"owner": owner, "retries": int(os.environ.get("CDR_AUDIT_TASK_RETRIES", "2")),
+            "retry_delay": retry_delay, "retry_exponential_backoff": 2.0, "max_retry_delay": max_retry_delay,
+            "on_failure_callback": record_failure}
 
 
 def hmac_connection() -> dict | None:

@@ -27,27 +27,33 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
 
-Re-run a night by clearing the run; it is safe to kill and re-run. Logic lives
-in `transforms/`; this file only wires it.
+Re-run a night by clearing the run; it is safe to kill and re-run. A task that
+fails (after its retries, with exponential backoff) writes a `task_failed`
+event to the audit log (`dag.task`, run, try, map index, exception type — never
+the message); each task's own doc says what to check. Logic lives in
+`transforms/`; this file only wires it.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from cdr_common import AUDIT_STORE, hmac_connection
+from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, PROFILE_NAMES, default_args, hmac_connection
 
 PARAMS = {
-    "landing": Param("", type="string", description="Landing folder of the night's extracts; may contain {night}. "
+    "landing": Param(None, type=["null", "string"], maxLength=4096,
+                     description="Landing folder of the night's extracts; may contain {night}. "
                      "Empty: $CDR_AUDIT_LANDING or the bundled sample night."),
-    "lake": Param("", type="string", description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
-    "policy": Param("", type="string", description="Policy YAML. Empty: policy/a1_slovenia.yaml."),
-    "profiles": Param({}, type="object", description="Force a source format for files matching a glob, "
+    "lake": Param(None, type=["null", "string"], maxLength=4096,
+                  description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
+    "policy": Param(None, type=["null", "string"], pattern=r"^(.*\.ya?ml)?$",
+                    description="Policy YAML file. Empty: policy/a1_slovenia.yaml."),
+    "profiles": Param({}, type="object", additionalProperties={"type": "string", "enum": list(PROFILE_NAMES)},
+                      description="Force a source format for files matching a glob, "
                       'e.g. {"pbx_*.csv": "asterisk_master_21"}. Empty: detect from header and shape.'),
-    "night": Param("", type=["string"], pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+    "night": Param(None, type=["null", "string"], pattern=DATE_OR_EMPTY,
                    description="Night to audit, YYYY-MM-DD. Empty: the run's logical date."),
 }
 
@@ -62,41 +68,65 @@ PARAMS = {
     params=PARAMS,
     doc_md=__doc__,
     tags=["cdr-audit", "privacy", "billing", "nightly"],
-    # CDR_AUDIT_TASK_RETRIES=0 in tests and the demo, so a failure shows at once.
-    default_args={"owner": "data-engineering", "retries": int(os.environ.get("CDR_AUDIT_TASK_RETRIES", "2")),
-                  "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=30)},
+    default_args=default_args("data-engineering", timedelta(minutes=2), timedelta(minutes=30)),
 )
 def cdr_nightly_audit():
-    @task(doc_md="Fingerprint landing files, skip known ones, open the run in the audit store.")
+    @task
     def plan_night(params=None, ds=None, run_id=None) -> list[dict]:
+        """Fingerprint the landing files (sha256), skip bytes audited before, open the run in the audit store.
+
+        **If it fails:** the landing folder is missing or unreadable (check the `landing` param,
+        `$CDR_AUDIT_LANDING` and that the night's extracts arrived), or the policy YAML does not load, or
+        `audit.duckdb` is locked by a stuck writer. Fix, then clear this task; nothing was written yet.
+        """
         from transforms import tasks
 
         return tasks.plan(dict(params), ds, run_id)
 
-    @task(doc_md="Ingest → field check → GX validation → billing / quarantine → analytics for one file.",
-          map_index_template="{{ task.op_kwargs['planned']['file_name'] }}")
+    # A mapped task does not take its function's docstring as doc_md: pass it.
+    @task(map_index_template="{{ task.op_kwargs['planned']['file_name'] }}", doc_md="""
+        One file: detect format → field check → GX validation → billing / quarantine → analytics.
+
+        Off-list columns are dropped and reported by name; rejected rows go to quarantine with a reason.
+        **If it fails:** the other files go on and close_night records this one as `failed`. Read the log
+        (it names the step; it never prints values), e.g. an unknown format (force one with the `profiles`
+        param) or no HMAC key (`cdr_audit_hmac` connection). Clear this map index, then close_night.
+        """)
     def audit_file(planned: dict, params=None, ds=None, run_id=None) -> dict:
         from transforms import tasks
 
         return tasks.audit_one(planned, dict(params), ds, run_id, connection=hmac_connection())
 
-    @task(doc_md="k-anonymous daily aggregates of the event dates tonight's files touched.",
-          trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def aggregate_night(params=None, ds=None, run_id=None) -> list[dict]:
+        """k-anonymous daily aggregates of the event dates tonight's files touched (runs even if a file failed).
+
+        **If it fails:** usually a billing partition that cannot be read (disk, permissions). The zones
+        are untouched until the rename at the end; clear the task once fixed.
+        """
         from transforms import tasks
 
         return tasks.aggregate(dict(params), ds, run_id)
 
-    @task(doc_md="Monthly roaming aggregates of the months tonight touched; fair-use window assessment.",
-          trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def roaming_night(params=None, ds=None, run_id=None) -> dict:
+        """Monthly roaming aggregates of the months tonight touched, then the four-month fair-use window.
+
+        **If it fails:** check the HMAC key (roaming keys subscribers by token) and the billing zone;
+        the month files are replaced whole, so clearing and re-running is safe.
+        """
         from transforms import tasks
 
         return tasks.roaming(dict(params), ds, run_id, connection=hmac_connection())
 
-    @task(doc_md="Merge per-file facts into audit.duckdb, chain the log, export Parquet.",
-          trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
+    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
     def close_night(params=None, ds=None, run_id=None) -> dict:
+        """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet.
+
+        Runs even when a file task failed and records that file as failed; when it succeeds the retention
+        sweep starts. **If it fails:** the fragments stay under `audit/_pending/<run>/`; check free space
+        and that no other process holds `audit.duckdb`, then clear this task — the merge is idempotent.
+        """
         from transforms import tasks
 
         return tasks.close(dict(params), ds, run_id)

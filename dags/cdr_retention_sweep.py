@@ -18,22 +18,25 @@ closed (it is scheduled on the audit store asset the nightly DAG updates).
 2. **verify_audit_log** recomputes the audit log's hash chain.
 
 Killed half way? Clear and re-run: the sweep's journal finishes what was
-begun and records it once. Logic lives in `transforms/retention.py`.
+begun and records it once. A task that fails (after its retries, with
+exponential backoff) writes a `task_failed` event to the audit log. Logic
+lives in `transforms/retention.py`.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from cdr_common import AUDIT_STORE, hmac_connection
+from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, default_args, hmac_connection
 
 PARAMS = {
-    "lake": Param("", type="string", description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
-    "policy": Param("", type="string", description="Policy YAML. Empty: policy/a1_slovenia.yaml."),
-    "as_of": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+    "lake": Param(None, type=["null", "string"], maxLength=4096,
+                  description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
+    "policy": Param(None, type=["null", "string"], pattern=r"^(.*\.ya?ml)?$",
+                    description="Policy YAML file. Empty: policy/a1_slovenia.yaml."),
+    "as_of": Param(None, type=["null", "string"], pattern=DATE_OR_EMPTY,
                    description="The day the sweep acts for, YYYY-MM-DD. Empty: the day the run starts (UTC)."),
     "dry_run": Param(False, type="boolean", description="Only list what is due, held and kept; change nothing."),
 }
@@ -48,22 +51,32 @@ PARAMS = {
     params=PARAMS,
     doc_md=__doc__,
     tags=["cdr-audit", "privacy", "retention"],
-    default_args={"owner": "data-protection", "retries": int(os.environ.get("CDR_AUDIT_TASK_RETRIES", "2")),
-                  "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=60)},
+    default_args=default_args("data-protection", timedelta(minutes=5), timedelta(minutes=60)),
 )
 def cdr_retention_sweep():
-    @task(doc_md="Due dates, legal holds, rewrite of the affected Parquet files, byte-level proof, audit rows.")
+    @task
     def sweep(params=None, dag_run=None) -> dict:
-        from transforms import tasks
+        """Due dates, legal holds, rewrite of the affected Parquet files, byte-level proof, audit rows.
 
+        **If it fails:** a proof that found a removed identifier still in a file fails the task on
+        purpose — do not clear it blindly; read `retention_proofs` and the log (names and counts only).
+        Otherwise (disk, lock held by a long `cdr-audit hold` command) clear it: the journal resumes.
+        """
         from datetime import timezone
+
+        from transforms import tasks
 
         return tasks.retention(dict(params), dag_run.run_after.astimezone(timezone.utc).date().isoformat(),
                                connection=hmac_connection())
 
-    @task(doc_md="Recompute the audit log's hash chain after the sweep.")
+    @task
     def verify_audit_log(params=None) -> dict:
+        """Recompute the audit log's hash chain after the sweep.
+
+        **If it fails:** a row of `audit_log` was edited or deleted — a security incident, not a
+        pipeline bug. Do not clear or re-run; keep `audit.duckdb` as it is and tell the DPO (the error
+        names the first broken entry).
+        """
         from transforms import tasks
 
         return tasks.verify_audit_log(dict(params))

@@ -50,7 +50,11 @@ def test_every_referenced_path_exists_and_secrets_stay_out_of_git():
         assert path.parent.name == "secrets"        # git-ignored folder: keys never reach the repo
     env = COMPOSE["services"]["airflow-scheduler"]["environment"]
     assert (REPO / env["CDR_AUDIT_POLICY"].replace("/opt/cdr-audit/", "")).is_file()
-    assert (REPO / env["AIRFLOW__CORE__DAGS_FOLDER"].replace("/opt/cdr-audit/", "") / "cdr_nightly_audit.py").is_file()
+    dags = REPO / env["AIRFLOW__CORE__DAGS_FOLDER"].replace("/opt/cdr-audit/", "")
+    # Every DAG (the nightly audit and the asset-scheduled retention sweep) and the module they share.
+    for dag_file in ("cdr_nightly_audit.py", "cdr_retention_sweep.py", "cdr_common.py"):
+        assert (dags / dag_file).is_file(), dag_file
+    assert re.search(r"^COPY (?:--\S+ )*dags/ dags/$", (REPO / "Dockerfile").read_text(), re.M)
 
 
 def test_image_matches_the_tested_versions():

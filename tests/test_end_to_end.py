@@ -144,9 +144,9 @@ def test_run_row_validation_counts_and_chain(cli_run):
     verify = subprocess.run([str(BIN / "cdr-audit"), "verify", "--lake", str(cli_run.lake)], capture_output=True,
                             text=True)
     assert verify.returncode == 0 and "intact" in verify.stdout
-    exports = {p.name for p in (cli_run.lake / "audit" / "parquet").glob("*.parquet")}
-    assert {"runs.parquet", "source_files.parquet", "field_findings.parquet", "validation_results.parquet",
-            "audit_log.parquet"} <= exports
+    exports = {p.parent.parent.name for p in (cli_run.lake / "audit" / "parquet").glob("*/run_date=*/part.parquet")}
+    assert {"runs", "source_files", "field_findings", "validation_results", "audit_log", "v_last_run",
+            "v_nightly_volumes", "v_policy_violations"} <= exports
 
 
 def test_rerun_of_the_same_night_changes_no_zone(night, cli_run):

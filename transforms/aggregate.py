@@ -23,7 +23,6 @@ never written.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -246,7 +245,7 @@ def suppress(con: duckdb.DuckDBPyConnection, k: int, stage_dir: Path) -> Release
             path = part / name
             lake_mod.execute(con, f"COPY ({sql}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
                              {"d": day, "dst": str(path)})
-            digests.append((name, _sha256(path)))
+            digests.append((name, lake_mod.sha256_file(path)))
         partitions.append(ReleasedPartition(day, str(part / CELLS_FILE), str(part / BY_SERVICE_FILE),
                                             str(part / DAY_FILE), tuple(digests)))
     # The staged files are checked once more from disk before they can be handed out.
@@ -412,7 +411,7 @@ def write_released(released: Released, out_dir: Path) -> tuple[str, ...]:
     written = []
     for part in released.partitions:
         for name, digest in part.sha256:
-            if _sha256(Path(part.cells).parent / name) != digest:
+            if lake_mod.sha256_file(Path(part.cells).parent / name) != digest:
                 raise ValueError(f"staged aggregate {name} for {part.event_date} changed after suppression")
         final = out_dir / f"event_date={part.event_date}"
         tmp = out_dir / f".staging-{part.event_date}-{uuid.uuid4().hex}"
@@ -434,9 +433,3 @@ def write_released(released: Released, out_dir: Path) -> tuple[str, ...]:
     return tuple(written)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

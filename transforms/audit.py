@@ -19,7 +19,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -355,34 +355,249 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
     return ChainCheck(True, n)
 
 
-def define_roaming_status(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+# Every column of the roaming zone's status files (transforms/roaming.py `_status_sql`), so the views over
+# `roaming_status` work before any window was assessed (the empty stand-in has the same columns and types).
+ROAMING_STATUS_COLUMNS = (
+    ("as_of_month", "VARCHAR"), ("window_start_month", "VARCHAR"), ("window_months", "INTEGER"),
+    ("hmac_key_id", "VARCHAR"), ("subscriber_token", "BLOB"), ("state", "VARCHAR"), ("first_month", "VARCHAR"),
+    ("months_with_data", "BIGINT"), ("days_home", "BIGINT"), ("days_eu_roaming", "BIGINT"),
+    ("days_other_roaming", "BIGINT"), ("days_active", "BIGINT"), ("voice_min_home", "DECIMAL(18,2)"),
+    ("voice_min_eu_roaming", "DECIMAL(18,2)"), ("sms_out_home", "BIGINT"), ("sms_out_eu_roaming", "BIGINT"),
+    ("data_bytes_home", "BIGINT"), ("data_bytes_eu_roaming", "BIGINT"), ("roaming_consumption_share", "DOUBLE"),
+    ("presence_outweighs", "BOOLEAN"), ("consumption_outweighs", "BOOLEAN"),
+    ("last_event_date", "DATE"),
+    ("longest_inactive_days", "BIGINT"), ("long_inactivity", "BOOLEAN"),
+)
+
+
+def define_roaming_status(con: duckdb.DuckDBPyConnection, lake: Lake, *, temp: bool = False) -> None:
     """The view `roaming_status`: every window assessed, one row per subscriber token with its figures.
 
     The rows stay in the roaming zone's Parquet (`roaming/status/as_of=YYYY-MM/`), where the retention
     sweep deletes them after six months and proves it byte by byte; the audit store holds no token.
-    The view names the lake's absolute path, refreshed at every merge.
+    The view names the lake's absolute path, refreshed at every write of the store.
     """
-    con.execute("DROP VIEW IF EXISTS roaming_status")
+    kind = "TEMP VIEW" if temp else "VIEW"
     status = lake.zone("roaming") / "status"
     if any(status.glob("as_of=*/*.parquet")):
-        con.execute("CREATE VIEW roaming_status AS SELECT * FROM read_parquet("
-                    + lake_mod.sql_literal(status / "as_of=*" / "*.parquet") + ", hive_partitioning = false)")
+        source = ("read_parquet(" + lake_mod.sql_literal(status / "as_of=*" / "*.parquet")
+                  + ", hive_partitioning = false, union_by_name = true)")
+        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        # Files written before a column existed lack it: the views read it as NULL rather than fail.
+        missing = "".join(f", CAST(NULL AS {t}) AS {c}" for c, t in ROAMING_STATUS_COLUMNS if c not in present)
+        con.execute(f"CREATE OR REPLACE {kind} roaming_status AS SELECT *{missing} FROM {source}")
     else:   # no window assessed yet: the same columns, no rows
-        con.execute("CREATE VIEW roaming_status AS SELECT CAST(NULL AS VARCHAR) AS as_of_month,"
-                    " CAST(NULL AS VARCHAR) AS hmac_key_id, CAST(NULL AS BLOB) AS subscriber_token,"
-                    " CAST(NULL AS VARCHAR) AS state WHERE false")
+        columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ROAMING_STATUS_COLUMNS)
+        con.execute(f"CREATE OR REPLACE {kind} roaming_status AS SELECT {columns} WHERE false")
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
-    """Write each audit table to `audit/parquet/<table>.parquet` (atomic per file)."""
+# ------------------------------------------------------------------------------------------ compliance views
+# One view per question a data-protection officer asks; docs/audit_schema.md lists their columns.
+# Order matters: a view is defined after the views it reads. The SQL is constant (no input value in it).
+
+_NIGHT_FILES = """
+    SELECT * FROM source_files WHERE status <> 'known'
+    QUALIFY row_number() OVER (PARTITION BY night, sha256, file_name ORDER BY processed_at DESC, run_id DESC) = 1"""
+
+VIEWS: dict[str, tuple[str, str]] = {
+    "v_night_files": (
+        "Each night's files with their latest real outcome (a re-run records the files it skips as 'known').",
+        _NIGHT_FILES),
+    "v_audit_chain": (
+        "The audit log's chain at a glance: entries, last link, and whether every prev_hash is the hash of the "
+        "entry before it (links only; `cdr-audit verify` recomputes every hash).",
+        f"""
+    WITH links AS (
+        SELECT seq, hash, prev_hash, logged_at,
+               lag(hash, 1, '{GENESIS}') OVER (ORDER BY seq) AS expected_prev_hash,
+               lag(seq, 1, 0) OVER (ORDER BY seq) AS previous_seq
+        FROM audit_log)
+    SELECT count(*) AS entries, min(seq) AS first_seq, max(seq) AS last_seq, arg_max(hash, seq) AS last_hash,
+           max(logged_at) AS last_logged_at,
+           coalesce(bool_and(prev_hash = expected_prev_hash AND seq = previous_seq + 1), true) AS links_ok,
+           min(seq) FILTER (WHERE prev_hash <> expected_prev_hash OR seq <> previous_seq + 1) AS first_bad_seq
+    FROM links"""),
+    "v_last_run": (
+        "The last run (by start time), its outcome and the chain's link check.",
+        """
+    SELECT r.run_id, r.night, r.trigger, r.started_at, r.finished_at, r.status,
+           r.files_seen, r.files_processed, r.files_skipped_known, r.files_rejected, r.files_failed,
+           r.rows_read, r.rows_loaded, r.rows_rejected AS rows_quarantined,
+           r.policy_id, r.policy_version, r.policy_sha256, r.code_version,
+           c.entries AS log_entries, c.last_seq AS log_last_seq, c.last_hash AS log_last_hash,
+           c.links_ok AS chain_links_ok
+    FROM (SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1) r CROSS JOIN v_audit_chain c"""),
+    "v_nightly_volumes": (
+        "Per night: files and rows read, loaded (billing / invoices), quarantined, made into analytics rows, "
+        "and the aggregate groups released.",
+        """
+    WITH files AS (
+        SELECT night, count(*) AS files,
+               count(*) FILTER (WHERE status = 'loaded') AS files_loaded,
+               count(*) FILTER (WHERE status IN ('rejected_file', 'duplicate_file')) AS files_rejected,
+               count(*) FILTER (WHERE status = 'failed') AS files_failed,
+               CAST(sum(rows_read) AS BIGINT) AS rows_read, CAST(sum(rows_loaded) AS BIGINT) AS rows_loaded,
+               CAST(coalesce(sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'), 0) AS BIGINT)
+                   AS rows_billing,
+               CAST(coalesce(sum(rows_loaded) FILTER (WHERE profile = 'payments'), 0) AS BIGINT) AS rows_invoices,
+               CAST(sum(rows_rejected) AS BIGINT) AS rows_quarantined
+        FROM v_night_files GROUP BY night
+    ), analytics AS (   -- one pseudonymization_log row per tokenized column, each with the file's row count
+        SELECT f.night, CAST(sum(p.rows) AS BIGINT) AS rows_analytics
+        FROM (SELECT run_id, sha256, file_name, max(rows) AS rows FROM pseudonymization_log GROUP BY ALL) p
+        JOIN v_night_files f USING (run_id, sha256, file_name) GROUP BY f.night
+    ), last_release AS (   -- the night's latest run that released aggregates
+        SELECT r.night, a.run_id, sum(a.groups_released) AS groups, sum(a.groups_suppressed_primary
+               + a.groups_suppressed_secondary) AS suppressed
+        FROM aggregate_releases a JOIN runs r USING (run_id) GROUP BY r.night, a.run_id
+        QUALIFY row_number() OVER (PARTITION BY r.night ORDER BY max(r.started_at) DESC) = 1
+    ), runs_per_night AS (
+        SELECT night, count(*) AS runs FROM runs GROUP BY night
+    )
+    SELECT f.night, coalesce(n.runs, 0) AS runs, f.files, f.files_loaded, f.files_rejected, f.files_failed,
+           f.rows_read, f.rows_loaded, f.rows_billing, f.rows_invoices, f.rows_quarantined,
+           coalesce(a.rows_analytics, 0) AS rows_analytics,
+           CAST(coalesce(l.groups, 0) AS BIGINT) AS aggregate_groups_released,
+           CAST(coalesce(l.suppressed, 0) AS BIGINT) AS aggregate_groups_suppressed
+    FROM files f LEFT JOIN analytics a USING (night) LEFT JOIN last_release l USING (night)
+    LEFT JOIN runs_per_night n USING (night)
+    ORDER BY f.night"""),
+    "v_policy_violations": (
+        "Per night, file, column and clause: columns off the allowed list (not_allowed / unknown) and rules "
+        "that rows failed, with the rows affected; quarantine reasons no validation rule names (whole-file "
+        "duplicates, unreadable lines, payments checks) are listed with their row counts.",
+        """
+    SELECT f.night, f.run_id, f.file_name, 'off_list_column' AS kind, x.source_column AS column_name,
+           x.clause, x.classification AS rule, x.action AS outcome, CAST(NULL AS BIGINT) AS rows_affected,
+           CAST(0 AS BIGINT) AS rows_quarantined
+    FROM field_findings x JOIN v_night_files f USING (run_id, sha256, file_name)
+    WHERE x.classification <> 'allowed'
+    UNION ALL
+    SELECT f.night, f.run_id, f.file_name, 'failed_rule', v.column_name, v.clause, v.rule, v.expectation,
+           v.unexpected_count, v.rows_quarantined
+    FROM validation_results v JOIN v_night_files f USING (run_id, sha256, file_name)
+    WHERE NOT v.success
+    UNION ALL
+    SELECT f.night, f.run_id, f.file_name, 'quarantine_reason', NULL, NULL, q.reason, 'quarantined', q.rows,
+           q.rows
+    FROM rejection_reasons q JOIN v_night_files f USING (run_id, sha256, file_name)
+    WHERE NOT EXISTS (SELECT 1 FROM validation_results v WHERE v.run_id = q.run_id AND v.sha256 = q.sha256
+                      AND v.file_name = q.file_name AND v.rule = q.reason AND NOT v.success)"""),
+    "v_analytics_columns": (
+        "What each billing column became in analytics (kept / pseudonymized / generalized / dropped), under "
+        "which clause and HMAC key id, over how many files and nights.",
+        """
+    SELECT a.dataset, a.column_name, a.output_column, a.treatment, a.action, a.clause, p.key_id,
+           count(DISTINCT (a.run_id, a.sha256, a.file_name)) AS files,
+           min(f.night) AS first_night, max(f.night) AS last_night
+    FROM analytics_findings a JOIN v_night_files f USING (run_id, sha256, file_name)
+    LEFT JOIN pseudonymization_log p ON p.run_id = a.run_id AND p.sha256 = a.sha256
+         AND p.file_name = a.file_name AND p.dataset = a.dataset
+         AND p.column_name IN (a.column_name, a.output_column)
+    GROUP BY ALL ORDER BY a.dataset, a.column_name, p.key_id"""),
+    "v_retention_actions": (
+        "Per retention sweep, data set, category and action: partitions, files and rows, with the clause.",
+        """
+    SELECT run_id, as_of, dataset, category, action, legal_basis, clause, count(*) AS partitions,
+           CAST(sum(files) AS BIGINT) AS files, CAST(sum(rows) AS BIGINT) AS rows,
+           min(due_on) AS earliest_due_on, max(due_on) AS latest_due_on,
+           string_agg(DISTINCT hold_ids, ',') AS hold_ids, bool_or(dry_run) AS dry_run
+    FROM retention_actions GROUP BY ALL ORDER BY as_of, dataset, category, action"""),
+    "v_retention_due": (
+        "What the latest sweep kept and when it falls due: rows due within 30 and 90 days of that sweep's "
+        "as-of date and of today (overdue_today: due on or before today, waiting for the next sweep).",
+        """
+    WITH latest AS (SELECT max(as_of) AS as_of FROM retention_actions WHERE NOT dry_run)
+    SELECT r.as_of, r.dataset, r.category, r.clause, count(*) AS partitions, CAST(sum(r.rows) AS BIGINT) AS rows_kept,
+           min(r.due_on) AS next_due_on,
+           CAST(coalesce(sum(r.rows) FILTER (WHERE r.due_on <= r.as_of + 30), 0) AS BIGINT) AS rows_due_30d_after_sweep,
+           CAST(coalesce(sum(r.rows) FILTER (WHERE r.due_on <= r.as_of + 90), 0) AS BIGINT) AS rows_due_90d_after_sweep,
+           CAST(coalesce(sum(r.rows) FILTER (WHERE r.due_on <= current_date), 0) AS BIGINT) AS rows_overdue_today,
+           CAST(coalesce(sum(r.rows) FILTER (WHERE r.due_on <= current_date + 30), 0) AS BIGINT) AS rows_due_30d_from_today,
+           CAST(coalesce(sum(r.rows) FILTER (WHERE r.due_on <= current_date + 90), 0) AS BIGINT) AS rows_due_90d_from_today
+    FROM retention_actions r JOIN latest l USING (as_of)
+    WHERE r.action = 'kept' AND NOT r.dry_run
+    GROUP BY ALL ORDER BY r.dataset, r.category"""),
+    "v_legal_holds_active": (
+        "Holds not released: who placed them, why, their scope and the key ids of a subject (never its tokens).",
+        """
+    SELECT hold_id, reason, placed_by, placed_at, dataset, date_from, date_to, subject_kind,
+           CASE WHEN subject_tokens IS NULL THEN NULL
+                ELSE array_to_string(list_sort(json_keys(subject_tokens)), ',') END AS subject_key_ids,
+           current_date - CAST(placed_at AS DATE) AS days_active
+    FROM legal_holds WHERE released_at IS NULL ORDER BY placed_at, hold_id"""),
+    "v_roaming_states": (
+        "Per assessed window (as-of month): subscribers in each roaming state (counts only).",
+        """
+    SELECT as_of_month, state, count(*) AS subscribers,
+           count(*) FILTER (WHERE long_inactivity) AS long_inactivity
+    FROM roaming_status GROUP BY ALL ORDER BY as_of_month, state"""),
+    "v_roaming_flagged": (
+        "Flagged subscribers by pseudonymous token (hex) with the figures behind the flag. Holds tokens: not "
+        "exported to audit/parquet, not shown in the HTML report.",
+        """
+    SELECT as_of_month, window_start_month, window_months, hmac_key_id,
+           lower(hex(subscriber_token)) AS subscriber_token_hex, months_with_data, days_home, days_eu_roaming,
+           days_other_roaming, days_active, roaming_consumption_share, voice_min_home, voice_min_eu_roaming,
+           sms_out_home, sms_out_eu_roaming, data_bytes_home, data_bytes_eu_roaming, last_event_date,
+           longest_inactive_days, long_inactivity
+    FROM roaming_status WHERE state = 'flagged'
+    ORDER BY as_of_month, hmac_key_id, subscriber_token_hex"""),
+}
+# Views whose rows hold subscriber tokens stay out of the Parquet exports: a snapshot under audit/ would
+# outlive the roaming zone's six-month retention (the sweep proves deletions there, not in audit/).
+NOT_EXPORTED_VIEWS = ("v_roaming_flagged",)
+EXPORTED_VIEWS = tuple(v for v in VIEWS if v not in NOT_EXPORTED_VIEWS)
+
+
+def define_views(con: duckdb.DuckDBPyConnection, lake: Lake, *, temp: bool = False) -> None:
+    """(Re)create `roaming_status` and every compliance view (`VIEWS`); called wherever the store is written.
+
+    `temp=True` defines them for this connection only (a read-only reader such as the report), so a store
+    written by an older version, or a lake moved elsewhere, still shows the current views.
+    """
+    define_roaming_status(con, lake, temp=temp)
+    kind = "TEMP VIEW" if temp else "VIEW"
+    for name, (doc, sql) in VIEWS.items():
+        # Names and SQL are the constants above, never input.
+        con.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
+        if not temp:
+            # COMMENT takes no bound parameter; the text is the constant above, quotes doubled all the same.
+            con.execute(f"COMMENT ON VIEW {name} IS '" + doc.replace("'", "''") + "'")
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, lake: Lake, *, run_date: date | None = None) -> list[str]:
+    """Snapshot every audit table and compliance view to `audit/parquet/<name>/run_date=YYYY-MM-DD/part.parquet`.
+
+    Each run_date folder holds the whole table or view as it was at that day's last export (a snapshot, not
+    the day's increment); an export the same day replaces that day's file in one rename, earlier days stay.
+    run_date is the UTC date of the export. Files of the old flat layout (`<table>.parquet`) are removed.
+    """
+    run_date = run_date or now_utc().date()
     out_dir = lake.zone("audit") / "parquet"
     out_dir.mkdir(parents=True, exist_ok=True)
+    define_views(con, lake)
     written = []
-    for table in EXPORTED_TABLES:
-        final = out_dir / f"{table}.parquet"
-        tmp = out_dir / f".{table}.parquet.tmp"
-        # Table names come from the constant above, never from input.
-        con.execute(f"COPY (SELECT * FROM {table}) TO $dst (FORMAT parquet)", {"dst": str(tmp)})
-        lake_mod.commit_file(tmp, final)
+    for name in (*EXPORTED_TABLES, *EXPORTED_VIEWS):
+        folder = out_dir / name / f"run_date={run_date.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final, tmp = folder / "part.parquet", folder / f".part.parquet.tmp-{os.getpid()}"
+        # Names come from the constants above, never from input.
+        con.execute(f"COPY (SELECT * FROM {name}) TO $dst (FORMAT parquet)", {"dst": str(tmp)})
+        lake_mod.commit_file(tmp, final)   # commit point for this name and day
+        (out_dir / f"{name}.parquet").unlink(missing_ok=True)
         written.append(str(final.relative_to(lake.root)))
     return written
+
+
+def schema_listing(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """{table or view: [(column, DuckDB type)]} for every exported table and every compliance view.
+
+    docs/audit_schema.md lists the same; a test compares the two so the document cannot drift.
+    """
+    listing = {}
+    for name in (*EXPORTED_TABLES, *VIEWS):
+        rows = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?"
+                           " ORDER BY ordinal_position", [name]).fetchall()
+        listing[name] = [(c, t) for c, t in rows]
+    return listing

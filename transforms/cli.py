@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
                                       "found, plus where the audit database, exports and Data Docs are.")
     summ.add_argument("--lake", required=True, type=Path)
 
+    rep = sub.add_parser(
+        "report", help="compliance report: last night at a glance, as text and as one HTML file",
+        description="Print the last night's outcome, files and rows, top violations, retention due in the next "
+                    "30/90 days, active legal holds, roaming states and the audit-log chain; write the same as "
+                    "a self-contained HTML page (charts included, no script, no network) to "
+                    "LAKE/reports/compliance-<night>.html and LAKE/reports/index.html. Counts and names only, "
+                    "no personal data. Exit 1 when there is no audit store or the chain is broken.")
+    rep.add_argument("--lake", required=True, type=Path)
+    rep.add_argument("--out", type=Path, default=None,
+                     help="write the HTML to this file instead of LAKE/reports/ (index.html untouched)")
+
     sub.add_parser("profiles", help="list the source formats the ingest step recognizes",
                    description="List each source profile, whether it has a header, and its columns.")
 
@@ -278,6 +289,17 @@ def cmd_summary(args) -> int:
     return EXIT_OK if chain.ok else EXIT_FAILED
 
 
+def cmd_report(args) -> int:
+    from transforms.lake import Lake
+    from transforms.report import write_report
+
+    report = write_report(Lake.at(args.lake), args.out)
+    print(report.text)
+    if report.html_path:
+        print(f"\nHTML report: {report.html_path}" + (f"  (latest: {report.index_path})" if report.index_path else ""))
+    return EXIT_OK if report.chain_ok else EXIT_FAILED
+
+
 def cmd_lookup(args) -> int:
     from transforms.analytics import find_subject
     from transforms.lake import Lake
@@ -385,7 +407,7 @@ def _as_date(text: str | None):
     return date.fromisoformat(text) if text else None
 
 
-COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify, "summary": cmd_summary, "lookup": cmd_lookup, "policy": cmd_policy, "profiles": cmd_profiles}
+COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify, "summary": cmd_summary, "report": cmd_report, "lookup": cmd_lookup, "policy": cmd_policy, "profiles": cmd_profiles}
 
 
 def main(argv: list[str] | None = None) -> int:

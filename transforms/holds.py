@@ -110,6 +110,7 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
         audit.append_log(con, [audit.LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed",
                                               hold.hold_id, {"scope": hold.scope_text(), "reason": reason})],
                          hold.placed_at)
+        audit.define_views(con, lake)
         con.execute("COMMIT")
     return hold
 
@@ -134,6 +135,7 @@ def release(lake: Lake, hold_id: str, *, released_by: str, reason: str) -> Hold:
                     [released_by.strip(), at, reason.strip(), hold_id])
         audit.append_log(con, [audit.LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released",
                                               hold_id, {"reason": reason.strip()})], at)
+        audit.define_views(con, lake)
         con.execute("COMMIT")
         return _read(con, "WHERE hold_id = ?", [hold_id])[0]
 

@@ -455,7 +455,7 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         _insert(con, "analytics_findings", treatment_rows)
         _insert(con, "aggregate_releases", release_rows)
         _insert(con, "roaming_runs", roaming_rows)
-        audit.define_roaming_status(con, lake)
+        audit.define_views(con, lake)   # roaming_status and the compliance views (DESIGN §6)
         con.execute(
             "UPDATE runs SET finished_at = ?, status = ?, files_processed = ?, files_skipped_known = ?,"
             " files_rejected = ?, files_failed = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?"

@@ -518,18 +518,10 @@ def _anonymize_first(lake: Lake, policy: Policy, plan: _Plan, run_id: str, say) 
 
 # ------------------------------------------------------------------------------------------ rewriting
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _rewrite(con, lake: Lake, job: Job, journal: "Journal", cc: str) -> dict:
     """Rewrite `job.file` without the rows of its due keys: temp file, fsync, rename; remove if none stay."""
     path = lake.root / job.file
-    before = _sha256(path)
+    before = lake_mod.sha256_file(path)
     value = job.partition.split("=", 1)[1]
     entry = {**asdict(job), "before_sha256": before, "after_sha256": None, "rows_kept": job.rows_before -
              job.rows_removed, "evidence": None, "state": "intent"}
@@ -553,7 +545,7 @@ def _rewrite(con, lake: Lake, job: Job, journal: "Journal", cc: str) -> dict:
         if kept != entry["rows_kept"]:
             tmp.unlink(missing_ok=True)
             raise RetentionError(f"{job.file}: expected to keep {entry['rows_kept']} rows, the rewrite kept {kept}")
-        entry.update(after_sha256=_sha256(tmp), evidence=str(evidence))
+        entry.update(after_sha256=lake_mod.sha256_file(tmp), evidence=str(evidence))
         journal.intend(entry)
         lake_mod.commit_file(tmp, path)   # commit point: the file without its due rows
     else:
@@ -658,7 +650,7 @@ class Journal:
             if entry["state"] != "intent":
                 continue
             path = self.path.parents[3] / entry["file"]    # LAKE/audit/retention/<as of>/journal.json
-            current = _sha256(path) if path.exists() else None
+            current = lake_mod.sha256_file(path) if path.exists() else None
             if current == entry["after_sha256"]:
                 entry["state"] = "done"
                 say(f"resumed: {entry['file']} had been rewritten")
@@ -725,5 +717,6 @@ def _record(lake: Lake, policy: Policy, result: SweepResult) -> None:
             con.executemany("INSERT INTO retention_proofs VALUES (" + ", ".join("?" * 10) + ")", proof_rows)
         audit.append_log(con, [audit.LogEvent(f"{result.run_id}:{digest}", "retention", "retention_sweep",
                                               result.run_id, summary)], now)
+        audit.define_views(con, lake)
         con.execute("COMMIT")
         audit.export_parquet(con, lake)

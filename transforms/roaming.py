@@ -414,7 +414,8 @@ def _status_sql() -> str:
            CASE WHEN f.first_month > $start THEN 'insufficient_history'
                 WHEN presence_outweighs AND consumption_outweighs THEN 'flagged'
                 ELSE 'not_flagged' END AS state,
-           f.first_month, w.* EXCLUDE ({KEY_ID_COLUMN}, subscriber_token, last_event_date, longest_inactive_days),
+           f.first_month, w.* EXCLUDE ({KEY_ID_COLUMN}, subscriber_token, last_event_date, longest_inactive_days,
+                                       presence_outweighs, consumption_outweighs),
            presence_outweighs, consumption_outweighs, w.last_event_date, w.longest_inactive_days,
            f.first_month <= $start AND days_eu_roaming > days_home
              AND longest_inactive_days >= $inactive_days AS long_inactivity

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -111,3 +112,31 @@ def verify_audit_log(params: dict) -> dict:
     if not check.ok:
         raise RuntimeError(f"audit log chain broken at entry {check.first_bad_seq}: {check.problem}")
     return {"entries": check.entries, "ok": True}
+
+
+_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")
+
+
+def record_task_failure(params: dict, facts: dict) -> bool:
+    """Chain a `task_failed` event for a failed orchestrator task onto the audit log; False if already there.
+
+    `facts` are plain values the orchestrator's failure callback extracted: dag_id, task_id, run_id,
+    try_number, map_index and exception_type — the exception's class name only, never its message, which
+    may quote input. The event key is unique per DAG, run, task, map index and try, so a callback that is
+    delivered twice records the failure once.
+    """
+    from transforms import audit
+
+    lake = Lake.at(params.get("lake") or DEFAULT_LAKE)
+    dag_id, task_id, run_id = (str(facts.get(k) or "") for k in ("dag_id", "task_id", "run_id"))
+    try_number = int(facts.get("try_number") or 0)
+    map_index = int(facts["map_index"]) if facts.get("map_index") is not None else -1
+    exc_type = str(facts.get("exception_type") or "")
+    if not _TYPE_NAME.match(exc_type):
+        exc_type = "unknown"   # a class name, or nothing: never free text
+    event = audit.LogEvent(
+        f"task_failed:{dag_id}:{run_id}:{task_id}:{map_index}:{try_number}", "airflow", "task_failed",
+        f"{dag_id}.{task_id}",
+        {"run_id": run_id, "try_number": try_number, "map_index": map_index, "exception_type": exc_type})
+    with audit.writing(lake) as con:
+        return audit.append_log(con, [event]) == 1

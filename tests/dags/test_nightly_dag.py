@@ -41,8 +41,51 @@ def test_every_dag_follows_conventions(dagbag):
         assert dag.max_active_runs == 1, dag_id
         for task in dag.tasks:
             assert task.retries >= 1, (dag_id, task.task_id)
+            # Airflow 3 reads retry_exponential_backoff as a multiplier: True (= 1.0) would mean no backoff.
+            assert task.retry_exponential_backoff >= 2 and task.max_retry_delay, (dag_id, task.task_id)
             assert task.owner in ("data-engineering", "data-protection")
-            assert task.doc_md, (dag_id, task.task_id)
+            assert task.doc_md and "If it fails" in task.doc_md, (dag_id, task.task_id)
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert [c.__name__ for c in callbacks] == ["record_failure"], (dag_id, task.task_id)
+        for name, param in dag.params.items():
+            assert param.description and param.schema.get("type"), (dag_id, name)
+
+
+@pytest.mark.parametrize(("dag_id", "conf", "ok"), [
+    ("cdr_nightly_audit", {"night": "2026-11-22"}, True),
+    ("cdr_nightly_audit", {"night": "2026-13-01"}, False),
+    ("cdr_nightly_audit", {"night": "22.11.2026"}, False),
+    ("cdr_nightly_audit", {"profiles": {"pbx_*.csv": "asterisk_master_21"}}, True),
+    ("cdr_nightly_audit", {"profiles": {"pbx_*.csv": "no_such_format"}}, False),
+    ("cdr_nightly_audit", {"policy": "policy/other.yaml"}, True),
+    ("cdr_nightly_audit", {"policy": "policy/other.txt"}, False),
+    ("cdr_retention_sweep", {"as_of": "2031-01-01", "dry_run": True}, True),
+    ("cdr_retention_sweep", {"as_of": "soon"}, False),
+    ("cdr_retention_sweep", {"dry_run": "yes"}, False),
+])
+def test_params_are_validated(dagbag, dag_id, conf, ok):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    def apply():
+        params = ParamsDict({name: p for name, p in dagbag.dags[dag_id].params.items()})
+        params.update(conf)   # validates each value as it is set
+        return params.validate()
+
+    if ok:
+        assert apply()
+    else:
+        with pytest.raises(ParamValidationError):
+            apply()
+
+
+def test_profile_enum_matches_the_engine():
+    sys.path.insert(0, str(DAGS))
+    from cdr_common import PROFILE_NAMES
+    from transforms.profiles import ALL_PROFILES
+
+    assert sorted(PROFILE_NAMES) == sorted(ALL_PROFILES)
 
 
 def test_nightly_dag_shape(dagbag):

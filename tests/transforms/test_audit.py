@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 import pytest
@@ -215,23 +215,44 @@ def test_source_files_check_rejects_unbalanced_counts(con, read, loaded, rejecte
     assert con.execute("SELECT count(*) FROM source_files").fetchone()[0] == 0
 
 
-def test_export_parquet_writes_one_file_per_table(chained, lake, pq_read):
+DAY = date(2026, 11, 23)
+
+
+def test_export_parquet_writes_one_snapshot_per_table_and_view(chained, lake, pq_read):
     insert(chained, "source_files", source_file_row())
-    written = audit.export_parquet(chained, lake)
-    assert sorted(written) == sorted(f"audit/parquet/{t}.parquet" for t in TABLES)
+    written = audit.export_parquet(chained, lake, run_date=DAY)
+    names = TABLES | set(audit.VIEWS) - {"v_roaming_flagged"}
+    assert sorted(written) == sorted(f"audit/parquet/{t}/run_date=2026-11-23/part.parquet" for t in names)
     folder = lake.zone("audit") / "parquet"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)  # no temp files
-    assert pq_read(folder / "audit_log.parquet", "SELECT count(*), max(seq) FROM t") == [(5, 5)]
-    assert pq_read(folder / "source_files.parquet", "SELECT rows_read, rows_loaded, rows_rejected FROM t") == [
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    assert all(sorted(f.name for f in (folder / t / "run_date=2026-11-23").iterdir()) == ["part.parquet"]
+               for t in names)   # no temp files left
+    day = "run_date=2026-11-23/part.parquet"
+    assert pq_read(folder / "audit_log" / day, "SELECT count(*), max(seq) FROM t") == [(5, 5)]
+    assert pq_read(folder / "source_files" / day, "SELECT rows_read, rows_loaded, rows_rejected FROM t") == [
         (10, 7, 3)]
-    assert pq_read(folder / "runs.parquet", "SELECT count(*) FROM t") == [(0,)]
+    assert pq_read(folder / "runs" / day, "SELECT count(*) FROM t") == [(0,)]
+    assert pq_read(folder / "v_audit_chain" / day, "SELECT entries, last_seq, links_ok FROM t") == [(5, 5, True)]
 
 
-def test_export_parquet_overwrites_on_rerun(chained, lake, pq_read):
-    audit.export_parquet(chained, lake)
+def test_export_parquet_replaces_the_same_day_and_keeps_earlier_days(chained, lake, pq_read):
+    audit.export_parquet(chained, lake, run_date=DAY - timedelta(days=1))
+    audit.export_parquet(chained, lake, run_date=DAY)
     append_log(chained, events(2, "more"), at=AT)
-    audit.export_parquet(chained, lake)
-    assert pq_read(lake.zone("audit") / "parquet" / "audit_log.parquet", "SELECT count(*) FROM t") == [(7,)]
+    audit.export_parquet(chained, lake, run_date=DAY)
+    folder = lake.zone("audit") / "parquet" / "audit_log"
+    assert sorted(p.name for p in folder.iterdir()) == ["run_date=2026-11-22", "run_date=2026-11-23"]
+    # Each day is a snapshot of the whole table as of that day's last export.
+    assert pq_read(folder / "*" / "*.parquet", "SELECT run_date, count(*) FROM t GROUP BY 1 ORDER BY 1",
+                   hive=True) == [(date(2026, 11, 22), 5), (date(2026, 11, 23), 7)]
+
+
+def test_export_parquet_removes_the_old_flat_files(chained, lake):
+    old = lake.zone("audit") / "parquet" / "runs.parquet"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"stale")
+    audit.export_parquet(chained, lake, run_date=DAY)
+    assert not old.exists()
 
 
 def test_write_json_atomic_and_read_fragments(lake):

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.transforms.conftest import read_parquet
 from transforms.billing import part_name
 from transforms.ingest import fingerprint
 from transforms.payments import NOT_PAYMENTS, claim_types, load_payments
@@ -34,16 +35,6 @@ def run(path: Path, policy, lake, work_dir, run_id: str = "r1"):
     return load_payments(path, policy, lake, work_dir, night=NIGHT, run_id=run_id)
 
 
-def rows(glob: str, sql: str) -> list[tuple]:
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy, lake, work_dir):
     path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
     sha = fingerprint(path)[0]
@@ -53,7 +44,7 @@ def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy
     assert sorted(result.invoice_files) == [f"invoices/invoice_year=2025/{part_name(sha)}",
                                             f"invoices/invoice_year=2026/{part_name(sha)}"]
     assert result.quarantine_files == () and not list(lake.zone("quarantine").rglob("*.parquet"))
-    got = rows(f"{lake.zone('invoices')}/*/*.parquet", """
+    got = read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="""
         SELECT invoice_id, invoice_year, billing_period, invoice_date, due_date, paid_date, CAST(amount_due AS VARCHAR),
                CAST(amount_paid AS VARCHAR), status, claim_type, source_row, as_of, source_file_sha256 = ? FROM t
         ORDER BY source_row""".replace("?", f"'{sha}'"))
@@ -63,14 +54,14 @@ def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy
                       "24.9900", "paid", "consumer_services", 1, date(2026, 11, 22), True)
     assert got[1][5:10] == (None, "12.2000", "0.0000", "open", "consumer_services")
     assert got[2][:2] == ("INV-3", 2025) and got[2][6:10] == ("100.0000", "40.5000", "partially_paid", "general")
-    types = dict(rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT column_name, column_type FROM (DESCRIBE t)"))
+    types = dict(read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT column_name, column_type FROM (DESCRIBE t)"))
     assert types["invoice_date"] == "DATE" and types["amount_due"] == "DECIMAL(18,4)"
 
 
 def test_three_spellings_of_one_number_become_one_e164_number(tmp_path, policy, lake, work_dir):
     path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
     run(path, policy, lake, work_dir)
-    numbers = rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT DISTINCT subscriber_number FROM t")
+    numbers = read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT DISTINCT subscriber_number FROM t")
     # +38640123456, 040 123 456 and 0038640123456 are one subscriber, spelt as billing rows are normalized.
     assert numbers == [("+38640123456",)]
 
@@ -111,8 +102,7 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     assert result.quarantined_by_reason == expected
     assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
     columns = list(PAYMENTS_COLUMNS)
-    got = {r[0]: r[1:] for r in rows(f"{lake.zone('quarantine')}/*/*.parquet",
-                                     f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
+    got = {r[0]: r[1:] for r in read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql=f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
     assert set(got) == set(BAD_ROWS)
     for source_row, (row, reason, blanked) in BAD_ROWS.items():
         q_reason, night, dataset = got[source_row][:3]
@@ -123,7 +113,7 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
             want = None if column == blanked or raw[column] == "" else raw[column]
             assert kept[column] == want, (source_row, column)
     # The invoices zone holds only the three good rows, INV-1 once.
-    assert rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT invoice_id FROM t ORDER BY source_row") == [
+    assert read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT invoice_id FROM t ORDER BY source_row") == [
         ("INV-1",), ("INV-2",), ("INV-3",)]
 
 
@@ -140,8 +130,7 @@ def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_p
                  policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
     assert sum(n for r, n in result.quarantined_by_reason.items() if r.startswith("unparseable")) == 2
-    got = rows(f"{lake.zone('quarantine')}/*/*.parquet",
-               "SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id, subscriber_number FROM t"
+    got = read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql="SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id, subscriber_number FROM t"
                " ORDER BY source_line")
     assert [(line, row, invoice, number) for line, row, _, invoice, number in got] == [
         (4, None, None, None), (6, None, None, None)]
@@ -188,8 +177,8 @@ def test_loading_the_same_extract_again_replaces_its_rows(tmp_path, policy, lake
     second = run(path, policy, lake, work_dir, run_id="r2")
     assert (first.rows_loaded, first.rows_quarantined) == (second.rows_loaded, second.rows_quarantined) == (3, 1)
     assert sorted(p.relative_to(lake.root) for p in lake.root.rglob("*.parquet")) == files
-    assert rows(f"{lake.zone('invoices')}/*/*.parquet", "SELECT count(*), count(DISTINCT run_id) FROM t") == [(3, 1)]
-    assert rows(f"{lake.zone('quarantine')}/*/*.parquet", "SELECT count(*) FROM t") == [(1,)]
+    assert read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT count(*), count(DISTINCT run_id) FROM t") == [(3, 1)]
+    assert read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql="SELECT count(*) FROM t") == [(1,)]
 
 
 def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):

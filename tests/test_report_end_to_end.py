@@ -1,0 +1,139 @@
+"""Compliance views on real lakes, and `cdr-audit report` on the five-month lake (HTML with no personal data)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date
+
+import pytest
+
+from tests.conftest import HISTORY_NIGHTS, audit_rows, run_cli
+from tests.leakscan import night_identifiers, scan
+
+pytestmark = pytest.mark.slow
+
+HEADINGS = ("Did last night's run complete", "How many rows went into each zone, night by night?",
+            "Which rules and columns were breached last night?", "Are violations going up or down?",
+            "What does analytics hold instead of each billing column?",
+            "What falls due for deletion or anonymization in the next 30 and 90 days?",
+            "Which legal holds are stopping deletions?", "How many subscribers does the roaming check flag?",
+            "Is the audit trail intact?")
+
+
+def assert_views_agree_with_tables(lake):
+    # Each night's files counted once (a re-run records skipped files as 'known', with no rows).
+    assert audit_rows(lake, "SELECT sum(files), sum(rows_read), sum(rows_loaded), sum(rows_quarantined)"
+                            " FROM v_nightly_volumes") == audit_rows(
+        lake, "SELECT count(DISTINCT (night, sha256, file_name)) FILTER (WHERE status <> 'known'), sum(rows_read),"
+              " sum(rows_loaded), sum(rows_rejected) FROM source_files")
+    assert audit_rows(lake, "SELECT sum(rows_billing + rows_invoices) = sum(rows_loaded) FROM v_nightly_volumes") == [
+        (True,)]
+    assert audit_rows(lake, "SELECT run_id, rows_read, rows_quarantined, policy_sha256 FROM v_last_run") == audit_rows(
+        lake, "SELECT run_id, rows_read, rows_rejected, policy_sha256 FROM runs ORDER BY started_at DESC LIMIT 1")
+    (entries, last_seq, links_ok), = audit_rows(lake, "SELECT entries, last_seq, links_ok FROM v_audit_chain")
+    assert links_ok and entries == last_seq == audit_rows(lake, "SELECT count(*) FROM audit_log")[0][0]
+    assert audit_rows(lake, "SELECT count(*) FROM v_policy_violations WHERE kind = 'off_list_column'") == audit_rows(
+        lake, "SELECT count(*) FROM field_findings JOIN v_night_files USING (run_id, sha256, file_name)"
+              " WHERE classification <> 'allowed'")
+    failed = audit_rows(lake, "SELECT coalesce(sum(rows_affected), 0) FROM v_policy_violations"
+                              " WHERE kind = 'failed_rule'")
+    assert failed == audit_rows(lake, "SELECT coalesce(sum(unexpected_count), 0) FROM validation_results"
+                                      " JOIN v_night_files USING (run_id, sha256, file_name) WHERE NOT success")
+    actions = dict(audit_rows(lake, "SELECT action, count(*) FILTER (WHERE key_id IS NOT NULL)"
+                                    " FROM v_analytics_columns GROUP BY 1"))
+    assert actions["pseudonymized"] > 0 and actions["kept"] == actions["generalized"] == 0
+
+
+def test_views_on_one_night(cli_run):
+    assert_views_agree_with_tables(cli_run.lake)
+    dropped = {r[0] for r in audit_rows(cli_run.lake, "SELECT column_name FROM v_policy_violations"
+                                                      " WHERE kind = 'off_list_column'")}
+    assert {"caller_name", "email", "ip_address"} <= dropped
+    assert audit_rows(cli_run.lake, "SELECT count(*) FROM v_retention_due") == [(0,)]   # never swept
+
+
+def test_views_on_five_months(history):
+    assert_views_agree_with_tables(history.lake)
+    nights = [r[0] for r in audit_rows(history.lake, "SELECT night FROM v_nightly_volumes ORDER BY night")]
+    assert nights == [date.fromisoformat(n) for n in HISTORY_NIGHTS]
+    # Roaming: counts per state are the roaming zone's, and the flagged list matches them.
+    assert audit_rows(history.lake, "SELECT as_of_month, state, subscribers FROM v_roaming_states ORDER BY 1, 2") == \
+        audit_rows(history.lake, "SELECT as_of_month, state, count(*) FROM roaming_status GROUP BY 1, 2 ORDER BY 1, 2")
+    flagged = audit_rows(history.lake, "SELECT subscriber_token_hex FROM v_roaming_flagged WHERE as_of_month = '2026-10'")
+    assert flagged and all(re.fullmatch(r"[0-9a-f]{64}", t) for t, in flagged)
+    assert audit_rows(history.lake, "SELECT subscribers FROM v_roaming_states WHERE as_of_month = '2026-10'"
+                                    " AND state = 'flagged'") == [(len(flagged),)]
+    real = audit_rows(history.lake, "SELECT column_name, data_type FROM information_schema.columns"
+                                    " WHERE table_name = 'roaming_status' ORDER BY ordinal_position")
+    from transforms.audit import ROAMING_STATUS_COLUMNS
+    assert real == list(ROAMING_STATUS_COLUMNS)   # the stand-in before any window has the same columns
+
+
+@pytest.fixture(scope="module")
+def reported(history, tmp_path_factory):
+    """A copy of the five-month lake with a hold and a retention sweep, then the report."""
+    lake = tmp_path_factory.mktemp("report") / "lake"
+    shutil.copytree(history.lake, lake)
+    hold = run_cli("hold", "place", "--lake", str(lake), "--reason", "dispute 2026/114", "--by", "dpo",
+                   "--dataset", "billing", "--from", "2026-08-01", "--to", "2026-08-31")
+    assert hold.returncode == 0, hold.stderr
+    sweep = run_cli("retention", "--lake", str(lake), "--as-of", "2026-11-23", "--quiet")
+    assert sweep.returncode == 0, sweep.stderr
+    report = run_cli("report", "--lake", str(lake))
+    assert report.returncode == 0, report.stderr
+    return lake, report
+
+
+def test_report_writes_a_self_contained_page(reported):
+    lake, report = reported
+    page = lake / "reports" / "compliance-2026-11-22.html"
+    assert page.is_file() and str(page) in report.stdout
+    html = page.read_text()
+    for heading in HEADINGS:
+        assert heading in html, heading
+    assert html.count("<svg") >= 3
+    assert "<script" not in html and "src=" not in html and "<link" not in html
+    assert not re.search(r'href="https?:', html)
+    index = (lake / "reports" / "index.html").read_text()
+    assert 'href="compliance-2026-11-22.html"' in index
+
+
+def test_report_summary_and_figures(reported, history):
+    lake, report = reported
+    out = report.stdout
+    assert "compliance report for night 2026-11-22" in out and "audit-log chain: intact" in out
+    assert "active legal holds: 1" in out and "retention (latest sweep as of 2026-11-23)" in out
+    (read,), = audit_rows(lake, "SELECT rows_read FROM v_nightly_volumes WHERE night = '2026-11-22'")[0:1]
+    assert f"{read:,} read" in out
+    (due90,), = audit_rows(lake, "SELECT sum(rows_due_90d_after_sweep) FROM v_retention_due")
+    assert due90 == audit_rows(lake, "SELECT coalesce(sum(rows), 0) FROM retention_actions WHERE action = 'kept'"
+                                     " AND as_of = '2026-11-23' AND due_on <= DATE '2026-11-23' + 90")[0][0]
+    assert audit_rows(lake, "SELECT count(*) FROM v_legal_holds_active") == [(1,)]
+
+
+def test_report_holds_no_personal_data(reported, history):
+    lake, report = reported
+    needles = [n for m in history.manifests.values() for n in night_identifiers(m)]
+    assert scan([lake / "reports"], needles, report.stdout + report.stderr) == {}
+    for page in (lake / "reports").glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"(?i)(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", text), page   # no token, no full hash
+
+
+def test_report_to_another_file_and_exit_codes(reported, tmp_path):
+    lake, _ = reported
+    out = tmp_path / "r.html"
+    again = run_cli("report", "--lake", str(lake), "--out", str(out))
+    assert again.returncode == 0 and out.is_file() and "<svg" in out.read_text()
+    missing = run_cli("report", "--lake", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "no audit store" in missing.stderr
+
+
+def test_exports_are_snapshots_by_run_date(reported):
+    lake, _ = reported
+    folder = lake / "audit" / "parquet"
+    days = {p.name for p in folder.glob("*/run_date=*")}
+    assert days and all(re.fullmatch(r"run_date=\d{4}-\d{2}-\d{2}", d) for d in days)
+    assert not list(folder.glob("*.parquet")) and not (folder / "v_roaming_flagged").exists()
+    assert (folder / "v_nightly_volumes").is_dir() and (folder / "retention_actions").is_dir()
