@@ -43,6 +43,7 @@ demo: airflow-db
 	  || (tail -40 $(AIRFLOW_HOME)/demo_dags_test.log; echo "DAG run failed; full log: $(AIRFLOW_HOME)/demo_dags_test.log"; exit 1)
 	@echo "Airflow DAG cdr_nightly_audit ran for night $(NIGHT); log: $(AIRFLOW_HOME)/demo_dags_test.log"
 	$(BIN)/cdr-audit summary --lake $(CDR_AUDIT_LAKE)
+	@$(BIN)/cdr-audit report --lake $(CDR_AUDIT_LAKE) | tail -1   # the HTML compliance report of the night
 
 test: airflow-db
 	$(BIN)/python -m pytest
