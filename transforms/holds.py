@@ -24,7 +24,6 @@ from transforms.lake import Lake
 from transforms.policy import Policy
 from transforms.pseudonymize import KeyRing, derive_tokens, normalize, token
 
-SUBJECT_KINDS = ("subscriber", "account")
 # A person typing a reason might paste a number or an IMSI into it; the audit store must not get one.
 _DIGIT_RUN = re.compile(r"\d{7,}")
 _HOLD_ID = re.compile(r"H-[0-9a-f]{12}")

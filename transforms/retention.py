@@ -230,14 +230,25 @@ def _row_day(columns: list[str]) -> str:
     return "coalesce(" + ", ".join(p for p in parts if p) + ")"
 
 
-def _subject_key(dataset: str, columns: list[str]) -> str:
-    """SQL of a row's subject key: rows of one key in one file share their due date and their holds.
-
-    Column names are the pipeline's own; numbers are compared in E.164 (as tokens are made)."""
-    if dataset == "billing":
-        return f"coalesce({e164_sql(SERVED_NUMBER)}, '')"
+def _row_source(dataset: str, columns: list[str]) -> str:
+    """One part file's rows (`$path`) as the sweep reads them, planning and rewriting alike: a quarantine
+    file gets its night back from the folder (`$value`), CDR and payments rows their served number in
+    E.164 (`served_e164`, computed once per row; uses `$cc`)."""
+    extra = ""
     if dataset == "quarantine":
-        return f"coalesce({e164_sql(_served_number(columns))}, '') || '|' || CAST({_row_day(columns)} AS VARCHAR)"
+        extra += ", CAST($value AS DATE) AS night"
+    if dataset in ("billing", "quarantine"):
+        extra += f", {e164_sql(_served_number(columns))} AS served_e164"
+    return f"(SELECT *{extra} FROM read_parquet($path, hive_partitioning = false))"
+
+
+def _subject_key(dataset: str, columns: list[str]) -> str:
+    """SQL of a row of `_row_source`'s subject key: rows of one key in one file share their due date and
+    their holds. Column names are the pipeline's own; numbers are compared in E.164 (as tokens are made)."""
+    if dataset == "billing":
+        return "coalesce(served_e164, '')"
+    if dataset == "quarantine":
+        return f"coalesce(served_e164, '') || '|' || CAST({_row_day(columns)} AS VARCHAR)"
     if dataset == "analytics":
         return f"{KEY_ID_COLUMN} || ':' || coalesce(hex({SERVED_NUMBER}), '')"
     if dataset == "invoices":
@@ -265,11 +276,13 @@ def _plan(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: dict[st
         for f in files:
             _read_keys(con, lake, dataset, f, cc)
     _subject_due(con, lake, policy, billing_rule, cc)
-    _subject_tokens(con, keyring)
-    _hold_scope(con, policy, keyring, holds)
-    # Analytics rows carry tokens: their number is found by tokenizing the billing numbers with their key.
-    con.execute("""UPDATE subject_keys k SET number = t.number FROM subject_tokens t
-                   WHERE k.dataset = 'analytics' AND t.key_id = k.key_id AND t.token = k.token""")
+    _active_holds(con, keyring, holds)
+    _known_tokens(con, keyring)
+    _hold_scope(con)
+    # Analytics rows carry tokens: their number is found by tokenizing the lake's numbers with their key.
+    con.execute("""UPDATE subject_keys k SET number = t.number FROM known_tokens t
+                   WHERE k.dataset = 'analytics' AND t.number IS NOT NULL AND t.key_id = k.key_id
+                     AND t.token = k.token""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE key_due AS
         SELECT k.*, {_due_sql(policy, categories, billing_rule)} AS due_on
@@ -343,7 +356,7 @@ def _read_keys(con, lake: Lake, dataset: str, f: Path, cc: dict) -> None:
     key = _subject_key(dataset, columns)
     if dataset in ("billing", "analytics"):
         day = "CAST($value AS DATE)"
-        number = f"{e164_sql(SERVED_NUMBER)}" if dataset == "billing" else "NULL"
+        number = "served_e164" if dataset == "billing" else "NULL"
         token = f"{SERVED_NUMBER}" if dataset == "analytics" else "NULL"
         key_id = KEY_ID_COLUMN if dataset == "analytics" else "NULL"
         select = (f"SELECT {key} AS key, {number} AS number, {token} AS token, {key_id} AS key_id,"
@@ -351,7 +364,7 @@ def _read_keys(con, lake: Lake, dataset: str, f: Path, cc: dict) -> None:
     elif dataset == "quarantine":
         day = _row_day(columns)
         account = "account_id" if "account_id" in columns else "NULL"
-        select = (f"SELECT {key} AS key, {e164_sql(_served_number(columns))} AS number, NULL AS token,"
+        select = (f"SELECT {key} AS key, served_e164 AS number, NULL AS token,"
                   f" NULL AS key_id, {account} AS account, {day} AS day_from, {day} AS day_to, count(*) AS rows")
     elif dataset == "invoices":
         select = (f"SELECT {key} AS key, subscriber_number AS number, NULL AS token, NULL AS key_id,"
@@ -361,11 +374,10 @@ def _read_keys(con, lake: Lake, dataset: str, f: Path, cc: dict) -> None:
         first = "CAST($value || '-01' AS DATE)"
         select = (f"SELECT {key} AS key, NULL AS number, subscriber_token AS token, {KEY_ID_COLUMN} AS key_id,"
                   f" NULL AS account, {first} AS day_from, last_day({first}) AS day_to, count(*) AS rows")
-    night = f", CAST($value AS DATE) AS night" if dataset == "quarantine" else ""
     lake_mod.execute(con, f"""
         INSERT INTO subject_keys
         SELECT $dataset, $file, $part, key, number, token, key_id, account, day_from, day_to, rows
-        FROM ({select} FROM (SELECT *{night} FROM read_parquet($path, hive_partitioning = false)) GROUP BY ALL)""",
+        FROM ({select} FROM {_row_source(dataset, columns)} GROUP BY ALL)""",
                      {**cc, "dataset": dataset, "file": rel, "part": part, "value": value, "path": str(f)})
 
 
@@ -417,69 +429,62 @@ def _due_sql(policy: Policy, categories: dict[str, RetentionRule], billing_rule:
     return "CASE " + " ".join(whens) + " END"
 
 
-def _subject_tokens(con, keyring: KeyRing) -> None:
-    """`subject_tokens`: every billing number's token under each key the analytics and roaming rows were made
-    with (and that is still held) — HMAC over the distinct numbers only, inside DuckDB."""
-    con.execute("CREATE OR REPLACE TEMP TABLE subject_tokens (number VARCHAR, key_id VARCHAR, token BLOB)")
-    used = {kid for (kid,) in con.execute("SELECT DISTINCT key_id FROM subject_keys WHERE key_id IS NOT NULL")
-            .fetchall()}
-    for key in keyring.keys:
-        if key.key_id not in used:
-            continue
-        inner, outer = _hmac_pads(key)
-        lake_mod.execute(con, f"""
-            INSERT INTO subject_tokens SELECT number, $kid, {_hmac_sql("'msisdn'", 'number')}
-            FROM (SELECT DISTINCT number FROM subject_keys WHERE dataset = 'billing' AND number <> '')""",
-                         {"kid": key.key_id, "ipad": inner, "opad": outer})
+def _active_holds(con, keyring: KeyRing, holds: list[Hold]) -> None:
+    """`holds`: one row per active hold and key still held (its subject's token under that key).
 
-
-def _hold_scope(con, policy: Policy, keyring: KeyRing, holds: list[Hold]) -> None:
-    """`hold_scope`: one row per active hold and subject form (number, account, token under a key).
-
-    Subjects are stored as tokens; the numbers and accounts in the lake are tokenized here with each
-    hold's keys (only those still held) to find them. A hold whose keys are all gone cannot be
-    matched to a subject, so it holds its whole data set and date range: more is kept, never less.
-    Analytics and roaming rows carry tokens made with their partition's key; the subject's numbers
-    found above are re-tokenized with those keys too.
+    A hold whose keys are all gone cannot be matched to a subject, so it holds its whole data set and
+    date range: more is kept, never less.
     """
     con.execute("CREATE OR REPLACE TEMP TABLE holds (hold_id VARCHAR, dataset VARCHAR, date_from DATE, date_to DATE,"
                 " subject_kind VARCHAR, key_id VARCHAR, token BLOB)")
-    held_keys = {k.key_id: k for k in keyring.keys}
+    held_keys = {k.key_id for k in keyring.keys}
     for h in holds:
         usable = {kid: tok for kid, tok in h.subject_tokens.items() if kid in held_keys}
-        if h.subject_kind and not usable:
-            usable = {None: None}   # cannot be matched: the hold covers its whole scope
         for kid, tok in (usable or {None: None}).items():
             con.execute("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [h.hold_id, h.dataset, h.date_from, h.date_to, h.subject_kind if kid else None, kid,
                          bytes.fromhex(tok) if tok else None])
-    con.execute("CREATE OR REPLACE TEMP TABLE hold_subjects (hold_id VARCHAR, number VARCHAR, account VARCHAR,"
-                " key_id VARCHAR, token BLOB)")
-    subject_keys = {kid for (kid,) in con.execute("SELECT DISTINCT key_id FROM holds WHERE subject_kind IS NOT NULL")
-                    .fetchall()}
-    row_keys = {kid for (kid,) in con.execute("SELECT DISTINCT key_id FROM subject_keys WHERE key_id IS NOT NULL")
-                .fetchall()}
-    if subject_keys:
-        # Every number and account of the lake, tokenized with each key that matters (distinct values only).
-        con.execute("""CREATE OR REPLACE TEMP TABLE known_subjects AS
-            SELECT DISTINCT 'msisdn' AS kind, number AS value FROM subject_keys WHERE number IS NOT NULL AND number <> ''
-            UNION SELECT 'msisdn', number FROM invoice_state WHERE number IS NOT NULL
-            UNION SELECT 'account', account FROM invoice_state WHERE account IS NOT NULL""")
-        for kid in sorted((subject_keys | row_keys) & set(held_keys)):
-            inner, outer = _hmac_pads(held_keys[kid])
-            lake_mod.execute(con, f"INSERT INTO hold_subjects SELECT NULL, CASE WHEN kind = 'msisdn' THEN value END,"
-                                  f" CASE WHEN kind = 'account' THEN value END, $kid, {_hmac_sql('kind', 'value')}"
-                                  " FROM known_subjects", {"kid": kid, "ipad": inner, "opad": outer})
-        # A subscriber's numbers, and an account's subscribers, under the hold's key ...
-        con.execute("""CREATE OR REPLACE TEMP TABLE hold_numbers AS
-            SELECT DISTINCT h.hold_id, s.number FROM holds h JOIN hold_subjects s
-              ON h.subject_kind = 'subscriber' AND s.key_id = h.key_id AND s.token = h.token AND s.number IS NOT NULL
-            UNION
-            SELECT DISTINCT h.hold_id, i.number FROM holds h JOIN hold_subjects s
-              ON h.subject_kind = 'account' AND s.key_id = h.key_id AND s.token = h.token AND s.account IS NOT NULL
-            JOIN invoice_state i ON i.account = s.account""")
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE hold_numbers (hold_id VARCHAR, number VARCHAR)")
+
+
+def _known_tokens(con, keyring: KeyRing) -> None:
+    """`known_tokens`: the lake's numbers (and, when a hold names a subject, its accounts) tokenized once
+    with every held key that analytics or roaming rows, or a hold, were made with — HMAC over distinct
+    values only, inside DuckDB. Analytics rows find their number here, and holds their subject's rows."""
+    con.execute("CREATE OR REPLACE TEMP TABLE known_tokens (number VARCHAR, account VARCHAR, key_id VARCHAR,"
+                " token BLOB)")
+    wanted = {kid for (kid,) in con.execute(
+        "SELECT key_id FROM subject_keys WHERE key_id IS NOT NULL UNION SELECT key_id FROM holds"
+        " WHERE subject_kind IS NOT NULL").fetchall()}
+    keys = [k for k in keyring.keys if k.key_id in wanted]
+    if not keys:
+        return
+    accounts = "UNION SELECT 'account', account FROM invoice_state WHERE account IS NOT NULL" if con.execute(
+        "SELECT count(*) FROM holds WHERE subject_kind = 'account'").fetchone()[0] else ""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE known_subjects AS
+        SELECT DISTINCT 'msisdn' AS kind, number AS value FROM subject_keys WHERE number IS NOT NULL AND number <> ''
+        UNION SELECT 'msisdn', number FROM invoice_state WHERE number IS NOT NULL {accounts}""")
+    for key in keys:
+        inner, outer = _hmac_pads(key)
+        lake_mod.execute(con, f"INSERT INTO known_tokens SELECT CASE WHEN kind = 'msisdn' THEN value END,"
+                              f" CASE WHEN kind = 'account' THEN value END, $kid, {_hmac_sql('kind', 'value')}"
+                              " FROM known_subjects", {"kid": key.key_id, "ipad": inner, "opad": outer})
+
+
+def _hold_scope(con) -> None:
+    """`hold_scope`: one row per active hold and subject form the sweep meets (number, account, token).
+
+    Subjects are stored as tokens: a subscriber hold finds its numbers, an account hold its account and
+    the account's subscribers, through `known_tokens`. Analytics and roaming rows carry tokens made with
+    their partition's key, so the subject's numbers are matched under those keys too.
+    """
+    # A subscriber's numbers, and an account's subscribers, under the hold's key ...
+    con.execute("""CREATE OR REPLACE TEMP TABLE hold_numbers AS
+        SELECT DISTINCT h.hold_id, s.number FROM holds h JOIN known_tokens s
+          ON h.subject_kind = 'subscriber' AND s.key_id = h.key_id AND s.token = h.token AND s.number IS NOT NULL
+        UNION
+        SELECT DISTINCT h.hold_id, i.number FROM holds h JOIN known_tokens s
+          ON h.subject_kind = 'account' AND s.key_id = h.key_id AND s.token = h.token AND s.account IS NOT NULL
+        JOIN invoice_state i ON i.account = s.account""")
     # ... then every form the sweep meets: the number, the account, and the number's token under each key.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE hold_scope AS
@@ -489,10 +494,10 @@ def _hold_scope(con, policy: Policy, keyring: KeyRing, holds: list[Hold]) -> Non
         LEFT JOIN (
             SELECT n.hold_id, n.number, NULL AS account, NULL AS key_id, NULL::BLOB AS token FROM hold_numbers n
             UNION ALL SELECT n.hold_id, NULL, NULL, s.key_id, s.token
-                      FROM hold_numbers n JOIN hold_subjects s ON s.number = n.number
+                      FROM hold_numbers n JOIN known_tokens s ON s.number = n.number
             UNION ALL SELECT hold_id, NULL, NULL, key_id, token FROM holds
                       WHERE subject_kind = 'subscriber' AND token IS NOT NULL
-            UNION ALL SELECT h.hold_id, NULL, s.account, NULL, NULL FROM holds h JOIN hold_subjects s
+            UNION ALL SELECT h.hold_id, NULL, s.account, NULL, NULL FROM holds h JOIN known_tokens s
                       ON h.subject_kind = 'account' AND s.key_id = h.key_id AND s.token = h.token
                       AND s.account IS NOT NULL
         ) f ON f.hold_id = h.hold_id""")
@@ -526,11 +531,10 @@ def _rewrite(con, lake: Lake, job: Job, journal: "Journal", cc: str) -> dict:
     entry = {**asdict(job), "before_sha256": before, "after_sha256": None, "rows_kept": job.rows_before -
              job.rows_removed, "evidence": None, "state": "intent"}
     if job.rows_removed < job.rows_before:
-        night = ", CAST($value AS DATE) AS night" if job.dataset == "quarantine" else ""
         lake_mod.execute(con, "CREATE OR REPLACE TEMP TABLE removed_keys AS SELECT key FROM removal WHERE file = $file",
                          {"file": job.file})
-        source = f"(SELECT *{night} FROM read_parquet($path, hive_partitioning = false))"
         columns = _columns(con, path)
+        source = _row_source(job.dataset, columns)
         tmp = path.with_name(f".{path.name}.retention-tmp")
         # What the proof will look for: identifiers that only the removed rows hold.
         evidence = lake.work_dir(run_id_for(date.fromisoformat(journal.as_of))) / "evidence" / (
