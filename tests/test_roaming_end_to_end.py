@@ -34,7 +34,7 @@ def test_compliance_sees_each_flag_with_its_figures(history):
         FROM roaming_status WHERE as_of_month = '2026-10' AND state = 'flagged'""")
     assert flagged
     for token, home, abroad, share, start in flagged:
-        assert len(token) == 64 and abroad > home and share > 0.5 and start == "2026-07"
+        assert len(token) == 32 and abroad > home and share > 0.5 and start == "2026-07"
     states = dict(audit_rows(history.lake, "SELECT state, count(*) FROM roaming_status WHERE as_of_month = '2026-10'"
                                            " GROUP BY 1"))
     assert set(states) <= {"flagged", "not_flagged", "insufficient_history"} and states["flagged"] == len(flagged)

@@ -141,9 +141,10 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
     """Tables `cells`, `totals` and `pairs` (cell × key id × subscriber) in `con`; returns the rows read.
 
     Sums need no subscribers, so they come from one grouping of the rows into cells; subscribers come
-    from `pairs`, the distinct (cell, key id, subscriber) triples. A cell is named in `pairs` by `ck`,
-    the 64-bit hash of its keys, which is exact when no two cells share it (checked; otherwise, or
-    with `exact_cell_keys`, `ck` is the keys themselves: slower, same result).
+    from `pairs`, the distinct (cell, key id, subscriber) triples, all three held as 64-bit hashes:
+    `ck` of the cell's keys, `kh` of the key id, `sub` of the token. The hashes of cells and of key
+    ids are exact when no two share one (checked; otherwise, or with `exact_cell_keys`, they are the
+    keys and ids themselves: slower, same result).
 
     A subscriber is held as hash(token): the token itself is not kept. Two tokens sharing a 64-bit
     hash would count once — fewer subscribers, so more suppression, never less.
@@ -164,6 +165,8 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
         .replace("$src", lake_mod.sql_literal(analytics_path)), {})
     keys = ", ".join(("event_date", *CELL_KEYS))
     cell_key = f"struct_pack({keys})" if exact_cell_keys else f"hash({keys})"
+    # Two key ids sharing a hash would pool their subscribers, so the exact path is taken then too.
+    key_hash = "kid" if exact_cell_keys else "hash(kid)"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cell_sums AS
         SELECT {cell_key} AS ck, *
@@ -171,12 +174,16 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
                      coalesce(sum(data_volume_bytes), 0) AS data_volume_bytes,
                      coalesce(sum(charged_amount), 0) AS revenue
               FROM analytics_rows GROUP BY ALL)""")
-    if not exact_cell_keys and con.execute("SELECT count(DISTINCT ck) < count(*) FROM cell_sums").fetchone()[0]:
-        return build_groups(con, analytics_path, exact_cell_keys=True)    # two cells share a hash
+    if not exact_cell_keys and (
+            con.execute("SELECT count(DISTINCT ck) < count(*) FROM cell_sums").fetchone()[0]
+            or con.execute("SELECT count(DISTINCT hash(kid)) < count(DISTINCT kid) FROM analytics_rows")
+            .fetchone()[0]):
+        return build_groups(con, analytics_path, exact_cell_keys=True)    # two cells or key ids share a hash
     rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM cell_sums").fetchone()[0]
+    # Three fixed-width columns: half the time of carrying the date, service and key id text along.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pairs AS
-        SELECT DISTINCT {cell_key} AS ck, event_date, service_type, kid, hash(origin_number) AS sub
+        SELECT DISTINCT {cell_key} AS ck, {key_hash} AS kh, hash(origin_number) AS sub
         FROM analytics_rows WHERE origin_number IS NOT NULL""")
     measures = """CAST(events AS BIGINT) AS events,
                   CAST(round(duration_s / 60.0, 2) AS DECIMAL(18, 2)) AS minutes,
@@ -187,7 +194,7 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
         SELECT row_number() OVER (ORDER BY {keys}) AS cell_id, ck, {keys},
                coalesce(n.subscribers, 0) AS subscribers, {measures}
         FROM cell_sums LEFT JOIN (SELECT ck, max(n) AS subscribers      -- one pair per subscriber
-                                  FROM (SELECT ck, kid, count(*) AS n FROM pairs GROUP BY ck, kid)
+                                  FROM (SELECT ck, kh, count(*) AS n FROM pairs GROUP BY ck, kh)
                                   GROUP BY ck) n USING (ck)""")
     # Marginal totals over all rows (suppressed cells included: that is what makes differencing a risk).
     con.execute(f"""
@@ -198,12 +205,13 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
                      sum(events) AS events, sum(duration_s) AS duration_s,
                      sum(data_volume_bytes) AS data_volume_bytes, sum(revenue) AS revenue
               FROM cell_sums GROUP BY GROUPING SETS ((event_date, service_type), (event_date))) s
-        LEFT JOIN (WITH people AS (SELECT DISTINCT event_date, service_type, kid, sub FROM pairs)
+        LEFT JOIN (WITH people AS (SELECT DISTINCT event_date, service_type, kh, sub
+                                   FROM pairs JOIN (SELECT ck, event_date, service_type FROM cell_sums) USING (ck))
                    SELECT event_date, service_type, false AS is_day, max(n) AS subscribers
-                   FROM (SELECT event_date, service_type, kid, count(*) AS n FROM people GROUP BY ALL) GROUP BY ALL
+                   FROM (SELECT event_date, service_type, kh, count(*) AS n FROM people GROUP BY ALL) GROUP BY ALL
                    UNION ALL
                    SELECT event_date, NULL, true, max(n)
-                   FROM (SELECT event_date, kid, count(DISTINCT sub) AS n FROM people GROUP BY ALL) GROUP BY ALL
+                   FROM (SELECT event_date, kh, count(DISTINCT sub) AS n FROM people GROUP BY ALL) GROUP BY ALL
                   ) n   -- a service may be NULL, and the day total's service always is
         ON n.event_date = s.event_date AND n.is_day = s.is_day AND n.service_type IS NOT DISTINCT FROM s.service_type""")
     return int(rows_in)
@@ -274,11 +282,11 @@ def _union_size(con: duckdb.DuckDBPyConnection, k: int, cell_ids) -> int:
     all cells under k (`small_pairs`), so each later union is a query over those alone.
     """
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'small_pairs'").fetchone()[0]:
-        lake_mod.execute(con, """CREATE TEMP TABLE small_pairs AS SELECT c.cell_id, p.kid, p.sub
+        lake_mod.execute(con, """CREATE TEMP TABLE small_pairs AS SELECT c.cell_id, p.kh, p.sub
                                  FROM pairs p JOIN cells c USING (ck) WHERE c.subscribers < $k""", {"k": k})
     n = lake_mod.execute(con, """
-        SELECT max(n) FROM (SELECT kid, count(DISTINCT sub) AS n FROM small_pairs
-                            WHERE cell_id IN (SELECT unnest($ids::BIGINT[])) GROUP BY kid)""",
+        SELECT max(n) FROM (SELECT kh, count(DISTINCT sub) AS n FROM small_pairs
+                            WHERE cell_id IN (SELECT unnest($ids::BIGINT[])) GROUP BY kh)""",
                          {"ids": sorted(cell_ids)}).fetchone()[0]
     return int(n or 0)
 

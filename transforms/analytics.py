@@ -58,7 +58,7 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             # and hash-build the joins on the big side (out of memory at 4.5M rows).
             define_generalized(con, files, policy, cell_regions=cell_regions, view=f"day_{i}")
             dst = out / folder / "part.parquet"
-            # LZ4 and v2 pages: the 32-byte tokens do not compress, and zstd spent ~15% more time failing to.
+            # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
             dst.parent.mkdir()
             rows += lake_mod.execute(con, f"""
                 COPY (SELECT {tokens.select(exclude=("event_date",))} FROM day_{i} t{tokens.joins})

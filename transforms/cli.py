@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     subject = place.add_mutually_exclusive_group()
     subject.add_argument("--subscriber", help="a subscriber's number in any spelling (stored as tokens only)")
     subject.add_argument("--account", help="an account id (stored as tokens only)")
-    subject.add_argument("--subscriber-token", help="a subscriber token (64 hex digits) as analytics shows it")
+    subject.add_argument("--subscriber-token", help="a subscriber token (32 hex digits) as analytics shows it")
     place.add_argument("--key-id", help="the key id of --subscriber-token")
     place.add_argument("--policy", type=Path, default=None)
     place.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")

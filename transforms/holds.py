@@ -22,7 +22,7 @@ from datetime import date, datetime
 from transforms import audit
 from transforms.lake import Lake
 from transforms.policy import Policy
-from transforms.pseudonymize import KeyRing, derive_tokens, normalize, token
+from transforms.pseudonymize import TOKEN_BYTES, KeyRing, derive_tokens, normalize, token
 
 # A person typing a reason might paste a number or an IMSI into it; the audit store must not get one.
 _DIGIT_RUN = re.compile(r"\d{7,}")
@@ -94,8 +94,9 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
     elif account:
         kind, tokens = "account", subject_tokens("account", account, keyring, policy)
     elif subscriber_token:
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", subscriber_token) or not key_id:
-            raise HoldError("--subscriber-token takes the 64 hex digits of a token, with --key-id naming its key")
+        if not re.fullmatch(f"[0-9a-fA-F]{{{2 * TOKEN_BYTES}}}", subscriber_token) or not key_id:
+            raise HoldError(f"--subscriber-token takes the {2 * TOKEN_BYTES} hex digits of a token, with --key-id"
+                            " naming its key")
         kind, tokens = "subscriber", {key_id: subscriber_token.lower()}
     if not (dataset or date_from or date_to or kind):
         raise HoldError("a hold needs a scope: a data set, a date range or a subject (or several)")

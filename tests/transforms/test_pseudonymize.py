@@ -31,11 +31,12 @@ RING_A = KeyRing(KEY_A)
 
 
 def by_hand(secret: bytes, message: str) -> str:
-    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA-256-128 by hand: the leftmost 16 bytes of the digest (RFC 2104 §5), as hex."""
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def stored(secret: bytes, message: str) -> bytes:
-    """The token as the zones hold it: the 32-byte digest."""
+    """The token as the zones hold it: the digest's leftmost 16 bytes."""
     return bytes.fromhex(by_hand(secret, message))
 
 
@@ -179,7 +180,7 @@ def test_e164_sql_agrees_with_python():
 # ---------------------------------------------------------------------------------------- tokens
 
 def test_token_is_hmac_sha256_of_kind_and_e164():
-    expected = hmac.new(SECRET_A, "msisdn:+38640123456".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(SECRET_A, "msisdn:+38640123456".encode(), hashlib.sha256).hexdigest()[:32]
     for spelling in ("040123456", "+38640123456", "0038640123456"):
         assert derive_tokens(spelling, "msisdn", RING_A, "386") == {"k2026-01": expected}
 

@@ -308,6 +308,18 @@ def test_hold_refuses_numbers_in_the_reason_and_stores_no_number(lake, policy):
         holds.release(lake, h.hold_id, released_by="legal", reason="again")
 
 
+def test_hold_by_token_takes_the_token_as_analytics_shows_it(golden_lake, policy):
+    lake = golden_lake
+    files = [str(p) for p in lake.zone("analytics").rglob("*.parquet")]
+    shown, key_id = duckdb.execute("SELECT lower(hex(origin_number)), hmac_key_id FROM read_parquet(?) LIMIT 1",
+                                   [files]).fetchone()
+    with pytest.raises(holds.HoldError, match="32 hex digits"):      # the full 64-digit digest is not a token
+        holds.place(lake, policy, KEYRING, reason="case 7", placed_by="x", subscriber_token=shown * 2, key_id=key_id)
+    h = holds.place(lake, policy, KEYRING, reason="case 7", placed_by="x", subscriber_token=shown.upper(),
+                    key_id=key_id)
+    assert h.subject_tokens == {key_id: shown}
+
+
 def test_account_hold_keeps_the_accounts_subscribers(golden_lake, policy):
     lake = golden_lake
     holds.place(lake, policy, KEYRING, reason="litigation L-9", placed_by="legal", account="ACC-2",
