@@ -374,9 +374,17 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
             SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {_hmac_sql('kind', 'norm')} END
             FROM (SELECT col, kind, raw, NULLIF(CASE {norm} END, '') AS norm FROM ({' UNION ALL '.join(per_column)}))""",
                          {**params, "ipad": inner, "opad": outer})
-    # Per column: distinct identifiers (for the audit), and whether two spellings share a hash.
-    stats = {col: (n, clash) for col, n, clash in con.execute(
-        "SELECT col, count(DISTINCT norm), count(*) > count(DISTINCT h) FROM tokens GROUP BY col").fetchall()}
+    # Per column: distinct identifiers (for the audit), and whether two spellings share a hash. A spelling
+    # already normalized is its own identifier, distinct from the column's others (spellings are); only
+    # the few normalized from another spelling need a distinct count, less those their column already
+    # has as a spelling. Counting every normalized value instead took 2-4x as long.
+    stats = {col: (n, clash) for col, n, clash in con.execute("""
+        SELECT col, count(*) FILTER (WHERE norm = raw) + coalesce(any_value(o.n), 0), count(*) > count(DISTINCT h)
+        FROM tokens t LEFT JOIN (SELECT col, count(DISTINCT norm) AS n FROM tokens o
+                                 WHERE norm <> raw AND NOT EXISTS (SELECT 1 FROM tokens s
+                                                                   WHERE s.col = o.col AND s.raw = o.norm)
+                                 GROUP BY col) o USING (col)
+        GROUP BY col""").fetchall()}
 
     # 2. Each column joins its own spellings only (one shared lookup would be hash-built once per column,
     #    all kinds and columns each time, and runs out of memory at 10M rows). Rows probe on the 64-bit

@@ -317,3 +317,22 @@ def test_rows_find_their_token_by_hash_as_by_text(tmp_path, policy):
         finally:
             con.close()
     assert got[0] == got[1] and len(got[0]) == 5
+
+
+def test_distinct_identifiers_counted_as_every_normalized_value(tmp_path, policy):
+    # The audit's count of distinct identifiers per column skips a full distinct; it must equal one.
+    import random
+    rnd = random.Random(5)
+    spell = [lambda n: f"+3864{n}", lambda n: f"04{n}", lambda n: f"003864{n}", lambda n: f" 04 {n[:3]} {n[3:]}",
+             lambda n: f"3864{n}", lambda n: "", lambda n: f"*1{n[:2]}#", lambda n: f" +3864{n}"]
+    cols = [[rnd.choice(spell)(f"{rnd.randrange(60):07d}") for _ in range(400)] for _ in range(4)]
+    src = night_file(tmp_path / "in.parquet", *cols)
+    con = lake_mod.connect(tmp_path / "tmp")
+    try:
+        con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM read_parquet({lake_mod.sql_literal(src)})")
+        plan = plan_tokens(con, "source", policy, RING_A)
+        exact = dict(con.execute("SELECT col, count(DISTINCT norm) FROM tokens GROUP BY col").fetchall())
+    finally:
+        con.close()
+    assert list(plan.distinct_by_column.values()) == [exact[i] for i in range(4)]
+    assert all(n > 50 for n in exact.values())
