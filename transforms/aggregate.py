@@ -141,10 +141,10 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
     """Tables `cells`, `totals` and `pairs` (cell × key id × subscriber) in `con`; returns the rows read.
 
     Sums need no subscribers, so they come from one grouping of the rows into cells; subscribers come
-    from `pairs`, the distinct (cell, key id, subscriber) triples, all three held as 64-bit hashes:
-    `ck` of the cell's keys, `kh` of the key id, `sub` of the token. The hashes of cells and of key
-    ids are exact when no two share one (checked; otherwise, or with `exact_cell_keys`, they are the
-    keys and ids themselves: slower, same result).
+    from `pairs`, the distinct (cell, key id, subscriber) triples, held as 64-bit hashes: `ck` of the
+    cell's keys, `dk` of its date and service type, `kh` of the key id, `sub` of the token. The hashes
+    of cells, services and key ids are exact when no two share one (checked; otherwise, or with
+    `exact_cell_keys`, they are the keys and ids themselves: slower, same result).
 
     A subscriber is held as hash(token): the token itself is not kept. Two tokens sharing a 64-bit
     hash would count once — fewer subscribers, so more suppression, never less.
@@ -165,25 +165,28 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
         .replace("$src", lake_mod.sql_literal(analytics_path)), {})
     keys = ", ".join(("event_date", *CELL_KEYS))
     cell_key = f"struct_pack({keys})" if exact_cell_keys else f"hash({keys})"
+    # The (date, service type) a cell counts towards, for the service totals' subscribers.
+    service_key = "struct_pack(event_date, service_type)" if exact_cell_keys else "hash(event_date, service_type)"
     # Two key ids sharing a hash would pool their subscribers, so the exact path is taken then too.
     key_hash = "kid" if exact_cell_keys else "hash(kid)"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cell_sums AS
-        SELECT {cell_key} AS ck, *
+        SELECT {cell_key} AS ck, {service_key} AS dk, *
         FROM (SELECT {keys}, count(*) AS events, coalesce(sum(duration_s), 0) AS duration_s,
                      coalesce(sum(data_volume_bytes), 0) AS data_volume_bytes,
                      coalesce(sum(charged_amount), 0) AS revenue
               FROM analytics_rows GROUP BY ALL)""")
     if not exact_cell_keys and (
-            con.execute("SELECT count(DISTINCT ck) < count(*) FROM cell_sums").fetchone()[0]
+            con.execute("SELECT count(DISTINCT ck) < count(*) OR count(DISTINCT dk)"
+                        " < count(DISTINCT struct_pack(event_date, service_type)) FROM cell_sums").fetchone()[0]
             or con.execute("SELECT count(DISTINCT hash(kid)) < count(DISTINCT kid) FROM analytics_rows")
             .fetchone()[0]):
-        return build_groups(con, analytics_path, exact_cell_keys=True)    # two cells or key ids share a hash
+        return build_groups(con, analytics_path, exact_cell_keys=True)   # two cells, services or keys share a hash
     rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM cell_sums").fetchone()[0]
-    # Three fixed-width columns: half the time of carrying the date, service and key id text along.
+    # Fixed-width columns: half the time of carrying the date, service and key id text along.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pairs AS
-        SELECT DISTINCT {cell_key} AS ck, {key_hash} AS kh, hash(origin_number) AS sub
+        SELECT DISTINCT {cell_key} AS ck, {service_key} AS dk, {key_hash} AS kh, hash(origin_number) AS sub
         FROM analytics_rows WHERE origin_number IS NOT NULL""")
     measures = """CAST(events AS BIGINT) AS events,
                   CAST(round(duration_s / 60.0, 2) AS DECIMAL(18, 2)) AS minutes,
@@ -205,8 +208,9 @@ def build_groups(con: duckdb.DuckDBPyConnection, analytics_path: str, *, exact_c
                      sum(events) AS events, sum(duration_s) AS duration_s,
                      sum(data_volume_bytes) AS data_volume_bytes, sum(revenue) AS revenue
               FROM cell_sums GROUP BY GROUPING SETS ((event_date, service_type), (event_date))) s
-        LEFT JOIN (WITH people AS (SELECT DISTINCT event_date, service_type, kh, sub
-                                   FROM pairs JOIN (SELECT ck, event_date, service_type FROM cell_sums) USING (ck))
+        LEFT JOIN (WITH people AS (SELECT event_date, service_type, kh, sub
+                                   FROM (SELECT DISTINCT dk, kh, sub FROM pairs)
+                                   JOIN (SELECT DISTINCT dk, event_date, service_type FROM cell_sums) USING (dk))
                    SELECT event_date, service_type, false AS is_day, max(n) AS subscribers
                    FROM (SELECT event_date, service_type, kh, count(*) AS n FROM people GROUP BY ALL) GROUP BY ALL
                    UNION ALL
