@@ -54,7 +54,7 @@ from transforms.aggregate import aggregate_day
 from transforms.holds import Hold, list_holds
 from transforms.lake import Lake
 from transforms.policy import Policy, RetentionRule
-from transforms.pseudonymize import KEY_ID_COLUMN, KeyRing, _hmac_pads, _hmac_sql, e164_sql
+from transforms.pseudonymize import KEY_ID_COLUMN, KeyRing, e164_sql, token_sql
 
 # Data sets of the lake with personal data, and what the sweep reads of each.
 PERSONAL_DATASETS = ("billing", "quarantine", "analytics", "invoices", "roaming")
@@ -464,10 +464,10 @@ def _known_tokens(con, keyring: KeyRing) -> None:
         SELECT DISTINCT 'msisdn' AS kind, number AS value FROM subject_keys WHERE number IS NOT NULL AND number <> ''
         UNION SELECT 'msisdn', number FROM invoice_state WHERE number IS NOT NULL {accounts}""")
     for key in keys:
-        inner, outer = _hmac_pads(key)
+        hmac_expr, hmac_params = token_sql(key, "kind", "value")
         lake_mod.execute(con, f"INSERT INTO known_tokens SELECT CASE WHEN kind = 'msisdn' THEN value END,"
-                              f" CASE WHEN kind = 'account' THEN value END, $kid, {_hmac_sql('kind', 'value')}"
-                              " FROM known_subjects", {"kid": key.key_id, "ipad": inner, "opad": outer})
+                              f" CASE WHEN kind = 'account' THEN value END, $kid, {hmac_expr}"
+                              " FROM known_subjects", {"kid": key.key_id, **hmac_params})
 
 
 def _hold_scope(con) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 import time
 
 import duckdb
@@ -188,9 +189,9 @@ def test_token_is_hmac_sha256_of_kind_and_e164():
 def test_sql_hmac_equals_python_hmac_also_for_long_keys():
     con = duckdb.connect()
     for key in (KEY_A, HmacKey("long", bytes(range(100)))):
-        inner, outer = pz._hmac_pads(key)
-        got = con.execute(f"SELECT {pz._hmac_sql('$k', '$v')}",
-                          {"ipad": inner, "opad": outer, "k": "imsi", "v": "293401234567890"}).fetchone()[0]
+        expr, pads = pz.token_sql(key, "$k", "$v")
+        got = con.execute(f"SELECT {expr}",
+                          {**pads, "k": "imsi", "v": "293401234567890"}).fetchone()[0]
         assert got == stored(key.secret, "imsi:293401234567890")
 
 
@@ -321,7 +322,6 @@ def test_rows_find_their_token_by_hash_as_by_text(tmp_path, policy):
 
 def test_distinct_identifiers_counted_as_every_normalized_value(tmp_path, policy):
     # The audit's count of distinct identifiers per column skips a full distinct; it must equal one.
-    import random
     rnd = random.Random(5)
     spell = [lambda n: f"+3864{n}", lambda n: f"04{n}", lambda n: f"003864{n}", lambda n: f" 04 {n[:3]} {n[3:]}",
              lambda n: f"3864{n}", lambda n: "", lambda n: f"*1{n[:2]}#", lambda n: f" +3864{n}"]
