@@ -14,7 +14,7 @@ log = logging.getLogger("cdr_audit")
 # Updated by the nightly audit's close_night; the retention sweep is scheduled on it.
 AUDIT_STORE = Asset("cdr_audit_store")
 
-# The source formats transforms/profiles.py knows (tests/dags checks the two lists agree).
+# The source formats transforms/steps/profiles.py knows (tests/dags checks the two lists agree).
 PROFILE_NAMES = ("canonical_csv", "mediation_3gpp_csv", "asterisk_master_18", "asterisk_master_21",
                  "freeswitch_cdr_csv", "canonical_parquet")
 
@@ -22,7 +22,7 @@ DATE_OR_EMPTY = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$"
 
 
 def record_failure(context) -> None:
-    """on_failure_callback: chain a `task_failed` event onto the audit log (transforms.tasks.record_task_failure).
+    """on_failure_callback: chain a `task_failed` event onto the audit log (transforms.entry.tasks.record_task_failure).
 
     Only plain facts leave Airflow: ids, try, map index and the exception's class name — never its message.
     A callback that cannot write logs why and lets Airflow carry on (the task has failed either way).
@@ -31,7 +31,7 @@ def record_failure(context) -> None:
     facts = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "try_number": ti.try_number,
              "map_index": ti.map_index, "exception_type": type(error).__name__ if error is not None else None}
     try:
-        from transforms import tasks
+        from transforms.entry import tasks
 
         tasks.record_task_failure(dict(context.get("params") or {}), facts)
     except Exception as err:   # noqa: BLE001 — a callback must not mask the task's own failure

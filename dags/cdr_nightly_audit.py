@@ -79,7 +79,7 @@ def cdr_nightly_audit():
         `$CDR_AUDIT_LANDING` and that the night's extracts arrived), or the policy YAML does not load, or
         `audit.duckdb` is locked by a stuck writer. Fix, then clear this task; nothing was written yet.
         """
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.plan(dict(params), ds, run_id)
 
@@ -93,18 +93,18 @@ def cdr_nightly_audit():
         param) or no HMAC key (`cdr_audit_hmac` connection). Clear this map index, then close_night.
         """)
     def audit_file(planned: dict, params=None, ds=None, run_id=None) -> dict:
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.audit_one(planned, dict(params), ds, run_id, connection=hmac_connection())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def aggregate_night(params=None, ds=None, run_id=None) -> list[dict]:
+    def aggregate_night(params=None, ds=None, run_id=None) -> dict:
         """k-anonymous daily aggregates of the event dates tonight's files touched (runs even if a file failed).
 
         **If it fails:** usually a billing partition that cannot be read (disk, permissions). The zones
         are untouched until the rename at the end; clear the task once fixed.
         """
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.aggregate(dict(params), ds, run_id)
 
@@ -115,7 +115,7 @@ def cdr_nightly_audit():
         **If it fails:** check the HMAC key (roaming keys subscribers by token) and the billing zone;
         the month files are replaced whole, so clearing and re-running is safe.
         """
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.roaming(dict(params), ds, run_id, connection=hmac_connection())
 
@@ -127,7 +127,7 @@ def cdr_nightly_audit():
         sweep starts. **If it fails:** the fragments stay under `audit/_pending/<run>/`; check free space
         and that no other process holds `audit.duckdb`, then clear this task — the merge is idempotent.
         """
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.close(dict(params), ds, run_id)
 

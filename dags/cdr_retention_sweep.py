@@ -20,7 +20,7 @@ closed (it is scheduled on the audit store asset the nightly DAG updates).
 Killed half way? Clear and re-run: the sweep's journal finishes what was
 begun and records it once. A task that fails (after its retries, with
 exponential backoff) writes a `task_failed` event to the audit log. Logic
-lives in `transforms/retention.py`.
+lives in `transforms/retention/`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def cdr_retention_sweep():
         """
         from datetime import timezone
 
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.retention(dict(params), dag_run.run_after.astimezone(timezone.utc).date().isoformat(),
                                connection=hmac_connection())
@@ -77,7 +77,7 @@ def cdr_retention_sweep():
         pipeline bug. Do not clear or re-run; keep `audit.duckdb` as it is and tell the DPO (the error
         names the first broken entry).
         """
-        from transforms import tasks
+        from transforms.entry import tasks
 
         return tasks.verify_audit_log(dict(params))
 

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from transforms.profiles import (
+from transforms.steps.profiles import (
     ASTERISK_18,
     CANONICAL,
     CANONICAL_COLUMNS,

@@ -1,0 +1,326 @@
+"""The audit store's tables, one row dataclass each: the only definition of their columns.
+
+The DDL is generated from these classes (`ddl`), the nightly run's fragments hold these rows
+(`transforms.nightly.facts`), and `store.insert` writes them by column name. Values of personal data
+never go in: names (sanitized by the steps), counts, hashes, clauses and key ids only (docs/design.md §6).
+
+A field's Python type gives its DuckDB type (`Integer` for a 32-bit column); `X | None` is nullable,
+anything else NOT NULL. docs/audit_schema.md describes every column; a test keeps it in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any
+
+Integer = Annotated[int, "INTEGER"]
+
+_SQL_TYPES = {str: "VARCHAR", int: "BIGINT", bool: "BOOLEAN", float: "DOUBLE", date: "DATE",
+              datetime: "TIMESTAMPTZ"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One audit table: its name and the constraints its rows' types do not say."""
+
+    name: str
+    row: type
+    primary_key: str | None = None
+    unique: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    per_run: bool = False          # rows belong to one run and are replaced whole when it is merged again
+
+
+TABLES: dict[str, Table] = {}
+
+
+def table(name: str, **constraints: Any):
+    """Register a row dataclass as the definition of audit table `name`."""
+    def register(cls: type) -> type:
+        TABLES[name] = Table(name, cls, **constraints)
+        cls.__table__ = name
+        return cls
+    return register
+
+
+def table_of(row_type: type) -> Table:
+    return TABLES[row_type.__table__]
+
+
+def column_names(row_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(row_type))
+
+
+def _column_type(hint: Any) -> tuple[str, bool]:
+    """(DuckDB type, nullable) of a field's annotation."""
+    nullable = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = True
+    if typing.get_origin(hint) is Annotated:
+        return typing.get_args(hint)[1], nullable
+    return _SQL_TYPES[hint], nullable
+
+
+def ddl(t: Table) -> str:
+    """CREATE TABLE IF NOT EXISTS for one table, from its row dataclass."""
+    hints = typing.get_type_hints(t.row, include_extras=True)
+    lines = []
+    for name in column_names(t.row):
+        sql_type, nullable = _column_type(hints[name])
+        if name == t.primary_key:
+            lines.append(f"{name} {sql_type} PRIMARY KEY")
+        else:
+            lines.append(f"{name} {sql_type}{'' if nullable else ' NOT NULL'}{' UNIQUE' if name in t.unique else ''}")
+    lines += [f"CHECK ({c})" for c in t.checks]
+    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n    " + ",\n    ".join(lines) + "\n);"
+
+
+# ------------------------------------------------------------------------------------------ the nightly run
+
+@table("runs", primary_key="run_id")
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One run of the nightly audit."""
+
+    run_id: str
+    night: date
+    trigger: str                            # cli | airflow
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str                             # running | completed | completed_with_errors
+    policy_id: str
+    policy_version: str
+    policy_sha256: str
+    code_version: str
+    files_seen: Integer | None = None
+    files_processed: Integer | None = None
+    files_skipped_known: Integer | None = None
+    files_rejected: Integer | None = None
+    files_failed: Integer | None = None
+    rows_read: int | None = None
+    rows_loaded: int | None = None
+    rows_rejected: int | None = None
+
+
+@table("source_files", checks=("rows_read = rows_loaded + rows_rejected",), per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class SourceFile:
+    """One landing file in one run: its outcome and row accounting."""
+
+    run_id: str
+    night: date
+    file_name: str                          # sanitized
+    sha256: str
+    bytes: int
+    lines: int | None                       # physical lines incl. header and blank lines (None: Parquet)
+    profile: str | None
+    status: str                             # loaded | empty | rejected_file | duplicate_file | known | ignored | failed
+    reason: str | None
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    duplicate_of: str | None = None         # sha256 of the file first seen with the same bytes
+    billing_partitions: Integer
+    processed_at: datetime
+
+
+@table("field_findings", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class FieldFinding:
+    """One source column of one file, classified against the allowed billing-data list."""
+
+    run_id: str
+    sha256: str
+    file_name: str
+    column_index: Integer
+    source_column: str                      # sanitized name, never a value
+    classification: str                     # allowed | not_allowed | unknown
+    action: str                             # kept | derived | dropped
+    canonical_columns: str
+    clause: str
+
+
+@table("validation_results", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class ValidationResult:
+    """One expectation of the suite on one file: counts only, never the failing values."""
+
+    run_id: str
+    sha256: str
+    file_name: str
+    rule: str
+    expectation: str
+    column_name: str | None
+    clause: str
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None            # as GX counted it
+    rows_quarantined: int                   # rows routed to quarantine by this rule
+
+
+@table("rejection_reasons", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class RejectionReason:
+    """Rows of one file quarantined for one reason (a row with two faults counts under both)."""
+
+    run_id: str
+    sha256: str
+    file_name: str
+    reason: str
+    rows: int
+
+
+@table("pseudonymization_log", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class Pseudonymization:
+    """One column of one file tokenized for a data set, with the key id (never the key)."""
+
+    run_id: str
+    sha256: str
+    file_name: str
+    dataset: str                            # analytics
+    column_name: str
+    method: str                             # hmac-sha256 over the E.164 / normalized value
+    key_id: str
+    rows: int
+    distinct_values: int
+
+
+@table("analytics_findings", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class AnalyticsFinding:
+    """What one billing column of one file became in analytics, and by which clause."""
+
+    run_id: str
+    sha256: str
+    file_name: str
+    dataset: str
+    column_name: str                        # the billing column
+    output_column: str | None               # what analytics holds instead (None: dropped)
+    treatment: str                          # the policy's analytics treatment
+    action: str                             # kept | pseudonymized | generalized | dropped
+    clause: str
+
+
+@table("aggregate_releases", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class AggregateRelease:
+    """One event date's k-anonymous aggregates as released in a run: counts only."""
+
+    run_id: str
+    event_date: date
+    dataset: str                            # aggregates
+    k: Integer
+    groups_total: int
+    groups_released: int
+    groups_suppressed_primary: int          # fewer than k subscribers
+    groups_suppressed_secondary: int        # suppressed so no total minus its parts reveals one
+    rows_suppressed: int
+
+
+@table("roaming_runs", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class RoamingRun:
+    """A roaming month rebuilt, or the fair-use window assessed, in a run: counts only."""
+
+    run_id: str
+    month: str                              # YYYY-MM: the month rebuilt, or the last month of the window
+    kind: str                               # month | window
+    rows_read: int | None = None
+    rows_counted: int | None = None
+    rows_without_imsi: int | None = None
+    rows_unclassified: int | None = None
+    subscribers: int | None = None
+    flagged: int | None = None
+    not_flagged: int | None = None
+    insufficient_history: int | None = None
+    long_inactivity: int | None = None
+    key_ids: str | None = None
+    path: str | None = None                 # the roaming zone file written (relative to the lake; None: none)
+
+
+# ------------------------------------------------------------------------------------------ retention
+
+@table("legal_holds", primary_key="hold_id")
+@dataclass(frozen=True, kw_only=True)
+class LegalHold:
+    """A legal hold: why, by whom, and its scope (a subject only as tokens, never its value)."""
+
+    hold_id: str
+    reason: str                             # the case, written by a person; no data values
+    placed_by: str
+    placed_at: datetime
+    dataset: str | None = None              # scope: None = every data set
+    date_from: date | None = None           # scope: event / period dates, inclusive; None = open
+    date_to: date | None = None
+    subject_kind: str | None = None         # scope: subscriber | account | None (no subject restriction)
+    subject_tokens: str | None = None       # JSON {key id: hex token}
+    released_by: str | None = None
+    released_at: datetime | None = None
+    release_reason: str | None = None
+
+
+@table("retention_actions")
+@dataclass(frozen=True, kw_only=True)
+class RetentionActionRow:
+    """What one retention sweep did to one category's rows in one partition."""
+
+    run_id: str                             # retention-<as of date>
+    as_of: date
+    dataset: str
+    partition: str                          # e.g. event_date=2026-01-15
+    category: str                           # the policy's retention category
+    action: str                             # deleted | anonymized | held | kept
+    rows: int
+    due_on: date | None                     # deleted/anonymized/held: earliest due date; kept: the next one
+    legal_basis: str
+    clause: str
+    hold_ids: str | None                    # held: the holds that stopped the deletion
+    files: Integer
+    dry_run: bool
+
+
+@table("retention_proofs")
+@dataclass(frozen=True, kw_only=True)
+class RetentionProof:
+    """One file a sweep rewrote or removed, re-read afterwards."""
+
+    run_id: str
+    dataset: str
+    partition: str
+    file_name: str                          # the part file rewritten or removed
+    outcome: str                            # rewritten | removed
+    rows_removed: int
+    identifiers_checked: int                # distinct identifiers that only the removed rows held
+    identifiers_found: int                  # of those, still in the file's bytes or values (must be 0)
+    ok: bool
+    checked_at: datetime
+
+
+# ------------------------------------------------------------------------------------------ the audit log
+
+@table("audit_log", primary_key="seq", unique=("event_key",))
+@dataclass(frozen=True, kw_only=True)
+class AuditLogEntry:
+    """One event of the hash-chained audit log (`transforms.audit_store.chain`)."""
+
+    seq: int
+    event_key: str                          # makes appends idempotent on re-run
+    logged_at: datetime
+    actor: str
+    action: str
+    target: str
+    details: str                            # JSON: counts, names, hashes
+    prev_hash: str
+    hash: str
+
+
+# Rows of one retention sweep (one per as-of date), replaced whole when the sweep is re-run or resumed.
+RETENTION_TABLES = ("retention_actions", "retention_proofs")
+PER_RUN_TABLES = tuple(name for name, t in TABLES.items() if t.per_run)
+SCHEMA = "\n".join(ddl(t) for t in TABLES.values())

@@ -1,0 +1,200 @@
+"""`cdr-audit`: run the nightly audit and inspect the audit store without Airflow.
+
+Exit codes: 0 the command completed (a run with quarantined rows or rejected
+files has completed); 1 it could not (bad policy, unreadable landing or lake,
+audit store locked or broken chain); 2 bad usage; 3 the run completed but at
+least one file failed with an internal error (see `source_files`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from transforms.entry.commands import COMMANDS, EXIT_FAILED, EXIT_USAGE
+
+
+def _date(text: str) -> str:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _override(text: str) -> tuple[str, str]:
+    pattern, sep, profile = text.partition("=")
+    if not sep or not pattern or not profile:
+        raise argparse.ArgumentTypeError("expected PATTERN=PROFILE, e.g. 'pbx_*.csv=asterisk_master_21'")
+    return pattern, profile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from transforms.steps.profiles import ALL_PROFILES
+
+    parser = argparse.ArgumentParser(
+        prog="cdr-audit",
+        description="Audit a night of CDR/billing extracts against the privacy policy: field check, "
+                    "validation, billing and quarantine zones, and a DuckDB audit store.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="audit one night's landing folder (the same steps as the cdr_nightly_audit DAG)",
+        description="Audit every file of a landing folder: detect its format, check each column against "
+                    "the allowed billing-data list (§3.2), validate rows with the Great Expectations suite, "
+                    "load valid rows into billing/, quarantine the rest with a reason, and record it all "
+                    "in LAKE/audit/audit.duckdb. Files already audited (same sha256) are skipped.")
+    run.add_argument("--landing", required=True, type=Path, help="folder holding the night's extracts")
+    run.add_argument("--lake", required=True, type=Path, help="lake root (zones and audit store live here)")
+    run.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD (the run's logical date)")
+    run.add_argument("--policy", type=Path, default=None, help="policy YAML (default: policy/a1_slovenia.yaml)")
+    run.add_argument("--run-id", default=None, help="run id (default: cli__DATE__UTC-TIMESTAMP)")
+    run.add_argument("--profile", action="append", type=_override, default=[], metavar="PATTERN=PROFILE",
+                     help="force a source profile for files matching a glob; profiles: "
+                          + ", ".join(sorted(ALL_PROFILES)))
+    run.add_argument("--demo", action="store_true",
+                     help="allow the built-in demo HMAC key when no key is configured (demo and tests only; "
+                          "also CDR_AUDIT_DEMO_MODE=1). Real runs take the key from CDR_AUDIT_HMAC_KEY + "
+                          "CDR_AUDIT_HMAC_KEY_ID (or CDR_AUDIT_HMAC_KEY_FILE)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+
+    verify = sub.add_parser("verify", help="recompute the audit-log hash chain",
+                            description="Recompute every link of audit_log; exit 1 if any entry was changed, "
+                                        "removed or reordered.")
+    verify.add_argument("--lake", required=True, type=Path)
+
+    pol = sub.add_parser("policy", help="validate a policy file and show what it allows",
+                         description="Load and validate the policy file; print its version, sha256, allowed "
+                                     "columns with their clauses, and the retention catalog.")
+    pol.add_argument("--policy", type=Path, default=None)
+
+    look = sub.add_parser("lookup", help="find a subject's analytics rows across HMAC key rotations",
+                          description="For a subject-access request: derive the subject's token with every key "
+                                      "still held (current and retired) and count the analytics rows under each "
+                                      "key id, day and column. Prints counts, never other subjects' data.")
+    look.add_argument("--lake", required=True, type=Path)
+    who = look.add_mutually_exclusive_group(required=True)
+    who.add_argument("--number", help="a phone number in any spelling (040…, +38640…, 0038640…)")
+    who.add_argument("--imsi")
+    look.add_argument("--policy", type=Path, default=None)
+    look.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+
+    summ = sub.add_parser("summary", help="show the last run recorded in the audit store",
+                          description="Print the last run of the audit store: outcome, each file's rows read / "
+                                      "loaded / quarantined, the main rejection reasons and the off-list columns "
+                                      "found, plus where the audit database, exports and Data Docs are.")
+    summ.add_argument("--lake", required=True, type=Path)
+    summ.add_argument("--policy", type=Path, default=None)
+
+    rep = sub.add_parser(
+        "report", help="compliance report: last night at a glance, as text and as one HTML file",
+        description="Print the last night's outcome, files and rows, top violations, retention falling due within "
+                    "the policy's reporting horizons, active legal holds, roaming states and the audit-log chain; "
+                    "write the same as "
+                    "a self-contained HTML page (charts included, no script, no network) to "
+                    "LAKE/reports/compliance-<night>.html and LAKE/reports/index.html. Counts and names only, "
+                    "no personal data. Exit 1 when there is no audit store or the chain is broken.")
+    rep.add_argument("--lake", required=True, type=Path)
+    rep.add_argument("--policy", type=Path, default=None, help="policy YAML (its reporting horizons)")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="write the HTML to this file instead of LAKE/reports/ (index.html untouched)")
+
+    sub.add_parser("profiles", help="list the source formats the ingest step recognizes",
+                   description="List each source profile, whether it has a header, and its columns.")
+
+    ret = sub.add_parser(
+        "retention", help="enforce the retention catalog (§5) on every zone as of a date",
+        description="Give every row of every personal data set its due date from the policy's retention "
+                    "catalog (payment status from the payments extract, limitation periods, legal holds), "
+                    "rewrite the affected Parquet files without the due rows, prove the removed identifiers "
+                    "are gone from the files' bytes, and record one retention_actions row per data set, "
+                    "partition, category and action. --dry-run lists the same without touching any zone.")
+    ret.add_argument("--lake", required=True, type=Path)
+    ret.add_argument("--as-of", required=True, type=_date, help="the day the sweep acts for, YYYY-MM-DD")
+    ret.add_argument("--dry-run", action="store_true", help="list what is due, held and kept; write nothing")
+    ret.add_argument("--policy", type=Path, default=None)
+    ret.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    ret.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
+
+    hold = sub.add_parser(
+        "hold", help="place, release or list legal holds (they stop the retention sweep's deletions)",
+        description="A legal hold (dispute, unpaid claim, litigation, authority order) keeps the rows in its "
+                    "scope past their due date. The scope is any of: a data set, a date range, one subject. "
+                    "A subject (number or account) is stored only as its keyed tokens.")
+    hsub = hold.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
+    place = hsub.add_parser("place", help="place a hold")
+    place.add_argument("--lake", required=True, type=Path)
+    place.add_argument("--reason", required=True, help="the case, e.g. 'dispute 2026/114' (no numbers of people)")
+    place.add_argument("--by", required=True, help="who places it")
+    place.add_argument("--dataset", help="one data set (billing, quarantine, analytics, invoices, roaming)")
+    place.add_argument("--from", dest="date_from", type=_date, help="first date in scope (inclusive)")
+    place.add_argument("--to", dest="date_to", type=_date, help="last date in scope (inclusive)")
+    subject = place.add_mutually_exclusive_group()
+    subject.add_argument("--subscriber", help="a subscriber's number in any spelling (stored as tokens only)")
+    subject.add_argument("--account", help="an account id (stored as tokens only)")
+    subject.add_argument("--subscriber-token", help="a subscriber token (32 hex digits) as analytics shows it")
+    place.add_argument("--key-id", help="the key id of --subscriber-token")
+    place.add_argument("--policy", type=Path, default=None)
+    place.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    rel = hsub.add_parser("release", help="release a hold: what it held is due at the next sweep")
+    rel.add_argument("hold_id")
+    rel.add_argument("--lake", required=True, type=Path)
+    rel.add_argument("--reason", required=True)
+    rel.add_argument("--by", required=True)
+    rel.add_argument("--policy", type=Path, default=None)
+    lst = hsub.add_parser("list", help="list holds")
+    lst.add_argument("--lake", required=True, type=Path)
+    lst.add_argument("--active", action="store_true", help="only holds not released")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import duckdb
+
+    from transforms.policy import PolicyError
+    from transforms.privacy.keys import KeyConfigError
+    from transforms.retention.catalog import RetentionError
+    from transforms.retention.holds import HoldError
+
+    try:
+        return COMMANDS[args.command](args)
+    except PolicyError as exc:
+        print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
+    except (HoldError, RetentionError) as exc:
+        print(f"cdr-audit: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
+    except KeyConfigError as exc:
+        print(f"cdr-audit: pseudonymization key: {exc}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"cdr-audit: {exc}", file=sys.stderr)
+    except duckdb.IOException as exc:
+        # Typically: another process holds the audit store for writing.
+        print(f"cdr-audit: cannot open the audit store ({str(exc).splitlines()[0]})", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("cdr-audit: interrupted; re-run the same command to finish the night", file=sys.stderr)
+        return 130
+    return EXIT_FAILED
+
+
+def entry_point() -> None:
+    """Console script: exit without interpreter teardown once output is flushed.
+
+    With great_expectations and duckdb_engine loaded, DuckDB's nanobind binding
+    prints ~40 "leaked instance DuckDBPyType" lines at teardown (upstream; the
+    objects are DuckDB's own type constants). Harmless, but it makes a clean run
+    look broken. Every file and connection is closed when main() returns.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entry_point()

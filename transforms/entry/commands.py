@@ -1,0 +1,265 @@
+"""What each `cdr-audit` command does: the same functions the DAG's tasks call, printed for a terminal.
+
+Imports are inside the commands: `cdr-audit --help` answers without loading DuckDB or Great Expectations.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
+
+
+def _progress(quiet: bool):
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.monotonic() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    return say
+
+
+def _keyring(args):
+    from transforms.privacy.keys import load_keyring
+
+    return load_keyring(os.environ, demo=getattr(args, "demo", False))
+
+
+def cmd_run(args) -> int:
+    from transforms.lake import Lake
+    from transforms.nightly.aggregate_night import aggregate_night
+    from transforms.nightly.audit_file import audit_file
+    from transforms.nightly.close import close_night
+    from transforms.nightly.plan import plan_night, profile_for
+    from transforms.nightly.roaming_night import roaming_night
+    from transforms.policy import load_policy
+
+    say = _progress(args.quiet)
+    policy = load_policy(args.policy)
+    keyring = _keyring(args)
+    lake = Lake.at(args.lake)
+    run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
+    plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli")
+    todo = plan.to_audit
+    say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
+        f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
+    for i, planned in enumerate(todo, 1):
+        override = profile_for(planned, dict(args.profile))
+        say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
+        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, keyring=keyring,
+                       profile_override=override, on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
+        say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
+            f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
+    for day, release in aggregate_night(lake, policy, run_id=run_id).items():
+        say(f"aggregates {day}: {release.groups_released:,} groups released, "
+            f"{release.groups_suppressed_primary + release.groups_suppressed_secondary:,} suppressed"
+            f" (k={release.k}) ({release.seconds:.1f} s)")
+    roaming = roaming_night(lake, policy, keyring, run_id=run_id)
+    w = roaming.window
+    say(f"roaming: {len(roaming.months.months) if roaming.months else 0} month(s) rebuilt"
+        f" ({roaming.months.seconds if roaming.months else 0.0:.1f} s); window"
+        f" {w.window_months[0]}…{w.as_of_month}: {w.flagged:,} flagged, {w.not_flagged:,} not flagged,"
+        f" {w.insufficient_history:,} insufficient history ({w.seconds:.1f} s)")
+    summary = close_night(lake, policy, run_id=run_id)
+    print_summary(summary)
+    return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
+
+
+def print_summary(s) -> None:
+    print(f"run {s.run_id} for night {s.night}: {s.status}")
+    print(f"  files: {s.files_seen} seen, {s.files_processed} audited, {s.files_skipped_known} already audited, "
+          f"{s.files_rejected} rejected whole, {s.files_failed} failed")
+    print(f"  rows:  {s.rows_read:,} read = {s.rows_loaded:,} loaded + {s.rows_rejected:,} quarantined")
+    print(f"  audit database: {s.audit_db}  (hash chain {'verified' if s.chain_ok else 'BROKEN'})")
+    print(f"  Parquet exports: {Path(s.audit_db).parent / 'parquet'}")
+    print(f"  validation Data Docs: {Path(s.audit_db).parent.parent / 'reports' / 'gx_data_docs'}")
+
+
+def cmd_verify(args) -> int:
+    from transforms.audit_store import verify_store
+    from transforms.lake import Lake
+
+    check = verify_store(Lake.at(args.lake))
+    if check.ok:
+        print(f"audit log chain intact: {check.entries} entries")
+        return EXIT_OK
+    print(f"audit log chain BROKEN at seq {check.first_bad_seq}: {check.problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+# Over the compliance views (defined for the reading connection); the night and the run are bound.
+SUMMARY_SQL = {
+    "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_rejected, policy_version,"
+           " left(policy_sha256, 12), files_skipped_known FROM runs ORDER BY started_at DESC LIMIT 1",
+    "files": "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded, rows_rejected,"
+             " coalesce(reason, '') FROM v_night_files WHERE night = ? ORDER BY file_name",
+    "reasons": "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN v_night_files f"
+               " USING (run_id, sha256, file_name) WHERE f.night = ? GROUP BY r.reason ORDER BY n DESC, r.reason"
+               " LIMIT 8",
+    "analytics": "SELECT string_agg(DISTINCT p.key_id, ', '), count(DISTINCT p.sha256) FROM pseudonymization_log p"
+                 " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
+    "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
+                  " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
+    "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
+                " USING (run_id, sha256, file_name) WHERE f.night = ? AND x.classification <> 'allowed'"
+                " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
+}
+
+
+def cmd_summary(args) -> int:
+    from transforms.audit_store import reading, verify_chain
+    from transforms.audit_store.views import define_views
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+
+    lake = Lake.at(args.lake)
+    with reading(lake) as con:
+        run = con.execute(SUMMARY_SQL["run"]).fetchone()
+        if run is None:
+            print("the audit store holds no run yet")
+            return EXIT_OK
+        define_views(con, lake, load_policy(args.policy), temp=True)
+        files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[1]]).fetchall()
+                                    for k in ("files", "reasons", "off_list"))
+        (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [run[1]]).fetchall()
+        (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        chain = verify_chain(con)
+    print(f"last run {run[0]} (night {run[1]}): {run[2]}; policy v{run[6]} sha256 {run[7]}…")
+    print(f"  this run: {run[3]:,} rows read = {run[4]:,} loaded + {run[5]:,} quarantined"
+          f"{f'; {run[8]} file(s) already audited earlier, not loaded again' if run[8] else ''}")
+    totals = [sum(f[i] for f in files) for i in (3, 4, 5)]
+    print(f"  night {run[1]}: {totals[0]:,} rows read = {totals[1]:,} loaded + {totals[2]:,} quarantined\n")
+    print(f"{'file':<36} {'status':<15} {'profile':<20} {'read':>8} {'loaded':>8} {'quarant.':>8}  reason")
+    for name, status, prof, read, loaded, rejected, reason in files:
+        print(f"{name[:36]:<36} {status:<15} {prof:<20} {read:>8,} {loaded:>8,} {rejected:>8,}  {reason[:60]}")
+    if reasons:
+        print("\nmain quarantine reasons: " + "; ".join(f"{r} ({n:,})" for r, n in reasons))
+    if off_list:
+        print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
+    if tokenized_files:
+        print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
+    if k is not None:
+        print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
+              f" {secondary:,} more so no total minus its parts reveals one")
+    print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if chain.ok else 'BROKEN'},"
+          f" {chain.entries} entries)")
+    print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
+    print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
+    print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
+    return EXIT_OK if chain.ok else EXIT_FAILED
+
+
+def cmd_report(args) -> int:
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.report import write_report
+
+    report = write_report(Lake.at(args.lake), load_policy(args.policy), args.out)
+    print(report.text)
+    if report.html_path:
+        print(f"\nHTML report: {report.html_path}" + (f"  (latest: {report.index_path})" if report.index_path else ""))
+    return EXIT_OK if report.chain_ok else EXIT_FAILED
+
+
+def cmd_lookup(args) -> int:
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.privacy.lookup import find_subject
+
+    policy = load_policy(args.policy)
+    keyring = _keyring(args)
+    value, kind = (args.number, "msisdn") if args.number else (args.imsi, "imsi")
+    hits = find_subject(Lake.at(args.lake), policy, keyring, value, kind)
+    held = [k.key_id for k in keyring.keys]
+    print(f"searched with {len(held)} key(s): {', '.join(held)}")
+    for h in hits:
+        print(f"  key {h.key_id:<24} {h.event_date}  {h.column:<20} {h.rows:,} row(s)")
+    print(f"{sum(h.rows for h in hits):,} analytics row(s) found")
+    return EXIT_OK
+
+
+def cmd_policy(args) -> int:
+    from transforms.policy import load_policy
+
+    p = load_policy(args.policy)
+    print(f"{p.title}\n  id {p.id}, version {p.version}\n  file {p.path}\n  sha256 {p.sha256}")
+    print(f"  k-anonymity: {p.k_anonymity}\n  allowed billing columns ({len(p.fields)}):")
+    for f in p.fields:
+        print(f"    {f.column:<22} {f.type:<14} analytics: {f.analytics:<18} {f.clause}")
+    print(f"  retention catalog ({len(p.retention)} categories):")
+    for r in p.retention:
+        print(f"    {r.category:<24} keep {str(r.keep):<6} from {r.anchor:<30} then {r.action:<9} {r.clause}")
+    return EXIT_OK
+
+
+def cmd_profiles(args) -> int:
+    from transforms.steps.profiles import ALL_PROFILES, PAYMENTS_COLUMNS, PAYMENTS_PROFILE
+
+    for name, prof in sorted(ALL_PROFILES.items()):
+        print(f"{name}: {'header row' if prof.header else 'no header'}, {len(prof.columns)} known columns")
+        print(f"    feeds: {', '.join(sorted(prof.mapping))}")
+    print(f"{PAYMENTS_PROFILE}: header row, {len(PAYMENTS_COLUMNS)} columns (payments / invoice-status extract)")
+    print(f"    feeds: invoices zone ({', '.join(PAYMENTS_COLUMNS)})")
+    return EXIT_OK
+
+
+def cmd_retention(args) -> int:
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.retention.sweep import sweep
+
+    result = sweep(Lake.at(args.lake), load_policy(args.policy), _keyring(args), date.fromisoformat(args.as_of),
+                   dry_run=args.dry_run, progress=_progress(args.quiet))
+    print(f"retention sweep as of {result.as_of}{' (dry run: nothing written)' if result.dry_run else ''}"
+          f" — {result.seconds:.1f} s")
+    print(f"  {'data set':<11} {'partition':<24} {'category':<24} {'action':<11} {'rows':>12} {'due':<10}  holds")
+    for a in result.actions:
+        print(f"  {a.dataset:<11} {a.partition:<24} {a.category:<24} {a.action:<11} {a.rows:>12,} "
+              f"{a.due_on or '':<10}  {a.hold_ids or ''}")
+    removed = result.rows("deleted") + result.rows("anonymized")
+    print(f"  {'would remove' if result.dry_run else 'removed'} {removed:,} row(s); held {result.rows('held'):,};"
+          f" kept {result.rows('kept'):,}")
+    if result.proofs:
+        ok = sum(p.ok for p in result.proofs)
+        print(f"  proof: {ok} of {len(result.proofs)} rewritten/removed file(s) hold none of the removed identifiers")
+    return EXIT_OK
+
+
+def cmd_hold(args) -> int:
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.retention import holds
+
+    lake = Lake.at(args.lake)
+    if args.hold_command == "list":
+        found = holds.list_holds(lake, active_only=args.active)
+        for h in found:
+            state = "active" if h.active else f"released {h.released_at:%Y-%m-%d} by {h.released_by}"
+            print(f"{h.hold_id}  {state:<30} placed {h.placed_at:%Y-%m-%d} by {h.placed_by}: {h.reason}")
+            print(f"    scope: {h.scope_text()}")
+        print(f"{len(found)} hold(s)")
+        return EXIT_OK
+    policy = load_policy(args.policy)
+    if args.hold_command == "release":
+        h = holds.release(lake, policy, args.hold_id, released_by=args.by, reason=args.reason)
+        print(f"{h.hold_id} released; its rows are due at the next retention sweep")
+        return EXIT_OK
+    h = holds.place(lake, policy, _keyring(args), reason=args.reason, placed_by=args.by, dataset=args.dataset,
+                    date_from=_as_date(args.date_from), date_to=_as_date(args.date_to), subscriber=args.subscriber,
+                    account=args.account, subscriber_token=args.subscriber_token, key_id=args.key_id)
+    print(f"{h.hold_id} placed: {h.scope_text()}")
+    return EXIT_OK
+
+
+def _as_date(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
+            "summary": cmd_summary, "report": cmd_report, "lookup": cmd_lookup, "policy": cmd_policy,
+            "profiles": cmd_profiles}

@@ -1,0 +1,149 @@
+"""Entry points for orchestrators: plain JSON in, plain JSON out, no Airflow imports.
+
+The DAGs' tasks call these with their params and the run's logical date, so the DAG files stay wiring
+only and anything passed between tasks is a small dict (paths and counts, never data). Empty params fall
+back to `CDR_AUDIT_LANDING`, `CDR_AUDIT_LAKE` and `CDR_AUDIT_POLICY`, then to the bundled sample night,
+`./lake` and the bundled policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from transforms.bundled import REPO_ROOT, SAMPLE_NIGHT
+from transforms.lake import Lake
+from transforms.lake.records import to_plain
+from transforms.policy import Policy, load_policy
+from transforms.privacy.keys import KeyRing, keyring_from_connection, load_keyring
+
+log = logging.getLogger("cdr_audit")
+
+
+def lake_of(params: dict) -> Lake:
+    return Lake.at(params.get("lake") or os.environ.get("CDR_AUDIT_LAKE") or REPO_ROOT / "lake")
+
+
+def policy_of(params: dict) -> Policy:
+    return load_policy(params.get("policy") or os.environ.get("CDR_AUDIT_POLICY") or None)
+
+
+def resolve(params: dict, logical_date: str) -> tuple[str, Path, Lake, Policy]:
+    """The night, landing folder, lake and policy a run works on.
+
+    `night` defaults to the run's logical date (the day whose extracts landed);
+    `landing` may contain `{night}` for a folder per night.
+    """
+    night = (params.get("night") or logical_date)[:10]
+    landing = str(params.get("landing") or os.environ.get("CDR_AUDIT_LANDING") or SAMPLE_NIGHT)
+    return night, Path(landing.format(night=night)), lake_of(params), policy_of(params)
+
+
+def keyring(connection: dict | None) -> KeyRing:
+    """The HMAC keys: the Airflow connection's fields when there is one, else the environment."""
+    if connection:
+        return keyring_from_connection(connection.get("login"), connection.get("password"), connection.get("extra"))
+    return load_keyring(os.environ)
+
+
+def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
+    """Open the run; return the files to audit (one mapped task each)."""
+    from transforms.nightly.plan import plan_night
+
+    night, landing, lake, policy = resolve(params, logical_date)
+    night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow")
+    return [asdict(f) for f in night_plan.to_audit]
+
+
+def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
+    """Audit one landing file; return its `source_files` row (counts and names)."""
+    from transforms.nightly.audit_file import audit_file
+    from transforms.nightly.plan import PlannedFile, profile_for
+
+    night, _, lake, policy = resolve(params, logical_date)
+    planned_file = PlannedFile(**planned)
+    override = profile_for(planned_file, params.get("profiles") or {})
+    return to_plain(audit_file(planned_file, lake, policy, run_id=run_id, night=night, keyring=keyring(connection),
+                               profile_override=override, on_step=log.info))
+
+
+def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
+    """Recompute the k-anonymous aggregates of the event dates tonight touched; return them per day."""
+    from transforms.nightly.aggregate_night import aggregate_night
+
+    _, _, lake, policy = resolve(params, logical_date)
+    return to_plain(aggregate_night(lake, policy, run_id=run_id))
+
+
+def roaming(params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
+    """Rebuild tonight's roaming months and assess the fair-use window; return the counts."""
+    from transforms.nightly.roaming_night import roaming_night
+
+    _, _, lake, policy = resolve(params, logical_date)
+    night = roaming_night(lake, policy, keyring(connection), run_id=run_id)
+    w = night.window
+    return {"months": [m.month for m in night.months.months] if night.months else [],
+            "as_of_month": w.as_of_month, **w.by_state, "long_inactivity": w.long_inactivity}
+
+
+def close(params: dict, logical_date: str, run_id: str) -> dict:
+    """Merge the night into the audit store; return the summary."""
+    from transforms.nightly.close import close_night
+
+    _, _, lake, policy = resolve(params, logical_date)
+    return asdict(close_night(lake, policy, run_id=run_id))
+
+
+def retention(params: dict, as_of: str, connection: dict | None = None) -> dict:
+    """Run the retention sweep as of a day; return its counts (rows per action, files, proofs)."""
+    from transforms.retention.sweep import ACTIONS, sweep
+
+    day = date.fromisoformat((params.get("as_of") or as_of)[:10])
+    result = sweep(lake_of(params), policy_of(params), keyring(connection), day, dry_run=bool(params.get("dry_run")),
+                   progress=log.info)
+    return {"run_id": result.run_id, "as_of": result.as_of, "dry_run": result.dry_run,
+            "rows": {a: result.rows(a) for a in ACTIONS},
+            "files_rewritten": sum(p.outcome == "rewritten" for p in result.proofs),
+            "files_removed": sum(p.outcome == "removed" for p in result.proofs),
+            "proofs_ok": all(p.ok for p in result.proofs), "seconds": result.seconds}
+
+
+def verify_audit_log(params: dict) -> dict:
+    """Recompute the audit log's hash chain; fail when a link is broken."""
+    from transforms.audit_store import verify_store
+
+    check = verify_store(lake_of(params))
+    if not check.ok:
+        raise RuntimeError(f"audit log chain broken at entry {check.first_bad_seq}: {check.problem}")
+    return {"entries": check.entries, "ok": True}
+
+
+_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")
+
+
+def record_task_failure(params: dict, facts: dict) -> bool:
+    """Chain a `task_failed` event for a failed orchestrator task onto the audit log; False if already there.
+
+    `facts` are plain values the orchestrator's failure callback extracted: dag_id, task_id, run_id,
+    try_number, map_index and exception_type — the exception's class name only, never its message, which
+    may quote input. The event key is unique per DAG, run, task, map index and try, so a callback that is
+    delivered twice records the failure once.
+    """
+    from transforms.audit_store import LogEvent, append_log, writing
+
+    dag_id, task_id, run_id = (str(facts.get(k) or "") for k in ("dag_id", "task_id", "run_id"))
+    try_number = int(facts.get("try_number") or 0)
+    map_index = int(facts["map_index"]) if facts.get("map_index") is not None else -1
+    exc_type = str(facts.get("exception_type") or "")
+    if not _TYPE_NAME.match(exc_type):
+        exc_type = "unknown"   # a class name, or nothing: never free text
+    event = LogEvent(
+        f"task_failed:{dag_id}:{run_id}:{task_id}:{map_index}:{try_number}", "airflow", "task_failed",
+        f"{dag_id}.{task_id}",
+        {"run_id": run_id, "try_number": try_number, "map_index": map_index, "exception_type": exc_type})
+    with writing(lake_of(params)) as con:
+        return append_log(con, [event]) == 1

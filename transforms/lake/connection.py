@@ -1,0 +1,44 @@
+"""The one way the pipeline opens DuckDB: the machine's limits (2 cores, flat memory), UTC, and bound
+parameters only (docs/design.md §8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+DUCKDB_THREADS = 2
+DUCKDB_MEMORY = "2GB"
+
+
+def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the project's resource limits; spills go to `temp_dir`."""
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)   # before connecting: `database` may live beside it
+    con = duckdb.connect(database)
+    con.execute(f"SET threads = {DUCKDB_THREADS}")
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")
+    if temp_dir is not None:
+        con.execute("SET temp_directory = $d", {"d": str(temp_dir)})
+    return con
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    """Run `sql` with the named parameters it uses (DuckDB refuses unused ones)."""
+    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def sql_literal(path: str | Path) -> str:
+    """A path as a SQL string literal, for views (they take no bound parameters).
+
+    Only for the pipeline's own paths, never text from an input file; quotes are doubled all the same.
+    """
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, parquet: str | Path) -> list[str]:
+    """The column names of a Parquet file (its own columns, no hive partition columns)."""
+    return [d[0] for d in con.execute("SELECT * FROM read_parquet($p, hive_partitioning = false) LIMIT 0",
+                                      {"p": str(parquet)}).description]

@@ -1,0 +1,70 @@
+"""How a step's rows enter a zone: one part file per partition, named by the source file.
+
+Each source file owns one part per partition (`part-<sha256 prefix>.parquet`), so a re-run replaces the
+same files with the same rows and nothing is counted twice; a file that fails is withdrawn by the same
+name. Parts are written to the run's work area and renamed into the zone one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from transforms.lake.commit import commit_file, remove_tree
+from transforms.lake.connection import connect, execute
+from transforms.lake.zones import Lake
+
+
+@dataclass(frozen=True)
+class ZoneWrite:
+    """Rows and files one step committed to a zone."""
+
+    zone: str
+    rows_written: int
+    rows_by_partition: dict[str, int] = field(default_factory=dict)
+    files: tuple[str, ...] = ()          # relative to the lake root
+
+
+def part_name(source_sha256: str) -> str:
+    return f"part-{source_sha256[:16]}.parquet"
+
+
+def commit_partitions(src_dir: Path, lake: Lake, zone: str, source_sha256: str) -> ZoneWrite:
+    """Move `src_dir/<column>=<value>/<one file>.parquet` into `zone`, one part per partition."""
+    counts, files = {}, []
+    for part_dir in sorted(p for p in Path(src_dir).iterdir() if p.is_dir()):
+        written = sorted(part_dir.glob("*.parquet"))
+        assert len(written) == 1, f"expected one file per partition in {part_dir.name}"
+        counts[part_dir.name.split("=", 1)[1]] = pq.read_metadata(written[0]).num_rows
+        final = lake.zone(zone) / part_dir.name / part_name(source_sha256)
+        commit_file(written[0], final)   # commit point for this partition
+        files.append(str(final.relative_to(lake.root)))
+    return ZoneWrite(zone, sum(counts.values()), counts, tuple(files))
+
+
+def write_partitioned(src_parquet: str, lake: Lake, zone: str, partition_col: str, work_dir: Path,
+                      source_sha256: str) -> ZoneWrite:
+    """Write `src_parquet` into `zone`, one part file per value of `partition_col`, atomically per file."""
+    out = work_dir / f"{zone}_out"
+    remove_tree(out)
+    out.mkdir(parents=True)
+    con = connect(work_dir / "tmp")
+    try:
+        execute(con, f"""
+            COPY (SELECT * FROM read_parquet($src))
+            TO $dst (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partition_col}),
+                     FILENAME_PATTERN 'part', OVERWRITE_OR_IGNORE)""", {"src": src_parquet, "dst": str(out)})
+    finally:
+        con.close()
+    written = commit_partitions(out, lake, zone, source_sha256)
+    remove_tree(out)
+    return written
+
+
+def withdraw_parts(lake: Lake, zones: tuple[str, ...], source_sha256: str) -> None:
+    """Remove every part a source file committed to `zones` (a file that failed leaves nothing behind)."""
+    for zone in zones:
+        for part in lake.zone(zone).glob(f"*/{part_name(source_sha256)}"):
+            part.unlink()

@@ -1,0 +1,51 @@
+"""The lake's folders: one per zone, plus the run's scratch space and pending audit facts (docs/design.md §2).
+
+Zones are folders of hive-partitioned Parquet under the lake root; what each may hold and who may read it
+is in docs/design.md §2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
+DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
+# ... and every zone of the lake.
+ZONE_NAMES = (*DATA_ZONES, "audit", "reports")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths of one lake."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "Lake":
+        return cls(Path(root).resolve())
+
+    def zone(self, name: str) -> Path:
+        assert name in ZONE_NAMES, name
+        return self.root / name
+
+    @property
+    def audit_db(self) -> Path:
+        return self.zone("audit") / "audit.duckdb"
+
+    def work_dir(self, run_id: str) -> Path:
+        """Scratch space for one run; holds only canonical (allowed) columns."""
+        return self.root / "_work" / safe_run_id(run_id)
+
+    def fragments_dir(self, run_id: str) -> Path:
+        """Per-file audit facts waiting to be merged into audit.duckdb."""
+        return self.zone("audit") / "_pending" / safe_run_id(run_id)
+
+    def ensure(self) -> None:
+        for z in ZONE_NAMES:
+            self.zone(z).mkdir(parents=True, exist_ok=True)
+
+
+def safe_run_id(run_id: str) -> str:
+    """Airflow run ids contain ':' and '+'; make them a portable folder name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)

@@ -1,0 +1,197 @@
+"""Auditing one landing file: every per-file step in order, and the fragment of facts it leaves.
+
+ingest → field check → validate → billing / quarantine → analytics (pseudonymized, generalized). A
+payments / invoice-status extract (found by its header, or by its name `payments_*.csv`) takes the
+payments step instead → invoices (and quarantine). Files are independent, so Airflow maps this over the
+night's files in parallel. One broken file never stops the night: it is recorded as failed, with nothing
+of it left in any zone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from transforms.audit_store import now_utc
+from transforms.audit_store import tables as t
+from transforms.lake import Lake, safe_run_id
+from transforms.lake.commit import remove_tree
+from transforms.lake.partitions import withdraw_parts
+from transforms.nightly.facts import FileFacts, write_file_facts
+from transforms.nightly.plan import PlannedFile
+from transforms.policy import Policy
+from transforms.privacy.analytics import AnalyticsResult, build_analytics
+from transforms.privacy.keys import KeyRing
+from transforms.privacy.redact import safe_error
+from transforms.privacy.tokens import TOKEN_METHOD
+from transforms.steps.billing import load_billing
+from transforms.steps.fieldcheck import check_fields
+from transforms.steps.ingest import IngestResult, ingest_file
+from transforms.steps.payments import load_payments
+from transforms.steps.profiles import PAYMENTS_PROFILE, is_payments_extract
+from transforms.steps.quarantine import quarantine_rows
+from transforms.steps.reading import HEAD_BYTES
+
+log = logging.getLogger("cdr_audit")
+# Zones a file's rows can reach; a file that fails is withdrawn from all of them.
+FILE_ZONES = ("billing", "invoices", "quarantine", "analytics")
+
+
+class _FileRecord:
+    """Builds one file's audit rows: the keys every row shares, filled in once."""
+
+    def __init__(self, planned: PlannedFile, run_id: str, night: str):
+        self.planned, self.run_id, self.night = planned, run_id, night
+        self.key = {"run_id": run_id, "sha256": planned.sha256, "file_name": planned.file_name}
+
+    def source_file(self, *, status: str, rows_read: int, rows_loaded: int, rows_rejected: int, reason: str,
+                    profile: str | None, billing_partitions: int = 0) -> t.SourceFile:
+        p = self.planned
+        return t.SourceFile(run_id=self.run_id, night=date.fromisoformat(self.night), file_name=p.file_name,
+                            sha256=p.sha256, bytes=p.bytes, lines=p.lines, profile=profile, status=status,
+                            reason=reason or None, rows_read=rows_read, rows_loaded=rows_loaded,
+                            rows_rejected=rows_rejected, billing_partitions=billing_partitions,
+                            processed_at=now_utc())
+
+    def reasons(self, by_reason: dict[str, int]) -> tuple[t.RejectionReason, ...]:
+        return tuple(t.RejectionReason(**self.key, reason=r, rows=n) for r, n in by_reason.items())
+
+
+def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str, night: str, keyring: KeyRing,
+               profile_override: str | None = None, on_step: Callable[[str], None] | None = None) -> t.SourceFile:
+    """Run one landing file through every per-file step, leave its fragment, return its `source_files` row.
+
+    `on_step` hears a short line after each step (counts and seconds), for progress displays.
+    """
+    step = _StepClock(on_step)
+    record = _FileRecord(planned, run_id, night)
+    work = lake.work_dir(run_id) / planned.sha256[:16]
+    remove_tree(work)
+    try:
+        if _is_payments(planned, profile_override):
+            facts = _audit_payments(record, lake, policy, work, step)
+        else:
+            ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
+                                 profile_override=profile_override)
+            step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
+            facts = _audit_ingested(ingest, record, lake, policy, work, keyring, step)
+    except Exception as exc:  # one broken file must not stop the night; the reason is recorded
+        lines = planned.lines or 0
+        facts = FileFacts(source_file=record.source_file(
+            status="failed", rows_read=lines, rows_loaded=0, rows_rejected=lines,
+            reason=f"internal error: {safe_error(exc)}", profile=None))
+        _log_internal_error(lake, run_id, planned, exc)
+        withdraw_parts(lake, FILE_ZONES, planned.sha256)
+    write_file_facts(lake, run_id, planned, facts)
+    remove_tree(work)
+    return facts.source_file
+
+
+def _is_payments(planned: PlannedFile, profile_override: str | None) -> bool:
+    """Whether a file takes the payments step; a forced profile decides, else its header or name."""
+    if profile_override:
+        return profile_override == PAYMENTS_PROFILE
+    with open(planned.path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    return is_payments_extract(head, Path(planned.path).name)
+
+
+def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path, step: "_StepClock") -> FileFacts:
+    """A payments extract: invoices zone and quarantine only (no field check, no CDR suite, no analytics)."""
+    p = record.planned
+    paid = load_payments(Path(p.path), policy, lake, work, night=record.night, run_id=record.run_id,
+                         sha256=p.sha256, lines=p.lines)
+    step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
+         f" partition(s), {paid.rows_quarantined:,} quarantined")
+    return FileFacts(
+        source_file=record.source_file(status=paid.status, rows_read=paid.rows_read, rows_loaded=paid.rows_loaded,
+                                       rows_rejected=paid.rows_quarantined, reason=paid.reason,
+                                       profile=PAYMENTS_PROFILE),
+        rejection_reasons=record.reasons(paid.quarantined_by_reason))
+
+
+def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, policy: Policy, work: Path,
+                    keyring: KeyRing, step: "_StepClock") -> FileFacts:
+    p = record.planned
+    if ingest.status != "staged":
+        lines = ingest.rows_read or ((p.lines or 0) if ingest.status == "rejected_file" else 0)
+        return FileFacts(
+            source_file=record.source_file(status="empty" if ingest.status == "empty" else "rejected_file",
+                                           rows_read=lines, rows_loaded=0, rows_rejected=lines, reason=ingest.reason,
+                                           profile=ingest.profile),
+            rejection_reasons=record.reasons({ingest.reason: lines} if lines else {}))
+    fields = check_fields(ingest, policy)
+    from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it
+
+    validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,
+                                 docs_dir=lake.zone("reports") / "gx_data_docs")
+    step(f"validated: {validation.rows_valid:,} valid, {validation.rows_rejected:,} failing a rule")
+    billing = load_billing(validation.valid_dir, lake, source_sha256=p.sha256)
+    quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,
+                    source_sha256=p.sha256, run_id=record.run_id, night=record.night)
+    step(f"committed {billing.rows_written:,} rows to billing in {len(billing.rows_by_partition)} partition(s)")
+    made = None
+    if billing.rows_written:
+        made = build_analytics([str(lake.root / f) for f in billing.files], lake, policy, keyring,
+                               work / "analytics", source_sha256=p.sha256)
+        step(f"analytics: {made.rows:,} rows pseudonymized (key {made.key_id}) and generalized")
+    by_reason = {**ingest.unparseable_by_reason}
+    for reason, n in validation.rejected_by_reason.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    rejected = ingest.rows_unparseable + validation.rows_rejected
+    if ingest.rows_read != billing.rows_written + rejected:
+        raise AssertionError("row conservation broken")  # never expected; recorded as a failed file
+    return FileFacts(
+        source_file=record.source_file(status="loaded", rows_read=ingest.rows_read, rows_loaded=billing.rows_written,
+                                       rows_rejected=rejected, reason="", profile=ingest.profile,
+                                       billing_partitions=len(billing.rows_by_partition)),
+        field_findings=tuple(t.FieldFinding(**record.key, column_index=f.column_index, source_column=f.source_column,
+                                            classification=f.classification, action=f.action,
+                                            canonical_columns=f.canonical_columns, clause=f.clause)
+                             for f in fields.findings),
+        validation_results=tuple(t.ValidationResult(
+            **record.key, rule=c.rule, expectation=c.expectation, column_name=c.column, clause=c.clause,
+            success=c.success, element_count=c.element_count, unexpected_count=c.unexpected_count,
+            rows_quarantined=c.rows_quarantined) for c in validation.checks),
+        rejection_reasons=record.reasons(by_reason),
+        **(_analytics_facts(record, made) if made else {}))
+
+
+def _analytics_facts(record: _FileRecord, made: AnalyticsResult) -> dict:
+    """What analytics made of the file's billing rows: the columns tokenized, what each column became."""
+    return {
+        "pseudonymization_log": tuple(t.Pseudonymization(
+            **record.key, dataset="analytics", column_name=column, method=TOKEN_METHOD, key_id=made.key_id,
+            rows=made.rows, distinct_values=distinct) for column, distinct in made.tokenized.items()),
+        "analytics_findings": tuple(t.AnalyticsFinding(
+            **record.key, dataset="analytics", column_name=c.column, output_column=c.output_column,
+            treatment=c.treatment, action=c.action, clause=c.clause) for c in made.treatments),
+        "analytics_event_dates": tuple(sorted(made.zone.rows_by_partition)),
+    }
+
+
+class _StepClock:
+    """Reports each step of a file with the seconds it took."""
+
+    def __init__(self, listener: Callable[[str], None] | None):
+        self.listener, self.last = listener, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if self.listener:
+            self.listener(f"{message} ({now - self.last:.1f} s)")
+        self.last = now
+
+
+def _log_internal_error(lake: Lake, run_id: str, planned: PlannedFile, exc: BaseException) -> None:
+    """Keep the stack for engineers: code locations only, never the message (it may quote input)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    text = f"{type(exc).__name__} while auditing {planned.file_name} (sha256 {planned.sha256})\n{frames}"
+    path = lake.zone("audit") / "errors" / safe_run_id(run_id) / f"{planned.sha256[:16]}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    log.error("file failed; recorded as failed, the night goes on. %s", text)

@@ -1,0 +1,125 @@
+"""Closing a night: every fragment into `audit.duckdb` in one transaction (the store's single writer),
+the audit log chained, the Parquet exports refreshed, and the night's summary returned.
+
+Files the plan skipped (already audited, same-night copies, ignored entries) and files whose task died
+before leaving facts get their `source_files` rows here, so every landing file is accounted for and
+`rows_read = rows_loaded + rows_rejected` holds for each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+from transforms.audit_store import LogEvent, append_log, insert, now_utc, verify_chain, writing
+from transforms.audit_store.exports import export_parquet
+from transforms.audit_store.tables import PER_RUN_TABLES, AggregateRelease, RejectionReason, RoamingRun, SourceFile
+from transforms.audit_store.views import define_views
+from transforms.lake import Lake
+from transforms.lake.commit import remove_tree
+from transforms.nightly.facts import AGGREGATES, ROAMING, FileFacts, read_file_facts, read_night_rows
+from transforms.nightly.plan import NightPlan, PlannedFile, load_plan
+from transforms.policy import Policy
+
+# The file statuses a run counts as processed tonight, and as rejected whole.
+PROCESSED = ("loaded", "empty", "rejected_file", "failed")
+REJECTED_WHOLE = ("rejected_file", "duplicate_file")
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    run_id: str
+    night: str
+    status: str
+    files_seen: int
+    files_processed: int
+    files_skipped_known: int
+    files_rejected: int
+    files_failed: int
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    audit_db: str
+    exports: tuple[str, ...]
+    chain_ok: bool
+
+
+def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
+    """Merge the night's fragments into audit.duckdb (one writer), export, summarize."""
+    plan = load_plan(lake, run_id)
+    if plan.policy_sha256 != policy.sha256:
+        raise RuntimeError("the policy file changed during the run; re-run the night")
+    now = now_utc()
+    audited = {p: read_file_facts(lake, run_id, p) or _unfinished(plan, p, now) for p in plan.to_audit}
+    skipped = [_skipped(plan, p, audited, now) for p in plan.files if p.action != "audit"]
+    facts = [*audited.values(), *skipped]
+    files = [f.source_file for f in facts]
+    counts = {
+        "files_processed": sum(f.status in PROCESSED for f in files),
+        "files_skipped_known": sum(f.status == "known" for f in files),
+        "files_rejected": sum(f.status in REJECTED_WHOLE for f in files),
+        "files_failed": sum(f.status == "failed" for f in files),
+    }
+    totals = {k: sum(getattr(f, k) for f in files) for k in ("rows_read", "rows_loaded", "rows_rejected")}
+    run_status = "completed_with_errors" if counts["files_failed"] else "completed"
+    events = [_file_event(run_id, p, f) for p, f in audited.items()]
+    events.append(LogEvent(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
+                           {"status": run_status, **totals, "files": len(files)}))
+    with writing(lake) as con:
+        con.execute("BEGIN TRANSACTION")
+        for table in PER_RUN_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        for table_rows in zip(*(f.rows() for f in facts)):          # one table at a time
+            insert(con, [r for rows in table_rows for r in rows])
+        insert(con, list(read_night_rows(lake, run_id, AGGREGATES, AggregateRelease)))
+        insert(con, list(read_night_rows(lake, run_id, ROAMING, RoamingRun)))
+        define_views(con, lake, policy)   # roaming_status and the compliance views (docs/design.md §6)
+        con.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, files_processed = ?, files_skipped_known = ?,"
+            " files_rejected = ?, files_failed = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?"
+            " WHERE run_id = ?", [now, run_status, *counts.values(), *totals.values(), run_id])
+        append_log(con, events, now)
+        con.execute("COMMIT")  # commit point: the night's facts become visible together
+        chain = verify_chain(con)
+        exports = export_parquet(con, lake, policy)
+    remove_tree(lake.fragments_dir(run_id))
+    remove_tree(lake.work_dir(run_id))
+    return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
+                        **totals, audit_db=str(lake.audit_db), exports=tuple(exports), chain_ok=chain.ok)
+
+
+def _source_file(plan: NightPlan, p: PlannedFile, now, **outcome) -> SourceFile:
+    return SourceFile(run_id=plan.run_id, night=date.fromisoformat(plan.night), file_name=p.file_name,
+                      sha256=p.sha256, bytes=p.bytes, lines=p.lines, processed_at=now, **outcome)
+
+
+def _unfinished(plan: NightPlan, p: PlannedFile, now) -> FileFacts:
+    """A file whose task died before leaving facts: its lines count as read and not loaded."""
+    lines = p.lines or 0
+    return FileFacts(source_file=_source_file(plan, p, now, profile=None, status="failed",
+                                              reason="file task did not finish", rows_read=lines, rows_loaded=0,
+                                              rows_rejected=lines, billing_partitions=0))
+
+
+def _skipped(plan: NightPlan, p: PlannedFile, audited: dict[PlannedFile, FileFacts], now) -> FileFacts:
+    """A file the plan skipped. It read nothing tonight; a same-night copy repeats its original's rows,
+    all rejected."""
+    original = next((f.source_file for q, f in audited.items() if q.sha256 == p.duplicate_of), None)
+    rows = original.rows_read if p.action == "duplicate_file" and original else 0
+    reasons = (RejectionReason(run_id=plan.run_id, sha256=p.sha256, file_name=p.file_name, reason="duplicate_file",
+                               rows=rows),) if rows else ()
+    return FileFacts(source_file=_source_file(plan, p, now, profile=None, status=p.action, reason=p.reason,
+                                              rows_read=rows, rows_loaded=0, rows_rejected=rows,
+                                              duplicate_of=p.duplicate_of, billing_partitions=0),
+                     rejection_reasons=reasons)
+
+
+def _file_event(run_id: str, p: PlannedFile, f: FileFacts) -> LogEvent:
+    s = f.source_file
+    return LogEvent(
+        f"run:{run_id}:file:{p.sha256}:{hashlib.sha256(p.path.encode()).hexdigest()[:12]}",
+        "pipeline", f"file_{s.status}", p.file_name,
+        {"sha256": p.sha256, "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
+         "rows_rejected": s.rows_rejected, "profile": s.profile,
+         "not_allowed_columns": sum(x.classification != "allowed" for x in f.field_findings)})

@@ -1,0 +1,136 @@
+"""Planning a night: fingerprint every landing file, decide what tonight does with it, open the run.
+
+A file whose bytes were audited in an earlier run is skipped (`known`: a re-run adds nothing twice); a
+second copy of tonight's bytes under another name is a `duplicate_file`; hidden, in-flight and
+non-regular entries are `ignored`; everything else is audited. The plan is written beside the run's
+fragments, so every task of the run (possibly another process) reads the same one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from transforms.audit_store import LogEvent, append_log, insert, now_utc, writing
+from transforms.audit_store.tables import Run
+from transforms.bundled import REPO_ROOT
+from transforms.lake import Lake
+from transforms.lake.commit import remove_tree
+from transforms.lake.records import read_record, write_json
+from transforms.policy import Policy
+from transforms.privacy.redact import safe_name
+from transforms.steps.reading import fingerprint
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One landing file and what tonight's run does with it."""
+
+    path: str
+    file_name: str          # sanitized, for the audit store
+    sha256: str
+    bytes: int
+    lines: int | None       # physical lines, for the line accounting of ingest (None: Parquet)
+    action: str             # audit | known | duplicate_file | ignored
+    reason: str = ""
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    run_id: str
+    night: str
+    policy_sha256: str
+    files: tuple[PlannedFile, ...]
+
+    @property
+    def to_audit(self) -> list[PlannedFile]:
+        return [f for f in self.files if f.action == "audit"]
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("cdr-audit")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{v}+g{sha}" if sha else v
+
+
+def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, run_id: str,
+               trigger: str) -> NightPlan:
+    """Fingerprint the landing files and open the run in the audit store."""
+    date.fromisoformat(night)
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing folder {landing} does not exist or is not a folder")
+    lake.ensure()
+    remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
+    with writing(lake) as con:
+        known = dict(con.execute(
+            "SELECT sha256, any_value(run_id) FROM source_files"
+            " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ? GROUP BY sha256",
+            [run_id]).fetchall())
+        files = _plan_files(landing, known)
+        started = now_utc()
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        insert(con, [Run(run_id=run_id, night=date.fromisoformat(night), trigger=trigger, started_at=started,
+                         status="running", policy_id=policy.id, policy_version=policy.version,
+                         policy_sha256=policy.sha256, code_version=code_version(), files_seen=len(files))])
+        append_log(con, [LogEvent(
+            f"run:{run_id}:start", trigger, "run_started", run_id,
+            {"night": night, "policy_sha256": policy.sha256, "policy_version": policy.version,
+             "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files)})], started)
+    plan = NightPlan(run_id, night, policy.sha256, tuple(files))
+    write_json(plan_path(lake, run_id), plan)
+    return plan
+
+
+def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
+    files: list[PlannedFile] = []
+    first_seen: dict[str, str] = {}
+    for entry in sorted(os.scandir(landing), key=lambda e: e.name):
+        name = safe_name(entry.name, 120)
+        st = entry.stat(follow_symlinks=False)
+        if entry.name.startswith(".") or not stat.S_ISREG(st.st_mode):
+            what = "hidden or in-flight file" if entry.name.startswith(".") else "not a regular file"
+            files.append(PlannedFile(path=entry.path, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
+                                     reason=f"{what}; not read"))
+            continue
+        sha, lines = fingerprint(Path(entry.path))
+        common = dict(path=entry.path, file_name=name, sha256=sha, bytes=st.st_size, lines=lines)
+        if sha in known:
+            files.append(PlannedFile(**common, action="known", reason="same bytes already audited in an earlier run"))
+        elif sha in first_seen:
+            files.append(PlannedFile(**common, action="duplicate_file", reason=f"byte-identical to {first_seen[sha]}",
+                                     duplicate_of=sha))
+        else:
+            first_seen[sha] = name
+            files.append(PlannedFile(**common, action="audit"))
+    return files
+
+
+def plan_path(lake: Lake, run_id: str) -> Path:
+    return lake.fragments_dir(run_id) / "plan.json"
+
+
+def load_plan(lake: Lake, run_id: str) -> NightPlan:
+    return read_record(plan_path(lake, run_id), NightPlan)
+
+
+def profile_for(planned: PlannedFile, overrides: dict[str, str]) -> str | None:
+    """The profile forced for a file by the first matching glob of `overrides` (pattern -> profile)."""
+    name = Path(planned.path).name
+    return next((prof for pattern, prof in overrides.items() if fnmatch.fnmatch(name, pattern)), None)

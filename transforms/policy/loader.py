@@ -1,0 +1,177 @@
+"""Load the policy YAML once into the typed `Policy`, checking every rule; errors name the key path."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
+from transforms.policy.model import (
+    ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS, RETENTION_ANCHORS,
+    AnonymousDataset, FieldRule, Operator, Policy, Reporting, RetentionRule, RoamingRule,
+)
+from transforms.policy.period import Period, PolicyError
+from transforms.policy.strict_yaml import Section, read_yaml
+
+# Impl. Reg. 2016/2286 Art. 4: presence and consumption are observed over "at least four months"; the
+# regulation's floor checks the operator's setting, so it cannot live in the file it checks.
+MIN_ROAMING_WINDOW_MONTHS = 4
+# "Outweighs" is more than half at the least; an operator may ask for more, never for less.
+MIN_OUTWEIGHS_SHARE = 0.5
+# A month has at least 28 days: an inactivity that long must fit inside the shortest window.
+_MIN_MONTH_DAYS = 28
+# E.164: at most 15 digits, country code included.
+_E164_MAX_DIGITS = 15
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read, validate and freeze the policy file; raise PolicyError naming the key."""
+    path = Path(path) if path else DEFAULT_POLICY
+    raw_bytes, doc = read_yaml(path, "policy file")
+    top = Section(doc, "")
+    meta = top.section("policy")
+    ident = (meta.text("id"), meta.text("title"), meta.text("version"), meta.text("source"))
+    op = top.section("operator")
+    operator = _read_operator(op)
+    fields = _read_fields(top)
+    na = top.section("not_allowed")
+    analytics = top.section("analytics")
+    k = analytics.integer("k_anonymity", minimum=2)
+    retention = tuple(_read_retention(r) for r in top.items("retention"))
+    cats = [r.category for r in retention]
+    dupes = sorted({c for c in cats if cats.count(c) > 1})
+    if dupes:
+        raise PolicyError(f"retention: category listed twice: {', '.join(dupes)}")
+    sets = [d for r in retention for d in r.datasets]
+    twice = sorted({d for d in sets if sets.count(d) > 1})
+    if twice:
+        raise PolicyError(f"retention: data set in two categories: {', '.join(twice)}")
+    anonymous = _read_anonymous(top, retention)
+    policy = Policy(
+        id=ident[0],
+        title=ident[1],
+        version=ident[2],
+        sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        path=str(path),
+        operator=operator,
+        fields=fields,
+        not_allowed_action=na.choice("action", ("dropped",)),
+        not_allowed_clause=na.text("clause"),
+        analytics_clause=analytics.text("clause"),
+        k_anonymity=k,
+        retention=retention,
+        anonymous_datasets=anonymous,
+        roaming=_read_roaming(top.section("roaming")),
+        reporting=_read_reporting(top.section("reporting")),
+    )
+    for section in (top, meta, op, na, analytics):
+        section.no_extra_keys()
+    return policy
+
+
+def _read_operator(op: Section) -> Operator:
+    cc = op.text("country_calling_code", pattern=r"^\d{1,3}$")
+    nsn = op.integer("national_number_length", minimum=4)
+    if len(cc) + nsn > _E164_MAX_DIGITS:
+        raise PolicyError(f"{op.key}.national_number_length: {nsn} digits after country code {cc} exceed"
+                          f" E.164's {_E164_MAX_DIGITS}")
+    return Operator(
+        local_timezone=op.text("local_timezone"),
+        country_calling_code=cc,
+        national_number_length=nsn,
+        home_plmns=tuple(op.text_list("home_plmns", pattern=r"^\d{5,6}$")),
+        imsi_prefix=op.text("imsi_prefix", pattern=r"^\d{5,6}$"),
+    )
+
+
+def _read_fields(top: Section) -> tuple[FieldRule, ...]:
+    fields: list[FieldRule] = []
+    seen: set[str] = set()
+    for item in top.items("billing_data"):
+        number = item.integer("item", minimum=1)
+        clause = item.text("clause")
+        term = item.text("term")
+        cols = item.section("columns")
+        if not cols.keys():
+            raise PolicyError(f"{cols.key}: needs at least one column")
+        for name in cols.keys():
+            col = cols.section(name)
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise PolicyError(f"{col.key}: column names are lower_snake_case")
+            if name in seen or name in LINEAGE_COLUMNS:
+                raise PolicyError(f"{col.key}: column listed twice or clashes with a lineage column")
+            seen.add(name)
+            fields.append(FieldRule(
+                column=name, item=number, term=term, clause=clause,
+                type=col.choice("type", COLUMN_TYPES),
+                identifier=col.choice("identifier", IDENTIFIER_KINDS, required=False),
+                analytics=col.choice("analytics", ANALYTICS_TREATMENTS),
+            ))
+            col.no_extra_keys()
+        item.no_extra_keys()
+    return tuple(fields)
+
+
+def _read_retention(r: Section) -> RetentionRule:
+    limits = r.section("limitation_periods", required=False)
+    rule = RetentionRule(
+        category=r.text("category", pattern=_NAME),
+        datasets=tuple(r.text_list("datasets", pattern=_NAME)),
+        keep=Period.parse(r.text("keep"), f"{r.key}.keep"),
+        anchor=r.choice("anchor", RETENTION_ANCHORS),
+        action=r.choice("action", RETENTION_ACTIONS),
+        legal_basis=r.text("legal_basis"),
+        clause=r.text("clause"),
+        keep_until=r.text("keep_until", required=False),
+        limitation_periods=tuple(
+            (name, Period.parse(limits.text(name), f"{limits.key}.{name}")) for name in limits.keys()
+        ),
+    )
+    r.no_extra_keys()
+    return rule
+
+
+def _read_anonymous(top: Section, retention: tuple[RetentionRule, ...]) -> tuple[AnonymousDataset, ...]:
+    covered = {d for r in retention for d in r.datasets}
+    out = []
+    for a in top.items("anonymous_datasets"):
+        entry = AnonymousDataset(dataset=a.text("dataset", pattern=_NAME), clause=a.text("clause"))
+        if entry.dataset in covered:
+            raise PolicyError(f"{a.key}.dataset: {entry.dataset!r} has a retention category, so it holds personal"
+                              " data; it cannot also be anonymous")
+        a.no_extra_keys()
+        out.append(entry)
+    return tuple(out)
+
+
+def _read_roaming(r: Section) -> RoamingRule:
+    window = r.integer("observation_window_months", minimum=MIN_ROAMING_WINDOW_MONTHS)
+    inactivity = r.integer("long_inactivity_days", minimum=1)
+    if inactivity >= window * _MIN_MONTH_DAYS:
+        raise PolicyError(f"{r.key}.long_inactivity_days: {inactivity} does not fit inside a"
+                          f" {window}-month window (must be under {window * _MIN_MONTH_DAYS} days)")
+    table = r.text("reference_table")
+    rule = RoamingRule(
+        clause=r.text("clause"),
+        legal_basis=r.text("legal_basis"),
+        observation_window_months=window,
+        presence_share_above=r.share("presence_share_above", MIN_OUTWEIGHS_SHARE, 1),
+        consumption_share_above=r.share("consumption_share_above", MIN_OUTWEIGHS_SHARE, 1),
+        long_inactivity_days=inactivity,
+        reference_table=(REPO_ROOT / table).resolve(),
+    )
+    if not rule.reference_table.is_file():
+        raise PolicyError(f"{r.key}.reference_table: {table!r} is not a file in the repository")
+    r.no_extra_keys()
+    return rule
+
+
+def _read_reporting(r: Section) -> Reporting:
+    horizons = r.integer_list("retention_due_within_days", minimum=1)
+    if horizons != sorted(set(horizons)):
+        raise PolicyError(f"{r.key}.retention_due_within_days: list each horizon once, ascending")
+    rule = Reporting(clause=r.text("clause"), retention_due_within_days=tuple(horizons))
+    r.no_extra_keys()
+    return rule

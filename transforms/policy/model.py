@@ -1,0 +1,186 @@
+"""The privacy policy as one typed object: every rule with the clause it comes from.
+
+Built once by `transforms.policy.loader.load_policy`; steps ask it questions (`is_allowed`, `field`,
+`retention_of`, `claim_types` …) and never re-read the file. No column list, threshold or period is
+written anywhere else in the code (docs/design.md §1, §3, §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from transforms.policy.period import Period
+
+COLUMN_TYPES = ("varchar", "timestamp", "bigint", "double", "decimal(18,4)", "decimal(18,6)")
+IDENTIFIER_KINDS = ("msisdn", "imsi", "imei", "cell")
+# Identifier kinds that single out a subscriber or their device; a cell names a place.
+SUBJECT_IDENTIFIER_KINDS = ("msisdn", "imsi", "imei")
+ANALYTICS_TREATMENTS = ("keep", "tokenize", "truncate_to_hour", "truncate_to_tac", "generalize_to_area", "drop")
+RETENTION_ACTIONS = ("delete", "anonymize")
+RETENTION_ANCHORS = (
+    "event_date", "end_of_billing_period", "payment_date", "end_of_invoice_year",
+    "end_of_aggregated_month", "same_as_source", "end_of_customer_relationship",
+    "request_date", "measure_date", "consent_withdrawn",
+)
+# Columns the pipeline adds itself; they carry no personal data beyond the billing columns
+# (docs/design.md §1). `record_id` names one source row, so it identifies as much as the row does.
+LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
+RECORD_ID = "record_id"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One canonical billing column and the §3.2 item that allows it."""
+
+    column: str
+    item: int
+    term: str
+    clause: str
+    type: str
+    identifier: str | None
+    analytics: str
+
+    @property
+    def identifies_subject(self) -> bool:
+        """A number, IMSI or IMEI: its value points at one subscriber (retention proofs look for these)."""
+        return self.identifier in SUBJECT_IDENTIFIER_KINDS
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """One retention-catalog category (§5): how long, from when, then what."""
+
+    category: str
+    datasets: tuple[str, ...]
+    keep: Period
+    anchor: str
+    action: str
+    legal_basis: str
+    clause: str
+    keep_until: str | None = None
+    limitation_periods: tuple[tuple[str, Period], ...] = ()
+
+    def period_for(self, claim_type: str | None = None) -> Period:
+        """The period to keep: a claim type's limitation period when the category has them, else `keep`."""
+        return dict(self.limitation_periods).get(claim_type, self.keep) if claim_type else self.keep
+
+    def due_on(self, anchor: date, claim_type: str | None = None) -> date:
+        """The first day the data must be gone: kept through anchor + period, due the next day."""
+        return self.period_for(claim_type).after(anchor) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class AnonymousDataset:
+    """A data set that holds no personal data (so no retention category), and why."""
+
+    dataset: str
+    clause: str
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Facts about the operator the policy applies to."""
+
+    local_timezone: str
+    country_calling_code: str
+    national_number_length: int         # digits of a national significant number (after the country code)
+    home_plmns: tuple[str, ...]
+    imsi_prefix: str
+
+
+@dataclass(frozen=True)
+class RoamingRule:
+    """Roaming fair use (§3.2 ¶4; Impl. Reg. 2016/2286 Art. 4): the observation window and indicators."""
+
+    clause: str
+    legal_basis: str
+    observation_window_months: int      # months assessed together, ending with the month assessed
+    presence_share_above: float         # EU/EEA roaming days over (roaming + home days) above this: outweighs
+    consumption_share_above: float      # mean roaming share of consumption above this: outweighs
+    long_inactivity_days: int           # days without any event that make a mainly-roaming SIM "long inactive"
+    reference_table: Path               # MCC -> zone table (absolute; relative to the repository in the file)
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """What the compliance report looks ahead to (an operator setting for accountability)."""
+
+    clause: str
+    retention_due_within_days: tuple[int, ...]   # horizons, ascending: rows falling due within each
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting."""
+
+    id: str
+    title: str
+    version: str
+    sha256: str
+    path: str
+    operator: Operator
+    fields: tuple[FieldRule, ...]
+    not_allowed_action: str
+    not_allowed_clause: str
+    analytics_clause: str
+    k_anonymity: int
+    retention: tuple[RetentionRule, ...]
+    anonymous_datasets: tuple[AnonymousDataset, ...]
+    roaming: RoamingRule
+    reporting: Reporting
+
+    @property
+    def allowed_columns(self) -> tuple[str, ...]:
+        """Canonical billing columns in policy order."""
+        return tuple(f.column for f in self.fields)
+
+    def is_allowed(self, column: str) -> bool:
+        return any(f.column == column for f in self.fields)
+
+    def field(self, column: str) -> FieldRule:
+        for f in self.fields:
+            if f.column == column:
+                return f
+        raise KeyError(f"{column!r} is not on the allowed billing-data list")
+
+    def columns_treated(self, treatment: str) -> tuple[str, ...]:
+        """Billing columns whose analytics treatment is `treatment`, in policy order."""
+        return tuple(f.column for f in self.fields if f.analytics == treatment)
+
+    @property
+    def subject_identifier_columns(self) -> tuple[str, ...]:
+        """Billing columns whose values identify a subscriber (numbers, IMSI, IMEI)."""
+        return tuple(f.column for f in self.fields if f.identifies_subject)
+
+    def retention_for(self, category: str) -> RetentionRule:
+        for r in self.retention:
+            if r.category == category:
+                return r
+        raise KeyError(f"no retention category {category!r} in policy {self.id}")
+
+    def retention_of(self, dataset: str) -> RetentionRule | None:
+        """The retention category that covers a data set (None: the catalog has none)."""
+        return next((r for r in self.retention if dataset in r.datasets), None)
+
+    @property
+    def billing_retention(self) -> RetentionRule:
+        """The category of billing traffic data: kept until paid, at most a claim's limitation period."""
+        rule = self.retention_of("billing")
+        if rule is None:
+            raise KeyError(f"policy {self.id} has no retention category for the billing data set")
+        return rule
+
+    @property
+    def claim_types(self) -> tuple[str, ...]:
+        """Claim types with a limitation period; a payments extract names one per invoice."""
+        return tuple(name for name, _ in self.billing_retention.limitation_periods)
+
+    @property
+    def personal_datasets(self) -> tuple[str, ...]:
+        """Every data set the retention catalog covers (each holds personal data), in catalog order."""
+        return tuple(dict.fromkeys(d for r in self.retention for d in r.datasets))
+
+    def is_anonymous(self, dataset: str) -> bool:
+        return any(a.dataset == dataset for a in self.anonymous_datasets)

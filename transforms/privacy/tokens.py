@@ -1,0 +1,150 @@
+"""Keyed tokens: direct identifiers → HMAC-SHA256, cut to 128 bits (docs/design.md §4).
+
+Every column the policy marks ``analytics: tokenize`` (numbers, IMSI) is replaced by its token
+``HMAC-SHA256(secret, "<kind>:<normalized value>")`` truncated to its leftmost 16 bytes (HMAC-SHA-256-128:
+RFC 2104 §5 allows truncation to half the hash output; RFC 4868 uses the same for IPsec), stored as a
+BLOB (``hex(origin_number)`` shows its 32 hex digits). 128 bits keep a collision between two of even 10^9
+subscribers below 10^-20, and against the full digest they cut the analytics zone by ~45% and its writing
+time by ~12% (tokens are incompressible). ``kind`` is the column's ``identifier`` in the policy. Numbers
+are normalized to E.164 first (`numbers`), so every spelling of one number gives one token; the kind
+prefix keeps an IMSI and a number with the same digits apart. Each output row carries the id of the key
+that made it (``hmac_key_id``), so keys can rotate and a subject-access lookup can re-derive a token with
+every key still held (``derive_tokens``).
+
+HMACs are computed over the DISTINCT spellings of a file only (in DuckDB SQL, RFC 2104 with sha256) and
+joined back in DuckDB; nothing runs per row in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from transforms.lake.connection import execute
+from transforms.policy import Operator, Policy
+from transforms.privacy.keys import HmacKey, KeyRing
+from transforms.privacy.numbers import normalize, normalize_sql, numbering_params
+
+KEY_ID_COLUMN = "hmac_key_id"
+TOKEN_METHOD = "hmac-sha256"    # as the audit store names it: HMAC-SHA256 over the normalized value
+TOKEN_BYTES = 16          # leftmost bytes of the HMAC-SHA256 digest kept as the token (see above)
+
+
+def token(key: HmacKey, kind: str, normalized: str) -> str:
+    """The token as text: hex of HMAC-SHA256(secret, "<kind>:<normalized>") cut to TOKEN_BYTES (the zones
+    hold those bytes)."""
+    return hmac.digest(key.secret, f"{kind}:{normalized}".encode(), "sha256")[:TOKEN_BYTES].hex()
+
+
+def derive_tokens(value: str, kind: str, keyring: KeyRing, operator: Operator) -> dict[str, str]:
+    """Token of one subject's identifier under every key held: {key id: token} (subject-access lookups)."""
+    norm = normalize(value, kind, operator)
+    return {k.key_id: token(k, kind, norm) for k in keyring.keys}
+
+
+_HMAC_BLOCK = 64   # SHA-256 block size (RFC 2104)
+
+
+def _hmac_pads(key: HmacKey) -> tuple[bytes, bytes]:
+    """RFC 2104 inner and outer padded keys; bound as parameters, never written into SQL text."""
+    k = key.secret if len(key.secret) <= _HMAC_BLOCK else hashlib.sha256(key.secret).digest()
+    k = k.ljust(_HMAC_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+def token_sql(key: HmacKey, kind_sql: str, value_sql: str) -> tuple[str, dict]:
+    """The token of "<kind>:<value>" under `key` as a DuckDB expression (BLOB), and the parameters it
+    binds ($ipad, $opad: the key's RFC 2104 pads, never written into SQL text).
+
+    Equal to ``bytes.fromhex(token())``; over ~500k distinct identifiers it took 0.3 s against 1.4 s
+    for Python's ``hmac`` (2 threads), so the steps hash in SQL.
+    """
+    inner, outer = _hmac_pads(key)
+    return (f"unhex(left(sha256($opad || unhex(sha256($ipad || encode({kind_sql} || ':' || {value_sql})))),"
+            f" {2 * TOKEN_BYTES}))", {"ipad": inner, "opad": outer})
+
+
+@dataclass(frozen=True)
+class TokenPlan:
+    """The token lookup built in a connection, and how to select a relation with tokens in place."""
+
+    key_id: str
+    targets: tuple[str, ...]             # tokenized columns present in the relation
+    absent: tuple[str, ...]              # tokenize columns the policy lists but the relation lacks
+    distinct_by_column: dict[str, int]
+    replacements: tuple[str, ...]        # `m0.token AS origin_number`, … for `t.* REPLACE (…)`
+    joins: str                           # joins to append after `FROM <relation> t`
+    params: dict                         # bound parameters the select and joins use
+
+    def select(self, exclude: tuple[str, ...] = ()) -> str:
+        """Select list over alias `t`: every column, tokens in place, plus hmac_key_id."""
+        star = "t.*" + (f" EXCLUDE ({', '.join(exclude)})" if exclude else "")
+        if self.replacements:
+            star += f" REPLACE ({', '.join(self.replacements)})"
+        return f"{star}, $key_id AS {KEY_ID_COLUMN}"
+
+
+def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True) -> TokenPlan:
+    """Build the table `tokens` (column, raw spelling → token) in `con` for the tokenize columns of `relation`.
+
+    `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
+    normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
+    `probe_by_hash=False` joins on the spelling's text always (the path taken on a hash clash).
+    """
+    key = keyring.current
+    present = {d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
+    if KEY_ID_COLUMN in present:
+        raise ValueError(f"{KEY_ID_COLUMN!r} is already a column of the input: is it tokenized already?")
+    rules = [f for f in policy.fields if f.analytics == "tokenize"]
+    for f in rules:
+        if not f.identifier:
+            raise ValueError(f"policy column {f.column!r} is marked tokenize but has no identifier kind")
+    targets = [f for f in rules if f.column in present]
+    params = numbering_params(policy.operator)
+
+    # 1. Distinct raw spellings of every tokenize column (one columnar scan each), each normalized once
+    #    and hashed with HMAC-SHA256 inside DuckDB (measured faster than Python's hmac; see token_sql), all
+    #    in one statement. Per spelling rather than per normalized value: a few more hashes, no join back.
+    #    Column names come from the policy (lower_snake_case, checked on load). `h` is the spelling's
+    #    64-bit hash: the row joins below probe on it instead of on the text.
+    per_column = [
+        f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
+        f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
+    norm = " ".join(f"WHEN kind = '{kind}' THEN {normalize_sql('raw', kind)}"
+                    for kind in sorted({f.identifier for f in targets}))
+    hmac_expr, hmac_params = token_sql(key, "kind", "norm")
+    con.execute("CREATE OR REPLACE TEMP TABLE tokens (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB)")
+    if targets:
+        execute(con, f"""
+            INSERT INTO tokens
+            SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {hmac_expr} END
+            FROM (SELECT col, kind, raw, NULLIF(CASE {norm} END, '') AS norm FROM ({' UNION ALL '.join(per_column)}))""",
+                {**params, **hmac_params})
+    # Per column: distinct identifiers (for the audit), and whether two spellings share a hash. A spelling
+    # already normalized is its own identifier, distinct from the column's others (spellings are); only
+    # the few normalized from another spelling need a distinct count, less those their column already
+    # has as a spelling. Counting every normalized value instead took 2-4x as long.
+    stats = {col: (n, clash) for col, n, clash in con.execute("""
+        SELECT col, count(*) FILTER (WHERE norm = raw) + coalesce(any_value(o.n), 0), count(*) > count(DISTINCT h)
+        FROM tokens t LEFT JOIN (SELECT col, count(DISTINCT norm) AS n FROM tokens o
+                                 WHERE norm <> raw AND NOT EXISTS (SELECT 1 FROM tokens s
+                                                                   WHERE s.col = o.col AND s.raw = o.norm)
+                                 GROUP BY col) o USING (col)
+        GROUP BY col""").fetchall()}
+
+    # 2. Each column joins its own spellings only (one shared lookup would be hash-built once per column,
+    #    all kinds and columns each time, and runs out of memory at 10M rows). Rows probe on the 64-bit
+    #    hash of their spelling, which is exact when no two of the column's spellings share a hash
+    #    (checked above; otherwise on the text). The raw columns are replaced in place.
+    joins, replaced, join_params = [], [], {"key_id": key.key_id}
+    for i, f in enumerate(targets):
+        clash = stats.get(i, (0, False))[1]
+        probe = f"m{i}.raw = CAST(t.{f.column} AS VARCHAR)" if clash or not probe_by_hash else \
+            f"m{i}.h = hash(CAST(t.{f.column} AS VARCHAR))"
+        joins.append(f" LEFT JOIN (SELECT raw, h, token FROM tokens WHERE col = {i}) m{i} ON {probe}")
+        replaced.append(f"m{i}.token AS {f.column}")
+    return TokenPlan(key_id=key.key_id, targets=tuple(f.column for f in targets),
+                     absent=tuple(f.column for f in rules if f.column not in present),
+                     distinct_by_column={f.column: int(stats.get(i, (0, False))[0]) for i, f in enumerate(targets)},
+                     replacements=tuple(replaced), joins="".join(joins), params=join_params)

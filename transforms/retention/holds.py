@@ -1,0 +1,160 @@
+"""Legal holds: a dispute, an unpaid claim, litigation or an authority order stops deletion (docs/design.md §3).
+
+A hold has a reason, who placed it, and a scope: any of a data set, a date range
+and a subject (a subscriber's number or an account). The subject is never stored
+as its value: it is kept as its keyed token under every HMAC key held when the
+hold is placed (`subject_tokens`), so the audit store holds no number and the
+retention sweep can still find the subject's rows in billing (by re-deriving
+tokens), in analytics and roaming (tokens), and in invoices.
+
+Holds live in the audit store (`legal_holds`); placing and releasing one is
+chained into the audit log. A released hold stops holding at the next sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from transforms.audit_store import LogEvent, append_log, insert, now_utc, reading, select, writing
+from transforms.audit_store.tables import LegalHold
+from transforms.audit_store.views import define_views
+from transforms.lake import Lake
+from transforms.policy import Policy
+from transforms.privacy.keys import KeyRing
+from transforms.privacy.numbers import normalize
+from transforms.privacy.tokens import TOKEN_BYTES, derive_tokens, token
+
+# A person typing a reason might paste a number or an IMSI into it; the audit store must not get one.
+_DIGIT_RUN = re.compile(r"\d{7,}")
+_HOLD_ID = re.compile(r"H-[0-9a-f]{12}")
+
+
+class HoldError(ValueError):
+    """A hold request that cannot be carried out; the message never repeats a subject's value."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    dataset: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    subject_kind: str | None = None
+    subject_tokens: dict[str, str] = field(default_factory=dict)   # key id -> hex token
+    released_by: str | None = None
+    released_at: datetime | None = None
+    release_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    def scope_text(self) -> str:
+        """The scope in words, without the subject's tokens."""
+        parts = [f"data set {self.dataset}" if self.dataset else "every data set"]
+        if self.date_from or self.date_to:
+            parts.append(f"dates {self.date_from or '…'} to {self.date_to or '…'}")
+        if self.subject_kind:
+            parts.append(f"one {self.subject_kind} (keys {', '.join(sorted(self.subject_tokens))})")
+        return "; ".join(parts)
+
+
+def subject_tokens(kind: str, value: str, keyring: KeyRing, policy: Policy) -> dict[str, str]:
+    """The subject's token under every key held: numbers as in analytics (E.164), accounts as 'account:<id>'."""
+    if kind == "subscriber":
+        return derive_tokens(value, "msisdn", keyring, policy.operator)
+    norm = normalize(value, "account", policy.operator)
+    return {k.key_id: token(k, "account", norm) for k in keyring.keys}
+
+
+def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_by: str,
+          dataset: str | None = None, date_from: date | None = None, date_to: date | None = None,
+          subscriber: str | None = None, account: str | None = None,
+          subscriber_token: str | None = None, key_id: str | None = None) -> Hold:
+    """Record a new hold and log it; returns it (with its id)."""
+    reason, placed_by = (reason or "").strip(), (placed_by or "").strip()
+    if not reason or not placed_by:
+        raise HoldError("a hold needs a reason and who places it (--reason, --by)")
+    if _DIGIT_RUN.search(reason):
+        raise HoldError("the reason contains a long run of digits (a number or an IMSI?); name the case instead")
+    datasets = set(policy.personal_datasets)
+    if dataset is not None and dataset not in datasets:
+        raise HoldError(f"unknown data set {dataset!r}; the policy's data sets are {', '.join(sorted(datasets))}")
+    if date_from and date_to and date_from > date_to:
+        raise HoldError("--from is after --to")
+    given = [x for x in (subscriber, account, subscriber_token) if x]
+    if len(given) > 1:
+        raise HoldError("give one subject: --subscriber, --account or --subscriber-token")
+    kind, tokens = None, {}
+    if subscriber:
+        kind, tokens = "subscriber", subject_tokens("subscriber", subscriber, keyring, policy)
+    elif account:
+        kind, tokens = "account", subject_tokens("account", account, keyring, policy)
+    elif subscriber_token:
+        if not re.fullmatch(f"[0-9a-fA-F]{{{2 * TOKEN_BYTES}}}", subscriber_token) or not key_id:
+            raise HoldError(f"--subscriber-token takes the {2 * TOKEN_BYTES} hex digits of a token, with --key-id"
+                            " naming its key")
+        kind, tokens = "subscriber", {key_id: subscriber_token.lower()}
+    if not (dataset or date_from or date_to or kind):
+        raise HoldError("a hold needs a scope: a data set, a date range or a subject (or several)")
+    hold = Hold(hold_id=f"H-{uuid.uuid4().hex[:12]}", reason=reason, placed_by=placed_by, placed_at=now_utc(),
+                dataset=dataset, date_from=date_from, date_to=date_to, subject_kind=kind, subject_tokens=tokens)
+    with writing(lake) as con:
+        con.execute("BEGIN TRANSACTION")
+        insert(con, [LegalHold(hold_id=hold.hold_id, reason=hold.reason, placed_by=hold.placed_by,
+                               placed_at=hold.placed_at, dataset=hold.dataset, date_from=hold.date_from,
+                               date_to=hold.date_to, subject_kind=hold.subject_kind,
+                               subject_tokens=json.dumps(tokens, sort_keys=True) if kind else None)])
+        append_log(con, [LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
+                                  {"scope": hold.scope_text(), "reason": reason})], hold.placed_at)
+        define_views(con, lake, policy)
+        con.execute("COMMIT")
+    return hold
+
+
+def release(lake: Lake, policy: Policy, hold_id: str, *, released_by: str, reason: str) -> Hold:
+    """Release an active hold: what it held becomes due at the next sweep."""
+    if not _HOLD_ID.fullmatch(hold_id or ""):
+        raise HoldError("a hold id looks like H-0123456789ab")
+    if not (released_by or "").strip() or not (reason or "").strip():
+        raise HoldError("releasing a hold needs who releases it and why (--by, --reason)")
+    if _DIGIT_RUN.search(reason):
+        raise HoldError("the reason contains a long run of digits (a number or an IMSI?); name the case instead")
+    with writing(lake) as con:
+        found = _read(con, "WHERE hold_id = ?", [hold_id])
+        if not found:
+            raise HoldError(f"no hold {hold_id}")
+        if not found[0].active:
+            raise HoldError(f"hold {hold_id} was already released on {found[0].released_at:%Y-%m-%d}")
+        at = now_utc()
+        con.execute("BEGIN TRANSACTION")
+        con.execute("UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ? WHERE hold_id = ?",
+                    [released_by.strip(), at, reason.strip(), hold_id])
+        append_log(con, [LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released", hold_id,
+                                  {"reason": reason.strip()})], at)
+        define_views(con, lake, policy)
+        con.execute("COMMIT")
+        return _read(con, "WHERE hold_id = ?", [hold_id])[0]
+
+
+def list_holds(lake: Lake, *, active_only: bool = False) -> list[Hold]:
+    if not lake.audit_db.exists():
+        return []
+    with reading(lake) as con:
+        return _read(con, "WHERE released_at IS NULL" if active_only else "", [])
+
+
+def _read(con, where: str, params: list) -> list[Hold]:
+    # `where` is one of the constant clauses above; values are bound.
+    return [Hold(hold_id=r.hold_id, reason=r.reason, placed_by=r.placed_by, placed_at=r.placed_at, dataset=r.dataset,
+                 date_from=r.date_from, date_to=r.date_to, subject_kind=r.subject_kind,
+                 subject_tokens=json.loads(r.subject_tokens) if r.subject_tokens else {},
+                 released_by=r.released_by, released_at=r.released_at, release_reason=r.release_reason)
+            for r in select(con, LegalHold, f"{where} ORDER BY placed_at, hold_id", params)]

@@ -1,0 +1,81 @@
+"""Rewriting a part file without its due rows: temp file, fsync, rename; a file left empty is removed.
+
+Before the rewrite, the identifiers that only the removed rows held are written aside (the evidence), so
+the proof can look for them afterwards (`proof`). Every rewrite is journaled first (`journal`), so a
+killed sweep is finished, not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+
+from transforms.lake import Lake
+from transforms.lake.commit import commit_file, sha256_file
+from transforms.lake.connection import columns_of, execute
+from transforms.policy import Policy
+from transforms.privacy.numbers import numbering_params
+from transforms.retention.catalog import RetentionError
+from transforms.retention.journal import Journal, staged_rewrite
+from transforms.retention.plan import Job
+from transforms.retention.rows import identifier_columns, row_source, subject_key
+
+
+def rewrite(con, lake: Lake, policy: Policy, job: Job, journal: Journal, evidence_dir: Path) -> dict:
+    """Rewrite `job.file` without the rows of its due keys (the table `removal`); remove it if none stay.
+
+    Returns the journal entry, done.
+    """
+    path = lake.root / job.file
+    before = sha256_file(path)
+    value = job.partition.split("=", 1)[1]
+    entry = {**asdict(job), "before_sha256": before, "after_sha256": None, "rows_kept": job.rows_before -
+             job.rows_removed, "evidence": None, "state": "intent"}
+    if job.rows_removed < job.rows_before:
+        execute(con, "CREATE OR REPLACE TEMP TABLE removed_keys AS SELECT key FROM removal WHERE file = $file",
+                {"file": job.file})
+        columns = columns_of(con, path)
+        source = row_source(job.dataset, columns)
+        params = {**numbering_params(policy.operator), "path": str(path), "value": value}
+        tmp = staged_rewrite(path)
+        # What the proof will look for: identifiers that only the removed rows hold.
+        evidence = evidence_dir / (hashlib.sha256(job.file.encode()).hexdigest()[:16] + ".parquet")
+        evidence.parent.mkdir(parents=True, exist_ok=True)
+        _write_evidence(con, job, source, columns, policy, {**params, "dst": str(evidence)})
+        kept = execute(con, f"""
+            COPY (SELECT {', '.join(columns)} FROM {source}
+                  WHERE {subject_key(job.dataset, columns)} NOT IN (SELECT key FROM removed_keys))
+            TO $tmp (FORMAT parquet, COMPRESSION zstd)""", {**params, "tmp": str(tmp)}).fetchone()[0]
+        if kept != entry["rows_kept"]:
+            tmp.unlink(missing_ok=True)
+            raise RetentionError(f"{job.file}: expected to keep {entry['rows_kept']} rows, the rewrite kept {kept}")
+        entry.update(after_sha256=sha256_file(tmp), evidence=str(evidence))
+        journal.note(entry)
+        commit_file(tmp, path)   # commit point: the file without its due rows
+    else:
+        journal.note(entry)
+        path.unlink()                      # every row is due: the whole file goes
+        _remove_empty_dirs(path.parent, lake.zone(job.dataset))
+    entry["state"] = "done"
+    return entry
+
+
+def _write_evidence(con, job: Job, source: str, columns: list[str], policy: Policy, params: dict) -> None:
+    """The identifiers only removed rows hold, written to the sweep's work dir for the proof."""
+    idents = identifier_columns(job.dataset, columns, policy)
+    union = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS ident FROM {{rows}} WHERE {c} IS NOT NULL"
+                               for c in idents)
+    key = subject_key(job.dataset, columns)
+    execute(con, f"""
+        COPY (WITH src AS (SELECT *, {key} IN (SELECT key FROM removed_keys) AS removed FROM {source}),
+                   gone AS (SELECT * FROM src WHERE removed), stays AS (SELECT * FROM src WHERE NOT removed)
+              SELECT DISTINCT ident FROM ({union.format(rows='gone')})
+              EXCEPT SELECT ident FROM ({union.format(rows='stays')}))
+        TO $dst (FORMAT parquet)""", params)
+
+
+def _remove_empty_dirs(folder: Path, zone: Path) -> None:
+    while folder != zone and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent

@@ -1,0 +1,163 @@
+"""Step 1 — ingest: one landing file → staged canonical rows.
+
+Detects the source profile, then streams the file through DuckDB into a
+staged Parquet file holding only the canonical billing columns the policy
+allows (as text; validate types them). Columns off the list are never read
+into the output. Records that cannot be parsed (wrong column count, broken
+quoting, invalid UTF-8, over-long lines) are counted and listed by line with
+a reason, never with their content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from transforms.lake.connection import connect, execute
+from transforms.policy import Policy
+from transforms.privacy.redact import safe_error, safe_name
+from transforms.steps.profiles import UTC_TEXT, Detection, Profile, detect
+from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, RECORD_LINES, collect_unparseable, csv_source,
+                                      fingerprint, ingest_flag_select)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingest did with one file."""
+
+    file_name: str                  # sanitized display name
+    sha256: str
+    bytes: int
+    status: str                     # staged | empty | rejected_file
+    reason: str = ""
+    profile: str | None = None
+    source_columns: tuple[str, ...] = ()   # sanitized, in file order
+    rows_read: int = 0              # records seen = rows_staged + rows_unparseable
+    rows_staged: int = 0
+    rows_unparseable: int = 0
+    unparseable_by_reason: dict[str, int] = field(default_factory=dict)
+    staged_path: str | None = None   # canonical columns, VARCHAR
+    unparseable_path: str | None = None  # (source_line, reason) only
+
+
+def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | None = None,
+                lines: int | None = None, profile_override: str | None = None) -> IngestResult:
+    """Stage one landing file as canonical rows under `work_dir`.
+
+    `sha256` and `lines` (physical lines) come from the night's plan; they are
+    computed here when not given.
+    """
+    path = Path(path)
+    sha, lines = (sha256, lines) if sha256 else fingerprint(path)
+    size = path.stat().st_size
+    base = dict(file_name=safe_name(path.name, 120), sha256=sha, bytes=size)
+    if size == 0:
+        return IngestResult(**base, status="empty", reason="file is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    is_parquet = head[:4] == b"PAR1"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    con = connect(work_dir / "tmp")
+    # Row position is identity here (source_row, record_id). Under the parallel CSV scan DuckDB turns an
+    # IN list of 5+ constants (e.g. the Asterisk direction mapping) into a hash join that loses order.
+    con.execute("SET disabled_optimizers = 'in_clause'")
+    try:
+        if is_parquet:
+            try:
+                cols = tuple(d[0] for d in con.execute(
+                    "SELECT * FROM read_parquet($p) LIMIT 0", {"p": str(path)}).description)
+            except duckdb.Error as exc:
+                return IngestResult(**base, status="rejected_file", reason=f"unreadable Parquet ({safe_error(exc)})")
+            detection = detect(b"", is_parquet_columns=cols, override=profile_override)
+        else:
+            detection = detect(head, override=profile_override)
+        safe_cols = tuple(safe_name(c) for c in detection.source_columns)
+        if detection.profile is None:
+            return IngestResult(**base, status="rejected_file", reason=detection.reason,
+                                source_columns=safe_cols if is_parquet else ())
+        return _stage(con, path, policy, work_dir, detection, base, safe_cols, is_parquet, lines)
+    finally:
+        con.close()
+
+
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir: Path,
+           detection: Detection, base: dict, safe_cols: tuple[str, ...], is_parquet: bool,
+           lines: int | None) -> IngestResult:
+    profile = detection.profile
+    assert profile is not None
+    staged = work_dir / "staged.parquet"
+    select = staging_select(profile, detection.source_columns, policy)
+    params = {"src": str(path), "dst": str(staged), "local_tz": policy.operator.local_timezone,
+              "home_plmns": list(policy.operator.home_plmns)}
+    n = len(detection.source_columns)
+    if is_parquet:
+        # Parquet columns are bound by position too: alias them c0, c1 … on read.
+        source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
+        technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1 AS {RECORD_LINES}"
+    else:
+        source = csv_source(n, profile.header)
+        technical = ingest_flag_select(n)
+    try:
+        staged_rows = execute(
+            con, f"COPY (SELECT {select}, {technical} FROM {source}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
+            params).fetchone()[0]
+    except duckdb.Error as exc:
+        return IngestResult(**base, status="rejected_file", profile=profile.name, source_columns=safe_cols,
+                            reason=f"unreadable ({safe_error(exc)})")
+    unparseable_path = None
+    by_reason: dict[str, int] = {}
+    rejected = 0
+    if not is_parquet:
+        header_lines = 1 + sum(c.count("\n") for c in detection.source_columns) if profile.header else 0
+        rejected, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
+                                                                    header_lines)
+    total = staged_rows + rejected
+    return IngestResult(
+        **base,
+        status="staged" if total else "empty",
+        reason="" if total else "no data rows",
+        profile=profile.name,
+        source_columns=safe_cols,
+        rows_read=total,
+        rows_staged=staged_rows,
+        rows_unparseable=rejected,
+        unparseable_by_reason=by_reason,
+        staged_path=str(staged),
+        unparseable_path=unparseable_path,
+    )
+
+
+def staging_select(profile: Profile, source_columns: tuple[str, ...], policy: Policy) -> str:
+    """SELECT list producing every allowed canonical column as VARCHAR.
+
+    Source columns are bound by position (c0, c1 …): only names the profile
+    itself defines reach the SQL, never a name read from the file.
+    """
+    position = {}
+    for i, name in enumerate(source_columns):
+        position.setdefault(name.strip(), i)
+    exprs = []
+    for column in policy.allowed_columns:
+        template = profile.mapping.get(column)
+        if template is None:
+            exprs.append(f"CAST(NULL AS VARCHAR) AS {column}")
+            continue
+        needed = _placeholders(template)
+        if any(n not in position for n in needed):
+            exprs.append(f"CAST(NULL AS VARCHAR) AS {column}")
+            continue
+        expr = template.format(**{n: f"NULLIF(trim(CAST(c{position[n]} AS VARCHAR)), '')" for n in needed})
+        if column == "start_time":
+            # Normalize to UTC text; keep the raw text when it does not parse so validate rejects the row.
+            raw = expr
+            expr = "COALESCE({utc}, {raw})".format(
+                utc=UTC_TEXT.format(ts=profile.time_expr.format(v=raw)), raw=raw)
+        exprs.append(f"CAST({expr} AS VARCHAR) AS {column}")
+    return ", ".join(exprs)
+
+
+def _placeholders(template: str) -> list[str]:
+    return sorted(set(re.findall(r"\{(\w+)\}", template)))

@@ -1,0 +1,212 @@
+"""Payments step — the billing system's payments / invoice-status extract → `invoices/invoice_year=…/`.
+
+The retention sweep keeps billing CDRs until full payment, at most until the
+claim's limitation period, and invoices for the period of the policy's `invoice`
+retention category (policy §5; docs/design.md §3); this step lands the facts it reads: one row per invoice with its status as of
+the night the extract was taken. A payments extract is not a CDR file: it does
+not go through the billing-data field check, the CDR suite or analytics.
+
+The file is read strictly, every field as text (the CDR reader of ingest, so a
+line that does not parse is quarantined by line with a reason, never with its
+content). Each row is checked with set-based SQL; valid rows are typed, the
+subscriber number is normalized to E.164 (as billing numbers are, so they
+join) and committed per invoice year, failing rows go to `quarantine/night=…/`
+with their reasons and the failing values blanked. Every row read ends in
+exactly one of the two. Parts are named by the file's sha256, so the same file
+loaded again replaces its rows instead of adding them twice. An invoice appears
+once per extract that lists it; `as_of` says which night's status a row holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from transforms.lake import Lake
+from transforms.lake.connection import connect, execute
+from transforms.lake.partitions import ZoneWrite, write_partitioned
+from transforms.policy import Policy
+from transforms.privacy.numbers import e164_sql, numbering_params
+from transforms.privacy.redact import safe_error, safe_name
+from transforms.steps.profiles import PAYMENTS_COLUMNS, is_payments_header
+from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, collect_unparseable, csv_source, fingerprint,
+                                      ingest_flag_select)
+
+ZONE = "invoices"
+# Identifying columns of an invoice row (the retention proof looks for their values after a deletion).
+IDENTIFYING_COLUMNS = ("invoice_id", "subscriber_number", "account_id")
+INVOICE_STATUSES = ("paid", "open", "partially_paid", "disputed", "written_off")
+DUPLICATE = "duplicate_invoice"
+NOT_PAYMENTS = "named as a payments extract, but its header is not the payments header"
+
+# Typed values of a row: NULL when the text is missing or does not have the shape (no silent rounding).
+_DATE = "CASE WHEN regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({v} AS DATE) END"
+_AMOUNT = ("CASE WHEN regexp_full_match({v}, '[0-9]{{1,14}}([.][0-9]{{1,4}})?')"
+           " THEN CAST({v} AS DECIMAL(18,4)) END")
+TYPED = {
+    "subscriber_e164": e164_sql("subscriber_number"),
+    "period_start": "CASE WHEN regexp_full_match(billing_period, '[0-9]{4}-[0-9]{2}')"
+                    " THEN TRY_CAST(billing_period || '-01' AS DATE) END",
+    "invoice_d": _DATE.format(v="invoice_date"),
+    "due_d": _DATE.format(v="due_date"),
+    "paid_d": _DATE.format(v="paid_date"),
+    "amount_due_n": _AMOUNT.format(v="amount_due"),
+    "amount_paid_n": _AMOUNT.format(v="amount_paid"),
+}
+
+# reason, predicate over a typed row (true when the row FAILS), the source column whose value is blanked
+# in quarantine. Constants only: values reach the SQL as parameters ($statuses, $claim_types, $cc, $nsn).
+RULES = (
+    ("invoice_id_missing", "invoice_id IS NULL", None),
+    ("subscriber_number_invalid", "subscriber_e164 IS NULL"
+     " OR NOT regexp_full_match(subscriber_e164, '[+][1-9][0-9]{6,14}')", "subscriber_number"),
+    ("billing_period_invalid", "period_start IS NULL", "billing_period"),
+    ("invoice_date_invalid", "invoice_d IS NULL", "invoice_date"),
+    ("due_date_invalid", "due_d IS NULL", "due_date"),
+    ("paid_date_invalid", "paid_date IS NOT NULL AND paid_d IS NULL", "paid_date"),
+    ("amount_due_invalid", "amount_due_n IS NULL", "amount_due"),
+    ("amount_paid_invalid", "amount_paid IS NOT NULL AND amount_paid_n IS NULL", "amount_paid"),
+    ("status_invalid", "status IS NULL OR NOT list_contains($statuses, status)", "status"),
+    ("paid_without_paid_date", "status = 'paid' AND paid_date IS NULL", None),
+    ("claim_type_invalid", "claim_type IS NULL OR NOT list_contains($claim_types, claim_type)", "claim_type"),
+)
+
+
+@dataclass(frozen=True)
+class PaymentsResult:
+    """What the payments step did with one extract."""
+
+    file_name: str                  # sanitized display name
+    sha256: str
+    status: str                     # loaded | empty | rejected_file
+    reason: str = ""
+    rows_read: int = 0              # = rows_loaded + rows_quarantined
+    rows_loaded: int = 0            # invoices committed to the invoices zone
+    rows_quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)  # a row with two faults counts twice
+    rows_by_invoice_year: dict[str, int] = field(default_factory=dict)
+    invoice_files: tuple[str, ...] = ()      # relative to the lake root
+    quarantine_files: tuple[str, ...] = ()
+
+
+def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, night: str, run_id: str,
+                  sha256: str | None = None, lines: int | None = None) -> PaymentsResult:
+    """Validate one payments extract; commit its invoices to `invoices/` and its failing rows to `quarantine/`.
+
+    `sha256` and `lines` (physical lines) come from the night's plan; they are computed when not given.
+    """
+    path = Path(path)
+    sha, lines = (sha256, lines) if sha256 else fingerprint(path)
+    base = dict(file_name=safe_name(path.name, 120), sha256=sha)
+    if path.stat().st_size == 0:
+        return PaymentsResult(**base, status="empty", reason="file is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    if not is_payments_header(head):
+        return _refused(base, NOT_PAYMENTS, lines)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    staged = work_dir / "payments_staged.parquet"
+    con = connect(work_dir / "tmp")
+    con.execute("SET disabled_optimizers = 'in_clause'")   # row position is identity (see ingest)
+    try:
+        names = ", ".join(f"c{i} AS {c}" for i, c in enumerate(PAYMENTS_COLUMNS))
+        try:
+            staged_rows = execute(con, f"""
+                COPY (SELECT {names}, {ingest_flag_select(len(PAYMENTS_COLUMNS))}
+                      FROM {csv_source(len(PAYMENTS_COLUMNS), header=True)})
+                TO $dst (FORMAT parquet, COMPRESSION zstd)""", {"src": str(path), "dst": str(staged)}).fetchone()[0]
+        except duckdb.Error as exc:
+            return _refused(base, f"unreadable ({safe_error(exc)})", lines)
+        unparseable, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines, 1)
+    finally:
+        con.close()
+    if staged_rows + unparseable == 0:
+        return PaymentsResult(**base, status="empty", reason="no data rows")
+    return _route(staged, unparseable_path, policy, lake, work_dir, base, night=night, run_id=run_id,
+                  rows_read=staged_rows + unparseable, by_reason=by_reason)
+
+
+def _refused(base: dict, reason: str, lines: int | None) -> PaymentsResult:
+    """A whole file refused: its lines count as read and quarantined; no zone holds any of it."""
+    n = lines or 0
+    return PaymentsResult(**base, status="rejected_file", reason=reason, rows_read=n, rows_quarantined=n,
+                          quarantined_by_reason={reason: n} if n else {})
+
+
+def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lake, work_dir: Path, base: dict, *,
+           night: str, run_id: str, rows_read: int, by_reason: dict[str, int]) -> PaymentsResult:
+    sha = base["sha256"]
+    params = {"staged": str(staged), "sha": sha, "night": night, "run_id": run_id,
+              **numbering_params(policy.operator), "statuses": list(INVOICE_STATUSES),
+              "claim_types": list(policy.claim_types), "unparseable": unparseable_path}
+    valid_path, rejected_path = work_dir / "invoices_valid.parquet", work_dir / "payments_quarantine.parquet"
+    text = ", ".join(f"NULLIF(trim({c}), '') AS {c}" for c in PAYMENTS_COLUMNS)
+    typed = ", ".join(f"{expr} AS {name}" for name, expr in TYPED.items())
+    reasons = ", ".join(f"CASE WHEN {pred} THEN '{reason}' END" for reason, pred, _ in RULES)
+    con = connect(work_dir / "tmp")
+    try:
+        execute(con, f"""
+            CREATE TEMP TABLE candidate AS
+            SELECT file_row_number + 1 AS source_row, {text}, {INGEST_FLAG}
+            FROM read_parquet($staged, file_row_number = true)""", params)
+        execute(con, f"CREATE TEMP TABLE typed AS SELECT *, {typed} FROM candidate", params)
+        # The first row of an invoice id stays; later rows with the same id are duplicates.
+        execute(con, f"""
+            CREATE TEMP TABLE verdict AS
+            SELECT source_row, reasons FROM (
+                SELECT source_row, list_filter([{INGEST_FLAG}, {reasons},
+                    CASE WHEN invoice_id IS NOT NULL AND row_number() OVER (
+                        PARTITION BY invoice_id ORDER BY source_row) > 1 THEN '{DUPLICATE}' END],
+                    lambda x: x IS NOT NULL) AS reasons
+                FROM typed)
+            WHERE len(reasons) > 0""", params)
+        for reason, n in con.execute("SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM verdict)"
+                                     " GROUP BY reason").fetchall():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+        execute(con, """
+            COPY (
+                SELECT md5($sha || ':' || source_row) AS record_id, invoice_id, account_id,
+                       subscriber_e164 AS subscriber_number, billing_period, invoice_d AS invoice_date,
+                       due_d AS due_date, amount_due_n AS amount_due, amount_paid_n AS amount_paid,
+                       paid_d AS paid_date, status, claim_type,
+                       $sha AS source_file_sha256, source_row, CAST($night AS DATE) AS as_of, $run_id AS run_id,
+                       year(period_start) AS invoice_year
+                FROM typed ANTI JOIN verdict USING (source_row)
+                ORDER BY source_row
+            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, "dst": str(valid_path)})
+        blank_params = {f"b{i}": [r for r, _, col in RULES if col == c] for i, c in enumerate(PAYMENTS_COLUMNS)}
+        # Values that failed their rule, or hold a line break (a record that swallowed the next line), go blank.
+        blanked = ", ".join(
+            f"CASE WHEN list_has_any(v.reasons, $b{i}) OR contains(c.{c}, chr(10)) OR contains(c.{c}, chr(13))"
+            f" THEN NULL ELSE c.{c} END AS {c}" for i, c in enumerate(PAYMENTS_COLUMNS))
+        parts = [f"""
+            SELECT c.source_row, CAST(NULL AS BIGINT) AS source_line, array_to_string(v.reasons, '; ') AS reason,
+                   md5($sha || ':' || c.source_row) AS record_id, {blanked}
+            FROM candidate c JOIN verdict v USING (source_row)"""]
+        if unparseable_path:
+            nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in PAYMENTS_COLUMNS)
+            parts.append(f"""
+                SELECT CAST(NULL AS BIGINT), source_line, reason, md5($sha || ':line:' || source_line), {nulls}
+                FROM read_parquet($unparseable)""")
+        columns = ", ".join(PAYMENTS_COLUMNS)
+        quarantined = execute(con, f"""
+            COPY (
+                SELECT CAST($night AS DATE) AS night, record_id, $sha AS source_file_sha256, source_row,
+                       source_line, $run_id AS run_id, reason, '{ZONE}' AS dataset, {columns}
+                FROM ({' UNION ALL '.join(parts)})
+                ORDER BY source_row NULLS LAST, source_line
+            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
+                                       {**params, **blank_params, "dst": str(rejected_path)}).fetchone()[0]
+    finally:
+        con.close()
+    invoices = write_partitioned(str(valid_path), lake, ZONE, "invoice_year", work_dir, sha)
+    quarantine = (write_partitioned(str(rejected_path), lake, "quarantine", "night", work_dir, sha)
+                  if quarantined else ZoneWrite("quarantine", 0))
+    if rows_read != invoices.rows_written + quarantined:
+        raise AssertionError("payments row conservation broken")   # never expected; the file is recorded failed
+    return PaymentsResult(**base, status="loaded", rows_read=rows_read, rows_loaded=invoices.rows_written,
+                          rows_quarantined=quarantined, quarantined_by_reason=by_reason,
+                          rows_by_invoice_year=invoices.rows_by_partition, invoice_files=invoices.files,
+                          quarantine_files=quarantine.files)

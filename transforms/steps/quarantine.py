@@ -1,0 +1,46 @@
+"""Step 5 — quarantine zone: every rejected row of a file, with its reason.
+
+Two kinds of rejected rows meet here: rows that failed a rule or repeated an
+earlier row (allowed columns as text, plus reason), and records the reader
+could not parse (only the line and the reason: such a record cannot be split
+into columns, so none of its content is kept). Partitioned by the night the
+file was processed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transforms.lake import Lake
+from transforms.lake.connection import connect, execute
+from transforms.lake.partitions import ZoneWrite, write_partitioned
+from transforms.policy import Policy
+
+
+def quarantine_rows(rejected_path: str | None, unparseable_path: str | None, lake: Lake, work_dir: Path,
+                    policy: Policy, *, source_sha256: str, run_id: str, night: str) -> ZoneWrite:
+    """Commit the rejected rows of one file to `quarantine/night=…/`."""
+    parts = []
+    canon = ", ".join(policy.allowed_columns)
+    if rejected_path:
+        parts.append(f"SELECT record_id, source_file_sha256, source_row, source_line, run_id, reason, {canon}"
+                     " FROM read_parquet($rejected)")
+    if unparseable_path:
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in policy.allowed_columns)
+        parts.append("SELECT md5($sha || ':line:' || source_line) AS record_id, $sha AS source_file_sha256,"
+                     " CAST(NULL AS BIGINT) AS source_row, source_line, $run_id AS run_id, reason,"
+                     f" {nulls} FROM read_parquet($unparseable)")
+    if not parts:
+        return ZoneWrite("quarantine", 0)
+    merged = work_dir / "quarantine_rows.parquet"
+    con = connect(work_dir / "tmp")
+    try:
+        execute(con, f"""
+            COPY (SELECT CAST($night AS DATE) AS night, * FROM ({' UNION ALL '.join(parts)})
+                  ORDER BY source_row NULLS LAST, source_line)
+            TO $dst (FORMAT parquet, COMPRESSION zstd)""",
+                         {"rejected": rejected_path, "unparseable": unparseable_path, "sha": source_sha256,
+                          "run_id": run_id, "night": night, "dst": str(merged)})
+    finally:
+        con.close()
+    return write_partitioned(str(merged), lake, "quarantine", "night", work_dir, source_sha256)
