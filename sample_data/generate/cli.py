@@ -1,0 +1,104 @@
+"""The command line: python -m sample_data.generate --rows N --out DIR --seed S [...]."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Sequence
+
+from .landing import MIN_ROWS, generate_night
+from .manifest import NightManifest
+from .reference import DEFAULT_NIGHT, LOCAL_TZ
+
+_EPILOG = """\
+files written into DIR (D = --date):
+  mediation_D.csv           3GPP-style mediation export, header = mediation profile columns; holds
+                            roaming (servingNodePLMNIdentifier 29340 home, EU/EEA and non-EU PLMNs),
+                            PGW data records, charges in EUR with 22 %% VAT; servedPDPAddress = IPv4
+  billing_D.csv             canonical billing CSV (all canonical columns) plus off-list columns
+                            caller_name, email, ip_address; start_time ISO UTC
+  billing_D_copy.csv        byte-identical copy of billing_D.csv (duplicate delivery)
+  billing_D.parquet         canonical columns, all strings
+  asterisk_Master_D.csv     Asterisk cdr_csv Master.csv, 18 columns, no header, local time
+  freeswitch_D.csv          FreeSWITCH mod_cdr_csv example template, 15 quoted columns, no header
+  empty_D.csv               0 bytes
+  header_only_D.csv         canonical header, no records
+  latin1_D.csv              canonical CSV encoded cp1250 (invalid UTF-8: 'Žiga Čeh')
+  freeswitch_resaved_D.csv  FreeSWITCH rows saved again by a spreadsheet: unquoted, 'YYYY/M/D H:MM',
+                            numbers without '+', CRLF, two repeated rows
+  nul_byte_D.csv            canonical CSV with a NUL byte inside one record
+  hostile_header_D.csv      canonical CSV with hostile column names (SQL-ish, newline-ish, ~5 KB long)
+  payments_D.csv            payments / invoice-status extract (UTF-8, header): one row per invoice of each
+                            postpaid subscriber for the 3 billing periods before D's month (invoice on the
+                            3rd of the next month, due 15 days later), status as of D: mostly paid, some
+                            open, a few partially_paid and disputed; claim_type business_services for
+                            business tariffs (several lines may share one ACC- account), else
+                            consumer_services; subscriber_number in E.164
+
+injected row defects (every night, however small; counts grow slowly with N):
+  malformed   too_few_fields, too_many_fields, unterminated_quote (the mediation and canonical
+              CSVs end in a record cut inside a quoted value: the extract was truncated)
+  oversized   overlong_field: one ~100 KB apn value per CSV (parses; breaks the apn rule)
+  rule        email_as_origin, negative_duration, unknown_service_type, bad_imsi
+  duplicate   duplicate_row: records repeated verbatim inside a file
+  payments    bad_payment_date (invoice_date YYYY-02-30), bad_payment_status ('settled'),
+              missing_invoice_id, duplicate_invoice (an invoice row delivered twice): one each
+Mediation and canonical CSV get every row kind; Parquet gets the rule kinds and duplicates;
+Asterisk gets email_as_origin, too_few_fields, duplicates; FreeSWITCH email_as_origin, duplicates.
+All other records are valid under expectations/billing_cdr.json.
+
+N (--rows) is split over the five main files (mediation 45 %, canonical CSV 35 %, Parquet 10 %,
+Asterisk 6 %, FreeSWITCH 4 %); their record counts (defect rows included) add up to N. The
+subscriber population has max(50, N/40) members and depends on --seed only, so nights generated
+with the same seed share subscribers. Same arguments => byte-identical files.
+
+Progress goes to stderr on runs of 500,000 rows or more, and a summary (files, rows, bytes,
+defects) at the end; --quiet silences both. From Python: sample_data.generate.generate_night()
+returns the same manifest as a NightManifest dataclass.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m sample_data.generate",
+        description="Generate one realistic night of CDR / billing landing files (with defects) for cdr-audit.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, required=True, metavar="N",
+                    help=f"records over the five main files (>= {MIN_ROWS}); 10,000,000 streams in flat memory")
+    ap.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="landing folder to write into (created; this generator's files are overwritten)")
+    ap.add_argument("--seed", type=int, required=True, metavar="S",
+                    help="non-negative seed: output and subscriber population are a function of it")
+    ap.add_argument("--date", type=date.fromisoformat, default=DEFAULT_NIGHT, metavar="YYYY-MM-DD",
+                    help=f"event date of the night, local time {LOCAL_TZ} (default {DEFAULT_NIGHT})")
+    ap.add_argument("--manifest", type=Path, metavar="FILE",
+                    help="also write the manifest (files, rows, defects, raw sensitive values) as JSON to FILE;"
+                         " keep it outside DIR, it is not a landing file")
+    ap.add_argument("--quiet", action="store_true", help="print nothing (no progress, no summary)")
+    args = ap.parse_args(argv)
+    if args.rows < MIN_ROWS:
+        ap.error(f"--rows must be at least {MIN_ROWS}")
+    if args.seed < 0:
+        ap.error("--seed must be non-negative")
+    t0 = time.monotonic()
+    manifest = generate_night(args.out, args.rows, args.seed, args.date, progress=not args.quiet)
+    elapsed = time.monotonic() - t0
+    if args.manifest:
+        args.manifest.parent.mkdir(parents=True, exist_ok=True)
+        args.manifest.write_text(manifest.to_json() + "\n", encoding="utf-8")
+    if not args.quiet:
+        print(_summary(manifest, args.out, elapsed), file=sys.stderr)
+    return 0
+
+
+def _summary(m: NightManifest, out: Path, elapsed: float) -> str:
+    lines = [f"night {m.night} seed {m.seed}: {len(m.files)} files, {m.rows_total:,} records,"
+             f" {m.subscribers:,} subscribers, {elapsed:.1f} s -> {out}"]
+    for f in m.files.values():
+        defects = ", ".join(f"{k} {v}" for k, v in sorted(f.defects.items()))
+        lines.append(f"  {f.name:<34} {f.rows:>11,} rows {f.bytes:>14,} B  {f.profile or '-':<19} {defects}")
+    return "\n".join(lines)
+
