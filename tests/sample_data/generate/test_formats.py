@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from transforms.profiles import PAYMENTS_PROFILE, detect, is_payments_header
+from transforms.steps.profiles import PAYMENTS_PROFILE, detect, is_payments_header
 
 
 def test_profiles_detected_as_manifest_says(night):

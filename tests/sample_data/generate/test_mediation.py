@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from transforms.profiles import MEDIATION
+from transforms.steps.profiles import MEDIATION
 
 from .common import T, _records
 
