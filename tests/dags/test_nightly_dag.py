@@ -83,7 +83,7 @@ def test_params_are_validated(dagbag, dag_id, conf, ok):
 def test_profile_enum_matches_the_engine():
     sys.path.insert(0, str(DAGS))
     from cdr_common import PROFILE_NAMES
-    from transforms.profiles import ALL_PROFILES
+    from transforms.steps.profiles import ALL_PROFILES
 
     assert sorted(PROFILE_NAMES) == sorted(ALL_PROFILES)
 

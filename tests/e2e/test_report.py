@@ -66,8 +66,8 @@ def test_views_on_five_months(history):
                                     " AND state = 'flagged'") == [(len(flagged),)]
     real = audit_rows(history.lake, "SELECT column_name, data_type FROM information_schema.columns"
                                     " WHERE table_name = 'roaming_status' ORDER BY ordinal_position")
-    from transforms.audit import ROAMING_STATUS_COLUMNS
-    assert real == list(ROAMING_STATUS_COLUMNS)   # the stand-in before any window has the same columns
+    from transforms.roaming.schema import STATUS_COLUMNS
+    assert real == list(STATUS_COLUMNS)   # the stand-in before any window has the same columns
 
 
 @pytest.fixture(scope="module")

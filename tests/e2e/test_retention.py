@@ -64,15 +64,18 @@ def test_analytics_never_outlive_their_source(swept):
 
 
 def test_removed_rows_are_gone_from_every_byte(swept):
-    from transforms.pseudonymize import normalize_e164
+    from transforms.policy import load_policy
+    from transforms.privacy.numbers import normalize_e164
+
+    operator = load_policy().operator
 
     lake, before, _, _, _ = swept
     after = zone_rows(lake, "billing", "SELECT record_id FROM t")
     removed_ids = sorted({r[0] for r in before["billing"]} - {r[0] for r in after})
     # Numbers none of whose spellings is left in any number column of any billing row.
-    left = {normalize_e164(n, "386") for row in zone_rows(lake, "billing", "SELECT origin_number, destination_number,"
+    left = {normalize_e164(n, operator) for row in zone_rows(lake, "billing", "SELECT origin_number, destination_number,"
                                                       " redirection_number FROM t") for n in row if n}
-    gone = sorted({normalize_e164(r[1], "386") for r in before["billing"] if r[1]} - left)
+    gone = sorted({normalize_e164(r[1], operator) for r in before["billing"] if r[1]} - left)
     assert removed_ids and gone
     needles = removed_ids + identifier_variants(gone, [], [], [])
     # Every billing file, decompressed and raw; quarantine keeps its own rows, but none of the removed ones.

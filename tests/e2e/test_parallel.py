@@ -21,14 +21,14 @@ SPAWN = multiprocessing.get_context("spawn")   # fresh interpreters, like separa
 
 
 def _audit(planned: dict, params: dict) -> dict:
-    from transforms import tasks
+    from transforms.entry import tasks
 
     return tasks.audit_one(planned, params, NIGHT, RUN_ID)
 
 
 def run_night(landing: Path, lake: Path, workers: int) -> dict:
     """plan → audit_file per file (in `workers` processes, or inline) → aggregate, roaming → close."""
-    from transforms import tasks
+    from transforms.entry import tasks
 
     params = {"landing": str(landing), "lake": str(lake)}
     planned = tasks.plan(params, NIGHT, RUN_ID)
@@ -98,7 +98,7 @@ def test_parallel_file_audits_equal_a_sequential_run(small_night, tmp_path):
 
 
 def _close(params: dict) -> dict:
-    from transforms import tasks
+    from transforms.entry import tasks
 
     return tasks.close(params, NIGHT, RUN_ID)
 
@@ -106,20 +106,19 @@ def _close(params: dict) -> dict:
 def _place_holds(lake: str, n: int) -> list[str]:
     import os
 
-    from transforms import holds
     from transforms.lake import Lake
     from transforms.policy import load_policy
-    from transforms.pseudonymize import load_keyring
-    from transforms.tasks import DEFAULT_POLICY
+    from transforms.privacy.keys import load_keyring
+    from transforms.retention import holds
 
-    policy, keyring = load_policy(DEFAULT_POLICY), load_keyring(os.environ)
+    policy, keyring = load_policy(), load_keyring(os.environ)
     return [holds.place(Lake.at(lake), policy, keyring, reason=f"dispute case A-{i}", placed_by="legal",
                         dataset="billing", date_from=date(2026, 11, 1)).hold_id
             for i in range(n)]
 
 
 def _record_failures(lake: str, n: int) -> int:
-    from transforms.tasks import record_task_failure
+    from transforms.entry.tasks import record_task_failure
 
     return sum(record_task_failure({"lake": lake}, {"dag_id": "cdr_nightly_audit", "task_id": "audit_file",
                                                     "run_id": RUN_ID, "try_number": 1, "map_index": i,
@@ -129,7 +128,8 @@ def _record_failures(lake: str, n: int) -> int:
 @pytest.mark.slow
 def test_contending_writers_wait_and_lose_nothing(small_night, tmp_path):
     """close_night, hold placements and failure callbacks at once on one audit.duckdb: all succeed, all rows stay."""
-    from transforms import audit, tasks
+    from transforms import audit_store
+    from transforms.entry import tasks
     from transforms.lake import Lake
 
     lake = tmp_path / "lake"
@@ -140,7 +140,7 @@ def test_contending_writers_wait_and_lose_nothing(small_night, tmp_path):
 
     with SPAWN.Pool(3) as pool:
         # Hold the writer lock while all three start, so each must wait for it (and then for each other).
-        with audit.writer_lock(Lake.at(lake)):
+        with audit_store.writer_lock(Lake.at(lake)):
             closing = pool.apply_async(_close, (params,))
             placing = pool.apply_async(_place_holds, (str(lake), 3))
             failing = pool.apply_async(_record_failures, (str(lake), 4))
@@ -156,8 +156,4 @@ def test_contending_writers_wait_and_lose_nothing(small_night, tmp_path):
     assert sorted(r[0] for r in audit_rows(lake, "SELECT hold_id FROM legal_holds")) == sorted(hold_ids)
     actions = dict(audit_rows(lake, "SELECT action, count(*) FROM audit_log GROUP BY action"))
     assert actions["hold_placed"] == 3 and actions["task_failed"] == 4 and actions["run_started"] == 1
-    con = audit.connect(Lake.at(lake), read_only=True)
-    try:
-        assert audit.verify_chain(con).ok
-    finally:
-        con.close()
+    assert audit_store.verify_store(Lake.at(lake)).ok

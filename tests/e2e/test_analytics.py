@@ -79,7 +79,7 @@ def test_tokens_join_across_nights_and_survive_rotation(tmp_path):
     third = tmp_path / "n3"
     generate_night(third, rows=800, seed=5, night=date(2026, 11, 23))
     retired = tmp_path / "retired.keys"
-    from transforms.pseudonymize import DEMO_KEY_ID, demo_keyring
+    from transforms.privacy.keys import DEMO_KEY_ID, demo_keyring
 
     retired.write_text(f"{DEMO_KEY_ID}:{demo_keyring().current.secret.hex()}\n")
     env = {"CDR_AUDIT_HMAC_KEY": "ab" * 32, "CDR_AUDIT_HMAC_KEY_ID": "k2",

@@ -1,0 +1,34 @@
+"""transforms/entry/commands.py: what the commands print over a small store."""
+
+from __future__ import annotations
+
+from transforms.audit_store import LogEvent, append_log, writing
+from transforms.entry.commands import EXIT_OK, cmd_policy, cmd_profiles, cmd_summary, cmd_verify
+from transforms.lake import Lake
+
+
+class Args:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def test_policy_lists_columns_and_retention(policy, capsys):
+    assert cmd_policy(Args(policy=None)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert policy.sha256 in out and "origin_number" in out and "billing_cdr" in out
+
+
+def test_profiles_lists_every_format_and_the_payments_extract(capsys):
+    assert cmd_profiles(Args()) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "asterisk_master_18" in out and "payments" in out
+
+
+def test_summary_and_verify_of_a_store_without_a_run(tmp_path, capsys):
+    lake = Lake.at(tmp_path / "lake")
+    with writing(lake) as con:
+        append_log(con, [LogEvent("e1", "test", "hold_placed", "H-1", {"n": 1})])
+    assert cmd_summary(Args(lake=lake.root, policy=None)) == EXIT_OK
+    assert "holds no run yet" in capsys.readouterr().out
+    assert cmd_verify(Args(lake=lake.root)) == EXIT_OK
+    assert "intact: 1 entries" in capsys.readouterr().out

@@ -1,0 +1,49 @@
+"""transforms/nightly/close.py: every landing file accounted for, the night's facts merged in one go."""
+
+from __future__ import annotations
+
+import duckdb
+
+from tests.transforms.nightly.conftest import CSV, ROW
+from transforms.lake import Lake
+from transforms.nightly.close import close_night
+from transforms.nightly.plan import plan_night
+
+
+def test_close_records_a_task_that_died_and_a_same_night_copy(landing, tmp_path, policy):
+    (landing / "a.csv").write_bytes(CSV + ROW * 3)
+    (landing / "b_copy.csv").write_bytes(CSV + ROW * 3)      # same bytes as a.csv
+    (landing / ".c.csv.part").write_bytes(CSV)                # still being delivered
+    lake = Lake.at(tmp_path / "lake")
+    plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+
+    # a.csv's task never ran (killed worker): the night still closes and says so.
+    summary = close_night(lake, policy, run_id="r1")
+    assert (summary.status, summary.files_failed) == ("completed_with_errors", 1)
+    con = duckdb.connect(str(lake.audit_db), read_only=True)
+    rows = con.execute("SELECT file_name, status, rows_read, rows_loaded, rows_rejected, reason FROM source_files"
+                       " ORDER BY file_name").fetchall()
+    reasons = con.execute("SELECT file_name, reason, rows FROM rejection_reasons").fetchall()
+    run = con.execute("SELECT status, rows_read, rows_loaded, rows_rejected FROM runs").fetchone()
+    con.close()
+    # 4 physical lines (header + 3 rows): counted as not loaded rather than silently as nothing.
+    assert rows[1] == ("a.csv", "failed", 4, 0, 4, "file task did not finish")
+    # The copy repeats its original's rows, all rejected as a duplicate delivery.
+    assert rows[2][:5] == ("b_copy.csv", "duplicate_file", 4, 0, 4)
+    assert rows[0][:2] == (".c.csv.part", "ignored")
+    assert reasons == [("b_copy.csv", "duplicate_file", 4)]
+    assert run == ("completed_with_errors", 8, 0, 8)
+    assert not lake.fragments_dir("r1").exists()          # the facts are in the store now
+
+
+def test_closing_again_replaces_the_runs_rows(landing, tmp_path, policy):
+    (landing / "a.csv").write_bytes(CSV + ROW)
+    lake = Lake.at(tmp_path / "lake")
+    plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+    close_night(lake, policy, run_id="r1")
+    plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")   # the run cleared and re-run
+    close_night(lake, policy, run_id="r1")
+    con = duckdb.connect(str(lake.audit_db), read_only=True)
+    assert con.execute("SELECT count(*) FROM source_files").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    con.close()
