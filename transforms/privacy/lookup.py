@@ -39,6 +39,12 @@ def find_subject(lake: Lake, policy: Policy, keyring: KeyRing, value: str, kind:
         # Column names come from the policy and paths are the lake's own; key id and token are bound.
         source = ("read_parquet([" + ", ".join(sql_literal(f) for f in files) + "],"
                   " hive_partitioning = true, union_by_name = true)")
+        # A column the policy tokenizes now may be missing from every file written before it listed it:
+        # nothing of the subject can be there.
+        present = {d[0] for d in con.execute(f"SELECT * FROM {source} LIMIT 0").description}
+        columns = [c for c in columns if c in present]
+        if not columns:
+            return []
         union = " UNION ALL ".join(
             f"SELECT {KEY_ID_COLUMN} AS key_id, CAST(event_date AS VARCHAR) AS event_date, '{c}' AS column_name"
             f" FROM {source} WHERE {KEY_ID_COLUMN} = $key AND {c} = unhex($token)" for c in columns)

@@ -4,7 +4,7 @@ Over the policy's ``roaming.observation_window_months`` months ending with the m
 subscriber token (the rules' thresholds are the policy's ``roaming`` keys):
 
 * presence outweighs when the EU/EEA roaming days' share of (roaming days + home days) is strictly above
-  ``presence_share_above`` — with one half: more roaming days than home days, and a tie does not count;
+  ``presence_share_above`` (a tie never outweighs);
 * consumption outweighs when the roaming share, averaged over the services the subscriber used in the
   window (voice minutes in+out, SMS out, data bytes; share = EU roaming / (EU roaming + home)), is
   strictly above ``consumption_share_above``. Minutes, messages and bytes have no common unit and the

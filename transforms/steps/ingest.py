@@ -21,7 +21,7 @@ from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.profiles import UTC_TEXT, Detection, Profile, detect
 from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, RECORD_LINES, collect_unparseable, csv_source,
-                                      fingerprint, ingest_flag_select)
+                                      fingerprint, header_lines, ingest_flag_select)
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,14 @@ def ingest_file(path: Path, policy: Policy, work_dir: Path, *, sha256: str | Non
         if detection.profile is None:
             return IngestResult(**base, status="rejected_file", reason=detection.reason,
                                 source_columns=safe_cols if is_parquet else ())
-        return _stage(con, path, policy, work_dir, detection, base, safe_cols, is_parquet, lines)
+        return _stage(con, path, policy, work_dir, detection, base, safe_cols, is_parquet, lines, head)
     finally:
         con.close()
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir: Path,
            detection: Detection, base: dict, safe_cols: tuple[str, ...], is_parquet: bool,
-           lines: int | None) -> IngestResult:
+           lines: int | None, head: bytes) -> IngestResult:
     profile = detection.profile
     assert profile is not None
     staged = work_dir / "staged.parquet"
@@ -111,9 +111,9 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
     by_reason: dict[str, int] = {}
     rejected = 0
     if not is_parquet:
-        header_lines = 1 + sum(c.count("\n") for c in detection.source_columns) if profile.header else 0
+        # From the file's own first record: detection strips a line break off the end of a name.
         rejected, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
-                                                                    header_lines)
+                                                                    header_lines(head) if profile.header else 0)
     total = staged_rows + rejected
     return IngestResult(
         **base,

@@ -32,7 +32,7 @@ from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.profiles import PAYMENTS_COLUMNS, is_payments_header
 from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, collect_unparseable, csv_source, fingerprint,
-                                      ingest_flag_select)
+                                      header_lines, ingest_flag_select)
 
 ZONE = "invoices"
 # Identifying columns of an invoice row (the retention proof looks for their values after a deletion).
@@ -119,7 +119,8 @@ def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, nig
                 TO $dst (FORMAT parquet, COMPRESSION zstd)""", {"src": str(path), "dst": str(staged)}).fetchone()[0]
         except duckdb.Error as exc:
             return _refused(base, f"unreadable ({safe_error(exc)})", lines)
-        unparseable, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines, 1)
+        unparseable, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
+                                                                       header_lines(head))
     finally:
         con.close()
     if staged_rows + unparseable == 0:

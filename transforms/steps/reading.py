@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.steps.profiles import first_record
+
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
 # Technical columns of staged files only (never reach a zone): a whole-record fault for validate to
@@ -36,6 +38,11 @@ def fingerprint(path: Path) -> tuple[str, int | None]:
     return h.hexdigest(), (None if first == b"PAR1" else lines + (last != b"\n"))
 
 
+def header_lines(head: bytes) -> int:
+    """Physical lines the header (the first record of `head`) takes: a quoted name may hold line breaks."""
+    return 1 + sum(name.count("\n") for name in first_record(head) or ())
+
+
 def csv_source(n_columns: int, header: bool) -> str:
     """`read_csv` over the file bound as `$src`: fields c0, c1 … all VARCHAR, strict, rejects stored.
 
@@ -56,17 +63,41 @@ def collect_unparseable(con: duckdb.DuckDBPyConnection, path: Path, staged_path:
     Call it on the connection that ran the read (its `reject_errors`); `staged_path` holds the parsed
     records with `_record_lines`. Lines the reader skipped without a reject are counted too.
     """
-    # One rejected record may raise several errors; count it once, by its first line.
+    # One rejected record may raise several errors; count it once, by its first line. A rejected record can
+    # run over line breaks inside quotes: count the lines it took (from its text, which is read here and
+    # never kept), unless a quote in it never closes — then the lines after its first were swallowed by the
+    # reader and are counted one by one below. `first_byte` is where the record starts: DuckDB's csv_line
+    # starts at the 0-based byte line_byte_position - 1, with any blank lines before the record.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE unparseable AS SELECT line AS source_line,"
+        "CREATE OR REPLACE TEMP TABLE rejected AS SELECT line, line AS source_line,"
+        " min(line_byte_position) - 1 + max(lead_bytes) AS first_byte, max(spans) AS spans,"
         " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
-        " FROM reject_errors GROUP BY line"
+        " FROM (SELECT line, line_byte_position, error_type,"
+        "   strlen(t) - strlen(ltrim(t, chr(13) || chr(10))) AS lead_bytes,"
+        "   1 + CASE WHEN (strlen(body) - strlen(replace(body, '\"', ''))) % 2 = 1 THEN 0"
+        "            ELSE strlen(body) - strlen(replace(body, chr(10), '')) END AS spans"
+        "   FROM (SELECT *, coalesce(csv_line, '') AS t, trim(coalesce(csv_line, ''), chr(13) || chr(10)) AS body"
+        "         FROM reject_errors))"
+        " GROUP BY line"
     )
     if lines is None:   # the caller gave the sha256 but not the line count
         lines = fingerprint(path)[1]
-    accounted = header_lines + con.execute(
-        f"SELECT (SELECT coalesce(sum({RECORD_LINES}), 0) FROM read_parquet($dst))"
-        " + (SELECT count(*) FROM unparseable)", {"dst": staged_path}).fetchone()[0]
+    staged_lines, staged_spans = con.execute(
+        f"SELECT coalesce(sum({RECORD_LINES}), 0), coalesce(max({RECORD_LINES}), 1) > 1 FROM read_parquet($dst)",
+        {"dst": staged_path}).fetchone()
+    rejected_lines, rejected_spans = con.execute(
+        "SELECT coalesce(sum(spans), 0), coalesce(max(spans), 1) > 1 FROM rejected").fetchone()
+    if header_lines > 1 or staged_spans or rejected_spans:
+        # DuckDB numbers records, not lines: after a line break inside quotes its numbers fall behind the
+        # file's. Number the rejected records by the lines before their first byte instead.
+        starts = [b for (b,) in con.execute(
+            "SELECT first_byte FROM rejected WHERE first_byte IS NOT NULL").fetchall()]
+        if starts:
+            found = _line_numbers(path, starts)
+            con.execute("UPDATE rejected SET source_line = m.n FROM (SELECT unnest($b) AS b, unnest($n) AS n) m"
+                        " WHERE rejected.first_byte = m.b", {"b": list(found), "n": list(found.values())})
+    con.execute("CREATE OR REPLACE TEMP TABLE unparseable AS SELECT source_line, reason FROM rejected")
+    accounted = header_lines + staged_lines + rejected_lines
     if accounted < lines:
         # The reader skipped lines without a reject: blank lines (harmless) or the tail after a
         # quote that never closed (data). Count them exactly, only when it happens.
@@ -82,6 +113,21 @@ def collect_unparseable(con: duckdb.DuckDBPyConnection, path: Path, staged_path:
         con.execute("COPY (SELECT * FROM unparseable ORDER BY source_line) TO $dst (FORMAT parquet)",
                     {"dst": unparseable_path})
     return rejected, by_reason, unparseable_path
+
+
+def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
+    """The 1-based line of the file each byte offset lies on, in one streaming pass."""
+    wanted, found, breaks, done = sorted(set(offsets)), {}, 0, 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            while len(found) < len(wanted) and wanted[len(found)] < done + len(chunk):
+                offset = wanted[len(found)]
+                found[offset] = 1 + breaks + chunk.count(b"\n", 0, offset - done)
+            if len(found) == len(wanted):
+                break
+            breaks += chunk.count(b"\n")
+            done += len(chunk)
+    return {**found, **{offset: 1 + breaks for offset in wanted[len(found):]}}
 
 
 def _lines_after_open_quote(path: Path, missing: int) -> int:

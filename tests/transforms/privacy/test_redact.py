@@ -1,11 +1,11 @@
-"""transforms/redact.py: names and errors we record never carry a value."""
+"""transforms/privacy/redact.py: names and errors we record never carry a value."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from transforms.redact import MAX_NAME, safe_error, safe_name
+from transforms.privacy.redact import MAX_NAME, safe_error, safe_name
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -1,4 +1,7 @@
-"""transforms/ingest.py: landing file → staged canonical text, unparseable records counted by line."""
+"""transforms/steps/ingest.py: landing file → staged canonical text, unparseable records counted by line.
+
+How the reader accounts for each line is tested in test_reading.py; here, what ingest makes of it.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,10 @@ import hashlib
 import duckdb
 import pytest
 
-from transforms.ingest import MAX_LINE_BYTES, STAGING_TECHNICAL, file_sha256, ingest_file
-
-SECRET = "+38640777777"     # planted in records that must be rejected: may never appear in any output
-
-
-def asterisk(src="040123456", dst="100", start="2026-11-22 10:00:00", billsec="60", dcontext="internal",
-             userfield='""', clid='"""Ana Novak"" <040123456>"') -> bytes:
-    """One Asterisk Master.csv record (18 columns), quoted as the shared sample is."""
-    return (f'"acc","{src}","{dst}","{dcontext}",{clid},"SIP/a-0001","SIP/b-0002","Dial","SIP/b,30",'
-            f'"{start}","{start}","{start}",{int(billsec) + 5 if billsec.isdigit() else 0},{billsec},'
-            f'"ANSWERED","DOCUMENTATION","1700000000.1",{userfield}\n').encode()
+from tests.transforms.steps.conftest import SECRET, asterisk
+from transforms.lake.commit import sha256_file
+from transforms.steps.ingest import ingest_file
+from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL, fingerprint
 
 
 def freeswitch(number="040123456", start="2026-11-22 10:00:00", context="default", quoted=True) -> bytes:
@@ -182,7 +178,8 @@ def test_file_name_is_sanitized(tmp_path, policy):
 def test_sha256_and_size(tmp_path, policy):
     data = b"origin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
     r = run(tmp_path, policy, "billing.csv", data)
-    assert r.sha256 == hashlib.sha256(data).hexdigest() == file_sha256(tmp_path / "billing.csv")
+    assert r.sha256 == hashlib.sha256(data).hexdigest() == sha256_file(tmp_path / "billing.csv")
+    assert r.sha256 == fingerprint(tmp_path / "billing.csv")[0]
     assert r.bytes == len(data)
 
 
@@ -194,67 +191,36 @@ def test_sha256_given_by_the_caller(tmp_path, policy):
 
 # ---------------------------------------------------------------- records that cannot be parsed
 
-def test_unparseable_records_by_line(tmp_path, policy, pq_read):
-    data = (asterisk(src="040000001")                                             # 1 ok
-            + asterisk(src=SECRET).rstrip(b"\n") + b',"extra"\n'                  # 2 19 fields
-            + asterisk(src="040000003")                                           # 3 ok
-            + asterisk(src=SECRET, userfield='"' + "x" * (MAX_LINE_BYTES + 10) + '"')  # 4 > MAX_LINE_BYTES
-            + asterisk(src="040000005")                                           # 5 ok
-            + asterisk(src=SECRET, userfield='"never closed').rstrip(b"\n"))      # 6 quote open at EOF
-    r = run(tmp_path, policy, "Master.csv", data)
-    # Six records: 1, 3, 5 staged; 2, 4, 6 unparseable, each counted once by its line.
-    assert (r.status, r.rows_read, r.rows_staged, r.rows_unparseable) == ("staged", 6, 3, 3)
-    assert staged(r, pq_read, "origin_number") == [("040000001",), ("040000003",), ("040000005",)]
-    lines = unparseable(r, pq_read)
-    assert [ln for ln, _ in lines] == [2, 4, 6]
-    reasons = dict(lines)
-    assert reasons[2] == "unparseable: too many columns"
-    assert reasons[4] == "unparseable: line size over maximum"
-    assert reasons[6].startswith("unparseable: ") and "quote" in reasons[6]
-    assert sum(r.unparseable_by_reason.values()) == 3
-    assert r.unparseable_by_reason["unparseable: too many columns"] == 1
-    # Never the content: not in the reasons, not in any file ingest wrote.
-    assert all(SECRET not in reason for _, reason in lines)
-    assert [c for c in pq_read(r.unparseable_path, "SELECT column_name FROM (DESCRIBE t)")] == [
-        ("source_line",), ("reason",)]
-    for written in (tmp_path / "work_Master.csv").rglob("*.parquet"):
+def test_unparseable_lines_count_the_header(tmp_path, policy, pq_read):
+    data = (b"origin_number,destination_number,start_time\n"                # line 1
+            b"+38640123456,100,2026-11-22T09:00:00Z\n"                     # line 2 ok
+            + SECRET.encode() + b",100,2026-11-22T09:00:00Z,surplus\n"     # line 3: too many
+            + SECRET.encode() + b",100\n"                                  # line 4: missing
+            b"+38640123457,100,2026-11-22T09:00:00Z\n")                    # line 5 ok
+    r = run(tmp_path, policy, "billing.csv", data)
+    assert (r.status, r.rows_read, r.rows_staged, r.rows_unparseable) == ("staged", 4, 2, 2)
+    assert unparseable(r, pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
+    assert r.unparseable_by_reason == {"unparseable: too many columns": 1, "unparseable: missing columns": 1}
+    assert staged(r, pq_read, "origin_number") == [("+38640123456",), ("+38640123457",)]
+    # Never the content: not in any file ingest wrote.
+    for written in (tmp_path / "work_billing.csv").rglob("*.parquet"):
         assert SECRET.encode() not in written.read_bytes()
 
 
-def test_unparseable_lines_count_the_header(tmp_path, policy, pq_read):
-    data = (b"origin_number,destination_number,start_time\n"     # line 1
-            b"+38640123456,100,2026-11-22T09:00:00Z\n"          # line 2 ok
-            b"+38640123456,100,2026-11-22T09:00:00Z,surplus\n"  # line 3: too many
-            b"+38640123456,100\n"                               # line 4: missing
-            b"+38640123457,100,2026-11-22T09:00:00Z\n")         # line 5 ok
+@pytest.mark.parametrize("name", [b'"note\nx"', b'"note\n"'])     # the second one's break ends the name
+def test_a_header_and_a_record_over_two_lines(tmp_path, policy, pq_read, name):
+    # Ingest tells the reader how many lines the header took (a line break in a quoted name); the
+    # record over two lines is staged with the flag that makes validate quarantine it.
+    data = (b"origin_number,destination_number,start_time," + name + b"\n"   # lines 1-2
+            b"+38640123456,100,2026-11-22T09:00:00Z,a\n"                   # 3 ok
+            b'+38640123457,100,2026-11-22T09:00:00Z,"b\nc"\n'              # 4-5: one record
+            + SECRET.encode() + b",100\n"                                  # 6: missing columns
+            b"+38640123458,100,2026-11-22T09:00:00Z,d\n")                  # 7 ok
     r = run(tmp_path, policy, "billing.csv", data)
-    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (4, 2, 2)
-    assert unparseable(r, pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
-
-
-def test_latin1_in_an_off_list_column_rejects_the_line(tmp_path, policy, pq_read):
-    # 'Čok' written as latin-2/cp1250 bytes (0xC8) in caller_name, a column that is dropped anyway:
-    # the line is still rejected, because its bytes are not the UTF-8 the file claims.
-    data = (b"origin_number,caller_name,destination_number,start_time\n"
-            b"+38640123456,Ana,100,2026-11-22T09:00:00Z\n"
-            b"+38640777777,\xc8ok \xe8,100,2026-11-22T09:00:00Z\n"
-            b"+38640123458,Bo\xc5\xbee,100,2026-11-22T09:00:00Z\n")   # valid UTF-8 'Bože': fine
-    r = run(tmp_path, policy, "latin1.csv", data)
-    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (3, 2, 1)
-    assert unparseable(r, pq_read) == [(3, "unparseable: invalid encoding")]
-    assert staged(r, pq_read, "origin_number") == [("+38640123456",), ("+38640123458",)]
-
-
-def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, policy, pq_read):
-    # A quoted field that runs over a line break is valid CSV, but a CDR never has one: ingest stages
-    # the record with a flag so validate quarantines it.
-    data = (asterisk(src="040000001")
-            + asterisk(src="040000002", userfield='"two\nlines"')
-            + asterisk(src="040000003"))
-    r = run(tmp_path, policy, "Master.csv", data)
-    assert (r.rows_read, r.rows_staged, r.rows_unparseable) == (3, 3, 0)
-    assert staged(r, pq_read, f"origin_number, {STAGING_TECHNICAL[0]}") == [
-        ("040000001", None), ("040000002", "record_spans_lines"), ("040000003", None)]
+    assert (r.profile, r.rows_read, r.rows_staged, r.rows_unparseable) == ("canonical_csv", 4, 3, 1)
+    assert unparseable(r, pq_read) == [(6, "unparseable: missing columns")]
+    assert staged(r, pq_read, f"origin_number, {INGEST_FLAG}") == [
+        ("+38640123456", None), ("+38640123457", SPANS_LINES), ("+38640123458", None)]
 
 
 def test_empty_file(tmp_path, policy):

@@ -1,20 +1,21 @@
-"""transforms/payments.py: the payments / invoice-status extract into the invoices zone, on tiny hand-made files.
+"""transforms/steps/payments.py: the payments / invoice-status extract into the invoices zone, on tiny hand-made files.
 
 Expected counts and reasons are written from the rules (one fault per bad row), not copied from a run.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from tests.transforms.conftest import read_parquet
-from transforms.billing import part_name
-from transforms.ingest import fingerprint
-from transforms.payments import NOT_PAYMENTS, claim_types, load_payments
-from transforms.profiles import PAYMENTS_COLUMNS, is_payments_extract
+from transforms.lake.partitions import part_name
+from transforms.steps.payments import IDENTIFYING_COLUMNS, NOT_PAYMENTS, load_payments
+from transforms.steps.profiles import PAYMENTS_COLUMNS, is_payments_extract
+from transforms.steps.reading import fingerprint
 
 HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
 NIGHT = "2026-11-22"
@@ -31,6 +32,11 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
+def zone_rows(lake, zone: str, sql: str) -> list[tuple]:
+    """Rows of `sql` over a zone's part files (as view `t`, partition columns included)."""
+    return read_parquet(f"{lake.zone(zone)}/*/*.parquet", hive=True, sql=sql)
+
+
 def run(path: Path, policy, lake, work_dir, run_id: str = "r1"):
     return load_payments(path, policy, lake, work_dir, night=NIGHT, run_id=run_id)
 
@@ -44,24 +50,22 @@ def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy
     assert sorted(result.invoice_files) == [f"invoices/invoice_year=2025/{part_name(sha)}",
                                             f"invoices/invoice_year=2026/{part_name(sha)}"]
     assert result.quarantine_files == () and not list(lake.zone("quarantine").rglob("*.parquet"))
-    got = read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="""
+    got = zone_rows(lake, "invoices", """
         SELECT invoice_id, invoice_year, billing_period, invoice_date, due_date, paid_date, CAST(amount_due AS VARCHAR),
                CAST(amount_paid AS VARCHAR), status, claim_type, source_row, as_of, source_file_sha256 = ? FROM t
         ORDER BY source_row""".replace("?", f"'{sha}'"))
-    from datetime import date
-
     assert got[0] == ("INV-1", 2026, "2026-10", date(2026, 11, 3), date(2026, 11, 18), date(2026, 11, 10), "24.9900",
                       "24.9900", "paid", "consumer_services", 1, date(2026, 11, 22), True)
     assert got[1][5:10] == (None, "12.2000", "0.0000", "open", "consumer_services")
     assert got[2][:2] == ("INV-3", 2025) and got[2][6:10] == ("100.0000", "40.5000", "partially_paid", "general")
-    types = dict(read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT column_name, column_type FROM (DESCRIBE t)"))
+    types = dict(zone_rows(lake, "invoices", "SELECT column_name, column_type FROM (DESCRIBE t)"))
     assert types["invoice_date"] == "DATE" and types["amount_due"] == "DECIMAL(18,4)"
 
 
 def test_three_spellings_of_one_number_become_one_e164_number(tmp_path, policy, lake, work_dir):
     path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
     run(path, policy, lake, work_dir)
-    numbers = read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT DISTINCT subscriber_number FROM t")
+    numbers = zone_rows(lake, "invoices", "SELECT DISTINCT subscriber_number FROM t")
     # +38640123456, 040 123 456 and 0038640123456 are one subscriber, spelt as billing rows are normalized.
     assert numbers == [("+38640123456",)]
 
@@ -102,7 +106,8 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     assert result.quarantined_by_reason == expected
     assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
     columns = list(PAYMENTS_COLUMNS)
-    got = {r[0]: r[1:] for r in read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql=f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
+    got = {r[0]: r[1:] for r in zone_rows(
+        lake, "quarantine", f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
     assert set(got) == set(BAD_ROWS)
     for source_row, (row, reason, blanked) in BAD_ROWS.items():
         q_reason, night, dataset = got[source_row][:3]
@@ -113,14 +118,74 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
             want = None if column == blanked or raw[column] == "" else raw[column]
             assert kept[column] == want, (source_row, column)
     # The invoices zone holds only the three good rows, INV-1 once.
-    assert read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT invoice_id FROM t ORDER BY source_row") == [
+    assert zone_rows(lake, "invoices", "SELECT invoice_id FROM t ORDER BY source_row") == [
         ("INV-1",), ("INV-2",), ("INV-3",)]
 
 
 def test_claim_types_are_the_policys_limitation_periods(policy):
     periods = policy.retention_for("billing_cdr").limitation_periods
-    assert claim_types(policy) == tuple(name for name, _ in periods)
-    assert {"consumer_services", "business_services"} <= set(claim_types(policy))
+    assert policy.claim_types == tuple(name for name, _ in periods)
+    assert {"consumer_services", "business_services"} <= set(policy.claim_types)
+
+
+def with_billing_limitation_periods(policy, *names: str):
+    """The policy, its billing category limited to the claim types `names`."""
+    retention = tuple(dataclasses.replace(r, limitation_periods=tuple(p for p in r.limitation_periods if p[0] in names))
+                      if "billing" in r.datasets else r for r in policy.retention)
+    return dataclasses.replace(policy, retention=retention)
+
+
+def test_claim_types_checked_are_the_policys(tmp_path, policy, lake, work_dir):
+    # OLD names the claim type `general`: valid under the real policy, not under one without that period.
+    narrow = with_billing_limitation_periods(policy, "consumer_services")
+    assert narrow.claim_types == ("consumer_services",)
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD), narrow, lake, work_dir)
+    assert (result.rows_loaded, result.rows_quarantined, result.quarantined_by_reason) == (
+        2, 1, {"claim_type_invalid": 1})
+    assert zone_rows(lake, "quarantine", "SELECT source_row, claim_type FROM t") == [(3, None)]
+
+
+def subscriber_numbers(tmp_path, policy, lake, work_dir, *spellings: str) -> dict[str, str | None]:
+    """Load one open invoice per spelling: {spelling: the stored number, or None when quarantined}."""
+    rows = "".join(f"INV-{i},ACC-1,{n},2026-10,2026-11-03,2026-11-18,1.00,0,,open,general\n"
+                   for i, n in enumerate(spellings))
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + rows), policy, lake, work_dir)
+    assert result.rows_read == len(spellings)
+    stored = dict(zone_rows(lake, "invoices", "SELECT source_row, subscriber_number FROM t"))
+    refused = zone_rows(lake, "quarantine", "SELECT source_row, reason FROM t")
+    assert {reason for _, reason in refused} <= {"subscriber_number_invalid"}
+    return {n: stored.get(i + 1) for i, n in enumerate(spellings)}
+
+
+def test_numbers_are_normalized_with_the_operators_country_code_and_number_length(tmp_path, policy, lake, work_dir):
+    # Slovenia: country code 386, national numbers of 8 digits. Bare digits are an international number
+    # without its '+' only when they are the country code and a whole national number.
+    assert (policy.operator.country_calling_code, policy.operator.national_number_length) == ("386", 8)
+    got = subscriber_numbers(tmp_path, policy, lake, work_dir,
+                             "38640123456", "3864012345", "(040) 123-456", "00436641234567", "+38640123456")
+    assert got == {"38640123456": "+38640123456",       # 386 + 8 digits
+                   "3864012345": None,                  # 386 + 7 digits: not a number, quarantined
+                   "(040) 123-456": "+38640123456",     # national, separators removed
+                   "00436641234567": "+436641234567",   # 00 + any country
+                   "+38640123456": "+38640123456"}
+
+
+def test_another_operator_binds_its_own_numbering(tmp_path, policy, lake, work_dir):
+    # The same step under an operator with country code 43 and 10-digit national numbers.
+    austria = dataclasses.replace(policy, operator=dataclasses.replace(
+        policy.operator, country_calling_code="43", national_number_length=10))
+    got = subscriber_numbers(tmp_path, austria, lake, work_dir, "0664 1234567", "436641234567", "38640123456")
+    assert got == {"0664 1234567": "+436641234567",     # the national trunk 0 → +43
+                   "436641234567": "+436641234567",     # 43 + 10 digits
+                   "38640123456": None}                 # 386…: not this operator's country, no '+': invalid
+
+
+def test_identifying_columns_are_columns_of_the_invoices_zone(tmp_path, policy, lake, work_dir, pq_columns):
+    # The retention proof looks for these values after a deletion: they must be what the zone holds.
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID), policy, lake, work_dir)
+    columns = pq_columns(lake.root / result.invoice_files[0])
+    assert set(IDENTIFYING_COLUMNS) <= set(columns)
+    assert set(IDENTIFYING_COLUMNS) == {"invoice_id", "account_id", "subscriber_number"}
 
 
 def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_path, policy, lake, work_dir):
@@ -130,11 +195,32 @@ def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_p
                  policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
     assert sum(n for r, n in result.quarantined_by_reason.items() if r.startswith("unparseable")) == 2
-    got = read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql="SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id, subscriber_number FROM t"
-               " ORDER BY source_line")
+    got = zone_rows(lake, "quarantine", "SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id,"
+                                        " subscriber_number FROM t ORDER BY source_line")
     assert [(line, row, invoice, number) for line, row, _, invoice, number in got] == [
         (4, None, None, None), (6, None, None, None)]
     assert all(reason.startswith("unparseable") for _, _, reason, _, _ in got)
+
+
+def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path, policy, lake, work_dir):
+    spans = 'INV-5,"ACC\n5",+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,general\n'      # lines 3-4
+    broken = 'INV-6,"ACC\n6",+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,general,x\n'  # 5-6: 12 fields
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + spans + broken + OPEN),
+                 policy, lake, work_dir)
+    # Four records: PAID and OPEN load; the one over two lines is flagged, the broken one unparseable.
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert result.quarantined_by_reason == {"record_spans_lines": 1, "unparseable: too many columns": 1}
+    got = zone_rows(lake, "quarantine", "SELECT source_row, source_line, reason, invoice_id, account_id FROM t")
+    assert got == [(2, None, "record_spans_lines", "INV-5", None),         # the value with a line break blanked
+                   (None, 5, "unparseable: too many columns", None, None)]
+    assert zone_rows(lake, "invoices", "SELECT invoice_id FROM t ORDER BY source_row") == [("INV-1",), ("INV-2",)]
+
+
+def test_a_header_name_that_ends_in_a_line_break_takes_two_lines(tmp_path, policy, lake, work_dir):
+    header = HEADER.replace("claim_type", '"claim_type\n"')          # still the payments header, over lines 1-2
+    result = run(write(tmp_path, "payments_2026-11-22.csv", header + PAID + OPEN), policy, lake, work_dir)
+    assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == ("loaded", 2, 2, 0)
+    assert result.quarantine_files == ()
 
 
 def test_a_mis_encoded_line_is_quarantined_and_the_rest_loads(tmp_path, policy, lake, work_dir):
@@ -163,13 +249,6 @@ def test_a_payments_named_file_without_the_payments_header_is_refused(tmp_path, 
     assert not list(lake.root.rglob("*.parquet"))
 
 
-def test_detection_prefers_the_header_so_renamed_extracts_still_work():
-    assert is_payments_extract((HEADER + PAID).encode(), "invoice_status_export.csv")
-    assert is_payments_extract(("\ufeff" + HEADER).encode(), "x.csv")                # a BOM does not hide it
-    assert not is_payments_extract(b"origin_number,destination_number,start_time\n", "billing_2026-11-22.csv")
-    assert not is_payments_extract(HEADER.replace("status", "state").encode(), "export.csv")
-
-
 def test_loading_the_same_extract_again_replaces_its_rows(tmp_path, policy, lake, work_dir):
     path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD + BAD_ROWS[9][0] + "\n")
     first = run(path, policy, lake, work_dir, run_id="r1")
@@ -177,16 +256,18 @@ def test_loading_the_same_extract_again_replaces_its_rows(tmp_path, policy, lake
     second = run(path, policy, lake, work_dir, run_id="r2")
     assert (first.rows_loaded, first.rows_quarantined) == (second.rows_loaded, second.rows_quarantined) == (3, 1)
     assert sorted(p.relative_to(lake.root) for p in lake.root.rglob("*.parquet")) == files
-    assert read_parquet(f"{lake.zone('invoices')}/*/*.parquet", hive=True, sql="SELECT count(*), count(DISTINCT run_id) FROM t") == [(3, 1)]
-    assert read_parquet(f"{lake.zone('quarantine')}/*/*.parquet", hive=True, sql="SELECT count(*) FROM t") == [(1,)]
+    assert zone_rows(lake, "invoices", "SELECT count(*), count(DISTINCT run_id) FROM t") == [(3, 1)]
+    assert zone_rows(lake, "quarantine", "SELECT count(*) FROM t") == [(1,)]
 
 
 def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):
     """Payments files go through the payments step (by header or name), are audited, and a re-run adds nothing."""
     from tests.conftest import audit_rows
     from transforms.lake import Lake
-    from transforms.nightly import audit_file, close_night, plan_night
-    from transforms.pseudonymize import demo_keyring
+    from transforms.nightly.audit_file import audit_file
+    from transforms.nightly.close import close_night
+    from transforms.nightly.plan import plan_night
+    from transforms.privacy.keys import demo_keyring
 
     landing = tmp_path / "landing"
     landing.mkdir()

@@ -1,14 +1,17 @@
-"""transforms/profiles.py: the first record of a file picks its profile (CDR_FORMATS.md shapes)."""
+"""transforms/steps/profiles.py: the first record of a file picks its profile; payments extracts are told apart."""
 
 from __future__ import annotations
 
 import pytest
 
-from transforms.profiles import (
+from transforms.steps.profiles import (
     ALL_PROFILES,
     CANONICAL_COLUMNS,
+    PAYMENTS_COLUMNS,
     detect,
     first_record,
+    is_payments_extract,
+    is_payments_header,
 )
 
 # First row of shared/samples/asterisk_cdr_csv_sample.csv (Asterisk testsuite), as delivered.
@@ -185,3 +188,41 @@ def test_profiles_map_only_onto_canonical_columns():
         assert set(prof.mapping) <= set(CANONICAL_COLUMNS), prof.name
         # every source name a mapping uses is a column of the format
         assert prof.source_columns_used() <= set(prof.columns), prof.name
+
+
+# ------------------------------------------------------------------ payments extracts (not a CDR profile)
+
+PAYMENTS_HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
+PAYMENTS_ROW = "INV-1,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,24.99,24.99,2026-11-10,paid,general\n"
+
+
+def test_detection_prefers_the_header_so_renamed_extracts_still_work():
+    assert is_payments_extract((PAYMENTS_HEADER + PAYMENTS_ROW).encode(), "invoice_status_export.csv")
+    assert is_payments_extract(("\ufeff" + PAYMENTS_HEADER).encode(), "x.csv")       # a BOM does not hide it
+    assert not is_payments_extract(b"origin_number,destination_number,start_time\n", "billing_2026-11-22.csv")
+    assert not is_payments_extract(PAYMENTS_HEADER.replace("status", "state").encode(), "export.csv")
+
+
+@pytest.mark.parametrize("name, sent", [
+    ("payments_2026-11-22.csv", True), ("PAYMENTS_night.CSV", True),     # the name alone sends it there
+    ("payments_2026-11-22.parquet", False), ("my_payments_2026.csv", False), ("payments.csv", False),
+])
+def test_a_payments_name_sends_any_content_to_the_payments_step(name, sent):
+    assert is_payments_extract(b"origin_number,destination_number,start_time\n", name) is sent
+
+
+@pytest.mark.parametrize("head, exact", [
+    (PAYMENTS_HEADER, True),
+    (" " + PAYMENTS_HEADER.replace(",", " , "), True),                  # names are compared stripped
+    (PAYMENTS_HEADER.rstrip("\n") + ",note\n", False),                # an extra column
+    (",".join(PAYMENTS_COLUMNS[:-1]) + "\n", False),                   # one column short
+    (",".join(reversed(PAYMENTS_COLUMNS)) + "\n", False),              # same names, other order
+    ("", False),
+])
+def test_payments_header_is_exactly_the_payments_columns(head, exact):
+    assert is_payments_header(head.encode()) is exact
+
+
+def test_a_payments_header_is_no_cdr_profile():
+    # The payments step owns it: no CDR profile claims the payments columns.
+    assert detect(PAYMENTS_HEADER.encode()).profile is None

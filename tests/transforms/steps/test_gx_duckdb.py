@@ -1,4 +1,4 @@
-"""transforms/gx_duckdb.py: real GX over a DuckDB file, counts only, upstream bugs still there."""
+"""transforms/steps/gx_duckdb.py: real GX over a DuckDB file, counts only, upstream bugs still there."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from transforms import gx_duckdb
-from transforms.gx_duckdb import ExpectationOutcome, run_suite
-
-SUITE = Path(__file__).resolve().parents[2] / "expectations" / "billing_cdr.json"
+from transforms.bundled import BILLING_SUITE as SUITE
+from transforms.steps import gx_duckdb
+from transforms.steps.gx_duckdb import ExpectationOutcome, run_suite
 PHONE = "+38640999888"          # planted: a phone number in the IMSI column (bad shape)
 EMAIL = "leak@example.com"      # planted: an e-mail address as origin_number (bad shape)
 
@@ -212,7 +211,7 @@ def test_upstream_execute_query_still_loses_duckdb_rows(candidate_db, monkeypatc
     _upstream_restored(monkeypatch, "execute_query")
     info = _probe(candidate_db)["expect_column_values_to_not_be_null"].exception_info
     assert _raised(info), ("GX's own SqlAlchemyExecutionEngine.execute_query now works on DuckDB: the upstream bug "
-                  "(GX #10738, #11579) is fixed; remove patch_execute_query() from transforms/gx_duckdb.py "
+                  "(GX #10738, #11579) is fixed; remove patch_execute_query() from transforms/steps/gx_duckdb.py "
                   "and this test.")
     assert "IndexError" in json.dumps(info), ("unpatched GX still fails on DuckDB, but no longer with "
                                               "IndexError: re-check what patch_execute_query() works around")
@@ -222,7 +221,7 @@ def test_upstream_has_no_duckdb_regex(candidate_db, monkeypatch):
     _upstream_restored(monkeypatch, "regex")
     info = _probe(candidate_db)["expect_column_values_to_match_regex"].exception_info
     assert _raised(info), ("GX's own get_dialect_regex_expression now handles DuckDB: remove "
-                  "patch_regex_for_duckdb() from transforms/gx_duckdb.py and this test.")
+                  "patch_regex_for_duckdb() from transforms/steps/gx_duckdb.py and this test.")
     assert "Regex is not supported for dialect duckdb" in json.dumps(info)
 
 
@@ -233,3 +232,9 @@ def test_gx_error_is_raised_without_values(candidate_db, monkeypatch, tmp_path):
         run_suite(candidate_db, "candidate", SUITE, docs_dir=tmp_path / "docs", run_name="broken")
     assert PHONE not in str(err.value)
     assert not [p for p in (tmp_path / "docs").rglob("*") if p.is_file()]   # nothing rendered
+
+
+def test_a_missing_database_is_an_error_not_an_empty_table(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        run_suite(tmp_path / "missing.duckdb", "candidate", SUITE)
+    assert not (tmp_path / "missing.duckdb").exists()       # not created by asking

@@ -1,4 +1,4 @@
-"""transforms/quarantine.py: rejected rows and unparseable lines under quarantine/night=…/."""
+"""transforms/steps/quarantine.py: rejected rows and unparseable lines under quarantine/night=…/."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from transforms.billing import part_name
-from transforms.quarantine import quarantine_rows
+from transforms.lake.partitions import part_name
+from transforms.steps.quarantine import quarantine_rows
 
 SHA = "c3" * 32
 RUN = "scheduled__2026-11-22T00:00:00+00:00"
@@ -102,3 +102,10 @@ def test_another_night_is_another_partition(lake, work_dir, policy, rejected):
     w = quarantine(lake, work_dir, policy, rejected, night="2026-11-23")
     assert w.files == (f"quarantine/night=2026-11-23/{part_name(SHA)}",)
     assert sorted(p.name for p in lake.zone("quarantine").iterdir()) == ["night=2026-11-22", "night=2026-11-23"]
+
+
+def test_rejected_rows_keep_validates_record_id_and_lineage(lake, work_dir, policy, rejected, pq_read):
+    quarantine(lake, work_dir, policy, rejected)
+    rows = pq_read(lake.zone("quarantine") / "*" / "*.parquet",
+                   "SELECT record_id, source_file_sha256, source_row, run_id FROM t ORDER BY source_row")
+    assert rows == [("id2", SHA, 2, RUN), ("id5", SHA, 5, RUN)]

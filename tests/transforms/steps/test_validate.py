@@ -1,18 +1,19 @@
-"""transforms/validate.py: a tiny staged table, one fault per row, through real GX (gx_duckdb) and the router."""
+"""transforms/steps/validate.py: a tiny staged table, one fault per row, through real GX (gx_duckdb) and the router."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from transforms.ingest import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL
 from transforms.policy import LINEAGE_COLUMNS
-from transforms.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
+from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL
+from transforms.steps.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
 
 SHA = "e5" * 32
 RUN = "manual__2026-11-23T01:00:00+00:00"
@@ -191,3 +192,34 @@ def test_all_clean_file_has_no_rejected_path(tmp_path, policy, pq_write):
     assert (r.rows_in, r.rows_valid, r.rows_rejected, r.rejected_by_reason) == (1, 1, 0, {})
     assert r.rejected_path is None
     assert all(c.success and c.unexpected_count == 0 for c in r.checks)
+
+
+def write_suite(tmp_path: Path, *expectations: dict) -> Path:
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"name": "s", "expectations": list(expectations)}))
+    return path
+
+
+def test_a_suite_may_only_name_allowed_columns(tmp_path, policy):
+    suite = write_suite(tmp_path, {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "caller_name"}})
+    with pytest.raises(ValueError, match="suite expectation 0 names 'caller_name', which is not an allowed column"):
+        load_rules(policy, suite)
+
+
+def test_an_expectation_without_a_row_predicate_is_refused(tmp_path, policy):
+    suite = write_suite(tmp_path, {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "imsi"}})
+    with pytest.raises(ValueError, match="expect_column_values_to_be_unique has no row predicate"):
+        load_rules(policy, suite)
+
+
+def test_a_rule_without_meta_is_named_by_column_and_kind_under_the_policy_clause(tmp_path, policy):
+    in_set = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "currency", "value_set": ["EUR"]}}
+    (rule,) = load_rules(policy, write_suite(tmp_path, in_set))
+    assert (rule.name, rule.column, rule.clause) == (
+        "currency_expect_column_values_to_be_in_set", "currency", policy.field("currency").clause)
+
+
+def test_the_bundled_rules_name_their_rule_and_clause(policy):
+    rules = load_rules(policy)
+    assert len({r.name for r in rules}) == len(rules)                  # a reason names one rule
+    assert all(policy.is_allowed(r.column) and r.clause for r in rules)

@@ -1,11 +1,14 @@
-"""transforms/fieldcheck.py: every source column classified against the §3.2 list, staged schema proven."""
+"""transforms/steps/fieldcheck.py: every source column classified against the §3.2 list, staged schema proven."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from transforms.fieldcheck import StagedColumnViolation, check_fields
-from transforms.ingest import IngestResult, ingest_file
+from transforms.steps.fieldcheck import StagedColumnViolation, check_fields
+from transforms.steps.ingest import IngestResult, ingest_file
+from transforms.steps.reading import STAGING_TECHNICAL
 
 NOT_ON_LIST = "§3.2 ¶3 (not on the billing-data list)"     # policy not_allowed.clause
 
@@ -110,3 +113,57 @@ def test_staged_file_of_allowed_and_lineage_columns_passes(tmp_path, policy, pq_
     ingest = IngestResult(file_name="billing.csv", sha256="d" * 64, bytes=10, status="staged",
                           profile="canonical_csv", source_columns=("origin_number",), staged_path=str(staged))
     assert check_fields(ingest, policy).staged_columns_verified is True
+
+
+def test_ingests_technical_columns_pass_but_no_other(tmp_path, policy, pq_write):
+    # The flag and line count ingest adds for validate are allowed in a staged file; a look-alike is not.
+    allowed = pq_write(tmp_path / "staged.parquet", "SELECT '+38640123456' AS origin_number, "
+                       + ", ".join(f"NULL AS {c}" for c in STAGING_TECHNICAL))
+    ingest = IngestResult(file_name="billing.csv", sha256="d" * 64, bytes=10, status="staged",
+                          profile="canonical_csv", source_columns=("origin_number",), staged_path=str(allowed))
+    assert check_fields(ingest, policy).staged_columns_verified is True
+    other = pq_write(tmp_path / "other.parquet", "SELECT '+38640123456' AS origin_number, 'x' AS _caller_name")
+    with pytest.raises(StagedColumnViolation):
+        check_fields(dataclasses.replace(ingest, staged_path=str(other)), policy)
+
+
+MEDIATION = (
+    b"recordType,servedMSISDN,calledNumber,recordOpeningTime,servingNodePLMNIdentifier,dataVolumeUplink,"
+    b"dataVolumeDownlink,chargingID,servedPDPAddress\n"
+    b"PGW,38640123456,,2026-11-22T10:00:00+01:00,26201,1000,2500,c2,10.0.0.2\n"
+)
+
+
+def test_mediation_columns_that_feed_several_or_are_combined_are_derived(tmp_path, policy):
+    result = check_fields(ingest_bytes(tmp_path, policy, "mediation.csv", MEDIATION), policy)
+    table = {f.source_column: (f.classification, f.action, set(f.canonical_columns.split(",")) - {""})
+             for f in result.findings}
+    # Kept: one source column copied as-is into one canonical column. Derived: a source column that
+    # decides a value (recordType → direction and service type), feeds two columns (the serving PLMN is
+    # the origin network and decides home / roaming), or is combined with another (uplink + downlink).
+    assert table["servedMSISDN"] == ("allowed", "kept", {"origin_number"})
+    assert table["calledNumber"] == ("allowed", "kept", {"destination_number"})
+    assert table["recordType"] == ("allowed", "derived", {"direction", "service_type"})
+    assert table["servingNodePLMNIdentifier"] == ("allowed", "derived", {"origin_network", "service_area"})
+    assert table["dataVolumeUplink"] == table["dataVolumeDownlink"] == ("allowed", "derived", {"data_volume_bytes"})
+    # A charging id and the PDP (IP) address are known columns of the format that are off the list.
+    assert table["chargingID"] == table["servedPDPAddress"] == ("not_allowed", "dropped", set())
+    assert (result.allowed, result.not_allowed, result.unknown) == (7, 2, 0)
+    by_name = {f.source_column: f for f in result.findings}
+    assert by_name["recordType"].clause == "; ".join(
+        dict.fromkeys([policy.field("direction").clause, policy.field("service_type").clause]))
+
+
+def test_parquet_columns_are_classified_too(tmp_path, policy, pq_write):
+    src = pq_write(tmp_path / "billing.parquet",
+                   "SELECT '+38640123456' AS origin_number, '+38641765432' AS destination_number,"
+                   " TIMESTAMPTZ '2026-11-22 10:00:00+00' AS start_time, 'ana@example.com' AS email, 1 AS shoe_size")
+    result = check_fields(ingest_file(src, policy, tmp_path / "work"), policy)
+    assert as_table(result) == [
+        (0, "origin_number", "allowed", "kept", "origin_number"),
+        (1, "destination_number", "allowed", "kept", "destination_number"),
+        (2, "start_time", "allowed", "kept", "start_time"),
+        (3, "email", "not_allowed", "dropped", ""),
+        (4, "shoe_size", "unknown", "dropped", ""),
+    ]
+    assert result.staged_columns_verified is True

@@ -1,0 +1,298 @@
+"""transforms/steps/reading.py: fingerprint, the strict CSV reader, and the accounting of every physical line.
+
+The reader is driven here as ingest and the payments step drive it: one `csv_source` read copied to a staged
+Parquet file (some columns kept, `ingest_flag_select` over all of them), then `collect_unparseable` on the
+same connection. Expected lines and reasons are counted by hand from the files below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.transforms.steps.conftest import SECRET, asterisk
+from transforms.lake.commit import sha256_file
+from transforms.lake.connection import connect, execute
+from transforms.steps.reading import (
+    INGEST_FLAG,
+    MAX_LINE_BYTES,
+    RECORD_LINES,
+    SPANS_LINES,
+    STAGING_TECHNICAL,
+    SWALLOWED,
+    collect_unparseable,
+    csv_source,
+    fingerprint,
+    header_lines,
+    ingest_flag_select,
+)
+
+
+@dataclass(frozen=True)
+class Read:
+    staged: int                     # records the reader turned into rows
+    unparseable: int                # records and lines it did not
+    by_reason: dict[str, int]
+    staged_path: Path
+    unparseable_path: str | None
+    work: Path
+
+    def rows(self, pq_read, columns: str) -> list[tuple]:
+        return pq_read(self.staged_path, f"SELECT {columns} FROM t")
+
+    def lines(self, pq_read) -> list[tuple]:
+        if self.unparseable_path is None:
+            return []
+        return pq_read(self.unparseable_path, "SELECT source_line, reason FROM t ORDER BY source_line")
+
+
+def read(tmp_path: Path, name: str, data: bytes, n_columns: int, *, header: bool = False, keep=None,
+         lines: int | None = None) -> Read:
+    """Write `data`, read it strictly keeping columns `keep` (default all), account for its lines."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    work = tmp_path / f"work_{name}"
+    work.mkdir()
+    staged = work / "staged.parquet"
+    kept = ", ".join(f"c{i}" for i in (range(n_columns) if keep is None else keep))
+    con = connect(work / "tmp")
+    try:
+        staged_rows = execute(
+            con, f"COPY (SELECT {kept}, {ingest_flag_select(n_columns)} FROM {csv_source(n_columns, header)})"
+                 " TO $dst (FORMAT parquet)", {"src": str(path), "dst": str(staged)}).fetchone()[0]
+        rejected, by_reason, unparseable_path = collect_unparseable(
+            con, path, str(staged), work, lines, header_lines(data) if header else 0)
+    finally:
+        con.close()
+    assert sum(by_reason.values()) == rejected
+    return Read(staged_rows, rejected, by_reason, staged, unparseable_path, work)
+
+
+# ------------------------------------------------------------------------------------ fingerprint
+
+@pytest.mark.parametrize("data, lines", [
+    (b"", 0),
+    (b"\n", 1),                                  # one empty line
+    (b"a,b\n1,2\n", 2),
+    (b"a,b\n1,2", 2),                            # a last line without its line break still counts
+    (b"a,b\r\n1,2\r\n", 2),                      # CRLF: one line per LF
+    (b"a,b\n\n\n1,2\n", 4),                      # blank lines are lines
+    (b'a,"b\nc"\n', 2),                          # physical lines, not records
+])
+def test_fingerprint_is_sha256_and_physical_lines(tmp_path, data, lines):
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), lines)
+    assert fingerprint(path)[0] == sha256_file(path)      # the lake's sha256 of the same bytes
+
+
+def test_fingerprint_counts_across_read_blocks(tmp_path):
+    # Read in 1 MiB blocks: 28-byte lines straddle block boundaries and must be counted once.
+    path = tmp_path / "big.csv"
+    data = b"+38640123456,+38641765432,x\n" * 120_000 + b"tail without newline"
+    assert len(data) > 3 * (1 << 20)
+    path.write_bytes(data)
+    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), 120_001)
+    # 32-byte lines: exactly 3 MiB, the last line break is the last byte of a block.
+    data = b"+38640123456,+38641765432,xxxxx\n" * (3 * (1 << 20) // 32)
+    path.write_bytes(data)
+    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), 98_304)
+
+
+def test_fingerprint_of_parquet_has_no_lines(tmp_path, pq_write):
+    path = pq_write(tmp_path / "f.parquet", "SELECT 'a\nb' AS x FROM range(3)")
+    sha, lines = fingerprint(path)
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert lines is None
+
+
+# ------------------------------------------------------------------------------------ the reader
+
+def test_every_field_is_text_and_the_header_is_not_a_row(tmp_path, pq_read):
+    data = b"a,b,c\n007,+386 40,1e3\n0038641765432,,\n"
+    r = read(tmp_path, "f.csv", data, 3, header=True)
+    types = pq_read(r.staged_path, "SELECT column_name, column_type FROM (DESCRIBE t)")
+    assert types == [("c0", "VARCHAR"), ("c1", "VARCHAR"), ("c2", "VARCHAR"),
+                     (INGEST_FLAG, "VARCHAR"), (RECORD_LINES, "BIGINT")]
+    assert STAGING_TECHNICAL == (INGEST_FLAG, RECORD_LINES)
+    # Nothing is typed or trimmed: leading zeros, '+', '00', an exponent stay as written; an empty field is NULL.
+    assert r.rows(pq_read, "c0, c1, c2") == [("007", "+386 40", "1e3"), ("0038641765432", None, None)]
+    assert (r.staged, r.unparseable, r.unparseable_path) == (2, 0, None)
+
+
+def test_the_source_is_bound_never_spliced(tmp_path):
+    # The file path reaches DuckDB as $src: a quote in it cannot end the SQL string.
+    sql = csv_source(2, header=False)
+    assert "$src" in sql and "strict_mode = true" in sql and "store_rejects = true" in sql
+    r = read(tmp_path, "it's.csv", b"1,2\n", 2)
+    assert r.staged == 1
+
+
+# ------------------------------------------------------------------------------------ line accounting
+
+def test_unparseable_records_by_line(tmp_path, pq_read):
+    data = (asterisk(src="040000001")                                             # 1 ok
+            + asterisk(src=SECRET).rstrip(b"\n") + b',"extra"\n'                  # 2 19 fields
+            + asterisk(src="040000003")                                           # 3 ok
+            + asterisk(src=SECRET, userfield='"' + "x" * (MAX_LINE_BYTES + 10) + '"')  # 4 > MAX_LINE_BYTES
+            + asterisk(src="040000005")                                           # 5 ok
+            + asterisk(src=SECRET, userfield='"never closed').rstrip(b"\n"))      # 6 quote open at EOF
+    r = read(tmp_path, "Master.csv", data, 18, keep=(1, 9, 13))    # as ingest keeps src, start, billsec
+    # Six records: 1, 3, 5 staged; 2, 4, 6 unparseable, each counted once by its line.
+    assert (r.staged + r.unparseable, r.staged, r.unparseable) == (6, 3, 3)
+    assert r.rows(pq_read, "c1") == [("040000001",), ("040000003",), ("040000005",)]
+    lines = r.lines(pq_read)
+    assert [ln for ln, _ in lines] == [2, 4, 6]
+    reasons = dict(lines)
+    assert reasons[2] == "unparseable: too many columns"
+    assert reasons[4] == "unparseable: line size over maximum"
+    assert reasons[6].startswith("unparseable: ") and "quote" in reasons[6]
+    assert sum(r.by_reason.values()) == 3
+    assert r.by_reason["unparseable: too many columns"] == 1
+    # Never the content: not in the reasons, not in any file written.
+    assert all(SECRET not in reason for _, reason in lines)
+    assert [c for c in pq_read(r.unparseable_path, "SELECT column_name FROM (DESCRIBE t)")] == [
+        ("source_line",), ("reason",)]
+    for written in r.work.rglob("*.parquet"):
+        assert SECRET.encode() not in written.read_bytes()
+
+
+def test_unparseable_lines_count_the_header(tmp_path, pq_read):
+    data = (b"origin_number,destination_number,start_time\n"     # line 1
+            b"+38640123456,100,2026-11-22T09:00:00Z\n"          # line 2 ok
+            b"+38640123456,100,2026-11-22T09:00:00Z,surplus\n"  # line 3: too many
+            b"+38640123456,100\n"                               # line 4: missing
+            b"+38640123457,100,2026-11-22T09:00:00Z\n")         # line 5 ok
+    r = read(tmp_path, "billing.csv", data, 3, header=True)
+    assert (r.staged + r.unparseable, r.staged, r.unparseable) == (4, 2, 2)
+    assert r.lines(pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
+
+
+def test_latin1_in_an_off_list_column_rejects_the_line(tmp_path, pq_read):
+    # 'Čok' written as latin-2/cp1250 bytes (0xC8) in caller_name, a column that is dropped anyway:
+    # the line is still rejected, because its bytes are not the UTF-8 the file claims.
+    data = (b"origin_number,caller_name,destination_number,start_time\n"
+            b"+38640123456,Ana,100,2026-11-22T09:00:00Z\n"
+            b"+38640777777,\xc8ok \xe8,100,2026-11-22T09:00:00Z\n"
+            b"+38640123458,Bo\xc5\xbee,100,2026-11-22T09:00:00Z\n")   # valid UTF-8 'Bože': fine
+    r = read(tmp_path, "latin1.csv", data, 4, header=True, keep=(0, 2, 3))   # caller_name (c1) not kept
+    assert (r.staged + r.unparseable, r.staged, r.unparseable) == (3, 2, 1)
+    assert r.lines(pq_read) == [(3, "unparseable: invalid encoding")]
+    assert r.rows(pq_read, "c0") == [("+38640123456",), ("+38640123458",)]
+
+
+def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, pq_read):
+    # A quoted field that runs over a line break is valid CSV, but a CDR never has one: the reader
+    # stages the record with a flag (validate quarantines it) and the number of lines it took.
+    data = (asterisk(src="040000001")
+            + asterisk(src="040000002", userfield='"two\nlines"')
+            + asterisk(src="040000003"))
+    r = read(tmp_path, "Master.csv", data, 18, keep=(1,))
+    assert (r.staged + r.unparseable, r.staged, r.unparseable) == (3, 3, 0)
+    assert r.rows(pq_read, f"c1, {INGEST_FLAG}, {RECORD_LINES}") == [
+        ("040000001", None, 1), ("040000002", SPANS_LINES, 2), ("040000003", None, 1)]
+
+
+def test_a_carriage_return_inside_a_field_is_flagged_too(tmp_path, pq_read):
+    # A lone CR is no line break of the file (it has LF line ends), but no CDR field holds one either.
+    r = read(tmp_path, "cr.csv", b'1,a\n2,"b\rc"\n3,d\n', 2)
+    assert r.rows(pq_read, f"c0, {INGEST_FLAG}, {RECORD_LINES}") == [
+        ("1", None, 1), ("2", SPANS_LINES, 1), ("3", None, 1)]
+
+
+def test_blank_lines_are_not_data(tmp_path, pq_read):
+    data = b"a,b,c\n\n1,2,3\n\n\n4,5,6\n\n"
+    r = read(tmp_path, "blank.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable, r.by_reason, r.unparseable_path) == (2, 0, {}, None)
+
+
+def test_a_quote_that_never_closes_swallows_every_later_line(tmp_path, pq_read):
+    # Line 3 opens a quote that never closes: the reader takes lines 3 to 5 as one broken record.
+    # Line 3 is rejected; lines 4 and 5 (records the file meant to hold) are counted one by one.
+    data = b"a,b,c\n1,2,3\n" + f'{SECRET},"4,5\n6,7,8\n9,10,11\n'.encode()
+    r = read(tmp_path, "open.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (1, 3)
+    lines = r.lines(pq_read)
+    assert [ln for ln, _ in lines] == [3, 4, 5]
+    assert "quote" in lines[0][1]
+    assert [reason for _, reason in lines[1:]] == [SWALLOWED, SWALLOWED]
+    assert r.by_reason[SWALLOWED] == 2
+    for written in r.work.rglob("*.parquet"):
+        assert SECRET.encode() not in written.read_bytes()
+
+
+def test_line_count_is_fingerprinted_when_not_given(tmp_path, pq_read):
+    data = (b"a,b,c\n"        # 1
+            b"1,2,3\n"        # 2 ok
+            b"4,5\n"          # 3 missing columns
+            b'6,"7\n'         # 4 opens a quote that never closes
+            b"8,9,10\n")      # 5 swallowed
+    given = read(tmp_path, "given.csv", data, 3, header=True, lines=5)    # as the night's plan passes it
+    computed = read(tmp_path, "computed.csv", data, 3, header=True)
+    assert given.lines(pq_read) == computed.lines(pq_read)
+    lines = computed.lines(pq_read)
+    assert [ln for ln, _ in lines] == [3, 4, 5]
+    assert lines[0][1] == "unparseable: missing columns" and "quote" in lines[1][1] and lines[2][1] == SWALLOWED
+    assert (computed.staged, computed.unparseable) == (1, 3)
+
+
+# ------------------------------------------------------- records over several lines: lines stay physical
+
+def test_lines_after_a_record_that_spans_lines_are_numbered_as_in_the_file(tmp_path, pq_read):
+    data = (b"a,b,c\n"              # 1
+            b'1,"x\ny",3\n'         # 2-3: one record over two lines (staged, flagged)
+            b"4,5\n"                # 4: missing columns
+            b"6,7,8\n"              # 5 ok
+            b"9,10,11,12\n")        # 6: too many columns
+    r = read(tmp_path, "span.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (2, 2)
+    assert r.lines(pq_read) == [(4, "unparseable: missing columns"), (6, "unparseable: too many columns")]
+
+
+def test_a_rejected_record_over_two_lines_is_one_unparseable_record(tmp_path, pq_read):
+    # Lines 2-3 are one record with too many columns; line 4 is a good record and must stay staged only.
+    data = b'a,b,c\n1,"x\ny",3,4\n4,5,6\n'
+    r = read(tmp_path, "span_bad.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (1, 1)
+    assert r.rows(pq_read, "c0") == [("4",)]
+    assert r.lines(pq_read) == [(2, "unparseable: too many columns")]
+
+
+def test_a_rejected_record_over_lines_then_more_rejects(tmp_path, pq_read):
+    data = (b"a,b,c\n"              # 1
+            b'1,"x\n\ny",3,4\n'     # 2-4: too many columns (a blank line inside the quotes)
+            b"5,6\n"                # 5: missing columns
+            b"\n"                   # 6: blank
+            b"7,8,9\n")             # 7 ok
+    r = read(tmp_path, "span_bad2.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (1, 2)
+    assert r.lines(pq_read) == [(2, "unparseable: too many columns"), (5, "unparseable: missing columns")]
+
+
+@pytest.mark.parametrize("head, lines", [
+    (b"a,b,c\n1,2,3\n", 1),
+    (b'a,"b\nb",c\n1,2,3\n', 2),
+    (b'a,"b\r\n",c\r\n1,2,3\r\n', 2),              # a name that ends in a line break (detection strips it)
+    (b'"a\n\n",b,"c\n"\n1,2,3\n', 4),
+    (b'\xef\xbb\xbf"a\nb",c\n', 2),
+])
+def test_header_lines_count_line_breaks_inside_quoted_names(head, lines):
+    assert header_lines(head) == lines
+
+
+def test_a_header_over_two_lines(tmp_path, pq_read):
+    # A quoted line break in a column name: the header takes lines 1-2.
+    data = b'a,"b\nb",c\n1,2,3\n4,5\n7,8,9\n'
+    r = read(tmp_path, "header2.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (2, 1)
+    assert r.lines(pq_read) == [(4, "unparseable: missing columns")]
+
+
+def test_line_numbers_stay_physical_with_a_byte_order_mark_and_crlf(tmp_path, pq_read):
+    data = b'\xef\xbb\xbfa,b,c\r\n1,"x\r\ny",3\r\n4,5\r\n\r\n7,8,9\r\n1,2\r\n'
+    r = read(tmp_path, "bom_crlf.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (2, 2)
+    assert r.lines(pq_read) == [(4, "unparseable: missing columns"), (7, "unparseable: missing columns")]
