@@ -11,8 +11,11 @@ COPY --chown=airflow:root transforms/ transforms/
 COPY --chown=airflow:root sample_data/ sample_data/
 COPY --chown=airflow:root policy/ policy/
 COPY --chown=airflow:root expectations/ expectations/
+COPY --chown=airflow:root reference/ reference/
 COPY --chown=airflow:root dags/ dags/
-RUN pip install --no-cache-dir --no-deps .
+# Editable, so the engine finds the files bundled beside it (policy/, expectations/, reference/:
+# transforms/bundled.py) in /opt/cdr-audit, as in a checkout.
+RUN pip install --no-cache-dir --no-deps -e .
 
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/cdr-audit/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \

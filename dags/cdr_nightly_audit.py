@@ -20,9 +20,10 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    would reveal.
 4. **roaming_night** rebuilds the monthly roaming presence and consumption
    aggregates (`roaming/`, subscriber tokens only) of every month tonight's
-   files touched, then assesses the fair-use window (four months, Impl. Reg.
-   2016/2286 Art. 4) ending with the last complete month: flagged, not
-   flagged or insufficient history, with the figures behind each state.
+   files touched, then assesses the fair-use window (the policy's
+   `roaming.observation_window_months`) ending with the last complete month:
+   flagged, not flagged or insufficient history, with the figures behind
+   each state.
 5. **close_night** merges the per-file facts into the audit store (one writer),
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
@@ -110,7 +111,7 @@ def cdr_nightly_audit():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def roaming_night(params=None, ds=None, run_id=None) -> dict:
-        """Monthly roaming aggregates of the months tonight touched, then the four-month fair-use window.
+        """Monthly roaming aggregates of the months tonight touched, then the fair-use window assessment.
 
         **If it fails:** check the HMAC key (roaming keys subscribers by token) and the billing zone;
         the month files are replaced whole, so clearing and re-running is safe.

@@ -8,8 +8,9 @@ closed (it is scheduled on the audit store asset the nightly DAG updates).
 1. **sweep** gives every row of billing, quarantine, analytics, invoices and
    roaming its due date: billing CDRs until the invoice is paid (payments
    extract), at most the claim's limitation period; analytics never longer
-   than their billing source; invoices 10 years after the invoice year;
-   roaming aggregates 6 months after their month. Rows under an active legal
+   than their billing source; invoices and roaming aggregates for their
+   category's `keep` in the policy's `retention` catalog, counted from the end
+   of the invoice year and of the month. Rows under an active legal
    hold (`cdr-audit hold place …`) are kept and recorded as held. Affected
    Parquet files are rewritten without the due rows (temp file + rename), and
    a proof pass re-reads them: no removed identifier may remain in any byte.

@@ -57,6 +57,20 @@ def test_every_referenced_path_exists_and_secrets_stay_out_of_git():
     assert re.search(r"^COPY (?:--\S+ )*dags/ dags/$", (REPO / "Dockerfile").read_text(), re.M)
 
 
+def test_the_image_carries_every_file_the_engine_finds_beside_it():
+    """transforms/bundled.py and the policy name files relative to the checkout; the image must hold them
+    there, and install the engine in place (editable) so it looks for them there."""
+    from transforms.bundled import BILLING_SUITE, DEFAULT_POLICY, REPO_ROOT
+    from transforms.policy import load_policy
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = {src.rstrip("/") for src in re.findall(r"^COPY (?:--\S+ )*(\S+) \S+$", dockerfile, re.M)}
+    needed = {p.relative_to(REPO_ROOT).parts[0] for p in (BILLING_SUITE, DEFAULT_POLICY,
+                                                          load_policy().roaming.reference_table)}
+    assert needed <= copied, needed - copied
+    assert re.search(r"^RUN pip install .*-e \.$", dockerfile, re.M)
+
+
 def test_image_matches_the_tested_versions():
     lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().split() if "==" in line)
     base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", (REPO / "Dockerfile").read_text(), re.M)

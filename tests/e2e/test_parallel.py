@@ -81,8 +81,10 @@ def test_parallel_file_audits_equal_a_sequential_run(small_night, tmp_path):
     print(f"parallel night ({par['planned']} files, 3 processes): {time.monotonic() - t:.1f} s")
 
     assert par["planned"] == seq["planned"] >= 4
-    assert sorted(json.dumps(r, sort_keys=True) for r in par["results"]) == sorted(
-        json.dumps(r, sort_keys=True) for r in seq["results"])
+    # Each file's source_files row, but for the moment it was recorded.
+    rows = lambda night: sorted(json.dumps({k: v for k, v in r.items() if k != "processed_at"}, sort_keys=True)  # noqa: E731
+                                for r in night["results"])
+    assert rows(par) == rows(seq)
     for key in ("status", "files_seen", "files_processed", "files_failed", "rows_read", "rows_loaded",
                 "rows_rejected", "chain_ok"):
         assert par["summary"][key] == seq["summary"][key], key
