@@ -1,4 +1,5 @@
-"""The Airflow UI, as an engineer uses it: `airflow standalone` + headless Chromium (Debian's `chromium`).
+"""The Airflow UI, as an engineer uses it: `airflow standalone` + headless Chromium (Debian's `chromium`),
+driven by Playwright.
 
 Logs in through the SimpleAuthManager form, opens the cdr_nightly_audit page, triggers a run from the
 Trigger dialog, waits for it to succeed (REST API, with the browser session's token), checks that the
@@ -16,21 +17,24 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import BIN, NIGHT, REPO, audit_rows
-from tests.dags.cdp import Browser, find_chromium
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = find_chromium()
+# Debian's Chromium, not a Playwright browser build (none can be downloaded here).
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+# As root Chromium needs --no-sandbox; the rest keep it off the network, which is closed here.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACT = REPO / "tests" / "artifacts" / "airflow_ui.png"
 DAG_ID = "cdr_nightly_audit"
+TIMEOUT_MS = 60_000   # per page step and API request: a busy 2-core machine renders and answers slowly
 
 
 def free_port() -> int:
@@ -39,39 +43,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Api:
-    """The Airflow REST API (v2) with a bearer token."""
-
-    def __init__(self, base: str, token: str = ""):
-        self.base, self.token = base, token
-
-    def get(self, path: str) -> dict:
-        req = urllib.request.Request(self.base + path, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
-
-    def send(self, method: str, path: str, body: dict) -> dict:
-        req = urllib.request.Request(self.base + path, method=method, data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {self.token}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
-
-
 def wait_until(check, timeout: float, what: str, every: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if value := check():
                 return value
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except PlaywrightError:   # not answering yet, or an error status (fail_on_status_code)
             pass
         time.sleep(every)
     raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
 
 
 @pytest.fixture
-def standalone(tmp_path):
+def pw():
+    with sync_playwright() as playwright:   # on exit it also closes the browser launched from it
+        yield playwright
+
+
+@pytest.fixture
+def standalone(tmp_path, pw):
     """`airflow standalone` (SQLite, LocalExecutor) on a free port, with a known admin password."""
     home, lake, landing = tmp_path / "airflow_home", tmp_path / "lake", tmp_path / "landing"
     shutil.copytree(REPO / "sample_data" / "night", landing)
@@ -98,10 +89,12 @@ def standalone(tmp_path):
                             cwd=tmp_path, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
+        probe = pw.request.new_context(base_url=base, fail_on_status_code=True, timeout=10_000)
+
         def up():
             if proc.poll() is not None:
                 pytest.fail(f"airflow standalone exited: {(tmp_path / 'standalone.log').read_text()[-3000:]}")
-            return Api(base).get("/api/v2/version").get("version")
+            return probe.get("/api/v2/version").json().get("version")
 
         wait_until(up, 180, "the API server")
         yield {"base": base, "password": password, "lake": lake, "home": home, "log": tmp_path / "standalone.log"}
@@ -122,65 +115,69 @@ def overlapping(instances: list[dict]) -> list[tuple[int, int]]:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not found: apt-get install chromium chromium-driver")
-def test_trigger_the_nightly_audit_from_the_ui(standalone, tmp_path):
+def test_trigger_the_nightly_audit_from_the_ui(pw, standalone):
     started = time.monotonic()
     base = standalone["base"]
-    browser = Browser(CHROMIUM, tmp_path / "chromium-profile")
-    try:
-        # Log in through the form (React inputs: type into them, do not set .value).
-        browser.goto(f"{base}/")
-        browser.wait_for("location.pathname.startsWith('/auth') && !!document.querySelector('input[name=password]')",
-                         what="the login form")
-        browser.type_into("input[name=username]", "admin")
-        browser.type_into("input[name=password]", standalone["password"])
-        browser.wait_for("!document.querySelector('button[type=submit]').disabled", what="an enabled Sign in")
-        browser.click("button[type=submit]")
-        browser.wait_for("!location.pathname.startsWith('/auth')", what="the home page after login")
-        token = next(c["value"] for c in browser.send("Network.getCookies")["cookies"] if c["name"] == "_token")
-        api = Api(base, token)   # the browser session's own token
+    expect.set_options(timeout=TIMEOUT_MS)
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    body = page.locator("body")
 
-        # The DAG page, once the dag processor has parsed the file; the DAG is paused at creation: unpause it.
-        wait_until(lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 120, "the DAG to be parsed", every=2)
-        api.send("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-        browser.goto(f"{base}/dags/{DAG_ID}")
-        browser.wait_for("!!document.querySelector('button[aria-label=\"Trigger Dag\"]')", what="the Trigger button")
-        assert "data-engineering" in browser.js("document.body.innerText")     # owner shown on the DAG page
+    # Log in through the form; Playwright waits for each field, and for Sign in to be enabled.
+    def on_login(url: str) -> bool:
+        return urllib.parse.urlsplit(url).path.startswith("/auth")
 
-        # The Trigger dialog: the params form (descriptions shown), the night typed in, then Trigger.
-        browser.click("button[aria-label=\"Trigger Dag\"]")
-        browser.wait_for("!!document.querySelector('[role=dialog] input[name=element_night]')", what="the params form")
-        dialog = "document.querySelector('input[name=element_night]').closest('[role=dialog]')"
-        assert "Night to audit, YYYY-MM-DD" in browser.js(f"{dialog}.innerText")
-        browser.type_into("[role=dialog] input[name=element_night]", NIGHT)
-        browser.js(f"[...{dialog}.querySelectorAll('button')]"
-                   ".filter(b => b.innerText.trim() === 'Trigger').pop().click()")
-        run_url = browser.wait_for("location.pathname.includes('/runs/') && location.href", what="the new run's page")
-        run_id = urllib.parse.unquote(run_url.rstrip("/").rsplit("/runs/", 1)[1])
-        run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    page.goto(f"{base}/")
+    page.wait_for_url(on_login)
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(standalone["password"])
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: not on_login(url))
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "_token")
+    api = pw.request.new_context(base_url=base, extra_http_headers={"Authorization": f"Bearer {token}"},
+                                 fail_on_status_code=True, timeout=TIMEOUT_MS)   # the browser session's token
 
-        run = api.get(run_path)
-        assert run["conf"]["night"] == NIGHT and run["run_type"] == "manual"
+    # The DAG page, once the dag processor has parsed the file; the DAG is paused at creation: unpause it.
+    wait_until(lambda: api.get(f"/api/v2/dags/{DAG_ID}").ok, 120, "the DAG to be parsed", every=2)
+    api.patch(f"/api/v2/dags/{DAG_ID}", data={"is_paused": False})
+    page.goto(f"{base}/dags/{DAG_ID}")
+    trigger = page.get_by_role("button", name="Trigger Dag", exact=True)
+    expect(trigger).to_be_visible()
+    expect(body).to_contain_text("data-engineering", use_inner_text=True)   # owner shown on the DAG page
 
-        def finished():
-            state = api.get(run_path)["state"]
-            assert state != "failed", f"run failed; log: {standalone['log']}"
-            return state == "success"
+    # The Trigger dialog: the params form (descriptions shown), the night typed in, then Trigger.
+    trigger.click()
+    dialog = page.get_by_role("dialog").filter(has=page.locator("input[name=element_night]"))
+    expect(dialog).to_contain_text("Night to audit, YYYY-MM-DD", use_inner_text=True)
+    dialog.locator("input[name=element_night]").fill(NIGHT)
+    dialog.get_by_role("button", name="Trigger", exact=True).last.click()
+    page.wait_for_url("**/runs/**")
+    run_url = page.url
+    run_id = urllib.parse.unquote(run_url.rstrip("/").rsplit("/runs/", 1)[1])
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
-        wait_until(finished, 150, f"run {run_id} to succeed", every=2)
+    run = api.get(run_path).json()
+    assert run["conf"]["night"] == NIGHT and run["run_type"] == "manual"
 
-        # The finished run as the UI shows it.
-        browser.goto(run_url)
-        browser.wait_for("document.body.innerText.includes('close_night')"
-                         " && document.body.innerText.toLowerCase().includes('success')", what="the finished run")
-        time.sleep(1)   # let the grid paint its last state
-        browser.screenshot(ARTIFACT)
-    finally:
-        browser.close()
+    def finished():
+        state = api.get(run_path).json()["state"]
+        assert state != "failed", f"run failed; log: {standalone['log']}"
+        return state == "success"
+
+    wait_until(finished, 150, f"run {run_id} to succeed", every=2)
+
+    # The finished run as the UI shows it.
+    page.goto(run_url)
+    expect(body).to_contain_text("close_night", use_inner_text=True)
+    expect(body).to_contain_text("success", ignore_case=True, use_inner_text=True)
+    page.wait_for_timeout(1000)   # let the grid paint its last state
+    page.screenshot(path=ARTIFACT)
     assert ARTIFACT.stat().st_size > 10_000
 
     # Scale-out: the LocalExecutor ran mapped audit_file tasks side by side (SQLite metadata is no obstacle:
     # tasks report through the API server's execution API, not to the database).
-    instances = api.get(f"{run_path}/taskInstances?task_id=audit_file&limit=100")["task_instances"]
+    instances = api.get(f"{run_path}/taskInstances?task_id=audit_file&limit=100").json()["task_instances"]
     instances = [ti for ti in instances if ti["task_id"] == "audit_file"]
     assert len(instances) >= 2 and all(ti["state"] == "success" for ti in instances)
     assert overlapping(instances), [(ti["map_index"], ti["start_date"], ti["end_date"]) for ti in instances]
