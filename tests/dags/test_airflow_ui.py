@@ -165,7 +165,7 @@ def test_trigger_the_nightly_audit_from_the_ui(pw, standalone):
         assert state != "failed", f"run failed; log: {standalone['log']}"
         return state == "success"
 
-    wait_until(finished, 150, f"run {run_id} to succeed", every=2)
+    wait_until(finished, 300, f"run {run_id} to succeed", every=2)   # a loaded machine takes its time
 
     # The finished run as the UI shows it.
     page.goto(run_url)
