@@ -1,0 +1,108 @@
+"""transforms/report: the HTML page from a hand-made gather() dict and from a tiny store — hostile names escaped,
+nothing that runs or fetches."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+
+from transforms.audit_store import ChainCheck, connect, insert
+from transforms.audit_store.tables import Run, SourceFile
+from transforms.audit_store.views import define_views
+from transforms.report import gather, render_html, render_index, write_report
+from transforms.report.queries import DueRows
+
+HOSTILE = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+NIGHT = date(2026, 11, 22)
+AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
+
+
+def figures(name: str) -> dict:
+    """A gather()-shaped dict for one night, with `name` as a file, column, rule, reason and data set."""
+    return {
+        "run": (NIGHT, "r1", "completed", "cli", AT, AT, 1, 1, 0, 0, 0, 10, 7, 3, "p", "1", "a" * 12),
+        "generated_at": AT,
+        "night": (1, 1, 0, 0, 10, 7, 0, 3, 7, 0, 0),
+        "files": [(f"{name}.csv", "loaded", "billing_csv", 10, 7, 3, f"reason {name}")],
+        "off_list": [(f'col {name} & "q"', "not_allowed", "dropped", "§3.2", 1)],
+        "violations": [("failed_rule", name, "§3.2 ¶3", f"rule {name}", 1, 2),
+                       ("quarantine_reason", "", "", name, 1, None)],
+        "volumes": [(NIGHT, 7, 0, 3, 7, 0)],
+        "violations_by_night": [(NIGHT, 1, 1, 1)],
+        "analytics": [(name, "", "pseudonymized", "§4", "k1")],
+        "horizons": (30, 90),
+        "due": [DueRows(as_of=date(2026, 11, 23), dataset=name, kept=7, after_sweep=(1, 2), from_today=(0, 0),
+                        next_due_on=date(2026, 12, 1))],
+        "sweep": [(date(2026, 11, 23), name, 5)],
+        "holds": [("H-1", name, "dpo", NIGHT, "billing", None, None, "", 1)],
+        "roaming": [(f"2026-10 {name}", "flagged", 1)],
+        "chain": (4, 4, "b" * 16, False, 3),
+        "verify": ChainCheck(False, 4, 3, f"problem {name}"),
+    }
+
+
+def assert_self_contained(page: str) -> None:
+    assert "<script" not in page and "src=" not in page and "<link" not in page and "@import" not in page
+    without_svg_namespace = page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert not re.search(r"https?://", without_svg_namespace)
+
+
+def test_hostile_names_are_escaped_everywhere_they_are_shown():
+    page = " ".join(render_html(figures(HOSTILE), f"/lake/{HOSTILE}/audit.duckdb").split())   # whitespace as shown
+    assert_self_contained(page)
+    assert HOSTILE not in page
+    assert f"<td>{ESCAPED}.csv</td>" in page and f"<td>reason {ESCAPED}</td>" in page
+    assert "<td>col " + ESCAPED + " &amp; &#34;q&#34;</td>" in page
+    assert f"<title>{ESCAPED}: due within 30 days of the sweep 1</title>" in page   # chart tooltips
+    assert f">{ESCAPED}</text>" in page                                              # chart axis labels
+    assert f"<p>That sweep: {ESCAPED} 5 rows.</p>" in page
+    assert f"BROKEN</span> at entry 3: problem {ESCAPED}:" in page
+    assert f"Audit store: /lake/{ESCAPED}/audit.duckdb." in page
+    assert page.count(ESCAPED) == 17
+
+
+def test_index_escapes_page_names(tmp_path):
+    (tmp_path / "compliance-<script>&'\".html").write_text("x")   # a file name cannot hold "/"
+    (tmp_path / "compliance-2026-11-22.html").write_text("x")
+    index = render_index(tmp_path)
+    assert_self_contained(index)
+    link = "compliance-&lt;script&gt;&amp;&#39;&#34;.html"
+    assert f'url={link}"' in index and f'<a href="{link}">{link}</a>' in index
+    assert '<li><a href="compliance-2026-11-22.html">' in index
+
+
+def test_report_from_a_tiny_store(lake, policy):
+    con = connect(lake)
+    try:
+        define_views(con, lake, policy)
+        assert gather(con, policy)["run"] is None   # nothing to report yet
+        insert(con, [Run(run_id="r1", night=NIGHT, trigger="cli", started_at=AT, finished_at=AT, status="completed",
+                         policy_id="p", policy_version="1", policy_sha256="a" * 64, code_version="c", files_seen=1,
+                         files_processed=1, files_skipped_known=0, files_rejected=0, files_failed=0, rows_read=10,
+                         rows_loaded=7, rows_rejected=3)])
+        insert(con, [SourceFile(run_id="r1", night=NIGHT, file_name=f"{HOSTILE}.csv", sha256="c" * 64, bytes=10,
+                                lines=5, profile="billing_csv", status="loaded", reason=None, rows_read=10,
+                                rows_loaded=7, rows_rejected=3, billing_partitions=1, processed_at=AT)])
+    finally:
+        con.close()
+    report = write_report(lake, policy)
+    assert report.night == NIGHT and report.chain_ok and "compliance report for night 2026-11-22" in report.text
+    page = report.html_path.read_text()
+    assert report.html_path.name == "compliance-2026-11-22.html"
+    assert_self_contained(page)
+    assert f"<tr><td>{ESCAPED}.csv</td><td>loaded</td>" in page and HOSTILE not in page
+    assert 'href="compliance-2026-11-22.html"' in report.index_path.read_text()
+
+
+def test_the_retention_figures_follow_the_policys_horizons():
+    d = figures("billing")
+    d["horizons"] = (7, 30, 365)
+    d["due"] = [DueRows(as_of=date(2026, 11, 23), dataset="billing", kept=9, after_sweep=(1, 4, 9),
+                        from_today=(0, 2, 8), next_due_on=date(2026, 11, 25))]
+    page = " ".join(render_html(d, "/lake/audit.duckdb").split())
+    assert "in the next 7, 30 and 365 days?" in page
+    for h in (7, 30, 365):
+        assert f"<th class=\"n\">due ≤ {h} days after sweep</th>" in page
+        assert f"<th class=\"n\">due ≤ {h} days from today</th>" in page
+    assert "<td>billing</td><td class=\"n\">9</td><td class=\"n\">1</td><td class=\"n\">4</td>" in page

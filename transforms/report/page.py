@@ -1,0 +1,60 @@
+"""The report as HTML: the gathered figures shaped for templates/report.html.j2 and templates/index.html.j2.
+
+Jinja2 autoescapes every value the templates print, so a hostile file or column name shows as text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from transforms.report.charts import bar_chart
+from transforms.report.queries import KIND_WORDS, ROAMING_STATES, chain_ok, in_words, number, roaming_latest
+
+ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
+               ("rows quarantined", "#d9822b"), ("analytics rows", "#38a169"))
+VIOLATION_SERIES = (("off-list columns found", "#805ad5"), ("rules failed", "#d9822b"),
+                    ("other quarantine reasons", "#a0aec0"))
+HORIZON_COLORS = ("#d9822b", "#2b6cb0", "#38a169", "#805ad5")   # one per reporting horizon, in turn
+
+ENV = Environment(loader=PackageLoader("transforms.report", "templates"), autoescape=True,
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+ENV.filters["n"] = number
+
+
+def _series(rows: list, names: tuple) -> list[tuple[str, str, list]]:
+    """Chart series from rows whose first column is the label: column i + 1 is series i."""
+    return [(name, color, [r[i + 1] for r in rows]) for i, (name, color) in enumerate(names)]
+
+
+def render_html(d: dict, store: str) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG, no script)."""
+    vols, by_night, due = d["volumes"], d["violations_by_night"], d["due"]
+    month, _ = roaming_latest(d["roaming"])
+    by_month: dict[str, dict[str, int]] = {}
+    for m, state, n in d["roaming"]:
+        by_month.setdefault(m, {})[state] = n
+    return ENV.get_template("report.html.j2").render(
+        d=d, store=store, night=d["night"] or (0,) * 11, chain_ok=chain_ok(d),
+        zone_chart=bar_chart([str(v[0]) for v in vols], _series(vols, ZONE_SERIES), stacked=True,
+                             title="rows per zone per night"),
+        violations=[[KIND_WORDS[k], c, r, cl, f, n] for k, c, cl, r, f, n in d["violations"]],
+        violation_chart=bar_chart([str(v[0]) for v in by_night], _series(by_night, VIOLATION_SERIES),
+                                  stacked=True, title="findings per night"),
+        due_chart=bar_chart([r.dataset for r in due],
+                            [(f"due within {h} days of the sweep", HORIZON_COLORS[i % len(HORIZON_COLORS)],
+                              [r.after_sweep[i] for r in due]) for i, h in enumerate(d["horizons"])],
+                            stacked=False, title="rows due per data set"),
+        due_head=["data set", "rows kept", *(f"due ≤ {h} days after sweep" for h in d["horizons"]),
+                  *(f"due ≤ {h} days from today" for h in d["horizons"]), "next due on"],
+        due_rows=[[r.dataset, r.kept, *r.after_sweep, *r.from_today, r.next_due_on] for r in due],
+        due_numeric=tuple(range(1, 1 + 1 + 2 * len(d["horizons"]))), horizons=in_words(d["horizons"]),
+        roaming_month=month,
+        roaming=[[m, *(v.get(st, 0) for st in ROAMING_STATES)] for m, v in sorted(by_month.items())])
+
+
+def render_index(folder: Path) -> str:
+    """The page listing the folder's reports, newest first, that forwards to the newest."""
+    pages = sorted((p.name for p in folder.glob("compliance-*.html")), reverse=True)
+    return ENV.get_template("index.html.j2").render(pages=pages, latest=pages[0] if pages else "")
