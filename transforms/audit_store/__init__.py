@@ -2,7 +2,7 @@
 and their Parquet exports (docs/design.md §6). Values of personal data never go in."""
 
 from transforms.audit_store.chain import ChainCheck, LogEvent, append_log, verify_chain, verify_store
-from transforms.audit_store.store import connect, insert, now_utc, reading, select, writing
+from transforms.audit_store.store import connect, insert, now_utc, reading, select, writer_lock, writing
 
 __all__ = ["ChainCheck", "LogEvent", "append_log", "connect", "insert", "now_utc", "reading", "select", "verify_chain",
-           "verify_store", "writing"]
+           "verify_store", "writer_lock", "writing"]

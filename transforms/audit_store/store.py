@@ -35,7 +35,10 @@ def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no audit store at {path}; run `cdr-audit run` first")
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True)
+        # Readers see what writers see: times in UTC, `current_date` the UTC day (the views use it).
+        con.execute("SET TimeZone = 'UTC'")
+        return con
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
@@ -55,10 +58,15 @@ def reading(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def writer_lock(lake: Lake):
+    """The store's single-writer lock, held without opening the store (a second writer waits for it)."""
+    return exclusive(lake.zone("audit") / ".writer.lock")
+
+
 @contextmanager
 def writing(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
     """The audit store opened for writing, under the single-writer lock; closed on exit."""
-    with exclusive(lake.zone("audit") / ".writer.lock"):
+    with writer_lock(lake):
         con = connect(lake)
         try:
             yield con

@@ -7,6 +7,8 @@ staging name, which the next run replaces.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import hashlib
 import os
@@ -30,23 +32,71 @@ def commit_file(tmp: Path, final: Path) -> None:
 
 def commit_folder(final: Path, fill: Callable[[Path], T]) -> T:
     """Commit point for a folder: `fill(stage)` writes the files into a staging folder beside `final`,
-    which then takes the place of `final` (and of everything it held) in one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = final.parent / f".staging-{final.name}-{uuid.uuid4().hex}"
-    old = final.parent / f".replaced-{final.name}-{uuid.uuid4().hex}"
-    stage.mkdir()
-    try:
-        result = fill(stage)
-        for f in stage.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            os.replace(final, old)
-        os.replace(stage, final)   # commit point: the folder's new files appear together
-    finally:
-        remove_tree(stage)
-        remove_tree(old)
+    which then takes the place of `final` (and of everything it held) in one rename.
+
+    Committers of one parent folder take turns (a lock on the parent). Under that lock any staging
+    folder still there was left by a run killed before its rename, rows no reader or retention sweep
+    looks at: it is removed before staging anew.
+    """
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _locked_dir(parent):
+        for stray in [*parent.glob(f"{_STAGING}*"), *parent.glob(f"{_REPLACED}*")]:
+            remove_tree(stray)
+        stage = parent / f"{_STAGING}{final.name}-{uuid.uuid4().hex}"
+        stage.mkdir()
+        try:
+            result = fill(stage)
+            for f in stage.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            _take_place(stage, final)   # commit point: the folder's new files appear together
+        finally:
+            remove_tree(stage)
     return result
+
+
+_STAGING, _REPLACED = ".staging-", ".replaced-"
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _take_place(stage: Path, final: Path) -> None:
+    """Move `stage` to `final`. An existing `final` is swapped out in one rename (renameat2's
+    RENAME_EXCHANGE; `stage` then holds the old files); where the system has no such rename, it is
+    moved aside first, and for that moment `final` is missing."""
+    if not final.exists():
+        os.replace(stage, final)
+    elif not _exchange(stage, final):
+        old = final.parent / f"{_REPLACED}{final.name}-{uuid.uuid4().hex}"
+        os.replace(final, old)
+        os.replace(stage, final)
+        remove_tree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the system or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@contextmanager
+def _locked_dir(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a folder itself (no lock file is left among the zone's files)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
 
 
 def sha256_file(path: Path) -> str:

@@ -3,6 +3,7 @@ parameters only (docs/design.md §8)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -26,8 +27,11 @@ def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
-    """Run `sql` with the named parameters it uses (DuckDB refuses unused ones)."""
-    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    """Run `sql` with the named parameters it uses (DuckDB refuses unused ones).
+
+    A parameter is used where `$name` stands as a whole name: `$d` is not used by `$dst`.
+    """
+    return con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}(?!\w)", sql)})
 
 
 def sql_literal(path: str | Path) -> str:

@@ -82,6 +82,9 @@ def from_plain(kind: Any, value: Any) -> Any:
         return date.fromisoformat(value)
     if kind is typing.Any or (kind is str and isinstance(value, str)) or (kind is bool and isinstance(value, bool)):
         return value
-    if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return kind(value)
+    # An int field takes a JSON integer only (1.5 would silently become 1); a float field takes either.
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     raise TypeError(f"expected {getattr(kind, '__name__', kind)} in JSON, got {type(value).__name__}")

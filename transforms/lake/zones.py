@@ -47,5 +47,10 @@ class Lake:
 
 
 def safe_run_id(run_id: str) -> str:
-    """Airflow run ids contain ':' and '+'; make them a portable folder name."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+    """Airflow run ids contain ':' and '+'; make them a portable folder name.
+
+    Always one folder below its parent: a run id of "", "." or ".." (`cdr-audit run --run-id ..`) would
+    otherwise name the parent itself, and the run's clean-up would remove it (the audit zone, the lake).
+    """
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+    return name if name.strip(".") else "_" * max(len(name), 1)

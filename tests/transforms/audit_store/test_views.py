@@ -1,0 +1,218 @@
+"""transforms/audit_store/views.py: the compliance views on an empty store and on hand-made rows, the chain's
+link check, the roaming status over the zone's files, and the reporting horizons the policy sets."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from tests.transforms.audit_store.conftest import AT, NIGHT, rows, source_file
+from tests.transforms.policy.conftest import load_edited
+from transforms.audit_store import LogEvent, append_log, connect, insert
+from transforms.audit_store.tables import (
+    FieldFinding, LegalHold, RejectionReason, RetentionActionRow, Run, ValidationResult,
+)
+from transforms.audit_store.views import SQL_DIR, VIEW_NAMES, define_views, view_doc, view_sql
+from transforms.roaming.schema import STATUS_COLUMNS, STATUS_DIR
+
+SWEEP = date(2026, 6, 1)
+
+
+@pytest.fixture()
+def vcon(con, lake, policy):
+    """The store with its views defined for the real policy."""
+    define_views(con, lake, policy)
+    return con
+
+
+def columns(con, name: str) -> list[tuple[str, str]]:
+    return rows(con, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?"
+                     " ORDER BY ordinal_position", [name])
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+@pytest.mark.parametrize("view", VIEW_NAMES)
+def test_every_view_answers_on_an_empty_store(empty_store, view):
+    got = rows(empty_store, f"SELECT * FROM {view}")
+    assert got == ([(0, None, None, None, None, True, None)] if view == "v_audit_chain" else [])
+
+
+def test_every_view_file_is_a_view_and_every_view_has_a_file():
+    assert sorted(p.stem for p in SQL_DIR.glob("*.sql")) == sorted(VIEW_NAMES)
+    assert len(set(VIEW_NAMES)) == len(VIEW_NAMES)
+
+
+def test_a_views_description_is_its_first_comment_line(empty_store):
+    for name in VIEW_NAMES:
+        first = (SQL_DIR / f"{name}.sql").read_text().splitlines()[0]
+        assert first.startswith("-- ") and view_doc(name) == first[3:]
+        assert rows(empty_store, "SELECT comment FROM duckdb_views() WHERE view_name = ?", [name]) == [
+            (view_doc(name),)]
+
+
+def test_views_survive_reopening_and_redefinition(lake, vcon, policy):
+    define_views(vcon, lake, policy)            # idempotent
+    vcon.close()
+    c = connect(lake, read_only=True)
+    try:
+        names = {r[0] for r in rows(c, "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+        assert set(VIEW_NAMES) | {"roaming_status"} <= names
+        assert rows(c, "SELECT comment FROM duckdb_views() WHERE view_name = 'v_last_run'")[0][0]
+        define_views(c, lake, policy, temp=True)   # a read-only reader defines its own copies
+        assert rows(c, "SELECT entries FROM v_audit_chain") == [(0,)]
+    finally:
+        c.close()
+
+
+def test_empty_roaming_status_has_the_real_columns(empty_store):
+    assert columns(empty_store, "roaming_status") == list(STATUS_COLUMNS)
+
+
+def test_roaming_status_reads_the_zones_files_and_an_older_file_lacks_nothing(vcon, lake, policy, pq_write):
+    # A window file written before `longest_inactive_days` and `long_inactivity` existed.
+    older = [(c, t) for c, t in STATUS_COLUMNS if c not in ("longest_inactive_days", "long_inactivity")]
+    values = {"as_of_month": "'2026-10'", "window_start_month": "'2026-07'", "window_months": "4",
+              "hmac_key_id": "'k1'", "state": "s.state", "subscriber_token": "s.token"}
+    select = ", ".join(f"CAST({values.get(c, 'NULL')} AS {t}) AS {c}" for c, t in older)
+    folder = lake.zone("roaming") / STATUS_DIR / "as_of=2026-10"
+    folder.mkdir(parents=True)
+    pq_write(folder / "part.parquet", f"SELECT {select} FROM (VALUES ('flagged', '\\xAB\\x01'::BLOB),"
+                                      " ('not_flagged', '\\x02'::BLOB), ('flagged', '\\x03'::BLOB)) s(state, token)")
+    define_views(vcon, lake, policy)
+    assert columns(vcon, "roaming_status") == list(STATUS_COLUMNS)
+    assert rows(vcon, "SELECT count(*), count(long_inactivity) FROM roaming_status") == [(3, 0)]
+    assert rows(vcon, "SELECT as_of_month, state, subscribers FROM v_roaming_states") == [
+        ("2026-10", "flagged", 2), ("2026-10", "not_flagged", 1)]
+    assert rows(vcon, "SELECT subscriber_token_hex FROM v_roaming_flagged") == [("03",), ("ab01",)]
+
+
+def _run(con, run_id, night, started, files):
+    insert(con, [Run(run_id=run_id, night=night, trigger="cli", started_at=started, finished_at=started,
+                     status="completed", policy_id="p", policy_version="1", policy_sha256="a" * 64, code_version="c",
+                     files_seen=len(files), files_processed=len(files), files_skipped_known=0, files_rejected=0,
+                     files_failed=0, rows_read=sum(f[2] for f in files), rows_loaded=sum(f[3] for f in files),
+                     rows_rejected=sum(f[4] for f in files))])
+    insert(con, [source_file(run_id=run_id, night=night, file_name=name, sha256=name * 8, bytes=10, lines=5,
+                             profile="billing_csv", status=status, rows_read=read, rows_loaded=loaded,
+                             rows_rejected=rejected, processed_at=started)
+                 for name, status, read, loaded, rejected in files])
+
+
+def test_nightly_volumes_count_each_file_once_across_reruns(vcon):
+    _run(vcon, "r1", NIGHT, datetime(2026, 11, 23, 1, tzinfo=timezone.utc),
+         [("a.csv", "loaded", 10, 7, 3), ("b.csv", "loaded", 5, 5, 0)])
+    # The re-run skips both as known (0 rows) and audits a late file.
+    _run(vcon, "r2", NIGHT, datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
+         [("a.csv", "known", 0, 0, 0), ("b.csv", "known", 0, 0, 0), ("c.csv", "loaded", 4, 2, 2)])
+    assert rows(vcon, "SELECT night, runs, files, rows_read, rows_loaded, rows_quarantined FROM v_nightly_volumes") == [
+        (NIGHT, 2, 3, 19, 14, 5)]
+    assert rows(vcon, "SELECT run_id, rows_read, rows_quarantined FROM v_last_run") == [("r2", 4, 2)]
+
+
+def test_policy_violations_list_columns_rules_and_other_reasons_once(vcon):
+    _run(vcon, "r1", NIGHT, AT, [("a.csv", "loaded", 10, 7, 3)])
+    file = {"run_id": "r1", "sha256": "a.csv" * 8, "file_name": "a.csv"}
+    insert(vcon, [FieldFinding(**file, column_index=3, source_column="email", classification="not_allowed",
+                               action="dropped", canonical_columns="", clause="§3.2"),
+                  FieldFinding(**file, column_index=1, source_column="imsi", classification="allowed",
+                               action="kept", canonical_columns="imsi", clause="§3.2")])
+    insert(vcon, [ValidationResult(**file, rule="imsi_shape", expectation="regex", column_name="imsi",
+                                   clause="§3.2 ¶3", success=False, element_count=10, unexpected_count=2,
+                                   rows_quarantined=2),
+                  ValidationResult(**file, rule="duration_s_range", expectation="between", column_name="duration_s",
+                                   clause="§3.2 ¶3", success=True, element_count=10, unexpected_count=0,
+                                   rows_quarantined=0)])
+    insert(vcon, [RejectionReason(**file, reason="imsi_shape", rows=2),
+                  RejectionReason(**file, reason="duplicate_row", rows=1)])
+    got = rows(vcon, "SELECT kind, column_name, clause, rule, rows_affected FROM v_policy_violations ORDER BY kind")
+    assert got == [("failed_rule", "imsi", "§3.2 ¶3", "imsi_shape", 2),
+                   ("off_list_column", "email", "§3.2", "not_allowed", None),
+                   ("quarantine_reason", None, None, "duplicate_row", 1)]
+
+
+def sweep_rows(*rows_: tuple) -> list[RetentionActionRow]:
+    """(as_of, partition, action, rows, due_on[, dry_run]) → billing_cdr rows of the billing data set."""
+    return [RetentionActionRow(run_id=f"retention-{as_of}", as_of=as_of, dataset="billing", partition=partition,
+                               category="billing_cdr", action=action, rows=n, due_on=due, legal_basis="law",
+                               clause="§5", hold_ids=None, files=1, dry_run=bool(dry[0]) if dry else False)
+            for as_of, partition, action, n, due, *dry in rows_]
+
+
+def test_retention_due_counts_the_latest_sweeps_kept_rows(vcon):
+    insert(vcon, sweep_rows(
+        (date(2026, 1, 1), "event_date=2026-01-01", "kept", 999, date(2026, 1, 5)),   # older sweep: ignored
+        (SWEEP, "event_date=2026-01-01", "kept", 10, date(2026, 6, 20)),               # due in 19 days
+        (SWEEP, "event_date=2026-02-01", "kept", 20, date(2026, 8, 1)),                # in 61 days
+        (SWEEP, "event_date=2026-03-01", "kept", 40, date(2026, 12, 1)),               # in 183 days
+        (SWEEP, "event_date=2026-01-01", "deleted", 5, date(2026, 5, 1)),
+    ))
+    (as_of, kept, d30, d90, nxt), = rows(vcon, "SELECT as_of, rows_kept, rows_due_30d_after_sweep,"
+                                               " rows_due_90d_after_sweep, next_due_on FROM v_retention_due")
+    assert (as_of, kept, d30, d90, nxt) == (SWEEP, 70, 10, 30, date(2026, 6, 20))
+    assert rows(vcon, "SELECT as_of, action, rows FROM v_retention_actions WHERE as_of = '2026-06-01'"
+                      " ORDER BY action") == [(SWEEP, "deleted", 5), (SWEEP, "kept", 70)]
+
+
+def test_retention_due_has_a_column_pair_per_policy_horizon(con, lake, tmp_path):
+    policy = load_edited(tmp_path, lambda d: d["reporting"].update(retention_due_within_days=[7, 30, 365]))
+    define_views(con, lake, policy)
+    assert [c for c, _ in columns(con, "v_retention_due")] == [
+        "as_of", "dataset", "category", "clause", "partitions", "rows_kept", "next_due_on",
+        "rows_due_7d_after_sweep", "rows_due_30d_after_sweep", "rows_due_365d_after_sweep", "rows_overdue_today",
+        "rows_due_7d_from_today", "rows_due_30d_from_today", "rows_due_365d_from_today"]
+    assert {t for c, t in columns(con, "v_retention_due") if c.startswith("rows_")} == {"BIGINT"}
+    # Kept rows due 7, 8, 30, 31, 365 and 366 days after the sweep: "within N days" includes day N.
+    due = {7: 10, 8: 20, 30: 40, 31: 80, 365: 160, 366: 320}
+    insert(con, sweep_rows(
+        *((SWEEP, f"event_date=2025-01-{i + 1:02d}", "kept", n, SWEEP + timedelta(days=d))
+          for i, (d, n) in enumerate(due.items())),
+        (SWEEP, "event_date=2025-02-01", "deleted", 1000, SWEEP),                           # not kept
+        (SWEEP + timedelta(days=10), "event_date=2025-03-01", "kept", 2000, SWEEP, True),    # a later dry run
+    ))
+    (got,) = rows(con, "SELECT * FROM v_retention_due")
+    def due_by(day: date) -> int:
+        return sum(n for d, n in due.items() if SWEEP + timedelta(days=d) <= day)
+
+    today = utc_today()
+    expected = {
+        "as_of": SWEEP, "partitions": 6, "rows_kept": 630, "next_due_on": SWEEP + timedelta(days=7),
+        "rows_due_7d_after_sweep": 10, "rows_due_30d_after_sweep": 10 + 20 + 40,
+        "rows_due_365d_after_sweep": 10 + 20 + 40 + 80 + 160,
+        "rows_overdue_today": due_by(today),
+        **{f"rows_due_{h}d_from_today": due_by(today + timedelta(days=h)) for h in (7, 30, 365)},
+    }
+    named = dict(zip([c for c, _ in columns(con, "v_retention_due")], got))
+    assert {k: named[k] for k in expected} == expected
+
+
+def test_view_sql_of_the_horizons_leaves_no_marker(policy):
+    sql = view_sql("v_retention_due", policy)
+    assert "/*" not in sql
+    assert sql.count("AS rows_due_") == 2 * len(policy.reporting.retention_due_within_days)
+    for name in VIEW_NAMES:
+        if name != "v_retention_due":
+            assert view_sql(name, policy) == (SQL_DIR / f"{name}.sql").read_text()
+
+
+def test_active_holds_show_key_ids_never_tokens(vcon):
+    insert(vcon, [
+        LegalHold(hold_id="H-000000000001", reason="dispute", placed_by="dpo", placed_at=AT,
+                  subject_kind="subscriber", subject_tokens='{"k2": "' + "b" * 64 + '", "k1": "' + "c" * 64 + '"}'),
+        LegalHold(hold_id="H-000000000002", reason="old", placed_by="dpo", placed_at=AT, dataset="billing",
+                  released_by="dpo", released_at=AT, release_reason="settled"),
+    ])
+    got = rows(vcon, "SELECT * FROM v_legal_holds_active")
+    assert [(r[0], r[8]) for r in got] == [("H-000000000001", "k1,k2")]
+    assert "b" * 64 not in repr(got)
+    assert rows(vcon, "SELECT days_active FROM v_legal_holds_active") == [((utc_today() - AT.date()).days,)]
+
+
+def test_audit_chain_view_spots_a_broken_link(vcon):
+    append_log(vcon, [LogEvent(f"e{i}", "pipeline", "x", "t", {"n": i}) for i in range(1, 5)], at=AT)
+    assert rows(vcon, "SELECT entries, last_seq, links_ok, first_bad_seq FROM v_audit_chain") == [(4, 4, True, None)]
+    vcon.execute("UPDATE audit_log SET prev_hash = ? WHERE seq = 3", ["f" * 64])
+    assert rows(vcon, "SELECT links_ok, first_bad_seq FROM v_audit_chain") == [(False, 3)]
