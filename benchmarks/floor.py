@@ -7,7 +7,7 @@ For each landing file, in name order, in this one process:
 * CSV:     COPY (SELECT * FROM read_csv(f, all_varchar = true, ignore_errors = true)) TO 'x.parquet' (FORMAT parquet)
 * Parquet: COPY (SELECT * FROM read_parquet(f)) TO 'x.parquet' (FORMAT parquet)
 
-with the pipeline's DuckDB limits (transforms/lake.py: threads 2, memory_limit
+with the pipeline's DuckDB limits (transforms/lake/connection.py: threads 2, memory_limit
 2GB, preserve_insertion_order, a temp directory). CSVs are read with
 `ignore_errors = true` from the start: the generator injects malformed rows,
 the plain reader would stop at the first, and a refused attempt plus a retry
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.lake import DUCKDB_MEMORY, DUCKDB_THREADS
+from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.parallel_csv FILE [FILE ...] [--json OUT]
 
-For each CSV, the staging COPY of transforms/ingest.py `_stage` is rebuilt
+For each CSV, the staging COPY of transforms/steps/ingest.py `_stage` is rebuilt
 here from the same helpers (profile detection, `staging_select`,
 `ingest_flag_select`, the same read_csv options) — a copy of the SQL, nothing
 in transforms/ is changed — and run twice in fresh connections with the
@@ -30,11 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from transforms import lake as lake_mod
-from transforms.ingest import (HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, ingest_flag_select,
-                               staging_select)
+from transforms.lake import connection as lake_mod
 from transforms.policy import load_policy
-from transforms.profiles import detect
+from transforms.steps.ingest import staging_select
+from transforms.steps.profiles import detect
+from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, ingest_flag_select
 
 # DuckDB 2.0 turns `x IN (5+ constants)` (and list_contains over a constant list) into a MARK hash
 # join, and that plan loses insertion order under a parallel scan (asterisk's `direction` mapping).

@@ -3,15 +3,15 @@
     python -m benchmarks.profile_steps LANDING FILE [FILE ...] [--work DIR] [--json OUT]
 
 Calls the transforms functions directly, chained as `transforms.nightly.
-_audit_ingested` chains them: fingerprint → ingest_file → check_fields →
+audit_file._audit_ingested` chains them: fingerprint → ingest_file → check_fields →
 validate_staged → load_billing → quarantine_rows, into a scratch lake under
 --work. For every step: wall seconds, process CPU seconds (all threads) and
 peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
-`transforms.lake.connect` connections is timed (the connection is wrapped, not
+`transforms.lake.connection.connect` connections is timed (the connection is wrapped, not
 changed), and so are GX's two phases (`_validate`: the expectation queries;
 `_build_docs`: the Data Docs site) and ingest's Python line scan
-(`_lines_after_open_quote`). Nothing in transforms/ is edited; the wrappers are
+(`reading._lines_after_open_quote`). Nothing in transforms/ is edited; the wrappers are
 installed on the imported modules of this process only.
 """
 
@@ -26,15 +26,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import transforms.gx_duckdb as gx_mod
-import transforms.ingest as ingest_mod
-import transforms.lake as lake_mod
-from transforms.billing import load_billing
-from transforms.fieldcheck import check_fields
-from transforms.ingest import fingerprint, ingest_file
+import transforms.lake.connection as lake_mod
+import transforms.steps.gx_duckdb as gx_mod
+import transforms.steps.reading as reading_mod
 from transforms.lake import Lake
 from transforms.policy import load_policy
-from transforms.quarantine import quarantine_rows
+from transforms.steps.billing import load_billing
+from transforms.steps.fieldcheck import check_fields
+from transforms.steps.ingest import ingest_file
+from transforms.steps.quarantine import quarantine_rows
+from transforms.steps.reading import fingerprint
 
 CURRENT: dict = {"step": None}
 RECORDS: list[dict] = []        # sub-step records: step, what, seconds
@@ -109,10 +110,16 @@ def _timed(fn, what: str):
 
 def install_probes() -> None:
     real_connect = lake_mod.connect
-    lake_mod.connect = lambda *a, **kw: TimedCon(real_connect(*a, **kw))
+    timed_connect = lambda *a, **kw: TimedCon(real_connect(*a, **kw))   # noqa: E731
+    import transforms.steps.validate  # noqa: F401  (imported here so its `connect` is wrapped too)
+
+    # Each step module holds its own name for `connect`: wrap it wherever it is bound.
+    for module in [m for name, m in sys.modules.items() if name.startswith("transforms.")]:
+        if getattr(module, "connect", None) is real_connect:
+            module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
     gx_mod._build_docs = _timed(gx_mod._build_docs, "gx: _build_docs (Data Docs site + index)")
-    ingest_mod._lines_after_open_quote = _timed(ingest_mod._lines_after_open_quote,
+    reading_mod._lines_after_open_quote = _timed(reading_mod._lines_after_open_quote,
                                                 "python: _lines_after_open_quote (scan every line)")
 
 
@@ -133,14 +140,14 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
         return {"file": path.name, "bytes": path.stat().st_size, "status": ing.status, "steps": steps}
     with step("check_fields", steps):
         check_fields(ing, policy)
-    from transforms.validate import validate_staged
+    from transforms.steps.validate import validate_staged
     with step("validate_staged", steps) as rec:
         val = validate_staged(ing.staged_path, policy, work, source_sha256=sha, run_id=run_id,
                               docs_dir=lake.zone("reports") / "gx_data_docs")
         rec.update(rows_valid=val.rows_valid, rows_rejected=val.rows_rejected)
     with step("load_billing", steps) as rec:
         valid = getattr(val, "valid_dir", None) or getattr(val, "valid_path", None)   # the API moved once already
-        bill = load_billing(valid, lake, work, source_sha256=sha)
+        bill = load_billing(valid, lake, source_sha256=sha)
         rec.update(rows_written=bill.rows_written, partitions=len(bill.rows_by_partition))
     with step("quarantine_rows", steps) as rec:
         q = quarantine_rows(val.rejected_path, ing.unparseable_path, lake, work, policy,
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--night", default="2026-11-22")
     ap.add_argument("--memory-limit", metavar="SIZE",
                     help="experiment: DuckDB memory_limit for every connection instead of the pipeline's "
-                         f"{lake_mod.DUCKDB_MEMORY} (sets transforms.lake.DUCKDB_MEMORY in this process only)")
+                         f"{lake_mod.DUCKDB_MEMORY} (sets transforms.lake.connection.DUCKDB_MEMORY in this process only)")
     args = ap.parse_args(argv)
     if args.memory_limit:
         lake_mod.DUCKDB_MEMORY = args.memory_limit

@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 GNU_TIME = "/usr/bin/time"
 MB = 1024 * 1024
 
-# Progress lines of `cdr-audit run` (transforms/cli.py `_progress`, `cmd_run`).
+# Progress lines of `cdr-audit run` (transforms/entry/commands.py `_progress`, `cmd_run`).
 START_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?) \((?P<bytes>[\d,]+) bytes\) …$")
 END_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?): (?P<status>\w+), "
                     r"(?P<read>[\d,]+) read, (?P<loaded>[\d,]+) loaded, (?P<quar>[\d,]+) quarantined")
@@ -235,9 +235,11 @@ def machine() -> dict:
 
 
 def code_fingerprint() -> dict:
-    """sha256 (12 hex) of every transforms/*.py: which code a result measured (the tree changes between commits)."""
+    """sha256 (12 hex) of every file of transforms/: which code a result measured (the tree changes between commits)."""
     import hashlib
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in sorted((REPO / "transforms").glob("*.py"))}
+    root = REPO / "transforms"
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in (".py", ".sql", ".j2")}
 
 
 def loadavg() -> list[float] | None:

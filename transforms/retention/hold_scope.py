@@ -25,7 +25,7 @@ def active_holds(con, keyring: KeyRing, holds: list[Hold]) -> None:
                 " subject_kind VARCHAR, key_id VARCHAR, token BLOB)")
     held_keys = {k.key_id for k in keyring.keys}
     for h in holds:
-        usable = {kid: tok for kid, tok in h.subject_tokens.items() if kid in held_keys}
+        usable = {kid: tok for kid, tok in h.tokens.items() if kid in held_keys}
         for kid, tok in (usable or {None: None}).items():
             con.execute("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [h.hold_id, h.dataset, h.date_from, h.date_to, h.subject_kind if kid else None, kid,

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, reading, select, writing
 from transforms.audit_store.tables import LegalHold
@@ -37,24 +36,17 @@ class HoldError(ValueError):
     """A hold request that cannot be carried out; the message never repeats a subject's value."""
 
 
-@dataclass(frozen=True)
-class Hold:
-    hold_id: str
-    reason: str
-    placed_by: str
-    placed_at: datetime
-    dataset: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    subject_kind: str | None = None
-    subject_tokens: dict[str, str] = field(default_factory=dict)   # key id -> hex token
-    released_by: str | None = None
-    released_at: datetime | None = None
-    release_reason: str | None = None
+class Hold(LegalHold):
+    """A `legal_holds` row, with what the sweep and the command line ask of it."""
 
     @property
     def active(self) -> bool:
         return self.released_at is None
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """The subject's token under each key held when the hold was placed: {key id: hex token}."""
+        return json.loads(self.subject_tokens) if self.subject_tokens else {}
 
     def scope_text(self) -> str:
         """The scope in words, without the subject's tokens."""
@@ -62,7 +54,7 @@ class Hold:
         if self.date_from or self.date_to:
             parts.append(f"dates {self.date_from or '…'} to {self.date_to or '…'}")
         if self.subject_kind:
-            parts.append(f"one {self.subject_kind} (keys {', '.join(sorted(self.subject_tokens))})")
+            parts.append(f"one {self.subject_kind} (keys {', '.join(sorted(self.tokens))})")
         return "; ".join(parts)
 
 
@@ -105,13 +97,11 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
     if not (dataset or date_from or date_to or kind):
         raise HoldError("a hold needs a scope: a data set, a date range or a subject (or several)")
     hold = Hold(hold_id=f"H-{uuid.uuid4().hex[:12]}", reason=reason, placed_by=placed_by, placed_at=now_utc(),
-                dataset=dataset, date_from=date_from, date_to=date_to, subject_kind=kind, subject_tokens=tokens)
+                dataset=dataset, date_from=date_from, date_to=date_to, subject_kind=kind,
+                subject_tokens=json.dumps(tokens, sort_keys=True) if kind else None)
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
-        insert(con, [LegalHold(hold_id=hold.hold_id, reason=hold.reason, placed_by=hold.placed_by,
-                               placed_at=hold.placed_at, dataset=hold.dataset, date_from=hold.date_from,
-                               date_to=hold.date_to, subject_kind=hold.subject_kind,
-                               subject_tokens=json.dumps(tokens, sort_keys=True) if kind else None)])
+        insert(con, [hold])
         append_log(con, [LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
                                   {"scope": hold.scope_text(), "reason": reason})], hold.placed_at)
         define_views(con, lake, policy)
@@ -153,8 +143,4 @@ def list_holds(lake: Lake, *, active_only: bool = False) -> list[Hold]:
 
 def _read(con, where: str, params: list) -> list[Hold]:
     # `where` is one of the constant clauses above; values are bound.
-    return [Hold(hold_id=r.hold_id, reason=r.reason, placed_by=r.placed_by, placed_at=r.placed_at, dataset=r.dataset,
-                 date_from=r.date_from, date_to=r.date_to, subject_kind=r.subject_kind,
-                 subject_tokens=json.loads(r.subject_tokens) if r.subject_tokens else {},
-                 released_by=r.released_by, released_at=r.released_at, release_reason=r.release_reason)
-            for r in select(con, LegalHold, f"{where} ORDER BY placed_at, hold_id", params)]
+    return select(con, Hold, f"{where} ORDER BY placed_at, hold_id", params)

@@ -35,4 +35,4 @@ def test_hold_by_token_takes_the_token_as_analytics_shows_it(golden_lake, policy
         holds.place(lake, policy, KEYRING, reason="case 7", placed_by="x", subscriber_token=shown * 2, key_id=key_id)
     h = holds.place(lake, policy, KEYRING, reason="case 7", placed_by="x", subscriber_token=shown.upper(),
                     key_id=key_id)
-    assert h.subject_tokens == {key_id: shown}
+    assert h.tokens == {key_id: shown}
