@@ -123,7 +123,7 @@ def test_off_list_columns_are_reported_by_name_with_clause(cli_run):
         assert by_name[column][2].startswith("§3.2")
     kept = audit_rows(cli_run.lake, "SELECT count(*) FROM field_findings WHERE file_name = 'billing_2026-11-22.csv'"
                                     " AND classification = 'allowed' AND action = 'kept'")[0][0]
-    assert kept == 26   # every canonical column of DESIGN §1
+    assert kept == 26   # every canonical column of docs/design.md §1
 
 
 def test_run_row_validation_counts_and_chain(cli_run):

@@ -13,8 +13,8 @@ from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy import AnonymousDataset, Period, PolicyError, Reporting, RoamingRule, load_policy
 from transforms.policy.loader import MIN_OUTWEIGHS_SHARE, MIN_ROAMING_WINDOW_MONTHS
 
-# DESIGN §1, the table of the §3.2 allowed billing-data list, written out by hand in its order.
-DESIGN_CANONICAL = (
+# docs/design.md §1, the table of the §3.2 allowed billing-data list, written out by hand in its order.
+CANONICAL_BY_HAND = (
     "origin_number",                                          # 1
     "destination_number",                                     # 2
     "direction",                                              # 3
@@ -76,12 +76,12 @@ def test_load_policy_without_a_path_reads_the_bundled_file(policy):
 
 
 def test_allowed_columns_are_exactly_design_section_1(policy):
-    assert policy.allowed_columns == DESIGN_CANONICAL
+    assert policy.allowed_columns == CANONICAL_BY_HAND
     assert len(policy.allowed_columns) == 26   # 18 items, 8 of which name two or three columns
 
 
 def test_each_column_cites_its_numbered_item(policy):
-    # DESIGN §1 numbers: item 4 is time+duration, item 9 location, item 17 charged value.
+    # docs/design.md §1 numbers: item 4 is time+duration, item 9 location, item 17 charged value.
     assert policy.field("start_time").item == 4 and policy.field("duration_s").item == 4
     assert policy.field("cell_id").item == 9
     assert policy.field("currency").item == 17
@@ -99,7 +99,7 @@ def test_every_rule_has_a_clause(policy):
 
 
 def test_retention_figures_from_policy_section_5(policy):
-    # DESIGN §3: roaming aggregates six months, invoices ten years, lawful interception thirty.
+    # docs/design.md §3: roaming aggregates six months, invoices ten years, lawful interception thirty.
     assert policy.retention_for("roaming_aggregate").keep == Period(months=6)
     assert policy.retention_for("invoice").keep == Period(years=10)
     assert policy.retention_for("lawful_interception").keep == Period(years=30)
@@ -136,12 +136,12 @@ def test_sha256_changes_with_any_byte(tmp_path):
     p = load_policy(path)
     assert p.sha256 == hashlib.sha256(raw).hexdigest()
     assert p.sha256 != load_policy().sha256
-    assert p.allowed_columns == DESIGN_CANONICAL
+    assert p.allowed_columns == CANONICAL_BY_HAND
 
 
 def test_round_trip_of_the_dict_still_loads(tmp_path, doc):
     # Guards the variant tests below: a failure there is the edit, not the dumping.
-    assert load_policy(dump(tmp_path, doc)).allowed_columns == DESIGN_CANONICAL
+    assert load_policy(dump(tmp_path, doc)).allowed_columns == CANONICAL_BY_HAND
 
 
 # ---------------------------------------------------------------- broken variants

@@ -37,7 +37,7 @@ def as_table(result):
 def test_canonical_csv_with_off_list_columns(tmp_path, policy):
     ingest = ingest_bytes(tmp_path, policy, "billing.csv", CANONICAL_WITH_EXTRAS)
     result = check_fields(ingest, policy)
-    # By DESIGN §1: canonical names are allowed and kept as-is; names, e-mail and IP addresses are
+    # By docs/design.md §1: canonical names are allowed and kept as-is; names, e-mail and IP addresses are
     # known off-list columns; a column nobody knows is "unknown" and dropped as well.
     assert as_table(result) == [
         (0, "origin_number", "allowed", "kept", "origin_number"),

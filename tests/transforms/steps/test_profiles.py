@@ -14,7 +14,7 @@ from transforms.steps.profiles import (
     is_payments_header,
 )
 
-# First row of shared/samples/asterisk_cdr_csv_sample.csv (Asterisk testsuite), as delivered.
+# First row of a public Asterisk cdr_csv sample (the Asterisk testsuite), as delivered.
 ASTERISK_SAMPLE_ROW = (
     b'"","test","100","context","""Test User"" <test>","SIP/test-02897fd8","","Hangup","",'
     b'"2009-01-14 23:51:15","2009-01-14 23:51:15","2009-01-14 23:51:20",5,5,"ANSWERED","DOCUMENTATION",'
