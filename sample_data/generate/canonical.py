@@ -40,11 +40,6 @@ from .writing import _chunks, _positions, _row_bytes, _rows, _tmp, write_csv_str
 def canonical_columns(ev: Events, night: Night, cells: Cells, with_extras: bool) -> dict[str, pa.Array]:
     """Canonical billing columns (and, for the CRM-style CSV, the off-list extras), raw values."""
     pop = night.pop
-
-
-def canonical_columns(ev: Events, night: Night, cells: Cells, with_extras: bool) -> dict[str, pa.Array]:
-    """Canonical billing columns (and, for the CRM-style CSV, the off-list extras), raw values."""
-    pop = night.pop
     n = ev.n
     k = ev.kind
     served = _pick(pop.msisdn, ev.sub)

@@ -197,7 +197,7 @@ def cmd_policy(args) -> int:
     return EXIT_OK
 
 
-def cmd_profiles(args) -> int:
+def cmd_profiles(_args) -> int:
     from transforms.steps.profiles import ALL_PROFILES, PAYMENTS_COLUMNS, PAYMENTS_PROFILE
 
     for name, prof in sorted(ALL_PROFILES.items()):

@@ -199,7 +199,7 @@ class SuppressionDecision:
     def _hidden_under_service(self, key) -> list[int]:
         return [c for c in self.children[key] if c in self.cell_reason]
 
-    def _hidden_under_day(self, day: str, services: list[tuple]) -> list[int]:
+    def _hidden_under_day(self, services: list[tuple]) -> list[int]:
         # day total − released service totals − released cells of suppressed service totals
         return [c for key in services if self.service_total[key] in self.total_reason
                 for c in self._hidden_under_service(key)]
@@ -218,7 +218,7 @@ class SuppressionDecision:
 
     def _fix_day(self, day: str, services: list[tuple]) -> bool:
         changed = False
-        while not self._covered(self._hidden_under_day(day, services)):
+        while not self._covered(self._hidden_under_day(services)):
             open_services = [key for key in services if self.service_total[key] not in self.total_reason]
             by_size = lambda key: (self.total_subs[self.service_total[key]], key[1] or "")  # noqa: E731
             # 1. a released service total that already hides cells: suppressing it adds them to the day's hidden set
@@ -265,7 +265,7 @@ class SuppressionDecision:
                 raise AssertionError("a released service total reveals a suppressed cell")
         for day, t in self.day_total.items():
             services = [key for key in self.service_total if key[0] == day]
-            if t not in self.total_reason and not self._covered(self._hidden_under_day(day, services)):
+            if t not in self.total_reason and not self._covered(self._hidden_under_day(services)):
                 raise AssertionError("a released day total reveals a suppressed cell")
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
-from transforms.report.queries import KIND_WORDS, ROAMING_STATES, chain_ok, in_words, number, roaming_latest
+from transforms.report.queries import KIND_WORDS, chain_ok, in_words, number, roaming_latest
+from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
                ("rows quarantined", "#d9822b"), ("analytics rows", "#38a169"))

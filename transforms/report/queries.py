@@ -8,7 +8,6 @@ from datetime import date
 
 from transforms.audit_store import now_utc, verify_chain
 from transforms.policy import Policy
-from transforms.roaming.schema import STATES as ROAMING_STATES
 
 # Constant SQL over the views; the only parameter is the night, bound.
 SQL = {

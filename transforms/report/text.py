@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from transforms.report.queries import KIND_WORDS, ROAMING_STATES, chain_ok, number, roaming_latest
+from transforms.report.queries import KIND_WORDS, chain_ok, number, roaming_latest
+from transforms.roaming.schema import STATES as ROAMING_STATES
 
 
 def render_text(d: dict) -> str:
