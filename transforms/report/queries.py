@@ -60,7 +60,7 @@ class DueRows:
     next_due_on: date | None
 
 
-def _due(con, horizons: tuple[int, ...]) -> list[DueRows]:
+def due_rows(con, horizons: tuple[int, ...]) -> list[DueRows]:
     # The view has one column per horizon, named by its days (transforms/audit_store/views/v_retention_due.sql).
     sums = ", ".join(f"CAST(sum(rows_due_{int(h)}d_{since}) AS BIGINT)" for since in ("after_sweep", "from_today")
                      for h in horizons)
@@ -84,7 +84,7 @@ def gather(con, policy: Policy) -> dict:
     d["night"] = d["night"][0] if d["night"] else None
     for key in ("volumes", "violations_by_night", "analytics", "sweep", "holds", "roaming"):
         d[key] = con.execute(SQL[key]).fetchall()
-    d["due"] = _due(con, horizons)
+    d["due"] = due_rows(con, horizons)
     d["chain"] = con.execute(SQL["chain"]).fetchone()
     d["verify"] = verify_chain(con)
     return d
