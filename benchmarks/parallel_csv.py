@@ -3,7 +3,7 @@
     python -m benchmarks.parallel_csv FILE [FILE ...] [--json OUT]
 
 For each CSV, the staging COPY of transforms/steps/ingest.py `_stage` is rebuilt
-here from the same helpers (profile detection, `staging_select`,
+here from the same helpers (format recognition, `staging_select`,
 `ingest_flag_select`, the same read_csv options) — a copy of the SQL, nothing
 in transforms/ is changed — and run twice in fresh connections with the
 pipeline's limits, once per `parallel` value. Compared:
@@ -17,7 +17,7 @@ pipeline's limits, once per `parallel` value. Compared:
   rejected lines, against the file's physical line count.
 
 A third run, parallel with `SET disabled_optimizers = 'in_clause'`, checks
-the workaround for the order loss found with the Asterisk profile (an IN list
+the workaround for the order loss found with the Asterisk format (an IN list
 of 5+ constants becomes a MARK hash join that does not keep insertion order).
 """
 
@@ -30,10 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from transforms.formats import load_formats
+from transforms.formats.expressions import Renderer
+from transforms.formats.recognize import detect
 from transforms.lake import connection as lake_mod
 from transforms.policy import load_policy
 from transforms.steps.ingest import staging_select
-from transforms.steps.profiles import detect
 from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, ingest_flag_select
 
 # DuckDB 2.0 turns `x IN (5+ constants)` (and list_contains over a constant list) into a MARK hash
@@ -55,14 +57,14 @@ def stage_sql(profile, n: int, select: str, parallel: bool) -> str:
 def run_once(path: Path, policy, parallel: bool, work: Path, settings: tuple[str, ...] = ()) -> dict:
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-    det = detect(head)
-    if det.profile is None:
-        return {"error": f"no profile: {det.reason}"}
+    det = detect(head, load_formats(policy), policy)
+    if det.format is None:
+        return {"error": f"no format: {det.reason}"}
     n = len(det.source_columns)
     dst = work / f"staged-{'par' if parallel else 'seq'}.parquet"
-    params = {"src": str(path), "dst": str(dst), "local_tz": policy.operator.local_timezone,
-              "home_plmns": list(policy.operator.home_plmns)}
-    sql = stage_sql(det.profile, n, staging_select(det.profile, det.source_columns, policy), parallel)
+    renderer = Renderer(det.format, det.source_columns, policy.operator)
+    params = {"src": str(path), "dst": str(dst), **renderer.params}
+    sql = stage_sql(det.format, n, staging_select(renderer, policy), parallel)
     con = lake_mod.connect(work / "tmp")
     for setting in settings:
         con.execute(setting)
@@ -86,9 +88,9 @@ def run_once(path: Path, policy, parallel: bool, work: Path, settings: tuple[str
         con.close()
     dst.unlink(missing_ok=True)
     _, lines = fingerprint(path)
-    header = (1 + sum(c.count("\n") for c in det.source_columns)) if det.profile.header else 0
+    header = (1 + sum(c.count("\n") for c in det.source_columns)) if det.format.header else 0
     reject_lines = sorted({line for line, _ in rejects})
-    return {"profile": det.profile.name, "copy_s": round(copy_s, 2), "reject_query_s": round(reject_s, 3),
+    return {"profile": det.format.name, "copy_s": round(copy_s, 2), "reject_query_s": round(reject_s, 3),
             "staged_rows": staged, "checksum": str(checksum), "record_lines": int(record_lines),
             "rejects": [list(r) for r in rejects], "reject_lines": reject_lines,
             "physical_lines": lines, "accounted_lines": header + int(record_lines) + len(reject_lines)}

@@ -124,6 +124,9 @@ def install_probes() -> None:
 
 
 def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
+    from transforms.formats import load_formats
+
+    formats = load_formats(policy)
     run_id = "bench_profile"
     lake = Lake.at(work_root / "lake")
     lake.ensure()
@@ -134,12 +137,12 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
     with step("fingerprint (sha256 + line count, in plan_night)", steps):
         sha, lines = fingerprint(path)
     with step("ingest_file", steps) as rec:
-        ing = ingest_file(path, policy, work, sha256=sha, lines=lines)
+        ing = ingest_file(path, policy, formats, work, sha256=sha, lines=lines)
         rec.update(rows_staged=ing.rows_staged, rows_unparseable=ing.rows_unparseable)
     if ing.status != "staged":
         return {"file": path.name, "bytes": path.stat().st_size, "status": ing.status, "steps": steps}
     with step("check_fields", steps):
-        check_fields(ing, policy)
+        check_fields(ing, policy, formats)
     from transforms.steps.validate import validate_staged
     with step("validate_staged", steps) as rec:
         val = validate_staged(ing.staged_path, policy, work, source_sha256=sha, run_id=run_id,

@@ -1,5 +1,5 @@
 """What the cdr-audit DAGs share: the audit store asset, retry and failure-callback defaults, the HMAC key
-connection and the source formats a param may force (no DAG here)."""
+connection and the shape of a source format's name (no DAG here)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ log = logging.getLogger("cdr_audit")
 # Updated by the nightly audit's close_night; the retention sweep is scheduled on it.
 AUDIT_STORE = Asset("cdr_audit_store")
 
-# The source formats transforms/steps/profiles.py knows (tests/dags checks the two lists agree).
-PROFILE_NAMES = ("canonical_csv", "mediation_3gpp_csv", "asterisk_master_18", "asterisk_master_21",
-                 "freeswitch_cdr_csv", "canonical_parquet")
+# A source format's name (formats/*.yaml, or the user's own folder; `cdr-audit formats list`).
+FORMAT_NAME = r"^[a-z][a-z0-9_]*$"
 
 DATE_OR_EMPTY = r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$"
 

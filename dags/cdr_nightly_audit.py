@@ -41,7 +41,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, PROFILE_NAMES, default_args, hmac_connection
+from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, FORMAT_NAME, default_args, hmac_connection
 
 PARAMS = {
     "landing": Param(None, type=["null", "string"], maxLength=4096,
@@ -51,9 +51,16 @@ PARAMS = {
                   description="Lake root. Empty: $CDR_AUDIT_LAKE or ./lake."),
     "policy": Param(None, type=["null", "string"], pattern=r"^(.*\.ya?ml)?$",
                     description="Policy YAML file. Empty: policy/a1_slovenia.yaml."),
-    "profiles": Param({}, type="object", additionalProperties={"type": "string", "enum": list(PROFILE_NAMES)},
-                      description="Force a source format for files matching a glob, "
-                      'e.g. {"pbx_*.csv": "asterisk_master_21"}. Empty: detect from header and shape.'),
+    "formats": Param({}, type="object", additionalProperties={"type": "string", "pattern": FORMAT_NAME},
+                     description="Force a source format for files matching a glob, "
+                     'e.g. {"pbx_*.csv": "asterisk_master_21"} (`cdr-audit formats list`). '
+                     "Empty: recognised from the file's head."),
+    "formats_dir": Param(None, type=["null", "string"], maxLength=4096,
+                         description="A folder of your own source formats (YAML) beside the built-ins. "
+                         "Empty: $CDR_AUDIT_FORMATS_DIR, or the built-ins only."),
+    "timezones": Param({}, type="object", additionalProperties={"type": "string", "maxLength": 64},
+                       description="The time zone of times without an offset in files matching a glob, "
+                       'e.g. {"berlin_*.csv": "Europe/Berlin"}. Empty: each format\'s own.'),
     "night": Param(None, type=["null", "string"], pattern=DATE_OR_EMPTY,
                    description="Night to audit, YYYY-MM-DD. Empty: the run's logical date."),
 }
@@ -86,7 +93,7 @@ def cdr_nightly_audit():
 
     # A mapped task does not take its function's docstring as doc_md: pass it.
     @task(map_index_template="{{ task.op_kwargs['planned']['file_name'] }}", doc_md="""
-        One file: detect format → field check → GX validation → billing / quarantine → analytics.
+        One file: recognise its format → field check → GX validation → billing / quarantine → analytics.
 
         Off-list columns are dropped and reported by name; rejected rows go to quarantine with a reason.
         **If it fails:** the other files go on and close_night records this one as `failed`. Read the log

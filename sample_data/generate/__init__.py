@@ -4,7 +4,7 @@
 
 Writes the extracts that switches, mediation and billing drop into the landing
 folder on one night (docs/design.md §2), in the formats the ingest profiles read
-(transforms/steps/profiles.py), with injected defects the pipeline must survive, and
+(formats/*.yaml, read by transforms.formats), with injected defects the pipeline must survive, and
 returns a manifest of what it wrote (row counts, defects by kind, and raw
 sensitive values so tests can prove none leaked).
 

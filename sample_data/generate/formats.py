@@ -1,21 +1,39 @@
-"""The landing formats' profiles and column lists, as the ingest reads them.
+"""The landing formats' names and column lists, as the ingest reads them: from the built-in format files
+(formats/*.yaml) and the policy's canonical columns.
 
-This is the generator's one import from transforms: the other modules take the
-profiles from here.
+This is the generator's one import from transforms: the other modules take the formats from here.
 """
 
 from __future__ import annotations
 
-from transforms.steps.profiles import (
-    ASTERISK_18,
-    CANONICAL,
-    CANONICAL_COLUMNS,
-    CANONICAL_PARQUET,
-    FREESWITCH,
-    MEDIATION,
-    PAYMENTS_COLUMNS,
-    PAYMENTS_PROFILE,
-)
+from dataclasses import dataclass
+
+from transforms.bundled import BUILTIN_FORMATS
+from transforms.formats import load_format
+from transforms.policy import load_policy
+from transforms.steps.payments import PAYMENTS_COLUMNS, PAYMENTS_PROFILE
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A format's name and its columns in file order."""
+
+    name: str
+    columns: tuple[str, ...]
+
+
+_POLICY = load_policy()
+CANONICAL_COLUMNS = _POLICY.allowed_columns
+
+
+def _layout(name: str) -> Layout:
+    fmt = load_format(BUILTIN_FORMATS / f"{name}.yaml", _POLICY)
+    return Layout(fmt.name, fmt.columns or CANONICAL_COLUMNS)
+
+
+ASTERISK_18, FREESWITCH, MEDIATION = (_layout(n) for n in ("asterisk_master_18", "freeswitch_cdr_csv",
+                                                           "mediation_3gpp_csv"))
+CANONICAL, CANONICAL_PARQUET = _layout("canonical_csv"), _layout("canonical_parquet")
 
 __all__ = [
     "ASTERISK_18", "BILLING_CSV_COLUMNS", "CANONICAL", "CANONICAL_COLUMNS", "CANONICAL_PARQUET", "FREESWITCH",

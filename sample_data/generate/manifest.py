@@ -25,7 +25,7 @@ class FileManifest:
     """One landing file the generator wrote."""
 
     name: str
-    profile: str | None          # profile transforms.steps.profiles.detect should pick (None: none should)
+    profile: str | None          # format transforms.formats.recognize.detect should pick (None: none should)
     rows: int                    # data records written, header excluded (a malformed record counts 1)
     defects: dict[str, int] = field(default_factory=dict)  # kind -> injected rows (file-level kinds: 1)
     bytes: int = 0

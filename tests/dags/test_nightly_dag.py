@@ -55,8 +55,10 @@ def test_every_dag_follows_conventions(dagbag):
     ("cdr_nightly_audit", {"night": "2026-11-22"}, True),
     ("cdr_nightly_audit", {"night": "2026-13-01"}, False),
     ("cdr_nightly_audit", {"night": "22.11.2026"}, False),
-    ("cdr_nightly_audit", {"profiles": {"pbx_*.csv": "asterisk_master_21"}}, True),
-    ("cdr_nightly_audit", {"profiles": {"pbx_*.csv": "no_such_format"}}, False),
+    ("cdr_nightly_audit", {"formats": {"pbx_*.csv": "asterisk_master_21"}}, True),
+    ("cdr_nightly_audit", {"formats": {"pbx_*.csv": "Not A Format"}}, False),
+    ("cdr_nightly_audit", {"timezones": {"pbx_*.csv": "Europe/Berlin"}}, True),
+    ("cdr_nightly_audit", {"formats_dir": "/etc/cdr-audit/formats"}, True),
     ("cdr_nightly_audit", {"policy": "policy/other.yaml"}, True),
     ("cdr_nightly_audit", {"policy": "policy/other.txt"}, False),
     ("cdr_retention_sweep", {"as_of": "2031-01-01", "dry_run": True}, True),
@@ -79,17 +81,21 @@ def test_params_are_validated(dagbag, dag_id, conf, ok):
             apply()
 
 
-def test_profile_enum_matches_the_engine():
-    sys.path.insert(0, str(DAGS))
-    from cdr_common import PROFILE_NAMES
-    from transforms.steps.profiles import ALL_PROFILES
+def test_every_builtin_format_name_passes_the_dag_param_check():
+    import re
 
-    assert sorted(PROFILE_NAMES) == sorted(ALL_PROFILES)
+    sys.path.insert(0, str(DAGS))
+    from cdr_common import FORMAT_NAME
+
+    from transforms.formats import load_formats
+    from transforms.policy import load_policy
+
+    assert all(re.match(FORMAT_NAME, name) for name in load_formats(load_policy()).names)
 
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["cdr_nightly_audit"]
-    assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "profiles"}
+    assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "formats", "formats_dir", "timezones"}
     assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "roaming_night",
                                               "close_night"}
     assert dag.get_task("roaming_night").trigger_rule == "all_done"

@@ -186,7 +186,7 @@ def test_cli_help_and_exit_codes(tmp_path, night):
     landing, _ = night
     help_text = subprocess.run([str(BIN / "cdr-audit"), "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0
-    for command in ("run", "verify", "summary", "policy", "profiles"):
+    for command in ("run", "verify", "summary", "policy", "formats"):
         assert command in help_text.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(Path("policy/a1_slovenia.yaml").read_text().replace("k_anonymity: 10", "k_anonymity: ten"))

@@ -17,6 +17,14 @@ def policy() -> Policy:
     return load_policy()
 
 
+@pytest.fixture(scope="session")
+def formats(policy):
+    """The built-in source formats (formats/*.yaml)."""
+    from transforms.formats import load_formats
+
+    return load_formats(policy)
+
+
 @pytest.fixture()
 def lake(tmp_path) -> Lake:
     lk = Lake.at(tmp_path / "lake")

@@ -25,15 +25,13 @@ def _date(text: str) -> str:
 
 
 def _override(text: str) -> tuple[str, str]:
-    pattern, sep, profile = text.partition("=")
-    if not sep or not pattern or not profile:
-        raise argparse.ArgumentTypeError("expected PATTERN=PROFILE, e.g. 'pbx_*.csv=asterisk_master_21'")
-    return pattern, profile
+    pattern, sep, value = text.partition("=")
+    if not sep or not pattern or not value:
+        raise argparse.ArgumentTypeError("expected PATTERN=VALUE, e.g. 'pbx_*.csv=asterisk_master_21'")
+    return pattern, value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from transforms.steps.profiles import ALL_PROFILES
-
     parser = argparse.ArgumentParser(
         prog="cdr-audit",
         description="Audit a night of CDR/billing extracts against the privacy policy: field check, "
@@ -54,9 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD (the run's logical date)")
     run.add_argument("--policy", type=Path, default=None, help="policy YAML (default: policy/a1_slovenia.yaml)")
     run.add_argument("--run-id", default=None, help="run id (default: cli__DATE__UTC-TIMESTAMP)")
-    run.add_argument("--profile", action="append", type=_override, default=[], metavar="PATTERN=PROFILE",
-                     help="force a source profile for files matching a glob; profiles: "
-                          + ", ".join(sorted(ALL_PROFILES)))
+    run.add_argument("--formats", type=Path, default=None, metavar="DIR",
+                     help="a folder of your own source formats (YAML) beside the built-in ones; a format with a "
+                          "built-in's name replaces it (also CDR_AUDIT_FORMATS_DIR)")
+    run.add_argument("--format", action="append", type=_override, default=[], metavar="PATTERN=FORMAT",
+                     help="force a source format for files matching a glob (`cdr-audit formats list`; "
+                          "'payments' for a payments extract)")
+    run.add_argument("--timezone", action="append", type=_override, default=[], metavar="PATTERN=ZONE",
+                     help="the time zone of times without an offset in files matching a glob (default: the "
+                          "format's own)")
     run.add_argument("--demo", action="store_true",
                      help="allow the built-in demo HMAC key when no key is configured (demo and tests only; "
                           "also CDR_AUDIT_DEMO_MODE=1). Real runs take the key from CDR_AUDIT_HMAC_KEY + "
@@ -104,8 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=None,
                      help="write the HTML to this file instead of LAKE/reports/ (index.html untouched)")
 
-    sub.add_parser("profiles", help="list the source formats the ingest step recognizes",
-                   description="List each source profile, whether it has a header, and its columns.")
+    fmts = sub.add_parser(
+        "formats", help="the source formats: list them, show one, or check a file against them",
+        description="Source formats are data (YAML): the built-ins in formats/ and your own folder "
+                    "(--formats DIR or CDR_AUDIT_FORMATS_DIR). `check` tells which format a file is and why, "
+                    "what happens to each of its columns, how many of its first records parse per canonical "
+                    "column, and the quarantine reasons by count; never a value. Exit codes of check: 0 the "
+                    "file fits a format and every record checked parses, 4 it fits with rejects, 5 no format "
+                    "fits (the file would be refused).")
+    fsub = fmts.add_subparsers(dest="formats_command", required=True, metavar="ACTION")
+    for action, text in (("list", "list every format and how it is recognised"),
+                         ("show", "show one format: columns, recognition, what each canonical column is made of"),
+                         ("check", "check one file against the formats")):
+        a = fsub.add_parser(action, help=text)
+        if action == "show":
+            a.add_argument("name")
+        if action == "check":
+            a.add_argument("file", type=Path)
+            a.add_argument("--format", dest="format_name", help="check against this format instead of detecting one")
+            a.add_argument("--timezone", help="time zone of times without an offset (default: the format's)")
+            a.add_argument("--records", type=int, default=1000, help="records checked (default 1000)")
+        a.add_argument("--formats", type=Path, default=None, metavar="DIR", help="your own formats folder")
+        a.add_argument("--policy", type=Path, default=None)
 
     ret = sub.add_parser(
         "retention", help="enforce the retention catalog (§5) on every zone as of a date",
@@ -157,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import duckdb
 
+    from transforms.formats import FormatError
     from transforms.policy import PolicyError
     from transforms.privacy.keys import KeyConfigError
     from transforms.retention.catalog import RetentionError
@@ -166,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except PolicyError as exc:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
+    except FormatError as exc:
+        print(f"cdr-audit: bad source format: {exc}", file=sys.stderr)
     except (HoldError, RetentionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED

@@ -12,6 +12,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
+EXIT_FITS_WITH_REJECTS, EXIT_NO_FORMAT = 4, 5          # `formats check`
 
 
 def _progress(quiet: bool):
@@ -30,16 +31,18 @@ def _keyring(args):
 
 
 def cmd_run(args) -> int:
+    from transforms.formats import load_formats
     from transforms.lake import Lake
     from transforms.nightly.aggregate_night import aggregate_night
     from transforms.nightly.audit_file import audit_file
     from transforms.nightly.close import close_night
-    from transforms.nightly.plan import plan_night, profile_for
+    from transforms.nightly.plan import override_for, plan_night
     from transforms.nightly.roaming_night import roaming_night
     from transforms.policy import load_policy
 
     say = _progress(args.quiet)
     policy = load_policy(args.policy)
+    formats = load_formats(policy, args.formats)
     keyring = _keyring(args)
     lake = Lake.at(args.lake)
     run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -49,10 +52,11 @@ def cmd_run(args) -> int:
     say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
     for i, planned in enumerate(todo, 1):
-        override = profile_for(planned, dict(args.profile))
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
-        r = audit_file(planned, lake, policy, run_id=run_id, night=args.date, keyring=keyring,
-                       profile_override=override, on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
+        r = audit_file(planned, lake, policy, formats, run_id=run_id, night=args.date, keyring=keyring,
+                       format_override=override_for(planned, dict(args.format)),
+                       timezone=override_for(planned, dict(args.timezone)),
+                       on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
             f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
     for day, release in aggregate_night(lake, policy, run_id=run_id).items():
@@ -106,7 +110,7 @@ SUMMARY_SQL = {
     "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
                   " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
-                " USING (run_id, sha256, file_name) WHERE f.night = ? AND x.classification <> 'allowed'"
+                " USING (run_id, sha256, file_name) WHERE f.night = ? AND x.classification IN ('not_allowed', 'unknown')"
                 " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
 }
 
@@ -197,15 +201,27 @@ def cmd_policy(args) -> int:
     return EXIT_OK
 
 
-def cmd_profiles(_args) -> int:
-    from transforms.steps.profiles import ALL_PROFILES, PAYMENTS_COLUMNS, PAYMENTS_PROFILE
+def cmd_formats(args) -> int:
+    from transforms.entry import format_check
+    from transforms.formats import load_formats
+    from transforms.policy import load_policy
 
-    for name, prof in sorted(ALL_PROFILES.items()):
-        print(f"{name}: {'header row' if prof.header else 'no header'}, {len(prof.columns)} known columns")
-        print(f"    feeds: {', '.join(sorted(prof.mapping))}")
-    print(f"{PAYMENTS_PROFILE}: header row, {len(PAYMENTS_COLUMNS)} columns (payments / invoice-status extract)")
-    print(f"    feeds: invoices zone ({', '.join(PAYMENTS_COLUMNS)})")
-    return EXIT_OK
+    policy = load_policy(args.policy)
+    formats = load_formats(policy, args.formats)
+    if args.formats_command == "list":
+        print(format_check.listing(formats))
+        return EXIT_OK
+    if args.formats_command == "show":
+        fmt = formats.get(args.name)
+        if fmt is None:
+            print(f"cdr-audit: no format {args.name!r}; `cdr-audit formats list` names them", file=sys.stderr)
+            return EXIT_USAGE
+        print(format_check.describe(fmt, policy))
+        return EXIT_OK
+    result = format_check.check_file(args.file, policy, formats, format_name=args.format_name,
+                                     timezone=args.timezone, records=args.records)
+    print(result.text)
+    return {"fits": EXIT_OK, "fits_with_rejects": EXIT_FITS_WITH_REJECTS, "no_format": EXIT_NO_FORMAT}[result.outcome]
 
 
 def cmd_retention(args) -> int:
@@ -262,4 +278,4 @@ def _as_date(text: str | None) -> date | None:
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "lookup": cmd_lookup, "policy": cmd_policy,
-            "profiles": cmd_profiles}
+            "formats": cmd_formats}

@@ -61,14 +61,17 @@ def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
 
 def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Audit one landing file; return its `source_files` row (counts and names)."""
+    from transforms.formats import load_formats
     from transforms.nightly.audit_file import audit_file
-    from transforms.nightly.plan import PlannedFile, profile_for
+    from transforms.nightly.plan import PlannedFile, override_for
 
     night, _, lake, policy = resolve(params, logical_date)
     planned_file = PlannedFile(**planned)
-    override = profile_for(planned_file, params.get("profiles") or {})
-    return to_plain(audit_file(planned_file, lake, policy, run_id=run_id, night=night, keyring=keyring(connection),
-                               profile_override=override, on_step=log.info))
+    return to_plain(audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
+                               run_id=run_id, night=night, keyring=keyring(connection),
+                               format_override=override_for(planned_file, params.get("formats") or {}),
+                               timezone=override_for(planned_file, params.get("timezones") or {}),
+                               on_step=log.info))
 
 
 def aggregate(params: dict, logical_date: str, run_id: str) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from transforms.audit_store import now_utc
 from transforms.audit_store import tables as t
+from transforms.formats import FormatCatalog
 from transforms.lake import Lake, safe_run_id
 from transforms.lake.commit import remove_tree
 from transforms.lake.partitions import withdraw_parts
@@ -31,8 +32,7 @@ from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
-from transforms.steps.payments import load_payments
-from transforms.steps.profiles import PAYMENTS_PROFILE, is_payments_extract
+from transforms.steps.payments import PAYMENTS_PROFILE, is_payments_extract, load_payments
 from transforms.steps.quarantine import quarantine_rows
 from transforms.steps.reading import HEAD_BYTES
 
@@ -61,24 +61,26 @@ class _FileRecord:
         return tuple(t.RejectionReason(**self.key, reason=r, rows=n) for r, n in by_reason.items())
 
 
-def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str, night: str, keyring: KeyRing,
-               profile_override: str | None = None, on_step: Callable[[str], None] | None = None) -> t.SourceFile:
+def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: FormatCatalog, *, run_id: str, night: str,
+               keyring: KeyRing, format_override: str | None = None, timezone: str | None = None,
+               on_step: Callable[[str], None] | None = None) -> t.SourceFile:
     """Run one landing file through every per-file step, leave its fragment, return its `source_files` row.
 
-    `on_step` hears a short line after each step (counts and seconds), for progress displays.
+    `format_override` forces a source format (or the payments step) by name, `timezone` the zone of its
+    times without an offset. `on_step` hears a short line after each step (counts and seconds).
     """
     step = _StepClock(on_step)
     record = _FileRecord(planned, run_id, night)
     work = lake.work_dir(run_id) / planned.sha256[:16]
     remove_tree(work)
     try:
-        if _is_payments(planned, profile_override):
+        if _is_payments(planned, format_override):
             facts = _audit_payments(record, lake, policy, work, step)
         else:
-            ingest = ingest_file(Path(planned.path), policy, work, sha256=planned.sha256, lines=planned.lines,
-                                 profile_override=profile_override)
+            ingest = ingest_file(Path(planned.path), policy, formats, work, sha256=planned.sha256,
+                                 lines=planned.lines, format_override=format_override, timezone=timezone)
             step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
-            facts = _audit_ingested(ingest, record, lake, policy, work, keyring, step)
+            facts = _audit_ingested(ingest, record, lake, policy, formats, work, keyring, step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
         lines = planned.lines or 0
         facts = FileFacts(source_file=record.source_file(
@@ -91,10 +93,10 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, *, run_id: str,
     return facts.source_file
 
 
-def _is_payments(planned: PlannedFile, profile_override: str | None) -> bool:
-    """Whether a file takes the payments step; a forced profile decides, else its header or name."""
-    if profile_override:
-        return profile_override == PAYMENTS_PROFILE
+def _is_payments(planned: PlannedFile, format_override: str | None) -> bool:
+    """Whether a file takes the payments step; a forced format decides, else its header or name."""
+    if format_override:
+        return format_override == PAYMENTS_PROFILE
     with open(planned.path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
     return is_payments_extract(head, Path(planned.path).name)
@@ -114,8 +116,8 @@ def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path,
         rejection_reasons=record.reasons(paid.quarantined_by_reason))
 
 
-def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, policy: Policy, work: Path,
-                    keyring: KeyRing, step: "_StepClock") -> FileFacts:
+def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, policy: Policy, formats: FormatCatalog,
+                    work: Path, keyring: KeyRing, step: "_StepClock") -> FileFacts:
     p = record.planned
     if ingest.status != "staged":
         lines = ingest.rows_read or ((p.lines or 0) if ingest.status == "rejected_file" else 0)
@@ -124,7 +126,7 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
                                            rows_read=lines, rows_loaded=0, rows_rejected=lines, reason=ingest.reason,
                                            profile=ingest.profile),
             rejection_reasons=record.reasons({ingest.reason: lines} if lines else {}))
-    fields = check_fields(ingest, policy)
+    fields = check_fields(ingest, policy, formats)
     from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it
 
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,

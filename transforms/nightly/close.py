@@ -122,4 +122,4 @@ def _file_event(run_id: str, p: PlannedFile, f: FileFacts) -> LogEvent:
         "pipeline", f"file_{s.status}", p.file_name,
         {"sha256": p.sha256, "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
          "rows_rejected": s.rows_rejected, "profile": s.profile,
-         "not_allowed_columns": sum(x.classification != "allowed" for x in f.field_findings)})
+         "not_allowed_columns": sum(x.classification in ("not_allowed", "unknown") for x in f.field_findings)})

@@ -130,7 +130,8 @@ def load_plan(lake: Lake, run_id: str) -> NightPlan:
     return read_record(plan_path(lake, run_id), NightPlan)
 
 
-def profile_for(planned: PlannedFile, overrides: dict[str, str]) -> str | None:
-    """The profile forced for a file by the first matching glob of `overrides` (pattern -> profile)."""
+def override_for(planned: PlannedFile, overrides: dict[str, str]) -> str | None:
+    """What the first glob of `overrides` (pattern -> value) that matches the file's name says: a forced
+    format, or a time zone."""
     name = Path(planned.path).name
-    return next((prof for pattern, prof in overrides.items() if fnmatch.fnmatch(name, pattern)), None)
+    return next((value for pattern, value in overrides.items() if fnmatch.fnmatch(name, pattern)), None)

@@ -19,22 +19,31 @@ once per extract that lists it; `as_of` says which night's status a row holds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from transforms.formats.recognize import head_text, records
 from transforms.lake import Lake
 from transforms.lake.connection import connect, execute
 from transforms.lake.partitions import ZoneWrite, write_partitioned
 from transforms.policy import Policy
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
-from transforms.steps.profiles import PAYMENTS_COLUMNS, is_payments_header
 from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, collect_unparseable, csv_source, fingerprint,
                                       header_lines, ingest_flag_select)
 
 ZONE = "invoices"
+# Not a CDR format: the billing system's payments / invoice-status extract, one row per invoice. It goes
+# through this step (invoices zone), never the CDR steps, so it has no source format.
+PAYMENTS_PROFILE = "payments"
+PAYMENTS_COLUMNS = (
+    "invoice_id", "account_id", "subscriber_number", "billing_period", "invoice_date", "due_date",
+    "amount_due", "amount_paid", "paid_date", "status", "claim_type",
+)
+_PAYMENTS_NAME = re.compile(r"^payments_.*\.csv$", re.IGNORECASE)
 # Identifying columns of an invoice row (the retention proof looks for their values after a deletion).
 IDENTIFYING_COLUMNS = ("invoice_id", "subscriber_number", "account_id")
 INVOICE_STATUSES = ("paid", "open", "partially_paid", "disputed", "written_off")
@@ -89,6 +98,21 @@ class PaymentsResult:
     rows_by_invoice_year: dict[str, int] = field(default_factory=dict)
     invoice_files: tuple[str, ...] = ()      # relative to the lake root
     quarantine_files: tuple[str, ...] = ()
+
+
+def is_payments_header(head: bytes) -> bool:
+    """True when the first record of `head` is exactly the payments header."""
+    first = next(iter(records(head_text(head), ",", limit=1)), None)
+    return first is not None and tuple(n.strip() for n in first) == PAYMENTS_COLUMNS
+
+
+def is_payments_extract(head: bytes, file_name: str) -> bool:
+    """A file for the payments step: its header says so (renamed files still work), or its name does.
+
+    A payments-named file without the payments header goes there too, and that step refuses it:
+    an extract that says it is payments but is not must not be read as CDRs.
+    """
+    return is_payments_header(head) or bool(_PAYMENTS_NAME.match(file_name))
 
 
 def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, night: str, run_id: str,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.steps.profiles import first_record
+from transforms.formats.recognize import head_text, records
 
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
@@ -38,22 +38,27 @@ def fingerprint(path: Path) -> tuple[str, int | None]:
     return h.hexdigest(), (None if first == b"PAR1" else lines + (last != b"\n"))
 
 
-def header_lines(head: bytes) -> int:
+def header_lines(head: bytes, delimiter: str = ",", quote: str = '"') -> int:
     """Physical lines the header (the first record of `head`) takes: a quoted name may hold line breaks."""
-    return 1 + sum(name.count("\n") for name in first_record(head) or ())
+    first = next(iter(records(head_text(head), delimiter, quote, limit=1)), ())
+    return 1 + sum(name.count("\n") for name in first)
 
 
-def csv_source(n_columns: int, header: bool) -> str:
+def csv_source(n_columns: int, header: bool, delimiter: str = ",", quote: str = '"') -> str:
     """`read_csv` over the file bound as `$src`: fields c0, c1 … all VARCHAR, strict, rejects stored.
 
-    Strict mode and the stored rejects are what let `collect_unparseable` account for every line.
+    Strict mode and the stored rejects are what let `collect_unparseable` account for every line. The
+    delimiter and quote are one character each (sniffed, or a format's declared ones).
     """
+    if len(delimiter) != 1 or len(quote) != 1:
+        raise ValueError("a delimiter and a quote are one character each")
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    char = lambda c: "'" + c.replace("'", "''") + "'"  # noqa: E731 — one character, quotes doubled
     return (
-        "read_csv($src, header = {h}, auto_detect = false, delim = ',', quote = '\"', escape = '\"',"
+        "read_csv($src, header = {h}, auto_detect = false, delim = {d}, quote = {q}, escape = {q},"
         " columns = {cols}, store_rejects = true, strict_mode = true, encoding = 'utf-8',"
         " max_line_size = {mls}, parallel = true)"
-    ).format(h="true" if header else "false", cols=columns, mls=MAX_LINE_BYTES)
+    ).format(h="true" if header else "false", d=char(delimiter), q=char(quote), cols=columns, mls=MAX_LINE_BYTES)
 
 
 def collect_unparseable(con: duckdb.DuckDBPyConnection, path: Path, staged_path: str, work_dir: Path,

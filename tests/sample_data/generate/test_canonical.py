@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from transforms.steps.profiles import CANONICAL_COLUMNS
+from sample_data.generate.formats import CANONICAL_COLUMNS
 
 from .common import SUITE, T, _records
 

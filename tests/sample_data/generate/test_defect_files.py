@@ -7,7 +7,7 @@ import re
 import pytest
 
 from sample_data.generate import HOSTILE_COLUMNS
-from transforms.steps.profiles import CANONICAL_COLUMNS
+from sample_data.generate.formats import CANONICAL_COLUMNS
 
 from .common import T, _records
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from transforms.steps.profiles import MEDIATION
+from sample_data.generate.formats import MEDIATION
 
 from .common import T, _records
 

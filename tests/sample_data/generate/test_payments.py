@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from sample_data.generate import PAYMENT_DEFECTS, Population, population_size
-from transforms.steps.profiles import PAYMENTS_COLUMNS
+from transforms.steps.payments import PAYMENTS_COLUMNS
 
 from .common import NIGHT, PAYMENTS_FILE, ROWS, SEED, T, _records
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transforms.audit_store import LogEvent, append_log, writing
-from transforms.entry.commands import EXIT_OK, cmd_policy, cmd_profiles, cmd_summary, cmd_verify
+from transforms.entry.commands import EXIT_OK, cmd_formats, cmd_policy, cmd_summary, cmd_verify
 from transforms.lake import Lake
 
 
@@ -18,10 +18,13 @@ def test_policy_lists_columns_and_retention(policy, capsys):
     assert policy.sha256 in out and "origin_number" in out and "billing_cdr" in out
 
 
-def test_profiles_lists_every_format_and_the_payments_extract(capsys):
-    assert cmd_profiles(Args()) == EXIT_OK
+def test_formats_lists_every_format_and_the_payments_extract(capsys):
+    assert cmd_formats(Args(formats_command="list", formats=None, policy=None)) == EXIT_OK
     out = capsys.readouterr().out
-    assert "asterisk_master_18" in out and "payments" in out
+    assert "asterisk_master_18" in out and "ts32298_ps" in out and "payments" in out
+    assert cmd_formats(Args(formats_command="show", name="ts32298_ps", formats=None, policy=None)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "servedMSISDN" in out and "IMEI from the IMEISV" in out
 
 
 def test_summary_and_verify_of_a_store_without_a_run(tmp_path, capsys):

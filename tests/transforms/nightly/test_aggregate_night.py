@@ -14,14 +14,14 @@ from transforms.nightly.plan import plan_night
 from transforms.privacy.keys import demo_keyring
 
 
-def test_each_touched_day_is_released_and_recorded(landing, tmp_path, policy):
+def test_each_touched_day_is_released_and_recorded(landing, tmp_path, policy, formats):
     # Twelve subscribers call at 10:00 on two days: one cell a day with twelve people, at least k.
     rows = b"".join(f"+3864011{i:04d},+38641333444,outgoing,2026-11-{day}T10:00:00Z,60,call\n".encode()
                     for day in (21, 22) for i in range(12))
     (landing / "a.csv").write_bytes(CSV + rows)
     lake = Lake.at(tmp_path / "lake")
     plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
-    audit_file(plan.to_audit[0], lake, policy, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
 
     releases = aggregate_night(lake, policy, run_id="r1")
     assert sorted(releases) == ["2026-11-21", "2026-11-22"]

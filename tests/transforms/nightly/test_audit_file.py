@@ -11,11 +11,11 @@ from transforms.nightly.plan import plan_night
 from transforms.privacy.keys import demo_keyring
 
 
-def test_a_clean_file_leaves_its_rows_and_its_facts(landing, tmp_path, policy):
+def test_a_clean_file_leaves_its_rows_and_its_facts(landing, tmp_path, policy, formats):
     (landing / "a.csv").write_bytes(CSV + ROW * 3)
     lake = Lake.at(tmp_path / "lake")
     plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
-    row = audit_file(plan.to_audit[0], lake, policy, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    row = audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
     # Three identical rows: the first loads, the two repeats are quarantined as duplicates.
     assert (row.status, row.rows_read, row.rows_loaded, row.rows_rejected) == ("loaded", 3, 1, 2)
     facts = read_file_facts(lake, "r1", plan.to_audit[0])
@@ -30,7 +30,7 @@ def test_a_clean_file_leaves_its_rows_and_its_facts(landing, tmp_path, policy):
     assert len(list(lake.zone("billing").rglob("*.parquet"))) == 1
 
 
-def test_a_file_failing_after_its_billing_commit_leaves_no_rows_behind(landing, tmp_path, policy, monkeypatch):
+def test_a_file_failing_after_its_billing_commit_leaves_no_rows_behind(landing, tmp_path, policy, monkeypatch, formats):
     (landing / "a.csv").write_bytes(CSV + ROW * 3)
     lake = Lake.at(tmp_path / "lake")
     plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
@@ -38,7 +38,7 @@ def test_a_file_failing_after_its_billing_commit_leaves_no_rows_behind(landing, 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")        # analytics fails after billing committed the rows
     monkeypatch.setattr(audit_file_module, "build_analytics", broken)
-    result = audit_file(plan.to_audit[0], lake, policy, run_id="r1", night="2026-11-22",
+    result = audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22",
                                 keyring=demo_keyring())
     assert (result.status, result.rows_loaded) == ("failed", 0)
     # The audit says nothing was loaded, so no zone may hold the file's rows.

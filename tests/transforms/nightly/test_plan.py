@@ -8,7 +8,7 @@ import duckdb
 
 from tests.transforms.nightly.conftest import CSV, ROW
 from transforms.lake import Lake
-from transforms.nightly.plan import PlannedFile, load_plan, plan_night, profile_for
+from transforms.nightly.plan import PlannedFile, load_plan, plan_night, override_for
 
 
 def test_plan_skips_copies_and_hidden_files(landing, tmp_path, policy):
@@ -43,6 +43,6 @@ def test_bytes_audited_before_are_known(landing, tmp_path, policy):
 def test_a_forced_profile_goes_by_the_first_matching_glob():
     f = PlannedFile(path="/landing/pbx_Master.csv", file_name="pbx_Master.csv", sha256="a", bytes=1, lines=1,
                     action="audit")
-    assert profile_for(f, {"*.parquet": "canonical_parquet", "pbx_*.csv": "asterisk_master_21",
+    assert override_for(f, {"*.parquet": "canonical_parquet", "pbx_*.csv": "asterisk_master_21",
                            "*.csv": "canonical_csv"}) == "asterisk_master_21"
-    assert profile_for(f, {"*.parquet": "canonical_parquet"}) is None
+    assert override_for(f, {"*.parquet": "canonical_parquet"}) is None

@@ -14,13 +14,13 @@ from transforms.privacy.keys import demo_keyring
 HEADER = CSV.rstrip(b"\n") + b",imsi,origin_network\n"
 
 
-def test_months_rebuilt_and_the_previous_month_assessed(landing, tmp_path, policy):
+def test_months_rebuilt_and_the_previous_month_assessed(landing, tmp_path, policy, formats):
     rows = (b"+38640111222,+38641333444,outgoing,2026-11-21T10:00:00Z,60,call,293401234567890,29340\n"
             b"+38640111222,+38641333444,outgoing,2026-10-30T10:00:00Z,60,call,293401234567890,20801\n")
     (landing / "a.csv").write_bytes(HEADER + rows)
     lake = Lake.at(tmp_path / "lake")
     plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
-    audit_file(plan.to_audit[0], lake, policy, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
 
     night = roaming_night(lake, policy, demo_keyring(), run_id="r1")
     assert [m.month for m in night.months.months] == ["2026-10", "2026-11"]

@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from transforms.formats import load_formats
+from transforms.policy import load_policy
 from transforms.steps.fieldcheck import StagedColumnViolation, check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
 from transforms.steps.reading import STAGING_TECHNICAL
@@ -22,11 +24,13 @@ ASTERISK_ROW = (
     b'"1.0","vip"\n'
 )
 
+FORMATS = load_formats(load_policy())    # the built-in source formats
+
 
 def ingest_bytes(tmp_path, policy, name: str, data: bytes) -> IngestResult:
     path = tmp_path / name
     path.write_bytes(data)
-    return ingest_file(path, policy, tmp_path / f"work_{name}")
+    return ingest_file(path, policy, FORMATS, tmp_path / f"work_{name}")
 
 
 def as_table(result):
@@ -36,7 +40,7 @@ def as_table(result):
 
 def test_canonical_csv_with_off_list_columns(tmp_path, policy):
     ingest = ingest_bytes(tmp_path, policy, "billing.csv", CANONICAL_WITH_EXTRAS)
-    result = check_fields(ingest, policy)
+    result = check_fields(ingest, policy, FORMATS)
     # By docs/design.md §1: canonical names are allowed and kept as-is; names, e-mail and IP addresses are
     # known off-list columns; a column nobody knows is "unknown" and dropped as well.
     assert as_table(result) == [
@@ -54,7 +58,7 @@ def test_canonical_csv_with_off_list_columns(tmp_path, policy):
 
 
 def test_clauses_come_from_the_policy(tmp_path, policy):
-    result = check_fields(ingest_bytes(tmp_path, policy, "billing.csv", CANONICAL_WITH_EXTRAS), policy)
+    result = check_fields(ingest_bytes(tmp_path, policy, "billing.csv", CANONICAL_WITH_EXTRAS), policy, FORMATS)
     by_name = {f.source_column: f for f in result.findings}
     assert by_name["origin_number"].clause == "§3.2 ¶3 item 1 (origin)"
     assert by_name["start_time"].clause == "§3.2 ¶3 item 4 (time and duration)"
@@ -64,25 +68,27 @@ def test_clauses_come_from_the_policy(tmp_path, policy):
 
 
 def test_asterisk_columns(tmp_path, policy):
-    result = check_fields(ingest_bytes(tmp_path, policy, "Master.csv", ASTERISK_ROW), policy)
+    result = check_fields(ingest_bytes(tmp_path, policy, "Master.csv", ASTERISK_ROW), policy, FORMATS)
     table = {f.source_column: (f.classification, f.action, f.canonical_columns) for f in result.findings}
-    # src/dst/start/billsec are mapped as-is; dcontext only decides the direction (derived);
-    # clid holds a personal name, userfield free text, accountcode an account: all dropped.
+    # src/dst/start/billsec are mapped as-is; dcontext is only read to decide the direction and the
+    # disposition whether the leg was answered: neither is kept; clid holds a personal name, userfield
+    # free text, accountcode an account: all dropped.
     assert table["src"] == ("allowed", "kept", "origin_number")
     assert table["billsec"] == ("allowed", "kept", "duration_s")
-    assert table["dcontext"] == ("allowed", "derived", "direction")
+    assert table["dcontext"] == ("used_for_derivation", "dropped", "direction")
+    assert table["disposition"] == ("used_for_derivation", "dropped", "duration_s")
     assert table["clid"] == ("not_allowed", "dropped", "")
     assert table["userfield"] == ("not_allowed", "dropped", "")
     assert table["accountcode"] == ("not_allowed", "dropped", "")
     # 18 columns: src, dst, dcontext, start, billsec feed billing columns; the other 13 are off the list.
-    assert (result.allowed, result.not_allowed, result.unknown) == (5, 13, 0)
+    assert (result.allowed, result.not_allowed, result.unknown, result.used_for_derivation) == (4, 12, 0, 2)
 
 
 def test_repeated_column_name_is_reported_dropped(tmp_path, policy):
     # Staging binds the first `origin_number`; the second one's values are never kept.
     data = (b"origin_number,destination_number,start_time,origin_number\n"
             b"+38640123456,+38641765432,2026-11-22T10:00:00Z,+38640999999\n")
-    result = check_fields(ingest_bytes(tmp_path, policy, "dup.csv", data), policy)
+    result = check_fields(ingest_bytes(tmp_path, policy, "dup.csv", data), policy, FORMATS)
     assert as_table(result)[0] == (0, "origin_number", "allowed", "kept", "origin_number")
     assert as_table(result)[3] == (3, "origin_number", "unknown", "dropped", "")
 
@@ -90,7 +96,7 @@ def test_repeated_column_name_is_reported_dropped(tmp_path, policy):
 def test_rejected_file_has_no_staged_file_to_verify(tmp_path, policy):
     ingest = ingest_bytes(tmp_path, policy, "odd.csv", b"a,b,c\n1,2,3\n")
     assert ingest.status == "rejected_file"
-    result = check_fields(ingest, policy)
+    result = check_fields(ingest, policy, FORMATS)
     assert result.findings == ()
     assert result.staged_columns_verified is False
 
@@ -102,7 +108,7 @@ def test_staged_file_with_an_extra_column_is_stopped(tmp_path, policy, pq_write)
                           profile="canonical_csv", source_columns=("origin_number", "caller_name"),
                           rows_read=1, rows_staged=1, staged_path=str(staged))
     with pytest.raises(StagedColumnViolation) as err:
-        check_fields(ingest, policy)
+        check_fields(ingest, policy, FORMATS)
     assert str(err.value) == "staged file of billing.csv has 1 column(s) off the list"
     assert "Ana" not in str(err.value)
 
@@ -112,7 +118,7 @@ def test_staged_file_of_allowed_and_lineage_columns_passes(tmp_path, policy, pq_
                       "SELECT '+38640123456' AS origin_number, 'x' AS record_id, DATE '2026-11-22' AS event_date")
     ingest = IngestResult(file_name="billing.csv", sha256="d" * 64, bytes=10, status="staged",
                           profile="canonical_csv", source_columns=("origin_number",), staged_path=str(staged))
-    assert check_fields(ingest, policy).staged_columns_verified is True
+    assert check_fields(ingest, policy, FORMATS).staged_columns_verified is True
 
 
 def test_ingests_technical_columns_pass_but_no_other(tmp_path, policy, pq_write):
@@ -121,21 +127,21 @@ def test_ingests_technical_columns_pass_but_no_other(tmp_path, policy, pq_write)
                        + ", ".join(f"NULL AS {c}" for c in STAGING_TECHNICAL))
     ingest = IngestResult(file_name="billing.csv", sha256="d" * 64, bytes=10, status="staged",
                           profile="canonical_csv", source_columns=("origin_number",), staged_path=str(allowed))
-    assert check_fields(ingest, policy).staged_columns_verified is True
+    assert check_fields(ingest, policy, FORMATS).staged_columns_verified is True
     other = pq_write(tmp_path / "other.parquet", "SELECT '+38640123456' AS origin_number, 'x' AS _caller_name")
     with pytest.raises(StagedColumnViolation):
-        check_fields(dataclasses.replace(ingest, staged_path=str(other)), policy)
+        check_fields(dataclasses.replace(ingest, staged_path=str(other)), policy, FORMATS)
 
 
 MEDIATION = (
-    b"recordType,servedMSISDN,calledNumber,recordOpeningTime,servingNodePLMNIdentifier,dataVolumeUplink,"
-    b"dataVolumeDownlink,chargingID,servedPDPAddress\n"
-    b"PGW,38640123456,,2026-11-22T10:00:00+01:00,26201,1000,2500,c2,10.0.0.2\n"
+    b"recordType,servedMSISDN,calledNumber,recordOpeningTime,callDuration,servingNodePLMNIdentifier,"
+    b"dataVolumeUplink,dataVolumeDownlink,chargingID,servedPDPAddress\n"
+    b"PGW,38640123456,,2026-11-22T10:00:00+01:00,60,26201,1000,2500,c2,10.0.0.2\n"
 )
 
 
 def test_mediation_columns_that_feed_several_or_are_combined_are_derived(tmp_path, policy):
-    result = check_fields(ingest_bytes(tmp_path, policy, "mediation.csv", MEDIATION), policy)
+    result = check_fields(ingest_bytes(tmp_path, policy, "mediation.csv", MEDIATION), policy, FORMATS)
     table = {f.source_column: (f.classification, f.action, set(f.canonical_columns.split(",")) - {""})
              for f in result.findings}
     # Kept: one source column copied as-is into one canonical column. Derived: a source column that
@@ -148,7 +154,7 @@ def test_mediation_columns_that_feed_several_or_are_combined_are_derived(tmp_pat
     assert table["dataVolumeUplink"] == table["dataVolumeDownlink"] == ("allowed", "derived", {"data_volume_bytes"})
     # A charging id and the PDP (IP) address are known columns of the format that are off the list.
     assert table["chargingID"] == table["servedPDPAddress"] == ("not_allowed", "dropped", set())
-    assert (result.allowed, result.not_allowed, result.unknown) == (7, 2, 0)
+    assert (result.allowed, result.not_allowed, result.unknown) == (8, 2, 0)
     by_name = {f.source_column: f for f in result.findings}
     assert by_name["recordType"].clause == "; ".join(
         dict.fromkeys([policy.field("direction").clause, policy.field("service_type").clause]))
@@ -158,7 +164,7 @@ def test_parquet_columns_are_classified_too(tmp_path, policy, pq_write):
     src = pq_write(tmp_path / "billing.parquet",
                    "SELECT '+38640123456' AS origin_number, '+38641765432' AS destination_number,"
                    " TIMESTAMPTZ '2026-11-22 10:00:00+00' AS start_time, 'ana@example.com' AS email, 1 AS shoe_size")
-    result = check_fields(ingest_file(src, policy, tmp_path / "work"), policy)
+    result = check_fields(ingest_file(src, policy, FORMATS, tmp_path / "work"), policy, FORMATS)
     assert as_table(result) == [
         (0, "origin_number", "allowed", "kept", "origin_number"),
         (1, "destination_number", "allowed", "kept", "destination_number"),

@@ -11,9 +11,13 @@ import duckdb
 import pytest
 
 from tests.transforms.steps.conftest import SECRET, asterisk
+from transforms.formats import load_formats
+from transforms.policy import load_policy
 from transforms.lake.commit import sha256_file
 from transforms.steps.ingest import ingest_file
 from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL, fingerprint
+
+FORMATS = load_formats(load_policy())    # the built-in source formats
 
 
 def freeswitch(number="040123456", start="2026-11-22 10:00:00", context="default", quoted=True) -> bytes:
@@ -28,7 +32,7 @@ def freeswitch(number="040123456", start="2026-11-22 10:00:00", context="default
 def run(tmp_path, policy, name, data: bytes, **kw):
     path = tmp_path / name
     path.write_bytes(data)
-    result = ingest_file(path, policy, tmp_path / f"work_{name}", **kw)
+    result = ingest_file(path, policy, FORMATS, tmp_path / f"work_{name}", **kw)
     assert result.rows_read == result.rows_staged + result.rows_unparseable
     return result
 
@@ -142,7 +146,7 @@ def test_parquet_input(tmp_path, policy, pq_read, pq_write):
         SELECT '040123456' AS origin_number, '+38641765432' AS destination_number, 'outgoing' AS direction,
                TIMESTAMPTZ '2026-07-01 10:00:00+02:00' AS start_time, 60 AS duration_s,
                'Ana Novak' AS caller_name""")
-    r = ingest_file(src, policy, tmp_path / "work")
+    r = ingest_file(src, policy, FORMATS, tmp_path / "work")
     assert (r.status, r.profile, r.rows_read, r.rows_staged, r.rows_unparseable) == (
         "staged", "canonical_parquet", 1, 1, 0)
     assert r.source_columns == ("origin_number", "destination_number", "direction", "start_time", "duration_s",
@@ -151,10 +155,11 @@ def test_parquet_input(tmp_path, policy, pq_read, pq_write):
     assert r.unparseable_path is None
 
 
-def test_parquet_input_that_matches_no_profile(tmp_path, policy, pq_write):
+def test_parquet_input_that_matches_no_format(tmp_path, policy, pq_write):
     src = pq_write(tmp_path / "other.parquet", "SELECT 1 AS a, 2 AS b")
-    r = ingest_file(src, policy, tmp_path / "work")
-    assert (r.status, r.reason, r.source_columns) == ("rejected_file", "parquet columns match no profile", ("a", "b"))
+    r = ingest_file(src, policy, FORMATS, tmp_path / "work")
+    assert (r.status, r.reason, r.source_columns) == (
+        "rejected_file", "a Parquet file with 2 columns that match no format", ("a", "b"))
 
 
 def test_hostile_header_names(tmp_path, policy, pq_read):
@@ -237,7 +242,9 @@ def test_header_only_file(tmp_path, policy):
 def test_unmatched_file_is_rejected_whole(tmp_path, policy):
     r = run(tmp_path, policy, "odd.csv", b"a;b;c\n1;2;3\n")
     assert r.status == "rejected_file"
-    assert r.reason == "first record has 1 fields and matches no profile"
+    # The delimiter is sniffed: the reason tells the file's real shape, not "1 field".
+    assert r.reason == ("first record has 3 field(s) separated by semicolons (it looks like a header)"
+                        " and matches no known format")
     assert (r.rows_read, r.staged_path, r.source_columns) == (0, None, ())
 
 
@@ -249,11 +256,11 @@ def test_bom_prefixed_canonical_file(tmp_path, policy, pq_read):
     assert staged(r, pq_read, "origin_number") == [("+38640123456",)]
 
 
-def test_profile_override(tmp_path, policy, pq_read):
+def test_format_override(tmp_path, policy, pq_read):
     # An 18-field record whose start does not look like a timestamp is not detected; forced, it reads.
     data = asterisk(start="22.11.2026 10:00:00")
     assert run(tmp_path, policy, "a.csv", data).status == "rejected_file"
-    r = run(tmp_path, policy, "b.csv", data, profile_override="asterisk_master_18")
+    r = run(tmp_path, policy, "b.csv", data, format_override="asterisk_master_18")
     assert r.profile == "asterisk_master_18"
     assert staged(r, pq_read, "start_time") == [("2026-11-22 09:00:00",)]
 
@@ -271,7 +278,7 @@ def test_parallel_read_keeps_source_order(tmp_path, policy):
                      '' AS userfield
               FROM range(300000) t(i))
         TO '{path}' (FORMAT csv, HEADER false, QUOTE '"', FORCE_QUOTE *)""")
-    result = ingest_file(path, policy, tmp_path / "work")
+    result = ingest_file(path, policy, FORMATS, tmp_path / "work")
     assert result.profile == "asterisk_master_18" and result.rows_staged == 300000
     out_of_order = duckdb.execute(
         "SELECT count(*) FROM (SELECT file_row_number AS pos, CAST(duration_s AS BIGINT) AS i"

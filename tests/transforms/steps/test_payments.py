@@ -13,8 +13,8 @@ import pytest
 
 from tests.transforms.conftest import read_parquet
 from transforms.lake.partitions import part_name
-from transforms.steps.payments import IDENTIFYING_COLUMNS, NOT_PAYMENTS, load_payments
-from transforms.steps.profiles import PAYMENTS_COLUMNS, is_payments_extract
+from transforms.steps.payments import (IDENTIFYING_COLUMNS, NOT_PAYMENTS, PAYMENTS_COLUMNS, is_payments_extract,
+                                      is_payments_header, load_payments)
 from transforms.steps.reading import fingerprint
 
 HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
@@ -260,7 +260,7 @@ def test_loading_the_same_extract_again_replaces_its_rows(tmp_path, policy, lake
     assert zone_rows(lake, "quarantine", "SELECT count(*) FROM t") == [(1,)]
 
 
-def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):
+def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy, formats):
     """Payments files go through the payments step (by header or name), are audited, and a re-run adds nothing."""
     from tests.conftest import audit_rows
     from transforms.lake import Lake
@@ -280,7 +280,7 @@ def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):
     for run_id in ("r1", "r2"):
         plan = plan_night(landing, lake, policy, night=NIGHT, run_id=run_id, trigger="test")
         for planned in plan.to_audit:
-            audit_file(planned, lake, policy, run_id=run_id, night=NIGHT, keyring=demo_keyring())
+            audit_file(planned, lake, policy, formats, run_id=run_id, night=NIGHT, keyring=demo_keyring())
         summary = close_night(lake, policy, run_id=run_id)
         assert summary.status == "completed"
         if run_id == "r1":
@@ -307,3 +307,44 @@ def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy):
     known = audit_rows(lake.root, "SELECT file_name, status FROM source_files WHERE run_id = 'r2'"
                                   " AND file_name <> 'payments_empty.csv'")
     assert {s for _, s in known} == {"known"}
+
+
+# ------------------------------------------------------------------ telling a payments extract apart
+
+PAYMENTS_HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
+PAYMENTS_ROW = "INV-1,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,24.99,24.99,2026-11-10,paid,general\n"
+
+
+def test_detection_prefers_the_header_so_renamed_extracts_still_work():
+    assert is_payments_extract((PAYMENTS_HEADER + PAYMENTS_ROW).encode(), "invoice_status_export.csv")
+    assert is_payments_extract(("\ufeff" + PAYMENTS_HEADER).encode(), "x.csv")       # a BOM does not hide it
+    assert not is_payments_extract(b"origin_number,destination_number,start_time\n", "billing_2026-11-22.csv")
+    assert not is_payments_extract(PAYMENTS_HEADER.replace("status", "state").encode(), "export.csv")
+
+
+@pytest.mark.parametrize("name, sent", [
+    ("payments_2026-11-22.csv", True), ("PAYMENTS_night.CSV", True),     # the name alone sends it there
+    ("payments_2026-11-22.parquet", False), ("my_payments_2026.csv", False), ("payments.csv", False),
+])
+def test_a_payments_name_sends_any_content_to_the_payments_step(name, sent):
+    assert is_payments_extract(b"origin_number,destination_number,start_time\n", name) is sent
+
+
+@pytest.mark.parametrize("head, exact", [
+    (PAYMENTS_HEADER, True),
+    (" " + PAYMENTS_HEADER.replace(",", " , "), True),                  # names are compared stripped
+    (PAYMENTS_HEADER.rstrip("\n") + ",note\n", False),                # an extra column
+    (",".join(PAYMENTS_COLUMNS[:-1]) + "\n", False),                   # one column short
+    (",".join(reversed(PAYMENTS_COLUMNS)) + "\n", False),              # same names, other order
+    ("", False),
+])
+def test_payments_header_is_exactly_the_payments_columns(head, exact):
+    assert is_payments_header(head.encode()) is exact
+
+
+def test_a_payments_header_is_no_cdr_format(policy):
+    from transforms.formats import load_formats
+    from transforms.formats.recognize import detect
+
+    # The payments step owns it: no CDR format claims the payments columns.
+    assert detect(PAYMENTS_HEADER.encode(), load_formats(policy), policy).format is None

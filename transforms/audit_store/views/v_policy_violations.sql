@@ -3,7 +3,7 @@ SELECT f.night, f.run_id, f.file_name, 'off_list_column' AS kind, x.source_colum
        x.clause, x.classification AS rule, x.action AS outcome, CAST(NULL AS BIGINT) AS rows_affected,
        CAST(0 AS BIGINT) AS rows_quarantined
 FROM field_findings x JOIN v_night_files f USING (run_id, sha256, file_name)
-WHERE x.classification <> 'allowed'
+WHERE x.classification IN ('not_allowed', 'unknown')   -- a column read for derivation is not kept
 UNION ALL
 SELECT f.night, f.run_id, f.file_name, 'failed_rule', v.column_name, v.clause, v.rule, v.expectation,
        v.unexpected_count, v.rows_quarantined
