@@ -4,7 +4,7 @@
 
 For each CSV, the staging COPY of transforms/steps/ingest.py `_stage` is rebuilt
 here from the same helpers (format recognition, `staging_select`,
-`ingest_flag_select`, the same read_csv options) — a copy of the SQL, nothing
+`staging_copy`, the same read_csv options) — a copy of the SQL, nothing
 in transforms/ is changed — and run twice in fresh connections with the
 pipeline's limits, once per `parallel` value. Compared:
 
@@ -36,7 +36,7 @@ from transforms.formats.recognize import detect
 from transforms.lake import connection as lake_mod
 from transforms.policy import load_policy
 from transforms.steps.ingest import staging_select
-from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, ingest_flag_select
+from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, staging_copy
 
 # DuckDB 2.0 turns `x IN (5+ constants)` (and list_contains over a constant list) into a MARK hash
 # join, and that plan loses insertion order under a parallel scan (asterisk's `direction` mapping).
@@ -51,7 +51,7 @@ def stage_sql(profile, n: int, select: str, parallel: bool) -> str:
         " max_line_size = {mls}, parallel = {par})"
     ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES,
              par="true" if parallel else "false")
-    return f"COPY (SELECT {select}, {ingest_flag_select(n)} FROM {source}) TO $dst (FORMAT parquet, COMPRESSION zstd)"
+    return staging_copy(select, source, n)
 
 
 def run_once(path: Path, policy, parallel: bool, work: Path, settings: tuple[str, ...] = ()) -> dict:
@@ -87,7 +87,7 @@ def run_once(path: Path, policy, parallel: bool, work: Path, settings: tuple[str
     finally:
         con.close()
     dst.unlink(missing_ok=True)
-    _, lines = fingerprint(path)
+    lines = fingerprint(path).lines
     header = (1 + sum(c.count("\n") for c in det.source_columns)) if det.format.header else 0
     reject_lines = sorted({line for line, _ in rejects})
     return {"profile": det.format.name, "copy_s": round(copy_s, 2), "reject_query_s": round(reject_s, 3),

@@ -10,8 +10,8 @@ peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
 `transforms.lake.connection.connect` connections is timed (the connection is wrapped, not
 changed), and so are GX's two phases (`_validate`: the expectation queries;
-`_build_docs`: the Data Docs site) and ingest's Python line scan
-(`reading._lines_after_open_quote`). Nothing in transforms/ is edited; the wrappers are
+`_build_docs`: the Data Docs site) and ingest's Python passes (`reading._silent_lines`, the
+scan for blank and comment lines; `reading.plain_line_endings`, the LF copy of a mixed file). Nothing in transforms/ is edited; the wrappers are
 installed on the imported modules of this process only.
 """
 
@@ -119,8 +119,9 @@ def install_probes() -> None:
             module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
     gx_mod._build_docs = _timed(gx_mod._build_docs, "gx: _build_docs (Data Docs site + index)")
-    reading_mod._lines_after_open_quote = _timed(reading_mod._lines_after_open_quote,
-                                                "python: _lines_after_open_quote (scan every line)")
+    reading_mod._silent_lines = _timed(reading_mod._silent_lines, "python: _silent_lines (scan every line)")
+    reading_mod.plain_line_endings = _timed(reading_mod.plain_line_endings,
+                                            "python: plain_line_endings (LF copy of a cr/mixed file)")
 
 
 def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
@@ -135,9 +136,10 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
     steps: list[dict] = []
     first = len(RECORDS)
     with step("fingerprint (sha256 + line count, in plan_night)", steps):
-        sha, lines = fingerprint(path)
+        shape = fingerprint(path)
+        sha, lines = shape.sha256, shape.lines
     with step("ingest_file", steps) as rec:
-        ing = ingest_file(path, policy, formats, work, sha256=sha, lines=lines)
+        ing = ingest_file(path, policy, formats, work, shape=shape)
         rec.update(rows_staged=ing.rows_staged, rows_unparseable=ing.rows_unparseable)
     if ing.status != "staged":
         return {"file": path.name, "bytes": path.stat().st_size, "status": ing.status, "steps": steps}
@@ -146,7 +148,7 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
     from transforms.steps.validate import validate_staged
     with step("validate_staged", steps) as rec:
         val = validate_staged(ing.staged_path, policy, work, source_sha256=sha, run_id=run_id,
-                              docs_dir=lake.zone("reports") / "gx_data_docs")
+                              line_offset=ing.line_offset, docs_dir=lake.zone("reports") / "gx_data_docs")
         rec.update(rows_valid=val.rows_valid, rows_rejected=val.rows_rejected)
     with step("load_billing", steps) as rec:
         valid = getattr(val, "valid_dir", None) or getattr(val, "valid_path", None)   # the API moved once already

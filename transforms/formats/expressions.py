@@ -26,6 +26,7 @@ class Renderer:
     def __init__(self, fmt: Format, source_columns: tuple[str, ...], operator: Operator, timezone: str | None = None):
         self.fmt, self.operator = fmt, operator
         self.position: dict[str, int] = {}
+        self.read_positions: set[int] = set()      # the fields the rendered SQL reads
         for i, name in enumerate(source_columns):
             self.position.setdefault(name.strip().lower(), i)      # a repeated name: the first one is read
         zone = timezone or fmt.timezone
@@ -39,7 +40,10 @@ class Renderer:
 
     def field(self, name: str) -> str | None:
         i = self.position.get(name.strip().lower())
-        return None if i is None else f"NULLIF(trim(CAST(c{i} AS VARCHAR)), '')"
+        if i is None:
+            return None
+        self.read_positions.add(i)
+        return f"NULLIF(trim(CAST(c{i} AS VARCHAR)), '')"
 
     def canonical(self, column: str) -> str:
         """The SELECT item of one canonical column (NULL when the format does not feed it)."""

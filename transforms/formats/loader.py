@@ -93,7 +93,11 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
     delimiter = top.text("delimiter", required=False)
     if delimiter is not None and len(delimiter) != 1:
         raise FormatError(f"delimiter: one character, got {delimiter!r}")
-    quote = top.text("quote", required=False) or '"'
+    quote = top.text("quote", required=False) or None
+    comment_prefix = top.text("comment_prefix", required=False) or None
+    for key, value in (("quote", quote), ("comment_prefix", comment_prefix)):
+        if value is not None and len(value) != 1:
+            raise FormatError(f"{key}: one character, got {value!r}")
     timezone = top.text("timezone", required=False) or "local"
     if timezone not in ("local", "UTC") and timezone not in available_timezones():
         raise FormatError(f"timezone: {timezone!r} is not 'local', 'UTC' or an IANA time zone")
@@ -118,7 +122,7 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
     fmt = Format(
         name=name, title=title, path=str(path), container=container, header=header, columns=columns,
         canonical=canonical, delimiter=delimiter, quote=quote,
-        comment_prefix=top.text("comment_prefix", required=False), timezone=timezone, recognize=recognize,
+        comment_prefix=comment_prefix, timezone=timezone, recognize=recognize,
         map=mapping, not_allowed=tuple(top.text_list("not_allowed")) if "not_allowed" in top.node else (),
         answered=answered)
     _check_columns(fmt)

@@ -116,7 +116,7 @@ class Format:
     columns: tuple[str, ...] = ()              # headerless: the columns by position; header: the known columns
     canonical: bool = False                    # the project's canonical layout: columns and map are the policy's
     delimiter: str | None = None               # None: sniffed from the file's head
-    quote: str = '"'
+    quote: str | None = None               # None: sniffed from the head ('"' unless fields use "'")
     comment_prefix: str | None = None
     timezone: str = "local"                    # for times without an offset: an IANA zone, "UTC" or "local"
     recognize: Recognition = field(default_factory=Recognition)

@@ -29,6 +29,8 @@ class Detection:
     source_columns: tuple[str, ...]       # as named in the header, or by the format (headerless)
     delimiter: str
     reason: str                           # why this format; or why none
+    quote: str = '"'                      # the format's declared quote, or the sniffed one
+    header_seen: bool = False             # no format: whether the first record reads as column names
 
 
 def records(text: str, delimiter: str, quote: str = '"', limit: int = _SNIFF_LINES) -> list[list[str]]:
@@ -62,6 +64,14 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+def sniff_quote(text: str, delimiter: str) -> str:
+    """'\'' when fields of the head are quoted with single quotes and never with double ones; else '"'."""
+    def quoted_fields(q: str) -> int:
+        d = re.escape(delimiter)
+        return len(re.findall(rf"(?:^|{d}){q}[^{q}\r\n]*{q}(?={d}|\r|\n|$)", text, flags=re.M))
+    return "'" if quoted_fields("'") and not quoted_fields('"') else '"'
+
+
 def head_text(head: bytes) -> str:
     return head.decode("utf-8", errors="replace").lstrip("\ufeff")
 
@@ -71,13 +81,14 @@ def detect(head: bytes, catalog: FormatCatalog, policy: Policy, *, override: str
     """Pick the format of a file from its head (or, for Parquet, its column names)."""
     text = head_text(head)
     sniffed = sniff_delimiter(text) if parquet_columns is None else ","
+    quote = sniff_quote(text, sniffed)
     if override:
         fmt = catalog.get(override)
         if fmt is None:
             return Detection(None, (), sniffed, f"format {override!r} is not known (cdr-audit formats list)")
         if (fmt.container == "parquet") != (parquet_columns is not None):
             return Detection(None, (), sniffed, f"format {override} cannot read this {_kind(parquet_columns)} file")
-        return _chosen(fmt, text, sniffed, parquet_columns, "forced by the run's format override")
+        return _chosen(fmt, text, sniffed, quote, parquet_columns, "forced by the run's format override")
     if parquet_columns is None and not text.strip():
         return Detection(None, (), sniffed, "no complete first record")
     scored = []
@@ -85,37 +96,41 @@ def detect(head: bytes, catalog: FormatCatalog, policy: Policy, *, override: str
         if (fmt.container == "parquet") != (parquet_columns is not None):
             continue
         delim = fmt.delimiter or sniffed
-        first = list(parquet_columns) if parquet_columns is not None else next(iter(records(text, delim, fmt.quote)), None)
+        first = (list(parquet_columns) if parquet_columns is not None
+                 else next(iter(records(text, delim, fmt.quote or sniff_quote(text, delim))), None))
         if first is None:
             continue
         score = _score(fmt, [f.strip() for f in first], policy)
         if score:
             scored.append((score, fmt))
     if not scored:
-        return Detection(None, (), sniffed, _no_format_reason(text, sniffed, parquet_columns))
+        reason, header_seen = _no_format_reason(text, sniffed, parquet_columns)
+        return Detection(None, (), sniffed, reason, quote, header_seen)
     scored.sort(key=lambda sf: -sf[0])
     (score, fmt), rest = scored[0], scored[1:]
     if rest and rest[0][0] == score and not fmt.refuse and not rest[0][1].refuse:
         return Detection(None, (), sniffed, f"fits both {fmt.name} and {rest[0][1].name}; force one with --format")
     if fmt.refuse:
         return Detection(None, (), fmt.delimiter or sniffed, f"looks like {fmt.refuse} ({fmt.name}): not read")
-    return _chosen(fmt, text, sniffed, parquet_columns, _why(fmt))
+    return _chosen(fmt, text, sniffed, quote, parquet_columns, _why(fmt))
 
 
 def _kind(parquet_columns) -> str:
     return "Parquet" if parquet_columns is not None else "delimited text"
 
 
-def _chosen(fmt: Format, text: str, sniffed: str, parquet_columns, reason: str) -> Detection:
+def _chosen(fmt: Format, text: str, sniffed: str, sniffed_quote: str, parquet_columns, reason: str) -> Detection:
+    """The format's declared delimiter and quote win over the sniffed ones."""
     delim = fmt.delimiter or sniffed
+    quote = fmt.quote or (sniffed_quote if delim == sniffed else sniff_quote(text, delim))
     if parquet_columns is not None:
-        return Detection(fmt, tuple(parquet_columns), delim, reason)
+        return Detection(fmt, tuple(parquet_columns), delim, reason, quote)
     if fmt.header:
-        first = next(iter(records(text, delim, fmt.quote)), None)
+        first = next(iter(records(text, delim, quote)), None)
         if first is None:
-            return Detection(None, (), delim, "no complete first record")
-        return Detection(fmt, tuple(first), delim, reason)
-    return Detection(fmt, fmt.columns, delim, reason)
+            return Detection(None, (), delim, "no complete first record", quote)
+        return Detection(fmt, tuple(first), delim, reason, quote)
+    return Detection(fmt, fmt.columns, delim, reason, quote)
 
 
 def _score(fmt: Format, first: list[str], policy: Policy) -> int:
@@ -160,11 +175,17 @@ def _why(fmt: Format) -> str:
     return f"{fmt.name}: " + "; ".join(parts)
 
 
-def _no_format_reason(text: str, delimiter: str, parquet_columns) -> str:
-    """What the file looks like, in shape only: field count, delimiter, header or not."""
+def looks_like_header(first: list[str]) -> bool:
+    """Whether a first record reads as column names (every field an identifier), not as data."""
+    return bool(first) and all(_IDENTIFIER.match(f.strip()) for f in first)
+
+
+def _no_format_reason(text: str, delimiter: str, parquet_columns) -> tuple[str, bool]:
+    """What the file looks like, in shape only (field count, delimiter, header or not); and whether its
+    first record reads as column names."""
     if parquet_columns is not None:
-        return f"a Parquet file with {len(parquet_columns)} columns that match no format"
+        return f"a Parquet file with {len(parquet_columns)} columns that match no format", False
     first = next(iter(records(text, delimiter)), [])
-    header = first and all(_IDENTIFIER.match(f.strip()) for f in first)
+    header = looks_like_header(first)
     return (f"first record has {len(first)} field(s) separated by {DELIMITER_NAMES[delimiter]}"
-            f" ({'it looks like a header' if header else 'no header'}) and matches no known format")
+            f" ({'it looks like a header' if header else 'no header'}) and matches no known format"), header

@@ -77,8 +77,8 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
         if _is_payments(planned, format_override):
             facts = _audit_payments(record, lake, policy, work, step)
         else:
-            ingest = ingest_file(Path(planned.path), policy, formats, work, sha256=planned.sha256,
-                                 lines=planned.lines, format_override=format_override, timezone=timezone)
+            ingest = ingest_file(Path(planned.path), policy, formats, work, shape=planned.shape,
+                                 format_override=format_override, timezone=timezone)
             step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
             facts = _audit_ingested(ingest, record, lake, policy, formats, work, keyring, step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
@@ -106,7 +106,7 @@ def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path,
     """A payments extract: invoices zone and quarantine only (no field check, no CDR suite, no analytics)."""
     p = record.planned
     paid = load_payments(Path(p.path), policy, lake, work, night=record.night, run_id=record.run_id,
-                         sha256=p.sha256, lines=p.lines)
+                         shape=p.shape)
     step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
          f" partition(s), {paid.rows_quarantined:,} quarantined")
     return FileFacts(
@@ -120,7 +120,7 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
                     work: Path, keyring: KeyRing, step: "_StepClock") -> FileFacts:
     p = record.planned
     if ingest.status != "staged":
-        lines = ingest.rows_read or ((p.lines or 0) if ingest.status == "rejected_file" else 0)
+        lines = ingest.rows_read
         return FileFacts(
             source_file=record.source_file(status="empty" if ingest.status == "empty" else "rejected_file",
                                            rows_read=lines, rows_loaded=0, rows_rejected=lines, reason=ingest.reason,
@@ -130,7 +130,7 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
     from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it
 
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,
-                                 docs_dir=lake.zone("reports") / "gx_data_docs")
+                                 line_offset=ingest.line_offset, docs_dir=lake.zone("reports") / "gx_data_docs")
     step(f"validated: {validation.rows_valid:,} valid, {validation.rows_rejected:,} failing a rule")
     billing = load_billing(validation.valid_dir, lake, source_sha256=p.sha256)
     quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,

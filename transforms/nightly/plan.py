@@ -24,7 +24,7 @@ from transforms.lake.commit import remove_tree
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_name
-from transforms.steps.reading import fingerprint
+from transforms.steps.reading import FileShape, fingerprint
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class PlannedFile:
     action: str             # audit | known | duplicate_file | ignored
     reason: str = ""
     duplicate_of: str | None = None
+    line_endings: str | None = None   # lf | crlf | cr | mixed (None: Parquet, or no line break)
+
+    @property
+    def shape(self) -> FileShape:
+        """What the plan's pass over the file found, for the steps that read it."""
+        return FileShape(self.sha256, self.lines, self.line_endings)
 
 
 @dataclass(frozen=True)
@@ -109,8 +115,10 @@ def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
             files.append(PlannedFile(path=entry.path, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
                                      reason=f"{what}; not read"))
             continue
-        sha, lines = fingerprint(Path(entry.path))
-        common = dict(path=entry.path, file_name=name, sha256=sha, bytes=st.st_size, lines=lines)
+        shape = fingerprint(Path(entry.path))
+        sha = shape.sha256
+        common = dict(path=entry.path, file_name=name, sha256=sha, bytes=st.st_size, lines=shape.lines,
+                      line_endings=shape.line_endings)
         if sha in known:
             files.append(PlannedFile(**common, action="known", reason="same bytes already audited in an earlier run"))
         elif sha in first_seen:

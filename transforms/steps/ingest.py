@@ -20,8 +20,8 @@ from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
-from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, RECORD_LINES, collect_unparseable, csv_source,
-                                      fingerprint, header_lines, ingest_flag_select)
+from transforms.steps.reading import (HEAD_BYTES, DelimitedRead, FileShape, Layout, fingerprint, header_lines,
+                                      stage_delimited, staging_copy)
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,30 @@ class IngestResult:
     reason: str = ""
     profile: str | None = None      # the source format's name (source_files.profile)
     source_columns: tuple[str, ...] = ()   # sanitized, in file order
-    rows_read: int = 0              # records seen = rows_staged + rows_unparseable
+    rows_read: int = 0              # records seen = staged + unparseable + refused (never the header)
     rows_staged: int = 0
     rows_unparseable: int = 0
+    rows_refused: int = 0           # a file refused whole: its lines less the header, none of them kept
     unparseable_by_reason: dict[str, int] = field(default_factory=dict)
     staged_path: str | None = None   # canonical columns, VARCHAR
-    unparseable_path: str | None = None  # (source_line, reason) only
+    unparseable_path: str | None = None  # (source_row, reason) only
+    line_offset: int = 0            # a staged row without `_source_row` starts on its row number + this
+    line_endings: str | None = None  # lf | crlf | cr | mixed (read from an LF copy when cr or mixed)
+    encoding: str | None = None     # utf-8, or latin-1 when a record held a byte that is not UTF-8
 
 
-def ingest_file(path: Path, policy: Policy, formats: FormatCatalog, work_dir: Path, *, sha256: str | None = None,
-                lines: int | None = None, format_override: str | None = None,
-                timezone: str | None = None) -> IngestResult:
+def ingest_file(path: Path, policy: Policy, formats: FormatCatalog, work_dir: Path, *, shape: FileShape | None = None,
+                format_override: str | None = None, timezone: str | None = None) -> IngestResult:
     """Stage one landing file as canonical rows under `work_dir`.
 
-    `sha256` and `lines` (physical lines) come from the night's plan; they are computed here when not
+    `shape` (sha256, physical lines, line endings) comes from the night's plan; it is taken here when not
     given. `format_override` forces a format by name; `timezone` overrides the format's for this file.
     """
     path = Path(path)
-    sha, lines = (sha256, lines) if sha256 else fingerprint(path)
+    shape = shape or fingerprint(path)
     size = path.stat().st_size
-    base = dict(file_name=safe_name(path.name, 120), sha256=sha, bytes=size)
+    base = dict(file_name=safe_name(path.name, 120), sha256=shape.sha256, bytes=size,
+                line_endings=shape.line_endings)
     if size == 0:
         return IngestResult(**base, status="empty", reason="file is empty (0 bytes)")
     with open(path, "rb") as fh:
@@ -77,45 +81,33 @@ def ingest_file(path: Path, policy: Policy, formats: FormatCatalog, work_dir: Pa
         safe_cols = tuple(safe_name(c) for c in detection.source_columns)
         if detection.format is None:
             return IngestResult(**base, status="rejected_file", reason=detection.reason,
-                                source_columns=tuple(safe_name(c) for c in parquet_columns or ()))
-        return _stage(con, path, policy, work_dir, detection, base, safe_cols, lines, head, timezone)
+                                source_columns=tuple(safe_name(c) for c in parquet_columns or ()),
+                                **_records_refused(shape, head, detection, parquet_columns))
+        return _stage(con, path, policy, work_dir, detection, base, safe_cols, shape, head, timezone)
     finally:
         con.close()
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir: Path, detection: Detection,
-           base: dict, safe_cols: tuple[str, ...], lines: int | None, head: bytes,
+           base: dict, safe_cols: tuple[str, ...], shape: FileShape, head: bytes,
            timezone: str | None) -> IngestResult:
     fmt = detection.format
     assert fmt is not None
     staged = work_dir / "staged.parquet"
     renderer = Renderer(fmt, detection.source_columns, policy.operator, timezone)
     select = staging_select(renderer, policy)
-    params = {"src": str(path), "dst": str(staged), **renderer.params}
     n = len(detection.source_columns)
-    is_parquet = fmt.container == "parquet"
-    if is_parquet:
-        # Parquet columns are bound by position too: alias them c0, c1 … on read.
-        source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
-        technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1 AS {RECORD_LINES}"
-    else:
-        source = csv_source(n, fmt.header, detection.delimiter, fmt.quote)
-        technical = ingest_flag_select(n)
+    layout = Layout(n, fmt.header, detection.delimiter, detection.quote, fmt.comment_prefix)
     try:
-        staged_rows = execute(
-            con, f"COPY (SELECT {select}, {technical} FROM {source}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
-            params).fetchone()[0]
+        if fmt.container == "parquet":
+            read = _stage_parquet(con, path, n, select, renderer.params, staged)
+        else:
+            read = stage_delimited(con, path, shape, work_dir, layout, select, renderer.read_positions,
+                                   renderer.params, staged, head)
     except duckdb.Error as exc:
         return IngestResult(**base, status="rejected_file", profile=fmt.name, source_columns=safe_cols,
-                            reason=f"unreadable ({safe_error(exc)})")
-    unparseable_path = None
-    by_reason: dict[str, int] = {}
-    rejected = 0
-    if not is_parquet:
-        # From the file's own first record: detection strips a line break off the end of a name.
-        rejected, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
-                                                                    header_lines(head, detection.delimiter, fmt.quote) if fmt.header else 0)
-    total = staged_rows + rejected
+                            reason=f"unreadable ({safe_error(exc)})", **_records_refused(shape, head, detection, None))
+    total = read.rows_staged + read.rows_unparseable
     return IngestResult(
         **base,
         status="staged" if total else "empty",
@@ -123,12 +115,35 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         profile=fmt.name,
         source_columns=safe_cols,
         rows_read=total,
-        rows_staged=staged_rows,
-        rows_unparseable=rejected,
-        unparseable_by_reason=by_reason,
+        rows_staged=read.rows_staged,
+        rows_unparseable=read.rows_unparseable,
+        unparseable_by_reason=read.unparseable_by_reason,
         staged_path=str(staged),
-        unparseable_path=unparseable_path,
+        unparseable_path=read.unparseable_path,
+        line_offset=read.line_offset,
+        encoding=read.encoding,
     )
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, n: int, select: str, params: dict,
+                   staged: Path) -> DelimitedRead:
+    """A Parquet source: its columns bound by position too (aliased c0, c1 … on read); a row's
+    `source_row` is its row number, and its digest covers every column."""
+    source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
+    rows = execute(con, staging_copy(select, source, n), {**params, "src": str(path), "dst": str(staged)}).fetchone()[0]
+    return DelimitedRead(rows_staged=rows, rows_unparseable=0)
+
+
+def _records_refused(shape: FileShape, head: bytes, detection: Detection, parquet_columns) -> dict[str, int]:
+    """rows_read and rows_refused of a file refused whole: its physical lines less the header, when it
+    has one (a format's header, or a first line that reads as column names). Parquet: not counted."""
+    if parquet_columns is not None or not shape.lines:
+        return {}
+    fmt = detection.format
+    has_header = fmt.header if fmt is not None else detection.header_seen
+    layout = Layout(len(detection.source_columns) or 1, has_header, detection.delimiter, detection.quote)
+    n = max(shape.lines - header_lines(head, layout), 0)
+    return {"rows_read": n, "rows_refused": n}
 
 
 def staging_select(renderer: Renderer, policy: Policy) -> str:

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.formats.recognize import head_text, records
+from transforms.formats.recognize import head_text, looks_like_header, records
 from transforms.lake import Lake
 from transforms.lake.connection import connect, execute
 from transforms.lake.partitions import ZoneWrite, write_partitioned
 from transforms.policy import Policy
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
-from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, collect_unparseable, csv_source, fingerprint,
-                                      header_lines, ingest_flag_select)
+from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, FileShape, Layout, fingerprint, stage_delimited,
+                                      staged_source_row)
 
 ZONE = "invoices"
 # Not a CDR format: the billing system's payments / invoice-status extract, one row per invoice. It goes
@@ -116,52 +116,53 @@ def is_payments_extract(head: bytes, file_name: str) -> bool:
 
 
 def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, night: str, run_id: str,
-                  sha256: str | None = None, lines: int | None = None) -> PaymentsResult:
+                  shape: FileShape | None = None) -> PaymentsResult:
     """Validate one payments extract; commit its invoices to `invoices/` and its failing rows to `quarantine/`.
 
-    `sha256` and `lines` (physical lines) come from the night's plan; they are computed when not given.
+    `shape` (sha256, physical lines, line endings) comes from the night's plan; it is taken when not given.
     """
     path = Path(path)
-    sha, lines = (sha256, lines) if sha256 else fingerprint(path)
-    base = dict(file_name=safe_name(path.name, 120), sha256=sha)
+    shape = shape or fingerprint(path)
+    lines = shape.lines
+    base = dict(file_name=safe_name(path.name, 120), sha256=shape.sha256)
     if path.stat().st_size == 0:
         return PaymentsResult(**base, status="empty", reason="file is empty (0 bytes)")
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
     if not is_payments_header(head):
-        return _refused(base, NOT_PAYMENTS, lines)
+        first = next(iter(records(head_text(head), ",", limit=1)), [])
+        return _refused(base, NOT_PAYMENTS, lines, header_lines=int(looks_like_header(first)))
     work_dir.mkdir(parents=True, exist_ok=True)
     staged = work_dir / "payments_staged.parquet"
     con = connect(work_dir / "tmp")
     con.execute("SET disabled_optimizers = 'in_clause'")   # row position is identity (see ingest)
     try:
         names = ", ".join(f"c{i} AS {c}" for i, c in enumerate(PAYMENTS_COLUMNS))
+        layout = Layout(len(PAYMENTS_COLUMNS), header=True)
         try:
-            staged_rows = execute(con, f"""
-                COPY (SELECT {names}, {ingest_flag_select(len(PAYMENTS_COLUMNS))}
-                      FROM {csv_source(len(PAYMENTS_COLUMNS), header=True)})
-                TO $dst (FORMAT parquet, COMPRESSION zstd)""", {"src": str(path), "dst": str(staged)}).fetchone()[0]
+            read = stage_delimited(con, path, shape, work_dir, layout, names, range(len(PAYMENTS_COLUMNS)), {},
+                                   staged, head)
         except duckdb.Error as exc:
-            return _refused(base, f"unreadable ({safe_error(exc)})", lines)
-        unparseable, by_reason, unparseable_path = collect_unparseable(con, path, str(staged), work_dir, lines,
-                                                                       header_lines(head))
+            return _refused(base, f"unreadable ({safe_error(exc)})", lines, header_lines=1)
     finally:
         con.close()
-    if staged_rows + unparseable == 0:
+    if read.rows_staged + read.rows_unparseable == 0:
         return PaymentsResult(**base, status="empty", reason="no data rows")
-    return _route(staged, unparseable_path, policy, lake, work_dir, base, night=night, run_id=run_id,
-                  rows_read=staged_rows + unparseable, by_reason=by_reason)
+    return _route(staged, read.unparseable_path, policy, lake, work_dir, base, night=night, run_id=run_id,
+                  rows_read=read.rows_staged + read.rows_unparseable, by_reason=dict(read.unparseable_by_reason),
+                  line_offset=read.line_offset)
 
 
-def _refused(base: dict, reason: str, lines: int | None) -> PaymentsResult:
-    """A whole file refused: its lines count as read and quarantined; no zone holds any of it."""
-    n = lines or 0
+def _refused(base: dict, reason: str, lines: int | None, header_lines: int = 0) -> PaymentsResult:
+    """A whole file refused: its records (lines less the header) count as read and refused; no zone
+    holds any of it."""
+    n = max((lines or 0) - header_lines, 0)
     return PaymentsResult(**base, status="rejected_file", reason=reason, rows_read=n, rows_quarantined=n,
                           quarantined_by_reason={reason: n} if n else {})
 
 
 def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lake, work_dir: Path, base: dict, *,
-           night: str, run_id: str, rows_read: int, by_reason: dict[str, int]) -> PaymentsResult:
+           night: str, run_id: str, rows_read: int, by_reason: dict[str, int], line_offset: int) -> PaymentsResult:
     sha = base["sha256"]
     params = {"staged": str(staged), "sha": sha, "night": night, "run_id": run_id,
               **numbering_params(policy.operator), "statuses": list(INVOICE_STATUSES),
@@ -174,7 +175,7 @@ def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lak
     try:
         execute(con, f"""
             CREATE TEMP TABLE candidate AS
-            SELECT file_row_number + 1 AS source_row, {text}, {INGEST_FLAG}
+            SELECT {staged_source_row(line_offset)} AS source_row, {text}, {INGEST_FLAG}
             FROM read_parquet($staged, file_row_number = true)""", params)
         execute(con, f"CREATE TEMP TABLE typed AS SELECT *, {typed} FROM candidate", params)
         # The first row of an invoice id stays; later rows with the same id are duplicates.
@@ -207,21 +208,21 @@ def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lak
             f"CASE WHEN list_has_any(v.reasons, $b{i}) OR contains(c.{c}, chr(10)) OR contains(c.{c}, chr(13))"
             f" THEN NULL ELSE c.{c} END AS {c}" for i, c in enumerate(PAYMENTS_COLUMNS))
         parts = [f"""
-            SELECT c.source_row, CAST(NULL AS BIGINT) AS source_line, array_to_string(v.reasons, '; ') AS reason,
+            SELECT c.source_row, array_to_string(v.reasons, '; ') AS reason,
                    md5($sha || ':' || c.source_row) AS record_id, {blanked}
             FROM candidate c JOIN verdict v USING (source_row)"""]
         if unparseable_path:
             nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in PAYMENTS_COLUMNS)
             parts.append(f"""
-                SELECT CAST(NULL AS BIGINT), source_line, reason, md5($sha || ':line:' || source_line), {nulls}
+                SELECT source_row, reason, md5($sha || ':' || source_row), {nulls}
                 FROM read_parquet($unparseable)""")
         columns = ", ".join(PAYMENTS_COLUMNS)
         quarantined = execute(con, f"""
             COPY (
                 SELECT CAST($night AS DATE) AS night, record_id, $sha AS source_file_sha256, source_row,
-                       source_line, $run_id AS run_id, reason, '{ZONE}' AS dataset, {columns}
+                       $run_id AS run_id, reason, '{ZONE}' AS dataset, {columns}
                 FROM ({' UNION ALL '.join(parts)})
-                ORDER BY source_row NULLS LAST, source_line
+                ORDER BY source_row
             ) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
                                        {**params, **blank_params, "dst": str(rejected_path)}).fetchone()[0]
     finally:

@@ -15,7 +15,7 @@ from transforms.formats import load_formats
 from transforms.policy import load_policy
 from transforms.lake.commit import sha256_file
 from transforms.steps.ingest import ingest_file
-from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL, fingerprint
+from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL, FileShape, fingerprint
 
 FORMATS = load_formats(load_policy())    # the built-in source formats
 
@@ -33,7 +33,8 @@ def run(tmp_path, policy, name, data: bytes, **kw):
     path = tmp_path / name
     path.write_bytes(data)
     result = ingest_file(path, policy, FORMATS, tmp_path / f"work_{name}", **kw)
-    assert result.rows_read == result.rows_staged + result.rows_unparseable
+    assert result.rows_read == result.rows_staged + result.rows_unparseable + result.rows_refused
+    assert result.rows_refused == 0 or result.status == "rejected_file"
     return result
 
 
@@ -44,7 +45,7 @@ def staged(result, pq_read, columns="origin_number, destination_number, directio
 def unparseable(result, pq_read):
     if result.unparseable_path is None:
         return []
-    return pq_read(result.unparseable_path, "SELECT source_line, reason FROM t ORDER BY source_line")
+    return pq_read(result.unparseable_path, "SELECT source_row, reason FROM t ORDER BY source_row")
 
 
 # ---------------------------------------------------------------- identifiers and times
@@ -184,14 +185,15 @@ def test_sha256_and_size(tmp_path, policy):
     data = b"origin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
     r = run(tmp_path, policy, "billing.csv", data)
     assert r.sha256 == hashlib.sha256(data).hexdigest() == sha256_file(tmp_path / "billing.csv")
-    assert r.sha256 == fingerprint(tmp_path / "billing.csv")[0]
+    assert r.sha256 == fingerprint(tmp_path / "billing.csv").sha256
     assert r.bytes == len(data)
 
 
-def test_sha256_given_by_the_caller(tmp_path, policy):
+def test_shape_given_by_the_caller(tmp_path, policy):
+    # The night's plan passes what its pass over the file found (here a made-up digest): not taken again.
     data = b"origin_number,destination_number,start_time\n+38640123456,100,2026-11-22T09:00:00Z\n"
-    r = run(tmp_path, policy, "billing.csv", data, sha256="f" * 64)
-    assert (r.sha256, r.status, r.rows_read, r.rows_staged) == ("f" * 64, "staged", 1, 1)
+    r = run(tmp_path, policy, "billing.csv", data, shape=FileShape("f" * 64, 2, "lf"))
+    assert (r.sha256, r.status, r.rows_read, r.rows_staged, r.line_endings) == ("f" * 64, "staged", 1, 1, "lf")
 
 
 # ---------------------------------------------------------------- records that cannot be parsed
@@ -245,7 +247,8 @@ def test_unmatched_file_is_rejected_whole(tmp_path, policy):
     # The delimiter is sniffed: the reason tells the file's real shape, not "1 field".
     assert r.reason == ("first record has 3 field(s) separated by semicolons (it looks like a header)"
                         " and matches no known format")
-    assert (r.rows_read, r.staged_path, r.source_columns) == (0, None, ())
+    # Refused whole: its one record (the header is not one) is read and refused, nothing of it staged.
+    assert (r.rows_read, r.rows_refused, r.staged_path, r.source_columns) == (1, 1, None, ())
 
 
 def test_bom_prefixed_canonical_file(tmp_path, policy, pq_read):

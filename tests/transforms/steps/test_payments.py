@@ -43,7 +43,7 @@ def run(path: Path, policy, lake, work_dir, run_id: str = "r1"):
 
 def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy, lake, work_dir):
     path = write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD)
-    sha = fingerprint(path)[0]
+    sha = fingerprint(path).sha256
     result = run(path, policy, lake, work_dir)
     assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == ("loaded", 3, 3, 0)
     assert result.rows_by_invoice_year == {"2025": 1, "2026": 2}      # year of the billing period, not the invoice
@@ -55,7 +55,7 @@ def test_valid_invoices_land_by_invoice_year_typed_with_lineage(tmp_path, policy
                CAST(amount_paid AS VARCHAR), status, claim_type, source_row, as_of, source_file_sha256 = ? FROM t
         ORDER BY source_row""".replace("?", f"'{sha}'"))
     assert got[0] == ("INV-1", 2026, "2026-10", date(2026, 11, 3), date(2026, 11, 18), date(2026, 11, 10), "24.9900",
-                      "24.9900", "paid", "consumer_services", 1, date(2026, 11, 22), True)
+                      "24.9900", "paid", "consumer_services", 2, date(2026, 11, 22), True)   # line 2: after the header
     assert got[1][5:10] == (None, "12.2000", "0.0000", "open", "consumer_services")
     assert got[2][:2] == ("INV-3", 2025) and got[2][6:10] == ("100.0000", "40.5000", "partially_paid", "general")
     types = dict(zone_rows(lake, "invoices", "SELECT column_name, column_type FROM (DESCRIBE t)"))
@@ -70,27 +70,27 @@ def test_three_spellings_of_one_number_become_one_e164_number(tmp_path, policy, 
     assert numbers == [("+38640123456",)]
 
 
-BAD_ROWS = {  # source_row -> (row, the reasons it must be quarantined with, the column that must be blank)
-    4: (",ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,2026-11-05,paid,consumer_services",
+BAD_ROWS = {  # source_row (the line: header 1, three good rows 2-4) -> (row, its reason, the column that must be blank)
+    5: (",ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,2026-11-05,paid,consumer_services",
         "invoice_id_missing", None),
-    5: ("INV-5,ACC-1,+38640123456,2026-13,2026-12-03,2026-12-18,1.00,0,,open,consumer_services",
+    6: ("INV-5,ACC-1,+38640123456,2026-13,2026-12-03,2026-12-18,1.00,0,,open,consumer_services",
         "billing_period_invalid", "billing_period"),
-    6: ("INV-6,ACC-1,+38640123456,2026-01,2026-02-30,2026-02-18,1.00,0,,open,consumer_services",
+    7: ("INV-6,ACC-1,+38640123456,2026-01,2026-02-30,2026-02-18,1.00,0,,open,consumer_services",
         "invoice_date_invalid", "invoice_date"),
-    7: ("INV-7,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,-5.00,0,,open,consumer_services",
+    8: ("INV-7,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,-5.00,0,,open,consumer_services",
         "amount_due_invalid", "amount_due"),
-    8: ("INV-8,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.23456,0,,open,consumer_services",
+    9: ("INV-8,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.23456,0,,open,consumer_services",
         "amount_due_invalid", "amount_due"),                    # more than 4 decimals: never rounded silently
-    9: ("INV-9,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,pending,consumer_services",
+    10: ("INV-9,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,pending,consumer_services",
         "status_invalid", "status"),
-    10: ("INV-10,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,,paid,consumer_services",
+    11: ("INV-10,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,1.00,,paid,consumer_services",
          "paid_without_paid_date", None),
-    11: ("INV-11,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,gold_customer",
+    12: ("INV-11,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,gold_customer",
          "claim_type_invalid", "claim_type"),
-    12: (PAID.strip(), "duplicate_invoice", None),              # INV-1 again: the first copy (row 1) stays
-    13: ("INV-13,ACC-1,someone@example.com,2026-10,2026-11-03,2026-11-18,1.00,0,,open,consumer_services",
+    13: (PAID.strip(), "duplicate_invoice", None),              # INV-1 again: the first copy (line 2) stays
+    14: ("INV-13,ACC-1,someone@example.com,2026-10,2026-11-03,2026-11-18,1.00,0,,open,consumer_services",
          "subscriber_number_invalid", "subscriber_number"),
-    14: ("INV-14,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,2026-11-31,open,consumer_services",
+    15: ("INV-14,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,2026-11-31,open,consumer_services",
          "paid_date_invalid", "paid_date"),
 }
 
@@ -142,7 +142,7 @@ def test_claim_types_checked_are_the_policys(tmp_path, policy, lake, work_dir):
     result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + OLD), narrow, lake, work_dir)
     assert (result.rows_loaded, result.rows_quarantined, result.quarantined_by_reason) == (
         2, 1, {"claim_type_invalid": 1})
-    assert zone_rows(lake, "quarantine", "SELECT source_row, claim_type FROM t") == [(3, None)]
+    assert zone_rows(lake, "quarantine", "SELECT source_row, claim_type FROM t") == [(4, None)]
 
 
 def subscriber_numbers(tmp_path, policy, lake, work_dir, *spellings: str) -> dict[str, str | None]:
@@ -154,7 +154,7 @@ def subscriber_numbers(tmp_path, policy, lake, work_dir, *spellings: str) -> dic
     stored = dict(zone_rows(lake, "invoices", "SELECT source_row, subscriber_number FROM t"))
     refused = zone_rows(lake, "quarantine", "SELECT source_row, reason FROM t")
     assert {reason for _, reason in refused} <= {"subscriber_number_invalid"}
-    return {n: stored.get(i + 1) for i, n in enumerate(spellings)}
+    return {n: stored.get(i + 2) for i, n in enumerate(spellings)}       # line 1 is the header
 
 
 def test_numbers_are_normalized_with_the_operators_country_code_and_number_length(tmp_path, policy, lake, work_dir):
@@ -195,11 +195,10 @@ def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_p
                  policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
     assert sum(n for r, n in result.quarantined_by_reason.items() if r.startswith("unparseable")) == 2
-    got = zone_rows(lake, "quarantine", "SELECT CAST(source_line AS BIGINT), source_row, reason, invoice_id,"
-                                        " subscriber_number FROM t ORDER BY source_line")
-    assert [(line, row, invoice, number) for line, row, _, invoice, number in got] == [
-        (4, None, None, None), (6, None, None, None)]
-    assert all(reason.startswith("unparseable") for _, _, reason, _, _ in got)
+    got = zone_rows(lake, "quarantine", "SELECT source_row, reason, invoice_id, subscriber_number FROM t"
+                                        " ORDER BY source_row")
+    assert [(line, invoice, number) for line, _, invoice, number in got] == [(4, None, None), (6, None, None)]
+    assert all(reason.startswith("unparseable") for _, reason, _, _ in got)
 
 
 def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path, policy, lake, work_dir):
@@ -210,9 +209,9 @@ def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path
     # Four records: PAID and OPEN load; the one over two lines is flagged, the broken one unparseable.
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
     assert result.quarantined_by_reason == {"record_spans_lines": 1, "unparseable: too many columns": 1}
-    got = zone_rows(lake, "quarantine", "SELECT source_row, source_line, reason, invoice_id, account_id FROM t")
-    assert got == [(2, None, "record_spans_lines", "INV-5", None),         # the value with a line break blanked
-                   (None, 5, "unparseable: too many columns", None, None)]
+    got = zone_rows(lake, "quarantine", "SELECT source_row, reason, invoice_id, account_id FROM t ORDER BY source_row")
+    assert got == [(3, "record_spans_lines", "INV-5", None),         # the value with a line break blanked
+                   (5, "unparseable: too many columns", None, None)]
     assert zone_rows(lake, "invoices", "SELECT invoice_id FROM t ORDER BY source_row") == [("INV-1",), ("INV-2",)]
 
 
@@ -225,10 +224,11 @@ def test_a_header_name_that_ends_in_a_line_break_takes_two_lines(tmp_path, polic
 
 def test_a_mis_encoded_line_is_quarantined_and_the_rest_loads(tmp_path, policy, lake, work_dir):
     bad = "INV-9,ACC-1,+38640123456,2026-10,2026-11-03,2026-11-18,1.00,0,,open,consumer_services\n".encode()
-    bad = bad.replace(b"ACC-1", "ACČ-1".encode("cp1250"))
+    bad = bad.replace(b"ACC-1", "ACČ-1".encode("cp1250"))      # not UTF-8, in account_id (every column is read)
     result = run(write(tmp_path, "payments_2026-11-22.csv", (HEADER + PAID).encode() + bad), policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 1, 1)
-    assert result.quarantined_by_reason == {"unparseable: invalid encoding": 1}
+    assert result.quarantined_by_reason == {"invalid_encoding": 1}
+    assert zone_rows(lake, "quarantine", "SELECT source_row, account_id FROM t") == [(3, None)]
 
 
 @pytest.mark.parametrize("content, reason", [(b"", "file is empty (0 bytes)"), (HEADER.encode(), "no data rows")])
@@ -243,9 +243,10 @@ def test_a_payments_named_file_without_the_payments_header_is_refused(tmp_path, 
     path = write(tmp_path, "payments_2026-11-22.csv", cdr)
     assert is_payments_extract(path.read_bytes(), path.name)           # its name sends it to the payments step
     result = run(path, policy, lake, work_dir)
-    # Both lines count as read and refused; nothing reaches a zone.
+    # Its one record counts as read and refused (its first line reads as column names: not a record);
+    # nothing reaches a zone.
     assert (result.status, result.reason, result.rows_read, result.rows_quarantined) == ("rejected_file",
-                                                                                         NOT_PAYMENTS, 2, 2)
+                                                                                         NOT_PAYMENTS, 1, 1)
     assert not list(lake.root.rglob("*.parquet"))
 
 
@@ -271,7 +272,7 @@ def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy, f
 
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "invoice_status.csv").write_text(HEADER + PAID + OPEN + OLD + BAD_ROWS[9][0] + "\n")  # renamed
+    (landing / "invoice_status.csv").write_text(HEADER + PAID + OPEN + OLD + BAD_ROWS[10][0] + "\n")  # renamed
     (landing / "payments_broken.csv").write_text("origin_number,destination_number\n+38640111222,+38641333444\n")
     (landing / "payments_empty.csv").write_bytes(b"")
     (landing / "calls.csv").write_text("origin_number,destination_number,direction,start_time,duration_s,"
@@ -289,7 +290,7 @@ def test_the_night_routes_payments_extracts_and_records_them(tmp_path, policy, f
     got = {r[0]: r[1:] for r in audit_rows(lake.root, "SELECT file_name, profile, status, rows_read, rows_loaded,"
                                                       " rows_rejected, reason FROM source_files WHERE run_id = 'r1'")}
     assert got["invoice_status.csv"] == ("payments", "loaded", 4, 3, 1, None)
-    assert got["payments_broken.csv"] == ("payments", "rejected_file", 2, 0, 2, NOT_PAYMENTS)
+    assert got["payments_broken.csv"] == ("payments", "rejected_file", 1, 0, 1, NOT_PAYMENTS)   # header not a row
     assert got["payments_empty.csv"][:5] == ("payments", "empty", 0, 0, 0)
     assert got["calls.csv"][:4] == ("canonical_csv", "loaded", 1, 1)
     reasons = dict(audit_rows(lake.root, "SELECT file_name || ':' || reason, rows FROM rejection_reasons"

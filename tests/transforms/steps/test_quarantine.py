@@ -20,9 +20,9 @@ def rejected(work_dir, policy, pq_write):
     others = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in policy.allowed_columns[2:])
     sql = f"""
         SELECT * FROM (VALUES
-            ('id2', '{SHA}', 2::BIGINT, NULL::BIGINT, '{RUN}', 'origin_number_required', NULL, '+38641000000'),
-            ('id5', '{SHA}', 5::BIGINT, NULL::BIGINT, '{RUN}', 'duplicate_row', '+38640111111', '+38641000000')
-        ) t(record_id, source_file_sha256, source_row, source_line, run_id, reason, origin_number, destination_number)
+            ('id2', '{SHA}', 2::BIGINT, '{RUN}', 'origin_number_required', NULL, '+38641000000'),
+            ('id5', '{SHA}', 5::BIGINT, '{RUN}', 'duplicate_row', '+38640111111', '+38641000000')
+        ) t(record_id, source_file_sha256, source_row, run_id, reason, origin_number, destination_number)
         CROSS JOIN (SELECT {others})"""
     return str(pq_write(work_dir / "rejected.parquet", sql))
 
@@ -32,7 +32,7 @@ def unparseable(work_dir, pq_write):
     """Two lines the reader could not split: only line and reason exist."""
     return str(pq_write(work_dir / "unparseable.parquet", """
         SELECT * FROM (VALUES (4::BIGINT, 'unparseable: too many columns'),
-                              (9::BIGINT, 'unparseable: invalid encoding')) t(source_line, reason)"""))
+                              (9::BIGINT, 'unparseable: line size over maximum')) t(source_row, reason)"""))
 
 
 def quarantine(lake, work_dir, policy, rejected=None, unparseable=None, night=NIGHT):
@@ -52,14 +52,14 @@ def test_partitioned_by_night(lake, work_dir, policy, rejected, unparseable):
 def test_rows_and_lines_with_reasons(lake, work_dir, policy, rejected, unparseable, pq_read):
     quarantine(lake, work_dir, policy, rejected, unparseable)
     rows = pq_read(lake.zone("quarantine") / "*" / "*.parquet",
-                   "SELECT CAST(night AS VARCHAR), source_row, source_line, reason, origin_number, destination_number"
+                   "SELECT CAST(night AS VARCHAR), source_row, reason, origin_number, destination_number"
                    " FROM t", hive=True)
-    # Ordered by source_row (rejected rows first), then the unparseable lines by line.
+    # Both kinds named by the line the record starts on, in the file's order.
     assert rows == [
-        (NIGHT, 2, None, "origin_number_required", None, "+38641000000"),
-        (NIGHT, 5, None, "duplicate_row", "+38640111111", "+38641000000"),
-        (NIGHT, None, 4, "unparseable: too many columns", None, None),
-        (NIGHT, None, 9, "unparseable: invalid encoding", None, None),
+        (NIGHT, 2, "origin_number_required", None, "+38641000000"),
+        (NIGHT, 4, "unparseable: too many columns", None, None),
+        (NIGHT, 5, "duplicate_row", "+38640111111", "+38641000000"),
+        (NIGHT, 9, "unparseable: line size over maximum", None, None),
     ]
 
 
@@ -70,17 +70,17 @@ def test_unparseable_lines_carry_no_content(lake, work_dir, policy, unparseable,
 
 
 def test_record_id_of_an_unparseable_line(lake, work_dir, policy, unparseable, pq_read):
-    # md5(sha ':line:' line): stable across re-runs, distinct from validate's md5(sha ':' row).
+    # md5(sha ':' line), as validate names a record: one line is one record id, stable across re-runs.
     quarantine(lake, work_dir, policy, unparseable=unparseable)
-    ids = pq_read(lake.zone("quarantine") / "*" / "*.parquet", "SELECT record_id, run_id FROM t ORDER BY source_line")
-    assert ids == [(hashlib.md5(f"{SHA}:line:4".encode()).hexdigest(), RUN),
-                   (hashlib.md5(f"{SHA}:line:9".encode()).hexdigest(), RUN)]
+    ids = pq_read(lake.zone("quarantine") / "*" / "*.parquet", "SELECT record_id, run_id FROM t ORDER BY source_row")
+    assert ids == [(hashlib.md5(f"{SHA}:4".encode()).hexdigest(), RUN),
+                   (hashlib.md5(f"{SHA}:9".encode()).hexdigest(), RUN)]
 
 
 def test_columns_are_lineage_reason_and_allowed_only(lake, work_dir, policy, rejected, unparseable, pq_columns):
     w = quarantine(lake, work_dir, policy, rejected, unparseable)
     assert pq_columns(lake.root / w.files[0]) == [
-        "record_id", "source_file_sha256", "source_row", "source_line", "run_id", "reason",
+        "record_id", "source_file_sha256", "source_row", "run_id", "reason",
         *policy.allowed_columns]
 
 

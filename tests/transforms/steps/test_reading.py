@@ -1,8 +1,8 @@
 """transforms/steps/reading.py: fingerprint, the strict CSV reader, and the accounting of every physical line.
 
-The reader is driven here as ingest and the payments step drive it: one `csv_source` read copied to a staged
-Parquet file (some columns kept, `ingest_flag_select` over all of them), then `collect_unparseable` on the
-same connection. Expected lines and reasons are counted by hand from the files below.
+The reader is driven here as ingest and the payments step drive it: `stage_delimited` copies the records to a
+staged Parquet file (some columns kept, the technical columns over all of them) and accounts for every line.
+Expected lines, reasons and source rows are counted by hand from the files below.
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from transforms.lake.commit import sha256_file
 from transforms.lake.connection import connect, execute
 from transforms.steps.reading import (
     INGEST_FLAG,
+    INVALID_ENCODING,
     MAX_LINE_BYTES,
+    RECORD_DIGEST,
     RECORD_LINES,
+    SOURCE_ROW,
     SPANS_LINES,
     STAGING_TECHNICAL,
     SWALLOWED,
-    collect_unparseable,
+    FileShape,
+    Layout,
     csv_source,
     fingerprint,
     header_lines,
-    ingest_flag_select,
+    stage_delimited,
+    staged_source_row,
 )
 
 
@@ -39,54 +44,70 @@ class Read:
     staged_path: Path
     unparseable_path: str | None
     work: Path
+    line_offset: int
+    encoding: str
 
     def rows(self, pq_read, columns: str) -> list[tuple]:
         return pq_read(self.staged_path, f"SELECT {columns} FROM t")
 
+    def source_rows(self, pq_read) -> list[int]:
+        """Each staged record's first physical line, as validate numbers it."""
+        con = connect()
+        try:
+            return [n for (n,) in execute(con, f"SELECT {staged_source_row(self.line_offset)}"
+                                               " FROM read_parquet($p, file_row_number = true)",
+                                          {"p": str(self.staged_path)}).fetchall()]
+        finally:
+            con.close()
+
     def lines(self, pq_read) -> list[tuple]:
         if self.unparseable_path is None:
             return []
-        return pq_read(self.unparseable_path, "SELECT source_line, reason FROM t ORDER BY source_line")
+        return pq_read(self.unparseable_path, "SELECT source_row, reason FROM t ORDER BY source_row")
 
 
 def read(tmp_path: Path, name: str, data: bytes, n_columns: int, *, header: bool = False, keep=None,
-         lines: int | None = None) -> Read:
+         lines: int | None = None, comment: str | None = None) -> Read:
     """Write `data`, read it strictly keeping columns `keep` (default all), account for its lines."""
     path = tmp_path / name
     path.write_bytes(data)
     work = tmp_path / f"work_{name}"
     work.mkdir()
     staged = work / "staged.parquet"
-    kept = ", ".join(f"c{i}" for i in (range(n_columns) if keep is None else keep))
+    kept = tuple(range(n_columns) if keep is None else keep)
+    shape = fingerprint(path)
+    if lines is not None:         # as the night's plan passes it
+        shape = FileShape(shape.sha256, lines, shape.line_endings)
     con = connect(work / "tmp")
     try:
-        staged_rows = execute(
-            con, f"COPY (SELECT {kept}, {ingest_flag_select(n_columns)} FROM {csv_source(n_columns, header)})"
-                 " TO $dst (FORMAT parquet)", {"src": str(path), "dst": str(staged)}).fetchone()[0]
-        rejected, by_reason, unparseable_path = collect_unparseable(
-            con, path, str(staged), work, lines, header_lines(data) if header else 0)
+        r = stage_delimited(con, path, shape, work, Layout(n_columns, header, comment=comment),
+                            ", ".join(f"c{i}" for i in kept), kept, {}, staged, data[:1 << 16])
     finally:
         con.close()
-    assert sum(by_reason.values()) == rejected
-    return Read(staged_rows, rejected, by_reason, staged, unparseable_path, work)
+    assert sum(r.unparseable_by_reason.values()) == r.rows_unparseable
+    return Read(r.rows_staged, r.rows_unparseable, r.unparseable_by_reason, staged, r.unparseable_path, work,
+                r.line_offset, r.encoding)
 
 
 # ------------------------------------------------------------------------------------ fingerprint
 
-@pytest.mark.parametrize("data, lines", [
-    (b"", 0),
-    (b"\n", 1),                                  # one empty line
-    (b"a,b\n1,2\n", 2),
-    (b"a,b\n1,2", 2),                            # a last line without its line break still counts
-    (b"a,b\r\n1,2\r\n", 2),                      # CRLF: one line per LF
-    (b"a,b\n\n\n1,2\n", 4),                      # blank lines are lines
-    (b'a,"b\nc"\n', 2),                          # physical lines, not records
+@pytest.mark.parametrize("data, lines, endings", [
+    (b"", 0, None),
+    (b"\n", 1, "lf"),                                    # one empty line
+    (b"a,b\n1,2\n", 2, "lf"),
+    (b"a,b\n1,2", 2, "lf"),                              # a last line without its line break still counts
+    (b"a,b\r\n1,2\r\n", 2, "crlf"),                      # CRLF: one line each
+    (b"a,b\r1,2\r", 2, "cr"),                            # classic Mac: a lone CR ends a line
+    (b"a,b\r\n1,2\n3,4\r5,6", 4, "mixed"),               # one of each, and an unterminated last line
+    (b"a,b\n\n\n1,2\n", 4, "lf"),                        # blank lines are lines
+    (b'a,"b\nc"\n', 2, "lf"),                            # physical lines, not records
+    (b"no line break", 1, None),
 ])
-def test_fingerprint_is_sha256_and_physical_lines(tmp_path, data, lines):
+def test_fingerprint_is_sha256_physical_lines_and_line_endings(tmp_path, data, lines, endings):
     path = tmp_path / "f.csv"
     path.write_bytes(data)
-    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), lines)
-    assert fingerprint(path)[0] == sha256_file(path)      # the lake's sha256 of the same bytes
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), lines, endings)
+    assert fingerprint(path).sha256 == sha256_file(path)      # the lake's sha256 of the same bytes
 
 
 def test_fingerprint_counts_across_read_blocks(tmp_path):
@@ -95,18 +116,22 @@ def test_fingerprint_counts_across_read_blocks(tmp_path):
     data = b"+38640123456,+38641765432,x\n" * 120_000 + b"tail without newline"
     assert len(data) > 3 * (1 << 20)
     path.write_bytes(data)
-    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), 120_001)
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), 120_001, "lf")
     # 32-byte lines: exactly 3 MiB, the last line break is the last byte of a block.
     data = b"+38640123456,+38641765432,xxxxx\n" * (3 * (1 << 20) // 32)
     path.write_bytes(data)
-    assert fingerprint(path) == (hashlib.sha256(data).hexdigest(), 98_304)
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), 98_304, "lf")
+    # CRLF lines of 32 bytes: a CR ends the first block and its LF starts the next — still one line each.
+    data = b"+38640123456,+38641765432,xxxx\r\n" * (3 * (1 << 20) // 32)
+    path.write_bytes(data)
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), 98_304, "crlf")
 
 
 def test_fingerprint_of_parquet_has_no_lines(tmp_path, pq_write):
     path = pq_write(tmp_path / "f.parquet", "SELECT 'a\nb' AS x FROM range(3)")
-    sha, lines = fingerprint(path)
-    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert lines is None
+    shape = fingerprint(path)
+    assert shape.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (shape.lines, shape.line_endings) == (None, None)
 
 
 # ------------------------------------------------------------------------------------ the reader
@@ -115,17 +140,19 @@ def test_every_field_is_text_and_the_header_is_not_a_row(tmp_path, pq_read):
     data = b"a,b,c\n007,+386 40,1e3\n0038641765432,,\n"
     r = read(tmp_path, "f.csv", data, 3, header=True)
     types = pq_read(r.staged_path, "SELECT column_name, column_type FROM (DESCRIBE t)")
-    assert types == [("c0", "VARCHAR"), ("c1", "VARCHAR"), ("c2", "VARCHAR"),
-                     (INGEST_FLAG, "VARCHAR"), (RECORD_LINES, "BIGINT")]
-    assert STAGING_TECHNICAL == (INGEST_FLAG, RECORD_LINES)
+    assert types == [("c0", "VARCHAR"), ("c1", "VARCHAR"), ("c2", "VARCHAR"), (INGEST_FLAG, "VARCHAR"),
+                     (RECORD_LINES, "BIGINT"), (RECORD_DIGEST, "STRUCT(hi UBIGINT, lo UBIGINT)"),
+                     (SOURCE_ROW, "BIGINT")]
+    assert STAGING_TECHNICAL == (INGEST_FLAG, RECORD_LINES, RECORD_DIGEST, SOURCE_ROW)
     # Nothing is typed or trimmed: leading zeros, '+', '00', an exponent stay as written; an empty field is NULL.
     assert r.rows(pq_read, "c0, c1, c2") == [("007", "+386 40", "1e3"), ("0038641765432", None, None)]
     assert (r.staged, r.unparseable, r.unparseable_path) == (2, 0, None)
+    assert r.source_rows(pq_read) == [2, 3]         # the header is line 1
 
 
 def test_the_source_is_bound_never_spliced(tmp_path):
     # The file path reaches DuckDB as $src: a quote in it cannot end the SQL string.
-    sql = csv_source(2, header=False)
+    sql = csv_source(Layout(2, header=False))
     assert "$src" in sql and "strict_mode = true" in sql and "store_rejects = true" in sql
     r = read(tmp_path, "it's.csv", b"1,2\n", 2)
     assert r.staged == 1
@@ -155,7 +182,8 @@ def test_unparseable_records_by_line(tmp_path, pq_read):
     # Never the content: not in the reasons, not in any file written.
     assert all(SECRET not in reason for _, reason in lines)
     assert [c for c in pq_read(r.unparseable_path, "SELECT column_name FROM (DESCRIBE t)")] == [
-        ("source_line",), ("reason",)]
+        ("source_row",), ("reason",)]
+    assert r.source_rows(pq_read) == [1, 3, 5]
     for written in r.work.rglob("*.parquet"):
         assert SECRET.encode() not in written.read_bytes()
 
@@ -169,19 +197,34 @@ def test_unparseable_lines_count_the_header(tmp_path, pq_read):
     r = read(tmp_path, "billing.csv", data, 3, header=True)
     assert (r.staged + r.unparseable, r.staged, r.unparseable) == (4, 2, 2)
     assert r.lines(pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
+    assert r.source_rows(pq_read) == [2, 5]
 
 
-def test_latin1_in_an_off_list_column_rejects_the_line(tmp_path, pq_read):
-    # 'Čok' written as latin-2/cp1250 bytes (0xC8) in caller_name, a column that is dropped anyway:
-    # the line is still rejected, because its bytes are not the UTF-8 the file claims.
+def test_latin1_in_an_off_list_column_does_not_reject_the_line(tmp_path, pq_read):
+    # 'Čok' written as cp1250 bytes (0xC8, 0xE8) in caller_name, a column that is dropped anyway: the
+    # record loads; the columns read keep their UTF-8 text ('Bože' below is valid UTF-8 in a read column).
     data = (b"origin_number,caller_name,destination_number,start_time\n"
             b"+38640123456,Ana,100,2026-11-22T09:00:00Z\n"
             b"+38640777777,\xc8ok \xe8,100,2026-11-22T09:00:00Z\n"
-            b"+38640123458,Bo\xc5\xbee,100,2026-11-22T09:00:00Z\n")   # valid UTF-8 'Bože': fine
-    r = read(tmp_path, "latin1.csv", data, 4, header=True, keep=(0, 2, 3))   # caller_name (c1) not kept
-    assert (r.staged + r.unparseable, r.staged, r.unparseable) == (3, 2, 1)
-    assert r.lines(pq_read) == [(3, "unparseable: invalid encoding")]
-    assert r.rows(pq_read, "c0") == [("+38640123456",), ("+38640123458",)]
+            b"+38640123458,Ana,Bo\xc5\xbee,2026-11-22T09:00:00Z\n")
+    r = read(tmp_path, "latin1.csv", data, 4, header=True, keep=(0, 2, 3))   # caller_name (c1) not read
+    assert (r.staged, r.unparseable, r.encoding) == (3, 0, "latin-1")
+    assert r.rows(pq_read, f"c0, c2, {INGEST_FLAG}") == [
+        ("+38640123456", "100", None), ("+38640777777", "100", None), ("+38640123458", "Bože", None)]
+    assert r.source_rows(pq_read) == [2, 3, 4]
+
+
+def test_a_byte_that_is_not_utf8_in_a_column_read_flags_the_record(tmp_path, pq_read):
+    # The byte sits in destination_number, which the format reads: the record is staged with a flag
+    # (validate quarantines it under that reason); its neighbours load as they are.
+    data = (b"origin_number,destination_number\n"
+            b"+38640123456,100\n"
+            b"+38640777777,10\xff0\n"
+            b"+38640123458,101\n")
+    r = read(tmp_path, "bad_byte.csv", data, 2, header=True)
+    assert (r.staged, r.unparseable, r.encoding) == (3, 0, "latin-1")
+    assert r.rows(pq_read, f"c0, c1, {INGEST_FLAG}") == [
+        ("+38640123456", "100", None), ("+38640777777", None, INVALID_ENCODING), ("+38640123458", "101", None)]
 
 
 def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, pq_read):
@@ -194,19 +237,56 @@ def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, pq_read):
     assert (r.staged + r.unparseable, r.staged, r.unparseable) == (3, 3, 0)
     assert r.rows(pq_read, f"c1, {INGEST_FLAG}, {RECORD_LINES}") == [
         ("040000001", None, 1), ("040000002", SPANS_LINES, 2), ("040000003", None, 1)]
+    assert r.source_rows(pq_read) == [1, 2, 4]
 
 
 def test_a_carriage_return_inside_a_field_is_flagged_too(tmp_path, pq_read):
     # A lone CR is no line break of the file (it has LF line ends), but no CDR field holds one either.
+    # (The file then has mixed line endings — LF and one lone CR — and is read from its LF copy, where
+    # the CR became a line break inside the quotes: lines 2-3 are one record.)
     r = read(tmp_path, "cr.csv", b'1,a\n2,"b\rc"\n3,d\n', 2)
     assert r.rows(pq_read, f"c0, {INGEST_FLAG}, {RECORD_LINES}") == [
-        ("1", None, 1), ("2", SPANS_LINES, 1), ("3", None, 1)]
+        ("1", None, 1), ("2", SPANS_LINES, 2), ("3", None, 1)]
+    assert r.source_rows(pq_read) == [1, 2, 4]
 
 
 def test_blank_lines_are_not_data(tmp_path, pq_read):
     data = b"a,b,c\n\n1,2,3\n\n\n4,5,6\n\n"
     r = read(tmp_path, "blank.csv", data, 3, header=True)
     assert (r.staged, r.unparseable, r.by_reason, r.unparseable_path) == (2, 0, {}, None)
+    assert r.source_rows(pq_read) == [3, 6]
+
+
+def test_blank_lines_only_at_the_end_need_no_numbering(tmp_path, pq_read):
+    r = read(tmp_path, "trailing.csv", b"a,b\n1,2\n3,4\n\n\n", 2, header=True)
+    assert (r.staged, r.unparseable) == (2, 0)
+    assert r.source_rows(pq_read) == [2, 3]
+    assert r.rows(pq_read, f"{SOURCE_ROW}") == [(None,), (None,)]     # implied by position: nothing written
+
+
+def test_comment_lines_of_a_format_are_not_data(tmp_path, pq_read):
+    data = b"# exported 2026-11-22\na,b\n1,2\n# a note\n3,4\n5\n"
+    r = read(tmp_path, "comments.csv", data, 2, header=False, comment="#")
+    assert (r.staged, r.unparseable) == (3, 1)
+    assert r.rows(pq_read, "c0") == [("a",), ("1",), ("3",)]
+    assert r.source_rows(pq_read) == [2, 3, 5]
+    assert r.lines(pq_read) == [(6, "unparseable: missing columns")]
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\r", b"\n"])
+def test_mixed_line_endings_are_read_line_by_line(tmp_path, pq_read, ending):
+    # CRLF, LF and lone CR in one file (a mediation export stitched from several systems), one short row:
+    # the short row is quarantined by its line, every other record loads under its own line.
+    data = (b"a,b,c\r\n"        # 1
+            b"1,2,3\n"          # 2
+            b"4,5,6\r"          # 3
+            b"7,8\r\n"          # 4 short
+            b"9,10,11" + ending + b"12,13,14")   # 5, 6 (no line break at the end)
+    r = read(tmp_path, "mixed.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (4, 1)
+    assert r.rows(pq_read, "c0, c2") == [("1", "3"), ("4", "6"), ("9", "11"), ("12", "14")]
+    assert r.source_rows(pq_read) == [2, 3, 5, 6]
+    assert r.lines(pq_read) == [(4, "unparseable: missing columns")]
 
 
 def test_a_quote_that_never_closes_swallows_every_later_line(tmp_path, pq_read):
@@ -280,7 +360,8 @@ def test_a_rejected_record_over_lines_then_more_rejects(tmp_path, pq_read):
     (b'\xef\xbb\xbf"a\nb",c\n', 2),
 ])
 def test_header_lines_count_line_breaks_inside_quoted_names(head, lines):
-    assert header_lines(head) == lines
+    assert header_lines(head, Layout(3, header=True)) == lines
+    assert header_lines(head, Layout(3, header=False)) == 0
 
 
 def test_a_header_over_two_lines(tmp_path, pq_read):

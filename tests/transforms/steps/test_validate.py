@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from transforms.policy import LINEAGE_COLUMNS
-from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL
+from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, SOURCE_ROW, SPANS_LINES, STAGING_TECHNICAL
 from transforms.steps.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
 
 SHA = "e5" * 32
@@ -66,16 +66,23 @@ def sql_text(v):
     return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
 
 
+def technical(flag: str | None, record: str, source_row: int | None = None) -> list[str]:
+    """Ingest's technical columns of a staged row; `record` stands for the whole source record's text."""
+    return [f"CAST({sql_text(flag)} AS VARCHAR) AS {INGEST_FLAG}", "CAST(1 AS BIGINT) AS _record_lines",
+            f"{{'hi': hash({sql_text(record)}), 'lo': CAST(0 AS UBIGINT)}} AS {RECORD_DIGEST}",
+            f"CAST({source_row if source_row is not None else 'NULL'} AS BIGINT) AS {SOURCE_ROW}"]
+
+
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory, policy, pq_write):
     """The staged file as ingest writes it: canonical columns as VARCHAR plus ingest's technical columns."""
     path = tmp_path_factory.mktemp("staged") / "staged.parquet"
-    assert STAGING_TECHNICAL == (INGEST_FLAG, "_record_lines")
+    assert STAGING_TECHNICAL == (INGEST_FLAG, "_record_lines", RECORD_DIGEST, SOURCE_ROW)
     selects = []
     for override, flag in ROWS:
         values = {**GOOD, **override}
         cols = [f"CAST({sql_text(values[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
-        cols += [f"CAST({sql_text(flag)} AS VARCHAR) AS {INGEST_FLAG}", "CAST(1 AS BIGINT) AS _record_lines"]
+        cols += technical(flag, repr(sorted(values.items())))    # row 7 repeats row 1's whole record
         selects.append("SELECT " + ", ".join(cols))
     return pq_write(path, " UNION ALL ".join(selects))
 
@@ -133,7 +140,7 @@ def test_valid_column_types(result, pq_read):
 
 def test_rejected_rows_carry_reason_and_text(result, pq_read, pq_columns, policy):
     assert pq_columns(result.rejected_path) == [
-        "record_id", "source_file_sha256", "source_row", "source_line", "run_id", "reason",
+        "record_id", "source_file_sha256", "source_row", "run_id", "reason",
         *policy.allowed_columns]
     rows = pq_read(result.rejected_path, "SELECT source_row, reason FROM t ORDER BY source_row")
     assert dict(rows) == EXPECTED_REASON_OF_ROW
@@ -186,12 +193,32 @@ def test_typed_select_flags_uncastable_text(policy):
 
 def test_all_clean_file_has_no_rejected_path(tmp_path, policy, pq_write):
     cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
-    technical = f"CAST(NULL AS VARCHAR) AS {INGEST_FLAG}, 1::BIGINT AS _record_lines"
-    staged = pq_write(tmp_path / "clean.parquet", "SELECT " + ", ".join(cols) + ", " + technical)
+    staged = pq_write(tmp_path / "clean.parquet", "SELECT " + ", ".join(cols + technical(None, "r")))
     r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN)
     assert (r.rows_in, r.rows_valid, r.rows_rejected, r.rejected_by_reason) == (1, 1, 0, {})
     assert r.rejected_path is None
     assert all(c.success and c.unexpected_count == 0 for c in r.checks)
+
+
+def test_duplicates_are_judged_on_the_whole_source_record(tmp_path, policy, pq_write, pq_read):
+    # Three rows with the same allowed values: two ring legs whose records differ in a column the format
+    # does not keep (rows 1, 2: both load), and an exact repeat of the first record (row 3: duplicate).
+    cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
+    staged = pq_write(tmp_path / "legs.parquet", " UNION ALL ".join(
+        "SELECT " + ", ".join(cols + technical(None, record)) for record in ("leg SIP/a", "leg SIP/b", "leg SIP/a")))
+    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN)
+    assert (r.rows_valid, r.rows_rejected, r.rejected_by_reason) == (2, 1, {DUPLICATE: 1})
+    assert pq_read(r.rejected_path, "SELECT source_row, reason FROM t") == [(3, DUPLICATE)]
+
+
+def test_source_row_is_the_records_first_physical_line(tmp_path, policy, pq_write, pq_read):
+    # Rows without `_source_row` start on their position + ingest's line offset (a one-line header);
+    # a row with one (written by ingest when an earlier line was no record) keeps it.
+    cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
+    staged = pq_write(tmp_path / "lines.parquet", " UNION ALL ".join(
+        "SELECT " + ", ".join(cols + technical(None, f"record {i}", line)) for i, line in ((1, None), (2, 9))))
+    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN, line_offset=1)
+    assert sorted(pq_read(valid_files(r), "SELECT source_row FROM t", hive=True)) == [(2,), (9,)]
 
 
 def write_suite(tmp_path: Path, *expectations: dict) -> Path:
