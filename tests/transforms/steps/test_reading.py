@@ -50,7 +50,7 @@ class Read:
     def rows(self, pq_read, columns: str) -> list[tuple]:
         return pq_read(self.staged_path, f"SELECT {columns} FROM t")
 
-    def source_rows(self, pq_read) -> list[int]:
+    def source_rows(self) -> list[int]:
         """Each staged record's first physical line, as validate numbers it."""
         con = connect()
         try:
@@ -147,7 +147,7 @@ def test_every_field_is_text_and_the_header_is_not_a_row(tmp_path, pq_read):
     # Nothing is typed or trimmed: leading zeros, '+', '00', an exponent stay as written; an empty field is NULL.
     assert r.rows(pq_read, "c0, c1, c2") == [("007", "+386 40", "1e3"), ("0038641765432", None, None)]
     assert (r.staged, r.unparseable, r.unparseable_path) == (2, 0, None)
-    assert r.source_rows(pq_read) == [2, 3]         # the header is line 1
+    assert r.source_rows() == [2, 3]         # the header is line 1
 
 
 def test_the_source_is_bound_never_spliced(tmp_path):
@@ -183,7 +183,7 @@ def test_unparseable_records_by_line(tmp_path, pq_read):
     assert all(SECRET not in reason for _, reason in lines)
     assert [c for c in pq_read(r.unparseable_path, "SELECT column_name FROM (DESCRIBE t)")] == [
         ("source_row",), ("reason",)]
-    assert r.source_rows(pq_read) == [1, 3, 5]
+    assert r.source_rows() == [1, 3, 5]
     for written in r.work.rglob("*.parquet"):
         assert SECRET.encode() not in written.read_bytes()
 
@@ -197,7 +197,7 @@ def test_unparseable_lines_count_the_header(tmp_path, pq_read):
     r = read(tmp_path, "billing.csv", data, 3, header=True)
     assert (r.staged + r.unparseable, r.staged, r.unparseable) == (4, 2, 2)
     assert r.lines(pq_read) == [(3, "unparseable: too many columns"), (4, "unparseable: missing columns")]
-    assert r.source_rows(pq_read) == [2, 5]
+    assert r.source_rows() == [2, 5]
 
 
 def test_latin1_in_an_off_list_column_does_not_reject_the_line(tmp_path, pq_read):
@@ -211,7 +211,7 @@ def test_latin1_in_an_off_list_column_does_not_reject_the_line(tmp_path, pq_read
     assert (r.staged, r.unparseable, r.encoding) == (3, 0, "latin-1")
     assert r.rows(pq_read, f"c0, c2, {INGEST_FLAG}") == [
         ("+38640123456", "100", None), ("+38640777777", "100", None), ("+38640123458", "Bože", None)]
-    assert r.source_rows(pq_read) == [2, 3, 4]
+    assert r.source_rows() == [2, 3, 4]
 
 
 def test_a_byte_that_is_not_utf8_in_a_column_read_flags_the_record(tmp_path, pq_read):
@@ -237,7 +237,7 @@ def test_record_with_a_line_break_inside_a_field_is_flagged(tmp_path, pq_read):
     assert (r.staged + r.unparseable, r.staged, r.unparseable) == (3, 3, 0)
     assert r.rows(pq_read, f"c1, {INGEST_FLAG}, {RECORD_LINES}") == [
         ("040000001", None, 1), ("040000002", SPANS_LINES, 2), ("040000003", None, 1)]
-    assert r.source_rows(pq_read) == [1, 2, 4]
+    assert r.source_rows() == [1, 2, 4]
 
 
 def test_a_carriage_return_inside_a_field_is_flagged_too(tmp_path, pq_read):
@@ -247,20 +247,20 @@ def test_a_carriage_return_inside_a_field_is_flagged_too(tmp_path, pq_read):
     r = read(tmp_path, "cr.csv", b'1,a\n2,"b\rc"\n3,d\n', 2)
     assert r.rows(pq_read, f"c0, {INGEST_FLAG}, {RECORD_LINES}") == [
         ("1", None, 1), ("2", SPANS_LINES, 2), ("3", None, 1)]
-    assert r.source_rows(pq_read) == [1, 2, 4]
+    assert r.source_rows() == [1, 2, 4]
 
 
 def test_blank_lines_are_not_data(tmp_path, pq_read):
     data = b"a,b,c\n\n1,2,3\n\n\n4,5,6\n\n"
     r = read(tmp_path, "blank.csv", data, 3, header=True)
     assert (r.staged, r.unparseable, r.by_reason, r.unparseable_path) == (2, 0, {}, None)
-    assert r.source_rows(pq_read) == [3, 6]
+    assert r.source_rows() == [3, 6]
 
 
 def test_blank_lines_only_at_the_end_need_no_numbering(tmp_path, pq_read):
     r = read(tmp_path, "trailing.csv", b"a,b\n1,2\n3,4\n\n\n", 2, header=True)
     assert (r.staged, r.unparseable) == (2, 0)
-    assert r.source_rows(pq_read) == [2, 3]
+    assert r.source_rows() == [2, 3]
     assert r.rows(pq_read, f"{SOURCE_ROW}") == [(None,), (None,)]     # implied by position: nothing written
 
 
@@ -269,7 +269,7 @@ def test_comment_lines_of_a_format_are_not_data(tmp_path, pq_read):
     r = read(tmp_path, "comments.csv", data, 2, header=False, comment="#")
     assert (r.staged, r.unparseable) == (3, 1)
     assert r.rows(pq_read, "c0") == [("a",), ("1",), ("3",)]
-    assert r.source_rows(pq_read) == [2, 3, 5]
+    assert r.source_rows() == [2, 3, 5]
     assert r.lines(pq_read) == [(6, "unparseable: missing columns")]
 
 
@@ -285,7 +285,7 @@ def test_mixed_line_endings_are_read_line_by_line(tmp_path, pq_read, ending):
     r = read(tmp_path, "mixed.csv", data, 3, header=True)
     assert (r.staged, r.unparseable) == (4, 1)
     assert r.rows(pq_read, "c0, c2") == [("1", "3"), ("4", "6"), ("9", "11"), ("12", "14")]
-    assert r.source_rows(pq_read) == [2, 3, 5, 6]
+    assert r.source_rows() == [2, 3, 5, 6]
     assert r.lines(pq_read) == [(4, "unparseable: missing columns")]
 
 
