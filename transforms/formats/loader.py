@@ -15,15 +15,15 @@ from zoneinfo import available_timezones
 
 from transforms.bundled import BUILTIN_FORMATS
 from transforms.formats.model import (
-    CONTAINERS, TIME_KINDS, Answered, Case, Cases, Column, Constant, Derivation, First, Format, FormatError,
-    ImeiFromImeisv, PlmnArea, Recognition, Sum, deciding_columns, stored_columns,
+    CONTAINERS, TIME_KINDS, Answered, CallingCode, Case, Cases, Column, Constant, Derivation, First, Format,
+    FormatError, ImeiFromImeisv, PlmnArea, Recognition, Sum, deciding_columns, stored_columns,
 )
 from transforms.policy import Policy
 from transforms.policy.strict_yaml import Section, read_yaml
 
 FORMATS_DIR_ENV = "CDR_AUDIT_FORMATS_DIR"
 _NAME = r"^[a-z][a-z0-9_]*$"
-_COLUMN_KINDS = ("column", "constant", "sum", "first", "imei_from_imeisv", "plmn_area", "cases")
+_COLUMN_KINDS = ("column", "constant", "sum", "first", "imei_from_imeisv", "plmn_area", "calling_code", "cases")
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,9 @@ def _derivation(parent: Section, key: str) -> Derivation:
         part = _part_column(d, kind, None, value[kind])
         d.used.add(kind)
         out = ImeiFromImeisv(part) if kind == "imei_from_imeisv" else PlmnArea(part)
+    elif kind == "calling_code":
+        out = CallingCode(_number_column(d, value[kind]))
+        d.used.add(kind)
     else:
         out = _cases(d)
     d.no_extra_keys()
@@ -223,12 +226,31 @@ def _column(d: Section) -> Column:
                 raise FormatError(f"{d.key}.time: {t!r} is not one of {', '.join(TIME_KINDS)} or a strptime pattern")
         if len(time) > 1 and any(t in TIME_KINDS for t in time):
             raise FormatError(f"{d.key}.time: several patterns are strptime patterns only")
-    return Column(
-        name=d.text("column"), time=time, hex=_flag(d, "hex"),
+    return Column(name=d.text("column"), time=time, hex=_flag(d, "hex"), lowercase=_flag(d, "lowercase"),
+                  **_number_modifiers(d))
+
+
+def _number_modifiers(d: Section) -> dict:
+    """The modifiers that bring a number to `+…` when it is international (the rest is national)."""
+    return dict(
         strip_prefixes=tuple(d.text_list("strip_prefixes")) if "strip_prefixes" in d.node else (),
         international_prefixes=(tuple(d.text_list("international_prefixes", pattern=r"^\d{2,4}$"))
                                 if "international_prefixes" in d.node else ()),
-        e164_digits=_flag(d, "e164_digits"), lowercase=_flag(d, "lowercase"))
+        e164_digits=_flag(d, "e164_digits"))
+
+
+def _number_column(d: Section, value) -> Column:
+    """The number a calling code is read from: a column name, or {column: …} with the number modifiers only."""
+    where = f"{d.key}.calling_code"
+    if isinstance(value, str):
+        return Column(value)
+    if not isinstance(value, dict) or "column" not in value:
+        raise FormatError(f"{where}: a column name or {{column: …}} (with strip_prefixes, international_prefixes,"
+                          " e164_digits)")
+    s = Section(value, where, "format", FormatError)
+    number = Column(name=s.text("column"), **_number_modifiers(s))
+    s.no_extra_keys()
+    return number
 
 
 def _cases(d: Section) -> Cases:

@@ -2,7 +2,7 @@
 
 A format names its columns (or reads them from the header), says how a file of it is recognised, and
 maps each canonical column to a derivation from a closed vocabulary (`Column`, `Constant`, `Sum`,
-`First`, `ImeiFromImeisv`, `Cases`, `PlmnArea`). Formats are loaded from YAML (`loader`), never
+`First`, `ImeiFromImeisv`, `Cases`, `PlmnArea`, `CallingCode`). Formats are loaded from YAML (`loader`), never
 written in code; `expressions` turns a derivation into SQL over the record's positional fields, with
 every value from the file bound as a parameter. docs/design.md §1 and §7.
 """
@@ -67,6 +67,14 @@ class PlmnArea:
 
 
 @dataclass(frozen=True)
+class CallingCode:
+    """The country calling code of a number, after the column's own prefix handling: of an international
+    number (`+…`) the code it starts with; of a national one (digits only) the operator's; else none."""
+
+    part: Column                               # its number modifiers only: strip / international prefixes, e164
+
+
+@dataclass(frozen=True)
 class Case:
     """A rule of `Cases`: when the decision column matches one of the patterns, the value is `then`."""
 
@@ -83,7 +91,7 @@ class Cases:
     default: "Derivation | None" = None        # None: no value (NULL) when no pattern matches
 
 
-Derivation = Column | Constant | Sum | First | ImeiFromImeisv | PlmnArea | Cases
+Derivation = Column | Constant | Sum | First | ImeiFromImeisv | PlmnArea | CallingCode | Cases
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,7 @@ def stored_columns(d: Derivation) -> set[str]:
         return {d.name}
     if isinstance(d, Constant):
         return set()
-    if isinstance(d, (ImeiFromImeisv, PlmnArea)):
+    if isinstance(d, (ImeiFromImeisv, PlmnArea, CallingCode)):
         return {d.part.name}
     if isinstance(d, (Sum, First)):
         return set().union(*(stored_columns(p) for p in d.parts))

@@ -25,6 +25,7 @@ def test_formats_lists_every_format_and_the_payments_extract(capsys):
     assert cmd_formats(Args(formats_command="show", name="ts32298_ps", formats=None, policy=None)) == EXIT_OK
     out = capsys.readouterr().out
     assert "servedMSISDN" in out and "IMEI from the IMEISV" in out
+    assert "origin_country_code    ← country calling code of the number in servedMSISDN (E.164 digits)" in out
 
 
 def test_summary_and_verify_of_a_store_without_a_run(tmp_path, capsys):

@@ -2,18 +2,22 @@
 
 Expected values are worked out from the specs, not read off the code: a TS 32.298 TimeStamp
 `261121195642+0100` is 2026-11-21 19:56:42 at UTC+1, i.e. 18:56:42 UTC; hex 1A2B is 6699; the IMEI of
-IMEISV 4901542032375101 is TAC+SNR 49015420323751 and its Luhn check digit 8.
+IMEISV 4901542032375101 is TAC+SNR 49015420323751 and its Luhn check digit 8. Country calling codes are
+ITU-T E.164's: 386 Slovenia, 354 Iceland, 7 Russia, 1 the North American plan (Bahamas +1 242 too), 882
+international networks; 28x is spare.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import duckdb
 import pytest
 
 from transforms.formats.expressions import Renderer
 from transforms.lake.connection import execute
-from transforms.formats.model import (Answered, Case, Cases, Column, Constant, First, Format, ImeiFromImeisv,
-                                      PlmnArea, Sum)
+from transforms.formats.model import (Answered, CallingCode, Case, Cases, Column, Constant, First, Format,
+                                      ImeiFromImeisv, PlmnArea, Sum)
 
 
 def run(policy, fmt: Format, columns: tuple[str, ...], rows: list[tuple], timezone: str | None = None) -> list[dict]:
@@ -79,6 +83,45 @@ def test_sum_first_and_serving_network(policy):
     assert [r["data_volume_bytes"] for r in rows] == ["123", "10+n/a", "5"]       # a bad part keeps the raw text
     assert [r["start_time"] for r in rows] == ["x", "y", None]
     assert [r["service_area"] for r in rows] == ["home", "roaming", None]        # home PLMNs from the policy
+
+
+@pytest.mark.parametrize("number, modifiers, code", [
+    ("+38641123456", {}, "386"),
+    ("0038641123456", {"international_prefixes": ("00",)}, "386"),
+    ("01112125551234", {"international_prefixes": ("011",)}, "1"),        # 011 + 1 212 555 1234
+    ("+79161234567", {}, "7"),
+    ("+12423221234", {}, "1"),                                             # Bahamas, in the NANP
+    ("+3545551234", {}, "354"),
+    ("+882161234567", {}, "882"),
+    ("tel:+4930123456", {"strip_prefixes": ("tel:",)}, "49"),
+    ("4930123456", {"e164_digits": True}, "49"),                           # bare E.164 digits
+    ("041123456", {}, "386"),                                              # national: the operator's country
+    ("100", {}, "386"),                                                    # an extension, national too
+    ("4930123456", {}, "386"),                     # no e164_digits: bare digits are a national number
+    ("0044201234567", {}, "386"),                  # 00 not declared: national (formats declare it)
+    ("", {}, None),
+    (None, {}, None),
+    ("anonymous", {}, None),
+    ("*123#", {}, None),
+    ("+", {}, None),
+    ("+2812345678", {}, None),                                             # a spare code
+    ("+0123456", {}, None),
+    ("+386 41 123 456", {}, None),                                         # not digits: validate judges
+])
+def test_calling_code_of_a_number(policy, number, modifiers, code):
+    f = fmt(map=(("called_country_code", CallingCode(Column("n", **modifiers))),))
+    assert run(policy, f, ("n",), [(number,)])[0]["called_country_code"] == code
+
+
+def test_a_national_number_takes_the_operators_code_and_the_table_is_bound(policy):
+    austria = dataclasses.replace(policy, operator=dataclasses.replace(policy.operator, country_calling_code="43"))
+    f = fmt(map=(("origin_country_code", CallingCode(Column("n"))),))
+    rows = run(austria, f, ("n",), [("06641234567",), ("+38641123456",)])
+    assert [r["origin_country_code"] for r in rows] == ["43", "386"]
+    r = Renderer(f, ("n",), policy.operator)
+    sql = r.canonical("origin_country_code")
+    assert "386" not in sql and "882" not in sql and "'1'" not in sql           # codes are bound, not inlined
+    assert "882" in r.params["fmt_calling_codes_3"] and r.params["fmt_operator_cc"] == "386"
 
 
 def test_cases_match_globs_case_insensitively_and_read_without_keeping(policy):

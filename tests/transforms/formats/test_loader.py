@@ -8,7 +8,7 @@ import yaml
 
 from transforms.bundled import BUILTIN_FORMATS
 from transforms.formats import FormatError, load_format, load_formats
-from transforms.formats.model import Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum
+from transforms.formats.model import CallingCode, Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum
 
 SEMICOLON_PBX = {  # the README's example: a PBX exporting semicolon-separated, headerless records
     "name": "pbx_semicolon", "title": "A PBX", "delimiter": ";", "header": False,
@@ -56,6 +56,11 @@ def test_the_vocabulary_parses_into_its_types(policy):
     assert isinstance(cs.derivation("start_time"), First)
     direction = cs.derivation("direction")
     assert isinstance(direction, Cases) and isinstance(direction.default, Cases)   # forwarded, else by record type
+    assert ps.derivation("origin_country_code") == CallingCode(Column("servedMSISDN", e164_digits=True))
+    origin_code = cs.derivation("origin_country_code")
+    assert origin_code.cases[0].then == CallingCode(Column("callingNumber", international_prefixes=("00",),
+                                                           e164_digits=True))
+    assert origin_code.default == CallingCode(Column("servedMSISDN", e164_digits=True))
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -74,6 +79,16 @@ def test_the_vocabulary_parses_into_its_types(policy):
     (lambda d: d.pop("columns"), "columns: a format without a header names its columns by position"),
     (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": "x"}]}), "give either value"),
     (lambda d: d["map"]["start_time"].update(time="yesterday"), "is not one of iso, ts32298, epoch"),
+    (lambda d: d["map"].update(origin_country_code={"calling_code": {"column": "caller", "time": "iso"}}),
+     "map.origin_country_code.calling_code: unknown key(s): time"),
+    (lambda d: d["map"].update(origin_country_code={"calling_code": ["caller"]}),
+     "map.origin_country_code.calling_code: a column name or {column: …}"),
+    (lambda d: d["map"].update(origin_country_code={"calling_code": "caller", "part": "x"}), "unknown key(s): part"),
+    (lambda d: d["map"].update(called_country_code={"calling_code": {"column": "callee",
+                                                                     "international_prefixes": ["+"]}}),
+     "map.called_country_code.calling_code.international_prefixes[0]: '+' is not a valid value"),
+    (lambda d: d["map"].update(called_country_code={"calling_code": "nobody"}),
+     "columns: nobody named in the format but not among its columns"),
 ])
 def test_a_broken_format_names_the_file_and_the_key(tmp_path, policy, edit, message):
     doc = yaml.safe_load(yaml.safe_dump(SEMICOLON_PBX))

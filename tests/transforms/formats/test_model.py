@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transforms.formats.model import (Case, Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum,
+from transforms.formats.model import (CallingCode, Case, Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum,
                                       deciding_columns, is_as_is, stored_columns)
 
 
@@ -11,6 +11,7 @@ def test_stored_and_deciding_columns():
     assert stored_columns(d) == {"callingNumber", "servedMSISDN"} and deciding_columns(d) == {"recordType"}
     assert stored_columns(Sum((Column("u"), Column("d")))) == {"u", "d"}
     assert stored_columns(ImeiFromImeisv(Column("sv"))) == {"sv"} and stored_columns(PlmnArea(Column("p"))) == {"p"}
+    assert stored_columns(CallingCode(Column("dst"))) == {"dst"}             # a part of the number is kept
     assert stored_columns(Constant("call")) == set() and deciding_columns(Column("a")) == set()
 
 

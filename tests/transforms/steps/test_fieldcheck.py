@@ -70,10 +70,12 @@ def test_clauses_come_from_the_policy(tmp_path, policy):
 def test_asterisk_columns(tmp_path, policy):
     result = check_fields(ingest_bytes(tmp_path, policy, "Master.csv", ASTERISK_ROW), policy, FORMATS)
     table = {f.source_column: (f.classification, f.action, f.canonical_columns) for f in result.findings}
-    # src/dst/start/billsec are mapped as-is; dcontext is only read to decide the direction and the
-    # disposition whether the leg was answered: neither is kept; clid holds a personal name, userfield
-    # free text, accountcode an account: all dropped.
-    assert table["src"] == ("allowed", "kept", "origin_number")
+    # start/billsec are mapped as-is; src/dst are kept as the numbers and give the country calling codes
+    # too (two columns each: derived); dcontext is only read to decide the direction and the disposition
+    # whether the leg was answered: neither is kept; clid holds a personal name, userfield free text,
+    # accountcode an account: all dropped.
+    assert table["src"] == ("allowed", "derived", "origin_number,origin_country_code")
+    assert table["dst"] == ("allowed", "derived", "destination_number,called_country_code")
     assert table["billsec"] == ("allowed", "kept", "duration_s")
     assert table["dcontext"] == ("used_for_derivation", "dropped", "direction")
     assert table["disposition"] == ("used_for_derivation", "dropped", "duration_s")
@@ -146,18 +148,20 @@ def test_mediation_columns_that_feed_several_or_are_combined_are_derived(tmp_pat
              for f in result.findings}
     # Kept: one source column copied as-is into one canonical column. Derived: a source column that
     # decides a value (recordType → direction and service type), feeds two columns (the serving PLMN is
-    # the origin network and decides home / roaming), or is combined with another (uplink + downlink).
-    assert table["servedMSISDN"] == ("allowed", "kept", {"origin_number"})
-    assert table["calledNumber"] == ("allowed", "kept", {"destination_number"})
-    assert table["recordType"] == ("allowed", "derived", {"direction", "service_type"})
+    # the origin network and decides home / roaming; a number is kept and gives its country calling code),
+    # or is combined with another (uplink + downlink).
+    assert table["servedMSISDN"] == ("allowed", "derived", {"origin_number", "origin_country_code"})
+    assert table["calledNumber"] == ("allowed", "derived", {"destination_number", "called_country_code"})
+    # recordType also decides whether the served number is the origin (no origin code for terminating records).
+    assert table["recordType"] == ("allowed", "derived", {"direction", "service_type", "origin_country_code"})
     assert table["servingNodePLMNIdentifier"] == ("allowed", "derived", {"origin_network", "service_area"})
     assert table["dataVolumeUplink"] == table["dataVolumeDownlink"] == ("allowed", "derived", {"data_volume_bytes"})
     # A charging id and the PDP (IP) address are known columns of the format that are off the list.
     assert table["chargingID"] == table["servedPDPAddress"] == ("not_allowed", "dropped", set())
     assert (result.allowed, result.not_allowed, result.unknown) == (8, 2, 0)
     by_name = {f.source_column: f for f in result.findings}
-    assert by_name["recordType"].clause == "; ".join(
-        dict.fromkeys([policy.field("direction").clause, policy.field("service_type").clause]))
+    assert by_name["recordType"].clause == "; ".join(dict.fromkeys(
+        [policy.field(c).clause for c in ("direction", "service_type", "origin_country_code")]))
 
 
 def test_parquet_columns_are_classified_too(tmp_path, policy, pq_write):

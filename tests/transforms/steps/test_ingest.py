@@ -126,6 +126,27 @@ def test_mediation_mapping(tmp_path, policy, pq_read):
     ]
 
 
+def test_country_calling_codes_from_the_numbers(tmp_path, policy, pq_read):
+    # E.164 codes by hand: 49 Germany, 44 United Kingdom, 1 the North American plan; national numbers and
+    # extensions are the operator's country, 386 (policy operator.country_calling_code).
+    pbx = (asterisk(src="100", dst="0049301234567", dcontext="internal")           # out: dialled with 00
+           + asterisk(src="+442071234567", dst="041765432", dcontext="from-pstn")   # in: the caller is abroad
+           + asterisk(src="anonymous", dst="s", dcontext="from-pstn"))             # no number either side
+    r = run(tmp_path, policy, "Master.csv", pbx)
+    assert staged(r, pq_read, "direction, origin_country_code, called_country_code") == [
+        ("outgoing", "386", "49"), ("incoming", "44", "386"), ("incoming", None, None)]
+    cs = (b"recordType,servedIMSI,servedMSISDN,callingNumber,calledNumber,answerTime,callDuration\n"
+          b"moCallRecord,293400000000001,38641123456,38641123456,4930123456,261121195642+0100,60\n"
+          b"mtCallRecord,293400000000001,38641123456,0012125551234,38641123456,261121195642+0100,60\n"
+          b"moSMSRecord,293400000000001,38641123456,38641123456,041765432,261121195642+0100,0\n"
+          b"mtSMSRecord,293400000000001,38641123456,,38641123456,261121195642+0100,0\n")
+    r = run(tmp_path, policy, "cs.csv", cs)
+    assert r.profile == "ts32298_cs"
+    # Mobile-terminated: the origin is the calling party, the called country the served subscriber's.
+    assert staged(r, pq_read, "direction, origin_country_code, called_country_code") == [
+        ("outgoing", "386", "49"), ("incoming", "1", "386"), ("outgoing", "386", "386"), ("incoming", None, "386")]
+
+
 # ---------------------------------------------------------------- what is staged
 
 def test_staged_parquet_holds_only_allowed_columns(tmp_path, policy, pq_columns):
