@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 
 from transforms.formats.recognize import head_text, records
-from transforms.lake.connection import execute
+from transforms.lake.connection import connect, execute
 
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
@@ -38,7 +38,9 @@ SOURCE_ROW = "_source_row"
 STAGING_TECHNICAL = (INGEST_FLAG, RECORD_LINES, RECORD_DIGEST, SOURCE_ROW)
 SPANS_LINES = "record_spans_lines"
 INVALID_ENCODING = "invalid_encoding"
-SWALLOWED = "unparseable: unterminated quote (line swallowed by the reader)"
+SWALLOWED = "unparseable: inside a record whose quote never closed"
+MAX_REREADS = 16            # broken records inside broken records: deeper, their lines are quarantined as they are
+_TEXT_KEPT_BY_READER = 9_000  # DuckDB keeps the first 10 000 bytes of a rejected record's text
 LINE_ENDINGS = ("lf", "crlf", "cr", "mixed")
 
 
@@ -174,8 +176,8 @@ _UTF8_OF_LATIN1 = """
 
 
 def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape, work_dir: Path, layout: Layout,
-                    select: str, read_columns: Collection[int], params: dict, staged: Path,
-                    head: bytes) -> DelimitedRead:
+                    select: str, read_columns: Collection[int], params: dict, staged: Path, head: bytes, *,
+                    depth: int = 0) -> DelimitedRead:
     """Stage the records of a delimited file as `SELECT {select}` over its fields c0 … into `staged`, with
     the technical columns, and account for every physical line. `read_columns` are the positions the
     select reads (a byte that is not UTF-8 elsewhere does not reject a record).
@@ -200,36 +202,49 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
                   f" FROM {csv_source(layout, encoding='latin-1', rejects=rejects)})")
         rows = execute(con, staging_copy(select, latin1, n, "_encoding_fault"), params).fetchone()[0]
     lines = shape.lines if shape.lines is not None else fingerprint(source).lines
-    unparseable, by_reason, unparseable_path = _account_lines(
-        con, source, rejects, staged, work_dir, lines or 0, header_lines(head, layout), layout)
+    header = header_lines(head, layout)
+    inside = _account_lines(con, source, rejects, staged, work_dir, lines or 0, header, layout)
+    if inside:
+        # Lines a broken record ran over (a stray quote that never closed, or closed lines later): not
+        # part of that record. Each is read again as a record of its own, so that one stray quote costs
+        # its own line, not the rest of the file.
+        if depth < MAX_REREADS:
+            rows += _reread_lines(con, source, inside, work_dir, layout, select, read_columns, params, staged,
+                                  header, depth)
+        else:
+            con.execute("INSERT INTO unparseable SELECT unnest($l), $r, 1", {"l": inside, "r": SWALLOWED})
+    unparseable = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
+    by_reason = dict(con.execute("SELECT reason, count(*) FROM unparseable GROUP BY reason").fetchall())
+    unparseable_path = None
+    if unparseable:
+        unparseable_path = str(work_dir / "unparseable.parquet")
+        con.execute("COPY (SELECT source_row, reason FROM unparseable ORDER BY source_row) TO $dst (FORMAT parquet)",
+                    {"dst": unparseable_path})
     return DelimitedRead(rows_staged=rows, rows_unparseable=unparseable, unparseable_by_reason=by_reason,
-                         unparseable_path=unparseable_path, line_offset=header_lines(head, layout), encoding=encoding)
+                         unparseable_path=unparseable_path, line_offset=header, encoding=encoding)
 
 
 def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, staged: Path, work_dir: Path,
-                   lines: int, header: int, layout: Layout) -> tuple[int, dict[str, int], str | None]:
-    """Every physical line of the file is the header, a staged record's, a rejected record's, or a silent
-    (blank or comment) line; rejected and swallowed lines are listed by line and reason. When a staged
-    record's line is not its position plus the header, `_source_row` is written into the staged file.
-
-    Returns (count, count by reason, Parquet path or None) of the lines that are not records.
+                   lines: int, header: int, layout: Layout) -> list[int]:
+    """Every physical line of the file is the header's, a staged record's, a rejected record's, or a silent
+    (blank or comment) line. Rejected records go to the temp table `unparseable` (source_row, reason, n
+    lines); when a staged record's line is not its position plus the header, `_source_row` is written into
+    the staged file. Returns the lines a record broken by a stray quote ran over after its first one.
     """
-    # One rejected record may raise several errors; count it once, by its first line. A rejected record can
-    # run over line breaks inside quotes: count the lines it took (from its text, which is read here and
-    # never kept), unless a quote in it never closes — then the lines after its first were swallowed by the
-    # reader and are counted one by one below. `first_byte` is where the record starts: DuckDB's csv_line
-    # starts at the 0-based byte line_byte_position - 1, with any blank lines before the record.
+    # One rejected record may raise several errors; count it once, by its first line. `first_byte` is where
+    # the record starts: DuckDB's csv_line starts at the 0-based byte line_byte_position - 1, with any blank
+    # lines before it. Its text (read here, never kept) tells whether it may run over several lines.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE rejected AS SELECT line AS source_row,"
-        " min(line_byte_position) - 1 + max(lead_bytes) AS first_byte, max(spans) AS spans,"
+        " min(line_byte_position) - 1 + max(lead_bytes) AS first_byte, bool_or(may_span) AS may_span,"
         " 'unparseable: ' || string_agg(DISTINCT lower(error_type), ', ' ORDER BY lower(error_type)) AS reason"
         " FROM (SELECT line, line_byte_position, error_type,"
         "   strlen(t) - strlen(ltrim(t, chr(13) || chr(10))) AS lead_bytes,"
-        "   1 + CASE WHEN (strlen(body) - strlen(replace(body, '\"', ''))) % 2 = 1 THEN 0"
-        "            ELSE strlen(body) - strlen(replace(body, chr(10), '')) END AS spans"
+        "   contains(body, chr(10)) OR contains(body, chr(13)) OR strlen(body) >= $long"
+        "   OR (strlen(body) - strlen(replace(body, $q, ''))) % 2 = 1 AS may_span"
         "   FROM (SELECT *, coalesce(csv_line, '') AS t, trim(coalesce(csv_line, ''), chr(13) || chr(10)) AS body"
         f"         FROM {rejects}))"
-        " GROUP BY line")
+        " GROUP BY line", {"q": layout.quote, "long": _TEXT_KEPT_BY_READER})
     # DuckDB numbers records, not lines (a blank line or a line break inside quotes puts its numbers behind
     # the file's): number each rejected record by the lines before its first byte.
     starts = [b for (b,) in con.execute("SELECT first_byte FROM rejected WHERE first_byte IS NOT NULL").fetchall()]
@@ -240,30 +255,60 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     staged_lines, staged_spans = con.execute(
         f"SELECT coalesce(sum({RECORD_LINES}), 0), coalesce(max({RECORD_LINES}), 1) > 1 FROM read_parquet($dst)",
         {"dst": str(staged)}).fetchone()
-    rejected_lines = con.execute("SELECT coalesce(sum(spans), 0) FROM rejected").fetchone()[0]
-    con.execute("CREATE OR REPLACE TEMP TABLE unparseable AS SELECT source_row, reason, spans AS n FROM rejected")
+    rejected, spanning = con.execute("SELECT count(*), list(source_row) FILTER (WHERE may_span) FROM rejected").fetchone()
+    missing = lines - (header + staged_lines + rejected)
     silent: list[int] = []
-    missing = lines - (header + staged_lines + rejected_lines)
-    if missing > 0:
-        # Lines the reader skipped without a reject: blank and comment lines (not records), or the tail
-        # after a quote that never closed (data, quarantined line by line). Blank lines only at the very
-        # end need no scan.
-        trailing = _trailing_blank_lines(path)
-        silent = (list(range(lines - missing + 1, lines + 1)) if missing <= trailing
-                  else _silent_lines(path, layout.quote, layout.comment))
-        swallowed = missing - len(silent)
-        if swallowed > 0:
-            con.execute("INSERT INTO unparseable SELECT range, $r, 1 FROM range($a, $b)",
-                        {"r": SWALLOWED, "a": lines - swallowed + 1, "b": lines + 1})
+    extents: dict[int, tuple[int, bool]] = {}
+    if spanning or missing > _trailing_blank_lines(path):
+        # Where the lines went is not plain from the counts: walk the file as the reader does.
+        silent, extents = _scan_lines(path, layout, header, set(spanning or ()))
+    elif missing > 0:
+        silent = list(range(lines - missing + 1, lines + 1))      # blank lines at the very end
+    con.execute("CREATE OR REPLACE TEMP TABLE extents AS SELECT unnest($k) AS source_row, unnest($v) AS n",
+                {"k": list(extents), "v": [lines_run for lines_run, _ in extents.values()]})
+    con.execute("CREATE OR REPLACE TEMP TABLE unparseable AS SELECT source_row, reason, coalesce(e.n, 1) AS n"
+                " FROM rejected LEFT JOIN extents e USING (source_row)")
     _number_staged_rows(con, staged, work_dir, header, staged_lines, staged_spans, silent)
-    rejected = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
-    by_reason = dict(con.execute("SELECT reason, count(*) FROM unparseable GROUP BY reason").fetchall())
-    unparseable_path = None
-    if rejected:
-        unparseable_path = str(work_dir / "unparseable.parquet")
-        con.execute("COPY (SELECT source_row, reason FROM unparseable ORDER BY source_row) TO $dst (FORMAT parquet)",
-                    {"dst": unparseable_path})
-    return rejected, by_reason, unparseable_path
+    # A record broken by a stray quote ran over lines that are not its own; a record whose quoted field
+    # really holds line breaks (closed as it should be) keeps them, quarantined as one record.
+    return [line for start, (n, broken) in extents.items() if broken for line in range(start + 1, start + n)]
+
+
+def _reread_lines(con: duckdb.DuckDBPyConnection, source: Path, inside: list[int], work_dir: Path, layout: Layout,
+                  select: str, read_columns: Collection[int], params: dict, staged: Path, header: int,
+                  depth: int) -> int:
+    """Read the `inside` lines of `source` again, as a headerless file of their own; add their records to
+    `staged` and their unparseable lines to `unparseable`, each under its line in `source`. Returns the
+    records staged."""
+    again = work_dir / f"reread_{depth + 1}"
+    again.mkdir(exist_ok=True)
+    lines_path = again / "lines.txt"
+    _copy_lines(source, inside, lines_path)
+    inner = connect(again / "tmp")
+    try:
+        read = stage_delimited(inner, lines_path, fingerprint(lines_path), again, replace(layout, header=False),
+                               select, read_columns, params, again / "staged.parquet", b"", depth=depth + 1)
+    finally:
+        inner.close()
+    con.execute("CREATE OR REPLACE TEMP TABLE reread_lines AS SELECT unnest($l) AS line, unnest(range(1, $n + 1)) AS k",
+                {"l": inside, "n": len(inside)})
+    if read.unparseable_path:
+        execute(con, "INSERT INTO unparseable SELECT m.line, u.reason, 1 FROM read_parquet($u) u"
+                     " JOIN reread_lines m ON m.k = u.source_row", {"u": read.unparseable_path})
+    merged = work_dir / "staged_with_reread.parquet"
+    # Every row's line written out: the merged file's row order no longer tells it.
+    execute(con, f"""
+        COPY (
+            SELECT s.* EXCLUDE (file_row_number, {SOURCE_ROW}), {staged_source_row(header, "s")} AS {SOURCE_ROW}
+            FROM read_parquet($main, file_row_number = true) s
+            UNION ALL BY NAME
+            SELECT r.* EXCLUDE (file_row_number, {SOURCE_ROW}), m.line AS {SOURCE_ROW}
+            FROM read_parquet($again, file_row_number = true) r
+            JOIN reread_lines m ON m.k = {staged_source_row(read.line_offset, "r")}
+        ) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
+            {"main": str(staged), "again": str(again / "staged.parquet"), "dst": str(merged)})
+    merged.replace(staged)
+    return read.rows_staged
 
 
 def _number_staged_rows(con: duckdb.DuckDBPyConnection, staged: Path, work_dir: Path, header: int,
@@ -299,11 +344,12 @@ def _number_staged_rows(con: duckdb.DuckDBPyConnection, staged: Path, work_dir: 
     numbered.replace(staged)
 
 
-def staged_source_row(line_offset: int) -> str:
+def staged_source_row(line_offset: int, alias: str = "") -> str:
     """SQL for a staged row's `source_row` (its first physical line) over `read_parquet(…,
-    file_row_number = true)`. The offset is an integer the reader computed, written as a literal: the
-    views that use it cannot hold parameters."""
-    return f"coalesce({SOURCE_ROW}, file_row_number + 1 + {int(line_offset)})"
+    file_row_number = true)` (named `alias`, if given). The offset is an integer the reader computed,
+    written as a literal: the views that use it cannot hold parameters."""
+    t = f"{alias}." if alias else ""
+    return f"coalesce({t}{SOURCE_ROW}, {t}file_row_number + 1 + {int(line_offset)})"
 
 
 def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
@@ -335,14 +381,67 @@ def _trailing_blank_lines(path: Path) -> int:
     return max(len(ends) - (1 if body else 0), 0)
 
 
-def _silent_lines(path: Path, quote: str, comment: str | None) -> list[int]:
-    """The lines a strict reader skips without a reject: blank lines and comment lines, outside quotes."""
-    q, c = quote.encode(), comment.encode() if comment else None
-    silent, open_quote = [], False
+def _scan_lines(path: Path, layout: Layout, header: int,
+                rejected_starts: set[int]) -> tuple[list[int], dict[int, tuple[int, bool]]]:
+    """Walk the file's lines as a strict reader does: the blank and comment lines it skips (outside any
+    record), and for each record starting on one of `rejected_starts` how many lines it ran over and
+    whether a stray quote made it run over them (its quote never closed, or text followed it)."""
+    q, d = layout.quote.encode(), layout.delimiter.encode()
+    c = layout.comment.encode() if layout.comment else None
+    silent, extents = [], {}
+    in_quote, broken, start, n = False, False, 0, 0
     with open(path, "rb") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not open_quote and (not line.rstrip(b"\r\n") or (c is not None and line.startswith(c))):
-                silent.append(n)
+        for n, raw in enumerate(fh, start=1):
+            if n <= header:
                 continue
-            open_quote ^= line.count(q) % 2 == 1
-    return silent
+            body = raw.rstrip(b"\r\n")
+            if not in_quote:
+                if not body or (c is not None and body.startswith(c)):
+                    silent.append(n)
+                    continue
+                start = n
+            in_quote, broken = _quote_open_after(body, q, d, in_quote)
+            if not in_quote and start in rejected_starts:
+                extents[start] = (n - start + 1, broken)
+    if in_quote and start in rejected_starts:
+        extents[start] = (n - start + 1, True)          # a quote open until the end of the file
+    return silent, extents
+
+
+def _quote_open_after(body: bytes, q: bytes, d: bytes, in_quote: bool) -> tuple[bool, bool]:
+    """Whether a quoted field is still open at the end of the line `body` (the record goes on), and
+    whether the record broke on this line.
+
+    A quote opens a field only at its start; inside, a doubled quote is one quote character, and a
+    closing quote must end the field. Text after a closing quote breaks the record: the reader gives it
+    up at the end of that line.
+    """
+    pos = 0
+    while True:
+        j = body.find(q, pos)
+        if j < 0:
+            return in_quote, False
+        if in_quote:
+            after = body[j + 1:j + 2]
+            if after == q:
+                pos = j + 2
+                continue
+            if after in (b"", d):
+                in_quote, pos = False, j + 1
+                continue
+            return False, True
+        in_quote = j == 0 or body[j - 1:j] == d
+        pos = j + 1
+
+
+def _copy_lines(source: Path, wanted: list[int], dst: Path) -> None:
+    """The lines numbered `wanted` (ascending) of `source`, as a file of their own."""
+    todo = iter(wanted)
+    nxt = next(todo, None)
+    with open(source, "rb") as fh, open(dst, "wb") as out:
+        for n, raw in enumerate(fh, start=1):
+            if nxt is None:
+                break
+            if n == nxt:
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                nxt = next(todo, None)

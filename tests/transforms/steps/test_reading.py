@@ -289,19 +289,37 @@ def test_mixed_line_endings_are_read_line_by_line(tmp_path, pq_read, ending):
     assert r.lines(pq_read) == [(4, "unparseable: missing columns")]
 
 
-def test_a_quote_that_never_closes_swallows_every_later_line(tmp_path, pq_read):
-    # Line 3 opens a quote that never closes: the reader takes lines 3 to 5 as one broken record.
-    # Line 3 is rejected; lines 4 and 5 (records the file meant to hold) are counted one by one.
+def test_a_quote_that_never_closes_costs_its_own_line_only(tmp_path, pq_read):
+    # Line 3 opens a quote that never closes: the reader takes lines 3 to 5 as one broken record. Line 3
+    # is quarantined; lines 4 and 5 (records the file meant to hold) are read again, and load.
     data = b"a,b,c\n1,2,3\n" + f'{SECRET},"4,5\n6,7,8\n9,10,11\n'.encode()
     r = read(tmp_path, "open.csv", data, 3, header=True)
-    assert (r.staged, r.unparseable) == (1, 3)
+    assert (r.staged, r.unparseable) == (3, 1)
     lines = r.lines(pq_read)
-    assert [ln for ln, _ in lines] == [3, 4, 5]
-    assert "quote" in lines[0][1]
-    assert [reason for _, reason in lines[1:]] == [SWALLOWED, SWALLOWED]
-    assert r.by_reason[SWALLOWED] == 2
+    assert [ln for ln, _ in lines] == [3]
+    assert "quote" in lines[0][1] or "unquoted" in lines[0][1]
+    assert sorted(zip(r.source_rows(), [c for (c,) in r.rows(pq_read, "c0")])) == [(2, "1"), (4, "6"), (5, "9")]
     for written in r.work.rglob("*.parquet"):
         assert SECRET.encode() not in written.read_bytes()
+
+
+def test_a_quote_closed_lines_later_costs_its_own_line_only(tmp_path, pq_read):
+    # Line 3 opens a quote; line 6 holds the next quote, which "closes" it and is followed by text: the
+    # reader rejects lines 3-6 as one record. Line 3 is quarantined; 4 loads, 5 is blank; 6 is broken on
+    # its own ('"x"y' is no field) and is quarantined under its own line; 7 loads.
+    data = b'a,b,c\n1,2,3\n3,"q,3\n4,5,6\n\n6,"x"y,6\n7,8,9\n'
+    r = read(tmp_path, "closed_later.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (3, 2)
+    assert [ln for ln, _ in r.lines(pq_read)] == [3, 6]
+    assert sorted(zip(r.source_rows(), [c for (c,) in r.rows(pq_read, "c0")])) == [(2, "1"), (4, "4"), (7, "7")]
+
+
+def test_broken_records_inside_broken_records_are_read_to_the_bottom(tmp_path, pq_read):
+    # Every data line opens a quote that never closes: each is quarantined under its own line.
+    data = b"a,b,c\n" + b"".join(f'{i},"q{i},3\n'.encode() for i in range(2, 12))
+    r = read(tmp_path, "all_open.csv", data, 3, header=True)
+    assert (r.staged, r.unparseable) == (0, 10)
+    assert [ln for ln, _ in r.lines(pq_read)] == list(range(2, 12))
 
 
 def test_line_count_is_fingerprinted_when_not_given(tmp_path, pq_read):
@@ -309,14 +327,15 @@ def test_line_count_is_fingerprinted_when_not_given(tmp_path, pq_read):
             b"1,2,3\n"        # 2 ok
             b"4,5\n"          # 3 missing columns
             b'6,"7\n'         # 4 opens a quote that never closes
-            b"8,9,10\n")      # 5 swallowed
+            b"8,9,10\n")      # 5 read again on its own: ok
     given = read(tmp_path, "given.csv", data, 3, header=True, lines=5)    # as the night's plan passes it
     computed = read(tmp_path, "computed.csv", data, 3, header=True)
     assert given.lines(pq_read) == computed.lines(pq_read)
     lines = computed.lines(pq_read)
-    assert [ln for ln, _ in lines] == [3, 4, 5]
-    assert lines[0][1] == "unparseable: missing columns" and "quote" in lines[1][1] and lines[2][1] == SWALLOWED
-    assert (computed.staged, computed.unparseable) == (1, 3)
+    assert [ln for ln, _ in lines] == [3, 4]
+    assert lines[0][1] == "unparseable: missing columns" and lines[1][1].startswith("unparseable: ")
+    assert (computed.staged, computed.unparseable) == (2, 2)
+    assert sorted(computed.source_rows()) == [2, 5]
 
 
 # ------------------------------------------------------- records over several lines: lines stay physical
