@@ -122,6 +122,7 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
         map=mapping, not_allowed=tuple(top.text_list("not_allowed")) if "not_allowed" in top.node else (),
         answered=answered)
     _check_columns(fmt)
+    _check_not_allowed(fmt)
     top.no_extra_keys()
     return fmt
 
@@ -247,6 +248,18 @@ def _cases(d: Section) -> Cases:
             _derivation(d, "default")
         d.used.add("default")
     return Cases(column=d.text("cases"), cases=tuple(rules), default=default)
+
+
+def _check_not_allowed(fmt: Format) -> None:
+    """A column the format reads (kept, or read to decide) is not also declared off the list: the field check
+    would report it as allowed while `formats show` lists it as dropped (docs/design.md §1)."""
+    read = {c.lower() for _, d in fmt.map for c in stored_columns(d) | deciding_columns(d)}
+    if fmt.answered:
+        read.add(fmt.answered.column.lower())
+    both = [c for c in fmt.not_allowed if c.lower() in read]
+    if both:
+        raise FormatError(f"not_allowed: {', '.join(both)} read by the format's map or answered rule; "
+                          "a column is either read or off the list")
 
 
 def _check_columns(fmt: Format) -> None:
