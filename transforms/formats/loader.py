@@ -94,6 +94,8 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
     if delimiter is not None and len(delimiter) != 1:
         raise FormatError(f"delimiter: one character, got {delimiter!r}")
     quote = top.text("quote", required=False) or '"'
+    if len(quote) != 1 or quote == delimiter:
+        raise FormatError(f"quote: one character, not the delimiter, got {quote!r}")
     timezone = top.text("timezone", required=False) or "local"
     if timezone not in ("local", "UTC") and timezone not in available_timezones():
         raise FormatError(f"timezone: {timezone!r} is not 'local', 'UTC' or an IANA time zone")

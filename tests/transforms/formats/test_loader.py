@@ -74,6 +74,8 @@ def test_the_vocabulary_parses_into_its_types(policy):
     (lambda d: d.pop("columns"), "columns: a format without a header names its columns by position"),
     (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": "x"}]}), "give either value"),
     (lambda d: d["map"]["start_time"].update(time="yesterday"), "is not one of iso, ts32298, epoch"),
+    (lambda d: d.update(quote="''"), "quote: one character, not the delimiter"),
+    (lambda d: d.update(quote=";"), "quote: one character, not the delimiter"),
     # a column the map reads cannot also be declared off the list: it would be reported as both
     (lambda d: d.update(not_allowed=["acc", "caller"]), "not_allowed: caller read by the format's map"),
     (lambda d: d.update(answered={"column": "tor", "values": ["ANSWERED"]}, not_allowed=["tor"]),
