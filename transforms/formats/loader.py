@@ -235,8 +235,8 @@ def _cases(d: Section) -> Cases:
     for i, w in enumerate(d.items("when")):
         patterns = w.node.get("match")
         w.used.add("match")
-        patterns = [patterns] if isinstance(patterns, str) else patterns
-        if not patterns or not all(isinstance(p, (str, int)) for p in patterns):
+        patterns = [patterns] if _pattern(patterns) else patterns
+        if not isinstance(patterns, list) or not patterns or not all(_pattern(p) for p in patterns):
             raise FormatError(f"{w.key}.match: a pattern or a list of patterns")
         if ("value" in w.node) == ("then" in w.node):
             raise FormatError(f"{w.key}: give either value (a constant) or then (a derivation)")
@@ -250,6 +250,11 @@ def _cases(d: Section) -> Cases:
             _derivation(d, "default")
         d.used.add("default")
     return Cases(column=d.text("cases"), cases=tuple(rules), default=default)
+
+
+def _pattern(value) -> bool:
+    """A glob of `match`: text, or a bare number (a record type's number, `85`)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 def _check_not_allowed(fmt: Format) -> None:
