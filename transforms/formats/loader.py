@@ -222,6 +222,10 @@ def _column(d: Section) -> Column:
                 raise FormatError(f"{d.key}.time: {t!r} is not one of {', '.join(TIME_KINDS)} or a strptime pattern")
         if len(time) > 1 and any(t in TIME_KINDS for t in time):
             raise FormatError(f"{d.key}.time: several patterns are strptime patterns only")
+        for t in time:
+            problem = _strptime_problem(t) if t not in TIME_KINDS else None
+            if problem:
+                raise FormatError(f"{d.key}.time: {t!r} is not a strptime pattern the reader knows ({problem})")
     return Column(
         name=d.text("column"), time=time, hex=_flag(d, "hex"),
         strip_prefixes=tuple(d.text_list("strip_prefixes")) if "strip_prefixes" in d.node else (),
@@ -250,6 +254,21 @@ def _cases(d: Section) -> Cases:
             _derivation(d, "default")
         d.used.add("default")
     return Cases(column=d.text("cases"), cases=tuple(rules), default=default)
+
+
+def _strptime_problem(pattern: str) -> str | None:
+    """Why DuckDB's strptime (the reader, formats.expressions) refuses the pattern, or None. Caught here, a bad
+    directive names its key; at read time it would refuse every file of the format as unreadable."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SELECT try_strptime('', $p)", {"p": pattern})
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0].rsplit(f"{pattern}: ", 1)[-1]
+    finally:
+        con.close()
+    return None
 
 
 def _pattern(value) -> bool:

@@ -74,6 +74,9 @@ def test_the_vocabulary_parses_into_its_types(policy):
     (lambda d: d.pop("columns"), "columns: a format without a header names its columns by position"),
     (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": "x"}]}), "give either value"),
     (lambda d: d["map"]["start_time"].update(time="yesterday"), "is not one of iso, ts32298, epoch"),
+    (lambda d: d["map"]["start_time"].update(time=["%Y-%m-%d %H:%M:%S", "%d.%m.%Y %Q"]),
+     "map.start_time.time: '%d.%m.%Y %Q' is not a strptime pattern the reader knows"
+     " (Unrecognized format for strftime/strptime: %Q)"),
     (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": True, "value": "incoming"}]}),
      "map.direction.when[0].match: a pattern or a list of patterns"),
     (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": {"in": 1}, "value": "incoming"}]}),
