@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(--formats DIR or CDR_AUDIT_FORMATS_DIR). `check` tells which format a file is and why, "
                     "what happens to each of its columns, how many of its first records parse per canonical "
                     "column, and the quarantine reasons by count; never a value. Exit codes of check: 0 the "
-                    "file fits a format and every record checked parses, 4 it fits with rejects, 5 no format "
-                    "fits (the file would be refused).")
+                    "file fits a format and every record checked parses, 4 it fits with rejects, 5 the file would "
+                    "be refused (no format fits, or its format's reader gives up on it).")
     fsub = fmts.add_subparsers(dest="formats_command", required=True, metavar="ACTION")
     for action, text in (("list", "list every format and how it is recognised"),
                          ("show", "show one format: columns, recognition, what each canonical column is made of"),

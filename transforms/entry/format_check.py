@@ -10,20 +10,23 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from transforms.formats import Format, FormatCatalog
 from transforms.formats.model import CallingCode, Cases, Column, Constant, First, ImeiFromImeisv, PlmnArea, Sum
+from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
-from transforms.privacy.redact import safe_name
+from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import ingest_file
-from transforms.steps.reading import HEAD_BYTES
-from transforms.steps.validate import load_rules, typed_select
+from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG
+from transforms.steps.validate import DUPLICATE, load_rules, typed_select
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    outcome: str          # fits | fits_with_rejects | no_format
+    outcome: str          # fits | fits_with_rejects | no_format (refused: no format fits, or its reader gives up)
     text: str
 
 
@@ -87,16 +90,25 @@ def _words(d) -> str:
 def check_file(path: Path, policy: Policy, formats: FormatCatalog, *, format_name: str | None = None,
                timezone: str | None = None, records: int = 1000) -> CheckResult:
     """Read the first `records` records of a file as the night would; report in counts and names."""
+    path = Path(path)
+    name = safe_name(path.name, 120)
     work = Path(tempfile.mkdtemp(prefix="cdr-audit-check-"))
     try:
-        sample = _first_records(Path(path), work / Path(path).name, records)
+        detection = _detect(path, policy, formats, format_name)      # whether a header line comes first
+        if detection.format is not None:
+            sample = _first_records(path, work / path.name, records, detection.format.header)
+            detection = _detect(sample, policy, formats, format_name)  # what ingest sees: the records checked
+        if detection.format is None:
+            return CheckResult("no_format", f"{name}: no format fits — {detection.reason}")
+        why = "forced" if format_name else detection.reason.removeprefix(f"{detection.format.name}: ")
         ingest = ingest_file(sample, policy, formats, work / "ingest", format_override=format_name,
                              timezone=timezone)
-        name = safe_name(Path(path).name, 120)
         if ingest.status == "rejected_file" or ingest.profile is None:
-            return CheckResult("no_format", f"{name}: no format fits — {ingest.reason}")
-        lines = [f"{name}: format {ingest.profile}" + (" (forced)" if format_name else "")
-                 + f"; {ingest.rows_read:,} record(s) read, {ingest.rows_unparseable:,} unparseable"]
+            # A format fits, but the night would refuse the file all the same (its reader gave up on it).
+            return CheckResult("no_format", f"{name}: format {detection.format.name} — {why}; but the file would"
+                                            f" be refused: {ingest.reason}")
+        lines = [f"{name}: format {ingest.profile} — {why}",
+                 f"  {ingest.rows_read:,} record(s) read, {ingest.rows_unparseable:,} unparseable"]
         fields = check_fields(ingest, policy, formats)
         lines.append("  columns:")
         for f in fields.findings:
@@ -115,8 +127,25 @@ def check_file(path: Path, policy: Policy, formats: FormatCatalog, *, format_nam
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _first_records(src: Path, dst: Path, records: int) -> Path:
-    """A copy of the file cut after its first `records` records (Parquet: rows; text: lines after the head)."""
+def _detect(path: Path, policy: Policy, formats: FormatCatalog, format_name: str | None) -> Detection:
+    """The format ingest will pick for the file, and why: from the same head (Parquet: its column names)."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    parquet_columns = None
+    if head[:4] == b"PAR1":
+        con = connect()
+        try:
+            parquet_columns = tuple(d[0] for d in execute(con, "SELECT * FROM read_parquet($p) LIMIT 0",
+                                                          {"p": str(path)}).description)
+        except duckdb.Error as exc:
+            return Detection(None, (), ",", f"unreadable Parquet ({safe_error(exc)})")
+        finally:
+            con.close()
+    return detect(head, formats, policy, override=format_name, parquet_columns=parquet_columns)
+
+
+def _first_records(src: Path, dst: Path, records: int, header: bool) -> Path:
+    """A copy of the file cut after its first `records` records (Parquet: rows; text: lines after the header)."""
     with open(src, "rb") as fh:
         is_parquet = fh.read(4) == b"PAR1"
     if is_parquet:
@@ -129,14 +158,15 @@ def _first_records(src: Path, dst: Path, records: int) -> Path:
         return dst
     with open(src, "rb") as fh, open(dst, "wb") as out:
         for i, line in enumerate(fh):
-            if i > records or out.tell() > 64 * HEAD_BYTES * 16:
+            if i >= records + header or out.tell() > 64 * HEAD_BYTES * 16:
                 break
             out.write(line)
     return dst
 
 
 def _parse_counts(staged: str, policy: Policy) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
-    """Per canonical column: (values that parse to its type, values present); per rule: rows failing it."""
+    """Per canonical column: (values that parse to its type, values present); per reason validate would give a
+    row (a rule, a value that does not cast, a record over several lines, a repeated row): rows with it."""
     rules = load_rules(policy)
     con = connect()
     try:
@@ -150,6 +180,14 @@ def _parse_counts(staged: str, policy: Policy) -> tuple[dict[str, tuple[int, int
         failing = execute(con, "SELECT " + ", ".join(f"count(*) FILTER (WHERE {r.predicate})" for r in rules)
                           + f" FROM (SELECT {typed} FROM read_parquet($p))",
                           {"p": staged, **{k: v for r in rules for k, v in r.params.items()}}).fetchone()
-        return parsed, {r.name: n for r, n in zip(rules, failing, strict=True)}
+        reasons = {r.name: n for r, n in zip(rules, failing, strict=True)}
+        # The reasons validate adds beside the suite's rules (transforms/steps/validate.py), named as it names them.
+        reasons.update({f"{c}_unparseable": present - ok for c, (ok, present) in parsed.items()})
+        reasons.update(execute(con, f"SELECT {INGEST_FLAG}, count(*) FROM read_parquet($p)"
+                                    f" WHERE {INGEST_FLAG} IS NOT NULL GROUP BY ALL", {"p": staged}).fetchall())
+        raw_cols = ", ".join(f"coalesce({c}, chr(0))" for c in policy.allowed_columns)
+        reasons[DUPLICATE] = execute(con, f"SELECT count(*) - count(DISTINCT concat_ws(chr(31), {raw_cols}))"
+                                          " FROM read_parquet($p)", {"p": staged}).fetchone()[0]
+        return parsed, reasons
     finally:
         con.close()

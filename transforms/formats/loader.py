@@ -93,11 +93,11 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
     delimiter = top.text("delimiter", required=False)
     if delimiter is not None and len(delimiter) != 1:
         raise FormatError(f"delimiter: one character, got {delimiter!r}")
-    quote = top.text("quote", required=False) or None
+    quote = top.text("quote", required=False) or None          # None: sniffed from the head
     comment_prefix = top.text("comment_prefix", required=False) or None
     for key, value in (("quote", quote), ("comment_prefix", comment_prefix)):
-        if value is not None and len(value) != 1:
-            raise FormatError(f"{key}: one character, got {value!r}")
+        if value is not None and (len(value) != 1 or value == delimiter):
+            raise FormatError(f"{key}: one character, not the delimiter, got {value!r}")
     timezone = top.text("timezone", required=False) or "local"
     if timezone not in ("local", "UTC") and timezone not in available_timezones():
         raise FormatError(f"timezone: {timezone!r} is not 'local', 'UTC' or an IANA time zone")
@@ -126,6 +126,7 @@ def _read(top: Section, path: Path, policy: Policy) -> Format:
         map=mapping, not_allowed=tuple(top.text_list("not_allowed")) if "not_allowed" in top.node else (),
         answered=answered)
     _check_columns(fmt)
+    _check_not_allowed(fmt)
     top.no_extra_keys()
     return fmt
 
@@ -226,6 +227,10 @@ def _column(d: Section) -> Column:
                 raise FormatError(f"{d.key}.time: {t!r} is not one of {', '.join(TIME_KINDS)} or a strptime pattern")
         if len(time) > 1 and any(t in TIME_KINDS for t in time):
             raise FormatError(f"{d.key}.time: several patterns are strptime patterns only")
+        for t in time:
+            problem = _strptime_problem(t) if t not in TIME_KINDS else None
+            if problem:
+                raise FormatError(f"{d.key}.time: {t!r} is not a strptime pattern the reader knows ({problem})")
     return Column(name=d.text("column"), time=time, hex=_flag(d, "hex"), lowercase=_flag(d, "lowercase"),
                   **_number_modifiers(d))
 
@@ -258,8 +263,8 @@ def _cases(d: Section) -> Cases:
     for i, w in enumerate(d.items("when")):
         patterns = w.node.get("match")
         w.used.add("match")
-        patterns = [patterns] if isinstance(patterns, str) else patterns
-        if not patterns or not all(isinstance(p, (str, int)) for p in patterns):
+        patterns = [patterns] if _pattern(patterns) else patterns
+        if not isinstance(patterns, list) or not patterns or not all(_pattern(p) for p in patterns):
             raise FormatError(f"{w.key}.match: a pattern or a list of patterns")
         if ("value" in w.node) == ("then" in w.node):
             raise FormatError(f"{w.key}: give either value (a constant) or then (a derivation)")
@@ -273,6 +278,38 @@ def _cases(d: Section) -> Cases:
             _derivation(d, "default")
         d.used.add("default")
     return Cases(column=d.text("cases"), cases=tuple(rules), default=default)
+
+
+def _strptime_problem(pattern: str) -> str | None:
+    """Why DuckDB's strptime (the reader, formats.expressions) refuses the pattern, or None. Caught here, a bad
+    directive names its key; at read time it would refuse every file of the format as unreadable."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SELECT try_strptime('', $p)", {"p": pattern})
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0].rsplit(f"{pattern}: ", 1)[-1]
+    finally:
+        con.close()
+    return None
+
+
+def _pattern(value) -> bool:
+    """A glob of `match`: text, or a bare number (a record type's number, `85`)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _check_not_allowed(fmt: Format) -> None:
+    """A column the format reads (kept, or read to decide) is not also declared off the list: the field check
+    would report it as allowed while `formats show` lists it as dropped (docs/design.md §1)."""
+    read = {c.lower() for _, d in fmt.map for c in stored_columns(d) | deciding_columns(d)}
+    if fmt.answered:
+        read.add(fmt.answered.column.lower())
+    both = [c for c in fmt.not_allowed if c.lower() in read]
+    if both:
+        raise FormatError(f"not_allowed: {', '.join(both)} read by the format's map or answered rule; "
+                          "a column is either read or off the list")
 
 
 def _check_columns(fmt: Format) -> None:

@@ -89,6 +89,19 @@ def test_the_vocabulary_parses_into_its_types(policy):
      "map.called_country_code.calling_code.international_prefixes[0]: '+' is not a valid value"),
     (lambda d: d["map"].update(called_country_code={"calling_code": "nobody"}),
      "columns: nobody named in the format but not among its columns"),
+    (lambda d: d["map"]["start_time"].update(time=["%Y-%m-%d %H:%M:%S", "%d.%m.%Y %Q"]),
+     "map.start_time.time: '%d.%m.%Y %Q' is not a strptime pattern the reader knows"
+     " (Unrecognized format for strftime/strptime: %Q)"),
+    (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": True, "value": "incoming"}]}),
+     "map.direction.when[0].match: a pattern or a list of patterns"),
+    (lambda d: d["map"].update(direction={"cases": "tor", "when": [{"match": {"in": 1}, "value": "incoming"}]}),
+     "map.direction.when[0].match: a pattern or a list of patterns"),
+    (lambda d: d.update(quote="''"), "quote: one character, not the delimiter"),
+    (lambda d: d.update(quote=";"), "quote: one character, not the delimiter"),
+    # a column the map reads cannot also be declared off the list: it would be reported as both
+    (lambda d: d.update(not_allowed=["acc", "caller"]), "not_allowed: caller read by the format's map"),
+    (lambda d: d.update(answered={"column": "tor", "values": ["ANSWERED"]}, not_allowed=["tor"]),
+     "not_allowed: tor read by the format's map or answered rule"),
 ])
 def test_a_broken_format_names_the_file_and_the_key(tmp_path, policy, edit, message):
     doc = yaml.safe_load(yaml.safe_dump(SEMICOLON_PBX))
@@ -97,6 +110,13 @@ def test_a_broken_format_names_the_file_and_the_key(tmp_path, policy, edit, mess
     with pytest.raises(FormatError) as err:
         load_format(path, policy)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_bare_number_is_a_pattern(tmp_path, policy):
+    doc = yaml.safe_load(yaml.safe_dump(SEMICOLON_PBX))
+    doc["map"]["direction"] = {"cases": "tor", "when": [{"match": 85, "value": "incoming"}], "default": "outgoing"}
+    fmt = load_format(write(tmp_path, doc), policy)
+    assert fmt.derivation("direction").cases[0].patterns == ("85",)
 
 
 def test_a_key_given_twice_is_refused(tmp_path, policy):
