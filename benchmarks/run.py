@@ -1,11 +1,12 @@
 """Benchmark one night end to end: pipeline (CLI) against the DuckDB floor.
 
-    python -m benchmarks.run [--rows N] [--seed S] [--repeat R] [--keep] [--out DIR]
+    python -m benchmarks.run [--rows N] [--source KIND] [--seed S] [--repeat R] [--keep] [--out DIR]
 
 In one run:
 
 1. generate a night of N records with `python -m sample_data.generate` into
-   OUT/scratch-N/landing;
+   OUT/scratch-N/landing; with --source mediation or ts32298_ps, a landing
+   folder that holds that one export of N records (OUT/scratch-KIND-N);
 2. run `cdr-audit run --landing … --lake … --date D` as a subprocess (with
    progress lines, stderr kept in OUT/pipeline-N.log) and measure its wall
    time and peak RSS (GNU `/usr/bin/time -f '%e %M'`, else a wrapper process
@@ -18,8 +19,9 @@ In one run:
    round — is the median of the rounds: this machine is shared and one round's
    timings move by ±10%);
 4. print the table, the per-file breakdown parsed from the CLI's progress
-   lines, and every OUT/results-*.json side by side (memory must stay flat as
-   N grows); write OUT/results-N.json.
+   lines, the export file's own ratio (its pipeline seconds over its floor
+   COPY seconds), and every OUT/results-*.json side by side (memory must stay
+   flat as N grows); write OUT/results-N.json (results-KIND-N.json).
 
 The scratch folder (landing, lake, floor output) is deleted at the end unless
 --keep is given.
@@ -57,6 +59,26 @@ STEP_NAMES = {"ingested": "ingest_s", "validated": "validate_s", "committed": "b
 AGG_RE = re.compile(r"^\[\s*[\d.]+s\] aggregates (?P<day>\S+): .*\((?P<s>[\d.]+) s\)$")
 PLAN_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \d+ file\(s\) in landing")
 
+# What the landing folder holds (`python -m sample_data.generate --source`), and the export whose own
+# pipeline/floor ratio is reported: the night's mediation file, or the one export.
+SOURCES = ("night", "mediation", "ts32298_ps")
+EXPORT_FILE = {"night": "mediation_{date}.csv", "mediation": "mediation_{date}.csv",
+               "ts32298_ps": "ts32298_ps_{date}.csv"}
+
+
+def run_label(source: str, rows: int) -> str:
+    """Names a run's scratch folder, logs and results: N for the night (as before), KIND-N otherwise."""
+    return str(rows) if source == "night" else f"{source}-{rows}"
+
+
+def export_file_ratio(pipe: dict, floor: dict, name: str) -> dict:
+    """One file's seconds in the pipeline (its start to end progress lines: ingest to analytics) over the
+    floor's COPY of the same file."""
+    p = next((f.get("seconds") for f in pipe.get("per_file", []) if f.get("file") == name), None)
+    f = next((f.get("seconds") for f in floor.get("per_file", []) if f.get("file") == name), None)
+    return {"file": name, "pipeline_s": p, "floor_s": f, "ratio": _ratio(p, f) if p is not None and f else None}
+
+
 # Wrapper used when GNU time is missing: a fresh parent, so RUSAGE_CHILDREN holds only the command.
 _RUSAGE_WRAPPER = (
     "import resource, subprocess, sys, time\n"
@@ -79,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, metavar="N",
                     help="records in the generated night (default 1,000,000; >= 200)")
+    ap.add_argument("--source", choices=SOURCES, default="night",
+                    help="night: the generator's sample night, N records over its five main files, the mediation"
+                         " export the biggest (default); mediation or ts32298_ps: a landing folder holding that"
+                         " one export of N records (3GPP TS 32.298 PS: formats/ts32298_ps.yaml)")
     ap.add_argument("--seed", type=int, default=7, metavar="S", help="generator seed (default 7)")
     ap.add_argument("--date", default="2026-11-22", metavar="YYYY-MM-DD",
                     help="night to generate and audit (default 2026-11-22)")
@@ -254,9 +280,15 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 2) if b else None
 
 
+def _median(values) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 2) if present else None
+
+
 def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Path, logs: Path, result: dict,
                   tag: str) -> tuple[dict, dict]:
     """One pipeline run into `lake`, then the floor on the same landing files; both measured from outside."""
+    label = run_label(args.source, args.rows)
     say(f"{tag}pipeline: cdr-audit run …")
     # A benchmark pseudonymizes with the demo key: it measures the work, not a key set-up.
     cmd = [cli_path(), "run", "--landing", str(landing), "--lake", str(lake), "--date", args.date, "--demo"]
@@ -264,8 +296,8 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
         cmd.append("--quiet")
     result["code"] = code_fingerprint()      # taken as the pipeline starts: the tree may change meanwhile
     state, on_line = progress_tracker()
-    pipe = measured(cmd, stdout_path=logs / f"pipeline-{args.rows}.out", cwd=REPO,
-                    stderr_path=logs / f"pipeline-{args.rows}.log", on_line=on_line)
+    pipe = measured(cmd, stdout_path=logs / f"pipeline-{label}.out", cwd=REPO,
+                    stderr_path=logs / f"pipeline-{label}.log", on_line=on_line)
     per_label_rss = pipe.pop("sampler_by_label")
     per_file = list(state["files"].values())
     for f in per_file:
@@ -279,19 +311,19 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
         pipe["files_s"] = round(state["last_end_s"] - (state["plan_done_s"] or 0), 1)
         pipe["startup_close_exit_s"] = round(pipe["wall_s"] - state["last_end_s"], 1)
     pipe["phase_sampled_peak_rss_mb"] = {k: v for k, v in per_label_rss.items() if k.startswith("(")}
-    pipe["summary"] = (logs / f"pipeline-{args.rows}.out").read_text(errors="replace").strip().splitlines()
+    pipe["summary"] = (logs / f"pipeline-{label}.out").read_text(errors="replace").strip().splitlines()
     m = re.search(r"rows:\s+([\d,]+) read = ([\d,]+) loaded \+ ([\d,]+) quarantined", "\n".join(pipe["summary"]))
     if m:
         pipe["rows_read"], pipe["rows_loaded"], pipe["rows_quarantined"] = (int(g.replace(",", "")) for g in m.groups())
     if pipe["exit_code"] not in (0, 3):
-        say(f"  pipeline exited {pipe['exit_code']}; see {logs / f'pipeline-{args.rows}.log'}")
+        say(f"  pipeline exited {pipe['exit_code']}; see {logs / f'pipeline-{label}.log'}")
     say(f"  {pipe['wall_s']} s, peak RSS {pipe['peak_rss_mb']:,} MB (exit {pipe['exit_code']});"
         f" analytics + aggregates {pipe['analytics_s']} + {pipe['aggregates_s']} s")
 
     say(f"{tag}floor: plain DuckDB COPY of every landing file to Parquet …")
     floor_json = scratch / "floor.json"
     floor = measured([sys.executable, "-m", "benchmarks.floor", str(landing), str(floor_dir), "--json", str(floor_json)],
-                     stdout_path=logs / f"floor-{args.rows}.out", stderr_path=logs / f"floor-{args.rows}.log",
+                     stdout_path=logs / f"floor-{label}.out", stderr_path=logs / f"floor-{label}.log",
                      cwd=REPO)
     floor.pop("sampler_by_label")
     floor["per_file"] = json.loads(floor_json.read_text()) if floor_json.exists() else []
@@ -303,21 +335,24 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
 
 def run(args) -> dict:
     out = args.out.resolve()
-    scratch = out / f"scratch-{args.rows}"
+    label = run_label(args.source, args.rows)
+    scratch = out / f"scratch-{label}"
     landing, lake, floor_dir = scratch / "landing", scratch / "lake", scratch / "floor"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env_py = sys.executable
-    result: dict = {"rows": args.rows, "seed": args.seed, "night": args.date,
+    export_name = EXPORT_FILE[args.source].format(date=args.date)
+    result: dict = {"rows": args.rows, "source": args.source, "seed": args.seed, "night": args.date,
                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "machine": machine(), "loadavg_start": loadavg()}
     try:
-        say(f"generating {args.rows:,} rows (seed {args.seed}) into {landing} …")
+        say(f"generating {args.rows:,} rows ({args.source}, seed {args.seed}) into {landing} …")
         t0 = time.monotonic()
         subprocess.run([env_py, "-m", "sample_data.generate", "--rows", str(args.rows), "--out", str(landing),
-                        "--seed", str(args.seed), "--date", args.date, "--quiet"], cwd=REPO, check=True)
+                        "--seed", str(args.seed), "--date", args.date, "--source", args.source, "--quiet"],
+                       cwd=REPO, check=True)
         files = sorted(p for p in landing.iterdir() if p.is_file())
         result["generate_wall_s"] = round(time.monotonic() - t0, 2)
         result["input_bytes"] = sum(p.stat().st_size for p in files)
@@ -334,7 +369,9 @@ def run(args) -> dict:
             rounds.append({"pipeline_wall_s": pipe["wall_s"], "analytics_s": pipe["analytics_s"],
                            "aggregates_s": pipe["aggregates_s"], "floor_wall_s": floor["wall_s"],
                            "ratio_analytics_aggregates": _ratio(pipe["analytics_s"] + pipe["aggregates_s"],
-                                                                floor["wall_s"])})
+                                                                floor["wall_s"]),
+                           "ratio_wall": _ratio(pipe["wall_s"], floor["wall_s"]),
+                           "export_file": export_file_ratio(pipe, floor, export_name)})
             if n == 1:     # the first round's details (per file, RSS) are the ones reported
                 result["pipeline"], result["floor"] = pipe, floor
         pipe, floor = result["pipeline"], result["floor"]
@@ -343,6 +380,11 @@ def run(args) -> dict:
         # Issue 4's budget, from every round: the floor is measured in the same round as the steps.
         result["ratio_analytics_aggregates"] = statistics.median(
             r["ratio_analytics_aggregates"] for r in rounds if r["ratio_analytics_aggregates"] is not None)
+        result["ratio_wall_median"] = _median(r["ratio_wall"] for r in rounds)
+        # The export file's own ratio, the night's start-up, plan and close left out: one source's file
+        # against another's (the night's mediation file, a TS 32.298 PS export) at the same N.
+        result["export_file"] = {**rounds[0]["export_file"],
+                                 "ratio_median": _median(r["export_file"]["ratio"] for r in rounds)}
         result["ratio_rss"] = _ratio(pipe["peak_rss_mb"], floor["peak_rss_mb"])
         result["pipeline_rows_per_s"] = round(args.rows / pipe["wall_s"]) if pipe["wall_s"] else None
         result["floor_rows_per_s"] = round(args.rows / floor["wall_s"]) if floor["wall_s"] else None
@@ -352,7 +394,7 @@ def run(args) -> dict:
             result["scratch"] = str(scratch)
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    path = out / f"results-{args.rows}.json"
+    path = out / f"results-{label}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     result["_path"] = str(path)
     return result
@@ -370,22 +412,25 @@ def _fmt_rows(n: int) -> str:
 
 def report(result: dict, out: Path, top: int) -> None:
     p, f = result["pipeline"], result["floor"]
-    print(f"\ncdr-audit benchmark — {_fmt_rows(result['rows'])} rows, seed {result['seed']}, "
+    source = result.get("source", "night")
+    print(f"\ncdr-audit benchmark — {_fmt_rows(result['rows'])} rows ({source}), seed {result['seed']}, "
           f"{result['machine']['cpus']} CPUs, DuckDB {result['machine']['duckdb']} ({p['method']})")
     la0, la1 = result.get("loadavg_start"), result.get("loadavg_end")
     if la0 and la1 and max(la0[0], la1[1]) > 0.5:
         print(f"  note: load average {la0[0]:.2f} at start, {la1[1]:.2f} (5 min) at the end: other processes"
               f" shared the {result['machine']['cpus']} CPUs, timings are noisy")
     rows = [
-        ("rows (generated)", f"{result['rows']:,}"),
-        ("rows read by the pipeline", f"{p.get('rows_read', 0):,}  (incl. the duplicate-delivery copy)"),
+        ("rows (generated)", f"{result['rows']:,}" + ("  (5 main files)" if source == "night" else
+                                                       f"  (one {source} export)")),
+        ("rows read by the pipeline", f"{p.get('rows_read', 0):,}"
+                                      + ("  (incl. the duplicate-delivery copy)" if source == "night" else "")),
         ("input bytes", f"{result['input_bytes']:,}  ({result['input_bytes'] / MB:,.0f} MB)"),
         ("pipeline wall s", f"{p['wall_s']:.1f}"),
         ("pipeline peak RSS MB", f"{p['peak_rss_mb']:,.0f}"),
         ("floor wall s", f"{f['wall_s']:.1f}  (COPY statements {f['copy_statements_s']:.1f}, "
                          f"refused plain reads {f['failed_attempts_s']:.1f})"),
         ("floor peak RSS MB", f"{f['peak_rss_mb']:,.0f}"),
-        ("ratio pipeline/floor wall", f"{result['ratio_wall']}x"),
+        ("ratio pipeline/floor wall", f"{result['ratio_wall']}x" + _rounds_note(result, "ratio_wall")),
         ("ratio pipeline/floor RSS", f"{result['ratio_rss']}x"),
         ("pipeline rows/s", f"{result['pipeline_rows_per_s']:,}"),
         ("analytics + aggregates s", f"{p.get('analytics_s', 0):.1f} + {p.get('aggregates_s', 0):.1f}"
@@ -396,6 +441,11 @@ def report(result: dict, out: Path, top: int) -> None:
                                      + " (budget: 1x)"),
         ("floor rows/s", f"{result['floor_rows_per_s']:,}"),
     ]
+    ef = result.get("export_file")
+    if ef:
+        rows.append(("export file pipeline/floor", f"{ef['ratio']}x  ({ef['file']}: {ef['pipeline_s']} s"
+                                                   f" / COPY {ef['floor_s']} s)"
+                                                   + _rounds_note(result, "export_file")))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"  {k:<{w}}  {v}")
@@ -435,16 +485,31 @@ def report(result: dict, out: Path, top: int) -> None:
             continue
     scaling = [r for r in scaling if "pipeline" in r and "floor" in r]
     if len(scaling) > 1:
-        scaling.sort(key=lambda r: r["rows"])
-        print(f"\nside by side (every {out}/results-*.json):")
-        print(f"  {'rows':>6} {'input MB':>9} {'pipe s':>8} {'pipe RSS MB':>12} {'floor s':>8} {'floor RSS MB':>13}"
-              f" {'wall x':>7} {'RSS x':>6} {'pipe rows/s':>12}")
+        scaling.sort(key=lambda r: (r.get("source", "night"), r["rows"]))
+        print(f"\nside by side (every {out}/results-*.json; 'wall x' and 'file x', the export file's own ratio,"
+              f" are medians of the rounds):")
+        print(f"  {'source':<10} {'rows':>6} {'input MB':>9} {'pipe s':>8} {'pipe RSS MB':>12} {'floor s':>8}"
+              f" {'floor RSS MB':>13} {'wall x':>7} {'RSS x':>6} {'file x':>7} {'pipe rows/s':>12}")
         for r in scaling:
             pr, fr = r["pipeline"], r["floor"]
-            print(f"  {_fmt_rows(r['rows']):>6} {r['input_bytes'] / MB:>9,.0f} {pr['wall_s']:>8.1f}"
-                  f" {pr['peak_rss_mb']:>12,.0f} {fr['wall_s']:>8.1f} {fr['peak_rss_mb']:>13,.0f}"
-                  f" {r['ratio_wall']:>7} {r['ratio_rss']:>6} {r['pipeline_rows_per_s']:>12,}")
+            fx = (r.get("export_file") or {}).get("ratio_median")
+            wx = r.get("ratio_wall_median", r["ratio_wall"])      # results written before medians: the one round
+            print(f"  {r.get('source', 'night'):<10} {_fmt_rows(r['rows']):>6} {r['input_bytes'] / MB:>9,.0f}"
+                  f" {pr['wall_s']:>8.1f} {pr['peak_rss_mb']:>12,.0f} {fr['wall_s']:>8.1f}"
+                  f" {fr['peak_rss_mb']:>13,.0f}"
+                  f" {wx:>7} {r['ratio_rss']:>6} {fx if fx is not None else '-':>7}"
+                  f" {r['pipeline_rows_per_s']:>12,}")
     print(f"\nresults: {result['_path']}")
+
+
+def _rounds_note(result: dict, key: str) -> str:
+    """With --repeat: every round's value of a ratio and their median."""
+    rounds = result.get("rounds", [])
+    if len(rounds) < 2:
+        return ""
+    values = [r.get(key) if key != "export_file" else (r.get(key) or {}).get("ratio") for r in rounds]
+    median = result.get("ratio_wall_median") if key == "ratio_wall" else (result.get(key) or {}).get("ratio_median")
+    return f"; rounds {', '.join(f'{v}x' for v in values)}, median {median}x"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,15 @@
 """Generate one realistic night of CDR / billing landing files for cdr-audit.
 
-    python -m sample_data.generate --rows N --out DIR --seed S [--date YYYY-MM-DD] [--quiet]
+    python -m sample_data.generate --rows N --out DIR --seed S [--date YYYY-MM-DD] [--source KIND] [--quiet]
 
 Writes the extracts that switches, mediation and billing drop into the landing
 folder on one night (docs/design.md §2), in the formats the ingest profiles read
 (formats/*.yaml, read by transforms.formats), with injected defects the pipeline must survive, and
 returns a manifest of what it wrote (row counts, defects by kind, and raw
-sensitive values so tests can prove none leaked).
+sensitive values so tests can prove none leaked). `--source mediation` or
+`--source ts32298_ps` (generate_export()) writes that one export alone, of N
+records, with the night's subscribers: a 3GPP TS 32.298 packet-switched export
+is not part of the sample night.
 
 Deterministic: the same arguments give byte-identical files. The subscriber
 population (MSISDN, IMSI, IMEI, name, e-mail, tariff) is derived from the seed
@@ -28,15 +31,16 @@ Modules, each importing only those listed before it:
   writing           CSV records, streamed bulk chunks with records placed between, progress
   generator         one night being written: what every format's writer shares
   defect_rows       malformed, rule-breaking and duplicate records inside the big files
-  mediation, canonical, asterisk, freeswitch, defect_files, payments
+  mediation, canonical, asterisk, freeswitch, defect_files, payments, ts32298_ps
                     one module per landing format: its columns and its file
-  landing           generate_night: every file of a night, in order, and the manifest
+  landing           generate_night: every file of a night, in order, and the manifest;
+                    generate_export: one export alone
   cli, __main__     the command line
 """
 
 from .cli import main
 from .formats import BILLING_CSV_COLUMNS, HOSTILE_COLUMNS
-from .landing import MIN_ROWS, SPLIT, generate_night, split_rows
+from .landing import EXPORTS, MIN_ROWS, SPLIT, generate_export, generate_night, split_rows
 from .manifest import (
     ALL_DEFECT_KINDS,
     DUPLICATE_ROW,
@@ -53,7 +57,7 @@ from .writing import CHUNK
 
 __all__ = [
     "ALL_DEFECT_KINDS", "BILLING_CSV_COLUMNS", "C_EU", "CHUNK", "COUNTRIES", "Cells", "DEFAULT_NIGHT",
-    "DUPLICATE_ROW", "FILE_DEFECTS", "FileManifest", "HOSTILE_COLUMNS", "LOCAL_TZ", "MALFORMED", "MIN_ROWS",
-    "NightManifest", "PAYMENT_DEFECTS", "PLMNS", "PLMN_EU", "Population", "RULE_VIOLATIONS", "SPLIT",
-    "generate_night", "luhn_digit", "main", "population_size", "split_rows",
+    "DUPLICATE_ROW", "EXPORTS", "FILE_DEFECTS", "FileManifest", "HOSTILE_COLUMNS", "LOCAL_TZ", "MALFORMED",
+    "MIN_ROWS", "NightManifest", "PAYMENT_DEFECTS", "PLMNS", "PLMN_EU", "Population", "RULE_VIOLATIONS", "SPLIT",
+    "generate_export", "generate_night", "luhn_digit", "main", "population_size", "split_rows",
 ]

@@ -116,7 +116,7 @@ def write_billing_csv(gen: Generator, rows: int) -> None:
     def chunk(c: int, a: int, b: int) -> _Lines:
         rng = gen.rng(2, c)
         ev = draw_events(rng, gen.night, CANONICAL_MIX, b - a, a / bulk, b / bulk)
-        gen.collect.events(ev, names=True, ips=np.isin(ev.kind, (PGW, MMSO, MMST, PURCHASE)))
+        gen.collect.events(ev, names=True, emails=True, ips=np.isin(ev.kind, (PGW, MMSO, MMST, PURCHASE)))
         d = canonical_columns(ev, gen.night, gen.cells, with_extras=True)
         d["caller_name"] = _csv_escape(d["caller_name"])
         return _lines([d[c] for c in cols])

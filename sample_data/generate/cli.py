@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Sequence
 
-from .landing import MIN_ROWS, generate_night
+from .landing import EXPORTS, MIN_ROWS, generate_export, generate_night
 from .manifest import NightManifest
 from .reference import DEFAULT_NIGHT, LOCAL_TZ
 
@@ -50,6 +50,20 @@ Mediation and canonical CSV get every row kind; Parquet gets the rule kinds and 
 Asterisk gets email_as_origin, too_few_fields, duplicates; FreeSWITCH email_as_origin, duplicates.
 All other records are valid under expectations/billing_cdr.json.
 
+--source ts32298_ps writes, instead of the night, one file of N records:
+  ts32298_ps_D.csv          3GPP TS 32.298 packet-switched export (formats/ts32298_ps.yaml), one data
+                            session per record: header of ASN.1 field names; recordType sGWRecord /
+                            pGWRecord (a few nodes write 84 / 85); servedIMSI; servedIMEISV (TAC + SNR +
+                            SVN, 16 digits; some empty); servedMSISDN as E.164 digits without '+';
+                            accessPointNameNI; servingNodePLMNIdentifier (29340 home, foreign PLMNs when
+                            roaming); locationAreaCode and cellIdentifier in hex; recordOpeningTime
+                            YYMMDDhhmmss+hhmm (the Maribor nodes' clocks on UTC: +0000, the others local);
+                            duration; dataVolumeGPRSUplink / Downlink; off-list subscriberName,
+                            servedPDPPDNAddress (IPv4), chargingID, causeForRecClosing, rATType, nodeID.
+                            Rule-breaking and duplicate rows as in the mediation export; no malformed ones.
+--source mediation writes mediation_D.csv alone, of N records. Either way the subscribers are those
+of the night of the same --rows and --seed.
+
 N (--rows) is split over the five main files (mediation 45 %, canonical CSV 35 %, Parquet 10 %,
 Asterisk 6 %, FreeSWITCH 4 %); their record counts (defect rows included) add up to N. The
 subscriber population has max(50, N/40) members and depends on --seed only, so nights generated
@@ -67,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Generate one realistic night of CDR / billing landing files (with defects) for cdr-audit.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, required=True, metavar="N",
-                    help=f"records over the five main files (>= {MIN_ROWS}); 10,000,000 streams in flat memory")
+                    help=f"records over the five main files, or of the one export (>= {MIN_ROWS});"
+                         " 10,000,000 streams in flat memory")
     ap.add_argument("--out", type=Path, required=True, metavar="DIR",
                     help="landing folder to write into (created; this generator's files are overwritten)")
     ap.add_argument("--seed", type=int, required=True, metavar="S",
@@ -77,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, metavar="FILE",
                     help="also write the manifest (files, rows, defects, raw sensitive values) as JSON to FILE;"
                          " keep it outside DIR, it is not a landing file")
+    ap.add_argument("--source", choices=("night", *EXPORTS), default="night",
+                    help="night: every file of a night (default); mediation, ts32298_ps: that one export alone,"
+                         " of N records, with the night's subscribers")
     ap.add_argument("--quiet", action="store_true", help="print nothing (no progress, no summary)")
     args = ap.parse_args(argv)
     if args.rows < MIN_ROWS:
@@ -84,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seed < 0:
         ap.error("--seed must be non-negative")
     t0 = time.monotonic()
-    manifest = generate_night(args.out, args.rows, args.seed, args.date, progress=not args.quiet)
+    if args.source == "night":
+        manifest = generate_night(args.out, args.rows, args.seed, args.date, progress=not args.quiet)
+    else:
+        manifest = generate_export(args.out, args.source, args.rows, args.seed, args.date, progress=not args.quiet)
     elapsed = time.monotonic() - t0
     if args.manifest:
         args.manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,19 @@ def _layout(name: str) -> Layout:
 ASTERISK_18, FREESWITCH, MEDIATION = (_layout(n) for n in ("asterisk_master_18", "freeswitch_cdr_csv",
                                                            "mediation_3gpp_csv"))
 CANONICAL, CANONICAL_PARQUET = _layout("canonical_csv"), _layout("canonical_parquet")
+# The packet-switched export reads its columns from the header: the generator writes the ASN.1 field names
+# the format maps (and those it only reads to decide), then off-list ones it lists under not_allowed, in
+# the records' field order; tests/sample_data/generate/test_ts32298_ps.py holds the two lists together.
+TS32298_PS = Layout(_layout("ts32298_ps").name, (
+    "recordType", "servedIMSI", "chargingID", "accessPointNameNI", "servedPDPPDNAddress", "recordOpeningTime",
+    "duration", "causeForRecClosing", "nodeID", "servedMSISDN", "servingNodePLMNIdentifier", "servedIMEISV",
+    "rATType", "locationAreaCode", "cellIdentifier", "dataVolumeGPRSUplink", "dataVolumeGPRSDownlink",
+    "subscriberName",
+))
 
 __all__ = [
     "ASTERISK_18", "BILLING_CSV_COLUMNS", "CANONICAL", "CANONICAL_COLUMNS", "CANONICAL_PARQUET", "FREESWITCH",
-    "HOSTILE_COLUMNS", "MEDIATION", "PAYMENTS_COLUMNS", "PAYMENTS_PROFILE",
+    "HOSTILE_COLUMNS", "MEDIATION", "PAYMENTS_COLUMNS", "PAYMENTS_PROFILE", "TS32298_PS",
 ]
 
 # Canonical CSV as a billing/CRM export: canonical columns plus off-list ones

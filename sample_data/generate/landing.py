@@ -1,5 +1,5 @@
 """One landing night: N split over the five main files, each format written in turn, then the
-small defect files and the payments extract; returns the manifest."""
+small defect files and the payments extract; or one export alone, of N records. Returns the manifest."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .manifest import NightManifest
 from .mediation import write_mediation
 from .payments import write_payments
 from .reference import DEFAULT_NIGHT
+from .ts32298_ps import write_ts32298_ps
 
 MIN_ROWS = 200
 
@@ -36,13 +37,7 @@ def generate_night(out: Path, rows: int, seed: int, night: date = DEFAULT_NIGHT,
     Deterministic in (rows, seed, night). The subscriber population depends on
     the seed only (its size on `rows`), so nights with the same seed share it.
     """
-    if rows < MIN_ROWS:
-        raise ValueError(f"rows must be at least {MIN_ROWS}")
-    if seed < 0:
-        raise ValueError("seed must be non-negative")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    gen = Generator(out, rows, seed, night, progress)
+    gen = _generator(out, rows, seed, night, progress)
     parts = split_rows(rows)
     write_mediation(gen, parts["mediation"])
     write_billing_csv(gen, parts["billing_csv"])
@@ -51,5 +46,38 @@ def generate_night(out: Path, rows: int, seed: int, night: date = DEFAULT_NIGHT,
     write_freeswitch(gen, parts["freeswitch"])
     write_defect_files(gen)
     write_payments(gen)
-    return NightManifest(night=night, seed=seed, rows=rows, subscribers=gen.pop.size,
+    return _manifest(gen)
+
+
+# Exports a landing folder can hold alone (generate_export): the mediation CSV of the sample night, and the
+# packet-switched export of formats/ts32298_ps.yaml, which the sample night does not hold.
+EXPORTS = {"mediation": write_mediation, "ts32298_ps": write_ts32298_ps}
+
+
+def generate_export(out: Path, source: str, rows: int, seed: int, night: date = DEFAULT_NIGHT, *,
+                    progress: bool = False) -> NightManifest:
+    """Write one export of `rows` records into `out` (nothing else) and describe it.
+
+    Its subscribers and date are those of generate_night(out, rows, seed, night): the same people, the
+    same roaming, the same hours of traffic. Deterministic in (source, rows, seed, night).
+    """
+    if source not in EXPORTS:
+        raise ValueError(f"source must be one of {', '.join(EXPORTS)}")
+    gen = _generator(out, rows, seed, night, progress)
+    EXPORTS[source](gen, rows)
+    return _manifest(gen)
+
+
+def _generator(out: Path, rows: int, seed: int, night: date, progress: bool) -> Generator:
+    if rows < MIN_ROWS:
+        raise ValueError(f"rows must be at least {MIN_ROWS}")
+    if seed < 0:
+        raise ValueError("seed must be non-negative")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return Generator(out, rows, seed, night, progress)
+
+
+def _manifest(gen: Generator) -> NightManifest:
+    return NightManifest(night=gen.night_date, seed=gen.seed, rows=gen.rows, subscribers=gen.pop.size,
                          files=dict(sorted(gen.files.items())), **gen.collect.result(gen.cells))

@@ -37,7 +37,7 @@ class NightManifest:
 
     night: date
     seed: int
-    rows: int                         # requested N: records of the five main files add up to it
+    rows: int                         # requested N: records of the five main files (or the one export) add up to it
     subscribers: int                  # size of the subscriber population
     files: dict[str, FileManifest]    # file name -> what is in it
     msisdns: tuple[str, ...]          # served subscribers' MSISDNs, E.164 (a sample of up to 200)

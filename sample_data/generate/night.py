@@ -70,13 +70,16 @@ class Night:
         hi = int(days.max()) if len(days) else 0
         pool = np.frombuffer(b"".join(
             (date(1970, 1, 1) + timedelta(days=d)).strftime(f"%Y{sep}%m{sep}%d").encode() for d in range(lo, hi + 1)
-        ), dtype=np.uint8).reshape(-1, 10)
+        ), dtype=np.uint8).reshape(-1, 8 + 2 * len(sep))
         return pool[days - lo]
 
     def stamp(self, epoch: np.ndarray, style: str, offset: np.ndarray | None = None) -> pa.Array:
-        """Render epoch seconds: 'local' 'YYYY-MM-DD HH:MM:SS', 'iso_offset' (+HH:MM), 'iso_utc' (Z)."""
+        """Render epoch seconds: 'local' 'YYYY-MM-DD HH:MM:SS', 'iso_offset' (+HH:MM), 'iso_utc' (Z),
+        'ts32298' YYMMDDhhmmss+hhmm (the wall clock given and its offset, as formats/ts32298_ps.yaml reads it)."""
         days, sod = np.divmod(epoch, 86_400)
         n = len(epoch)
+        if style == "ts32298":
+            return self._ts32298(days, sod, offset)
         width = {"local": 19, "iso_offset": 25, "iso_utc": 20}[style]
         mat = np.empty((n, width), dtype=np.uint8)
         mat[:, 0:10] = self._date_rows(days, "-")
@@ -95,4 +98,16 @@ class Night:
             mat[:, 20], mat[:, 21] = 48 + oh // 10, 48 + oh % 10
             mat[:, 22] = ord(":")
             mat[:, 23], mat[:, 24] = 48 + om // 10, 48 + om % 10
+        return _fixed(mat)
+
+    def _ts32298(self, days: np.ndarray, sod: np.ndarray, offset: np.ndarray) -> pa.Array:
+        mat = np.empty((len(days), 17), dtype=np.uint8)
+        mat[:, 0:6] = self._date_rows(days, "")[:, 2:8]
+        h, rem = np.divmod(sod, 3600)
+        m, s = np.divmod(rem, 60)
+        oh, om = np.divmod(np.abs(offset) // 60, 60)
+        mat[:, 12] = np.where(offset >= 0, ord("+"), ord("-"))
+        for col, v in ((6, h), (8, m), (10, s), (13, oh), (15, om)):
+            mat[:, col] = 48 + v // 10
+            mat[:, col + 1] = 48 + v % 10
         return _fixed(mat)

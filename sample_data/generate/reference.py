@@ -122,3 +122,31 @@ BUSINESS_ACCOUNT_BLOCK = 16     # business subscribers i // 16 share an account 
 # the invoice), partially paid, disputed, or never paid. As of a night, a fate not reached yet shows "open".
 PAID, PARTIAL, DISPUTED, UNPAID = range(4)
 FATE_SHARES = np.array([90, 4, 3, 3], dtype=float)
+
+# The packet-switched export (formats/ts32298_ps.yaml): data sessions only, written by the gateways below.
+# nodeID, P-GW (else S-GW), clock on UTC (its TimeStamps end +0000; the others carry the local offset),
+# record type written as its ASN.1 number (85 P-GW, 84 S-GW) instead of its name, share of sessions.
+PS_MIX = np.where(np.arange(len(RECORD_TYPE)) == PGW, 1.0, 0.0)
+PS_NODES = (
+    ("LJPGW01", True, False, False, 30),
+    ("LJPGW02", True, False, False, 24),
+    ("MBPGW01", True, True, False, 12),
+    ("KPPGW01", True, False, True, 3),
+    ("LJSGW01", False, False, False, 16),
+    ("MBSGW01", False, True, False, 13),
+    ("KPSGW01", False, False, True, 2),
+)
+PS_NODE_ID = pa.array([n[0] for n in PS_NODES])
+PS_NODE_UTC = np.array([n[2] for n in PS_NODES])
+PS_NODE_WEIGHTS = np.array([n[4] for n in PS_NODES], dtype=float)
+# Abroad, the visited network's S-GW serves the session: its records go to that network; ours come from
+# our own P-GWs (home-routed roaming).
+PS_ROAMING_NODE_WEIGHTS = np.where([n[1] for n in PS_NODES], PS_NODE_WEIGHTS, 0.0)
+PS_RECORD_TYPE = pa.array([("85" if n[1] else "84") if n[3] else ("pGWRecord" if n[1] else "sGWRecord")
+                           for n in PS_NODES])
+# rATType: 6 E-UTRAN, 10 NR, 1 UTRAN.
+PS_RAT_TYPES = np.array([6, 10, 1])
+PS_RAT_WEIGHTS = np.array([80, 12, 8], dtype=float)
+# causeForRecClosing of a session's last record: normalRelease 0, abnormalRelease 4, managementIntervention 20.
+PS_CLOSING_CAUSES = np.array([0, 4, 20])
+PS_CLOSING_WEIGHTS = np.array([96, 3, 1], dtype=float)

@@ -37,11 +37,12 @@ class Collector:
         self.payment_msisdns = tuple(pc.unique(numbers).slice(0, SAMPLE_IDS).to_pylist())
         self.account_ids = tuple(pc.unique(accounts).slice(0, SAMPLE_IDS).to_pylist())
 
-    def events(self, ev: Events, *, names: bool = False, ips: np.ndarray | None = None) -> None:
+    def events(self, ev: Events, *, names: bool = False, emails: bool = False, ips: np.ndarray | None = None) -> None:
         self.served[ev.sub] = True
         self.cells[ev.cell[~ev.roaming]] = True
         if names:
             self.named[ev.sub] = True
+        if emails:
             self.mailed[ev.sub] = True
         if ips is not None:
             self.ip_values(ev.ip.filter(pa.array(ips)))

@@ -18,7 +18,8 @@ def test_cli_help_documents_everything(capsys):
     text = capsys.readouterr().out
     for word in ("--rows", "--out", "--seed", "--date", "--quiet", "--manifest", "mediation_", "asterisk_Master_",
                  "freeswitch_resaved_", "latin1_", "nul_byte_", "hostile_header_", "unterminated_quote",
-                 "duplicate_row", "email_as_origin", "payments_", "duplicate_invoice", "bad_payment_status"):
+                 "duplicate_row", "email_as_origin", "payments_", "duplicate_invoice", "bad_payment_status",
+                 "--source", "ts32298_ps_", "recordOpeningTime", "servedIMEISV"):
         assert word in text, word
 
 
@@ -31,3 +32,11 @@ def test_cli_writes_night_and_manifest(tmp_path, capsys):
     med = _records(tmp_path / "n" / "mediation_2026-03-29.csv")
     offsets = {r[6][-6:] for r in med[1:] if len(r) == len(med[0])}
     assert offsets <= {"+01:00", "+02:00"}, "DST day: both offsets are possible"
+
+
+def test_cli_source_writes_one_export_alone(tmp_path):
+    assert main(["--rows", str(MIN_ROWS), "--out", str(tmp_path / "n"), "--seed", "3", "--source", "ts32298_ps",
+                 "--quiet"]) == 0
+    assert [p.name for p in (tmp_path / "n").iterdir()] == ["ts32298_ps_2026-11-22.csv"]
+    records = _records(tmp_path / "n" / "ts32298_ps_2026-11-22.csv")
+    assert len(records) == 1 + MIN_ROWS and records[0][0] == "recordType"
