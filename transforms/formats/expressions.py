@@ -156,10 +156,16 @@ def _like(glob: str) -> str:
 
 
 def _imei(v: str | None) -> str | None:
-    """IMEISV (16 digits) → IMEI: the first 14 digits and their Luhn check digit; 15 digits pass as they are."""
+    """IMEISV (16 digits) → IMEI: the first 14 digits and their Luhn check digit; 15 digits pass as they are.
+
+    The 14 terms are written out (every second digit doubled, its digits summed: 2d - 9 when d > 4): a
+    list lambda over the positions costs ~10 s per million rows, this ~1 s.
+    """
     if v is None:
         return None
-    digit = f"CAST(substr({v}, i, 1) AS INTEGER)"
-    luhn = (f"CAST((10 - list_sum(list_transform(range(1, 15), lambda i: CASE WHEN i % 2 = 0"
-            f" THEN (2 * {digit}) // 10 + (2 * {digit}) % 10 ELSE {digit} END)) % 10) % 10 AS VARCHAR)")
+    digit = "(ascii(substr({v}, {i}, 1)) - 48)"
+    terms = [digit.format(v=v, i=i) if i % 2 else
+             f"(2 * {digit.format(v=v, i=i)} - 9 * CAST({digit.format(v=v, i=i)} > 4 AS INTEGER))"
+             for i in range(1, 15)]
+    luhn = f"CAST((10 - ({' + '.join(terms)}) % 10) % 10 AS VARCHAR)"
     return f"CASE WHEN regexp_full_match({v}, '[0-9]{{16}}') THEN left({v}, 14) || {luhn} ELSE {v} END"

@@ -111,7 +111,8 @@ def detect(head: bytes, catalog: FormatCatalog, policy: Policy, *, override: str
     if rest and rest[0][0] == score and not fmt.refuse and not rest[0][1].refuse:
         return Detection(None, (), sniffed, f"fits both {fmt.name} and {rest[0][1].name}; force one with --format")
     if fmt.refuse:
-        return Detection(None, (), fmt.delimiter or sniffed, f"looks like {fmt.refuse} ({fmt.name}): not read")
+        return Detection(None, (), fmt.delimiter or sniffed, f"looks like {fmt.refuse} ({fmt.name}): not read",
+                         quote, header_seen=fmt.header)
     return _chosen(fmt, text, sniffed, quote, parquet_columns, _why(fmt))
 
 

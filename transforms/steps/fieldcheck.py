@@ -78,7 +78,9 @@ def check_fields(ingest: IngestResult, policy: Policy, formats: FormatCatalog) -
             findings.append(FieldFinding(i, name, "unknown", policy.not_allowed_action, "", policy.not_allowed_clause))
         elif key in stores:
             targets = sorted(set(stores[key] + decides.get(key, [])), key=policy.allowed_columns.index)
-            action = "kept" if key in as_is and len(targets) == 1 else "derived"
+            # kept: its own value is stored as it is (it may feed derived columns too, such as a number's
+            # calling code); derived: only values made from it are.
+            action = "kept" if key in as_is else "derived"
             findings.append(FieldFinding(i, name, "allowed", action, ",".join(targets), _clauses(policy, targets)))
         elif key in decides:
             # Read to derive an allowed value (a record type, a disposition, a dial-plan context); its own

@@ -153,10 +153,14 @@ def test_recognised_and_staged_as_the_format_says(ps_export, tmp_path):
     assert (result.rows_read, result.rows_staged, result.rows_unparseable) == (ROWS, ROWS, 0)
 
     _, rows = _rows(out)
-    staged = duckdb.sql(
-        "SELECT origin_number, direction, start_time, duration_s, service_type, data_volume_bytes, apn, cell_id,"
-        " location_area, imsi, imei, origin_network, service_area FROM read_parquet($p)",
-        params={"p": result.staged_path}).fetchall()
+    con = duckdb.connect()     # its own connection: the module's default one may hold another test's result
+    try:
+        staged = con.execute(
+            "SELECT origin_number, direction, start_time, duration_s, service_type, data_volume_bytes, apn, cell_id,"
+            " location_area, imsi, imei, origin_network, service_area FROM read_parquet($p)",
+            {"p": result.staged_path}).fetchall()
+    finally:
+        con.close()
     assert len(staged) == len(rows)
     checked = 0
     for r, s in zip(rows, staged):

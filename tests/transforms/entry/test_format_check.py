@@ -134,14 +134,15 @@ def test_check_of_asterisk_reports_each_column_and_each_canonical_count(capsys):
     assert list(columns) == ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
                              "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
                              "uniqueid", "userfield"]       # the 18 columns of cdr_csv, in order
-    assert columns["src"] == ("allowed", "kept", "origin_number")
+    assert columns["src"] == ("allowed", "kept", "origin_number,origin_country_code")   # and its calling code
     assert columns["dcontext"] == ("used_for_derivation", "dropped", "direction")     # read to decide, not kept
     assert columns["disposition"] == ("used_for_derivation", "dropped", "duration_s")
     assert columns["clid"] == ("not_allowed", "dropped")                                # the caller's name
     assert columns["userfield"] == ("not_allowed", "dropped")
-    # Both records give the six columns the format feeds, and every one parses; nothing else is printed.
+    # Both records give the eight columns the format feeds, and every one parses; nothing else is printed.
     assert parse_counts(out) == {c: (2, 2) for c in ("origin_number", "destination_number", "direction",
-                                                      "start_time", "duration_s", "service_type")}
+                                                      "start_time", "duration_s", "service_type",
+                                                      "origin_country_code", "called_country_code")}
 
 
 def test_check_of_a_ts32298_cs_file_counts_only_the_values_present(capsys):

@@ -71,11 +71,11 @@ def test_asterisk_columns(tmp_path, policy):
     result = check_fields(ingest_bytes(tmp_path, policy, "Master.csv", ASTERISK_ROW), policy, FORMATS)
     table = {f.source_column: (f.classification, f.action, f.canonical_columns) for f in result.findings}
     # start/billsec are mapped as-is; src/dst are kept as the numbers and give the country calling codes
-    # too (two columns each: derived); dcontext is only read to decide the direction and the disposition
+    # too; dcontext is only read to decide the direction and the disposition
     # whether the leg was answered: neither is kept; clid holds a personal name, userfield free text,
     # accountcode an account: all dropped.
-    assert table["src"] == ("allowed", "derived", "origin_number,origin_country_code")
-    assert table["dst"] == ("allowed", "derived", "destination_number,called_country_code")
+    assert table["src"] == ("allowed", "kept", "origin_number,origin_country_code")
+    assert table["dst"] == ("allowed", "kept", "destination_number,called_country_code")
     assert table["billsec"] == ("allowed", "kept", "duration_s")
     assert table["dcontext"] == ("used_for_derivation", "dropped", "direction")
     assert table["disposition"] == ("used_for_derivation", "dropped", "duration_s")
@@ -142,19 +142,19 @@ MEDIATION = (
 )
 
 
-def test_mediation_columns_that_feed_several_or_are_combined_are_derived(tmp_path, policy):
+def test_mediation_columns_kept_as_they_are_or_derived(tmp_path, policy):
     result = check_fields(ingest_bytes(tmp_path, policy, "mediation.csv", MEDIATION), policy, FORMATS)
     table = {f.source_column: (f.classification, f.action, set(f.canonical_columns.split(",")) - {""})
              for f in result.findings}
-    # Kept: one source column copied as-is into one canonical column. Derived: a source column that
-    # decides a value (recordType → direction and service type), feeds two columns (the serving PLMN is
-    # the origin network and decides home / roaming; a number is kept and gives its country calling code),
-    # or is combined with another (uplink + downlink).
-    assert table["servedMSISDN"] == ("allowed", "derived", {"origin_number", "origin_country_code"})
-    assert table["calledNumber"] == ("allowed", "derived", {"destination_number", "called_country_code"})
+    # Kept: the source column's own value is stored as it is (it may also feed derived columns: a number
+    # gives its country calling code, the serving PLMN decides home / roaming). Derived: only values made
+    # from it are stored — a value it decides (recordType → direction and service type) or a combination
+    # (uplink + downlink).
+    assert table["servedMSISDN"] == ("allowed", "kept", {"origin_number", "origin_country_code"})
+    assert table["calledNumber"] == ("allowed", "kept", {"destination_number", "called_country_code"})
     # recordType also decides whether the served number is the origin (no origin code for terminating records).
     assert table["recordType"] == ("allowed", "derived", {"direction", "service_type", "origin_country_code"})
-    assert table["servingNodePLMNIdentifier"] == ("allowed", "derived", {"origin_network", "service_area"})
+    assert table["servingNodePLMNIdentifier"] == ("allowed", "kept", {"origin_network", "service_area"})
     assert table["dataVolumeUplink"] == table["dataVolumeDownlink"] == ("allowed", "derived", {"data_volume_bytes"})
     # A charging id and the PDP (IP) address are known columns of the format that are off the list.
     assert table["chargingID"] == table["servedPDPAddress"] == ("not_allowed", "dropped", set())
