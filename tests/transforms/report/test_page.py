@@ -133,4 +133,5 @@ def test_the_page_says_refused_whole_and_counts_lateness():
     assert '<div class="card"><b>30</b>rows in files refused whole (nothing kept)</div>' in page
     assert '<div class="card"><b>3</b>rows quarantined</div>' in page
     assert "Event dates: 4 rows dated more than 7 day(s) before the night, 1 after it." in page
-    assert '<th class="n">dated more than 7 days before the night</th>' in page
+    assert '<th class="n">late</th> <th class="n">future</th>' in page
+    assert "<i>late</i> (dated more than 7 days before the night)" in page
