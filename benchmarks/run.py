@@ -49,14 +49,19 @@ MB = 1024 * 1024
 
 # Progress lines of `cdr-audit run` (transforms/entry/commands.py `_progress`, `cmd_run`).
 START_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?) \((?P<bytes>[\d,]+) bytes\) …$")
-END_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?): (?P<status>\w+), "
-                    r"(?P<read>[\d,]+) read, (?P<loaded>[\d,]+) loaded, (?P<quar>[\d,]+) quarantined")
+# A file's last line (transforms/entry/console.py `file_line`): "… name: loaded — 120 read = 116 valid + … ;
+# 116 loaded, 4 quarantined", or for a file not read row by row "… name: refused whole — 40 read, nothing kept: …".
+END_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?): (?P<status>[a-z ]+) — "
+                    r"(?P<read>[\d,]+) read(?:.*?; (?P<loaded>[\d,]+) loaded, (?P<quar>[\d,]+) quarantined)?")
 # Per-step lines (nightly.audit_file `on_step`): "[ 32.3s] [2/11]   ingested 3,500,000 rows as … (22.4 s)".
 STEP_RE = re.compile(r"^\[\s*[\d.]+s\] \[(?P<i>\d+)/\d+\]   (?P<what>\w+)\b.*\((?P<s>[\d.]+) s\)$")
 STEP_NAMES = {"ingested": "ingest_s", "validated": "validate_s", "committed": "billing_quarantine_s",
               "analytics": "analytics_s"}
 # Night-level aggregate lines: "[ 16.9s] aggregates 2026-11-22: 15 groups released, … (k=10) (0.3 s)".
 AGG_RE = re.compile(r"^\[\s*[\d.]+s\] aggregates (?P<day>\S+): .*\((?P<s>[\d.]+) s\)$")
+# The dates that released nothing, in one line: "… aggregates: nothing to release on 3 event date(s) (…): … (0.9 s)".
+AGG_QUIET_RE = re.compile(r"^\[\s*[\d.]+s\] aggregates: nothing to release on \d+ event date\(s\) "
+                          r"\((?P<days>[^)]*)\): .*\((?P<s>[\d.]+) s\)$")
 PLAN_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \d+ file\(s\) in landing")
 
 # What the landing folder holds (`python -m sample_data.generate --source`), and the export whose own
@@ -235,11 +240,13 @@ def progress_tracker():
             f.setdefault("steps", {})[STEP_NAMES.get(m["what"], m["what"] + "_s")] = float(m["s"])
         elif m := AGG_RE.match(line):
             state["aggregates_s"][m["day"]] = float(m["s"])
+        elif m := AGG_QUIET_RE.match(line):
+            state["aggregates_s"][f"nothing released: {m['days']}"] = float(m["s"])
         elif m := END_RE.match(line):
             f = state["files"].setdefault(m["file"], {"file": m["file"]})
             f.update(end_s=float(m["t"]), status=m["status"], rows_read=int(m["read"].replace(",", "")),
-                     rows_loaded=int(m["loaded"].replace(",", "")),
-                     rows_quarantined=int(m["quar"].replace(",", "")))
+                     rows_loaded=int((m["loaded"] or "0").replace(",", "")),
+                     rows_quarantined=int((m["quar"] or "0").replace(",", "")))
             if "start_s" in f:
                 f["seconds"] = round(f["end_s"] - f["start_s"], 1)
             state["last_end_s"] = float(m["t"])

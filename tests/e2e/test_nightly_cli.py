@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ import duckdb
 import pytest
 
 from tests.conftest import BIN, NIGHT, audit_rows, run_cli
-from tests.leakscan import night_identifiers, scan
+from tests.leakscan import identifier_variants, night_identifiers, scan
 
 pytestmark = pytest.mark.slow
 
@@ -221,3 +222,154 @@ def test_hostile_paths_are_recorded_not_followed(night, tmp_path):
     assert status["huge.csv"] == "rejected_file"
     assert status["calls_+<masked>.csv"] == status["a?b.csv"] == status["x y.csv"] == status["ž Čeh.csv"] == "loaded"
     assert scan([tmp_path / "lake" / "audit"], ["38640123456", "root:x:0"], run.stdout + run.stderr) == {}
+
+
+# ---------------------------------------------------------------- what the night prints (docs/design.md §9)
+
+# A file's last progress line (transforms/entry/console.py): where each of its rows went.
+FILE_LINE = re.compile(r"^\[\s*[\d.]+s\] \[\d+/\d+\] (?P<file>\S+): (?P<outcome>[a-z ]+) — (?P<read>[\d,]+) read"
+                       r"(?: = (?P<valid>[\d,]+) valid \+ (?P<failing>[\d,]+) failing a rule \+ (?P<duplicate>[\d,]+)"
+                       r" duplicate \+ (?P<unparseable>[\d,]+) unparseable; (?P<loaded>[\d,]+) loaded,"
+                       r" (?P<quarantined>[\d,]+) quarantined)?(?P<rest>.*)$")
+
+
+def file_lines(stderr: str) -> dict[str, dict]:
+    """Each file's last progress line, its counts as integers."""
+    out = {}
+    for line in stderr.splitlines():
+        if m := FILE_LINE.match(line):
+            out[m["file"]] = {k: (int(v.replace(",", "")) if v and v[0].isdigit() else v)
+                              for k, v in m.groupdict().items()}
+    return out
+
+
+def test_each_files_console_line_adds_up(night, cli_run):
+    _, manifest = night
+    lines = file_lines(cli_run.stderr)
+    # The files the first run audited (a later test re-runs the night: its rows say 'known').
+    audited = {r[0]: r[1:] for r in audit_rows(cli_run.lake, """
+        SELECT file_name, status, rows_read, rows_loaded, rows_rejected FROM source_files
+        WHERE run_id = (SELECT run_id FROM runs ORDER BY started_at LIMIT 1) AND status <> 'duplicate_file'""")}
+    assert set(lines) == set(audited)                      # one line per file audited tonight
+    for name, f in lines.items():
+        if f["read"]:                                      # read row by row: every row accounted for once
+            assert f["valid"] + f["failing"] + f["duplicate"] + f["unparseable"] == f["read"], name
+            assert f["loaded"] + f["quarantined"] == f["read"] and f["loaded"] == f["valid"], name
+            assert (f["read"], f["loaded"], f["quarantined"]) == audited[name][1:], name
+            assert f["outcome"] == ("loaded" if f["loaded"] else "quarantined"), name
+        else:
+            assert f["outcome"] == "empty" and f["valid"] is None, name
+    # The generator's injected defects show up under their own term (seed 11's night has every kind).
+    assert sum(f["duplicate"] or 0 for f in lines.values()) >= sum(
+        m.defects.get("duplicate_row", 0) for n, m in manifest.files.items() if "duplicate_file" not in m.defects)
+    assert sum(f["unparseable"] or 0 for f in lines.values()) > 0 and sum(f["failing"] or 0 for f in lines.values()) > 0
+    # The copy is refused whole by the plan: the night's summary says so, and does not call its rows quarantined.
+    copy_rows = manifest.files["billing_2026-11-22_copy.csv"].rows
+    assert re.search(rf"rows: +[\d,]+ read = [\d,]+ loaded \+ [\d,]+ quarantined \+ {copy_rows:,} in files refused"
+                     r" whole \(nothing kept\)", cli_run.stdout)
+
+
+@pytest.fixture(scope="module")
+def odd_night(tmp_path_factory):
+    """A small night with rows dated long before it and after it, a file no row of which loads, and a file that is
+    no known format: the CLI run, then `summary` and `report`."""
+    landing = tmp_path_factory.mktemp("odd") / NIGHT
+    landing.mkdir()
+    header = "origin_number,destination_number,direction,start_time,duration_s,service_type\n"
+
+    def row(start: str, duration: int = 60, n: int = 1) -> str:
+        return f"+3864055500{n},+3864166600{n},outgoing,{start},{duration},call\n"
+    (landing / "late_2026-11-22.csv").write_text(header + "".join([
+        row("2026-11-01T10:00:00Z", n=1), row("2026-11-01T11:00:00Z", n=2), row("2026-11-13T23:00:00Z", n=3),  # late
+        row("2026-11-15T10:00:00Z", n=4),                    # exactly the window before the night: not late
+        row("2026-11-23T09:00:00Z", n=5), row("2026-11-24T09:00:00Z", n=6),                                   # after
+        row("2026-11-22T10:00:00Z", n=7), row("2026-11-22T10:00:00Z", n=7),                                   # repeat
+        row("2026-11-22T12:00:00Z", duration=-5, n=8),                                                        # fails
+        "+38640555009,only,three\n"]))                                                                        # unparseable
+    (landing / "all_bad_2026-11-22.csv").write_text(header + row("2026-11-22T10:00:00Z", duration=-1, n=1)
+                                                    + row("2026-11-22T11:00:00Z", duration=-2, n=2))
+    (landing / "notes_2026-11-22.csv").write_text("alpha;beta;gamma\n1;2;3\n4;5;6\n")
+    lake = tmp_path_factory.mktemp("odd_lake")
+    run = run_cli("run", "--landing", str(landing), "--lake", str(lake), "--date", NIGHT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = run_cli("summary", "--lake", str(lake))
+    report = run_cli("report", "--lake", str(lake))
+    assert summary.returncode == 0 and report.returncode == 0, summary.stderr + report.stderr
+    return lake, run, summary, report
+
+
+def test_rows_outside_the_lateness_window_are_loaded_recorded_and_counted(odd_night):
+    from transforms.policy import load_policy
+
+    lake, run, summary, report = odd_night
+    window = load_policy().lateness.window_days
+    assert window == 7         # as shipped (policy/a1_slovenia.yaml lateness.window_days); the rows above assume it
+    got = audit_rows(lake, "SELECT status, rows_read, rows_loaded, rows_failing, rows_duplicate, rows_unparseable,"
+                           " lateness_window_days, rows_before_lateness_window, rows_after_night FROM source_files"
+                           " WHERE file_name = 'late_2026-11-22.csv'")
+    # 10 records: 7 valid (3 late, 2 after the night) + 1 failing + 1 repeat + 1 unparseable.
+    assert got == [("loaded", 10, 7, 1, 1, 1, 7, 3, 2)]
+    days = sorted(p.parent.name for p in (lake / "billing").rglob("*.parquet"))
+    assert "event_date=2026-11-01" in days and "event_date=2026-11-24" in days     # loaded as delivered
+    late = file_lines(run.stderr)["late_2026-11-22.csv"]
+    assert late["rest"] == "; 3 rows dated more than 7 day(s) before the night, 2 after it (loaded as delivered)"
+    assert "event dates: 3 rows dated more than 7 day(s) before the night, 2 after it" in run.stdout
+    assert "event dates: 3 rows dated more than 7 day(s) before the night, 2 after it" in summary.stdout
+    assert "event dates: 3 rows dated more than 7 day(s) before the night, 2 after it" in report.stdout
+    assert audit_rows(lake, "SELECT rows_before_lateness_window, rows_after_night FROM v_nightly_volumes") == [(3, 2)]
+    page = " ".join((lake / "reports" / "compliance-2026-11-22.html").read_text().split())
+    assert "Event dates: 3 rows dated more than 7 day(s) before the night, 2 after it." in page
+    # Every event date the night touched has too few subscribers to release a group: one line for all six.
+    quiet = [line for line in run.stderr.splitlines() if "nothing to release" in line]
+    assert len(quiet) == 1
+    assert "nothing to release on 6 event date(s) (2026-11-01, 2026-11-13, 2026-11-15, 2026-11-22…2026-11-24)" in quiet[0]
+    assert not re.search(r"\] aggregates 2026-11-\d\d: 0 groups released", run.stderr)
+
+
+def test_a_file_that_loads_nothing_is_not_loaded_and_a_refused_file_is_not_quarantined(odd_night):
+    lake, run, summary, report = odd_night
+    status = dict(audit_rows(lake, "SELECT file_name, status FROM source_files"))
+    assert status == {"late_2026-11-22.csv": "loaded", "all_bad_2026-11-22.csv": "quarantined",
+                      "notes_2026-11-22.csv": "rejected_file"}
+    lines = file_lines(run.stderr)
+    assert lines["all_bad_2026-11-22.csv"]["outcome"] == "quarantined"
+    assert (lines["all_bad_2026-11-22.csv"]["failing"], lines["all_bad_2026-11-22.csv"]["loaded"]) == (2, 0)
+    refused = lines["notes_2026-11-22.csv"]
+    assert refused["outcome"] == "refused whole" and refused["rest"].startswith(", nothing kept: ")
+    assert refused["quarantined"] is None
+    # The summary and the report: "refused whole", and its rows never counted as quarantined.
+    table = {r[0]: r for r in map(summary_row, summary.stdout.splitlines()) if r[0].endswith(".csv")}
+    (refused_rows,), = audit_rows(lake, "SELECT rows_read FROM source_files WHERE status = 'rejected_file'")
+    # file, outcome, format, read, loaded, quarantined, late, future, why
+    assert table["notes_2026-11-22.csv"][1:6] == ["refused whole", "-", str(refused_rows), "0", "—"]
+    assert table["notes_2026-11-22.csv"][8].startswith("nothing kept: ")
+    assert table["all_bad_2026-11-22.csv"][1:6] == ["quarantined", "canonical_csv", "2", "0", "2"]
+    assert table["all_bad_2026-11-22.csv"][8] == "main reason: duration_s_range (2 of 2 quarantined)"
+    assert table["late_2026-11-22.csv"][1:8] == ["loaded", "canonical_csv", "10", "7", "3", "3", "2"]
+    # 3 quarantined of the late file, 2 of the file that loaded nothing; the refused file's rows apart.
+    assert f"rows read = 7 loaded + 5 quarantined + {refused_rows:,} in files refused whole" in summary.stdout
+    assert "main quarantine reasons: " in summary.stdout and "no known" not in summary.stdout.split(
+        "main quarantine reasons: ")[1].splitlines()[0]
+    assert "files: 3 (1 loaded, 1 with every row quarantined, 1 refused whole, 0 failed)" in report.stdout
+    assert audit_rows(lake, "SELECT rows_quarantined, rows_refused FROM v_nightly_volumes") == [(3 + 2, refused_rows)]
+    page = " ".join((lake / "reports" / "compliance-2026-11-22.html").read_text().split())
+    assert "<td>notes_2026-11-22.csv</td><td>refused whole</td>" in page
+    assert "<td>all_bad_2026-11-22.csv</td><td>quarantined</td>" in page
+    assert f'<div class="card"><b>{refused_rows}</b>rows in files refused whole (nothing kept)</div>' in page
+    assert '<div class="card"><b>5</b>rows quarantined</div>' in page
+
+
+def test_the_odd_night_leaks_no_number(odd_night):
+    lake, run, summary, report = odd_night
+    numbers = [f"+3864{a}{b}{n}" for a, b in (("0", "55500"), ("1", "66600")) for n in range(1, 10)]
+    text = run.stdout + run.stderr + summary.stdout + report.stdout
+    assert scan([lake / "audit", lake / "reports"], identifier_variants(numbers, [], [], []), text) == {}
+
+
+def summary_row(line: str) -> list[str]:
+    """A line of `cdr-audit summary`'s file table, cut at its columns (36, 15, 20, 8, 8, 8, 6, 6, then why)."""
+    cells, at = [], 0
+    for width in (36, 15, 20, 8, 8, 8, 6, 6):
+        cells.append(line[at:at + width].strip())
+        at += width + 1
+    return [*cells, line[at + 1:].strip()]

@@ -23,14 +23,24 @@ HEADINGS = ("Did last night's run complete", "How many rows went into each zone,
 
 def assert_views_agree_with_tables(lake):
     # Each night's files counted once (a re-run records skipped files as 'known', with no rows).
-    assert audit_rows(lake, "SELECT sum(files), sum(rows_read), sum(rows_loaded), sum(rows_quarantined)"
-                            " FROM v_nightly_volumes") == audit_rows(
+    # Rows not loaded are quarantined, refused with their file (nothing kept) or in a failed file; never two.
+    assert audit_rows(lake, "SELECT sum(files), sum(rows_read), sum(rows_loaded),"
+                            " sum(rows_quarantined + rows_refused + rows_failed) FROM v_nightly_volumes") == audit_rows(
         lake, "SELECT count(DISTINCT (night, sha256, file_name)) FILTER (WHERE status <> 'known'), sum(rows_read),"
               " sum(rows_loaded), sum(rows_rejected) FROM source_files")
+    assert audit_rows(lake, "SELECT sum(rows_quarantined), sum(rows_refused) FROM v_nightly_volumes") == audit_rows(
+        lake, "SELECT sum(rows_rejected) FILTER (WHERE status IN ('loaded', 'quarantined')),"
+              " sum(rows_rejected) FILTER (WHERE status IN ('rejected_file', 'duplicate_file')) FROM source_files")
     assert audit_rows(lake, "SELECT sum(rows_billing + rows_invoices) = sum(rows_loaded) FROM v_nightly_volumes") == [
         (True,)]
-    assert audit_rows(lake, "SELECT run_id, rows_read, rows_quarantined, policy_sha256 FROM v_last_run") == audit_rows(
+    assert audit_rows(lake, "SELECT run_id, rows_read, rows_quarantined + rows_refused + rows_failed, policy_sha256"
+                            " FROM v_last_run") == audit_rows(
         lake, "SELECT run_id, rows_read, rows_rejected, policy_sha256 FROM runs ORDER BY started_at DESC LIMIT 1")
+    # A file read row by row accounts for each row once: read = loaded + failing + duplicate + unparseable.
+    assert audit_rows(lake, "SELECT count(*) FROM source_files WHERE rows_failing IS NOT NULL AND rows_read <>"
+                            " rows_loaded + rows_failing + rows_duplicate + rows_unparseable") == [(0,)]
+    assert audit_rows(lake, "SELECT count(*) FROM source_files WHERE status = 'loaded' AND rows_loaded = 0"
+                            " AND rows_read > 0") == [(0,)]
     (entries, last_seq, links_ok), = audit_rows(lake, "SELECT entries, last_seq, links_ok FROM v_audit_chain")
     assert links_ok and entries == last_seq == audit_rows(lake, "SELECT count(*) FROM audit_log")[0][0]
     assert audit_rows(lake, "SELECT count(*) FROM v_policy_violations WHERE kind = 'off_list_column'") == audit_rows(
@@ -64,6 +74,19 @@ def test_views_on_five_months(history):
     assert flagged and all(re.fullmatch(r"[0-9a-f]{32}", t) for t, in flagged)
     assert audit_rows(history.lake, "SELECT subscribers FROM v_roaming_states WHERE as_of_month = '2026-10'"
                                     " AND state = 'flagged'") == [(len(flagged),)]
+    # Every window a run assessed, with the counts the roaming zone's status files hold where there is one.
+    windows = audit_rows(history.lake, "SELECT as_of_month, flagged, not_flagged, insufficient_history, subscribers,"
+                                       " status_file_written FROM v_roaming_windows ORDER BY 1")
+    states = {}
+    for month, state, n in audit_rows(history.lake, "SELECT as_of_month, state, subscribers FROM v_roaming_states"):
+        states.setdefault(month, {})[state] = n
+    assert {w[0] for w in windows if w[5]} == set(states)
+    for month, flagged_n, not_flagged_n, insufficient_n, subscribers, written in windows:
+        if written:
+            by_state = states[month]
+            assert (flagged_n, not_flagged_n, insufficient_n) == tuple(
+                by_state.get(s, 0) for s in ("flagged", "not_flagged", "insufficient_history"))
+        assert subscribers == flagged_n + not_flagged_n + insufficient_n
     real = audit_rows(history.lake, "SELECT column_name, data_type FROM information_schema.columns"
                                     " WHERE table_name = 'roaming_status' ORDER BY ordinal_position")
     from transforms.roaming.schema import STATUS_COLUMNS
@@ -110,6 +133,34 @@ def test_report_summary_and_figures(reported, history):
     assert due90 == audit_rows(lake, "SELECT coalesce(sum(rows), 0) FROM retention_actions WHERE action = 'kept'"
                                      " AND as_of = '2026-11-23' AND due_on <= DATE '2026-11-23' + 90")[0][0]
     assert audit_rows(lake, "SELECT count(*) FROM v_legal_holds_active") == [(1,)]
+
+
+def test_report_wording_agrees_with_what_the_run_printed(reported, history):
+    lake, report = reported
+    out = report.stdout
+    # The roaming line is the window the night's run assessed, in the words the run printed.
+    printed = re.search(r"roaming: .*?; (window \S+: [^(]+) \(", history.runs["2026-11-22"].stderr)[1].strip()
+    assert f"  roaming {printed} (assessed by the last run)" in out.splitlines()
+    page = " ".join((lake / "reports" / "compliance-2026-11-22.html").read_text().split())
+    assert f"Fair-use {printed}, as assessed by the last run" in page
+    # A refused file (each night's byte-identical copy) is "refused whole", its rows never called quarantined.
+    (refused,), = audit_rows(lake, "SELECT rows_refused FROM v_nightly_volumes WHERE night = '2026-11-22'")
+    assert refused > 0 and f"+ {refused:,} in files refused whole (nothing kept)" in out
+    copy = next(line for line in out.splitlines() if "billing_2026-11-22_copy.csv" in line)
+    assert " refused whole " in copy and "nothing kept: byte-identical to billing_2026-11-22.csv" in copy
+    assert "quarantined" not in copy
+    assert "<td>billing_2026-11-22_copy.csv</td><td>refused whole</td>" in page
+    assert f'<div class="card"><b>{refused:,}</b>rows in files refused whole (nothing kept)</div>' in page
+    # Files that loaded most of their rows still name the main reason for the rest.
+    latin = next(line for line in out.splitlines() if "latin1_2026-11-22.csv" in line)
+    assert "main reason: unparseable: invalid encoding (" in latin
+    assert "event dates: 0 rows dated more than 7 day(s) before the night, 0 after it" in out
+    # The generator's hostile header has a column name thousands of characters long (very_long_column_column_…):
+    # as the views, and so the report, give it, it is cut between its words, never inside one.
+    (long_name,), = set(audit_rows(lake, "SELECT column_name FROM v_policy_violations"
+                                         " WHERE column_name LIKE 'very_long_column_%'"))
+    assert long_name.endswith("…") and len(long_name) <= 64
+    assert set(long_name.removesuffix("…").split("_")) == {"very", "long", "column"}
 
 
 def test_report_holds_no_personal_data(reported, history):

@@ -14,14 +14,21 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from transforms.audit_store.tables import SCHEMA, column_names, table_of
+from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import exclusive
+
+
+def _add_column(row_type: type, name: str) -> str:
+    # Table and column names come from the row dataclasses, never from input.
+    return f"ALTER TABLE {table_of(row_type).name} ADD COLUMN IF NOT EXISTS {name} {column_type(row_type, name)[0]}"
+
 
 # Changes to tables of stores written by an earlier version: each is idempotent.
 _MIGRATIONS = (
     # A window with no subscriber writes no status file, so its roaming_runs row has no path.
     "ALTER TABLE roaming_runs ALTER COLUMN path DROP NOT NULL",
+    *(_add_column(row_type, name) for row_type, names in ADDED_COLUMNS for name in names),
 )
 
 

@@ -66,6 +66,11 @@ def _column_type(hint: Any) -> tuple[str, bool]:
     return _SQL_TYPES[hint], nullable
 
 
+def column_type(row_type: type, name: str) -> tuple[str, bool]:
+    """(DuckDB type, nullable) of one column of a table's row dataclass."""
+    return _column_type(typing.get_type_hints(row_type, include_extras=True)[name])
+
+
 def ddl(t: Table) -> str:
     """CREATE TABLE IF NOT EXISTS for one table, from its row dataclass."""
     hints = typing.get_type_hints(t.row, include_extras=True)
@@ -119,7 +124,8 @@ class SourceFile:
     bytes: int
     lines: int | None                       # physical lines incl. header and blank lines (None: Parquet)
     profile: str | None
-    status: str                             # loaded | empty | rejected_file | duplicate_file | known | ignored | failed
+    status: str                             # loaded | quarantined (read, no row loaded) | empty | rejected_file |
+                                            # duplicate_file | known | ignored | failed
     reason: str | None
     rows_read: int
     rows_loaded: int
@@ -127,6 +133,15 @@ class SourceFile:
     duplicate_of: str | None = None         # sha256 of the file first seen with the same bytes
     billing_partitions: Integer
     processed_at: datetime
+    # A file read row by row (None otherwise): its rows not loaded by why, each row once, so that
+    # rows_rejected = rows_failing + rows_duplicate + rows_unparseable (docs/design.md §9).
+    rows_failing: int | None = None         # failing a rule (or a type) and not a repeat
+    rows_duplicate: int | None = None       # repeating an earlier row (CDRs) / invoice id (payments) of the file
+    rows_unparseable: int | None = None     # records the reader could not parse, by line
+    # The file's loaded CDRs against the night (policy lateness.window_days; None: not counted).
+    lateness_window_days: Integer | None = None
+    rows_before_lateness_window: int | None = None   # dated more than the window before the night
+    rows_after_night: int | None = None              # dated after the night
 
 
 @table("field_findings", per_run=True)
@@ -166,7 +181,8 @@ class ValidationResult:
 @table("rejection_reasons", per_run=True)
 @dataclass(frozen=True, kw_only=True)
 class RejectionReason:
-    """Rows of one file quarantined for one reason (a row with two faults counts under both)."""
+    """Rows of one file quarantined for one reason (a row with two faults counts under both); for a file refused
+    whole, its reason with all its rows, none of them kept (docs/design.md §9)."""
 
     run_id: str
     sha256: str
@@ -319,6 +335,17 @@ class AuditLogEntry:
     prev_hash: str
     hash: str
 
+
+# Columns added to tables after stores were first written, in the order added. Each is nullable (the rows
+# already there have none): a writer adds them when it opens an older store (`store.connect`), and a
+# read-only reader of one sees them as NULL (`views.define_views`).
+ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
+    # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9).
+    (SourceFile, ("rows_failing", "rows_duplicate", "rows_unparseable", "lateness_window_days",
+                  "rows_before_lateness_window", "rows_after_night")),
+)
+if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
+    raise TypeError("a column added to a table with rows must be nullable")
 
 # Rows of one retention sweep (one per as-of date), replaced whole when the sweep is re-run or resumed.
 RETENTION_TABLES = ("retention_actions", "retention_proofs")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.audit_store.tables import ADDED_COLUMNS, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.connection import sql_literal
 from transforms.policy import Policy
@@ -21,7 +22,7 @@ SQL_DIR = Path(__file__).resolve().parent / "views"
 # Dependency order: a view is defined after the views it reads.
 VIEW_NAMES = ("v_night_files", "v_audit_chain", "v_last_run", "v_nightly_volumes", "v_policy_violations",
               "v_analytics_columns", "v_retention_actions", "v_retention_due", "v_legal_holds_active",
-              "v_roaming_states", "v_roaming_flagged")
+              "v_roaming_states", "v_roaming_windows", "v_roaming_flagged")
 # Views whose rows hold subscriber tokens stay out of the Parquet exports: a snapshot under audit/ would
 # outlive the roaming zone's retention (the sweep proves deletions there, not in audit/).
 NOT_EXPORTED_VIEWS = ("v_roaming_flagged",)
@@ -56,6 +57,8 @@ def _due_within(since: str, days: int) -> str:
 
 def define_views(con: duckdb.DuckDBPyConnection, lake: Lake, policy: Policy, *, temp: bool = False) -> None:
     """(Re)create `roaming_status` and every compliance view; called wherever the store is written."""
+    if temp:
+        stand_in_added_columns(con)
     define_roaming_status(con, lake, temp=temp)
     kind = "TEMP VIEW" if temp else "VIEW"
     for name in VIEW_NAMES:
@@ -85,3 +88,21 @@ def define_roaming_status(con: duckdb.DuckDBPyConnection, lake: Lake, *, temp: b
     else:   # no window assessed yet: the same columns, no rows
         columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in STATUS_COLUMNS)
         con.execute(f"CREATE OR REPLACE {kind} roaming_status AS SELECT {columns} WHERE false")
+
+
+def stand_in_added_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A read-only reader of a store written before columns were added (`tables.ADDED_COLUMNS`): for this
+    connection, each such table is a temp view of the same name that reads the missing columns as NULL, so
+    the views answer as they would once a writer has added them."""
+    catalog = con.execute("SELECT current_database()").fetchone()[0]
+    for row_type, names in ADDED_COLUMNS:
+        table = table_of(row_type).name
+        present = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_schema = 'main'"
+            " AND table_name = ?", [catalog, table]).fetchall()}
+        missing = [n for n in names if n not in present]
+        if present and missing:
+            nulls = "".join(f", CAST(NULL AS {column_type(row_type, n)[0]}) AS {n}" for n in missing)
+            # Names come from the row dataclasses and the store's own catalog, never from input.
+            con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT *{nulls}'
+                        f' FROM "{catalog.replace(chr(34), chr(34) * 2)}".main.{table}')

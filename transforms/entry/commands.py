@@ -31,6 +31,7 @@ def _keyring(args):
 
 
 def cmd_run(args) -> int:
+    from transforms.entry.console import aggregate_lines, file_line, roaming_line
     from transforms.formats import load_formats
     from transforms.lake import Lake
     from transforms.nightly.aggregate_night import aggregate_night
@@ -57,28 +58,19 @@ def cmd_run(args) -> int:
                        format_override=override_for(planned, dict(args.format)),
                        timezone=override_for(planned, dict(args.timezone)),
                        on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
-        say(f"[{i}/{len(todo)}] {planned.file_name}: {r.status}, {r.rows_read:,} read, {r.rows_loaded:,} loaded, "
-            f"{r.rows_rejected:,} quarantined{' — ' + r.reason if r.reason else ''}")
-    for day, release in aggregate_night(lake, policy, run_id=run_id).items():
-        say(f"aggregates {day}: {release.groups_released:,} groups released, "
-            f"{release.groups_suppressed_primary + release.groups_suppressed_secondary:,} suppressed"
-            f" (k={release.k}) ({release.seconds:.1f} s)")
-    roaming = roaming_night(lake, policy, keyring, run_id=run_id)
-    w = roaming.window
-    say(f"roaming: {len(roaming.months.months) if roaming.months else 0} month(s) rebuilt"
-        f" ({roaming.months.seconds if roaming.months else 0.0:.1f} s); window"
-        f" {w.window_months[0]}…{w.as_of_month}: {w.flagged:,} flagged, {w.not_flagged:,} not flagged,"
-        f" {w.insufficient_history:,} insufficient history ({w.seconds:.1f} s)")
+        say(f"[{i}/{len(todo)}] {file_line(r)}")
+    for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
+        say(line)
+    say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
     summary = close_night(lake, policy, run_id=run_id)
     print_summary(summary)
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
 
 
 def print_summary(s) -> None:
-    print(f"run {s.run_id} for night {s.night}: {s.status}")
-    print(f"  files: {s.files_seen} seen, {s.files_processed} audited, {s.files_skipped_known} already audited, "
-          f"{s.files_rejected} rejected whole, {s.files_failed} failed")
-    print(f"  rows:  {s.rows_read:,} read = {s.rows_loaded:,} loaded + {s.rows_rejected:,} quarantined")
+    from transforms.entry.console import summary_lines
+
+    print("\n".join(summary_lines(s)))
     print(f"  audit database: {s.audit_db}  (hash chain {'verified' if s.chain_ok else 'BROKEN'})")
     print(f"  Parquet exports: {Path(s.audit_db).parent / 'parquet'}")
     print(f"  validation Data Docs: {Path(s.audit_db).parent.parent / 'reports' / 'gx_data_docs'}")
@@ -98,13 +90,13 @@ def cmd_verify(args) -> int:
 
 # Over the compliance views (defined for the reading connection); the night and the run are bound.
 SUMMARY_SQL = {
-    "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_rejected, policy_version,"
-           " left(policy_sha256, 12), files_skipped_known FROM runs ORDER BY started_at DESC LIMIT 1",
-    "files": "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded, rows_rejected,"
-             " coalesce(reason, '') FROM v_night_files WHERE night = ? ORDER BY file_name",
+    "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_quarantined, rows_refused, rows_failed,"
+           " policy_version, left(policy_sha256, 12), files_skipped_known FROM v_last_run",
     "reasons": "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN v_night_files f"
-               " USING (run_id, sha256, file_name) WHERE f.night = ? GROUP BY r.reason ORDER BY n DESC, r.reason"
-               " LIMIT 8",
+               " USING (run_id, sha256, file_name) WHERE f.night = ? AND f.status IN ('loaded', 'quarantined')"
+               " GROUP BY r.reason ORDER BY n DESC, r.reason LIMIT 8",
+    "refused": "SELECT count(*), coalesce(sum(rows_rejected), 0) FROM v_night_files"
+               " WHERE night = ? AND status IN ('rejected_file', 'duplicate_file')",
     "analytics": "SELECT string_agg(DISTINCT p.key_id, ', '), count(DISTINCT p.sha256) FROM pseudonymization_log p"
                  " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
     "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
@@ -120,29 +112,48 @@ def cmd_summary(args) -> int:
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
     from transforms.policy import load_policy
+    from transforms.privacy.redact import shorten
+    from transforms.report.queries import SQL, file_outcomes, lateness_words, number
 
     lake = Lake.at(args.lake)
+    policy = load_policy(args.policy)
     with reading(lake) as con:
-        run = con.execute(SUMMARY_SQL["run"]).fetchone()
-        if run is None:
+        if con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0:
             print("the audit store holds no run yet")
             return EXIT_OK
-        define_views(con, lake, load_policy(args.policy), temp=True)
-        files, reasons, off_list = (con.execute(SUMMARY_SQL[k], [run[1]]).fetchall()
-                                    for k in ("files", "reasons", "off_list"))
-        (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [run[1]]).fetchall()
+        define_views(con, lake, policy, temp=True)
+        run = con.execute(SUMMARY_SQL["run"]).fetchone()
+        night = run[1]
+        files = file_outcomes(con.execute(SQL["files"], [night]).fetchall(), policy.lateness.window_days)
+        reasons, off_list = (con.execute(SUMMARY_SQL[k], [night]).fetchall() for k in ("reasons", "off_list"))
+        (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
+        (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
         (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
         chain = verify_chain(con)
-    print(f"last run {run[0]} (night {run[1]}): {run[2]}; policy v{run[6]} sha256 {run[7]}…")
-    print(f"  this run: {run[3]:,} rows read = {run[4]:,} loaded + {run[5]:,} quarantined"
-          f"{f'; {run[8]} file(s) already audited earlier, not loaded again' if run[8] else ''}")
-    totals = [sum(f[i] for f in files) for i in (3, 4, 5)]
-    print(f"  night {run[1]}: {totals[0]:,} rows read = {totals[1]:,} loaded + {totals[2]:,} quarantined\n")
-    print(f"{'file':<36} {'status':<15} {'profile':<20} {'read':>8} {'loaded':>8} {'quarant.':>8}  reason")
-    for name, status, prof, read, loaded, rejected, reason in files:
-        print(f"{name[:36]:<36} {status:<15} {prof:<20} {read:>8,} {loaded:>8,} {rejected:>8,}  {reason[:60]}")
+    (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known) = run
+    print(f"last run {run_id} (night {night}): {status}; policy v{version} sha256 {sha}…")
+    print(f"  this run: {_rows_words(read, loaded, quarantined, refused, failed)}"
+          f"{f'; {known} file(s) already audited earlier, not loaded again' if known else ''}")
+    night_quarantined = sum(f.rows_quarantined or 0 for f in files)
+    night_failed = sum(f.rows_read for f in files if f.status == "failed")
+    print(f"  night {night}: " + _rows_words(sum(f.rows_read for f in files), sum(f.rows_loaded for f in files),
+                                              night_quarantined, refused_rows, night_failed))
+    early = sum(f.rows_before_lateness_window or 0 for f in files)
+    after = sum(f.rows_after_night or 0 for f in files)
+    print(f"  event dates: {lateness_words(early, after, policy.lateness.window_days, always=True)}"
+          " (loaded as delivered)\n")
+    print(f"{'file':<36} {'outcome':<15} {'profile':<20} {'read':>8} {'loaded':>8} {'quarant.':>8} {'late':>6}"
+          f" {'future':>6}  why rows were not loaded")
+    for f in files:
+        print(f"{shorten(f.file_name, 36):<36} {f.outcome:<15} {f.profile:<20} {f.rows_read:>8,} {f.rows_loaded:>8,}"
+              f" {number(f.rows_quarantined):>8} {number(f.rows_before_lateness_window):>6}"
+              f" {number(f.rows_after_night):>6}  {shorten(f.why, 90)}")
+    print(f"(late: loaded rows dated more than {policy.lateness.window_days} day(s) before the night, policy"
+          " lateness.window_days; future: dated after the night; both loaded as delivered)")
     if reasons:
         print("\nmain quarantine reasons: " + "; ".join(f"{r} ({n:,})" for r, n in reasons))
+    if refused_files:
+        print(f"refused whole: {refused_files} file(s), {refused_rows:,} rows read, nothing of them kept")
     if off_list:
         print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
     if tokenized_files:
@@ -156,6 +167,13 @@ def cmd_summary(args) -> int:
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
     print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
     return EXIT_OK if chain.ok else EXIT_FAILED
+
+
+def _rows_words(read: int, loaded: int, quarantined: int, refused: int, failed: int) -> str:
+    """rows read = loaded + quarantined + refused whole (+ in failed files): nothing of a refused or failed
+    file is kept, so its rows are never called quarantined (docs/design.md §9)."""
+    return (f"{read:,} rows read = {loaded:,} loaded + {quarantined:,} quarantined + {refused:,} in files refused"
+            f" whole{f' + {failed:,} in failed files' if failed else ''}")
 
 
 def cmd_report(args) -> int:
@@ -192,7 +210,10 @@ def cmd_policy(args) -> int:
 
     p = load_policy(args.policy)
     print(f"{p.title}\n  id {p.id}, version {p.version}\n  file {p.path}\n  sha256 {p.sha256}")
-    print(f"  k-anonymity: {p.k_anonymity}\n  allowed billing columns ({len(p.fields)}):")
+    print(f"  k-anonymity: {p.k_anonymity}")
+    print(f"  lateness window: rows dated more than {p.lateness.window_days} day(s) before the night are late"
+          f" ({p.lateness.clause})")
+    print(f"  allowed billing columns ({len(p.fields)}):")
     for f in p.fields:
         print(f"    {f.column:<22} {f.type:<14} analytics: {f.analytics:<18} {f.clause}")
     print(f"  retention catalog ({len(p.retention)} categories):")

@@ -17,7 +17,7 @@ from transforms.formats.model import CallingCode, Cases, Column, Constant, First
 from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
-from transforms.privacy.redact import safe_error, safe_name
+from transforms.privacy.redact import safe_error, safe_name, shorten
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import ingest_file
 from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG
@@ -113,7 +113,7 @@ def check_file(path: Path, policy: Policy, formats: FormatCatalog, *, format_nam
         lines.append("  columns:")
         for f in fields.findings:
             feeds = f" → {f.canonical_columns}" if f.canonical_columns else ""
-            lines.append(f"    {f.source_column[:40]:<40} {f.classification:<20} {f.action:<8}{feeds}")
+            lines.append(f"    {shorten(f.source_column, 40):<40} {f.classification:<20} {f.action:<8}{feeds}")
         parsed, failing = _parse_counts(ingest.staged_path, policy) if ingest.staged_path else ({}, {})
         lines.append("  canonical columns with values (parsed / present):")
         for column, (ok, present) in parsed.items():

@@ -65,29 +65,40 @@ def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, conne
     from transforms.nightly.audit_file import audit_file
     from transforms.nightly.plan import PlannedFile, override_for
 
+    from transforms.entry.console import file_line
+
     night, _, lake, policy = resolve(params, logical_date)
     planned_file = PlannedFile(**planned)
-    return to_plain(audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
-                               run_id=run_id, night=night, keyring=keyring(connection),
-                               format_override=override_for(planned_file, params.get("formats") or {}),
-                               timezone=override_for(planned_file, params.get("timezones") or {}),
-                               on_step=log.info))
+    row = audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
+                     run_id=run_id, night=night, keyring=keyring(connection),
+                     format_override=override_for(planned_file, params.get("formats") or {}),
+                     timezone=override_for(planned_file, params.get("timezones") or {}), on_step=log.info)
+    log.info(file_line(row))
+    return to_plain(row)
 
 
 def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
     """Recompute the k-anonymous aggregates of the event dates tonight touched; return them per day."""
     from transforms.nightly.aggregate_night import aggregate_night
 
+    from transforms.entry.console import aggregate_lines
+
     _, _, lake, policy = resolve(params, logical_date)
-    return to_plain(aggregate_night(lake, policy, run_id=run_id))
+    releases = aggregate_night(lake, policy, run_id=run_id)
+    for line in aggregate_lines(releases):
+        log.info(line)
+    return to_plain(releases)
 
 
 def roaming(params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Rebuild tonight's roaming months and assess the fair-use window; return the counts."""
     from transforms.nightly.roaming_night import roaming_night
 
+    from transforms.entry.console import roaming_line
+
     _, _, lake, policy = resolve(params, logical_date)
     night = roaming_night(lake, policy, keyring(connection), run_id=run_id)
+    log.info(roaming_line(night))
     w = night.window
     return {"months": [m.month for m in night.months.months] if night.months else [],
             "as_of_month": w.as_of_month, **w.by_state, "long_inactivity": w.long_inactivity}

@@ -13,6 +13,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,13 +33,37 @@ from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
+from transforms.steps.lateness import LatenessResult, count_lateness
 from transforms.steps.payments import PAYMENTS_PROFILE, is_payments_extract, load_payments
 from transforms.steps.quarantine import quarantine_rows
 from transforms.steps.reading import HEAD_BYTES
+from transforms.steps.validate import DUPLICATE
 
 log = logging.getLogger("cdr_audit")
 # Zones a file's rows can reach; a file that fails is withdrawn from all of them.
 FILE_ZONES = ("billing", "invoices", "quarantine", "analytics")
+
+
+@dataclass(frozen=True)
+class RowAccount:
+    """A file read row by row: its rows not loaded by why, each row once (docs/design.md §9).
+
+    A row repeating an earlier one of the file is a duplicate whatever else is wrong with it (the first copy
+    carries the rule's verdict); the other rows not loaded failed a rule or a type; unparseable records never
+    became rows. So rows read = loaded + failing + duplicate + unparseable.
+    """
+
+    rows_failing: int
+    rows_duplicate: int
+    rows_unparseable: int
+
+    @property
+    def rows_not_loaded(self) -> int:
+        return self.rows_failing + self.rows_duplicate + self.rows_unparseable
+
+    def columns(self) -> dict[str, int]:
+        return {"rows_failing": self.rows_failing, "rows_duplicate": self.rows_duplicate,
+                "rows_unparseable": self.rows_unparseable}
 
 
 class _FileRecord:
@@ -49,13 +74,22 @@ class _FileRecord:
         self.key = {"run_id": run_id, "sha256": planned.sha256, "file_name": planned.file_name}
 
     def source_file(self, *, status: str, rows_read: int, rows_loaded: int, rows_rejected: int, reason: str,
-                    profile: str | None, billing_partitions: int = 0) -> t.SourceFile:
+                    profile: str | None, billing_partitions: int = 0, account: RowAccount | None = None,
+                    lateness: LatenessResult | None = None) -> t.SourceFile:
         p = self.planned
+        if account is not None:
+            if account.rows_not_loaded != rows_rejected:
+                raise AssertionError("rows not loaded by why do not add up")   # never expected; recorded as failed
+            if status == "loaded" and rows_read and not rows_loaded:
+                status = "quarantined"       # read, and not one row loaded: never reported as loaded
+        late = {} if lateness is None else dict(lateness_window_days=lateness.window_days,
+                                                 rows_before_lateness_window=lateness.rows_before_window,
+                                                 rows_after_night=lateness.rows_after_night)
         return t.SourceFile(run_id=self.run_id, night=date.fromisoformat(self.night), file_name=p.file_name,
                             sha256=p.sha256, bytes=p.bytes, lines=p.lines, profile=profile, status=status,
                             reason=reason or None, rows_read=rows_read, rows_loaded=rows_loaded,
                             rows_rejected=rows_rejected, billing_partitions=billing_partitions,
-                            processed_at=now_utc())
+                            processed_at=now_utc(), **(account.columns() if account else {}), **late)
 
     def reasons(self, by_reason: dict[str, int]) -> tuple[t.RejectionReason, ...]:
         return tuple(t.RejectionReason(**self.key, reason=r, rows=n) for r, n in by_reason.items())
@@ -109,10 +143,13 @@ def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path,
                          shape=p.shape)
     step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
          f" partition(s), {paid.rows_quarantined:,} quarantined")
+    read_by_row = paid.status == "loaded"       # an empty or refused extract was not read row by row
+    account = RowAccount(rows_failing=paid.rows_quarantined - paid.rows_duplicate - paid.rows_unparseable,
+                         rows_duplicate=paid.rows_duplicate, rows_unparseable=paid.rows_unparseable)
     return FileFacts(
         source_file=record.source_file(status=paid.status, rows_read=paid.rows_read, rows_loaded=paid.rows_loaded,
                                        rows_rejected=paid.rows_quarantined, reason=paid.reason,
-                                       profile=PAYMENTS_PROFILE),
+                                       profile=PAYMENTS_PROFILE, account=account if read_by_row else None),
         rejection_reasons=record.reasons(paid.quarantined_by_reason))
 
 
@@ -131,7 +168,16 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
 
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,
                                  line_offset=ingest.line_offset, docs_dir=lake.zone("reports") / "gx_data_docs")
-    step(f"validated: {validation.rows_valid:,} valid, {validation.rows_rejected:,} failing a rule")
+    # A repeat counts as a duplicate whatever else is wrong with it: each row once (RowAccount).
+    duplicates = validation.rejected_by_reason.get(DUPLICATE, 0)
+    account = RowAccount(rows_failing=validation.rows_rejected - duplicates, rows_duplicate=duplicates,
+                         rows_unparseable=ingest.rows_unparseable)
+    step(f"validated: {validation.rows_valid:,} valid, {account.rows_failing:,} failing a rule,"
+         f" {account.rows_duplicate:,} duplicate (and {account.rows_unparseable:,} unparseable at ingest)")
+    lateness = count_lateness(validation.valid_dir, record.night, policy, work / "tmp")
+    if lateness.rows_before_window or lateness.rows_after_night:
+        step(f"event dates: {lateness.rows_before_window:,} rows more than {lateness.window_days} day(s) before the"
+             f" night, {lateness.rows_after_night:,} after it (loaded as delivered)")
     billing = load_billing(validation.valid_dir, lake, source_sha256=p.sha256)
     quarantine_rows(validation.rejected_path, ingest.unparseable_path, lake, work, policy,
                     source_sha256=p.sha256, run_id=record.run_id, night=record.night)
@@ -150,7 +196,8 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
     return FileFacts(
         source_file=record.source_file(status="loaded", rows_read=ingest.rows_read, rows_loaded=billing.rows_written,
                                        rows_rejected=rejected, reason="", profile=ingest.profile,
-                                       billing_partitions=len(billing.rows_by_partition)),
+                                       billing_partitions=len(billing.rows_by_partition), account=account,
+                                       lateness=lateness),
         field_findings=tuple(t.FieldFinding(**record.key, column_index=f.column_index, source_column=f.source_column,
                                             classification=f.classification, action=f.action,
                                             canonical_columns=f.canonical_columns, clause=f.clause)

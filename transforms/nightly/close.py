@@ -22,9 +22,12 @@ from transforms.nightly.facts import AGGREGATES, ROAMING, FileFacts, read_file_f
 from transforms.nightly.plan import NightPlan, PlannedFile, load_plan
 from transforms.policy import Policy
 
-# The file statuses a run counts as processed tonight, and as rejected whole.
-PROCESSED = ("loaded", "empty", "rejected_file", "failed")
+# The file statuses a run counts as processed tonight, and as refused whole: nothing of a refused file is
+# kept in any zone, so its rows are refused, never quarantined (docs/design.md §9).
+PROCESSED = ("loaded", "quarantined", "empty", "rejected_file", "failed")
 REJECTED_WHOLE = ("rejected_file", "duplicate_file")
+# Files whose rows not loaded are in the quarantine zone.
+QUARANTINING = ("loaded", "quarantined")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,13 @@ class NightSummary:
     files_failed: int
     rows_read: int
     rows_loaded: int
-    rows_rejected: int
+    rows_rejected: int              # = rows_quarantined + rows_refused + rows_failed
+    rows_quarantined: int           # in files read row by row: kept in the quarantine zone with their reason
+    rows_refused: int               # in files refused whole (unreadable, duplicate): nothing of them kept
+    rows_failed: int                # in files that failed with an internal error: withdrawn from every zone
+    lateness_window_days: int       # the policy's lateness.window_days
+    rows_before_lateness_window: int   # loaded rows dated more than the window before the night
+    rows_after_night: int              # loaded rows dated after the night
     audit_db: str
     exports: tuple[str, ...]
     chain_ok: bool
@@ -62,6 +71,12 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
         "files_failed": sum(f.status == "failed" for f in files),
     }
     totals = {k: sum(getattr(f, k) for f in files) for k in ("rows_read", "rows_loaded", "rows_rejected")}
+    not_loaded = {"rows_quarantined": sum(f.rows_rejected for f in files if f.status in QUARANTINING),
+                  "rows_refused": sum(f.rows_rejected for f in files if f.status in REJECTED_WHOLE),
+                  "rows_failed": sum(f.rows_rejected for f in files if f.status == "failed")}
+    lateness = {"lateness_window_days": policy.lateness.window_days,
+                "rows_before_lateness_window": sum(f.rows_before_lateness_window or 0 for f in files),
+                "rows_after_night": sum(f.rows_after_night or 0 for f in files)}
     run_status = "completed_with_errors" if counts["files_failed"] else "completed"
     events = [_file_event(run_id, p, f) for p, f in audited.items()]
     events.append(LogEvent(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
@@ -86,7 +101,8 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
     remove_tree(lake.fragments_dir(run_id))
     remove_tree(lake.work_dir(run_id))
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
-                        **totals, audit_db=str(lake.audit_db), exports=tuple(exports), chain_ok=chain.ok)
+                        **totals, **not_loaded, **lateness, audit_db=str(lake.audit_db), exports=tuple(exports),
+                        chain_ok=chain.ok)
 
 
 def _source_file(plan: NightPlan, p: PlannedFile, now, **outcome) -> SourceFile:

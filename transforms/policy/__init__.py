@@ -6,10 +6,10 @@ Every rule carries the clause of the policy it comes from, so any finding can ci
 
 from transforms.policy.loader import load_policy
 from transforms.policy.model import (
-    LINEAGE_COLUMNS, RECORD_ID, AnonymousDataset, FieldRule, Operator, Policy, Reporting, RetentionRule,
-    RoamingRule,
+    LINEAGE_COLUMNS, RECORD_ID, AnonymousDataset, FieldRule, LatenessRule, Operator, Policy, Reporting,
+    RetentionRule, RoamingRule,
 )
 from transforms.policy.period import Period, PolicyError
 
-__all__ = ["LINEAGE_COLUMNS", "RECORD_ID", "AnonymousDataset", "FieldRule", "Operator", "Period", "Policy",
+__all__ = ["LINEAGE_COLUMNS", "RECORD_ID", "AnonymousDataset", "FieldRule", "LatenessRule", "Operator", "Period", "Policy",
            "PolicyError", "Reporting", "RetentionRule", "RoamingRule", "load_policy"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS, RETENTION_ANCHORS,
-    AnonymousDataset, FieldRule, Operator, Policy, Reporting, RetentionRule, RoamingRule,
+    AnonymousDataset, FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule,
 )
 from transforms.policy.period import Period, PolicyError
 from transforms.policy.strict_yaml import Section, read_yaml
@@ -65,6 +65,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         anonymous_datasets=anonymous,
         roaming=_read_roaming(top.section("roaming")),
         reporting=_read_reporting(top.section("reporting")),
+        lateness=_read_lateness(top.section("lateness")),
     )
     for section in (top, meta, op, na, analytics):
         section.no_extra_keys()
@@ -173,5 +174,13 @@ def _read_reporting(r: Section) -> Reporting:
     if horizons != sorted(set(horizons)):
         raise PolicyError(f"{r.key}.retention_due_within_days: list each horizon once, ascending")
     rule = Reporting(clause=r.text("clause"), retention_due_within_days=tuple(horizons))
+    r.no_extra_keys()
+    return rule
+
+
+def _read_lateness(r: Section) -> LatenessRule:
+    # 0 is a window too (any row dated before the night is late); a negative one would call rows from
+    # after the night late.
+    rule = LatenessRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
     r.no_extra_keys()
     return rule

@@ -112,8 +112,17 @@ class Reporting:
 
 
 @dataclass(frozen=True)
+class LatenessRule:
+    """How late a night's rows may be dated before they are counted as late (an operator setting for accuracy
+    and accountability; docs/design.md §9)."""
+
+    clause: str
+    window_days: int                    # rows dated more than this many days before the night arrived late
+
+
+@dataclass(frozen=True)
 class Policy:
-    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting."""
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness."""
 
     id: str
     title: str
@@ -130,6 +139,7 @@ class Policy:
     anonymous_datasets: tuple[AnonymousDataset, ...]
     roaming: RoamingRule
     reporting: Reporting
+    lateness: LatenessRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:

@@ -22,13 +22,35 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\u024f]")
 MAX_NAME = 64
 
 
+# Where a word of a name or a sentence ends: a space, or the separators of snake_case, file names and dates.
+_WORD_END = re.compile(r"[\s_\-./]")
+ELLIPSIS = "…"
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: cut after the last whole word that fits, with an ellipsis.
+
+    A word ends at a space or a separator (`_`, `-`, `.`, `/`), so `very_long_column_name` is cut between its
+    parts and `§3.2 ¶3 (not on the list)` between its words, never inside one. Only a first word longer than
+    the limit is cut where the limit falls: nothing of it would show otherwise.
+    """
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    room = limit - len(ELLIPSIS)
+    head = text[:room]
+    if not _WORD_END.match(text, room):                  # the cut falls inside a word: back to its start
+        ends = [m.end() for m in _WORD_END.finditer(head)]
+        head = head[:ends[-1]] if ends else head
+    return head.rstrip(" \t_-./") + ELLIPSIS
+
+
 def safe_name(text: str, limit: int = MAX_NAME) -> str:
     """A printable, shortened rendering of a column or file name, values masked."""
     text = _UNPRINTABLE.sub("?", text)
     text = _LOOKS_LIKE_DATA.sub("<masked>", text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+    return shorten(text, limit)
 
 
 def safe_error(exc: BaseException) -> str:

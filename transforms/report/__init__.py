@@ -58,7 +58,7 @@ def write_report(lake: Lake, policy: Policy, out: Path | None = None) -> Report:
     text = render_text(d)
     if d["run"] is None:
         return Report(None, text, None, None, True)
-    night = d["run"][0]
+    night = d["run"]["night"]
     folder = lake.zone("reports")
     path = out or folder / f"compliance-{night}.html"
     _write(path, render_html(d, str(lake.audit_db)))

@@ -10,13 +10,14 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
-from transforms.report.queries import KIND_WORDS, chain_ok, in_words, number, roaming_latest
+from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, chain_ok, in_words, lateness_words, number,
+                                      roaming_headline)
 from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
                ("rows quarantined", "#d9822b"), ("analytics rows", "#38a169"))
 VIOLATION_SERIES = (("off-list columns found", "#805ad5"), ("rules failed", "#d9822b"),
-                    ("other quarantine reasons", "#a0aec0"))
+                    ("other quarantine reasons and files refused whole", "#a0aec0"))
 HORIZON_COLORS = ("#d9822b", "#2b6cb0", "#38a169", "#805ad5")   # one per reporting horizon, in turn
 
 ENV = Environment(loader=PackageLoader("transforms.report", "templates"), autoescape=True,
@@ -32,12 +33,15 @@ def _series(rows: list, names: tuple) -> list[tuple[str, str, list]]:
 def render_html(d: dict, store: str) -> str:
     """The whole report as one self-contained HTML page (inline CSS and SVG, no script)."""
     vols, by_night, due = d["volumes"], d["violations_by_night"], d["due"]
-    month, _ = roaming_latest(d["roaming"])
-    by_month: dict[str, dict[str, int]] = {}
-    for m, state, n in d["roaming"]:
-        by_month.setdefault(m, {})[state] = n
+    night = d["night"] or dict.fromkeys(NIGHT_COLUMNS, 0)     # a night without files: every count 0
+    window_days = d.get("lateness_window_days", 0)
     return ENV.get_template("report.html.j2").render(
-        d=d, store=store, night=d["night"] or (0,) * 11, chain_ok=chain_ok(d),
+        d=d, run=d["run"], store=store, night=night, chain_ok=chain_ok(d),
+        files=[[f.file_name, f.outcome, f.profile, f.rows_read, f.rows_loaded, f.rows_quarantined,
+                f.rows_before_lateness_window, f.rows_after_night, f.why] for f in d["files"]],
+        window_days=window_days,
+        lateness=lateness_words(night["rows_before_lateness_window"], night["rows_after_night"], window_days,
+                                always=True),
         zone_chart=bar_chart([str(v[0]) for v in vols], _series(vols, ZONE_SERIES), stacked=True,
                              title="rows per zone per night"),
         violations=[[KIND_WORDS[k], c, r, cl, f, n] for k, c, cl, r, f, n in d["violations"]],
@@ -51,8 +55,9 @@ def render_html(d: dict, store: str) -> str:
                   *(f"due ≤ {h} days from today" for h in d["horizons"]), "next due on"],
         due_rows=[[r.dataset, r.kept, *r.after_sweep, *r.from_today, r.next_due_on] for r in due],
         due_numeric=tuple(range(1, 1 + 1 + 2 * len(d["horizons"]))), horizons=in_words(d["horizons"]),
-        roaming_month=month,
-        roaming=[[m, *(v.get(st, 0) for st in ROAMING_STATES)] for m, v in sorted(by_month.items())])
+        roaming_window=roaming_headline(d["roaming"]),
+        roaming=[[w.as_of_month, w.subscribers, *(w.by_state.get(st, 0) for st in ROAMING_STATES)]
+                 for w in d["roaming"]])
 
 
 def render_index(folder: Path) -> str:

@@ -8,19 +8,26 @@ from datetime import date
 
 from transforms.audit_store import now_utc, verify_chain
 from transforms.policy import Policy
+from transforms.roaming.periods import shift_month
+from transforms.roaming.schema import STATES as ROAMING_STATES
 
+# The night's figures the report shows (columns of v_nightly_volumes).
+NIGHT_COLUMNS = ("files", "files_loaded", "files_quarantined", "files_rejected", "files_failed", "rows_read",
+                 "rows_billing", "rows_invoices", "rows_quarantined", "rows_refused", "rows_failed", "rows_analytics",
+                 "lateness_window_days", "rows_before_lateness_window", "rows_after_night",
+                 "aggregate_groups_released", "aggregate_groups_suppressed")
 # Constant SQL over the views; the only parameter is the night, bound.
 SQL = {
     "run": "SELECT night, run_id, status, trigger, started_at, finished_at, files_seen, files_processed,"
            " files_skipped_known, files_rejected, files_failed, rows_read, rows_loaded, rows_quarantined,"
-           " policy_id, policy_version, left(policy_sha256, 12) FROM v_last_run",
-    "night": "SELECT files, files_loaded, files_rejected, files_failed, rows_read, rows_billing, rows_invoices,"
-             " rows_quarantined, rows_analytics, aggregate_groups_released, aggregate_groups_suppressed"
-             " FROM v_nightly_volumes WHERE night = ?",
+           " rows_refused, rows_failed, rows_before_lateness_window, rows_after_night, policy_id, policy_version,"
+           " left(policy_sha256, 12) AS policy_sha256 FROM v_last_run",
+    "night": f"SELECT {', '.join(NIGHT_COLUMNS)} FROM v_nightly_volumes WHERE night = ?",
     "volumes": "SELECT night, rows_billing, rows_invoices, rows_quarantined, rows_analytics,"
                " aggregate_groups_released FROM v_nightly_volumes ORDER BY night",
     "files": "SELECT file_name, status, coalesce(profile, '-'), rows_read, rows_loaded, rows_rejected,"
-             " coalesce(reason, '') FROM v_night_files WHERE night = ? ORDER BY file_name",
+             " coalesce(reason, ''), main_reason, main_reason_rows, rows_before_lateness_window, rows_after_night"
+             " FROM v_night_files WHERE night = ? ORDER BY file_name",
     "off_list": "SELECT column_name, rule, outcome, clause, count(DISTINCT file_name) AS files"
                 " FROM v_policy_violations WHERE night = ? AND kind = 'off_list_column'"
                 " GROUP BY ALL ORDER BY files DESC, column_name LIMIT 12",
@@ -30,7 +37,7 @@ SQL = {
     "violations_by_night": "SELECT n.night,"
                            " count(v.kind) FILTER (WHERE v.kind = 'off_list_column'),"
                            " count(v.kind) FILTER (WHERE v.kind = 'failed_rule'),"
-                           " count(v.kind) FILTER (WHERE v.kind = 'quarantine_reason')"
+                           " count(v.kind) FILTER (WHERE v.kind IN ('quarantine_reason', 'refused_file'))"
                            " FROM v_nightly_volumes n LEFT JOIN v_policy_violations v USING (night)"
                            " GROUP BY n.night ORDER BY n.night",
     "analytics": "SELECT column_name, coalesce(output_column, ''), action, clause,"
@@ -41,11 +48,74 @@ SQL = {
              " GROUP BY ALL ORDER BY action",
     "holds": "SELECT hold_id, reason, placed_by, CAST(placed_at AS DATE), coalesce(dataset, 'every data set'),"
              " date_from, date_to, coalesce(subject_kind, ''), days_active FROM v_legal_holds_active",
-    "roaming": "SELECT as_of_month, state, subscribers FROM v_roaming_states ORDER BY as_of_month, state",
+    "roaming": "SELECT as_of_month, run_id, subscribers, flagged, not_flagged, insufficient_history"
+               " FROM v_roaming_windows ORDER BY as_of_month",
     "chain": "SELECT entries, last_seq, left(last_hash, 16), links_ok, first_bad_seq FROM v_audit_chain",
 }
 KIND_WORDS = {"off_list_column": "column not on the allowed list", "failed_rule": "rule failed",
-              "quarantine_reason": "rows quarantined"}
+              "quarantine_reason": "rows quarantined", "refused_file": "file refused whole"}
+# A file's outcome as the summary and the report say it: a file refused whole (unreadable, or a copy of one
+# audited tonight) keeps nothing in any zone, so none of its rows is called quarantined (docs/design.md §9).
+REFUSED_WHOLE = ("rejected_file", "duplicate_file")
+OUTCOME_WORDS = {"rejected_file": "refused whole", "duplicate_file": "refused whole", "known": "already audited"}
+
+
+def outcome(status: str) -> str:
+    """A `source_files.status` in the words the summary and the report use."""
+    return OUTCOME_WORDS.get(status, status)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One file of the night as the summary and the report show it: counts, and why rows were not loaded."""
+
+    file_name: str
+    status: str
+    profile: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int | None    # None: nothing of the file is in quarantine (refused whole, failed, empty)
+    why: str                        # the file's reason, or the reason most of its quarantined rows share
+    rows_before_lateness_window: int | None    # None: not counted (not loaded, payments)
+    rows_after_night: int | None
+    lateness: str = ""              # those two in words ('' when none)
+
+    @property
+    def outcome(self) -> str:
+        return outcome(self.status)
+
+
+def file_outcomes(rows: list[tuple], window_days: int) -> list[FileOutcome]:
+    """`SQL["files"]` rows shaped for showing: a refused file's rows are not quarantined, and a file that loaded
+    most of its rows still names the main reason for the rest."""
+    out = []
+    for name, status, profile, read, loaded, rejected, reason, main, main_rows, early, after in rows:
+        kept_in_quarantine = status in ("loaded", "quarantined")
+        if kept_in_quarantine:
+            why = f"main reason: {main} ({main_rows:,} of {rejected:,} quarantined)" if rejected and main else ""
+        else:
+            why = f"nothing kept: {reason}" if status in REFUSED_WHOLE or status == "failed" else reason
+        out.append(FileOutcome(file_name=name, status=status, profile=profile, rows_read=read, rows_loaded=loaded,
+                               rows_quarantined=rejected if kept_in_quarantine else None, why=why,
+                               rows_before_lateness_window=early, rows_after_night=after,
+                               lateness=lateness_words(early or 0, after or 0, window_days)))
+    return out
+
+
+def lateness_words(before_window: int, after_night: int, window_days: int, *, always: bool = False) -> str:
+    """Loaded rows dated more than the lateness window before the night, and after it ('' when none, unless
+    `always`)."""
+    if not (before_window or after_night or always):
+        return ""
+    return (f"{before_window:,} rows dated more than {window_days} day(s) before the night,"
+            f" {after_night:,} after it")
+
+
+def roaming_window_words(as_of_month: str, window_months: int, by_state: dict[str, int]) -> str:
+    """One assessed fair-use window as the run prints it and the report shows it (counts only)."""
+    first = shift_month(as_of_month, -(window_months - 1))
+    return (f"window {first}…{as_of_month}: " + ", ".join(
+        f"{by_state.get(s, 0):,} {s.replace('_', ' ')}" for s in ROAMING_STATES))
 
 
 @dataclass(frozen=True)
@@ -71,23 +141,59 @@ def due_rows(con, horizons: tuple[int, ...]) -> list[DueRows]:
                                  " FROM v_retention_due GROUP BY ALL ORDER BY dataset").fetchall()]
 
 
+def _named(cursor) -> dict | None:
+    """The cursor's one row as {column: value} (None: no row)."""
+    row = cursor.fetchone()
+    return None if row is None else dict(zip((c[0] for c in cursor.description), row))
+
+
 def gather(con, policy: Policy) -> dict:
     """Every figure the report shows, from the compliance views."""
-    run = con.execute(SQL["run"]).fetchone()
+    run = _named(con.execute(SQL["run"]))
     horizons = policy.reporting.retention_due_within_days
     d = {"run": run, "generated_at": now_utc(), "horizons": horizons}
     if run is None:
         return d
-    night = run[0]
-    for key in ("night", "files", "off_list", "violations"):
+    night = run["night"]
+    d["night"] = _named(con.execute(SQL["night"], [night]))
+    window_days = (d["night"] or {}).get("lateness_window_days") or policy.lateness.window_days
+    d["lateness_window_days"] = window_days
+    d["files"] = file_outcomes(con.execute(SQL["files"], [night]).fetchall(), window_days)
+    for key in ("off_list", "violations"):
         d[key] = con.execute(SQL[key], [night]).fetchall()
-    d["night"] = d["night"][0] if d["night"] else None
-    for key in ("volumes", "violations_by_night", "analytics", "sweep", "holds", "roaming"):
+    for key in ("volumes", "violations_by_night", "analytics", "sweep", "holds"):
         d[key] = con.execute(SQL[key]).fetchall()
+    d["roaming"] = roaming_windows(con.execute(SQL["roaming"]).fetchall(), run["run_id"],
+                                   policy.roaming.observation_window_months)
     d["due"] = due_rows(con, horizons)
     d["chain"] = con.execute(SQL["chain"]).fetchone()
     d["verify"] = verify_chain(con)
     return d
+
+
+@dataclass(frozen=True)
+class RoamingWindow:
+    """One assessed fair-use window (`v_roaming_windows`): subscribers per state, and its words."""
+
+    as_of_month: str
+    by_state: dict[str, int]
+    subscribers: int
+    words: str                   # as the run printed it: "window YYYY-MM…YYYY-MM: n flagged, …"
+    by_last_run: bool            # assessed by the run the report is about
+
+
+def roaming_windows(rows: list[tuple], last_run_id: str, window_months: int) -> list[RoamingWindow]:
+    out = []
+    for month, run_id, subscribers, *counts in rows:
+        by_state = dict(zip(ROAMING_STATES, counts))
+        out.append(RoamingWindow(month, by_state, subscribers, roaming_window_words(month, window_months, by_state),
+                                 run_id == last_run_id))
+    return out
+
+
+def roaming_headline(windows: list[RoamingWindow]) -> RoamingWindow | None:
+    """The window the last run assessed (what it printed), else the newest one assessed."""
+    return next((w for w in windows if w.by_last_run), windows[-1] if windows else None)
 
 
 def in_words(horizons: tuple[int, ...]) -> str:
@@ -99,14 +205,6 @@ def in_words(horizons: tuple[int, ...]) -> str:
 def number(value) -> str:
     """A count as shown: thousands separated, a dash for none."""
     return "—" if value is None else f"{value:,}"
-
-
-def roaming_latest(rows: list) -> tuple[str | None, dict[str, int]]:
-    """The newest assessed month of `v_roaming_states` rows and its subscribers per state."""
-    if not rows:
-        return None, {}
-    month = max(r[0] for r in rows)
-    return month, {state: n for m, state, n in rows if m == month}
 
 
 def chain_ok(d: dict) -> bool:

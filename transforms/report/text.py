@@ -1,9 +1,12 @@
-"""The report's summary as printed to stdout by `cdr-audit report`."""
+"""The report's summary as printed to stdout by `cdr-audit report`.
+
+Texts too long for their column are shortened between words, with an ellipsis (`shorten`), never inside one.
+"""
 
 from __future__ import annotations
 
-from transforms.report.queries import KIND_WORDS, chain_ok, number, roaming_latest
-from transforms.roaming.schema import STATES as ROAMING_STATES
+from transforms.privacy.redact import shorten
+from transforms.report.queries import KIND_WORDS, chain_ok, lateness_words, number, roaming_headline
 
 
 def render_text(d: dict) -> str:
@@ -12,22 +15,38 @@ def render_text(d: dict) -> str:
     if run is None:
         return "the audit store holds no run yet; nothing to report"
     night, chain, verify = d["night"], d["chain"], d["verify"]
-    lines = [f"compliance report for night {run[0]} — run {run[1]}: {run[2]}",
-             f"  policy {run[14]} v{run[15]} (sha256 {run[16]}…)"]
+    lines = [f"compliance report for night {run['night']} — run {run['run_id']}: {run['status']}",
+             f"  policy {run['policy_id']} v{run['policy_version']} (sha256 {run['policy_sha256']}…)"]
     if night:
-        lines.append(f"  files: {night[0]:,} ({night[1]:,} loaded, {night[2]:,} rejected whole, {night[3]:,} failed)")
-        lines.append(f"  rows:  {night[4]:,} read → {night[5]:,} billing + {night[6]:,} invoices loaded,"
-                     f" {night[7]:,} quarantined; {night[8]:,} analytics rows;"
-                     f" {night[9]:,} aggregate groups released")
+        lines.append(f"  files: {night['files']:,} ({night['files_loaded']:,} loaded,"
+                     f" {night['files_quarantined']:,} with every row quarantined,"
+                     f" {night['files_rejected']:,} refused whole, {night['files_failed']:,} failed)")
+        failed = f" + {night['rows_failed']:,} in failed files" if night["rows_failed"] else ""
+        lines.append(f"  rows:  {night['rows_read']:,} read = {night['rows_billing']:,} billing"
+                     f" + {night['rows_invoices']:,} invoices loaded + {night['rows_quarantined']:,} quarantined"
+                     f" + {night['rows_refused']:,} in files refused whole (nothing kept){failed};"
+                     f" {night['rows_analytics']:,} analytics rows;"
+                     f" {night['aggregate_groups_released']:,} aggregate groups released")
+        lines.append("  event dates: " + lateness_words(night["rows_before_lateness_window"],
+                                                         night["rows_after_night"], d["lateness_window_days"],
+                                                         always=True) + " (loaded as delivered)")
+    lines.append("\n  files with rows not loaded or dated outside the lateness window, and why:")
+    shown = [f for f in d["files"] if (f.why or f.lateness) and f.rows_read]
+    for f in shown:
+        lines.append(f"    {shorten(f.file_name, 36):<36} {f.outcome:<15} {f.rows_read:>8,} read"
+                     f" {f.rows_loaded:>8,} loaded  {'; '.join(w for w in (shorten(f.why, 80), f.lateness) if w)}")
+    if not shown:
+        lines.append("    none")
     lines.append("\n  columns not on the allowed list, found last night (dropped before loading):")
     for column, classification, action, clause, files in d["off_list"][:8]:
-        lines.append(f"    {column[:30]:<30} {classification:<12} {action:<8} {clause[:16]:<16} {files:>3} file(s)")
+        lines.append(f"    {shorten(column, 30):<30} {classification:<12} {action:<8} {shorten(clause, 40):<40}"
+                     f" {files:>3} file(s)")
     if not d["off_list"]:
         lines.append("    none")
     lines.append("\n  top rules failed / quarantine reasons last night:")
     for kind, column, clause, rule, files, rows in d["violations"][:8]:
-        lines.append(f"    {KIND_WORDS[kind]:<32} {column or '-':<22} {rule[:34]:<34} {clause[:10]:<10}"
-                     f" {files:>3} file(s) {number(rows):>8} rows")
+        lines.append(f"    {KIND_WORDS[kind]:<32} {shorten(column or '-', 22):<22} {shorten(rule, 34):<34}"
+                     f" {shorten(clause, 24):<24} {files:>3} file(s) {number(rows):>8} rows")
     if not d["violations"]:
         lines.append("    none")
     if d["due"]:
@@ -39,10 +58,10 @@ def render_text(d: dict) -> str:
     else:
         lines.append("\n  retention: no sweep recorded yet")
     lines.append(f"  active legal holds: {len(d['holds'])}")
-    month, states = roaming_latest(d["roaming"])
-    if month:
-        lines.append(f"  roaming window as of {month}: "
-                     + ", ".join(f"{states.get(s, 0):,} {s.replace('_', ' ')}" for s in ROAMING_STATES))
+    window = roaming_headline(d["roaming"])
+    if window:
+        by = "the last run" if window.by_last_run else "an earlier run"
+        lines.append(f"  roaming {window.words} (assessed by {by})")
     else:
         lines.append("  roaming: no window assessed yet")
     ok = chain_ok(d)

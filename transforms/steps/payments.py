@@ -94,6 +94,10 @@ class PaymentsResult:
     rows_read: int = 0              # = rows_loaded + rows_quarantined
     rows_loaded: int = 0            # invoices committed to the invoices zone
     rows_quarantined: int = 0
+    # rows_quarantined by why, each row once: a line the reader could not parse, an invoice id listed before
+    # (whatever else is wrong with it), or else a failed check (docs/design.md §9)
+    rows_unparseable: int = 0
+    rows_duplicate: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)  # a row with two faults counts twice
     rows_by_invoice_year: dict[str, int] = field(default_factory=dict)
     invoice_files: tuple[str, ...] = ()      # relative to the lake root
@@ -149,8 +153,8 @@ def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, nig
     if read.rows_staged + read.rows_unparseable == 0:
         return PaymentsResult(**base, status="empty", reason="no data rows")
     return _route(staged, read.unparseable_path, policy, lake, work_dir, base, night=night, run_id=run_id,
-                  rows_read=read.rows_staged + read.rows_unparseable, by_reason=dict(read.unparseable_by_reason),
-                  line_offset=read.line_offset)
+                  rows_read=read.rows_staged + read.rows_unparseable, rows_unparseable=read.rows_unparseable,
+                  by_reason=dict(read.unparseable_by_reason), line_offset=read.line_offset)
 
 
 def _refused(base: dict, reason: str, lines: int | None, header_lines: int = 0) -> PaymentsResult:
@@ -162,7 +166,8 @@ def _refused(base: dict, reason: str, lines: int | None, header_lines: int = 0) 
 
 
 def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lake, work_dir: Path, base: dict, *,
-           night: str, run_id: str, rows_read: int, by_reason: dict[str, int], line_offset: int) -> PaymentsResult:
+           night: str, run_id: str, rows_read: int, rows_unparseable: int, by_reason: dict[str, int],
+           line_offset: int) -> PaymentsResult:
     sha = base["sha256"]
     params = {"staged": str(staged), "sha": sha, "night": night, "run_id": run_id,
               **numbering_params(policy.operator), "statuses": list(INVOICE_STATUSES),
@@ -188,8 +193,9 @@ def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lak
                     lambda x: x IS NOT NULL) AS reasons
                 FROM typed)
             WHERE len(reasons) > 0""", params)
-        for reason, n in con.execute("SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM verdict)"
-                                     " GROUP BY reason").fetchall():
+        by_rule = dict(con.execute("SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM verdict)"
+                                   " GROUP BY reason").fetchall())
+        for reason, n in by_rule.items():
             by_reason[reason] = by_reason.get(reason, 0) + n
         execute(con, """
             COPY (
@@ -233,6 +239,7 @@ def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lak
     if rows_read != invoices.rows_written + quarantined:
         raise AssertionError("payments row conservation broken")   # never expected; the file is recorded failed
     return PaymentsResult(**base, status="loaded", rows_read=rows_read, rows_loaded=invoices.rows_written,
-                          rows_quarantined=quarantined, quarantined_by_reason=by_reason,
+                          rows_quarantined=quarantined, rows_unparseable=rows_unparseable,
+                          rows_duplicate=by_rule.get(DUPLICATE, 0), quarantined_by_reason=by_reason,
                           rows_by_invoice_year=invoices.rows_by_partition, invoice_files=invoices.files,
                           quarantine_files=quarantine.files)

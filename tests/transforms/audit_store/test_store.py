@@ -222,5 +222,48 @@ def test_an_old_store_takes_a_roaming_run_without_a_file(lake):
         ("r0", 12, "roaming/status/as_of=2026-09/part.parquet"), ("r1", 0, None)]
 
 
+# source_files as the first release wrote it: no row account by why, no lateness (docs/design.md §9).
+OLD_SOURCE_FILES = """
+CREATE TABLE source_files (
+    run_id VARCHAR NOT NULL, night DATE NOT NULL, file_name VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+    bytes BIGINT NOT NULL, lines BIGINT, profile VARCHAR, status VARCHAR NOT NULL, reason VARCHAR,
+    rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_rejected BIGINT NOT NULL, duplicate_of VARCHAR,
+    billing_partitions INTEGER NOT NULL, processed_at TIMESTAMPTZ NOT NULL,
+    CHECK (rows_read = rows_loaded + rows_rejected))
+"""
+ADDED = ("rows_failing", "rows_duplicate", "rows_unparseable", "lateness_window_days", "rows_before_lateness_window",
+         "rows_after_night")
+
+
+def _old_store(lake) -> None:
+    """A store as the first release left it: every table, source_files without the added columns."""
+    connect(lake).close()
+    old = duckdb.connect(str(lake.audit_db))
+    old.execute("DROP TABLE source_files")
+    old.execute(OLD_SOURCE_FILES)
+    old.execute("INSERT INTO source_files VALUES ('r0', DATE '2026-11-21', 'old.csv', 'a', 1, 2, 'canonical_csv',"
+                " 'loaded', NULL, 10, 7, 3, NULL, 1, TIMESTAMPTZ '2026-11-22 02:00:00+00')")
+    old.close()
+
+
+def test_an_old_store_gains_the_added_source_files_columns(lake):
+    _old_store(lake)
+    new = source_file(run_id="r1", rows_failing=1, rows_duplicate=1, rows_unparseable=1, lateness_window_days=7,
+                      rows_before_lateness_window=2, rows_after_night=0)
+    with writing(lake) as c:
+        insert(c, [new])
+        got = dict(rows(c, "SELECT column_name, data_type FROM information_schema.columns"
+                           " WHERE table_name = 'source_files'"))
+    assert {n: got[n] for n in ADDED} == {
+        "rows_failing": "BIGINT", "rows_duplicate": "BIGINT", "rows_unparseable": "BIGINT",
+        "lateness_window_days": "INTEGER", "rows_before_lateness_window": "BIGINT", "rows_after_night": "BIGINT"}
+    with writing(lake) as c:                               # the migration runs again, harmlessly
+        back = {r.run_id: r for r in select(c, type(new), "ORDER BY run_id")}
+    assert back["r1"] == new
+    # The row written before the columns existed has none of them.
+    assert [getattr(back["r0"], n) for n in ADDED] == [None] * len(ADDED)
+    assert (back["r0"].rows_read, back["r0"].rows_loaded, back["r0"].rows_rejected) == (10, 7, 3)
+
+
 def test_the_package_exports_the_store():
     assert (audit_store.connect, audit_store.insert, audit_store.select) == (connect, insert, select)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import duckdb
 import pytest
 
 from tests.transforms.audit_store.conftest import AT, NIGHT, rows, source_file
 from tests.transforms.policy.conftest import load_edited
 from transforms.audit_store import LogEvent, append_log, connect, insert
 from transforms.audit_store.tables import (
-    FieldFinding, LegalHold, RejectionReason, RetentionActionRow, Run, ValidationResult,
+    FieldFinding, LegalHold, RejectionReason, RetentionActionRow, RoamingRun, Run, ValidationResult,
 )
 from transforms.audit_store.views import SQL_DIR, VIEW_NAMES, define_views, view_doc, view_sql
 from transforms.roaming.schema import STATUS_COLUMNS, STATUS_DIR
@@ -98,8 +99,8 @@ def _run(con, run_id, night, started, files):
                      rows_rejected=sum(f[4] for f in files))])
     insert(con, [source_file(run_id=run_id, night=night, file_name=name, sha256=name * 8, bytes=10, lines=5,
                              profile="billing_csv", status=status, rows_read=read, rows_loaded=loaded,
-                             rows_rejected=rejected, processed_at=started)
-                 for name, status, read, loaded, rejected in files])
+                             rows_rejected=rejected, processed_at=started, **(more[0] if more else {}))
+                 for name, status, read, loaded, rejected, *more in files])
 
 
 def test_nightly_volumes_count_each_file_once_across_reruns(vcon):
@@ -132,6 +133,79 @@ def test_policy_violations_list_columns_rules_and_other_reasons_once(vcon):
     assert got == [("failed_rule", "imsi", "§3.2 ¶3", "imsi_shape", 2),
                    ("off_list_column", "email", "§3.2", "not_allowed", None),
                    ("quarantine_reason", None, None, "duplicate_row", 1)]
+
+
+# docs/design.md §9: rows read = loaded + quarantined + refused whole + failed; a refused file keeps nothing.
+NIGHT_OF_EVERY_OUTCOME = [
+    ("a.csv", "loaded", 10, 7, 3, {"rows_failing": 1, "rows_duplicate": 1, "rows_unparseable": 1,
+                                   "lateness_window_days": 7, "rows_before_lateness_window": 2,
+                                   "rows_after_night": 1}),
+    ("b.csv", "quarantined", 4, 0, 4, {"rows_failing": 0, "rows_duplicate": 0, "rows_unparseable": 4,
+                                       "lateness_window_days": 7, "rows_before_lateness_window": 0,
+                                       "rows_after_night": 0}),
+    ("c.csv", "rejected_file", 6, 0, 6),
+    ("d.csv", "duplicate_file", 10, 0, 10),
+    ("e.csv", "failed", 5, 0, 5),
+    ("f.csv", "empty", 0, 0, 0),
+]
+
+
+def test_nightly_volumes_tell_quarantined_from_refused_and_count_lateness(vcon):
+    _run(vcon, "r1", NIGHT, AT, NIGHT_OF_EVERY_OUTCOME)
+    got = rows(vcon, "SELECT files, files_loaded, files_quarantined, files_rejected, files_failed, rows_read,"
+                     " rows_loaded, rows_quarantined, rows_refused, rows_failed, lateness_window_days,"
+                     " rows_before_lateness_window, rows_after_night FROM v_nightly_volumes")
+    assert got == [(6, 1, 1, 2, 1, 35, 7, 3 + 4, 6 + 10, 5, 7, 2, 1)]
+    (read, loaded, quarantined, refused, failed), = rows(
+        vcon, "SELECT rows_read, rows_loaded, rows_quarantined, rows_refused, rows_failed FROM v_nightly_volumes")
+    assert read == loaded + quarantined + refused + failed
+    assert rows(vcon, "SELECT rows_read, rows_loaded, rows_quarantined, rows_refused, rows_failed,"
+                      " rows_before_lateness_window, rows_after_night FROM v_last_run") == [(35, 7, 7, 16, 5, 2, 1)]
+
+
+def test_night_files_name_each_files_main_reason(vcon):
+    _run(vcon, "r1", NIGHT, AT, [("a.csv", "loaded", 10, 7, 3), ("c.csv", "rejected_file", 6, 0, 6),
+                                 ("g.csv", "loaded", 5, 5, 0)])
+    a = {"run_id": "r1", "sha256": "a.csv" * 8, "file_name": "a.csv"}
+    c = {"run_id": "r1", "sha256": "c.csv" * 8, "file_name": "c.csv"}
+    # a.csv: 3 rows quarantined, two of them (one also a duplicate) failing imsi_shape; a tie goes by name.
+    insert(vcon, [RejectionReason(**a, reason="imsi_shape", rows=2), RejectionReason(**a, reason="duplicate_row", rows=1),
+                  RejectionReason(**a, reason="apn_shape", rows=2),
+                  RejectionReason(**c, reason="no known source format", rows=6)])
+    assert rows(vcon, "SELECT file_name, main_reason, main_reason_rows FROM v_night_files ORDER BY 1") == [
+        ("a.csv", "apn_shape", 2), ("c.csv", "no known source format", 6), ("g.csv", None, None)]
+
+
+def test_policy_violations_list_a_refused_files_reason_as_refused_not_quarantined(vcon):
+    _run(vcon, "r1", NIGHT, AT, [("a.csv", "loaded", 10, 7, 3), ("c.csv", "rejected_file", 6, 0, 6),
+                                 ("d.csv", "duplicate_file", 10, 0, 10)])
+    insert(vcon, [RejectionReason(run_id="r1", sha256="a.csv" * 8, file_name="a.csv", reason="duplicate_row", rows=3),
+                  RejectionReason(run_id="r1", sha256="c.csv" * 8, file_name="c.csv", reason="no known format", rows=6),
+                  RejectionReason(run_id="r1", sha256="d.csv" * 8, file_name="d.csv", reason="duplicate_file",
+                                  rows=10)])
+    got = rows(vcon, "SELECT file_name, kind, rule, outcome, rows_affected, rows_quarantined FROM v_policy_violations"
+                     " ORDER BY file_name")
+    assert got == [("a.csv", "quarantine_reason", "duplicate_row", "quarantined", 3, 3),
+                   ("c.csv", "refused_file", "no known format", "refused_whole", 6, 0),
+                   ("d.csv", "refused_file", "duplicate_file", "refused_whole", 10, 0)]
+
+
+def test_roaming_windows_keep_a_window_with_nobody_to_assess(vcon):
+    _run(vcon, "r1", date(2026, 10, 10), datetime(2026, 10, 11, 2, tzinfo=timezone.utc), [])
+    _run(vcon, "r2", NIGHT, datetime(2026, 11, 23, 2, tzinfo=timezone.utc), [])
+    _run(vcon, "r3", NIGHT, datetime(2026, 11, 23, 3, tzinfo=timezone.utc), [])      # a re-run of the night
+    insert(vcon, [
+        RoamingRun(run_id="r1", month="2026-09", kind="window", subscribers=3, flagged=1, not_flagged=2,
+                   insufficient_history=0, long_inactivity=0, path="roaming/status/as_of=2026-09/part.parquet"),
+        RoamingRun(run_id="r2", month="2026-10", kind="window", subscribers=5, flagged=5, not_flagged=0,
+                   insufficient_history=0, long_inactivity=0, path="roaming/status/as_of=2026-10/part.parquet"),
+        RoamingRun(run_id="r3", month="2026-10", kind="window", subscribers=0, flagged=0, not_flagged=0,
+                   insufficient_history=0, long_inactivity=0, path=None),
+        RoamingRun(run_id="r3", month="2026-11", kind="month", rows_read=9, subscribers=2, path="roaming/x")])
+    # Each window as its latest run left it: 2026-10 had nobody to assess when r3 assessed it again.
+    assert rows(vcon, "SELECT as_of_month, run_id, subscribers, flagged, not_flagged, insufficient_history,"
+                      " status_file_written FROM v_roaming_windows") == [
+        ("2026-09", "r1", 3, 1, 2, 0, True), ("2026-10", "r3", 0, 0, 0, 0, False)]
 
 
 def sweep_rows(*rows_: tuple) -> list[RetentionActionRow]:
@@ -216,3 +290,22 @@ def test_audit_chain_view_spots_a_broken_link(vcon):
     assert rows(vcon, "SELECT entries, last_seq, links_ok, first_bad_seq FROM v_audit_chain") == [(4, 4, True, None)]
     vcon.execute("UPDATE audit_log SET prev_hash = ? WHERE seq = 3", ["f" * 64])
     assert rows(vcon, "SELECT links_ok, first_bad_seq FROM v_audit_chain") == [(False, 3)]
+
+
+def test_a_read_only_reader_of_an_older_store_sees_the_added_columns_as_null(lake, policy):
+    # A store written before source_files had its row account and lateness columns, opened read-only (as the
+    # report and `cdr-audit summary` do): the views still answer, the missing figures NULL / 0.
+    from tests.transforms.audit_store.test_store import _old_store
+    from transforms.audit_store import reading
+
+    _old_store(lake)
+    with reading(lake) as c:
+        with pytest.raises(duckdb.BinderException):                  # the table itself lacks them
+            c.execute("SELECT rows_failing FROM source_files")
+        define_views(c, lake, policy, temp=True)
+        assert rows(c, "SELECT file_name, rows_failing, rows_before_lateness_window FROM source_files") == [
+            ("old.csv", None, None)]
+        assert rows(c, "SELECT file_name, status, rows_rejected, main_reason FROM v_night_files") == [
+            ("old.csv", "loaded", 3, None)]
+        assert rows(c, "SELECT rows_quarantined, rows_refused, rows_before_lateness_window, lateness_window_days"
+                       " FROM v_nightly_volumes") == [(3, 0, 0, None)]

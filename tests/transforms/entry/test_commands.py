@@ -36,3 +36,73 @@ def test_summary_and_verify_of_a_store_without_a_run(tmp_path, capsys):
     assert "holds no run yet" in capsys.readouterr().out
     assert cmd_verify(Args(lake=lake.root)) == EXIT_OK
     assert "intact: 1 entries" in capsys.readouterr().out
+
+
+def _night_of_every_outcome(lake: Lake) -> None:
+    """A closed night by hand: a mostly loaded file with late rows, a file no row of which loaded, a file refused
+    whole and a copy of one (docs/design.md §9)."""
+    from datetime import date, datetime, timezone
+
+    from transforms.audit_store import insert
+    from transforms.audit_store.tables import RejectionReason, Run, SourceFile
+
+    at, night = datetime(2026, 11, 23, 2, tzinfo=timezone.utc), date(2026, 11, 22)
+    files = [("calls.csv", "loaded", 100, 96, 4, dict(rows_failing=1, rows_duplicate=3, rows_unparseable=0,
+                                                      lateness_window_days=7, rows_before_lateness_window=5,
+                                                      rows_after_night=2)),
+             ("latin.csv", "quarantined", 20, 0, 20, dict(rows_failing=0, rows_duplicate=0, rows_unparseable=20,
+                                                          lateness_window_days=7, rows_before_lateness_window=0,
+                                                          rows_after_night=0)),
+             ("notes.csv", "rejected_file", 30, 0, 30, {}),
+             ("calls_copy.csv", "duplicate_file", 100, 0, 100, {})]
+    with writing(lake) as con:
+        insert(con, [Run(run_id="r1", night=night, trigger="cli", started_at=at, finished_at=at, status="completed",
+                         policy_id="p", policy_version="1", policy_sha256="a" * 64, code_version="c", files_seen=4,
+                         files_processed=3, files_skipped_known=0, files_rejected=2, files_failed=0, rows_read=250,
+                         rows_loaded=96, rows_rejected=154)])
+        insert(con, [SourceFile(run_id="r1", night=night, file_name=name, sha256=name * 4, bytes=1, lines=1,
+                                profile=None, status=status, reason="no known source format" if status ==
+                                "rejected_file" else None, rows_read=read, rows_loaded=loaded, rows_rejected=rej,
+                                billing_partitions=0, processed_at=at, **more)
+                     for name, status, read, loaded, rej, more in files])
+        key = {"run_id": "r1"}
+        insert(con, [RejectionReason(**key, sha256="calls.csv" * 4, file_name="calls.csv", reason="duplicate_row",
+                                     rows=3),
+                     RejectionReason(**key, sha256="calls.csv" * 4, file_name="calls.csv",
+                                     reason="duration_s_range", rows=1),
+                     RejectionReason(**key, sha256="latin.csv" * 4, file_name="latin.csv",
+                                     reason="unparseable: invalid encoding", rows=20),
+                     RejectionReason(**key, sha256="notes.csv" * 4, file_name="notes.csv",
+                                     reason="no known source format", rows=30),
+                     RejectionReason(**key, sha256="calls_copy.csv" * 4, file_name="calls_copy.csv",
+                                     reason="duplicate_file", rows=100)])
+
+
+def test_summary_says_refused_whole_names_each_files_main_reason_and_counts_lateness(tmp_path, capsys):
+    lake = Lake.at(tmp_path / "lake")
+    _night_of_every_outcome(lake)
+    assert cmd_summary(Args(lake=lake.root, policy=None)) == EXIT_OK
+    out = capsys.readouterr().out
+    by_file = {row[0]: row for row in map(table_row, out.splitlines()) if row[0].endswith(".csv")}
+    # 250 read = 96 loaded + 24 quarantined + 130 in files refused whole: nothing of those is quarantined.
+    assert "night 2026-11-22: 250 rows read = 96 loaded + 24 quarantined + 130 in files refused whole" in out
+    assert "event dates: 5 rows dated more than 7 day(s) before the night, 2 after it" in out
+    # file, outcome, profile, read, loaded, quarantined, late, future, why
+    assert by_file["calls.csv"] == ["calls.csv", "loaded", "-", "100", "96", "4", "5", "2",
+                                    "main reason: duplicate_row (3 of 4 quarantined)"]
+    assert by_file["latin.csv"][:8] == ["latin.csv", "quarantined", "-", "20", "0", "20", "0", "0"]
+    assert by_file["notes.csv"] == ["notes.csv", "refused whole", "-", "30", "0", "—", "—", "—",
+                                    "nothing kept: no known source format"]
+    assert by_file["calls_copy.csv"][1:6] == ["refused whole", "-", "100", "0", "—"]
+    assert "refused whole: 2 file(s), 130 rows read, nothing of them kept" in out
+    # The quarantine reasons are the quarantined rows' only; a refused file's reason is not one of them.
+    assert "main quarantine reasons: unparseable: invalid encoding (20); duplicate_row (3); duration_s_range (1)\n" in out
+
+
+def table_row(line: str) -> list[str]:
+    """A line of the summary's file table, cut at its columns' widths (36, 15, 20, 8, 8, 8, 6, 6, then why)."""
+    cells, at = [], 0
+    for width in (36, 15, 20, 8, 8, 8, 6, 6):
+        cells.append(line[at:at + width].strip())
+        at += width + 1
+    return [*cells, line[at + 1:].strip()]

@@ -20,6 +20,9 @@ def test_close_records_a_task_that_died_and_a_same_night_copy(landing, tmp_path,
     # a.csv's task never ran (killed worker): the night still closes and says so.
     summary = close_night(lake, policy, run_id="r1")
     assert (summary.status, summary.files_failed) == ("completed_with_errors", 1)
+    # Nothing of either file is kept: their rows are refused (the copy) or failed, never quarantined.
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined, summary.rows_refused,
+            summary.rows_failed) == (8, 0, 0, 4, 4)
     con = duckdb.connect(str(lake.audit_db), read_only=True)
     rows = con.execute("SELECT file_name, status, rows_read, rows_loaded, rows_rejected, reason FROM source_files"
                        " ORDER BY file_name").fetchall()
@@ -47,3 +50,22 @@ def test_closing_again_replaces_the_runs_rows(landing, tmp_path, policy):
     assert con.execute("SELECT count(*) FROM source_files").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     con.close()
+
+
+def test_the_summary_counts_rows_by_where_they_went_and_by_lateness(landing, tmp_path, policy, formats):
+    from transforms.nightly.audit_file import audit_file
+    from transforms.privacy.keys import demo_keyring
+
+    late = b"+38640111222,+38641333444,outgoing,2026-11-01T10:00:00Z,10,call\n"      # 21 days before the night
+    ahead = b"+38640111222,+38641333444,outgoing,2026-11-24T10:00:00Z,10,call\n"     # after the night
+    (landing / "a.csv").write_bytes(CSV + ROW * 2 + late + ahead)        # one repeat of ROW
+    (landing / "b.csv").write_bytes(CSV + ROW * 2 + late + ahead)        # same bytes: a copy, refused whole
+    lake = Lake.at(tmp_path / "lake")
+    plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+    audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    s = close_night(lake, policy, run_id="r1")
+    # a.csv: 4 read = 3 loaded + 1 duplicate quarantined; b.csv repeats its 4 rows, refused whole.
+    assert (s.rows_read, s.rows_loaded, s.rows_rejected) == (8, 3, 5)
+    assert (s.rows_quarantined, s.rows_refused, s.rows_failed) == (1, 4, 0)
+    assert (s.lateness_window_days, s.rows_before_lateness_window, s.rows_after_night) == (
+        policy.lateness.window_days, 1, 1)

@@ -10,7 +10,8 @@ import pytest
 
 from tests.transforms.policy.conftest import dump, load_edited
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
-from transforms.policy import AnonymousDataset, Period, PolicyError, Reporting, RoamingRule, load_policy
+from transforms.policy import (AnonymousDataset, LatenessRule, Period, PolicyError, Reporting, RoamingRule,
+                               load_policy)
 from transforms.policy.loader import MIN_OUTWEIGHS_SHARE, MIN_ROAMING_WINDOW_MONTHS
 
 # docs/design.md §1, the table of the §3.2 allowed billing-data list, written out by hand in its order.
@@ -95,6 +96,7 @@ def test_every_rule_has_a_clause(policy):
     assert policy.not_allowed_clause.strip() and policy.analytics_clause.strip()
     assert all(a.clause.strip() for a in policy.anonymous_datasets)
     assert policy.reporting.clause.strip()
+    assert policy.lateness.clause.strip()
     assert policy.field("imsi").clause == "§3.2 ¶3 item 10 (IMSI)"
 
 
@@ -375,6 +377,40 @@ def test_reporting_horizons_are_whole_days_from_one(load_variant, horizons):
 ])
 def test_reporting_shape(load_variant, edit, message):
     assert str(load_variant(edit)) == message
+
+
+# ---------------------------------------------------------------- lateness window (docs/design.md §9)
+
+def test_lateness_window_from_the_file(policy):
+    # As shipped: rows dated more than a week before the night count as late.
+    assert policy.lateness == LatenessRule(
+        "GDPR Art. 5(1)(d), 5(2) (accuracy, accountability); §3.2 ¶3 item 4 (time of the communication)", 7)
+
+
+@pytest.mark.parametrize("days", [0, 1, 30])
+def test_lateness_windows_from_zero_load(tmp_path, days):
+    assert load_edited(tmp_path, setter("lateness", "window_days", value=days)).lateness.window_days == days
+
+
+@pytest.mark.parametrize("days", [-1, -7, "7", 7.5, True])
+def test_a_negative_or_non_integer_lateness_window_is_refused(load_variant, days):
+    err = load_variant(setter("lateness", "window_days", value=days))
+    assert str(err).startswith("lateness.window_days: expected an integer >= 0")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("lateness"), "lateness: missing"),
+    (lambda d: d["lateness"].pop("clause"), "lateness.clause: missing"),
+    (lambda d: d["lateness"].pop("window_days"), "lateness.window_days: missing"),
+    (lambda d: d["lateness"].update(grace_days=3), "lateness: unknown key(s): grace_days"),
+])
+def test_lateness_shape(load_variant, edit, message):
+    assert str(load_variant(edit)) == message
+
+
+def test_lateness_rule_is_frozen(policy):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.lateness.window_days = 30
 
 
 # ---------------------------------------------------------------- roaming fair use (§3.2 ¶4)

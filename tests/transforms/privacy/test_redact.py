@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from transforms.privacy.redact import MAX_NAME, safe_error, safe_name
+from transforms.privacy.redact import MAX_NAME, safe_error, safe_name, shorten
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -102,3 +102,40 @@ def test_long_hostile_name_is_handled_in_linear_time():
     out = safe_name("a" * 65536)
     assert time.perf_counter() - start < 2.0
     assert out == "a" * 63 + "…"
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    # The cut falls inside a word: back to the end of the word before it, then the ellipsis.
+    ("§3.2 ¶3 item 10 (IMSI)", 10, "§3.2 ¶3…"),
+    ("§3.2 ¶3 (not on the billing-data list)", 16, "§3.2 ¶3 (not on…"),
+    ("unparseable: invalid encoding", 20, "unparseable:…"),
+    # snake_case parts and file-name parts are words too.
+    ("very_long_column_column_column", 20, "very_long_column…"),
+    ("freeswitch_resaved_2026-11-22.csv", 30, "freeswitch_resaved_2026-11-22…"),
+    ("freeswitch_resaved_2026-11-22.csv", 28, "freeswitch_resaved_2026-11…"),
+    # The cut falls just before a space: the words before it are whole.
+    ("abc def ghi", 8, "abc def…"),
+    # Short enough: unchanged, and no ellipsis.
+    ("abc def", 7, "abc def"),
+    ("", 5, ""),
+    # One word longer than the limit: the only way to show any of it.
+    ("c" * 10, 4, "ccc…"),
+])
+def test_shorten_cuts_between_words(text, limit, expected):
+    out = shorten(text, limit)
+    assert out == expected
+    assert len(out) <= limit
+
+
+def test_shorten_never_leaves_part_of_a_word_when_a_whole_one_fits():
+    sentence = "rows quarantined because the duration is outside the allowed range of the policy"
+    words = set(sentence.split())
+    for limit in range(5, len(sentence)):
+        shown = shorten(sentence, limit).removesuffix("…").split()
+        assert shown and set(shown) <= words, limit          # only whole words
+        assert len(shorten(sentence, limit)) <= limit
+
+
+def test_safe_name_cuts_a_long_snake_case_name_between_its_parts():
+    out = safe_name("very_long_column_" + "column_" * 20 + "end")
+    assert out.endswith("column…") and len(out) <= MAX_NAME

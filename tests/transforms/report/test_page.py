@@ -10,7 +10,7 @@ from transforms.audit_store import ChainCheck, connect, insert
 from transforms.audit_store.tables import Run, SourceFile
 from transforms.audit_store.views import define_views
 from transforms.report import gather, render_html, render_index, write_report
-from transforms.report.queries import DueRows
+from transforms.report.queries import NIGHT_COLUMNS, DueRows, FileOutcome, RoamingWindow
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -18,13 +18,23 @@ NIGHT = date(2026, 11, 22)
 AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
 
 
+RUN = {"night": NIGHT, "run_id": "r1", "status": "completed", "trigger": "cli", "started_at": AT, "finished_at": AT,
+       "files_seen": 1, "files_processed": 1, "files_skipped_known": 0, "files_rejected": 0, "files_failed": 0,
+       "rows_read": 10, "rows_loaded": 7, "rows_quarantined": 3, "rows_refused": 0, "rows_failed": 0,
+       "rows_before_lateness_window": 0, "rows_after_night": 0, "policy_id": "p", "policy_version": "1",
+       "policy_sha256": "a" * 12}
+# 10 rows read = 7 loaded to billing + 3 quarantined; one file, none refused.
+NIGHT_FIGURES = dict(zip(NIGHT_COLUMNS, (1, 1, 0, 0, 0, 10, 7, 0, 3, 0, 0, 7, 7, 0, 0, 0, 0)))
+
+
 def figures(name: str) -> dict:
     """A gather()-shaped dict for one night, with `name` as a file, column, rule, reason and data set."""
     return {
-        "run": (NIGHT, "r1", "completed", "cli", AT, AT, 1, 1, 0, 0, 0, 10, 7, 3, "p", "1", "a" * 12),
+        "run": dict(RUN),
         "generated_at": AT,
-        "night": (1, 1, 0, 0, 10, 7, 0, 3, 7, 0, 0),
-        "files": [(f"{name}.csv", "loaded", "billing_csv", 10, 7, 3, f"reason {name}")],
+        "night": dict(NIGHT_FIGURES),
+        "lateness_window_days": 7,
+        "files": [FileOutcome(f"{name}.csv", "loaded", "billing_csv", 10, 7, 3, f"reason {name}", 0, 0)],
         "off_list": [(f'col {name} & "q"', "not_allowed", "dropped", "§3.2", 1)],
         "violations": [("failed_rule", name, "§3.2 ¶3", f"rule {name}", 1, 2),
                        ("quarantine_reason", "", "", name, 1, None)],
@@ -36,7 +46,8 @@ def figures(name: str) -> dict:
                         next_due_on=date(2026, 12, 1))],
         "sweep": [(date(2026, 11, 23), name, 5)],
         "holds": [("H-1", name, "dpo", NIGHT, "billing", None, None, "", 1)],
-        "roaming": [(f"2026-10 {name}", "flagged", 1)],
+        "roaming": [RoamingWindow("2026-10", {"flagged": 1, "not_flagged": 2, "insufficient_history": 0}, 3,
+                                  f"window 2026-07…2026-10 {name}", True)],
         "chain": (4, 4, "b" * 16, False, 3),
         "verify": ChainCheck(False, 4, 3, f"problem {name}"),
     }
@@ -59,7 +70,8 @@ def test_hostile_names_are_escaped_everywhere_they_are_shown():
     assert f"<p>That sweep: {ESCAPED} 5 rows.</p>" in page
     assert f"BROKEN</span> at entry 3: problem {ESCAPED}:" in page
     assert f"Audit store: /lake/{ESCAPED}/audit.duckdb." in page
-    assert page.count(ESCAPED) == 17
+    assert f"Fair-use window 2026-07…2026-10 {ESCAPED}, as assessed by the last run" in page
+    assert page.count(ESCAPED) == 16
 
 
 def test_index_escapes_page_names(tmp_path):
@@ -106,3 +118,20 @@ def test_the_retention_figures_follow_the_policys_horizons():
         assert f"<th class=\"n\">due ≤ {h} days after sweep</th>" in page
         assert f"<th class=\"n\">due ≤ {h} days from today</th>" in page
     assert "<td>billing</td><td class=\"n\">9</td><td class=\"n\">1</td><td class=\"n\">4</td>" in page
+
+
+def test_the_page_says_refused_whole_and_counts_lateness():
+    d = figures("billing")
+    d["night"].update(files=2, files_rejected=1, rows_read=40, rows_refused=30, rows_before_lateness_window=4,
+                      rows_after_night=1)
+    d["files"].append(FileOutcome("notes.csv", "rejected_file", "-", 30, 0, None,
+                                  "nothing kept: no known source format", None, None))
+    page = " ".join(render_html(d, "/lake/audit.duckdb").split())
+    assert ('<tr><td>notes.csv</td><td>refused whole</td><td>-</td><td class="n">30</td><td class="n">0</td>'
+            '<td class="n">—</td><td class="n">—</td><td class="n">—</td><td>nothing kept: no known source format</td>'
+            '</tr>') in page
+    assert '<div class="card"><b>30</b>rows in files refused whole (nothing kept)</div>' in page
+    assert '<div class="card"><b>3</b>rows quarantined</div>' in page
+    assert "Event dates: 4 rows dated more than 7 day(s) before the night, 1 after it." in page
+    assert '<th class="n">late</th> <th class="n">future</th>' in page
+    assert "<i>late</i> (dated more than 7 days before the night)" in page

@@ -100,6 +100,8 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     text = HEADER + PAID + OPEN + OLD + "".join(row + "\n" for row, _, _ in BAD_ROWS.values())
     result = run(write(tmp_path, "payments_2026-11-22.csv", text), policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (14, 3, 11)
+    # By why, each row once: row 12 repeats INV-1, the other ten fail a check, every line parsed.
+    assert (result.rows_duplicate, result.rows_unparseable) == (1, 0)
     expected = {}
     for _, reason, _ in BAD_ROWS.values():
         expected[reason] = expected.get(reason, 0) + 1
@@ -195,6 +197,7 @@ def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_p
                  policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
     assert sum(n for r, n in result.quarantined_by_reason.items() if r.startswith("unparseable")) == 2
+    assert (result.rows_unparseable, result.rows_duplicate) == (2, 0)
     got = zone_rows(lake, "quarantine", "SELECT source_row, reason, invoice_id, subscriber_number FROM t"
                                         " ORDER BY source_row")
     assert [(line, invoice, number) for line, _, invoice, number in got] == [(4, None, None), (6, None, None)]
@@ -209,6 +212,7 @@ def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path
     # Four records: PAID and OPEN load; the one over two lines is flagged, the broken one unparseable.
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
     assert result.quarantined_by_reason == {"record_spans_lines": 1, "unparseable: too many columns": 1}
+    assert (result.rows_unparseable, result.rows_duplicate) == (1, 0)
     got = zone_rows(lake, "quarantine", "SELECT source_row, reason, invoice_id, account_id FROM t ORDER BY source_row")
     assert got == [(3, "record_spans_lines", "INV-5", None),         # the value with a line break blanked
                    (5, "unparseable: too many columns", None, None)]
@@ -349,3 +353,12 @@ def test_a_payments_header_is_no_cdr_format(policy):
 
     # The payments step owns it: no CDR format claims the payments columns.
     assert detect(PAYMENTS_HEADER.encode(), load_formats(policy), policy).format is None
+
+
+def test_a_repeated_invoice_that_also_fails_a_check_counts_once_as_a_duplicate(tmp_path, policy, lake, work_dir):
+    # INV-1 again with a status off the list: one row, quarantined under both reasons, counted once (a duplicate).
+    again = PAID.replace(",paid,", ",pending,")
+    result = run(write(tmp_path, "payments_2026-11-22.csv", HEADER + PAID + OPEN + again), policy, lake, work_dir)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    assert result.quarantined_by_reason == {"duplicate_invoice": 1, "status_invalid": 1}
+    assert (result.rows_duplicate, result.rows_unparseable) == (1, 0)
