@@ -111,6 +111,16 @@ def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:
     return out
 
 
+def _latin1_as_utf8(path: Path, work_dir: Path) -> Path:
+    """A copy of the file with every byte read as the Latin-1 character of that value, written as UTF-8:
+    the same lines, every one readable; `utf8_of_latin1` turns a field back into its own bytes' UTF-8."""
+    out = work_dir / "latin1_as_utf8.txt"
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            dst.write(chunk.decode("latin-1").encode("utf-8"))
+    return out
+
+
 def header_lines(head: bytes, layout: Layout) -> int:
     """Physical lines the header (the first record of `head`) takes: a quoted name may hold line breaks."""
     if not layout.header:
@@ -126,7 +136,7 @@ def _char(c: str) -> str:
     return "'" + c.replace("'", "''") + "'"
 
 
-def csv_source(layout: Layout, *, encoding: str = "utf-8", rejects: str = "rejects") -> str:
+def csv_source(layout: Layout, *, rejects: str = "rejects") -> str:
     """`read_csv` over the file bound as `$src`: fields c0, c1 … all VARCHAR, strict, rejects stored in the
     table named `rejects` (a name this module chooses, one per read).
 
@@ -137,9 +147,9 @@ def csv_source(layout: Layout, *, encoding: str = "utf-8", rejects: str = "rejec
     return (
         "read_csv($src, header = {h}, auto_detect = false, delim = {d}, quote = {q}, escape = {q},"
         " columns = {cols}, store_rejects = true, rejects_table = '{r}', rejects_scan = '{r}_scan',"
-        " strict_mode = true, encoding = '{enc}', max_line_size = {mls}, parallel = true{comment})"
+        " strict_mode = true, encoding = 'utf-8', max_line_size = {mls}, parallel = true{comment})"
     ).format(h="true" if layout.header else "false", d=_char(layout.delimiter), q=_char(layout.quote),
-             cols=columns, r=rejects, enc=encoding, mls=MAX_LINE_BYTES, comment=comment)
+             cols=columns, r=rejects, mls=MAX_LINE_BYTES, comment=comment)
 
 
 def staging_copy(select: str, source: str, n_columns: int, extra_flag: str = "NULL") -> str:
@@ -190,16 +200,19 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
     rows = execute(con, staging_copy(select, csv_source(layout), n), params).fetchone()[0]
     rejects, encoding = "rejects", "utf-8"
     if con.execute("SELECT count(*) FROM rejects WHERE error_type = 'INVALID ENCODING'").fetchone()[0]:
-        # Read again as Latin-1 (never invalid): records whose odd bytes lie in columns the format does not
-        # read load; a column it reads is decoded back to UTF-8, and a record with one that is not UTF-8
-        # is flagged for quarantine (validate) instead of being lost as unparseable.
+        # Read again as Latin-1 (every byte a character, never invalid): records whose odd bytes lie in
+        # columns the format does not read load; a column it reads is decoded back to UTF-8, and a record
+        # with one that is not UTF-8 is flagged for quarantine (validate) instead of lost as unparseable.
+        # (DuckDB's own latin-1 reader refuses the bytes 0x80-0x9F that cp1250 uses: the copy is Python's.)
+        source = _latin1_as_utf8(source, work_dir)
+        params["src"] = str(source)
         con.execute(_UTF8_OF_LATIN1)
         used = sorted(set(read_columns))
         decoded = ", ".join(f"utf8_of_latin1(c{i}) AS c{i}" if i in used else f"c{i}" for i in range(n))
         fault = " OR ".join(f"(c{i} IS NOT NULL AND utf8_of_latin1(c{i}) IS NULL)" for i in used) or "false"
         rejects, encoding = "rejects_latin1", "latin-1"
         latin1 = (f"(SELECT {decoded}, CASE WHEN {fault} THEN '{INVALID_ENCODING}' END AS _encoding_fault"
-                  f" FROM {csv_source(layout, encoding='latin-1', rejects=rejects)})")
+                  f" FROM {csv_source(layout, rejects=rejects)})")
         rows = execute(con, staging_copy(select, latin1, n, "_encoding_fault"), params).fetchone()[0]
     lines = shape.lines if shape.lines is not None else fingerprint(source).lines
     header = header_lines(head, layout)
