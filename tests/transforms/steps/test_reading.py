@@ -314,6 +314,14 @@ def test_a_quote_closed_lines_later_costs_its_own_line_only(tmp_path, pq_read):
     assert sorted(zip(r.source_rows(), [c for (c,) in r.rows(pq_read, "c0")])) == [(2, "1"), (4, "4"), (7, "7")]
 
 
+def test_below_the_last_reread_each_line_is_quarantined_as_it_is(tmp_path, pq_read, monkeypatch):
+    # No reading again allowed: the lines the broken record ran over are quarantined one by one.
+    monkeypatch.setattr("transforms.steps.reading.MAX_REREADS", 0)
+    r = read(tmp_path, "open.csv", b'a,b,c\n1,2,3\n3,"q,3\n4,5,6\n7,8,9\n', 3, header=True)
+    assert (r.staged, r.unparseable) == (1, 3)
+    assert [reason for ln, reason in r.lines(pq_read) if ln > 3] == [SWALLOWED, SWALLOWED]
+
+
 def test_broken_records_inside_broken_records_are_read_to_the_bottom(tmp_path, pq_read):
     # Every data line opens a quote that never closes: each is quarantined under its own line.
     data = b"a,b,c\n" + b"".join(f'{i},"q{i},3\n'.encode() for i in range(2, 12))
