@@ -36,7 +36,8 @@ from transforms.formats.recognize import detect
 from transforms.lake import connection as lake_mod
 from transforms.policy import load_policy
 from transforms.steps.ingest import staging_select
-from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, fingerprint, staging_copy
+from transforms.steps.lines import fingerprint
+from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, staging_copy
 
 # DuckDB 2.0 turns `x IN (5+ constants)` (and list_contains over a constant list) into a MARK hash
 # join, and that plan loses insertion order under a parallel scan (asterisk's `direction` mapping).

@@ -10,8 +10,8 @@ peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
 `transforms.lake.connection.connect` connections is timed (the connection is wrapped, not
 changed), and so are GX's two phases (`_validate`: the expectation queries;
-`_build_docs`: the Data Docs site) and ingest's Python passes (`reading._scan_lines`, the
-walk over every line when the counts do not place them; `reading.plain_line_endings`, the LF copy of a mixed file). Nothing in transforms/ is edited; the wrappers are
+`_build_docs`: the Data Docs site) and ingest's Python passes (`lines.scan_lines`, the
+walk over every line when the counts do not place them; `lines.plain_line_endings`, the LF copy of a mixed file). Nothing in transforms/ is edited; the wrappers are
 installed on the imported modules of this process only.
 """
 
@@ -35,7 +35,7 @@ from transforms.steps.billing import load_billing
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import ingest_file
 from transforms.steps.quarantine import quarantine_rows
-from transforms.steps.reading import fingerprint
+from transforms.steps.lines import fingerprint
 
 CURRENT: dict = {"step": None}
 RECORDS: list[dict] = []        # sub-step records: step, what, seconds
@@ -119,7 +119,7 @@ def install_probes() -> None:
             module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
     gx_mod._build_docs = _timed(gx_mod._build_docs, "gx: _build_docs (Data Docs site + index)")
-    reading_mod._scan_lines = _timed(reading_mod._scan_lines, "python: _scan_lines (walk the lines as the reader does)")
+    reading_mod.scan_lines = _timed(reading_mod.scan_lines, "python: scan_lines (walk the lines as the reader does)")
     reading_mod.plain_line_endings = _timed(reading_mod.plain_line_endings,
                                             "python: plain_line_endings (LF copy of a cr/mixed file)")
 

@@ -24,7 +24,7 @@ from transforms.lake.commit import remove_tree
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_name
-from transforms.steps.reading import FileShape, fingerprint
+from transforms.steps.lines import FileShape, fingerprint
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
-from transforms.steps.reading import (HEAD_BYTES, DelimitedRead, FileShape, Layout, fingerprint, header_lines,
-                                      stage_delimited, staging_copy)
+from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
+from transforms.steps.reading import HEAD_BYTES, DelimitedRead, stage_delimited, staging_copy
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from transforms.lake.partitions import ZoneWrite, write_partitioned
 from transforms.policy import Policy
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
-from transforms.steps.reading import (HEAD_BYTES, INGEST_FLAG, FileShape, Layout, fingerprint, stage_delimited,
-                                      staged_source_row)
+from transforms.steps.lines import FileShape, Layout, fingerprint
+from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG, stage_delimited, staged_source_row
 
 ZONE = "invoices"
 # Not a CDR format: the billing system's payments / invoice-status extract, one row per invoice. It goes

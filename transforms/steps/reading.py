@@ -1,9 +1,8 @@
 """Reading a delimited landing file: its line endings made plain, its records staged strictly, every
 physical line accounted for.
 
-Ingest and the payments step share this reader (docs/design.md §7). `fingerprint` (in the night's plan)
-takes the sha256, the physical lines and the line endings in one pass. `stage_delimited` then reads the
-file with DuckDB's strict CSV scan, every field as text and rejected records stored, and accounts for
+Ingest and the payments step share this reader (docs/design.md §7); where lines are, and the copies it
+reads from, come from `steps.lines`. `stage_delimited` reads the file with DuckDB's strict CSV scan, every field as text and rejected records stored, and accounts for
 each physical line: a staged record keeps the line it starts on as its `source_row`; a line DuckDB did
 not turn into a record is either harmless (a blank or comment line, the header) or quarantined by line
 with a reason — never with the line's content.
@@ -16,15 +15,15 @@ columns the format reads are decoded back to UTF-8, or flagged `invalid_encoding
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 
-from transforms.formats.recognize import head_text, records
 from transforms.lake.connection import connect, execute
+from transforms.steps.lines import (FileShape, Layout, copy_lines, fingerprint, header_lines, latin1_as_utf8,
+                                    line_numbers, plain_line_endings, scan_lines, trailing_blank_lines)
 
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
@@ -41,29 +40,6 @@ INVALID_ENCODING = "invalid_encoding"
 SWALLOWED = "unparseable: inside a record whose quote never closed"
 MAX_REREADS = 16            # broken records inside broken records: deeper, their lines are quarantined as they are
 _TEXT_KEPT_BY_READER = 9_000  # DuckDB keeps the first 10 000 bytes of a rejected record's text
-LINE_ENDINGS = ("lf", "crlf", "cr", "mixed")
-
-
-@dataclass(frozen=True)
-class FileShape:
-    """What one streaming pass over a landing file tells: its digest, physical lines and line endings."""
-
-    sha256: str
-    lines: int | None            # LF, CRLF and a lone CR each end a line; None for Parquet
-    line_endings: str | None     # lf | crlf | cr | mixed; None for Parquet or a file without a line break
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How the records of a delimited file are written: a format's declared values or the sniffed ones."""
-
-    n_columns: int
-    header: bool
-    delimiter: str = ","
-    quote: str = '"'
-    comment: str | None = None
-
-
 @dataclass(frozen=True)
 class DelimitedRead:
     """What reading one delimited file into a staged Parquet file gave; counts and paths, never content."""
@@ -74,59 +50,6 @@ class DelimitedRead:
     unparseable_path: str | None = None   # (source_row, reason) per line that is not a record
     line_offset: int = 0                  # a staged row without `_source_row` starts on row number + this
     encoding: str = "utf-8"               # latin-1 when some record held a byte that is not UTF-8
-
-
-def fingerprint(path: Path) -> FileShape:
-    """sha256, physical lines and line endings of a file, in one streaming pass."""
-    h, lf, cr, crlf, first, last = hashlib.sha256(), 0, 0, 0, b"", b""
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            first = first or chunk[:4]
-            h.update(chunk)
-            lf, cr, crlf = lf + chunk.count(b"\n"), cr + chunk.count(b"\r"), crlf + chunk.count(b"\r\n")
-            crlf += last == b"\r" and chunk[:1] == b"\n"     # a CRLF split between two chunks
-            last = chunk[-1:]
-    if first == b"PAR1":
-        return FileShape(h.hexdigest(), None, None)
-    kinds = [kind for kind, n in (("lf", lf - crlf), ("crlf", crlf), ("cr", cr - crlf)) if n]
-    endings = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
-    unterminated = bool(last) and last not in (b"\n", b"\r")
-    return FileShape(h.hexdigest(), lf + cr - crlf + unterminated, endings)
-
-
-def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:
-    """The file itself when DuckDB reads its line endings as they are (LF or CRLF throughout); otherwise a
-    copy under `work_dir` with every line ending as LF — the same lines, so the same line numbers."""
-    if shape.line_endings not in ("cr", "mixed"):
-        return path
-    out = work_dir / "line_endings_lf.txt"
-    with open(path, "rb") as src, open(out, "wb") as dst:
-        carry = b""
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            chunk, carry = carry + chunk, b""
-            if chunk.endswith(b"\r"):                 # maybe the first half of a CRLF
-                chunk, carry = chunk[:-1], b"\r"
-            dst.write(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
-        dst.write(carry.replace(b"\r", b"\n"))
-    return out
-
-
-def _latin1_as_utf8(path: Path, work_dir: Path) -> Path:
-    """A copy of the file with every byte read as the Latin-1 character of that value, written as UTF-8:
-    the same lines, every one readable; `utf8_of_latin1` turns a field back into its own bytes' UTF-8."""
-    out = work_dir / "latin1_as_utf8.txt"
-    with open(path, "rb") as src, open(out, "wb") as dst:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            dst.write(chunk.decode("latin-1").encode("utf-8"))
-    return out
-
-
-def header_lines(head: bytes, layout: Layout) -> int:
-    """Physical lines the header (the first record of `head`) takes: a quoted name may hold line breaks."""
-    if not layout.header:
-        return 0
-    first = next(iter(records(head_text(head), layout.delimiter, layout.quote, limit=1)), ())
-    return 1 + sum(name.count("\n") for name in first)
 
 
 def _char(c: str) -> str:
@@ -204,7 +127,7 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
         # columns the format does not read load; a column it reads is decoded back to UTF-8, and a record
         # with one that is not UTF-8 is flagged for quarantine (validate) instead of lost as unparseable.
         # (DuckDB's own latin-1 reader refuses the bytes 0x80-0x9F that cp1250 uses: the copy is Python's.)
-        source = _latin1_as_utf8(source, work_dir)
+        source = latin1_as_utf8(source, work_dir)
         params["src"] = str(source)
         con.execute(_UTF8_OF_LATIN1)
         used = sorted(set(read_columns))
@@ -262,7 +185,7 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     # the file's): number each rejected record by the lines before its first byte.
     starts = [b for (b,) in con.execute("SELECT first_byte FROM rejected WHERE first_byte IS NOT NULL").fetchall()]
     if starts:
-        found = _line_numbers(path, starts)
+        found = line_numbers(path, starts)
         con.execute("UPDATE rejected SET source_row = m.n FROM (SELECT unnest($b) AS b, unnest($n) AS n) m"
                     " WHERE rejected.first_byte = m.b", {"b": list(found), "n": list(found.values())})
     staged_lines, staged_spans = con.execute(
@@ -272,9 +195,9 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     missing = lines - (header + staged_lines + rejected)
     silent: list[int] = []
     extents: dict[int, tuple[int, bool]] = {}
-    if spanning or missing > _trailing_blank_lines(path):
+    if spanning or missing > trailing_blank_lines(path):
         # Where the lines went is not plain from the counts: walk the file as the reader does.
-        silent, extents = _scan_lines(path, layout, header, set(spanning or ()))
+        silent, extents = scan_lines(path, layout, header, set(spanning or ()))
     elif missing > 0:
         silent = list(range(lines - missing + 1, lines + 1))      # blank lines at the very end
     con.execute("CREATE OR REPLACE TEMP TABLE extents AS SELECT unnest($k) AS source_row, unnest($v) AS n",
@@ -296,7 +219,7 @@ def _reread_lines(con: duckdb.DuckDBPyConnection, source: Path, inside: list[int
     again = work_dir / f"reread_{depth + 1}"
     again.mkdir(exist_ok=True)
     lines_path = again / "lines.txt"
-    _copy_lines(source, inside, lines_path)
+    copy_lines(source, inside, lines_path)
     inner = connect(again / "tmp")
     try:
         read = stage_delimited(inner, lines_path, fingerprint(lines_path), again, replace(layout, header=False),
@@ -363,98 +286,3 @@ def staged_source_row(line_offset: int, alias: str = "") -> str:
     written as a literal: the views that use it cannot hold parameters."""
     t = f"{alias}." if alias else ""
     return f"coalesce({t}{SOURCE_ROW}, {t}file_row_number + 1 + {int(line_offset)})"
-
-
-def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
-    """The 1-based line of the file each byte offset lies on, in one streaming pass."""
-    wanted, found, breaks, done = sorted(set(offsets)), {}, 0, 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            while len(found) < len(wanted) and wanted[len(found)] < done + len(chunk):
-                offset = wanted[len(found)]
-                found[offset] = 1 + breaks + chunk.count(b"\n", 0, offset - done)
-            if len(found) == len(wanted):
-                break
-            breaks += chunk.count(b"\n")
-            done += len(chunk)
-    return {**found, **{offset: 1 + breaks for offset in wanted[len(found):]}}
-
-
-def _trailing_blank_lines(path: Path) -> int:
-    """How many blank lines end the file (read from its last bytes only)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        fh.seek(max(size - (1 << 16), 0))
-        tail = fh.read()
-    body = tail.rstrip(b"\r\n")
-    if not body and size > len(tail):
-        return 0          # more than 64 KiB of line breaks: let the scan count them
-    ends = tail[len(body):].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    # The first line break ends the last line with content; every further one ends a blank line.
-    return max(len(ends) - (1 if body else 0), 0)
-
-
-def _scan_lines(path: Path, layout: Layout, header: int,
-                rejected_starts: set[int]) -> tuple[list[int], dict[int, tuple[int, bool]]]:
-    """Walk the file's lines as a strict reader does: the blank and comment lines it skips (outside any
-    record), and for each record starting on one of `rejected_starts` how many lines it ran over and
-    whether a stray quote made it run over them (its quote never closed, or text followed it)."""
-    q, d = layout.quote.encode(), layout.delimiter.encode()
-    c = layout.comment.encode() if layout.comment else None
-    silent, extents = [], {}
-    in_quote, broken, start, n = False, False, 0, 0
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if n <= header:
-                continue
-            body = raw.rstrip(b"\r\n")
-            if not in_quote:
-                if not body or (c is not None and body.startswith(c)):
-                    silent.append(n)
-                    continue
-                start = n
-            in_quote, broken = _quote_open_after(body, q, d, in_quote)
-            if not in_quote and start in rejected_starts:
-                extents[start] = (n - start + 1, broken)
-    if in_quote and start in rejected_starts:
-        extents[start] = (n - start + 1, True)          # a quote open until the end of the file
-    return silent, extents
-
-
-def _quote_open_after(body: bytes, q: bytes, d: bytes, in_quote: bool) -> tuple[bool, bool]:
-    """Whether a quoted field is still open at the end of the line `body` (the record goes on), and
-    whether the record broke on this line.
-
-    A quote opens a field only at its start; inside, a doubled quote is one quote character, and a
-    closing quote must end the field. Text after a closing quote breaks the record: the reader gives it
-    up at the end of that line.
-    """
-    pos = 0
-    while True:
-        j = body.find(q, pos)
-        if j < 0:
-            return in_quote, False
-        if in_quote:
-            after = body[j + 1:j + 2]
-            if after == q:
-                pos = j + 2
-                continue
-            if after in (b"", d):
-                in_quote, pos = False, j + 1
-                continue
-            return False, True
-        in_quote = j == 0 or body[j - 1:j] == d
-        pos = j + 1
-
-
-def _copy_lines(source: Path, wanted: list[int], dst: Path) -> None:
-    """The lines numbered `wanted` (ascending) of `source`, as a file of their own."""
-    todo = iter(wanted)
-    nxt = next(todo, None)
-    with open(source, "rb") as fh, open(dst, "wb") as out:
-        for n, raw in enumerate(fh, start=1):
-            if nxt is None:
-                break
-            if n == nxt:
-                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                nxt = next(todo, None)

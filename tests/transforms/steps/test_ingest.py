@@ -15,7 +15,8 @@ from transforms.formats import load_formats
 from transforms.policy import load_policy
 from transforms.lake.commit import sha256_file
 from transforms.steps.ingest import ingest_file
-from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL, FileShape, fingerprint
+from transforms.steps.lines import FileShape, fingerprint
+from transforms.steps.reading import INGEST_FLAG, SPANS_LINES, STAGING_TECHNICAL
 
 FORMATS = load_formats(load_policy())    # the built-in source formats
 

@@ -15,7 +15,7 @@ from tests.transforms.conftest import read_parquet
 from transforms.lake.partitions import part_name
 from transforms.steps.payments import (IDENTIFYING_COLUMNS, NOT_PAYMENTS, PAYMENTS_COLUMNS, is_payments_extract,
                                       is_payments_header, load_payments)
-from transforms.steps.reading import fingerprint
+from transforms.steps.lines import fingerprint
 
 HEADER = ",".join(PAYMENTS_COLUMNS) + "\n"
 NIGHT = "2026-11-22"

@@ -1,4 +1,5 @@
-"""transforms/steps/reading.py: fingerprint, the strict CSV reader, and the accounting of every physical line.
+"""transforms/steps/reading.py (with steps/lines.py): fingerprint, the strict CSV reader, and the accounting of
+every physical line.
 
 The reader is driven here as ingest and the payments step drive it: `stage_delimited` copies the records to a
 staged Parquet file (some columns kept, the technical columns over all of them) and accounts for every line.
@@ -26,14 +27,11 @@ from transforms.steps.reading import (
     SPANS_LINES,
     STAGING_TECHNICAL,
     SWALLOWED,
-    FileShape,
-    Layout,
     csv_source,
-    fingerprint,
-    header_lines,
     stage_delimited,
     staged_source_row,
 )
+from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
 
 
 @dataclass(frozen=True)

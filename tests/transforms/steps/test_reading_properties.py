@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.lake.connection import connect, execute
-from transforms.steps.reading import Layout, fingerprint, stage_delimited, staged_source_row
+from transforms.steps.lines import Layout, fingerprint
+from transforms.steps.reading import stage_delimited, staged_source_row
 
 HEADER = "a,b,c"
 ENDINGS = ("\n", "\r\n", "\r")
