@@ -148,7 +148,7 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
     from transforms.steps.validate import validate_staged
     with step("validate_staged", steps) as rec:
         val = validate_staged(ing.staged_path, policy, work, source_sha256=sha, run_id=run_id,
-                              line_offset=ing.line_offset, docs_dir=lake.zone("reports") / "gx_data_docs")
+                              numbering=ing.numbering, docs_dir=lake.zone("reports") / "gx_data_docs")
         rec.update(rows_valid=val.rows_valid, rows_rejected=val.rows_rejected)
     with step("load_billing", steps) as rec:
         valid = getattr(val, "valid_dir", None) or getattr(val, "valid_path", None)   # the API moved once already

@@ -167,7 +167,7 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
     from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it
 
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,
-                                 line_offset=ingest.line_offset, docs_dir=lake.zone("reports") / "gx_data_docs")
+                                 numbering=ingest.numbering, docs_dir=lake.zone("reports") / "gx_data_docs")
     # A repeat counts as a duplicate whatever else is wrong with it: each row once (RowAccount).
     duplicates = validation.rejected_by_reason.get(DUPLICATE, 0)
     account = RowAccount(rows_failing=validation.rows_rejected - duplicates, rows_duplicate=duplicates,

@@ -21,7 +21,7 @@ from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
-from transforms.steps.reading import HEAD_BYTES, DelimitedRead, stage_delimited, staging_copy
+from transforms.steps.reading import HEAD_BYTES, DelimitedRead, LineNumbering, stage_delimited, staging_copy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class IngestResult:
     unparseable_by_reason: dict[str, int] = field(default_factory=dict)
     staged_path: str | None = None   # canonical columns, VARCHAR
     unparseable_path: str | None = None  # (source_row, reason) only
-    line_offset: int = 0            # a staged row without `_source_row` starts on its row number + this
+    numbering: LineNumbering = LineNumbering()   # a staged row's first physical line, from its row number
     line_endings: str | None = None  # lf | crlf | cr | mixed (read from an LF copy when cr or mixed)
     encoding: str | None = None     # utf-8, or latin-1 when a record held a byte that is not UTF-8
 
@@ -120,7 +120,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, policy: Policy, work_dir:
         unparseable_by_reason=read.unparseable_by_reason,
         staged_path=str(staged),
         unparseable_path=read.unparseable_path,
-        line_offset=read.line_offset,
+        numbering=read.numbering,
         encoding=read.encoding,
     )
 

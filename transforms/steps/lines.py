@@ -148,6 +148,23 @@ def scan_lines(path: Path, layout: Layout, header: int,
     return silent, extents
 
 
+def record_extents(path: Path, layout: Layout, starts: dict[int, int]) -> dict[int, tuple[int, bool]]:
+    """For records starting on line → byte offset `starts`: how many lines each ran over, and whether a
+    stray quote made it (as `scan_lines`), walking from each record's first byte only."""
+    q, d = layout.quote.encode(), layout.delimiter.encode()
+    extents = {}
+    with open(path, "rb") as fh:
+        for line, offset in sorted(starts.items()):
+            fh.seek(offset)
+            in_quote, broken, n = False, False, 0
+            for n, raw in enumerate(fh, start=1):
+                in_quote, broken = quote_open_after(raw.rstrip(b"\r\n"), q, d, in_quote)
+                if not in_quote:
+                    break
+            extents[line] = (max(n, 1), broken or in_quote)      # a quote open until the end of the file
+    return extents
+
+
 def quote_open_after(body: bytes, q: bytes, d: bytes, in_quote: bool) -> tuple[bool, bool]:
     """Whether a quoted field is still open at the end of the line `body` (the record goes on), and
     whether the record broke on this line.

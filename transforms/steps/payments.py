@@ -33,7 +33,7 @@ from transforms.policy import Policy
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.lines import FileShape, Layout, fingerprint
-from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG, stage_delimited, staged_source_row
+from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG, LineNumbering, stage_delimited
 
 ZONE = "invoices"
 # Not a CDR format: the billing system's payments / invoice-status extract, one row per invoice. It goes
@@ -154,7 +154,7 @@ def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, nig
         return PaymentsResult(**base, status="empty", reason="no data rows")
     return _route(staged, read.unparseable_path, policy, lake, work_dir, base, night=night, run_id=run_id,
                   rows_read=read.rows_staged + read.rows_unparseable, rows_unparseable=read.rows_unparseable,
-                  by_reason=dict(read.unparseable_by_reason), line_offset=read.line_offset)
+                  by_reason=dict(read.unparseable_by_reason), numbering=read.numbering)
 
 
 def _refused(base: dict, reason: str, lines: int | None, header_lines: int = 0) -> PaymentsResult:
@@ -167,7 +167,7 @@ def _refused(base: dict, reason: str, lines: int | None, header_lines: int = 0) 
 
 def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lake, work_dir: Path, base: dict, *,
            night: str, run_id: str, rows_read: int, rows_unparseable: int, by_reason: dict[str, int],
-           line_offset: int) -> PaymentsResult:
+           numbering: LineNumbering) -> PaymentsResult:
     sha = base["sha256"]
     params = {"staged": str(staged), "sha": sha, "night": night, "run_id": run_id,
               **numbering_params(policy.operator), "statuses": list(INVOICE_STATUSES),
@@ -180,7 +180,7 @@ def _route(staged: Path, unparseable_path: str | None, policy: Policy, lake: Lak
     try:
         execute(con, f"""
             CREATE TEMP TABLE candidate AS
-            SELECT {staged_source_row(line_offset)} AS source_row, {text}, {INGEST_FLAG}
+            SELECT {numbering.source_row()} AS source_row, {text}, {INGEST_FLAG}
             FROM read_parquet($staged, file_row_number = true)""", params)
         execute(con, f"CREATE TEMP TABLE typed AS SELECT *, {typed} FROM candidate", params)
         # The first row of an invoice id stays; later rows with the same id are duplicates.

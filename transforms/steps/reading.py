@@ -23,7 +23,8 @@ import duckdb
 
 from transforms.lake.connection import connect, execute
 from transforms.steps.lines import (FileShape, Layout, copy_lines, fingerprint, header_lines, latin1_as_utf8,
-                                    line_numbers, plain_line_endings, scan_lines, trailing_blank_lines)
+                                    line_numbers, plain_line_endings, record_extents, scan_lines,
+                                    trailing_blank_lines)
 
 HEAD_BYTES = 1 << 16
 MAX_LINE_BYTES = 2 << 20  # longer records are rejected, not read
@@ -38,8 +39,27 @@ STAGING_TECHNICAL = (INGEST_FLAG, RECORD_LINES, RECORD_DIGEST, SOURCE_ROW)
 SPANS_LINES = "record_spans_lines"
 INVALID_ENCODING = "invalid_encoding"
 SWALLOWED = "unparseable: inside a record whose quote never closed"
+MAX_STEPS_IN_SQL = 256     # more steps in the line numbering: each row's line is written into the staged file
 MAX_REREADS = 16            # broken records inside broken records: deeper, their lines are quarantined as they are
 _TEXT_KEPT_BY_READER = 9_000  # DuckDB keeps the first 10 000 bytes of a rejected record's text
+@dataclass(frozen=True)
+class LineNumbering:
+    """How a staged row's first physical line follows from its row number k (1-based): the header's
+    lines, plus the lines before it that were no staged record (rejected, blank, comment) — a step
+    function of k, kept as (from k, lines) steps. A row that carries `_source_row` keeps it."""
+
+    header: int = 0
+    steps: tuple[tuple[int, int], ...] = ()
+
+    def source_row(self, alias: str = "") -> str:
+        """SQL for the row's line over `read_parquet(…, file_row_number = true)` (named `alias`, if given).
+        Every number in it is one the reader counted, written as a literal: views cannot hold parameters."""
+        t = f"{alias}." if alias else ""
+        k = f"{t}file_row_number + 1"
+        shift = "".join(f" WHEN {k} >= {int(start)} THEN {int(lines)}" for start, lines in reversed(self.steps))
+        return f"coalesce({t}{SOURCE_ROW}, {k} + {int(self.header)}" + (f" + CASE{shift} ELSE 0 END)" if shift else ")")
+
+
 @dataclass(frozen=True)
 class DelimitedRead:
     """What reading one delimited file into a staged Parquet file gave; counts and paths, never content."""
@@ -48,7 +68,7 @@ class DelimitedRead:
     rows_unparseable: int
     unparseable_by_reason: dict[str, int] = field(default_factory=dict)
     unparseable_path: str | None = None   # (source_row, reason) per line that is not a record
-    line_offset: int = 0                  # a staged row without `_source_row` starts on row number + this
+    numbering: LineNumbering = LineNumbering()   # a staged row's line from its row number
     encoding: str = "utf-8"               # latin-1 when some record held a byte that is not UTF-8
 
 
@@ -139,14 +159,15 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
         rows = execute(con, staging_copy(select, latin1, n, "_encoding_fault"), params).fetchone()[0]
     lines = shape.lines if shape.lines is not None else fingerprint(source).lines
     header = header_lines(head, layout)
-    inside = _account_lines(con, source, rejects, staged, work_dir, lines or 0, header, layout)
+    inside, numbering = _account_lines(con, source, rejects, staged, work_dir, lines or 0, header, layout)
     if inside:
         # Lines a broken record ran over (a stray quote that never closed, or closed lines later): not
         # part of that record. Each is read again as a record of its own, so that one stray quote costs
         # its own line, not the rest of the file.
         if depth < MAX_REREADS:
             rows += _reread_lines(con, source, inside, work_dir, layout, select, read_columns, params, staged,
-                                  header, depth)
+                                  numbering, depth)
+            numbering = LineNumbering(header)       # every row's line is now written in the staged file
         else:
             con.execute("INSERT INTO unparseable SELECT unnest($l), $r, 1", {"l": inside, "r": SWALLOWED})
     unparseable = con.execute("SELECT count(*) FROM unparseable").fetchone()[0]
@@ -157,15 +178,15 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
         con.execute("COPY (SELECT source_row, reason FROM unparseable ORDER BY source_row) TO $dst (FORMAT parquet)",
                     {"dst": unparseable_path})
     return DelimitedRead(rows_staged=rows, rows_unparseable=unparseable, unparseable_by_reason=by_reason,
-                         unparseable_path=unparseable_path, line_offset=header, encoding=encoding)
+                         unparseable_path=unparseable_path, numbering=numbering, encoding=encoding)
 
 
 def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, staged: Path, work_dir: Path,
-                   lines: int, header: int, layout: Layout) -> list[int]:
+                   lines: int, header: int, layout: Layout) -> tuple[list[int], LineNumbering]:
     """Every physical line of the file is the header's, a staged record's, a rejected record's, or a silent
     (blank or comment) line. Rejected records go to the temp table `unparseable` (source_row, reason, n
-    lines); when a staged record's line is not its position plus the header, `_source_row` is written into
-    the staged file. Returns the lines a record broken by a stray quote ran over after its first one.
+    lines). Returns the lines a record broken by a stray quote ran over after its first one, and how a
+    staged row's line follows from its row number.
     """
     # One rejected record may raise several errors; count it once, by its first line. `first_byte` is where
     # the record starts: DuckDB's csv_line starts at the 0-based byte line_byte_position - 1, with any blank
@@ -191,27 +212,29 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     staged_lines, staged_spans = con.execute(
         f"SELECT coalesce(sum({RECORD_LINES}), 0), coalesce(max({RECORD_LINES}), 1) > 1 FROM read_parquet($dst)",
         {"dst": str(staged)}).fetchone()
-    rejected, spanning = con.execute("SELECT count(*), list(source_row) FILTER (WHERE may_span) FROM rejected").fetchone()
-    missing = lines - (header + staged_lines + rejected)
+    rejected = con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    spanning = dict(con.execute("SELECT source_row, first_byte FROM rejected WHERE may_span").fetchall())
+    # How far each rejected record that may run over several lines ran: walked from its first byte only.
+    extents = record_extents(path, layout, spanning) if spanning else {}
+    missing = lines - (header + staged_lines + rejected + sum(n - 1 for n, _ in extents.values()))
     silent: list[int] = []
-    extents: dict[int, tuple[int, bool]] = {}
-    if spanning or missing > trailing_blank_lines(path):
-        # Where the lines went is not plain from the counts: walk the file as the reader does.
-        silent, extents = scan_lines(path, layout, header, set(spanning or ()))
+    if missing > trailing_blank_lines(path):
+        # Lines skipped inside the file (blank or comment lines): walk the whole file as the reader does.
+        silent, extents = scan_lines(path, layout, header, set(spanning))
     elif missing > 0:
         silent = list(range(lines - missing + 1, lines + 1))      # blank lines at the very end
     con.execute("CREATE OR REPLACE TEMP TABLE extents AS SELECT unnest($k) AS source_row, unnest($v) AS n",
                 {"k": list(extents), "v": [lines_run for lines_run, _ in extents.values()]})
     con.execute("CREATE OR REPLACE TEMP TABLE unparseable AS SELECT source_row, reason, coalesce(e.n, 1) AS n"
                 " FROM rejected LEFT JOIN extents e USING (source_row)")
-    _number_staged_rows(con, staged, work_dir, header, staged_lines, staged_spans, silent)
+    numbering = _number_staged_rows(con, staged, work_dir, header, staged_lines, staged_spans, silent)
     # A record broken by a stray quote ran over lines that are not its own; a record whose quoted field
     # really holds line breaks (closed as it should be) keeps them, quarantined as one record.
-    return [line for start, (n, broken) in extents.items() if broken for line in range(start + 1, start + n)]
+    return [line for start, (n, broken) in extents.items() if broken for line in range(start + 1, start + n)], numbering
 
 
 def _reread_lines(con: duckdb.DuckDBPyConnection, source: Path, inside: list[int], work_dir: Path, layout: Layout,
-                  select: str, read_columns: Collection[int], params: dict, staged: Path, header: int,
+                  select: str, read_columns: Collection[int], params: dict, staged: Path, numbering: LineNumbering,
                   depth: int) -> int:
     """Read the `inside` lines of `source` again, as a headerless file of their own; add their records to
     `staged` and their unparseable lines to `unparseable`, each under its line in `source`. Returns the
@@ -235,12 +258,12 @@ def _reread_lines(con: duckdb.DuckDBPyConnection, source: Path, inside: list[int
     # Every row's line written out: the merged file's row order no longer tells it.
     execute(con, f"""
         COPY (
-            SELECT s.* EXCLUDE (file_row_number, {SOURCE_ROW}), {staged_source_row(header, "s")} AS {SOURCE_ROW}
+            SELECT s.* EXCLUDE (file_row_number, {SOURCE_ROW}), {numbering.source_row("s")} AS {SOURCE_ROW}
             FROM read_parquet($main, file_row_number = true) s
             UNION ALL BY NAME
             SELECT r.* EXCLUDE (file_row_number, {SOURCE_ROW}), m.line AS {SOURCE_ROW}
             FROM read_parquet($again, file_row_number = true) r
-            JOIN reread_lines m ON m.k = {staged_source_row(read.line_offset, "r")}
+            JOIN reread_lines m ON m.k = {read.numbering.source_row("r")}
         ) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
             {"main": str(staged), "again": str(again / "staged.parquet"), "dst": str(merged)})
     merged.replace(staged)
@@ -248,41 +271,39 @@ def _reread_lines(con: duckdb.DuckDBPyConnection, source: Path, inside: list[int
 
 
 def _number_staged_rows(con: duckdb.DuckDBPyConnection, staged: Path, work_dir: Path, header: int,
-                        staged_lines: int, staged_spans: bool, silent: list[int]) -> None:
-    """Write each staged record's first physical line into `_source_row`, when it is not simply the
-    header plus its position: some line before it was not a one-line staged record.
+                        staged_lines: int, staged_spans: bool, silent: list[int]) -> LineNumbering:
+    """How each staged record's first physical line follows from its row number.
 
-    A staged record at position p (its position counted in staged lines) moves down by the lines of
-    every excluded run (rejected, swallowed, blank, comment) that lies before it; an ASOF join finds the
-    last such run for each record.
+    A staged record at position p (counted in staged lines) moves down by the lines of every excluded run
+    (rejected, blank, comment) that lies before it: a step function of p, with one step per run. With
+    one-line records and not too many steps it is SQL of the row number (no rewrite); otherwise each row's
+    line is written into `_source_row` (an ASOF join finds the last run before each record).
     """
     con.execute("CREATE OR REPLACE TEMP TABLE excluded AS SELECT source_row AS first_line, n FROM unparseable"
                 " UNION ALL SELECT unnest($s), 1", {"s": silent})
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE shifts AS SELECT from_position, max(shift) AS shift FROM ("
+    steps = con.execute(
+        "SELECT from_position, max(shift) AS shift FROM ("
         "  SELECT first_line - $h - coalesce(sum(n) OVER (ORDER BY first_line ROWS BETWEEN UNBOUNDED PRECEDING"
         "         AND 1 PRECEDING), 0) AS from_position, sum(n) OVER (ORDER BY first_line ROWS UNBOUNDED PRECEDING)"
-        "         AS shift FROM excluded) GROUP BY from_position", {"h": header})
-    moved = con.execute("SELECT count(*) FROM shifts WHERE from_position <= $p", {"p": staged_lines}).fetchone()[0]
-    if not moved and not staged_spans:
-        return
+        "         AS shift FROM excluded) WHERE from_position <= $p GROUP BY from_position ORDER BY from_position",
+        {"h": header, "p": staged_lines}).fetchall()
+    if not staged_spans and len(steps) <= MAX_STEPS_IN_SQL:
+        return LineNumbering(header, tuple((int(a), int(b)) for a, b in steps))
+    con.execute("CREATE OR REPLACE TEMP TABLE shifts AS SELECT unnest($a) AS from_position, unnest($b) AS shift",
+                {"a": [a for a, _ in steps], "b": [b for _, b in steps]})
     numbered = work_dir / "staged_numbered.parquet"
+    # A record's position counted in staged lines: its row number, plus the extra lines of the records
+    # before it when some staged record ran over several lines (only then the window is paid for).
+    position = (f"file_row_number + 1 + coalesce(sum({RECORD_LINES} - 1) OVER (ORDER BY file_row_number"
+                " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)" if staged_spans else "file_row_number + 1")
+    # Kept in the file's order (a sort, paid only here: records over several lines, or many steps).
     execute(con, f"""
         COPY (
             SELECT s.* EXCLUDE ({SOURCE_ROW}, file_row_number, p),
                    $h + s.p + coalesce(x.shift, 0) AS {SOURCE_ROW}
-            FROM (SELECT *, file_row_number + 1 + coalesce(sum({RECORD_LINES} - 1) OVER (
-                          ORDER BY file_row_number ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS p
-                  FROM read_parquet($staged, file_row_number = true)) s
+            FROM (SELECT *, {position} AS p FROM read_parquet($staged, file_row_number = true)) s
             ASOF LEFT JOIN shifts x ON s.p >= x.from_position
             ORDER BY s.p
         ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {"h": header, "staged": str(staged), "dst": str(numbered)})
     numbered.replace(staged)
-
-
-def staged_source_row(line_offset: int, alias: str = "") -> str:
-    """SQL for a staged row's `source_row` (its first physical line) over `read_parquet(…,
-    file_row_number = true)` (named `alias`, if given). The offset is an integer the reader computed,
-    written as a literal: the views that use it cannot hold parameters."""
-    t = f"{alias}." if alias else ""
-    return f"coalesce({t}{SOURCE_ROW}, {t}file_row_number + 1 + {int(line_offset)})"
+    return LineNumbering(header)

@@ -21,7 +21,7 @@ from transforms.bundled import BILLING_SUITE
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect, execute, sql_literal
 from transforms.policy import Policy
-from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, STAGING_TECHNICAL, staged_source_row
+from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, STAGING_TECHNICAL, LineNumbering
 
 DUPLICATE = "duplicate_row"
 
@@ -135,11 +135,11 @@ def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
 
 
 def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_sha256: str, run_id: str,
-                    line_offset: int = 0, suite_path: Path = BILLING_SUITE,
+                    numbering: LineNumbering = LineNumbering(), suite_path: Path = BILLING_SUITE,
                     docs_dir: Path | None = None) -> ValidationResult:
     """Validate one staged file; write its valid and rejected rows under `work_dir`.
 
-    `line_offset` is ingest's: a staged row without `_source_row` starts on its row number + this.
+    `numbering` is ingest's: how a staged row's first physical line follows from its row number.
     """
     from transforms.steps.gx_duckdb import run_suite  # GX is heavy; only this step needs it
 
@@ -153,7 +153,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
         # copy of it inside DuckDB (saves ~6 s per 4.5M rows).
         con.execute(f"""
             CREATE VIEW staged AS
-            SELECT {staged_source_row(line_offset)} AS source_row, *
+            SELECT {numbering.source_row()} AS source_row, *
             FROM read_parquet({sql_literal(staged_path)}, file_row_number = true)""")
         con.execute(f"CREATE VIEW candidate AS SELECT source_row, {typed_select(policy)}, {INGEST_FLAG} FROM staged")
         rows_in = con.execute("SELECT count(*) FROM candidate").fetchone()[0]

@@ -27,9 +27,9 @@ from transforms.steps.reading import (
     SPANS_LINES,
     STAGING_TECHNICAL,
     SWALLOWED,
+    LineNumbering,
     csv_source,
     stage_delimited,
-    staged_source_row,
 )
 from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
 
@@ -42,7 +42,7 @@ class Read:
     staged_path: Path
     unparseable_path: str | None
     work: Path
-    line_offset: int
+    numbering: LineNumbering
     encoding: str
 
     def rows(self, pq_read, columns: str) -> list[tuple]:
@@ -52,7 +52,7 @@ class Read:
         """Each staged record's first physical line, as validate numbers it."""
         con = connect()
         try:
-            return [n for (n,) in execute(con, f"SELECT {staged_source_row(self.line_offset)}"
+            return [n for (n,) in execute(con, f"SELECT {self.numbering.source_row()}"
                                                " FROM read_parquet($p, file_row_number = true)",
                                           {"p": str(self.staged_path)}).fetchall()]
         finally:
@@ -84,7 +84,7 @@ def read(tmp_path: Path, name: str, data: bytes, n_columns: int, *, header: bool
         con.close()
     assert sum(r.unparseable_by_reason.values()) == r.rows_unparseable
     return Read(r.rows_staged, r.rows_unparseable, r.unparseable_by_reason, staged, r.unparseable_path, work,
-                r.line_offset, r.encoding)
+                r.numbering, r.encoding)
 
 
 # ------------------------------------------------------------------------------------ fingerprint
@@ -260,6 +260,22 @@ def test_blank_lines_only_at_the_end_need_no_numbering(tmp_path, pq_read):
     assert (r.staged, r.unparseable) == (2, 0)
     assert r.source_rows() == [2, 3]
     assert r.rows(pq_read, f"{SOURCE_ROW}") == [(None,), (None,)]     # implied by position: nothing written
+
+
+def test_lines_between_records_are_a_step_function_not_a_rewrite(tmp_path, pq_read, monkeypatch):
+    # Line 3 is short: rows from the second on start one line further down. That is SQL of the row
+    # number (a step at row 2 of 1 line); the staged file is not written again.
+    data = b"a,b\n1,2\n3\n4,5\n6\n\n7,8\n"
+    r = read(tmp_path, "steps.csv", data, 2, header=True)
+    assert r.numbering == LineNumbering(header=1, steps=((2, 1), (3, 3)))
+    assert r.source_rows() == [2, 4, 7]
+    assert r.rows(pq_read, SOURCE_ROW) == [(None,)] * 3
+    # With more steps than the SQL may hold, each row's line is written into the staged file instead.
+    monkeypatch.setattr("transforms.steps.reading.MAX_STEPS_IN_SQL", 1)
+    r = read(tmp_path, "steps_written.csv", data, 2, header=True)
+    assert r.numbering == LineNumbering(header=1)
+    assert sorted(r.rows(pq_read, SOURCE_ROW)) == [(2,), (4,), (7,)]
+    assert sorted(r.source_rows()) == [2, 4, 7]
 
 
 def test_comment_lines_of_a_format_are_not_data(tmp_path, pq_read):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from transforms.lake.connection import connect, execute
 from transforms.steps.lines import Layout, fingerprint
-from transforms.steps.reading import stage_delimited, staged_source_row
+from transforms.steps.reading import stage_delimited
 
 HEADER = "a,b,c"
 ENDINGS = ("\n", "\r\n", "\r")
@@ -78,7 +78,7 @@ def test_every_line_is_staged_or_quarantined_under_its_own_number(tmp_path_facto
     try:
         read = stage_delimited(con, path, shape, work, Layout(3, header=True), "c0, c1", (0, 1), {}, staged,
                                text.encode()[:1 << 16])
-        got = execute(con, f"SELECT {staged_source_row(read.line_offset)}, c1 FROM read_parquet($p,"
+        got = execute(con, f"SELECT {read.numbering.source_row()}, c1 FROM read_parquet($p,"
                            " file_row_number = true) ORDER BY 1", {"p": str(staged)}).fetchall()
         bad = [] if read.unparseable_path is None else [n for (n,) in execute(
             con, "SELECT source_row FROM read_parquet($p) ORDER BY 1", {"p": read.unparseable_path}).fetchall()]

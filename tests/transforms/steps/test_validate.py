@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from transforms.policy import LINEAGE_COLUMNS
-from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, SOURCE_ROW, SPANS_LINES, STAGING_TECHNICAL
+from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, SOURCE_ROW, SPANS_LINES, STAGING_TECHNICAL, LineNumbering
 from transforms.steps.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
 
 SHA = "e5" * 32
@@ -217,7 +217,8 @@ def test_source_row_is_the_records_first_physical_line(tmp_path, policy, pq_writ
     cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
     staged = pq_write(tmp_path / "lines.parquet", " UNION ALL ".join(
         "SELECT " + ", ".join(cols + technical(None, f"record {i}", line)) for i, line in ((1, None), (2, 9))))
-    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN, line_offset=1)
+    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=SHA, run_id=RUN,
+                        numbering=LineNumbering(header=1))
     assert sorted(pq_read(valid_files(r), "SELECT source_row FROM t", hive=True)) == [(2,), (9,)]
 
 
