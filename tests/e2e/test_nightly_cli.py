@@ -186,6 +186,11 @@ def test_killed_run_then_rerun_gives_the_same_zones(night, cli_run, tmp_path):
     billed, invoiced = audit_rows(lake, "SELECT sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'),"
                                         " sum(rows_loaded) FILTER (WHERE profile = 'payments') FROM source_files")[0]
     assert (billed, invoiced) == (zone_rows(lake, "billing"), zone_rows(lake, "invoices"))
+    # What the killed run staged is gone, and its run says why it never closed (docs/design.md §10).
+    assert not any((lake / "_work").iterdir()) and not any((lake / "audit" / "_pending").iterdir())
+    runs = audit_rows(lake, "SELECT status, status_reason FROM runs ORDER BY started_at")
+    assert [s for s, _ in runs] == ["abandoned", "completed"] and "is gone" in runs[0][1]
+    assert audit_rows(lake, "SELECT count(*) FROM audit_log WHERE action = 'run_abandoned'") == [(1,)]
 
 
 def test_cli_help_and_exit_codes(tmp_path, night):

@@ -97,7 +97,7 @@ class Run:
     trigger: str                            # cli | airflow
     started_at: datetime
     finished_at: datetime | None = None
-    status: str                             # running | completed | completed_with_errors
+    status: str                             # running | completed | completed_with_errors | abandoned
     policy_id: str
     policy_version: str
     policy_sha256: str
@@ -110,6 +110,7 @@ class Run:
     rows_read: int | None = None
     rows_loaded: int | None = None
     rows_rejected: int | None = None
+    status_reason: str | None = None        # why a run was abandoned (docs/design.md §10)
 
 
 @table("source_files", checks=("rows_read = rows_loaded + rows_rejected",), per_run=True)
@@ -343,6 +344,8 @@ ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
     # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9).
     (SourceFile, ("rows_failing", "rows_duplicate", "rows_unparseable", "lateness_window_days",
                   "rows_before_lateness_window", "rows_after_night")),
+    # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).
+    (Run, ("status_reason",)),
 )
 if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
     raise TypeError("a column added to a table with rows must be nullable")

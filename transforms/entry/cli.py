@@ -3,7 +3,9 @@
 Exit codes: 0 the command completed (a run with quarantined rows or rejected
 files has completed); 1 it could not (bad policy, unreadable landing or lake,
 audit store locked or broken chain); 2 bad usage; 3 the run completed but at
-least one file failed with an internal error (see `source_files`).
+least one file failed with an internal error (see `source_files`); 4 and 5
+`formats check`: the file fits with rejects / no format fits; 6 `run`: another
+live run holds the night (nothing was done).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from transforms.entry.commands import COMMANDS, EXIT_FAILED, EXIT_USAGE
+from transforms.entry.commands import COMMANDS, EXIT_FAILED, EXIT_NIGHT_BUSY, EXIT_USAGE
 
 
 def _date(text: str) -> str:
@@ -51,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lake", required=True, type=Path, help="lake root (zones and audit store live here)")
     run.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD (the run's logical date)")
     run.add_argument("--policy", type=Path, default=None, help="policy YAML (default: policy/a1_slovenia.yaml)")
-    run.add_argument("--run-id", default=None, help="run id (default: cli__DATE__UTC-TIMESTAMP)")
+    run.add_argument("--run-id", default=None, help="run id (default: cli__DATE__UTC-TIMESTAMP__PID_RANDOM)")
+    run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="when another live run holds the night, wait up to SECONDS for it (default 0: exit 6 "
+                          "at once, naming the run that holds it and since when)")
     run.add_argument("--formats", type=Path, default=None, metavar="DIR",
                      help="a folder of your own source formats (YAML) beside the built-in ones; a format with a "
                           "built-in's name replaces it (also CDR_AUDIT_FORMATS_DIR)")
@@ -186,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.privacy.keys import KeyConfigError
     from transforms.retention.catalog import RetentionError
     from transforms.retention.holds import HoldError
+    from transforms.runs import NightBusy
 
     try:
         return COMMANDS[args.command](args)
@@ -196,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except (HoldError, RetentionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
+    except NightBusy as exc:
+        print(f"cdr-audit: {exc}; nothing was done", file=sys.stderr)
+        return EXIT_NIGHT_BUSY
     except KeyConfigError as exc:
         print(f"cdr-audit: pseudonymization key: {exc}", file=sys.stderr)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
 EXIT_FITS_WITH_REJECTS, EXIT_NO_FORMAT = 4, 5          # `formats check`
+EXIT_NIGHT_BUSY = 6                                     # `run`: another live run holds the night's lease
 
 
 def _progress(quiet: bool):
@@ -31,23 +33,41 @@ def _keyring(args):
 
 
 def cmd_run(args) -> int:
-    from transforms.entry.console import aggregate_lines, file_line, roaming_line
     from transforms.formats import load_formats
     from transforms.lake import Lake
-    from transforms.nightly.aggregate_night import aggregate_night
-    from transforms.nightly.audit_file import audit_file
-    from transforms.nightly.close import close_night
-    from transforms.nightly.plan import override_for, plan_night
-    from transforms.nightly.roaming_night import roaming_night
     from transforms.policy import load_policy
+    from transforms.runs import NightBusy, held, night_subject
 
     say = _progress(args.quiet)
     policy = load_policy(args.policy)
     formats = load_formats(policy, args.formats)
     keyring = _keyring(args)
     lake = Lake.at(args.lake)
-    run_id = args.run_id or f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    # Unique per process: two runs started in the same second are still two runs.
+    run_id = args.run_id or (f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+                             f"__{os.getpid()}_{uuid.uuid4().hex[:6]}")
     say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
+    lake.ensure()
+    try:
+        with held(lake, night_subject(args.date), run_id, wait_s=args.wait, say=say):
+            summary = _run_night(args, lake, policy, formats, keyring, run_id, say)
+    except NightBusy as busy:
+        print(f"cdr-audit run: {busy}. Nothing was done; wait for it (--wait SECONDS) or re-run later.",
+              file=sys.stderr)
+        return EXIT_NIGHT_BUSY
+    print_summary(summary)
+    return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
+
+
+def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
+    """Plan, every file, the night-wide steps and the close: the DAG's tasks in sequence."""
+    from transforms.entry.console import aggregate_lines, file_line, roaming_line
+    from transforms.nightly.aggregate_night import aggregate_night
+    from transforms.nightly.audit_file import audit_file
+    from transforms.nightly.close import close_night
+    from transforms.nightly.plan import override_for, plan_night
+    from transforms.nightly.roaming_night import roaming_night
+
     plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli")
     todo = plan.to_audit
     say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
@@ -62,9 +82,7 @@ def cmd_run(args) -> int:
     for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
         say(line)
     say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
-    summary = close_night(lake, policy, run_id=run_id)
-    print_summary(summary)
-    return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
+    return close_night(lake, policy, run_id=run_id)
 
 
 def print_summary(s) -> None:

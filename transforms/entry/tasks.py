@@ -50,12 +50,23 @@ def keyring(connection: dict | None) -> KeyRing:
     return load_keyring(os.environ)
 
 
+def night_lease(lake: Lake, night: str, run_id: str):
+    """Each task of a run holds the night's lease while it works (its heartbeat refreshed) and leaves it held
+    for the next task; the close gives it up. Another live run holding it fails the task: `NightBusy` says
+    who, and the task's retries wait (transforms.runs.lease)."""
+    from transforms.runs import held, night_subject
+    from transforms.runs.lease import RUN
+
+    return held(lake, night_subject(night), run_id, bound=RUN, keep=True)
+
+
 def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
     """Open the run; return the files to audit (one mapped task each)."""
     from transforms.nightly.plan import plan_night
 
     night, landing, lake, policy = resolve(params, logical_date)
-    night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow")
+    with night_lease(lake, night, run_id):
+        night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow")
     return [asdict(f) for f in night_plan.to_audit]
 
 
@@ -69,10 +80,11 @@ def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, conne
 
     night, _, lake, policy = resolve(params, logical_date)
     planned_file = PlannedFile(**planned)
-    row = audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
-                     run_id=run_id, night=night, keyring=keyring(connection),
-                     format_override=override_for(planned_file, params.get("formats") or {}),
-                     timezone=override_for(planned_file, params.get("timezones") or {}), on_step=log.info)
+    with night_lease(lake, night, run_id):
+        row = audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
+                         run_id=run_id, night=night, keyring=keyring(connection),
+                         format_override=override_for(planned_file, params.get("formats") or {}),
+                         timezone=override_for(planned_file, params.get("timezones") or {}), on_step=log.info)
     log.info(file_line(row))
     return to_plain(row)
 
@@ -83,8 +95,9 @@ def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
 
     from transforms.entry.console import aggregate_lines
 
-    _, _, lake, policy = resolve(params, logical_date)
-    releases = aggregate_night(lake, policy, run_id=run_id)
+    night, _, lake, policy = resolve(params, logical_date)
+    with night_lease(lake, night, run_id):
+        releases = aggregate_night(lake, policy, run_id=run_id)
     for line in aggregate_lines(releases):
         log.info(line)
     return to_plain(releases)
@@ -96,11 +109,12 @@ def roaming(params: dict, logical_date: str, run_id: str, connection: dict | Non
 
     from transforms.entry.console import roaming_line
 
-    _, _, lake, policy = resolve(params, logical_date)
-    night = roaming_night(lake, policy, keyring(connection), run_id=run_id)
-    log.info(roaming_line(night))
-    w = night.window
-    return {"months": [m.month for m in night.months.months] if night.months else [],
+    night, _, lake, policy = resolve(params, logical_date)
+    with night_lease(lake, night, run_id):
+        done = roaming_night(lake, policy, keyring(connection), run_id=run_id)
+    log.info(roaming_line(done))
+    w = done.window
+    return {"months": [m.month for m in done.months.months] if done.months else [],
             "as_of_month": w.as_of_month, **w.by_state, "long_inactivity": w.long_inactivity}
 
 
@@ -108,8 +122,9 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
     """Merge the night into the audit store; return the summary."""
     from transforms.nightly.close import close_night
 
-    _, _, lake, policy = resolve(params, logical_date)
-    return asdict(close_night(lake, policy, run_id=run_id))
+    night, _, lake, policy = resolve(params, logical_date)
+    with night_lease(lake, night, run_id):
+        return asdict(close_night(lake, policy, run_id=run_id))      # the close gives the lease up
 
 
 def retention(params: dict, as_of: str, connection: dict | None = None) -> dict:

@@ -112,6 +112,22 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def clear_strays(root: Path) -> int:
+    """Remove every staging or replaced folder a killed committer left under `root`, each under its parent's
+    lock (a live commit's staging folder is never seen: it is gone before the lock is let go). They hold
+    rows no reader or retention sweep looks at. Returns how many."""
+    removed = 0
+    for parent, dirs, _ in os.walk(root):
+        strays = [d for d in dirs if d.startswith((_STAGING, _REPLACED))]
+        dirs[:] = [d for d in dirs if d not in strays]
+        if strays:
+            with _locked_dir(Path(parent)):
+                for d in strays:
+                    remove_tree(Path(parent) / d)
+                    removed += 1
+    return removed
+
+
 @contextmanager
 def exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive lock on `lock_file` (processes on one machine take turns; a second one waits)."""

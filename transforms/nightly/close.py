@@ -21,6 +21,9 @@ from transforms.lake.commit import remove_tree
 from transforms.nightly.facts import AGGREGATES, ROAMING, FileFacts, read_file_facts, read_night_rows
 from transforms.nightly.plan import NightPlan, PlannedFile, load_plan
 from transforms.policy import Policy
+from transforms.runs import night_subject
+from transforms.runs.claims import release_claims
+from transforms.runs.lease import release
 
 # The file statuses a run counts as processed tonight, and as refused whole: nothing of a refused file is
 # kept in any zone, so its rows are refused, never quarantined (docs/design.md §9).
@@ -96,10 +99,12 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
             " WHERE run_id = ?", [now, run_status, *counts.values(), *totals.values(), run_id])
         append_log(con, events, now)
         con.execute("COMMIT")  # commit point: the night's facts become visible together
+        release_claims(lake, run_id)     # source_files holds the files now; still under the store's lock
         chain = verify_chain(con)
         exports = export_parquet(con, lake, policy)
     remove_tree(lake.fragments_dir(run_id))
     remove_tree(lake.work_dir(run_id))
+    release(lake, night_subject(plan.night), run_id)     # the night is free for the next run
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
                         **totals, **not_loaded, **lateness, audit_db=str(lake.audit_db), exports=tuple(exports),
                         chain_ok=chain.ok)

@@ -1,9 +1,11 @@
 """Planning a night: fingerprint every landing file, decide what tonight does with it, open the run.
 
-A file whose bytes were audited in an earlier run is skipped (`known`: a re-run adds nothing twice); a
-second copy of tonight's bytes under another name is a `duplicate_file`; hidden, in-flight and
-non-regular entries are `ignored`; everything else is audited. The plan is written beside the run's
-fragments, so every task of the run (possibly another process) reads the same one.
+The run first takes the night's lease (a second run of the night is refused: `NightBusy`) and clears what
+dead runs left (`transforms.runs`). A file whose bytes were audited in an earlier run is skipped (`known`: a
+re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's bytes
+under another name is a `duplicate_file`; hidden, in-flight and non-regular entries are `ignored`;
+everything else is claimed and audited. The plan is written beside the run's fragments, so every task of
+the run (possibly another process) reads the same one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import fnmatch
 import os
 import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from transforms.lake.commit import remove_tree
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_name
+from transforms.runs import night_subject, recover
+from transforms.runs.claims import claim
+from transforms.runs.lease import PROCESS, RUN, acquire
 from transforms.steps.lines import FileShape, fingerprint
 
 
@@ -83,13 +88,21 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist or is not a folder")
     lake.ensure()
+    # An orchestrator's run spans many task processes; a CLI run is its process (transforms.runs.lease).
+    acquire(lake, night_subject(night), run_id, bound=RUN if trigger == "airflow" else PROCESS)
+    recover(lake, actor=trigger)
     remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
     with writing(lake) as con:
         known = dict(con.execute(
             "SELECT sha256, any_value(run_id) FROM source_files"
             " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ? GROUP BY sha256",
             [run_id]).fetchall())
+        # Claimed under the store's lock: a run closing meanwhile has either committed (known) or still
+        # holds its claims (transforms.runs.claims).
         files = _plan_files(landing, known)
+        elsewhere = claim(lake, run_id, [f.sha256 for f in files if f.action == "audit"])
+        files = [_claimed_elsewhere(f, elsewhere[f.sha256]) if f.action == "audit" and f.sha256 in elsewhere
+                 else f for f in files]
         started = now_utc()
         con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         insert(con, [Run(run_id=run_id, night=date.fromisoformat(night), trigger=trigger, started_at=started,
@@ -128,6 +141,11 @@ def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
             first_seen[sha] = name
             files.append(PlannedFile(**common, action="audit"))
     return files
+
+
+def _claimed_elsewhere(planned: PlannedFile, other_run: str) -> PlannedFile:
+    """A file another live run is auditing now (another night's run, reading the same bytes)."""
+    return replace(planned, action="known", reason=f"being audited by run {other_run}")
 
 
 def plan_path(lake: Lake, run_id: str) -> Path:

@@ -9,7 +9,8 @@ one `retention_actions` row per (data set, partition, category, action) plus `re
 audit log gets counts, never values, and is only appended to.
 
 Kill-safe: every file rewrite is journaled (`journal`), so a re-run finishes what a killed sweep began and
-records what it did exactly once.
+records what it did exactly once. One sweep runs at a time (it holds the lease `retention`), and a real
+sweep first clears what dead nightly runs staged (`transforms.runs.recovery`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from transforms.retention.journal import Journal
 from transforms.retention.plan import RetentionAction, SweepPlan, plan_sweep
 from transforms.retention.proof import Proof, prove
 from transforms.retention.rewrite import rewrite
+from transforms.runs import held, recover
 
 ACTIONS = ("deleted", "anonymized", "held", "kept")
 
@@ -55,6 +57,9 @@ class SweepResult:
         return sum(a.rows for a in self.actions if a.action == action)
 
 
+SWEEP_LEASE = "retention"
+
+
 def run_id_for(as_of: date) -> str:
     return f"retention-{as_of.isoformat()}"
 
@@ -66,6 +71,18 @@ def sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, *, dry_run:
     say = progress or (lambda _m: None)
     categories = check_catalog(lake, policy)
     run_id = run_id_for(as_of)
+    # One sweep at a time, its work folder known live; a real sweep first clears what dead runs staged.
+    with held(lake, SWEEP_LEASE, run_id):
+        if not dry_run:
+            cleared = recover(lake, actor="retention")
+            if cleared.runs_abandoned or cleared.folders_removed or cleared.strays_removed:
+                say(f"recovery: {len(cleared.runs_abandoned)} dead run(s) marked abandoned, "
+                    f"{cleared.folders_removed + cleared.strays_removed} staged folder(s) removed")
+        return _sweep(lake, policy, keyring, as_of, categories, run_id, dry_run, say, started)
+
+
+def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories, run_id: str, dry_run: bool,
+           say: Callable[[str], None], started: float) -> SweepResult:
     journal = Journal(lake.zone("audit") / "retention" / as_of.isoformat() / "journal.json", lake.root)
     if not dry_run:
         journal.resume(say)          # a killed sweep of this day is finished first
