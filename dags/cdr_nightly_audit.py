@@ -28,7 +28,10 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
 
-Re-run a night by clearing the run; it is safe to kill and re-run. A task that
+Re-run a night by clearing the run; it is safe to kill and re-run. A run holds
+a lease on its night, so a second run of the night (another DAG run, or the
+CLI) waits for it; what a killed run staged is removed by the next run, which
+marks it `abandoned` (docs/design.md §10). A task that
 fails (after its retries, with exponential backoff) writes a `task_failed`
 event to the audit log (`dag.task`, run, try, map index, exception type — never
 the message); each task's own doc says what to check. Logic lives in
@@ -83,7 +86,8 @@ def cdr_nightly_audit():
     def plan_night(params=None, ds=None, run_id=None) -> list[dict]:
         """Fingerprint the landing files (sha256), skip bytes audited before, open the run in the audit store.
 
-        **If it fails:** the landing folder is missing or unreadable (check the `landing` param,
+        **If it fails:** another live run holds the night's lease (`NightBusy` names it and since when: the
+        retries wait for it), or the landing folder is missing or unreadable (check the `landing` param,
         `$CDR_AUDIT_LANDING` and that the night's extracts arrived), or the policy YAML does not load, or
         `audit.duckdb` is locked by a stuck writer. Fix, then clear this task; nothing was written yet.
         """
