@@ -128,11 +128,12 @@ def _zstd_chunks(raw: HashingReader) -> Iterator[bytes]:
         raise EOFError("zstd frame not finished")
 
 
-def readable_copy(path: Path, sha256: str, compression: str | None, work_dir: Path) -> Path:
-    """The path the steps read the landing file `path` from, under `work_dir`, named by its sha256: its
-    decompressed content for a compressed delivery, else a symlink to it (a name DuckDB cannot glob)."""
+def readable_copy(path: Path, key: str, compression: str | None, work_dir: Path) -> Path:
+    """The path the steps read the landing file `path` from, under `work_dir`, named by `key` (in a run, the
+    file's sha256): its decompressed content for a compressed delivery, else a symlink to it (a name DuckDB
+    cannot glob)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    alias = work_dir / f"delivered-{sha256[:16]}"
+    alias = work_dir / f"delivered-{key[:16]}"
     alias.unlink(missing_ok=True)
     if compression is None:
         os.symlink(os.fspath(Path(path).absolute()), alias)
