@@ -225,8 +225,60 @@ def test_hostile_paths_are_recorded_not_followed(night, tmp_path):
     status = dict(audit_rows(tmp_path / "lake", "SELECT file_name, status FROM source_files"))
     assert status["passwd.csv"] == status[".partial.csv"] == status["sub"] == "ignored"
     assert status["huge.csv"] == "rejected_file"
-    assert status["calls_+<masked>.csv"] == status["a?b.csv"] == status["x y.csv"] == status["ž Čeh.csv"] == "loaded"
+    assert status["calls_+<masked>.csv"] == status["a\\nb.csv"] == status["x y.csv"] == status["ž Čeh.csv"]
+    assert status["x y.csv"] == "loaded"
     assert scan([tmp_path / "lake" / "audit"], ["38640123456", "root:x:0"], run.stdout + run.stderr) == {}
+
+
+def test_no_name_and_no_compression_stops_the_night(night, tmp_path):
+    """Names as bytes (not UTF-8, line breaks, tabs, a leading dash, glob characters, quotes, 250 characters),
+    compressed deliveries and names that read the same once masked: the night runs, each entry has its row."""
+    import bz2
+    import gzip
+    import os
+    import socket
+
+    landing, _ = night
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    src = (landing / "freeswitch_2026-11-22.csv").read_bytes()
+    names = [b"ra\xe8un_2026.csv", b"a\nb.csv", b"tab\tname.csv", b"-rf.csv", b"*.csv", b"[ab]?.csv",
+             b"q\"'.csv", b"n" * 246 + b".csv", b"\xff\xfe.csv"]
+    for i, raw in enumerate(names):
+        with open(os.path.join(os.fsencode(odd), raw), "wb") as fh:
+            fh.write(src + f"\n#{i}".encode())                   # distinct bytes, so none is a copy
+    (odd / "gz_named.csv").write_bytes(gzip.compress(src, mtime=1))
+    (odd / "calls.csv.bz2").write_bytes(bz2.compress(src + b"\n#bz2"))
+    (odd / "cut.csv.gz").write_bytes(gzip.compress(src * 40, mtime=1)[:-40])
+    for raw in (b"calls_+38640111111.csv", b"calls_+38640222222.csv"):       # same bytes, names masked alike
+        (odd / os.fsdecode(raw)).write_bytes(src + b"\n#same")
+    os.mkfifo(odd / "feed.csv")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(odd / "s.sock"))
+    (odd / "link.csv").symlink_to(odd / "-rf.csv")
+    (odd / ".partial.csv").write_bytes(src)
+    entries = len(os.listdir(os.fsencode(odd)))
+    try:
+        run = run_cli("run", "--landing", str(odd), "--lake", str(tmp_path / "lake"), "--date", NIGHT)
+    finally:
+        sock.close()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stdout + run.stderr
+    rows = audit_rows(tmp_path / "lake", "SELECT file_name, status, rows_read, rows_loaded, rows_rejected, reason"
+                                         " FROM source_files")
+    assert len(rows) == entries == len({r[0] for r in rows})          # one row per landing entry, each its own
+    status = {r[0]: r[1] for r in rows}
+    for name in ("ra\\xe8un_2026.csv", "a\\nb.csv", "tab\\tname.csv", "-rf.csv", "*.csv", "[ab]?.csv", "q\"'.csv",
+                 "\\xff\\xfe.csv", "n" * 119 + "…", "gz_named.csv", "calls.csv.bz2", "calls_+<masked>.csv"):
+        assert status[name] == "loaded", (name, status)
+    assert status["calls_+<masked>.csv (2)"] == "duplicate_file"
+    assert status["feed.csv"] == status["s.sock"] == status["link.csv"] == status[".partial.csv"] == "ignored"
+    cut = next(r for r in rows if r[0] == "cut.csv.gz")
+    assert cut[1] == "rejected_file" and cut[5].startswith("gzip stream truncated after ")
+    assert all(read == loaded + rejected for _, _, read, loaded, rejected, _ in rows)
+    loaded = {r[0]: r[3] for r in rows}
+    assert loaded["*.csv"] == loaded["-rf.csv"] == loaded["gz_named.csv"] > 0     # its own rows, not a glob's
+    assert scan([tmp_path / "lake" / "audit"], ["38640111111", "38640222222"], run.stdout + run.stderr) == {}
 
 
 # ---------------------------------------------------------------- what the night prints (docs/design.md §9)

@@ -18,6 +18,7 @@ from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name, shorten
+from transforms.steps.delivery import compression_of, readable_copy
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import ingest_file
 from transforms.steps.reading import HEAD_BYTES, INGEST_FLAG
@@ -94,9 +95,14 @@ def check_file(path: Path, policy: Policy, formats: FormatCatalog, *, format_nam
     name = safe_name(path.name, 120)
     work = Path(tempfile.mkdtemp(prefix="cdr-audit-check-"))
     try:
+        # As the night reads it: decompressed when compressed, and never by its own name, which DuckDB would
+        # glob (docs/design.md §1).
+        with open(path, "rb") as fh:
+            compression = compression_of(fh.read(4))
+        path = readable_copy(path, "check", compression, work)
         detection = _detect(path, policy, formats, format_name)      # whether a header line comes first
         if detection.format is not None:
-            sample = _first_records(path, work / path.name, records, detection.format.header)
+            sample = _first_records(path, work / "sample", records, detection.format.header)
             detection = _detect(sample, policy, formats, format_name)  # what ingest sees: the records checked
         if detection.format is None:
             return CheckResult("no_format", f"{name}: no format fits — {detection.reason}")

@@ -31,6 +31,7 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.redact import safe_error
 from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing
+from transforms.steps.delivery import readable_copy
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
 from transforms.steps.lateness import LatenessResult, count_lateness
@@ -108,13 +109,19 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
     work = lake.work_dir(run_id) / planned.sha256[:16]
     remove_tree(work)
     try:
-        if _is_payments(planned, format_override):
-            facts = _audit_payments(record, lake, policy, work, step)
+        if planned.fault:
+            facts = _refused_whole(record, planned.fault, planned.lines or 0, profile=None)
         else:
-            ingest = ingest_file(Path(planned.path), policy, formats, work, shape=planned.shape,
-                                 format_override=format_override, timezone=timezone)
-            step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
-            facts = _audit_ingested(ingest, record, lake, policy, formats, work, keyring, step)
+            # Read through an alias named by the sha256 (or the decompressed copy): no landing name reaches
+            # DuckDB, which globs the paths it is given (docs/design.md §1).
+            source = readable_copy(planned.fs_path, planned.sha256, planned.compression, work)
+            if _is_payments(source, planned, format_override):
+                facts = _audit_payments(record, source, lake, policy, work, step)
+            else:
+                ingest = ingest_file(source, policy, formats, work, shape=planned.shape,
+                                     format_override=format_override, timezone=timezone)
+                step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
+                facts = _audit_ingested(ingest, record, lake, policy, formats, work, keyring, step)
     except Exception as exc:  # one broken file must not stop the night; the reason is recorded
         lines = planned.lines or 0
         facts = FileFacts(source_file=record.source_file(
@@ -127,20 +134,29 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
     return facts.source_file
 
 
-def _is_payments(planned: PlannedFile, format_override: str | None) -> bool:
-    """Whether a file takes the payments step; a forced format decides, else its header or name."""
+def _is_payments(source: Path, planned: PlannedFile, format_override: str | None) -> bool:
+    """Whether a file takes the payments step; a forced format decides, else its header (read from `source`,
+    the content as read) or its landing name."""
     if format_override:
         return format_override == PAYMENTS_PROFILE
-    with open(planned.path, "rb") as fh:
+    with open(source, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-    return is_payments_extract(head, Path(planned.path).name)
+    return is_payments_extract(head, planned.fs_path.name)
 
 
-def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path, step: "_StepClock") -> FileFacts:
+def _refused_whole(record: _FileRecord, reason: str, lines: int, profile: str | None) -> FileFacts:
+    """A file refused whole: nothing of it kept; its lines count as read and refused (docs/design.md §9)."""
+    return FileFacts(
+        source_file=record.source_file(status="rejected_file", rows_read=lines, rows_loaded=0, rows_rejected=lines,
+                                       reason=reason, profile=profile),
+        rejection_reasons=record.reasons({reason: lines} if lines else {}))
+
+
+def _audit_payments(record: _FileRecord, source: Path, lake: Lake, policy: Policy, work: Path,
+                    step: "_StepClock") -> FileFacts:
     """A payments extract: invoices zone and quarantine only (no field check, no CDR suite, no analytics)."""
     p = record.planned
-    paid = load_payments(Path(p.path), policy, lake, work, night=record.night, run_id=record.run_id,
-                         shape=p.shape)
+    paid = load_payments(source, policy, lake, work, night=record.night, run_id=record.run_id, shape=p.shape)
     step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
          f" partition(s), {paid.rows_quarantined:,} quarantined")
     read_by_row = paid.status == "loaded"       # an empty or refused extract was not read row by row
@@ -156,12 +172,13 @@ def _audit_payments(record: _FileRecord, lake: Lake, policy: Policy, work: Path,
 def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, policy: Policy, formats: FormatCatalog,
                     work: Path, keyring: KeyRing, step: "_StepClock") -> FileFacts:
     p = record.planned
+    if ingest.status == "rejected_file":
+        return _refused_whole(record, ingest.reason, ingest.rows_read, ingest.profile)
     if ingest.status != "staged":
         lines = ingest.rows_read
         return FileFacts(
-            source_file=record.source_file(status="empty" if ingest.status == "empty" else "rejected_file",
-                                           rows_read=lines, rows_loaded=0, rows_rejected=lines, reason=ingest.reason,
-                                           profile=ingest.profile),
+            source_file=record.source_file(status="empty", rows_read=lines, rows_loaded=0, rows_rejected=lines,
+                                           reason=ingest.reason, profile=ingest.profile),
             rejection_reasons=record.reasons({ingest.reason: lines} if lines else {}))
     fields = check_fields(ingest, policy, formats)
     from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it

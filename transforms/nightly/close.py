@@ -139,7 +139,7 @@ def _skipped(plan: NightPlan, p: PlannedFile, audited: dict[PlannedFile, FileFac
 def _file_event(run_id: str, p: PlannedFile, f: FileFacts) -> LogEvent:
     s = f.source_file
     return LogEvent(
-        f"run:{run_id}:file:{p.sha256}:{hashlib.sha256(p.path.encode()).hexdigest()[:12]}",
+        f"run:{run_id}:file:{p.sha256}:{hashlib.sha256(p.path_bytes).hexdigest()[:12]}",
         "pipeline", f"file_{s.status}", p.file_name,
         {"sha256": p.sha256, "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,
          "rows_rejected": s.rows_rejected, "profile": s.profile,

@@ -43,7 +43,7 @@ class FileFacts:
 
 def _file_path(lake: Lake, run_id: str, planned: PlannedFile) -> Path:
     # Per file and path: the same bytes under two names are two files of the night.
-    key = hashlib.sha256(f"{planned.sha256}:{planned.path}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{planned.sha256}:".encode() + planned.path_bytes).hexdigest()[:24]
     return lake.fragments_dir(run_id) / f"file-{key}.json"
 
 

@@ -3,10 +3,13 @@
 The run first takes the night's lease (a second run of the night is refused: `NightBusy`) and clears what
 dead runs left (`transforms.runs`). A file whose bytes were audited in an earlier run is skipped (`known`: a
 re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's bytes
-under another name is a `duplicate_file`; hidden, in-flight and non-regular entries are `ignored`;
-everything else is claimed and audited. The plan is written beside the run's fragments, so every task of
-the run (possibly another process) reads the same one.
-"""
+under another name is a `duplicate_file`; hidden, in-flight and non-regular entries are `ignored` (never
+opened); everything else is claimed and audited. The plan is written beside the run's fragments, so every
+task of the run (possibly another process) reads the same one.
+
+A name is bytes, not text (a Windows share or FTP drop delivers Latin-1 names; a name may hold a line
+break, a glob character or a leading dash): the plan keeps it as JSON-safe text that reopens the exact
+bytes (`PlannedFile.fs_path`) and records an escaped, printable form, unique in the night (docs/design.md §1)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, writing
 from transforms.audit_store.tables import Run
@@ -25,19 +29,19 @@ from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
-from transforms.privacy.redact import safe_name
+from transforms.privacy.redact import safe_file_name
 from transforms.runs import night_subject, recover
 from transforms.runs.claims import claim
 from transforms.runs.lease import PROCESS, RUN, acquire
-from transforms.steps.lines import FileShape, fingerprint
+from transforms.steps.lines import FileShape, fingerprint_file
 
 
 @dataclass(frozen=True)
 class PlannedFile:
     """One landing file and what tonight's run does with it."""
 
-    path: str
-    file_name: str          # sanitized, for the audit store
+    path: str               # the path as text: exact when its bytes are UTF-8, else escaped (see path_hex)
+    file_name: str          # sanitized, escaped, unique in the night: for the audit store
     sha256: str
     bytes: int
     lines: int | None       # physical lines, for the line accounting of ingest (None: Parquet)
@@ -45,11 +49,23 @@ class PlannedFile:
     reason: str = ""
     duplicate_of: str | None = None
     line_endings: str | None = None   # lf | crlf | cr | mixed (None: Parquet, or no line break)
+    path_hex: str | None = None       # the path's bytes in hex when they are not UTF-8 (JSON holds text only)
+    compression: str | None = None    # gzip | bzip2 | zstd: lines and line endings are of the decompressed content
+    fault: str | None = None          # a compressed stream not readable whole: why (refused whole)
 
     @property
     def shape(self) -> FileShape:
         """What the plan's pass over the file found, for the steps that read it."""
-        return FileShape(self.sha256, self.lines, self.line_endings)
+        return FileShape(self.sha256, self.lines, self.line_endings, self.compression, self.fault)
+
+    @property
+    def path_bytes(self) -> bytes:
+        return bytes.fromhex(self.path_hex) if self.path_hex is not None else os.fsencode(self.path)
+
+    @property
+    def fs_path(self) -> Path:
+        """The landing file's path, to open: the exact bytes the plan listed."""
+        return Path(os.fsdecode(self.path_bytes))
 
 
 @dataclass(frozen=True)
@@ -120,18 +136,21 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
 def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
     files: list[PlannedFile] = []
     first_seen: dict[str, str] = {}
-    for entry in sorted(os.scandir(landing), key=lambda e: e.name):
-        name = safe_name(entry.name, 120)
+    entries = sorted(os.scandir(os.fsencode(landing)), key=lambda e: e.name)     # bytes names, bytes order
+    for entry, name in zip(entries, _recorded_names([e.name for e in entries]), strict=True):
+        where = _json_safe_path(entry.path)
         st = entry.stat(follow_symlinks=False)
-        if entry.name.startswith(".") or not stat.S_ISREG(st.st_mode):
-            what = "hidden or in-flight file" if entry.name.startswith(".") else "not a regular file"
-            files.append(PlannedFile(path=entry.path, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
+        fh = None if entry.name.startswith(b".") else _open_regular(entry.path, st)
+        if fh is None:
+            what = "hidden or in-flight file" if entry.name.startswith(b".") else "not a regular file"
+            files.append(PlannedFile(**where, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
                                      reason=f"{what}; not read"))
             continue
-        shape = fingerprint(Path(entry.path))
+        with fh:
+            shape = fingerprint_file(fh)
         sha = shape.sha256
-        common = dict(path=entry.path, file_name=name, sha256=sha, bytes=st.st_size, lines=shape.lines,
-                      line_endings=shape.line_endings)
+        common = dict(**where, file_name=name, sha256=sha, bytes=st.st_size, lines=shape.lines,
+                      line_endings=shape.line_endings, compression=shape.compression, fault=shape.fault)
         if sha in known:
             files.append(PlannedFile(**common, action="known", reason="same bytes already audited in an earlier run"))
         elif sha in first_seen:
@@ -148,6 +167,48 @@ def _claimed_elsewhere(planned: PlannedFile, other_run: str) -> PlannedFile:
     return replace(planned, action="known", reason=f"being audited by run {other_run}")
 
 
+def _open_regular(path: bytes, st: os.stat_result) -> BinaryIO | None:
+    """The entry opened for reading when it is a regular file, else None — never following a symlink and never
+    waiting on a FIFO, even one swapped in after the listing (docs/design.md §1)."""
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _json_safe_path(path: bytes) -> dict[str, str | None]:
+    """`path` and `path_hex` of a PlannedFile: text that survives JSON (Airflow's XCom), the exact bytes kept."""
+    try:
+        return {"path": path.decode("utf-8"), "path_hex": None}
+    except UnicodeDecodeError:
+        return {"path": path.decode("utf-8", "backslashreplace"), "path_hex": path.hex()}
+
+
+def _recorded_names(raw_names: list[bytes]) -> list[str]:
+    """Each landing name's recorded form (`safe_file_name`), made unique in the night: names that read the same
+    once escaped, masked or shortened get ` (2)`, ` (3)` … in bytes order, so each entry keeps its own
+    `source_files` row. A counter, not a hash of the name: a hash of a name that holds a number could be
+    matched by trying numbers (docs/design.md §4)."""
+    shown = [safe_file_name(raw, 120) for raw in raw_names]
+    taken, out = set(shown), []
+    seen: set[str] = set()
+    for name in shown:
+        unique, n = name, 1
+        while unique in seen or (unique != name and unique in taken):
+            n += 1
+            unique = f"{name} ({n})"
+        seen.add(unique)
+        out.append(unique)
+    return out
+
+
 def plan_path(lake: Lake, run_id: str) -> Path:
     return lake.fragments_dir(run_id) / "plan.json"
 
@@ -159,5 +220,5 @@ def load_plan(lake: Lake, run_id: str) -> NightPlan:
 def override_for(planned: PlannedFile, overrides: dict[str, str]) -> str | None:
     """What the first glob of `overrides` (pattern -> value) that matches the file's name says: a forced
     format, or a time zone."""
-    name = Path(planned.path).name
+    name = planned.fs_path.name
     return next((value for pattern, value in overrides.items() if fnmatch.fnmatch(name, pattern)), None)

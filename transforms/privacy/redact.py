@@ -53,6 +53,25 @@ def safe_name(text: str, limit: int = MAX_NAME) -> str:
     return shorten(text, limit)
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                                else f"\\U{code:08x}")
+
+
+def safe_file_name(raw: bytes, limit: int = MAX_NAME) -> str:
+    """A landing file's name as bytes, made printable: never assumed UTF-8 (a byte that is not is shown as
+    `\\xe8`), unprintable characters escaped (`\\n`, `\\t`, `\\u2028`) rather than all shown alike, values
+    masked, shortened."""
+    text = raw.decode("utf-8", "backslashreplace")
+    text = _UNPRINTABLE.sub(lambda m: _escaped(m.group()), text)
+    text = _LOOKS_LIKE_DATA.sub("<masked>", text)
+    return shorten(text, limit)
+
+
 def safe_error(exc: BaseException) -> str:
     """Describe a reader error without quoting the input it choked on."""
     line = re.search(r"on line:? (\d+)", str(exc), re.IGNORECASE)

@@ -10,22 +10,30 @@ read: every line ending as LF (`plain_line_endings`), every byte as a Latin-1 ch
 
 from __future__ import annotations
 
-import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from transforms.formats.recognize import head_text, records
+from transforms.steps.delivery import HashingReader, StreamFault, compression_of, decompressed, decompressed_limit
 
 LINE_ENDINGS = ("lf", "crlf", "cr", "mixed")
 
 
 @dataclass(frozen=True)
 class FileShape:
-    """What one streaming pass over a landing file tells: its digest, physical lines and line endings."""
+    """What one streaming pass over a landing file tells: its digest, physical lines and line endings.
+
+    Of a compressed delivery (steps.delivery), the digest is of the delivered bytes and the lines and line
+    endings are of its decompressed content; `fault` says why that content cannot be read whole.
+    """
 
     sha256: str
     lines: int | None            # LF, CRLF and a lone CR each end a line; None for Parquet
     line_endings: str | None     # lf | crlf | cr | mixed; None for Parquet or a file without a line break
+    compression: str | None = None   # gzip | bzip2 | zstd, told by the first bytes
+    fault: str | None = None     # a compressed stream not readable whole: why (lines: those read before it)
 
 
 @dataclass(frozen=True)
@@ -41,20 +49,45 @@ class Layout:
 
 def fingerprint(path: Path) -> FileShape:
     """sha256, physical lines and line endings of a file, in one streaming pass."""
-    h, lf, cr, crlf, first, last = hashlib.sha256(), 0, 0, 0, b"", b""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            first = first or chunk[:4]
-            h.update(chunk)
+        return fingerprint_file(fh)
+
+
+def fingerprint_file(fh: BinaryIO) -> FileShape:
+    """`fingerprint` of an open regular file, read from its start; a compressed one's lines and line endings
+    are its decompressed content's (docs/design.md §1, reading a file)."""
+    compression = compression_of(fh.read(4))
+    fh.seek(0)
+    raw = HashingReader(fh)
+    if compression:
+        content = decompressed(raw, compression, decompressed_limit(os.fstat(fh.fileno()).st_size))
+    else:
+        content = iter(lambda: raw.read(1 << 20), b"")
+    lf, cr, crlf, first, last, fault = 0, 0, 0, b"", b"", None
+    try:
+        for chunk in content:
+            if not first:
+                first = chunk[:4]
+                inner = compression and compression_of(first)
+                if inner:
+                    raise StreamFault(f"{compression} stream holds a {inner} stream (compressed twice); not read",
+                                      counts_lines=False)
             lf, cr, crlf = lf + chunk.count(b"\n"), cr + chunk.count(b"\r"), crlf + chunk.count(b"\r\n")
             crlf += last == b"\r" and chunk[:1] == b"\n"     # a CRLF split between two chunks
             last = chunk[-1:]
-    if first == b"PAR1":
-        return FileShape(h.hexdigest(), None, None)
+    except StreamFault as exc:
+        fault = exc
+    digest = raw.drain()
+    if first == b"PAR1" and not fault:
+        return FileShape(digest, None, None, compression)
     kinds = [kind for kind, n in (("lf", lf - crlf), ("crlf", crlf), ("cr", cr - crlf)) if n]
     endings = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
+    if fault:     # only the lines that ended before the fault were readable
+        lines = lf + cr - crlf
+        why = f"{fault.what} after {lines:,} line(s)" if fault.counts_lines else fault.what
+        return FileShape(digest, lines, endings, compression, why)
     unterminated = bool(last) and last not in (b"\n", b"\r")
-    return FileShape(h.hexdigest(), lf + cr - crlf + unterminated, endings)
+    return FileShape(digest, lf + cr - crlf + unterminated, endings, compression)
 
 
 def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:

@@ -332,3 +332,14 @@ def test_a_malformed_users_format_ends_the_command_without_a_traceback(tmp_path)
     assert (proc.returncode, proc.stdout) == (EXIT_FAILED, "")
     assert proc.stderr.startswith(f"cdr-audit: bad source format: format file {mine}: not valid YAML at line ")
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_compressed_file_under_a_glob_name_is_checked_as_the_night_reads_it(capsys, tmp_path):
+    import gzip
+
+    plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
+    (tmp_path / "*.csv").write_bytes(gzip.compress(plain))          # gzip, named like a glob of CSV files
+    (tmp_path / "other.csv").write_bytes(plain + plain.split(b"\n", 1)[1])
+    code, out, _ = cdr_audit(capsys, "formats", "check", str(tmp_path / "*.csv"))
+    assert code == EXIT_OK, out
+    assert out.startswith("*.csv: format mediation_3gpp_csv") and "2 record(s) read, 0 unparseable" in out

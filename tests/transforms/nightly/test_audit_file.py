@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import zstandard
+
 from tests.transforms.nightly.conftest import CSV, ROW
 from transforms.lake import Lake
 from transforms.nightly import audit_file as audit_file_module
@@ -105,3 +115,118 @@ def test_a_refused_file_has_no_row_account_and_no_lateness(landing, tmp_path, po
     _, row = _audit_one(landing, tmp_path, policy, formats, b"alpha;beta\n1;2\n")
     assert row.status == "rejected_file"
     assert (row.rows_failing, row.rows_duplicate, row.rows_unparseable, row.lateness_window_days) == (None,) * 4
+
+
+# ---------------------------------------------------------------- names and bytes (docs/design.md §1)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
+
+
+def _audit_night(landing, tmp_path, policy, formats, run_id="r1"):
+    lake = Lake.at(tmp_path / "lake")
+    plan = plan_night(landing, lake, policy, night="2026-11-22", run_id=run_id, trigger="test")
+    rows = {p.file_name: audit_file(p, lake, policy, formats, run_id=run_id, night="2026-11-22",
+                                    keyring=demo_keyring()) for p in plan.to_audit}
+    return lake, plan, rows
+
+
+def _billing(lake, sha: str) -> list[tuple]:
+    """A file's billing rows, lineage that names the file aside, in line order."""
+    return duckdb.execute(
+        "SELECT * EXCLUDE (record_id, source_file_sha256, run_id) FROM read_parquet($f, hive_partitioning = true)"
+        " WHERE source_file_sha256 = $sha ORDER BY source_row",
+        {"f": str(lake.zone("billing") / "**" / "*.parquet"), "sha": sha}).fetchall()
+
+
+def test_compressed_deliveries_load_the_rows_of_their_content(landing, tmp_path, policy, formats):
+    plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
+    deliveries = {"m.csv": plain, "m.csv.gz": gzip.compress(plain, mtime=1),
+                  "gzip_named.csv": gzip.compress(plain, mtime=2),     # a gzip stream named .csv
+                  "m.csv.bz2": bz2.compress(plain), "m.csv.zst": zstandard.ZstdCompressor().compress(plain),
+                  "members.gz": gzip.compress(plain[:400]) + gzip.compress(plain[400:])}
+    for name, data in deliveries.items():
+        (landing / name).write_bytes(data)
+    lake, plan, rows = _audit_night(landing, tmp_path, policy, formats)
+    by_name = {p.file_name: p for p in plan.files}
+    expected = _billing(lake, by_name["m.csv"].sha256)
+    assert len(expected) == rows["m.csv"].rows_loaded == 2
+    for name, data in deliveries.items():
+        row, planned = rows[name], by_name[name]
+        assert row.sha256 == hashlib.sha256(data).hexdigest() and row.bytes == len(data)   # the delivered bytes
+        assert (row.status, row.profile, row.lines) == ("loaded", "mediation_3gpp_csv", rows["m.csv"].lines), name
+        assert row.rows_read == row.rows_loaded + row.rows_rejected == rows["m.csv"].rows_read, name
+        assert _billing(lake, planned.sha256) == expected, name
+    assert {p.file_name: p.compression for p in plan.files} == {
+        "m.csv": None, "m.csv.gz": "gzip", "gzip_named.csv": "gzip", "m.csv.bz2": "bzip2", "m.csv.zst": "zstd",
+        "members.gz": "gzip"}
+    again = plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test")
+    assert {p.action for p in again.files} == {"audit"}    # r1 is not closed; the sha256s stay the delivered ones
+
+
+def test_a_broken_compressed_delivery_is_refused_whole_with_its_reason(landing, tmp_path, policy, formats):
+    plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
+    header, record = plain.split(b"\n", 1)[0] + b"\n", plain.split(b"\n")[1] + b"\n"
+    big = gzip.compress(header + b"".join(record.replace(b",60,", f",{i},".encode()) for i in range(30_000)))
+    (landing / "cut.csv.gz").write_bytes(big[: len(big) // 2])
+    (landing / "twice.csv.gz").write_bytes(gzip.compress(gzip.compress(plain)))
+    (landing / "garbage.gz").write_bytes(gzip.compress(bytes(range(256)) * 64))
+    lake, _, rows = _audit_night(landing, tmp_path, policy, formats)
+    cut = rows["cut.csv.gz"]
+    assert cut.status == "rejected_file" and re.fullmatch(r"gzip stream truncated after [\d,]+ line\(s\)", cut.reason)
+    assert 0 < cut.rows_read == cut.rows_rejected == cut.lines and f"{cut.lines:,} line(s)" in cut.reason
+    assert (rows["twice.csv.gz"].status, rows["twice.csv.gz"].reason) == (
+        "rejected_file", "gzip stream holds a gzip stream (compressed twice); not read")
+    assert rows["garbage.gz"].status == "rejected_file" and rows["garbage.gz"].reason
+    for row in rows.values():
+        assert row.rows_read == row.rows_loaded + row.rows_rejected and row.rows_loaded == 0
+    facts = {p.name for p in lake.fragments_dir("r1").glob("file-*.json")}
+    assert len(facts) == 3
+    assert not [p for z in ("billing", "quarantine", "analytics") for p in lake.zone(z).rglob("*.parquet")]
+
+
+def test_hostile_names_are_audited_as_their_own_bytes(landing, tmp_path, policy, formats):
+    # DuckDB globs the path it is given: `*.csv` read as a path would read every file of the folder.
+    names = {b"*.csv": 1, b"[ab].csv": 2, b"-rf.csv": 3, b"a\nb.csv": 4, b"ra\xe8un.csv": 5, b"b.csv": 6}
+    for raw, n in names.items():
+        rows = b"".join(_row(f"2026-11-22T{h:02d}:00:00Z") for h in range(n))
+        with open(os.path.join(os.fsencode(landing), raw), "wb") as fh:
+            fh.write(CSV + rows)
+    _, _, rows = _audit_night(landing, tmp_path, policy, formats)
+    assert {name: (r.status, r.rows_read, r.rows_loaded) for name, r in rows.items()} == {
+        "*.csv": ("loaded", 1, 1), "[ab].csv": ("loaded", 2, 2), "-rf.csv": ("loaded", 3, 3),
+        "a\\nb.csv": ("loaded", 4, 4), "ra\\xe8un.csv": ("loaded", 5, 5), "b.csv": ("loaded", 6, 6)}
+
+
+def test_lone_cr_lines_are_counted_as_the_reader_splits_them(landing, tmp_path, policy, formats, monkeypatch):
+    from transforms.nightly.close import close_night
+
+    rows = CSV + _row("2026-11-22T10:00:00Z") + _row("2026-11-22T11:00:00Z") + _row("2026-11-22T12:00:00Z")
+    unknown = b"alpha;beta\n1;2\n3;4\n5;6\n"
+    binary = b"\x00\x01\x02\n\x03\x04\n\x05\x06\n"
+    for stem, data in (("rows", rows), ("unknown", unknown), ("binary", binary)):
+        (landing / f"{stem}_lf.csv").write_bytes(data)
+        (landing / f"{stem}_cr.csv").write_bytes(data.replace(b"\n", b"\r"))
+    lake, plan, out = _audit_night(landing, tmp_path, policy, formats)
+    assert {p.file_name: p.line_endings for p in plan.files} == {
+        **{f"{s}_lf.csv": "lf" for s in ("rows", "unknown", "binary")},
+        **{f"{s}_cr.csv": "cr" for s in ("rows", "unknown", "binary")}}
+    for stem, status, read in (("rows", "loaded", 3), ("unknown", "rejected_file", 3), ("binary", "rejected_file", 3)):
+        lf, cr = out[f"{stem}_lf.csv"], out[f"{stem}_cr.csv"]
+        assert (cr.status, cr.rows_read, cr.rows_loaded + cr.rows_rejected) == (status, read, read), stem
+        assert (lf.status, lf.rows_read, lf.rows_loaded) == (cr.status, cr.rows_read, cr.rows_loaded), stem
+    # A file whose task failed, or never finished, counts its lines the same way.
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(audit_file_module, "ingest_file", broken)
+    failed = {p.file_name: audit_file(p, lake, policy, formats, run_id="r2", night="2026-11-22",
+                                      keyring=demo_keyring())
+              for p in plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test").to_audit
+              if p.file_name == "unknown_cr.csv"}
+    assert (failed["unknown_cr.csv"].status, failed["unknown_cr.csv"].rows_read) == ("failed", 4)
+    plan_night(landing, lake, policy, night="2026-11-22", run_id="r3", trigger="test")
+    close_night(lake, policy, run_id="r3")                           # no task ran: every file unfinished
+    con = duckdb.connect(str(lake.audit_db), read_only=True)
+    unfinished = dict(con.execute("SELECT file_name, rows_read FROM source_files WHERE run_id = 'r3'").fetchall())
+    con.close()
+    assert unfinished["binary_cr.csv"] == unfinished["binary_lf.csv"] == 3
+    assert unfinished["rows_cr.csv"] == unfinished["rows_lf.csv"] == 4

@@ -13,6 +13,7 @@ import pytest
 
 from transforms.policy import LINEAGE_COLUMNS
 from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, SOURCE_ROW, SPANS_LINES, STAGING_TECHNICAL, LineNumbering
+from transforms.steps import validate as validate_step
 from transforms.steps.validate import DUPLICATE, RuleCheck, load_rules, typed_select, validate_staged
 
 SHA = "e5" * 32
@@ -251,3 +252,17 @@ def test_the_bundled_rules_name_their_rule_and_clause(policy):
     rules = load_rules(policy)
     assert len({r.name for r in rules}) == len(rules)                  # a reason names one rule
     assert all(policy.is_allowed(r.column) and r.clause for r in rules)
+
+
+def test_a_sha256_of_digits_only_validates_and_renders_its_data_docs(tmp_path, policy, pq_write):
+    # 16 leading digits (1 sha256 in ~1,850): GX's renderer used to read such a run name as a date and fail.
+    digits = "2026112203150000" + "7" * 48
+    assert validate_step.run_name_of(digits) == "file-2026112203150000"
+    cols = [f"CAST({sql_text(GOOD[c])} AS VARCHAR) AS {c}" for c in policy.allowed_columns]
+    staged = pq_write(tmp_path / "clean.parquet", "SELECT " + ", ".join(cols + technical(None, "r")))
+    docs = tmp_path / "docs"
+    r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=digits, run_id=RUN, docs_dir=docs)
+    assert (r.rows_in, r.rows_valid) == (1, 1)
+    pages = list((docs / "validations").rglob("*.html"))
+    assert pages and all("file-2026112203150000" in str(p.relative_to(docs)) for p in pages)
+    assert "file-2026112203150000" in (docs / "index.html").read_text()
