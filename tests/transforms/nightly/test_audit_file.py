@@ -17,8 +17,11 @@ from transforms.lake import Lake
 from transforms.nightly import audit_file as audit_file_module
 from transforms.nightly.audit_file import audit_file
 from transforms.nightly.facts import read_file_facts
+from transforms.nightly.close import close_night
 from transforms.nightly.plan import plan_night
 from transforms.privacy.keys import demo_keyring
+from transforms.runs import night_subject
+from transforms.runs.lease import release
 
 
 def test_a_clean_file_leaves_its_rows_and_its_facts(landing, tmp_path, policy, formats):
@@ -159,8 +162,9 @@ def test_compressed_deliveries_load_the_rows_of_their_content(landing, tmp_path,
     assert {p.file_name: p.compression for p in plan.files} == {
         "m.csv": None, "m.csv.gz": "gzip", "gzip_named.csv": "gzip", "m.csv.bz2": "bzip2", "m.csv.zst": "zstd",
         "members.gz": "gzip"}
+    close_night(lake, policy, run_id="r1")
     again = plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test")
-    assert {p.action for p in again.files} == {"audit"}    # r1 is not closed; the sha256s stay the delivered ones
+    assert {p.action for p in again.files} == {"known"}    # known by the delivered bytes' sha256
 
 
 def test_a_broken_compressed_delivery_is_refused_whole_with_its_reason(landing, tmp_path, policy, formats):
@@ -218,11 +222,13 @@ def test_lone_cr_lines_are_counted_as_the_reader_splits_them(landing, tmp_path, 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
     monkeypatch.setattr(audit_file_module, "ingest_file", broken)
+    release(lake, night_subject("2026-11-22"), "r1")                 # r1 ends unclosed; r2 may take the night
     failed = {p.file_name: audit_file(p, lake, policy, formats, run_id="r2", night="2026-11-22",
                                       keyring=demo_keyring())
               for p in plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test").to_audit
               if p.file_name == "unknown_cr.csv"}
     assert (failed["unknown_cr.csv"].status, failed["unknown_cr.csv"].rows_read) == ("failed", 4)
+    release(lake, night_subject("2026-11-22"), "r2")
     plan_night(landing, lake, policy, night="2026-11-22", run_id="r3", trigger="test")
     close_night(lake, policy, run_id="r3")                           # no task ran: every file unfinished
     con = duckdb.connect(str(lake.audit_db), read_only=True)
