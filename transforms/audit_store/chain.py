@@ -61,7 +61,9 @@ def append_log(con: duckdb.DuckDBPyConnection, events: Iterable[LogEvent], at: d
     for e in events:
         if con.execute("SELECT 1 FROM audit_log WHERE event_key = ?", [e.event_key]).fetchone():
             continue
-        last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        # The last entry by max(seq): DuckDB 2.0's ORDER BY … LIMIT 1 can return an earlier row once rows were
+        # deleted (a removed tail), and the next entry would take a seq already in the log.
+        last = con.execute("SELECT seq, hash FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         details = json.loads(json.dumps(to_plain(e.details), sort_keys=True))
         e = LogEvent(e.event_key, e.actor, e.action, e.target, details)

@@ -170,3 +170,17 @@ def test_verify_store_without_a_store(lake):
 
 def test_the_package_exports_the_chain():
     assert audit_store.verify_chain is verify_chain and audit_store.LogEvent is LogEvent
+
+
+def test_after_a_deleted_tail_the_next_entry_follows_the_last_one_left(lake, chained):
+    chained.close()
+    con = audit_store.connect(lake)
+    con.execute("DELETE FROM audit_log WHERE seq > 3")
+    con.execute("CHECKPOINT")
+    con.close()
+    con = audit_store.connect(lake)
+    try:
+        assert append_log(con, events(2, "n"), at=AT) == 2
+        assert [r[0] for r in log_rows(con)] == [1, 2, 3, 4, 5] and verify_chain(con).ok
+    finally:
+        con.close()
