@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from transforms.audit_store.anchors import AnchorCheck, check_anchors
 from transforms.audit_store.store import insert, now_utc, reading
 from transforms.audit_store.tables import AuditLogEntry
 from transforms.lake import Lake
@@ -95,7 +96,26 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
     return ChainCheck(True, n)
 
 
-def verify_store(lake: Lake) -> ChainCheck:
-    """Recompute the chain of a lake's audit store, opened read-only."""
+@dataclass(frozen=True)
+class StoreCheck:
+    """A lake's audit log: its chain recomputed, and held to every anchor (`anchors.check_anchors`)."""
+
+    chain: ChainCheck
+    anchors: AnchorCheck
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.anchors.ok
+
+    def problems(self) -> list[str]:
+        """What failed, a line each: entry seqs and anchor file names, never a hash or a value."""
+        broken = [] if self.chain.ok else [f"audit log chain BROKEN at seq {self.chain.first_bad_seq}:"
+                                           f" {self.chain.problem}"]
+        return broken + list(self.anchors.problems)
+
+
+def verify_store(lake: Lake) -> StoreCheck:
+    """Recompute the chain of a lake's audit store, opened read-only, and hold it to every anchor: a log
+    whose tail was deleted still chains, but no longer holds the entry an anchor names (docs/design.md §6)."""
     with reading(lake) as con:
-        return verify_chain(con)
+        return StoreCheck(verify_chain(con), check_anchors(con, lake))

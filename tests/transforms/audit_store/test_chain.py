@@ -145,14 +145,17 @@ def test_details_with_dates_and_dataclasses_verify(con):
 
 def test_verify_store_reads_the_lakes_store(lake, chained):
     chained.close()
-    assert verify_store(lake) == ChainCheck(True, 5)
+    check = verify_store(lake)
+    assert check.chain == ChainCheck(True, 5) and check.ok
+    assert check.anchors.checked == 0          # written without `writing`: nothing anchored it
 
 
 def test_verify_store_finds_a_break(lake, chained):
     chained.execute("DELETE FROM audit_log WHERE seq = 2")
     chained.close()
     check = verify_store(lake)
-    assert (check.ok, check.first_bad_seq, check.problem) == (False, 3, "sequence gap: expected 2")
+    assert (check.ok, check.chain.first_bad_seq, check.chain.problem) == (False, 3, "sequence gap: expected 2")
+    assert check.problems() == ["audit log chain BROKEN at seq 3: sequence gap: expected 2"]
 
 
 def test_verify_store_never_writes(lake, chained):
