@@ -16,7 +16,8 @@ closed (it is scheduled on the audit store asset the nightly DAG updates).
    a proof pass re-reads them: no removed identifier may remain in any byte.
    One `retention_actions` row per data set, partition, category and action.
    Param `dry_run` lists the same without touching any zone.
-2. **verify_audit_log** recomputes the audit log's hash chain.
+2. **verify_audit_log** recomputes the audit log's hash chain and checks it against every anchor of
+   its head (`audit/anchors/`).
 
 Killed half way? Clear and re-run: the sweep's journal finishes what was
 begun and records it once. A task that fails (after its retries, with
@@ -72,11 +73,12 @@ def cdr_retention_sweep():
 
     @task
     def verify_audit_log(params=None) -> dict:
-        """Recompute the audit log's hash chain after the sweep.
+        """Recompute the audit log's hash chain after the sweep and hold it to every anchor of its head.
 
-        **If it fails:** a row of `audit_log` was edited or deleted — a security incident, not a
-        pipeline bug. Do not clear or re-run; keep `audit.duckdb` as it is and tell the DPO (the error
-        names the first broken entry).
+        **If it fails:** a row of `audit_log` was edited or deleted (the last ones too: an anchor names
+        a seq the log no longer has), or an anchor file was edited — a security incident, not a
+        pipeline bug. Do not clear or re-run; keep `audit.duckdb` and `audit/anchors/` as they are and
+        tell the DPO (the error names the first broken entry or the anchor file and seq).
         """
         from transforms.entry import tasks
 

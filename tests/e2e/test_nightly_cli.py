@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -153,6 +154,28 @@ def test_run_row_validation_counts_and_chain(cli_run):
     exports = {p.parent.parent.name for p in (cli_run.lake / "audit" / "parquet").glob("*/run_date=*/part.parquet")}
     assert {"runs", "source_files", "field_findings", "validation_results", "audit_log", "v_last_run",
             "v_nightly_volumes", "v_policy_violations"} <= exports
+
+
+def test_verify_fails_when_the_logs_tail_is_deleted(cli_run, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(cli_run.lake, lake)          # the session's lake stays as it was
+    anchors = sorted((lake / "audit" / "anchors").glob("anchor-*.json"))
+    assert len(anchors) >= 2                     # the night's start (plan) and its close each anchored the head
+    (last_seq,), = audit_rows(lake, "SELECT max(seq) FROM audit_log")
+    assert json.loads(anchors[-1].read_text())["seq"] == last_seq
+    ok = run_cli("verify", "--lake", str(lake))
+    assert ok.returncode == 0 and f"{len(anchors)} anchor(s) checked" in ok.stdout, ok.stderr
+    summary = run_cli("summary", "--lake", str(lake))
+    assert f"head seq {last_seq}" in summary.stdout and f"latest anchor: seq {last_seq}" in summary.stdout
+    assert anchors[-1].name in summary.stdout
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"))
+    con.execute("DELETE FROM audit_log WHERE seq > ?", [last_seq - 3])
+    con.close()
+    broken = run_cli("verify", "--lake", str(lake))
+    assert broken.returncode == 1
+    assert f"anchor {anchors[-1].name}: entry seq {last_seq} is missing from the audit log" in broken.stderr
+    assert "intact" not in broken.stdout
+    assert run_cli("summary", "--lake", str(lake)).returncode == 1
 
 
 def test_rerun_of_the_same_night_changes_no_zone(night, cli_run):

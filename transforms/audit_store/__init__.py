@@ -1,8 +1,9 @@
-"""The audit store, `LAKE/audit/audit.duckdb`: typed tables, the hash-chained log, the compliance views
-and their Parquet exports (docs/design.md §6). Values of personal data never go in."""
+"""The audit store, `LAKE/audit/audit.duckdb`: typed tables, the hash-chained log and its anchors, the
+compliance views and their Parquet exports (docs/design.md §6). Values of personal data never go in."""
 
-from transforms.audit_store.chain import ChainCheck, LogEvent, append_log, verify_chain, verify_store
+from transforms.audit_store.anchors import AnchorCheck
+from transforms.audit_store.chain import ChainCheck, LogEvent, StoreCheck, append_log, verify_chain, verify_store
 from transforms.audit_store.store import connect, insert, now_utc, reading, select, writer_lock, writing
 
-__all__ = ["ChainCheck", "LogEvent", "append_log", "connect", "insert", "now_utc", "reading", "select", "verify_chain",
-           "verify_store", "writer_lock", "writing"]
+__all__ = ["AnchorCheck", "ChainCheck", "LogEvent", "StoreCheck", "append_log", "connect", "insert", "now_utc",
+           "reading", "select", "verify_chain", "verify_store", "writer_lock", "writing"]

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from transforms.audit_store.anchors import AnchorCheck, check_anchors
 from transforms.audit_store.store import insert, now_utc, reading
 from transforms.audit_store.tables import AuditLogEntry
 from transforms.lake import Lake
@@ -61,7 +62,9 @@ def append_log(con: duckdb.DuckDBPyConnection, events: Iterable[LogEvent], at: d
     for e in events:
         if con.execute("SELECT 1 FROM audit_log WHERE event_key = ?", [e.event_key]).fetchone():
             continue
-        last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        # The last entry by max(seq): DuckDB 2.0's ORDER BY … LIMIT 1 can return an earlier row once rows were
+        # deleted (a removed tail), and the next entry would take a seq already in the log.
+        last = con.execute("SELECT seq, hash FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         details = json.loads(json.dumps(to_plain(e.details), sort_keys=True))
         e = LogEvent(e.event_key, e.actor, e.action, e.target, details)
@@ -93,7 +96,26 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
     return ChainCheck(True, n)
 
 
-def verify_store(lake: Lake) -> ChainCheck:
-    """Recompute the chain of a lake's audit store, opened read-only."""
+@dataclass(frozen=True)
+class StoreCheck:
+    """A lake's audit log: its chain recomputed, and held to every anchor (`anchors.check_anchors`)."""
+
+    chain: ChainCheck
+    anchors: AnchorCheck
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.anchors.ok
+
+    def problems(self) -> list[str]:
+        """What failed, a line each: entry seqs and anchor file names, never a hash or a value."""
+        broken = [] if self.chain.ok else [f"audit log chain BROKEN at seq {self.chain.first_bad_seq}:"
+                                           f" {self.chain.problem}"]
+        return broken + list(self.anchors.problems)
+
+
+def verify_store(lake: Lake) -> StoreCheck:
+    """Recompute the chain of a lake's audit store, opened read-only, and hold it to every anchor: a log
+    whose tail was deleted still chains, but no longer holds the entry an anchor names (docs/design.md §6)."""
     with reading(lake) as con:
-        return verify_chain(con)
+        return StoreCheck(verify_chain(con), check_anchors(con, lake))

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from transforms.audit_store.anchors import anchor_head
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import exclusive
@@ -72,13 +73,36 @@ def writer_lock(lake: Lake):
 
 @contextmanager
 def writing(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The audit store opened for writing, under the single-writer lock; closed on exit."""
+    """The audit store opened for writing, under the single-writer lock; closed on exit.
+
+    As the session ends, the log's head is anchored outside the store when it moved (`anchors.anchor_head`):
+    here, so that no writer can forget it (docs/design.md §6). A transaction the session left open is rolled
+    back first, as closing would, so the anchor names only what is committed.
+    """
     with writer_lock(lake):
         con = connect(lake)
         try:
             yield con
+        except BaseException as exc:
+            try:
+                _settle(con)
+                anchor_head(lake, con)   # what the session committed before it failed is anchored all the same
+            except Exception as anchor_exc:
+                exc.add_note(f"the audit log's head was not anchored: {type(anchor_exc).__name__}")
+            raise
+        else:
+            _settle(con)
+            anchor_head(lake, con)
         finally:
             con.close()
+
+
+def _settle(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back a transaction left open (closing would); nothing when none is."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass   # no transaction open: everything the session wrote is committed
 
 
 def insert(con: duckdb.DuckDBPyConnection, rows: Sequence) -> int:

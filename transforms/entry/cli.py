@@ -72,9 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "CDR_AUDIT_HMAC_KEY_ID (or CDR_AUDIT_HMAC_KEY_FILE)")
     run.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
-    verify = sub.add_parser("verify", help="recompute the audit-log hash chain",
-                            description="Recompute every link of audit_log; exit 1 if any entry was changed, "
-                                        "removed or reordered.")
+    verify = sub.add_parser("verify", help="recompute the audit-log hash chain and check it against its anchors",
+                            description="Recompute every link of audit_log and hold it to every anchor in "
+                                        "LAKE/audit/anchors/ (HMACs checked under CDR_AUDIT_ANCHOR_KEY when set); "
+                                        "exit 1 if any entry was changed, removed or reordered, the log's tail is "
+                                        "missing, or an anchor was edited.")
     verify.add_argument("--lake", required=True, type=Path)
 
     pol = sub.add_parser("policy", help="validate a policy file and show what it allows",

@@ -91,6 +91,7 @@ def print_summary(s) -> None:
     print("\n".join(summary_lines(s)))
     print(f"  audit database: {s.audit_db}  (hash chain {'verified' if s.chain_ok else 'BROKEN'})")
     print(f"  Parquet exports: {Path(s.audit_db).parent / 'parquet'}")
+    print(f"  anchors of the log's head: {Path(s.audit_db).parent / 'anchors'}  (copy them off this machine)")
     print(f"  validation Data Docs: {Path(s.audit_db).parent.parent / 'reports' / 'gx_data_docs'}")
 
 
@@ -100,9 +101,10 @@ def cmd_verify(args) -> int:
 
     check = verify_store(Lake.at(args.lake))
     if check.ok:
-        print(f"audit log chain intact: {check.entries} entries")
+        print(f"audit log chain intact: {check.chain.entries} entries; {check.anchors.words()}")
         return EXIT_OK
-    print(f"audit log chain BROKEN at seq {check.first_bad_seq}: {check.problem}", file=sys.stderr)
+    for line in check.problems():
+        print(line, file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -127,11 +129,12 @@ SUMMARY_SQL = {
 
 def cmd_summary(args) -> int:
     from transforms.audit_store import reading, verify_chain
+    from transforms.audit_store.anchors import check_anchors
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
-    from transforms.report.queries import SQL, file_outcomes, lateness_words, number
+    from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
 
     lake = Lake.at(args.lake)
     policy = load_policy(args.policy)
@@ -148,6 +151,7 @@ def cmd_summary(args) -> int:
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
         (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
         chain = verify_chain(con)
+        (head,), anchors = con.execute("SELECT max(seq) FROM audit_log").fetchone(), check_anchors(con, lake)
     (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known) = run
     print(f"last run {run_id} (night {night}): {status}; policy v{version} sha256 {sha}…")
     print(f"  this run: {_rows_words(read, loaded, quarantined, refused, failed)}"
@@ -179,12 +183,16 @@ def cmd_summary(args) -> int:
     if k is not None:
         print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
               f" {secondary:,} more so no total minus its parts reveals one")
-    print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if chain.ok else 'BROKEN'},"
-          f" {chain.entries} entries)")
+    intact = chain.ok and anchors.ok
+    print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if intact else 'BROKEN'},"
+          f" {chain.entries} entries, head seq {number(head)})")
+    print(f"  {anchor_words(anchors)}")
+    for line in anchors.problems:
+        print(f"  {line}")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
     print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
-    return EXIT_OK if chain.ok else EXIT_FAILED
+    return EXIT_OK if intact else EXIT_FAILED
 
 
 def _rows_words(read: int, loaded: int, quarantined: int, refused: int, failed: int) -> str:

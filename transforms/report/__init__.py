@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from transforms.audit_store import reading
+from transforms.audit_store.anchors import check_anchors
 from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
@@ -55,6 +56,7 @@ def write_report(lake: Lake, policy: Policy, out: Path | None = None) -> Report:
     with reading(lake) as con:
         define_views(con, lake, policy, temp=True)   # this connection only: the current views, whatever wrote the store
         d = gather(con, policy)
+        d["anchors"] = check_anchors(con, lake)   # the anchors live beside the store, not in it
     text = render_text(d)
     if d["run"] is None:
         return Report(None, text, None, None, True)

@@ -10,8 +10,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
-from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, chain_ok, in_words, lateness_words, number,
-                                      roaming_headline)
+from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, anchor_words, chain_ok, in_words, lateness_words,
+                                      number, roaming_headline)
 from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
@@ -36,7 +36,7 @@ def render_html(d: dict, store: str) -> str:
     night = d["night"] or dict.fromkeys(NIGHT_COLUMNS, 0)     # a night without files: every count 0
     window_days = d.get("lateness_window_days", 0)
     return ENV.get_template("report.html.j2").render(
-        d=d, run=d["run"], store=store, night=night, chain_ok=chain_ok(d),
+        d=d, run=d["run"], store=store, night=night, chain_ok=chain_ok(d), anchors=anchor_words(d["anchors"]),
         files=[[f.file_name, f.outcome, f.profile, f.rows_read, f.rows_loaded, f.rows_quarantined,
                 f.rows_before_lateness_window, f.rows_after_night, f.why] for f in d["files"]],
         window_days=window_days,

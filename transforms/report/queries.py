@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from transforms.audit_store import now_utc, verify_chain
+from transforms.audit_store import AnchorCheck, now_utc, verify_chain
 from transforms.policy import Policy
 from transforms.roaming.periods import shift_month
 from transforms.roaming.schema import STATES as ROAMING_STATES
@@ -208,5 +208,15 @@ def number(value) -> str:
 
 
 def chain_ok(d: dict) -> bool:
-    """The chain recomputed for this report and the view's link check both hold."""
-    return bool(d["verify"].ok and d["chain"][3])
+    """The chain recomputed for this report and the view's link check both hold, and the log still holds
+    every anchored head (docs/design.md §6)."""
+    return bool(d["verify"].ok and d["chain"][3] and d["anchors"].ok)
+
+
+def anchor_words(anchors: AnchorCheck) -> str:
+    """The latest anchor of the log's head, and how many were checked: 'latest anchor: seq 57, 2026-11-23T02:31Z
+    (anchor-….json); 12 anchor(s) checked'."""
+    a = anchors.latest
+    if a is None:
+        return anchors.words() if not anchors.checked else f"no readable anchor; {anchors.words()}"
+    return f"latest anchor: seq {a.seq:,}, {a.anchored_at} ({a.file}); {anchors.words()}"

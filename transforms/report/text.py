@@ -6,7 +6,7 @@ Texts too long for their column are shortened between words, with an ellipsis (`
 from __future__ import annotations
 
 from transforms.privacy.redact import shorten
-from transforms.report.queries import KIND_WORDS, chain_ok, lateness_words, number, roaming_headline
+from transforms.report.queries import KIND_WORDS, anchor_words, chain_ok, lateness_words, number, roaming_headline
 
 
 def render_text(d: dict) -> str:
@@ -65,6 +65,8 @@ def render_text(d: dict) -> str:
     else:
         lines.append("  roaming: no window assessed yet")
     ok = chain_ok(d)
-    lines.append(f"  audit-log chain: {'intact' if ok else 'BROKEN'}, {chain[0]:,} entries"
-                 + ("" if ok else f" (first bad entry {verify.first_bad_seq or chain[4]})"))
+    broken_at = "" if verify.ok and chain[3] else f" (first bad entry {verify.first_bad_seq or chain[4]})"
+    lines.append(f"  audit-log chain: {'intact' if ok else 'BROKEN'}, {chain[0]:,} entries, head seq"
+                 f" {number(chain[1])}{broken_at}; {anchor_words(d['anchors'])}")
+    lines += [f"    {p}" for p in d["anchors"].problems]
     return "\n".join(lines)

@@ -145,14 +145,17 @@ def test_details_with_dates_and_dataclasses_verify(con):
 
 def test_verify_store_reads_the_lakes_store(lake, chained):
     chained.close()
-    assert verify_store(lake) == ChainCheck(True, 5)
+    check = verify_store(lake)
+    assert check.chain == ChainCheck(True, 5) and check.ok
+    assert check.anchors.checked == 0          # written without `writing`: nothing anchored it
 
 
 def test_verify_store_finds_a_break(lake, chained):
     chained.execute("DELETE FROM audit_log WHERE seq = 2")
     chained.close()
     check = verify_store(lake)
-    assert (check.ok, check.first_bad_seq, check.problem) == (False, 3, "sequence gap: expected 2")
+    assert (check.ok, check.chain.first_bad_seq, check.chain.problem) == (False, 3, "sequence gap: expected 2")
+    assert check.problems() == ["audit log chain BROKEN at seq 3: sequence gap: expected 2"]
 
 
 def test_verify_store_never_writes(lake, chained):
@@ -170,3 +173,17 @@ def test_verify_store_without_a_store(lake):
 
 def test_the_package_exports_the_chain():
     assert audit_store.verify_chain is verify_chain and audit_store.LogEvent is LogEvent
+
+
+def test_after_a_deleted_tail_the_next_entry_follows_the_last_one_left(lake, chained):
+    chained.close()
+    con = audit_store.connect(lake)
+    con.execute("DELETE FROM audit_log WHERE seq > 3")
+    con.execute("CHECKPOINT")
+    con.close()
+    con = audit_store.connect(lake)
+    try:
+        assert append_log(con, events(2, "n"), at=AT) == 2
+        assert [r[0] for r in log_rows(con)] == [1, 2, 3, 4, 5] and verify_chain(con).ok
+    finally:
+        con.close()

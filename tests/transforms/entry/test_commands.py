@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transforms.audit_store import LogEvent, append_log, writing
-from transforms.entry.commands import EXIT_OK, cmd_formats, cmd_policy, cmd_summary, cmd_verify
+from transforms.entry.commands import EXIT_FAILED, EXIT_OK, cmd_formats, cmd_policy, cmd_summary, cmd_verify
 from transforms.lake import Lake
 
 
@@ -36,6 +36,25 @@ def test_summary_and_verify_of_a_store_without_a_run(tmp_path, capsys):
     assert "holds no run yet" in capsys.readouterr().out
     assert cmd_verify(Args(lake=lake.root)) == EXIT_OK
     assert "intact: 1 entries" in capsys.readouterr().out
+
+
+def test_verify_holds_the_log_to_its_anchors(tmp_path, capsys, monkeypatch):
+    import duckdb
+
+    monkeypatch.delenv("CDR_AUDIT_ANCHOR_KEY", raising=False)
+    lake = Lake.at(tmp_path / "lake")
+    for i in (1, 2):
+        with writing(lake) as con:
+            append_log(con, [LogEvent(f"e{i}", "test", "hold_placed", f"H-{i}", {"n": i})])
+    assert cmd_verify(Args(lake=lake.root)) == EXIT_OK
+    assert capsys.readouterr().out == ("audit log chain intact: 2 entries; 2 anchor(s) checked,"
+                                       " 2 written without an HMAC\n")
+    with duckdb.connect(str(lake.audit_db)) as con:
+        con.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert cmd_verify(Args(lake=lake.root)) == EXIT_FAILED
+    (anchor,) = [p.name for p in (lake.root / "audit" / "anchors").glob("*seq000000000002.json")]
+    assert capsys.readouterr().err == (f"anchor {anchor}: entry seq 2 is missing from the audit log (the log ends"
+                                       " at seq 1): entries were deleted\n")
 
 
 def _night_of_every_outcome(lake: Lake) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timezone
 
-from transforms.audit_store import ChainCheck, connect, insert
+from transforms.audit_store import AnchorCheck, ChainCheck, connect, insert
 from transforms.audit_store.tables import Run, SourceFile
 from transforms.audit_store.views import define_views
 from transforms.report import gather, render_html, render_index, write_report
@@ -50,6 +50,7 @@ def figures(name: str) -> dict:
                                   f"window 2026-07…2026-10 {name}", True)],
         "chain": (4, 4, "b" * 16, False, 3),
         "verify": ChainCheck(False, 4, 3, f"problem {name}"),
+        "anchors": AnchorCheck(),
     }
 
 
@@ -135,3 +136,28 @@ def test_the_page_says_refused_whole_and_counts_lateness():
     assert "Event dates: 4 rows dated more than 7 day(s) before the night, 1 after it." in page
     assert '<th class="n">late</th> <th class="n">future</th>' in page
     assert "<i>late</i> (dated more than 7 days before the night)" in page
+
+
+def test_the_report_shows_the_latest_anchor_and_fails_without_the_anchored_tail(lake, policy, monkeypatch):
+    import duckdb
+
+    from transforms.audit_store import LogEvent, append_log, writing
+
+    monkeypatch.delenv("CDR_AUDIT_ANCHOR_KEY", raising=False)
+    with writing(lake) as con:
+        insert(con, [Run(run_id="r1", night=NIGHT, trigger="cli", started_at=AT, finished_at=AT, status="completed",
+                         policy_id="p", policy_version="1", policy_sha256="a" * 64, code_version="c", files_seen=0)])
+        append_log(con, [LogEvent(f"e{i}", "pipeline", "run_finished", "r1", {"i": i}) for i in (1, 2)], at=AT)
+    (anchor,) = [p.name for p in (lake.root / "audit" / "anchors").glob("anchor-*.json")]
+    report = write_report(lake, policy)
+    page = " ".join(report.html_path.read_text().split())
+    assert report.chain_ok and f"latest anchor: seq 2, {anchor[7:11]}-" in page and f"({anchor});" in page
+    assert "audit-log chain: intact, 2 entries, head seq 2; latest anchor: seq 2" in report.text
+    with duckdb.connect(str(lake.audit_db)) as con:
+        con.execute("DELETE FROM audit_log WHERE seq = 2")
+    report = write_report(lake, policy)
+    page = " ".join(report.html_path.read_text().split())
+    assert not report.chain_ok
+    assert "BROKEN</span>: it no longer holds what was anchored" in page
+    assert f"anchor {anchor}: entry seq 2 is missing from the audit log" in page
+    assert f"    anchor {anchor}: entry seq 2 is missing from the audit log" in report.text

@@ -20,7 +20,7 @@ def test_the_summary_names_the_night_the_chain_and_the_horizons():
     assert "compliance report for night 2026-11-22 — run r1: completed" in text
     assert "rows due within 7 / 30 / 365 days of the sweep" in text
     assert "(from today 0 / 2 / 8; next due 2026-11-25)" in text
-    assert "audit-log chain: BROKEN, 4 entries (first bad entry 3)" in text
+    assert "audit-log chain: BROKEN, 4 entries, head seq 4 (first bad entry 3); no anchor written yet" in text
 
 
 def test_nothing_to_report_without_a_run():
