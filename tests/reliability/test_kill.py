@@ -68,11 +68,14 @@ def kills(small_night, reference, tmp_path_factory) -> list[Kill]:
     lines = len(ref_run.stderr.splitlines())
     root = tmp_path_factory.mktemp("rel_kills")
     plan = []
-    for i in range(KILLS):
+    for i in range(KILLS + 1):              # one spare: a run may end before its signal (close is short)
         seed = SEED * 100 + i
         rng = random.Random(seed)
-        # Line 0: during start-up and the plan; `lines`: after the last progress line, i.e. in close.
-        plan.append(Kill(i, seed, rng.randint(0, lines), rng.uniform(0.0, 1.5), root / f"k{i}" / "lake"))
+        # Line 0: during start-up and the plan; `lines`: after the last progress line, i.e. in close, which
+        # lasts well under a second on a small night.
+        line = rng.randint(0, lines)
+        delay = rng.uniform(0.0, 0.4) if line == lines else rng.uniform(0.0, 1.5)
+        plan.append(Kill(i, seed, line, delay, root / f"k{i}" / "lake"))
     t = time.monotonic()
     with ThreadPoolExecutor(WORKERS) as pool:
         done = list(pool.map(lambda k: kill_and_rerun(k, small_night), plan))
@@ -83,7 +86,7 @@ def kills(small_night, reference, tmp_path_factory) -> list[Kill]:
 
 
 def test_enough_runs_were_killed(kills):
-    assert sum(k.killed for k in kills) >= KILLS * 0.8, [k.where() for k in kills if not k.killed]
+    assert sum(k.killed for k in kills) >= KILLS, [k.where() for k in kills if not k.killed]
 
 
 def test_the_rerun_completes_and_the_lake_equals_a_clean_runs(kills, reference):
