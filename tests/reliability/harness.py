@@ -192,6 +192,9 @@ def staged_leftovers(lake: Path) -> list[str]:
     for d in (lake / "_work", lake / "audit" / "_pending"):
         if d.exists():
             out += [str(p.relative_to(lake)) for p in d.rglob("*")]
+    # A folder commit stages beside its target (transforms/lake/commit.py: .staging-…, .replaced-…).
+    out += [str(p.relative_to(lake)) for p in lake.rglob(".staging-*")]
+    out += [str(p.relative_to(lake)) for p in lake.rglob(".replaced-*")]
     return out
 
 
