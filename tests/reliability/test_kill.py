@@ -62,23 +62,29 @@ def kill_and_rerun(k: Kill, landing: Path) -> Kill:
     return k
 
 
+def planned_kill(i: int, lines: int, root: Path) -> Kill:
+    seed = SEED * 100 + i
+    rng = random.Random(seed)
+    # Line 0: during start-up and the plan; `lines`: after the last progress line, i.e. in close. The last
+    # lines (roaming, then close) take well under a second on a small night: shorter delays there.
+    line = rng.randint(0, lines)
+    delay = rng.uniform(0.0, 0.4) if line >= lines - 3 else rng.uniform(0.0, 1.5)
+    return Kill(i, seed, line, delay, root / f"k{i}" / "lake")
+
+
 @pytest.fixture(scope="module")
 def kills(small_night, reference, tmp_path_factory) -> list[Kill]:
     _, ref_run = reference
     lines = len(ref_run.stderr.splitlines())
     root = tmp_path_factory.mktemp("rel_kills")
-    plan = []
-    for i in range(KILLS + 1):              # one spare: a run may end before its signal (close is short)
-        seed = SEED * 100 + i
-        rng = random.Random(seed)
-        # Line 0: during start-up and the plan; `lines`: after the last progress line, i.e. in close, which
-        # lasts well under a second on a small night.
-        line = rng.randint(0, lines)
-        delay = rng.uniform(0.0, 0.4) if line == lines else rng.uniform(0.0, 1.5)
-        plan.append(Kill(i, seed, line, delay, root / f"k{i}" / "lake"))
     t = time.monotonic()
+    done: list[Kill] = []
     with ThreadPoolExecutor(WORKERS) as pool:
-        done = list(pool.map(lambda k: kill_and_rerun(k, small_night), plan))
+        # A run may end before its signal lands: further seeded moments until KILLS have (at most 2 × KILLS).
+        while sum(k.killed for k in done) < KILLS and len(done) < 2 * KILLS:
+            missing = KILLS - sum(k.killed for k in done)
+            batch = [planned_kill(len(done) + j, lines, root) for j in range(missing)]
+            done += list(pool.map(lambda k: kill_and_rerun(k, small_night), batch))
     print(f"\n{sum(k.killed for k in done)} of {len(done)} runs killed, each re-run:"
           f" {time.monotonic() - t:.0f} s; moments (line/{lines}, delay): "
           + ", ".join(f"{k.after_line}+{k.delay:.1f}s" for k in done))
