@@ -14,11 +14,12 @@ export CDR_AUDIT_LANDING ?= $(CURDIR)/.work/landing/{night}
 # The demo and the tests pseudonymize with the built-in demo key; real runs must set a key (see README).
 export CDR_AUDIT_DEMO_MODE ?= 1
 
-.PHONY: demo test install airflow-db clean help
+.PHONY: demo test reliability install airflow-db clean help
 
 help:
 	@echo "make demo   set up .venv + Airflow (SQLite), generate a sample night, run cdr_nightly_audit on it"
 	@echo "make test   run the test suite (sets up .venv first if needed)"
+	@echo "make reliability  the reliability suite (tests/reliability) at a larger size: RELIABILITY_SCALE=5, a fresh seed"
 	@echo "make clean  remove the lake, Airflow home and scratch files (keeps .venv)"
 
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -47,6 +48,14 @@ demo: airflow-db
 
 test: airflow-db
 	$(BIN)/python -m pytest
+
+# The same code as CI's run of tests/reliability, at RELIABILITY_SCALE times its size (nights fuzzed, kills) and
+# a seed of the moment unless RELIABILITY_SEED is given; the seed is printed in the header and in every failure.
+RELIABILITY_SCALE ?= 5
+RELIABILITY_SEED ?= $(shell date +%s)
+reliability: airflow-db
+	CDR_AUDIT_RELIABILITY_SCALE=$(RELIABILITY_SCALE) CDR_AUDIT_RELIABILITY_SEED=$(RELIABILITY_SEED) \
+	  $(BIN)/python -m pytest tests/reliability -rxX
 
 clean:
 	rm -rf lake airflow_home .work benchmarks/out

@@ -63,6 +63,10 @@ def ingest_file(path: Path, policy: Policy, formats: FormatCatalog, work_dir: Pa
         return IngestResult(**base, status="empty", reason="file is empty (0 bytes)")
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
+    if size <= len(head) and not head.strip():
+        # Blank lines are not records (README "How a file is read"): a file of nothing else is empty like a
+        # 0-byte one, not refused whole with its blank lines counted as rows read (docs/design.md §9).
+        return IngestResult(**base, status="empty", reason="no data rows (blank lines only)")
     is_parquet = head[:4] == b"PAR1"
     work_dir.mkdir(parents=True, exist_ok=True)
     con = connect(work_dir / "tmp")

@@ -133,6 +133,9 @@ def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, nig
         return PaymentsResult(**base, status="empty", reason="file is empty (0 bytes)")
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
+    if path.stat().st_size <= len(head) and not head.strip():
+        # Blank lines are not records (README "How a file is read"): empty, as steps/ingest.py says of CDR files.
+        return PaymentsResult(**base, status="empty", reason="no data rows (blank lines only)")
     if not is_payments_header(head):
         first = next(iter(records(head_text(head), ",", limit=1)), [])
         return _refused(base, NOT_PAYMENTS, lines, header_lines=int(looks_like_header(first)))

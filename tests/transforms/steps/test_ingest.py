@@ -263,6 +263,14 @@ def test_header_only_file(tmp_path, policy):
     assert (r.status, r.reason, r.rows_read) == ("empty", "no data rows", 0)
 
 
+@pytest.mark.parametrize("data", [b"\n", b"\r\n\r\n", b"\n\n  \n\t\n", b"\r"])
+def test_a_file_of_blank_lines_only_is_empty(tmp_path, policy, data):
+    # Blank lines are not records (README "How a file is read"); found by tests/reliability (only_blank_lines):
+    # such a file was refused whole with its blank lines counted as rows read.
+    r = run(tmp_path, policy, "blank.csv", data)
+    assert (r.status, r.rows_read, r.rows_refused) == ("empty", 0, 0)
+
+
 def test_unmatched_file_is_rejected_whole(tmp_path, policy):
     r = run(tmp_path, policy, "odd.csv", b"a;b;c\n1;2;3\n")
     assert r.status == "rejected_file"

@@ -362,3 +362,10 @@ def test_a_repeated_invoice_that_also_fails_a_check_counts_once_as_a_duplicate(t
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
     assert result.quarantined_by_reason == {"duplicate_invoice": 1, "status_invalid": 1}
     assert (result.rows_duplicate, result.rows_unparseable) == (1, 0)
+
+
+def test_a_payments_file_of_blank_lines_only_is_empty(tmp_path, policy, lake, work_dir):
+    # Blank lines are not records (README "How a file is read"); found by tests/reliability (only_blank_lines):
+    # such a payments_*.csv was refused as not a payments extract, its blank lines counted as rows read.
+    r = run(write(tmp_path, "payments_blank.csv", b"\n\r\n\n"), policy, lake, work_dir)
+    assert (r.status, r.rows_read) == ("empty", 0)
