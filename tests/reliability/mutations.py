@@ -328,19 +328,19 @@ NON_UTF8_NAMES = (b"ra\xe8un_%d.csv", b"\xff\xfe_%d.csv", b"klic_\xc8_%d.csv")
 
 
 def mutated_night(sources: list[Source], rng: random.Random, n: int, *, outside: str,
-                  in_progress: bool = False) -> list[Entry]:
+                  names_and_gzip: bool = False) -> list[Entry]:
     """`n` landing entries: every content mutation in turn (so a folder of ≥ 25 holds each), over random
     sources, some under hostile names, plus hidden files, symlinks (inside and `outside` the landing), a FIFO
-    and a folder. `in_progress`: also the kinds being built on other branches (non-UTF-8 names, gzip)."""
+    and a folder. `names_and_gzip`: also non-UTF-8 names and gzip content, first in the folder (a small night gets both)."""
     content = dict(CONTENT)
     kinds = list(content)
     rng.shuffle(kinds)
-    if in_progress:
+    if names_and_gzip:
         content.update(GZIP)
-        kinds = list(GZIP) + kinds          # a small in-progress night still gets both
+        kinds = list(GZIP) + kinds
     entries: list[Entry] = []
     specials = ["hidden", "symlink_inside", "symlink_outside", "fifo", "dir"]
-    if in_progress:
+    if names_and_gzip:
         specials += ["non_utf8_name"] * 3
     text_sources = [s for s in sources if not s.parquet]
     parquet_sources = [s for s in sources if s.parquet]

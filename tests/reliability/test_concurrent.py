@@ -1,8 +1,7 @@
 """Two and three `cdr-audit run` processes of the same night, landing and lake started at once.
 
-The behaviour specified by issue 14 item 2 (being built on branch h14-lease): a run holds a lease on
-(lake, night); a second run of the night exits 6 naming the holder ("the night is being audited by run X,
-pid P on host H, since T"), or with `--wait SECONDS` waits for the lease and then runs, finding every file
+Issue 14 item 2 (docs/design.md §10): a run holds a lease on (lake, night); a second run of the night exits
+6 naming the holder ("night N is being worked on by run X (pid P on host H) since T"), or with `--wait SECONDS` waits for the lease and then runs, finding every file
 already audited (`known`). Run ids are unique per process. Either way the lake ends as one clean run leaves
 it: no row lost or doubled, each file audited exactly once.
 """
@@ -21,8 +20,7 @@ from tests.reliability.harness import (EXIT_NIGHT_LEASED, EXIT_OK, compare_lakes
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
-LEASED = re.compile(r"the night is being audited by run \S+, pid \d+ on host \S+, since \S+")
-IN_PROGRESS = "issue 14 item 2 (run lease on (lake, night), --wait, unique run ids; branch h14-lease): in progress"
+LEASED = re.compile(r"night \d{4}-\d\d-\d\d is being worked on by run \S+ \(pid \d+ on host \S+\) since \S+")
 
 
 def run_at_once(landing: Path, lake: Path, n: int, *extra: str) -> list[tuple[int, str]]:
@@ -45,7 +43,6 @@ def audited_once(lake: Path) -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(strict=True, reason=IN_PROGRESS)
 @pytest.mark.parametrize("n", [2, 3])
 def test_runs_of_a_leased_night_exit_6_naming_the_holder(n, small_night, reference, tmp_path):
     ref_lake, _ = reference
@@ -63,7 +60,6 @@ def test_runs_of_a_leased_night_exit_6_naming_the_holder(n, small_night, referen
     assert staged_leftovers(tmp_path / "lake") == []
 
 
-@pytest.mark.xfail(strict=True, reason=IN_PROGRESS)
 @pytest.mark.parametrize("n", [2, 3])
 def test_runs_that_wait_for_the_lease_all_complete_and_audit_each_file_once(n, small_night, reference, tmp_path):
     ref_lake, _ = reference

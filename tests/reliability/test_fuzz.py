@@ -58,13 +58,13 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_nights(root: Path, sources, outside: Path, n_nights: int, per_night: int, *, in_progress: bool,
+def build_nights(root: Path, sources, outside: Path, n_nights: int, per_night: int, *, names_and_gzip: bool,
                  seed_base: int) -> list[FuzzNight]:
     nights = []
     for i in range(n_nights):
         seed = seed_base + i
         entries = mutated_night(sources, random.Random(seed), per_night, outside=str(outside),
-                                in_progress=in_progress)
+                                names_and_gzip=names_and_gzip)
         night = FuzzNight(i, seed, root / f"n{i}" / "landing", root / f"n{i}" / "lake", entries)
         write_entries(night.landing, entries)
         # Beside the landing, never in it: which mutation made which entry, for whoever debugs a failure.
@@ -91,7 +91,7 @@ def outside(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fuzz_nights(sources, outside, tmp_path_factory) -> list[FuzzNight]:
     return build_nights(tmp_path_factory.mktemp("rel_fuzz"), sources, outside, NIGHTS, ENTRIES_PER_NIGHT,
-                        in_progress=False, seed_base=SEED * 1000)
+                        names_and_gzip=True, seed_base=SEED * 1000)
 
 
 # ------------------------------------------------------------------------------------------- the checks
@@ -239,14 +239,11 @@ def test_no_raw_identifier_leaves_billing_and_quarantine(fuzz_nights, generated)
     assert not problems, report(problems)
 
 
-# Non-UTF-8 file names and gzip content (named .csv and .csv.gz) are being built on branch h14-names
-# (issue 14): today a name that is not UTF-8 stops the plan with a UnicodeEncodeError writing plan.json
-# (transforms/nightly/plan.py → lake/records.py write_json) and a gzip file is refused whole. The same checks,
-# strict: this turns green — and must then lose its xfail — when that branch merges.
-@pytest.mark.xfail(strict=True, reason="issue 14 (non-UTF-8 file names, gzip reading; branch h14-names): in progress")
+# Non-UTF-8 file names and gzip content (named .csv and .csv.gz): each is audited, the gzip read as what it
+# decompresses to (docs/design.md §1).
 def test_non_utf8_names_and_gzip_content(sources, outside, generated, tmp_path_factory):
     nights = build_nights(tmp_path_factory.mktemp("rel_fuzz_names"), sources, outside, SCALE, 16,
-                          in_progress=True, seed_base=SEED * 1000 + 500)
+                          names_and_gzip=True, seed_base=SEED * 1000 + 500)
     problems = [p for n in nights for check in (check_exit, check_recorded, check_rows) for p in check(n)]
     problems += [p for n in nights for p in check_leaks(n, generated) if n.run.returncode in (0, 3)]
     gz = [(n, e) for n in nights for e in n.entries if "gzip" in e.mutation]

@@ -109,10 +109,8 @@ def test_the_rerun_completes_and_the_lake_equals_a_clean_runs(kills, reference):
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:30])
 
 
-# Recovery of a killed run is being built on branch h14-lease (issue 14 item 2): the next run of the night
-# marks a run it finds `running` without a live holder `abandoned`, with the reason and an audit-log event,
-# and clears what it staged. Today the killed run stays `running` and its fragments stay in audit/_pending/.
-@pytest.mark.xfail(strict=True, reason="issue 14 item 2 (run lease, recovery of killed runs; branch h14-lease): in progress")
+# Recovery of a killed run (docs/design.md §10): the next run of the night marks a run it finds `running`
+# without a live holder `abandoned`, with the reason and an audit-log event, and clears what it staged.
 def test_the_killed_run_is_abandoned_and_nothing_staged_is_left(kills):
     problems = []
     for k in kills:
