@@ -10,6 +10,7 @@ billing and quarantine zones (docs/design.md §6: the audit store holds no perso
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -142,6 +143,9 @@ def check_recorded(night: FuzzNight) -> list[str]:
 
 def nonblank_lines(data: bytes) -> int:
     # Empty lines are not records (README "How a file is read"); a line of spaces is read as one (a short record).
+    # A gzip delivery is counted by what it decompresses to (docs/design.md §1).
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
     return sum(1 for line in lines_of(data) if line)
 
 

@@ -126,9 +126,8 @@ def test_the_killed_run_is_abandoned_and_nothing_staged_is_left(kills):
         for r in runs:
             if r["status"] != "abandoned":
                 continue
-            events = dict_rows(k.lake, "SELECT action, detail FROM audit_log WHERE run_id = ? OR detail LIKE ?",
-                               [r["run_id"], f"%{r['run_id']}%"])
-            if not any("abandon" in e["action"] for e in events):
+            events = dict_rows(k.lake, "SELECT action FROM audit_log WHERE target = ?", [r["run_id"]])
+            if not any(e["action"] == "run_abandoned" for e in events):
                 problems.append(f"run {r['run_id']} abandoned without an audit-log event — {k.where()}")
             row = dict_rows(k.lake, "SELECT * FROM runs WHERE run_id = ?", [r["run_id"]])[0]
             if not any("reason" in c and v for c, v in row.items()):
