@@ -70,3 +70,22 @@ def test_empty_params_fall_back_to_the_environment_then_the_bundled_files(tmp_pa
     _, landing, lake, _ = resolve({"landing": str(tmp_path / "x"), "lake": str(tmp_path / "y")}, "2026-11-22")
     assert (landing, lake.root) == (tmp_path / "x", tmp_path / "y")
 
+
+
+def test_a_second_dag_run_of_the_night_is_refused_until_the_first_closes(tmp_path):
+    """Each task of a run holds the night's lease; another run's plan fails with who holds it, and its
+    retries succeed once the first run's close gave the lease up (docs/design.md §10)."""
+    from transforms.entry import tasks
+    from transforms.runs import NightBusy
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_bytes(b"origin_number,destination_number,direction,start_time,duration_s,service_type\n"
+                                    b"+38640111222,+38641333444,outgoing,2026-11-22T10:00:00Z,10,call\n")
+    params = {"landing": str(landing), "lake": str(tmp_path / "lake")}
+    planned, = tasks.plan(params, "2026-11-22", "scheduled__a")
+    with pytest.raises(NightBusy, match="run scheduled__a"):
+        tasks.plan(params, "2026-11-22", "manual__b")
+    assert tasks.audit_one(planned, params, "2026-11-22", "scheduled__a")["rows_loaded"] == 1   # the holder goes on
+    tasks.close(params, "2026-11-22", "scheduled__a")
+    assert [f["action"] for f in tasks.plan(params, "2026-11-22", "manual__b")] == []     # a.csv is known now
