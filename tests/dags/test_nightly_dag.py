@@ -126,11 +126,13 @@ def test_dag_files_parse_fast_without_heavy_imports(dag_file):
         f"spec = importlib.util.spec_from_file_location('d', {str(DAGS / dag_file)!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "print(time.perf_counter() - t)\n"
-        "print(sorted(k for k in ('duckdb', 'pandas', 'great_expectations', 'transforms') if k in sys.modules))\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('duckdb', 'pandas', 'great_expectations',"
+        " 'transforms')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert float(out[0]) < 0.5, f"DAG file took {out[0]} s beyond importing airflow.sdk"
-    assert out[1] == "[]"
+    # Only the keys module (standard library only), whose hook cdr_common gives Airflow's log masker.
+    assert out[1] == "['transforms', 'transforms.privacy', 'transforms.privacy.keys']"
 
 
 @pytest.mark.airflow

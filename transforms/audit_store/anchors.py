@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake import Lake
+from transforms.privacy.keys import report_secret
 
 KEY_ENV = "CDR_AUDIT_ANCHOR_KEY"
 _PSEUDONYMIZATION_KEY_ENV = "CDR_AUDIT_HMAC_KEY"
@@ -97,6 +98,11 @@ def anchor_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     # A key of its own: whoever may check anchors need not hold the key that makes the tokens (docs/design.md §6).
     if text.lower() == (environ.get(_PSEUDONYMIZATION_KEY_ENV) or "").strip().lower():
         raise AnchorKeyError(f"{KEY_ENV} must not be the pseudonymization key ({_PSEUDONYMIZATION_KEY_ENV})")
+    # Masked in an orchestrator's logs like the HMAC keys (docs/design.md §4).
+    try:
+        report_secret(key, text)
+    except ValueError:
+        raise AnchorKeyError(f"{KEY_ENV} could not be registered with the log masker: refusing to use it") from None
     return key
 
 
