@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake import Lake
+from transforms.lake.permissions import make_dirs, set_file_mode
 from transforms.privacy.keys import report_secret
 
 KEY_ENV = "CDR_AUDIT_ANCHOR_KEY"
@@ -171,15 +172,17 @@ def anchor_head(lake: Lake, con: duckdb.DuckDBPyConnection, *, now: datetime | N
             "hmac": f"HMAC-SHA256 under {KEY_ENV}" if key else f"none: {KEY_ENV} was not set"}
     body["hmac_sha256"] = _mac(key, body) if key else None
     folder = anchors_dir(lake)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     final = folder / f"anchor-{at:%Y%m%dT%H%M%S%fZ}-seq{seq:012d}.json"
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(body, fh, sort_keys=True, indent=1)
             fh.write("\n")
             fh.flush()
+            # Read-only, readable by the audit zone's group (policy access.zones.audit): 0440 (docs/design.md §2).
+            set_file_mode(fh.fileno(), folder, read_only=True)
             os.fsync(fh.fileno())
         # Commit point: a hard link appears whole, and fails rather than replace an existing anchor.
         os.link(tmp, final)

@@ -18,6 +18,7 @@ from transforms.audit_store.anchors import anchor_head
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import exclusive
+from transforms.lake.permissions import settle_path
 
 
 def _add_column(row_type: type, name: str) -> str:
@@ -82,6 +83,9 @@ def writing(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
     with writer_lock(lake):
         con = connect(lake)
         try:
+            # The database file has the audit zone's mode (readable by its group: docs/design.md §2), whatever
+            # the umask DuckDB created it under.
+            settle_path(lake.audit_db)
             yield con
         except BaseException as exc:
             try:
