@@ -73,8 +73,9 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli",
                       allow_open_zones=args.allow_open_zones)
     if plan.zones_open:
-        say(f"WARNING: {plan.zones_open:,} entries of the lake are looser than the policy's access; going on as"
-            " told (--allow-open-zones, recorded in the audit log). `cdr-audit verify --permissions` lists them")
+        print(f"cdr-audit run: WARNING: {plan.zones_open:,} entries of the lake are looser than the policy's access;"
+              " going on as told (--allow-open-zones, recorded in the audit log). `cdr-audit verify --permissions`"
+              " lists them, `cdr-audit permissions --apply` fixes them", file=sys.stderr)
     todo = plan.to_audit
     say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")

@@ -301,6 +301,8 @@ class LakeCheck:
     def open_words(self) -> str:
         """The open scopes in a line: 'billing: 12 of 40 entries open (e.g. billing/… is 0644; declared …)'."""
         return "; ".join(
+            f"the lake root is {s.example_mode:04o} (declared {s.dir_mode:04o}: others may pass, not list)"
+            if s.access == "traverse" else
             f"{s.scope}: {s.open:,} of {s.entries:,} entries open (e.g. {s.example} is {s.example_mode:04o};"
             f" {s.access} access allows {s.modes_words()})" for s in self.open_scopes)
 
@@ -328,7 +330,7 @@ def check_lake(lake: Lake, access: AccessRule) -> LakeCheck:
     for scope in scopes(lake, access):
         gid = group_id(scope.unix_group) if scope.unix_group else None
         counts = {"entries": 0, "open": 0, "other_group": 0}
-        example: list = []
+        example: dict[bool, tuple[str, os.stat_result]] = {}     # the first open folder, the first open file
         for folder in scope.folders:
             if scope.access == "traverse":
                 entries = _entry(folder)
@@ -338,15 +340,16 @@ def check_lake(lake: Lake, access: AccessRule) -> LakeCheck:
                 counts["entries"] += 1
                 if st.st_mode & scope.open_bits:
                     counts["open"] += 1
-                    if not example:
-                        example = [_shown(lake, path), stat.S_IMODE(st.st_mode)]
+                    example.setdefault(stat.S_ISDIR(st.st_mode), (path, st))
                 if gid is not None and st.st_gid != gid:
                     counts["other_group"] += 1
+        # A file says more than its folder: a file when one is open.
+        shown = example.get(False) or example.get(True)
         found.append(ScopeCheck(scope=scope.name, access=scope.access, role=scope.role, unix_group=scope.unix_group,
                                 group_on_host=(gid is not None) if scope.unix_group else None,
                                 dir_mode=scope.dir_mode, file_mode=scope.file_mode, clause=scope.clause,
-                                example=example[0] if example else None,
-                                example_mode=example[1] if example else None, **counts))
+                                example=_shown(lake, shown[0]) if shown else None,
+                                example_mode=stat.S_IMODE(shown[1].st_mode) if shown else None, **counts))
     return LakeCheck(tuple(found), time.monotonic() - started, access.clause)
 
 
@@ -386,7 +389,8 @@ def _walk(top: Path, skip: set[str]) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def _shown(lake: Lake, path: str) -> str:
-    return _LOOKS_LIKE_NUMBER.sub("<masked>", os.path.relpath(path, lake.root))
+    rel = os.path.relpath(path, lake.root)
+    return "the lake root" if rel == "." else _LOOKS_LIKE_NUMBER.sub("<masked>", rel)
 
 
 def refuse_open(check: LakeCheck, *, allow: bool) -> None:
