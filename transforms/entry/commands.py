@@ -71,7 +71,7 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     from transforms.nightly.roaming_night import roaming_night
 
     plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli",
-                      allow_open_zones=args.allow_open_zones)
+                      allow_open_zones=getattr(args, "allow_open_zones", False))
     if plan.zones_open:
         print(f"cdr-audit run: WARNING: {plan.zones_open:,} entries of the lake are looser than the policy's access;"
               " going on as told (--allow-open-zones, recorded in the audit log). `cdr-audit verify --permissions`"
@@ -106,7 +106,7 @@ def cmd_verify(args) -> int:
     from transforms.audit_store import verify_store
     from transforms.lake import Lake
 
-    if args.permissions:
+    if getattr(args, "permissions", False):
         return _print_permissions(Lake.at(args.lake), args.policy)
     check = verify_store(Lake.at(args.lake))
     if check.ok:

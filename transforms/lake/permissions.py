@@ -63,8 +63,9 @@ WORK = "work"
 # `.staging-*` / `.replaced-*` folders are made owner-only where they are (transforms/lake/commit.py).
 WORK_DIRS = ("_work", "audit/_pending", "audit/_leases", "audit/_claims")
 # A run of 9+ digits may be a number, IMSI or IMEI: masked in an example path, as transforms/privacy/redact.py
-# masks names (lake paths hold dates and sha256 prefixes only; this is a second guard, not the first).
-_LOOKS_LIKE_NUMBER = re.compile(r"\d{9,}")
+# masks names (lake paths hold dates and sha256 prefixes only; this is a second guard, not the first). Digits
+# inside a hex name (a sha256 prefix) are not a number.
+_LOOKS_LIKE_NUMBER = re.compile(r"(?<![0-9a-f])\d{9,}(?![0-9a-f])")
 
 
 # ------------------------------------------------------------------------------------------ modes of new entries
