@@ -99,7 +99,7 @@ def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["cdr_nightly_audit"]
     assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "formats", "formats_dir", "timezones",
                                       "allow_open_zones"}
-    assert dag.params["allow_open_zones"] is False
+    assert dag.params.get_param("allow_open_zones").schema["type"] == "boolean"     # default false: the file's PARAMS
     assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "roaming_night",
                                               "close_night"}
     assert dag.get_task("roaming_night").trigger_rule == "all_done"
