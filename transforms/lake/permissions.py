@@ -133,17 +133,29 @@ def make_dirs(path: Path) -> None:
 
 
 def set_file_mode(fd: int, folder: Path, *, read_only: bool = False) -> None:
-    """Give an open file the mode of a file in `folder` (fchmod; nothing when it has it already)."""
-    mode = file_mode_under(folder, read_only=read_only)
-    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+    """Give an open file the mode of a file in `folder`, and a group folder's group (a file written in the work
+    folder and renamed into a group zone keeps the group it was made with: setgid acts only on creation).
+    One stat of each; nothing changed when it is right already."""
+    where, st = os.stat(folder), os.fstat(fd)
+    group = bool(where.st_mode & stat.S_ISGID)
+    mode = MODES[GROUP if group else OWNER][1]
+    mode = mode & 0o444 if read_only else mode
+    if group and st.st_gid != where.st_gid:
+        try:
+            os.fchown(fd, -1, where.st_gid)
+        except PermissionError:
+            pass                        # not a member of the zone's group: the check counts it (other_group)
+    if stat.S_IMODE(st.st_mode) != mode:
         os.fchmod(fd, mode)
 
 
 def settle_path(path: Path, *, read_only: bool = False) -> None:
-    """Give an existing file the mode of its folder's access (one stat of each; a chmod when it differs)."""
-    mode = file_mode_under(path.parent, read_only=read_only)
-    if stat.S_IMODE(os.stat(path).st_mode) != mode:
-        os.chmod(path, mode)
+    """Give an existing file the mode (and group) of its folder's access."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        set_file_mode(fd, path.parent, read_only=read_only)
+    finally:
+        os.close(fd)
 
 
 def settle_tree(top: Path, folder: Path) -> None:

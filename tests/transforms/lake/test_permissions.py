@@ -254,3 +254,17 @@ def test_apply_brings_an_open_lake_to_the_policy(lake, policy):
     assert mode(anchor) == 0o440                         # read-only stays read-only
     assert mode(lake.root) == ROOT_MODE and mode(lake.root / "_work" / "r1") == 0o700
     assert apply_lake(lake, policy.access).changed == 0  # idempotent
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another group needs root or membership of it")
+def test_a_file_committed_into_a_group_zone_takes_the_zones_group(lake, tmp_path):
+    zone = lake.zone("analytics")
+    other = os.getgid() + 1 if os.getgid() + 1 != 65534 else os.getgid() + 2
+    os.chown(zone, -1, other)
+    zone.chmod(0o2750)                                   # the chown cleared setgid
+    tmp = tmp_path / "made-in-work.parquet"              # made elsewhere: the process's group
+    tmp.write_bytes(b"x")
+    final = zone / "event_date=2026-11-22" / "part-0123456789abcdef.parquet"
+    commit_file(tmp, final)
+    assert os.stat(final.parent).st_gid == other        # setgid: the folder made inside keeps the group
+    assert os.stat(final).st_gid == other and mode(final) == 0o640
