@@ -265,6 +265,7 @@ class ScopeCheck:
     other_group: int = 0                # group zone, its group on the host: entries not in that group
     example: str | None = None          # one open entry, relative to the lake (masked)
     example_mode: int | None = None
+    unlisted: int = 0                   # folders this account may not list (a reader's check): contents unchecked
 
     @property
     def ok(self) -> bool:
@@ -281,6 +282,9 @@ class ScopeCheck:
         if not self.group_on_host:
             return f"{self.unix_group} (not on this host: the pipeline account's group)"
         return self.unix_group + (f" ({self.other_group:,} entries in another group)" if self.other_group else "")
+
+    def unlisted_words(self) -> str:
+        return f"   ({self.unlisted:,} folder(s) not listable by this account: not checked inside)" if self.unlisted else ""
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,8 @@ class LakeCheck:
         lines = [f"{'zone':<12} {'access':<9} {'modes':<22} {'checked':>8} {'open':>6}  group"]
         for s in self.scopes:
             lines.append(f"{s.scope:<12} {s.access:<9} {s.modes_words():<22} {s.entries:>8,} {s.open:>6,}"
-                         f"  {s.group_words()}" + (f"   e.g. {s.example} is {s.example_mode:04o}" if s.example else ""))
+                         f"  {s.group_words()}" + (f"   e.g. {s.example} is {s.example_mode:04o}" if s.example else "")
+                         + s.unlisted_words())
         return lines
 
     def open_words(self) -> str:
@@ -342,13 +347,13 @@ def check_lake(lake: Lake, access: AccessRule) -> LakeCheck:
     found = []
     for scope in scopes(lake, access):
         gid = group_id(scope.unix_group) if scope.unix_group else None
-        counts = {"entries": 0, "open": 0, "other_group": 0}
+        counts = {"entries": 0, "open": 0, "other_group": 0, "unlisted": 0}
         example: dict[bool, tuple[str, os.stat_result]] = {}     # the first open folder, the first open file
         for folder in scope.folders:
             if scope.access == "traverse":
                 entries = _entry(folder)
             else:
-                entries = _walk(folder, skip=work if scope.name != WORK else set())
+                entries = _walk(folder, skip=work if scope.name != WORK else set(), unlisted=counts)
             for path, st in entries:
                 counts["entries"] += 1
                 if st.st_mode & scope.open_bits:
@@ -373,9 +378,10 @@ def _entry(path: Path) -> Iterator[tuple[str, os.stat_result]]:
         return
 
 
-def _walk(top: Path, skip: set[str]) -> Iterator[tuple[str, os.stat_result]]:
+def _walk(top: Path, skip: set[str], unlisted: dict | None = None) -> Iterator[tuple[str, os.stat_result]]:
     """`top` and every folder and file below it (lstat; symlinks are neither followed nor judged), except the
-    subtrees in `skip`."""
+    subtrees in `skip`. A folder this account may not list (a compliance reader's check of an owner zone) is
+    judged by its own mode and counted in `unlisted["unlisted"]`."""
     stack = []
     for path, st in _entry(top):
         yield path, st
@@ -385,6 +391,10 @@ def _walk(top: Path, skip: set[str]) -> Iterator[tuple[str, os.stat_result]]:
         try:
             it = os.scandir(folder)
         except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError:
+            if unlisted is not None:
+                unlisted["unlisted"] += 1
             continue
         with it:
             for e in it:

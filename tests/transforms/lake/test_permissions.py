@@ -268,3 +268,21 @@ def test_a_file_committed_into_a_group_zone_takes_the_zones_group(lake, tmp_path
     commit_file(tmp, final)
     assert os.stat(final.parent).st_gid == other        # setgid: the folder made inside keeps the group
     assert os.stat(final).st_gid == other and mode(final) == 0o640
+
+
+def test_a_reader_that_may_not_list_a_zone_still_checks_the_rest(lake, policy, monkeypatch):
+    # verify --permissions run by a compliance reader: billing (0700) cannot be listed; its folder's own mode is
+    # judged, its contents counted as not checked, and the check goes on.
+    real = os.scandir
+    billing = str(lake.zone("billing"))
+
+    def scandir(path):
+        if str(path) == billing:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    check = check_lake(lake, policy.access)
+    by = {s.scope: s for s in check.scopes}
+    assert (by["billing"].entries, by["billing"].unlisted, by["billing"].ok) == (1, 1, True)
+    assert check.ok and "not listable by this account" in "\n".join(check.table())
