@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
-DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-# Zones the lake has before anything fills them: the consent register (policy §3.4) comes with a later release,
-# but its folder and its access are declared now, so the permissions check covers it from the start.
-RESERVED_ZONES = ("consent",)
-# ... and every zone of the lake; the policy's `access` gives each its readers (docs/design.md §2).
-ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
+# The zones are the policy's purposes, kept apart (docs/design.md §2): their names live with the policy.
+from transforms.policy.model import DATA_ZONES, RESERVED_ZONES, ZONE_NAMES  # noqa: F401 (the lake's names for them)
 
 
 @dataclass(frozen=True)

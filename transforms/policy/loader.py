@@ -7,11 +7,10 @@ import re
 from pathlib import Path
 
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
-from transforms.lake.zones import ZONE_NAMES
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
     RETENTION_ANCHORS, AccessGroup, AccessRule, AnonymousDataset, FieldRule, LatenessRule, Operator, Policy,
-    Reporting, RetentionRule, RoamingRule, ZoneAccess,
+    Reporting, RetentionRule, RoamingRule, ZONE_NAMES, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
 from transforms.policy.strict_yaml import Section, read_yaml
@@ -192,7 +191,7 @@ def _read_lateness(r: Section) -> LatenessRule:
 
 
 def _read_access(a: Section) -> AccessRule:
-    """Who may read each zone (docs/design.md §2): every zone of the lake (`transforms.lake.zones.ZONE_NAMES`)
+    """Who may read each zone (docs/design.md §2): every zone of the lake (`model.ZONE_NAMES`)
     needs an entry, and no other name may have one; a group zone names one of the declared roles."""
     groups_section = a.section("groups")
     groups = {}

@@ -28,6 +28,13 @@ RETENTION_ANCHORS = (
 # (docs/design.md §1). `record_id` names one source row, so it identifies as much as the row does.
 LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
 RECORD_ID = "record_id"
+# Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
+DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
+# Zones the lake has before anything fills them: the consent register (policy §3.4) comes with a later release,
+# but its folder and its access are declared now, so the permissions check covers it from the start.
+RESERVED_ZONES = ("consent",)
+# ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
+ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
 # Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
 # account writes and one named group reads. Nobody else reads any zone. The Unix modes each kind means are
 # transforms/lake/permissions.py's.
