@@ -58,6 +58,7 @@ def test_a_night_runs_while_a_reader_holds_the_store(cli_run, tmp_path):
 
     lake = tmp_path / "lake"
     shutil.copytree(cli_run.lake, lake)
+    (runs,), = audit_rows(lake, "SELECT count(*) FROM runs")       # the session's lake: one run or more
     landing = tmp_path / "landing"
     generate_night(landing, rows=400, seed=5, night=date(2026, 11, 23))
     held, stop = tmp_path / "held", tmp_path / "stop"
@@ -73,8 +74,9 @@ def test_a_night_runs_while_a_reader_holds_the_store(cli_run, tmp_path):
         stop.write_text("")
         out, err = reader.communicate(timeout=60)
         assert reader.returncode == 0, err
-        assert out.split() == ["1", "1"]                  # its copy, as of when it started
+        assert out.split() == [str(runs), str(runs)]      # its copy, as of when it started
     finally:
         reader.kill()
     assert took < 300
-    assert audit_rows(lake, "SELECT count(*), min(status) FROM runs") == [(2, "completed")]
+    assert audit_rows(lake, "SELECT count(*) FROM runs") == [(runs + 1,)]
+    assert audit_rows(lake, "SELECT status FROM runs WHERE night = '2026-11-23'") == [("completed",)]
