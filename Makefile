@@ -11,13 +11,19 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export CDR_AUDIT_LAKE ?= $(CURDIR)/lake
 export CDR_AUDIT_LANDING ?= $(CURDIR)/.work/landing/{night}
+# The Airflow UI's accounts (SimpleAuthManager, name:role; README "Airflow accounts and roles"): the platform
+# team's admin, the data engineers' operator account, the compliance readers' read-only account. Their passwords
+# are generated into UI_PASSWORDS, owner-only (scripts/airflow_ui_passwords.py), never into the repo.
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS ?= admin:admin,engineer:user,compliance:viewer
+UI_PASSWORDS := $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated
 # The demo and the tests pseudonymize with the built-in demo key; real runs must set a key (see README).
 export CDR_AUDIT_DEMO_MODE ?= 1
 
-.PHONY: demo test reliability install airflow-db clean help
+.PHONY: demo ui ui-accounts test reliability install airflow-db clean help
 
 help:
 	@echo "make demo   set up .venv + Airflow (SQLite), generate a sample night, run cdr_nightly_audit on it"
+	@echo "make ui     the Airflow UI on http://localhost:8080 (airflow standalone) with the accounts admin, engineer, compliance"
 	@echo "make test   run the test suite (sets up .venv first if needed)"
 	@echo "make reliability  the reliability suite (tests/reliability) at a larger size: RELIABILITY_SCALE=5, a fresh seed"
 	@echo "make clean  remove the lake, Airflow home and scratch files (keeps .venv)"
@@ -38,13 +44,20 @@ $(AIRFLOW_HOME)/airflow.db: $(BIN)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db
 
-demo: airflow-db
+ui-accounts: $(BIN)/.installed
+	$(BIN)/python scripts/airflow_ui_passwords.py $(UI_PASSWORDS)
+
+demo: airflow-db ui-accounts
 	$(BIN)/python -m sample_data.generate --rows $(ROWS) --seed 7 --date $(NIGHT) --out .work/landing/$(NIGHT)
 	CDR_AUDIT_TASK_RETRIES=0 $(BIN)/airflow dags test cdr_nightly_audit $(NIGHT) > $(AIRFLOW_HOME)/demo_dags_test.log 2>&1 \
 	  || (tail -40 $(AIRFLOW_HOME)/demo_dags_test.log; echo "DAG run failed; full log: $(AIRFLOW_HOME)/demo_dags_test.log"; exit 1)
 	@echo "Airflow DAG cdr_nightly_audit ran for night $(NIGHT); log: $(AIRFLOW_HOME)/demo_dags_test.log"
 	$(BIN)/cdr-audit summary --lake $(CDR_AUDIT_LAKE)
 	@$(BIN)/cdr-audit report --lake $(CDR_AUDIT_LAKE) | tail -1   # the HTML compliance report of the night
+
+# Scheduler, dag processor, triggerer and api-server in one process tree (SQLite, LocalExecutor); Ctrl-C stops it.
+ui: airflow-db ui-accounts
+	PATH=$(CURDIR)/$(BIN):$$PATH airflow standalone
 
 test: airflow-db
 	$(BIN)/python -m pytest

@@ -1,5 +1,5 @@
 """What the cdr-audit DAGs share: the audit store asset, retry and failure-callback defaults, the HMAC key
-connection and the shape of a source format's name (no DAG here)."""
+connection, the masking of every key a task loads, and the shape of a source format's name (no DAG here)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ import os
 from datetime import timedelta
 
 from airflow.sdk import Asset
+from airflow.sdk.log import mask_secret
+
+from transforms.privacy.keys import on_secret
 
 log = logging.getLogger("cdr_audit")
+
+# Every HMAC key (current and retired, from the connection, the environment or a key file) and the anchor
+# key a task loads is masked in its logs, rendered fields and error messages: Airflow masks a connection's
+# password as given and its extra only as one whole string, so the keys themselves are registered as they
+# load (docs/design.md §4). airflow.sdk.log.mask_secret masks in the task process and tells the supervisor.
+on_secret(mask_secret)
 
 # Updated by the nightly audit's close_night; the retention sweep is scheduled on it.
 AUDIT_STORE = Asset("cdr_audit_store")

@@ -4,7 +4,10 @@
 Takes the night's traffic and billing extracts from the landing folder and
 proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
 
-1. **plan_night** fingerprints every landing file (sha256) and opens the run in
+1. **plan_night** holds the lake to the policy's `access` (who may read each
+   zone; it fails without retrying while a zone is readable beyond it, unless
+   the param `allow_open_zones` is set, which the audit log records),
+   fingerprints every landing file (sha256) and opens the run in
    `LAKE/audit/audit.duckdb`. Files whose bytes were audited before are skipped,
    so re-running a night adds nothing twice.
 2. **audit_file** (one mapped task per file) detects the format, checks every
@@ -66,6 +69,10 @@ PARAMS = {
                        'e.g. {"berlin_*.csv": "Europe/Berlin"}. Empty: each format\'s own.'),
     "night": Param(None, type=["null", "string"], pattern=DATE_OR_EMPTY,
                    description="Night to audit, YYYY-MM-DD. Empty: the run's logical date."),
+    "allow_open_zones": Param(False, type="boolean",
+                              description="Run even when a zone of the lake is readable beyond the policy's access "
+                              "(by default the run refuses); the audit log records it. Fix the modes instead: "
+                              "`cdr-audit permissions --apply --lake LAKE`."),
 }
 
 
@@ -86,14 +93,23 @@ def cdr_nightly_audit():
     def plan_night(params=None, ds=None, run_id=None) -> list[dict]:
         """Fingerprint the landing files (sha256), skip bytes audited before, open the run in the audit store.
 
-        **If it fails:** another live run holds the night's lease (`NightBusy` names it and since when: the
-        retries wait for it), or the landing folder is missing or unreadable (check the `landing` param,
-        `$CDR_AUDIT_LANDING` and that the night's extracts arrived), or the policy YAML does not load, or
-        `audit.duckdb` is locked by a stuck writer. Fix, then clear this task; nothing was written yet.
+        **If it fails:** a zone of the lake is readable beyond the policy's access (`ZonesOpen` names the zones,
+        the open entries and an example; it does not retry): run `cdr-audit permissions --apply --lake LAKE`, or
+        trigger with `allow_open_zones` (recorded in the audit log). Or another live run holds the night's lease
+        (`NightBusy` names it and since when: the retries wait for it), or the landing folder is missing or
+        unreadable (check the `landing` param, `$CDR_AUDIT_LANDING` and that the night's extracts arrived), or the
+        policy YAML does not load, or `audit.duckdb` is locked by a stuck writer. Fix, then clear this task;
+        nothing was written yet.
         """
-        from transforms.entry import tasks
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return tasks.plan(dict(params), ds, run_id)
+        from transforms.entry import tasks
+        from transforms.lake.permissions import ZonesOpen
+
+        try:
+            return tasks.plan(dict(params), ds, run_id)
+        except ZonesOpen as exc:   # a retry finds the same modes: fail at once
+            raise AirflowFailException(str(exc)) from exc
 
     # A mapped task does not take its function's docstring as doc_md: pass it.
     @task(map_index_template="{{ task.op_kwargs['planned']['file_name'] }}", doc_md="""

@@ -1,12 +1,14 @@
-"""Find raw personal values anywhere in a tree of output files.
+"""Find raw personal values (or secrets) anywhere in a tree of output files.
 
-Parquet and DuckDB files are read back as text (so compressed pages are
-searched decompressed) and their raw bytes are searched too (footers and
-statistics hold min/max values uncompressed).
+Parquet, DuckDB and SQLite files are read back as text (so compressed pages are
+searched decompressed, and every table of a database is dumped) and their raw
+bytes are searched too (footers and statistics hold min/max values uncompressed).
+A needle may be text or bytes (a raw key).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import duckdb
@@ -25,12 +27,19 @@ def _texts(path: Path) -> list[bytes]:
         dump = "\n".join(repr(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables)
         con.close()
         return [raw, dump.encode()]
+    if raw.startswith(b"SQLite format 3\x00"):       # e.g. Airflow's metadata DB: every table as SQL text
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        dump = "\n".join(con.iterdump())
+        con.close()
+        return [raw, dump.encode()]
     return [raw]
 
 
-def scan(roots: list[Path], needles: list[str], extra_text: str = "") -> dict[str, list[str]]:
+def scan(roots: list[Path], needles: list[str | bytes], extra_text: str | bytes = "") -> dict:
     """Map each needle found to the files (or '<text>') it was found in."""
-    wanted = [(n, n.encode()) for n in needles if n]
+    wanted = [(n, n if isinstance(n, bytes) else n.encode()) for n in needles if n]
+    if isinstance(extra_text, str):
+        extra_text = extra_text.encode("utf-8", "surrogateescape")
     hits: dict[str, list[str]] = {}
     for root in roots:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
@@ -38,8 +47,8 @@ def scan(roots: list[Path], needles: list[str], extra_text: str = "") -> dict[st
                 for n, b in wanted:
                     if b in blob:
                         hits.setdefault(n, []).append(str(path))
-    for n, _ in wanted:
-        if n in extra_text:
+    for n, b in wanted:
+        if b in extra_text:
             hits.setdefault(n, []).append("<text>")
     return hits
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import yaml
 
@@ -16,7 +17,8 @@ AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "a
 def test_production_services_are_all_there():
     assert set(COMPOSE["services"]) == {"postgres", "redis", *AIRFLOW_SERVICES}
     commands = {name: COMPOSE["services"][name]["command"] for name in AIRFLOW_SERVICES}
-    assert commands["airflow-apiserver"] == ["airflow", "api-server"]
+    assert commands["airflow-apiserver"][:2] == ["bash", "-c"]      # copies its passwords first (see below)
+    assert commands["airflow-apiserver"][2].endswith("&& exec airflow api-server")
     assert commands["airflow-dag-processor"] == ["airflow", "dag-processor"]
     assert commands["airflow-worker"] == ["airflow", "celery", "worker"]
 
@@ -75,3 +77,42 @@ def test_image_matches_the_tested_versions():
     lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().split() if "==" in line)
     base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
     assert base and base.group(1) == lock["apache-airflow"] and base.group(2) == "3.11"
+
+
+def makefile_users() -> str:
+    """The demo's accounts, as the Makefile exports them."""
+    found = re.search(r"^export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS \??= (\S+)$",
+                      (REPO / "Makefile").read_text(), re.M)
+    assert found, "Makefile exports no AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"
+    return found.group(1)
+
+
+def test_ui_accounts_are_the_demos_with_least_privilege():
+    """README "Airflow accounts and roles": one admin, the engineers' account with role user (trigger, clear,
+    logs; no connections or variables), the compliance readers' viewer; the same as `make demo` sets up."""
+    for name in AIRFLOW_SERVICES:
+        users = COMPOSE["services"][name]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+        assert users == makefile_users(), name
+        assert dict(u.split(":") for u in users.split(",")) == {
+            "admin": "admin", "engineer": "user", "compliance": "viewer"}, name
+        assert COMPOSE["services"][name]["environment"].get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
+                                                            "False") == "False", name
+
+
+def test_ui_passwords_are_a_secret_only_the_api_server_reads_from_a_private_copy():
+    assert COMPOSE["secrets"]["airflow_ui_passwords"] == {"file": "./secrets/airflow_ui_passwords.json"}
+    readers = [name for name, svc in COMPOSE["services"].items() if "airflow_ui_passwords" in svc.get("secrets", [])]
+    assert readers == ["airflow-apiserver"]
+    api = COMPOSE["services"]["airflow-apiserver"]
+    copy = api["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert copy.startswith("/opt/airflow/") and not copy.startswith("/run/secrets/")
+    # Compose writes $$ for a literal $: the shell in the container expands the variable.
+    assert api["command"][2].startswith(
+        'install -m 600 /run/secrets/airflow_ui_passwords "$$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" &&')
+    for name in AIRFLOW_SERVICES:
+        if name != "airflow-apiserver":
+            assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" not in COMPOSE["services"][name]["environment"]
+    # How to make it is documented beside the other secrets; the file itself stays out of git.
+    assert "airflow_ui_passwords.json" in (REPO / "secrets" / "README.md").read_text()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "secrets/airflow_ui_passwords.json"], cwd=REPO)
+    assert ignored.returncode == 0

@@ -61,6 +61,8 @@ def test_every_dag_follows_conventions(dagbag):
     ("cdr_nightly_audit", {"formats_dir": "/etc/cdr-audit/formats"}, True),
     ("cdr_nightly_audit", {"policy": "policy/other.yaml"}, True),
     ("cdr_nightly_audit", {"policy": "policy/other.txt"}, False),
+    ("cdr_nightly_audit", {"allow_open_zones": True}, True),
+    ("cdr_nightly_audit", {"allow_open_zones": "yes"}, False),
     ("cdr_retention_sweep", {"as_of": "2031-01-01", "dry_run": True}, True),
     ("cdr_retention_sweep", {"as_of": "soon"}, False),
     ("cdr_retention_sweep", {"dry_run": "yes"}, False),
@@ -95,7 +97,9 @@ def test_every_builtin_format_name_passes_the_dag_param_check():
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["cdr_nightly_audit"]
-    assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "formats", "formats_dir", "timezones"}
+    assert set(dag.params.keys()) == {"landing", "lake", "policy", "night", "formats", "formats_dir", "timezones",
+                                      "allow_open_zones"}
+    assert dag.params.get_param("allow_open_zones").schema["type"] == "boolean"     # default false: the file's PARAMS
     assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "roaming_night",
                                               "close_night"}
     assert dag.get_task("roaming_night").trigger_rule == "all_done"
@@ -103,6 +107,19 @@ def test_nightly_dag_shape(dagbag):
     assert dag.get_task("aggregate_night").trigger_rule == "all_done"
     assert dag.get_task("close_night").trigger_rule == "all_done"
     assert type(dag.get_task("audit_file")).__name__.endswith("MappedOperator")   # one task per landing file
+
+
+def test_plan_night_fails_without_retrying_on_a_lake_open_beyond_the_policy(dagbag, tmp_path):
+    # docs/design.md §2: a retry would find the same modes, so ZonesOpen is an AirflowFailException (no retry).
+    from airflow.sdk.exceptions import AirflowFailException
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    lake.chmod(0o755)
+    plan = dagbag.dags["cdr_nightly_audit"].get_task("plan_night").python_callable
+    with pytest.raises(AirflowFailException) as failed:
+        plan(params={"lake": str(lake), "night": NIGHT}, ds=NIGHT, run_id="manual__x")
+    assert "cdr-audit permissions --apply" in str(failed.value)
 
 
 def test_retention_dag_shape(dagbag):
@@ -126,11 +143,13 @@ def test_dag_files_parse_fast_without_heavy_imports(dag_file):
         f"spec = importlib.util.spec_from_file_location('d', {str(DAGS / dag_file)!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "print(time.perf_counter() - t)\n"
-        "print(sorted(k for k in ('duckdb', 'pandas', 'great_expectations', 'transforms') if k in sys.modules))\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('duckdb', 'pandas', 'great_expectations',"
+        " 'transforms')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert float(out[0]) < 0.5, f"DAG file took {out[0]} s beyond importing airflow.sdk"
-    assert out[1] == "[]"
+    # Only the keys module (standard library only), whose hook cdr_common gives Airflow's log masker.
+    assert out[1] == "['transforms', 'transforms.privacy', 'transforms.privacy.keys']"
 
 
 @pytest.mark.airflow

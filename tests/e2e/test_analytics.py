@@ -82,6 +82,7 @@ def test_tokens_join_across_nights_and_survive_rotation(tmp_path):
     from transforms.privacy.keys import DEMO_KEY_ID, demo_keyring
 
     retired.write_text(f"{DEMO_KEY_ID}:{demo_keyring().current.secret.hex()}\n")
+    retired.chmod(0o600)                        # a key file only its owner may read
     env = {"CDR_AUDIT_HMAC_KEY": "ab" * 32, "CDR_AUDIT_HMAC_KEY_ID": "k2",
            "CDR_AUDIT_HMAC_RETIRED_KEYS_FILE": str(retired)}
     old = {k: os.environ.get(k) for k in env}

@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake import Lake
+from transforms.lake.permissions import make_dirs, set_file_mode
+from transforms.privacy.keys import report_secret
 
 KEY_ENV = "CDR_AUDIT_ANCHOR_KEY"
 _PSEUDONYMIZATION_KEY_ENV = "CDR_AUDIT_HMAC_KEY"
@@ -97,6 +99,11 @@ def anchor_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     # A key of its own: whoever may check anchors need not hold the key that makes the tokens (docs/design.md §6).
     if text.lower() == (environ.get(_PSEUDONYMIZATION_KEY_ENV) or "").strip().lower():
         raise AnchorKeyError(f"{KEY_ENV} must not be the pseudonymization key ({_PSEUDONYMIZATION_KEY_ENV})")
+    # Masked in an orchestrator's logs like the HMAC keys (docs/design.md §4).
+    try:
+        report_secret(key, text)
+    except ValueError:
+        raise AnchorKeyError(f"{KEY_ENV} could not be registered with the log masker: refusing to use it") from None
     return key
 
 
@@ -186,15 +193,17 @@ def anchor_head(lake: Lake, con: duckdb.DuckDBPyConnection, *, now: datetime | N
             "hmac": f"HMAC-SHA256 under {KEY_ENV}" if key else f"none: {KEY_ENV} was not set"}
     body["hmac_sha256"] = _mac(key, body) if key else None
     folder = anchors_dir(lake)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     final = folder / f"anchor-{at:%Y%m%dT%H%M%S%fZ}-seq{seq:012d}.json"
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(body, fh, sort_keys=True, indent=1)
             fh.write("\n")
             fh.flush()
+            # Read-only, readable by the audit zone's group (policy access.zones.audit): 0440 (docs/design.md §2).
+            set_file_mode(fh.fileno(), folder, read_only=True)
             os.fsync(fh.fileno())
         # Commit point: a hard link appears whole, and fails rather than replace an existing anchor.
         os.link(tmp, final)

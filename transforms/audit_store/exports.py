@@ -16,6 +16,7 @@ from transforms.audit_store.tables import TABLES
 from transforms.audit_store.views import NOT_EXPORTED_VIEWS, VIEW_NAMES, define_views
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
+from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 
 EXPORTED = (*TABLES, *(v for v in VIEW_NAMES if v not in NOT_EXPORTED_VIEWS))
@@ -29,12 +30,12 @@ def export_parquet(con: duckdb.DuckDBPyConnection, lake: Lake, policy: Policy, *
     """
     run_date = run_date or now_utc().date()
     out_dir = lake.zone("audit") / "parquet"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     define_views(con, lake, policy)
     written = []
     for name in EXPORTED:
         folder = out_dir / name / f"run_date={run_date.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         final, tmp = folder / "part.parquet", folder / f".part.parquet.tmp-{os.getpid()}"
         # Names come from the project's own definitions, never from input.
         con.execute(f"COPY (SELECT * FROM {name}) TO $dst (FORMAT parquet)", {"dst": str(tmp)})

@@ -35,6 +35,7 @@ from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, c
 from transforms.lake import Lake
 from transforms.lake.commit import LockWaitExpired, exclusive, shared
 from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
+from transforms.lake.permissions import settle_path
 from transforms.roaming.schema import STATUS_DIR
 
 WAIT_ENV = "CDR_AUDIT_STORE_WAIT_S"
@@ -312,6 +313,9 @@ def writing(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
     with writer_lock(lake):
         con = connect(lake)
         try:
+            # The database file has the audit zone's mode (readable by its group: docs/design.md §2), whatever
+            # the umask DuckDB created it under.
+            settle_path(lake.audit_db)
             yield con
         except BaseException as exc:
             try:

@@ -261,6 +261,29 @@ class RoamingRun:
     path: str | None = None                 # the roaming zone file written (relative to the lake; None: none)
 
 
+@table("zone_permissions")
+@dataclass(frozen=True, kw_only=True)
+class ZonePermission:
+    """The permissions check of one zone (or the lake root, or the run's work folders) at a run's start:
+    entries looser than the policy's `access` declares, and whether the run was told to go on regardless
+    (docs/design.md §2). Counts, modes and group names only; never a path or a file's content."""
+
+    run_id: str
+    zone: str                               # a zone name, lake_root or work
+    access: str                             # owner | group | traverse (the lake root)
+    group_role: str | None                  # group zone: the policy's role (analysts, compliance)
+    unix_group: str | None                  # group zone: the host's Unix group for it
+    group_on_host: bool | None              # group zone: that group exists here (else: the pipeline's group)
+    dir_mode: str                           # declared, octal: 0700 | 2750 | 0711
+    file_mode: str | None                   # declared, octal: 0600 | 0640 (None: the lake root)
+    entries_checked: int                    # folders and files
+    entries_open: int                       # looser than declared (owner: any group/other bit; group: any other bit)
+    entries_other_group: int | None         # group zone, group on host: entries in another group
+    allowed_open: bool                      # open entries, and the run went on (--allow-open-zones)
+    clause: str
+    checked_at: datetime
+
+
 # ------------------------------------------------------------------------------------------ retention
 
 @table("legal_holds", primary_key="hold_id")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.audit_store.tables import ADDED_COLUMNS, column_type, table_of
+from transforms.audit_store.tables import ADDED_COLUMNS, TABLES, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.connection import sql_literal
 from transforms.policy import Policy
@@ -22,7 +22,7 @@ SQL_DIR = Path(__file__).resolve().parent / "views"
 # Dependency order: a view is defined after the views it reads.
 VIEW_NAMES = ("v_night_files", "v_audit_chain", "v_last_run", "v_nightly_volumes", "v_policy_violations",
               "v_analytics_columns", "v_retention_actions", "v_retention_due", "v_legal_holds_active",
-              "v_roaming_states", "v_roaming_windows", "v_roaming_flagged")
+              "v_roaming_states", "v_roaming_windows", "v_roaming_flagged", "v_zone_permissions")
 # Views whose rows hold subscriber tokens stay out of the Parquet exports: a snapshot under audit/ would
 # outlive the roaming zone's retention (the sweep proves deletions there, not in audit/).
 NOT_EXPORTED_VIEWS = ("v_roaming_flagged",)
@@ -58,6 +58,7 @@ def _due_within(since: str, days: int) -> str:
 def define_views(con: duckdb.DuckDBPyConnection, lake: Lake, policy: Policy, *, temp: bool = False) -> None:
     """(Re)create `roaming_status` and every compliance view; called wherever the store is written."""
     if temp:
+        stand_in_missing_tables(con)
         stand_in_added_columns(con)
     define_roaming_status(con, lake, temp=temp)
     kind = "TEMP VIEW" if temp else "VIEW"
@@ -88,6 +89,21 @@ def define_roaming_status(con: duckdb.DuckDBPyConnection, lake: Lake, *, temp: b
     else:   # no window assessed yet: the same columns, no rows
         columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in STATUS_COLUMNS)
         con.execute(f"CREATE OR REPLACE {kind} roaming_status AS SELECT {columns} WHERE false")
+
+
+def stand_in_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """A read-only reader of a store written before a table existed (e.g. `zone_permissions`): for this
+    connection, the table is a temp view of its columns with no rows, so the views answer as for a store that
+    has it, empty."""
+    catalog = con.execute("SELECT current_database()").fetchone()[0]
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main'",
+        [catalog]).fetchall()}
+    for name, t in TABLES.items():
+        if name not in present:
+            columns = ", ".join(f"CAST(NULL AS {column_type(t.row, c)[0]}) AS {c}" for c in column_names(t.row))
+            # Names and types come from the row dataclasses, never from input.
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} WHERE false")
 
 
 def stand_in_added_columns(con: duckdb.DuckDBPyConnection) -> None:

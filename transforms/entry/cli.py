@@ -5,7 +5,10 @@ files has completed); 1 it could not (bad policy, unreadable landing or lake,
 audit store busy for longer than CDR_AUDIT_STORE_WAIT_S, or broken chain); 2
 bad usage; 3 the run completed but at least one file failed with an internal
 error (see `source_files`); 4 and 5 `formats check`: the file fits with rejects
-/ no format fits; 6 `run`: another live run holds the night (nothing was done).
+/ no format fits; 6 `run`: another live run holds the night (nothing was done);
+7 `run`: a zone of the lake is readable beyond the policy's access (nothing was
+done; `cdr-audit permissions --apply` fixes it, `--allow-open-zones` runs anyway
+and the audit log says so).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from transforms.entry.commands import COMMANDS, EXIT_FAILED, EXIT_NIGHT_BUSY, EXIT_USAGE
+from transforms.entry.commands import COMMANDS, EXIT_FAILED, EXIT_NIGHT_BUSY, EXIT_USAGE, EXIT_ZONES_OPEN
 
 
 def _date(text: str) -> str:
@@ -71,13 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
                           "also CDR_AUDIT_DEMO_MODE=1). Real runs take the key from CDR_AUDIT_HMAC_KEY + "
                           "CDR_AUDIT_HMAC_KEY_ID (or CDR_AUDIT_HMAC_KEY_FILE)")
     run.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    run.add_argument("--allow-open-zones", action="store_true",
+                     help="run even when a zone of the lake is readable beyond the policy's access (by default the "
+                          "run refuses, exit 7); the audit log records that it was told to, with the zones and counts")
 
     verify = sub.add_parser("verify", help="recompute the audit-log hash chain and check it against its anchors",
                             description="Recompute every link of audit_log and hold it to every anchor in "
                                         "LAKE/audit/anchors/ (HMACs checked under CDR_AUDIT_ANCHOR_KEY when set); "
                                         "exit 1 if any entry was changed, removed or reordered, the log's tail is "
-                                        "missing, or an anchor was edited.")
+                                        "missing, or an anchor was edited. With --permissions: instead, hold every "
+                                        "folder and file of the lake to the policy's access (who may read each zone) "
+                                        "and print a line per zone; exit 1 when any entry is looser than declared. "
+                                        "Reads only: needs no more than read access to the lake.")
     verify.add_argument("--lake", required=True, type=Path)
+    verify.add_argument("--permissions", action="store_true",
+                        help="check the lake's folder and file modes against the policy's access instead of the log")
+    verify.add_argument("--policy", type=Path, default=None, help="policy YAML (its access; with --permissions)")
+
+    perm = sub.add_parser(
+        "permissions", help="show the lake's modes against the policy's access, or (--apply) set them",
+        description="Who may read each zone comes from the policy's access: owner-only zones (folders 0700, files "
+                    "0600), group zones (folders 2750 with the role's Unix group, files 0640), the lake root 0711. "
+                    "Without --apply: the same table as `verify --permissions`. With --apply: give every folder and "
+                    "file of the lake its zone's modes and group (a lake written by an earlier version, or opened "
+                    "by hand), record that in the audit log, then show the table; exit 1 when an entry is still "
+                    "open (e.g. owned by another account).")
+    perm.add_argument("--lake", required=True, type=Path)
+    perm.add_argument("--apply", action="store_true", help="set the modes (and groups, where the host has them)")
+    perm.add_argument("--policy", type=Path, default=None, help="policy YAML (default: policy/a1_slovenia.yaml)")
 
     pol = sub.add_parser("policy", help="validate a policy file and show what it allows",
                          description="Load and validate the policy file; print its version, sha256, allowed "
@@ -194,11 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Owner-only from the start: whatever this process makes (DuckDB, Parquet, GX) is readable by nobody else
+    # until a commit point gives it its zone's modes (transforms/lake/permissions.py, docs/design.md §2).
+    from transforms.lake.permissions import owner_only_umask
+
+    owner_only_umask()
     args = build_parser().parse_args(argv)
     import duckdb
 
     from transforms.audit_store import StoreError
     from transforms.formats import FormatError
+    from transforms.lake.permissions import ZonesOpen
     from transforms.policy import PolicyError
     from transforms.privacy.keys import KeyConfigError
     from transforms.retention.catalog import RetentionError
@@ -207,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except ZonesOpen as exc:
+        print(f"cdr-audit: {exc}; nothing was done", file=sys.stderr)
+        return EXIT_ZONES_OPEN
     except PolicyError as exc:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
     except FormatError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
 EXIT_FITS_WITH_REJECTS, EXIT_NO_FORMAT = 4, 5          # `formats check`
 EXIT_NIGHT_BUSY = 6                                     # `run`: another live run holds the night's lease
+EXIT_ZONES_OPEN = 7                                     # `run`: a zone is looser than the policy's access
 
 
 def _progress(quiet: bool):
@@ -35,6 +36,7 @@ def _keyring(args):
 def cmd_run(args) -> int:
     from transforms.formats import load_formats
     from transforms.lake import Lake
+    from transforms.lake.permissions import prepare_lake
     from transforms.policy import load_policy
     from transforms.runs import NightBusy, held, night_subject
 
@@ -47,7 +49,7 @@ def cmd_run(args) -> int:
     run_id = args.run_id or (f"cli__{args.date}__{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
                              f"__{os.getpid()}_{uuid.uuid4().hex[:6]}")
     say(f"policy {policy.id} v{policy.version} sha256 {policy.sha256[:12]}…; run {run_id}")
-    lake.ensure()
+    prepare_lake(lake, policy.access)      # before the lease: its folder is made with the policy's modes
     try:
         with held(lake, night_subject(args.date), run_id, wait_s=args.wait, say=say):
             summary = _run_night(args, lake, policy, formats, keyring, run_id, say)
@@ -68,7 +70,12 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     from transforms.nightly.plan import override_for, plan_night
     from transforms.nightly.roaming_night import roaming_night
 
-    plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli")
+    plan = plan_night(args.landing, lake, policy, night=args.date, run_id=run_id, trigger="cli",
+                      allow_open_zones=getattr(args, "allow_open_zones", False))
+    if plan.zones_open:
+        print(f"cdr-audit run: WARNING: {plan.zones_open:,} entries of the lake are looser than the policy's access;"
+              " going on as told (--allow-open-zones, recorded in the audit log). `cdr-audit verify --permissions`"
+              " lists them, `cdr-audit permissions --apply` fixes them", file=sys.stderr)
     todo = plan.to_audit
     say(f"{len(plan.files)} file(s) in landing, {len(todo)} to audit, "
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
@@ -99,6 +106,8 @@ def cmd_verify(args) -> int:
     from transforms.audit_store import verify_store
     from transforms.lake import Lake
 
+    if getattr(args, "permissions", False):
+        return _print_permissions(Lake.at(args.lake), args.policy)
     check = verify_store(Lake.at(args.lake))
     if check.ok:
         print(f"audit log chain intact: {check.chain.entries} entries; {check.anchors.words()}")
@@ -106,6 +115,61 @@ def cmd_verify(args) -> int:
     for line in check.problems():
         print(line, file=sys.stderr)
     return EXIT_FAILED
+
+
+def _print_permissions(lake, policy_path) -> int:
+    """`verify --permissions`: the lake held to the policy's access, a line per zone; reads only."""
+    from transforms.lake.permissions import FIX, check_lake
+    from transforms.policy import load_policy
+
+    if not lake.root.is_dir():
+        print(f"cdr-audit: no lake at {lake.root}", file=sys.stderr)
+        return EXIT_FAILED
+    check = check_lake(lake, load_policy(policy_path).access)
+    print(f"permissions of {lake.root} against the policy's access ({check.entries:,} entries, {check.seconds:.2f} s):")
+    print("\n".join(f"  {line}" for line in check.table()))
+    if check.ok:
+        print("every zone is as the policy declares")
+        return EXIT_OK
+    print(f"open: {check.open_words()}\nfix: {FIX}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_permissions(args) -> int:
+    """Show the lake's permissions against the policy, or (--apply) give every entry its zone's modes and record
+    it in the audit log."""
+    from transforms.audit_store import LogEvent, append_log, insert, now_utc, writing
+    from transforms.lake import Lake
+    from transforms.lake.permissions import apply_lake, check_lake
+    from transforms.nightly.plan import permission_rows
+    from transforms.policy import load_policy
+
+    lake = Lake.at(args.lake)
+    if not args.apply:
+        return _print_permissions(lake, args.policy)
+    if not lake.root.is_dir():
+        print(f"cdr-audit: no lake at {lake.root}", file=sys.stderr)
+        return EXIT_FAILED
+    policy = load_policy(args.policy)
+    applied = apply_lake(lake, policy.access)
+    at = now_utc()
+    run_id = f"permissions__{at:%Y%m%dT%H%M%S%fZ}"
+    with writing(lake) as con:
+        check = check_lake(lake, policy.access)     # under the store's lock: what the record says is what is there
+        insert(con, permission_rows(run_id, check, at))
+        append_log(con, [LogEvent(
+            f"{run_id}:applied", "cli", "permissions_applied", run_id,
+            {"policy_sha256": policy.sha256, "entries": sum(s.entries for s in applied.scopes),
+             "entries_changed": applied.changed, "entries_not_changed_not_ours": applied.failed,
+             "zones": {s.scope: {"changed": s.changed, "failed": s.failed} for s in applied.scopes if s.changed or s.failed},
+             "entries_open_after": sum(z.open for z in check.scopes)})], at)
+    for s in applied.scopes:
+        if s.changed or s.failed:
+            print(f"  {s.scope:<12} {s.changed:>8,} of {s.entries:,} entries changed"
+                  + (f", {s.failed:,} not ours to change" if s.failed else ""))
+    print(f"applied the policy's access to {lake.root}: {applied.changed:,} entries changed"
+          f" ({applied.seconds:.2f} s); recorded in the audit log")
+    return _print_permissions(lake, args.policy)
 
 
 # Over the compliance views (defined for the reading connection); the night and the run are bound.
@@ -258,6 +322,10 @@ def cmd_policy(args) -> int:
     print(f"  retention catalog ({len(p.retention)} categories):")
     for r in p.retention:
         print(f"    {r.category:<24} keep {str(r.keep):<6} from {r.anchor:<30} then {r.action:<9} {r.clause}")
+    print(f"  access ({p.access.clause}):")
+    for z in (*p.access.zones, p.access.work):
+        who = f"group {z.group.role} (Unix group {z.group.unix_group})" if z.group else "owner only"
+        print(f"    {z.zone:<12} {who:<46} {z.clause}")
     return EXIT_OK
 
 
@@ -338,4 +406,4 @@ def _as_date(text: str | None) -> date | None:
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
-            "policy": cmd_policy, "formats": cmd_formats}
+            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions}

@@ -8,6 +8,7 @@ back to `CDR_AUDIT_LANDING`, `CDR_AUDIT_LAKE` and `CDR_AUDIT_POLICY`, then to th
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -17,11 +18,22 @@ from pathlib import Path
 
 from transforms.bundled import REPO_ROOT, SAMPLE_NIGHT
 from transforms.lake import Lake
+from transforms.lake.permissions import owner_only
 from transforms.lake.records import to_plain
 from transforms.policy import Policy, load_policy
 from transforms.privacy.keys import KeyRing, keyring_from_connection, load_keyring
 
 log = logging.getLogger("cdr_audit")
+
+
+def _owner_only(task):
+    """Each task works under umask 077: whatever it makes (DuckDB, Parquet, GX) is readable by nobody else until
+    a commit point gives it its zone's modes (transforms/lake/permissions.py, docs/design.md §2)."""
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        with owner_only():
+            return task(*args, **kwargs)
+    return run
 
 
 def lake_of(params: dict) -> Lake:
@@ -60,16 +72,25 @@ def night_lease(lake: Lake, night: str, run_id: str):
     return held(lake, night_subject(night), run_id, bound=RUN, keep=True)
 
 
+@_owner_only
 def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
-    """Open the run; return the files to audit (one mapped task each)."""
+    """Open the run; return the files to audit (one mapped task each). Raises `ZonesOpen` when a zone is looser
+    than the policy's access and the param `allow_open_zones` is not set (not worth retrying)."""
+    from transforms.lake.permissions import prepare_lake
     from transforms.nightly.plan import plan_night
 
     night, landing, lake, policy = resolve(params, logical_date)
+    prepare_lake(lake, policy.access)      # before the lease: its folder is made with the policy's modes
     with night_lease(lake, night, run_id):
-        night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow")
+        night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow",
+                                allow_open_zones=bool(params.get("allow_open_zones")))
+    if night_plan.zones_open:
+        log.warning("%d entries of the lake are looser than the policy's access; going on as told (param"
+                    " allow_open_zones, recorded in the audit log)", night_plan.zones_open)
     return [asdict(f) for f in night_plan.to_audit]
 
 
+@_owner_only
 def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Audit one landing file; return its `source_files` row (counts and names)."""
     from transforms.formats import load_formats
@@ -89,6 +110,7 @@ def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, conne
     return to_plain(row)
 
 
+@_owner_only
 def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
     """Recompute the k-anonymous aggregates of the event dates tonight touched; return them per day."""
     from transforms.nightly.aggregate_night import aggregate_night
@@ -103,6 +125,7 @@ def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
     return to_plain(releases)
 
 
+@_owner_only
 def roaming(params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Rebuild tonight's roaming months and assess the fair-use window; return the counts."""
     from transforms.nightly.roaming_night import roaming_night
@@ -118,6 +141,7 @@ def roaming(params: dict, logical_date: str, run_id: str, connection: dict | Non
             "as_of_month": w.as_of_month, **w.by_state, "long_inactivity": w.long_inactivity}
 
 
+@_owner_only
 def close(params: dict, logical_date: str, run_id: str) -> dict:
     """Merge the night into the audit store; return the summary."""
     from transforms.nightly.close import close_night
@@ -127,6 +151,7 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
         return asdict(close_night(lake, policy, run_id=run_id))      # the close gives the lease up
 
 
+@_owner_only
 def retention(params: dict, as_of: str, connection: dict | None = None) -> dict:
     """Run the retention sweep as of a day; return its counts (rows per action, files, proofs)."""
     from transforms.retention.sweep import ACTIONS, sweep
@@ -141,6 +166,7 @@ def retention(params: dict, as_of: str, connection: dict | None = None) -> dict:
             "proofs_ok": all(p.ok for p in result.proofs), "seconds": result.seconds}
 
 
+@_owner_only
 def verify_audit_log(params: dict) -> dict:
     """Recompute the audit log's hash chain and hold it to every anchor; fail when a link is broken or an
     anchored entry is missing or changed (docs/design.md §6)."""
@@ -158,6 +184,7 @@ def verify_audit_log(params: dict) -> dict:
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")
 
 
+@_owner_only
 def record_task_failure(params: dict, facts: dict) -> bool:
     """Chain a `task_failed` event for a failed orchestrator task onto the audit log; False if already there.
 

@@ -2,7 +2,9 @@
 
 Every writer of a zone stages beside its target and renames into view (docs/design.md §2): readers see
 the old content or the new, never half of either; a run killed before the rename leaves only a stray
-staging name, which the next run replaces.
+staging name, which the next run replaces. Before the rename, what is committed gets its zone's modes
+(transforms/lake/permissions.py): nothing appears in a zone with a looser mode than the zone declares, and
+a staging folder is owner-only while it is filled.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from transforms.lake.permissions import make_dirs, set_file_mode, settle_tree
+
 T = TypeVar("T")
 
 
 def commit_file(tmp: Path, final: Path) -> None:
-    """Commit point: move a fully written file into view in one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    """Commit point: move a fully written file into view in one rename, with the mode of its folder's zone."""
+    make_dirs(final.parent)
     with open(tmp, "rb") as fh:
+        set_file_mode(fh.fileno(), final.parent)
         os.fsync(fh.fileno())
     os.replace(tmp, final)
 
@@ -40,17 +45,18 @@ def commit_folder(final: Path, fill: Callable[[Path], T]) -> T:
     looks at: it is removed before staging anew.
     """
     parent = final.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(parent)
     with _locked_dir(parent):
         for stray in [*parent.glob(f"{_STAGING}*"), *parent.glob(f"{_REPLACED}*")]:
             remove_tree(stray)
         stage = parent / f"{_STAGING}{final.name}-{uuid.uuid4().hex}"
-        stage.mkdir()
+        stage.mkdir(mode=0o700)         # owner-only while it is filled, whatever the umask (policy access.work)
         try:
             result = fill(stage)
             for f in stage.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+            settle_tree(stage, parent)  # the zone's modes, the stage itself last
             _take_place(stage, final)   # commit point: the folder's new files appear together
         finally:
             remove_tree(stage)
@@ -132,9 +138,16 @@ def clear_strays(root: Path) -> int:
 @contextmanager
 def exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive lock on `lock_file` (processes on one machine take turns; a second one waits, and so
-    does a `shared` holder of the same file)."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    does a `shared` holder of the same file).
+
+    The lock file has its folder's mode: in a group zone its group may open it to take a shared lock
+    (a reader of the audit store waits for the writer on `audit/.writer.lock`)."""
+    make_dirs(lock_file.parent)
     with open(lock_file, "a+") as fh:
+        try:
+            set_file_mode(fh.fileno(), lock_file.parent)
+        except PermissionError:
+            pass                        # another account's lock file: its owner set its mode
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

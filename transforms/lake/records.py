@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from transforms.lake.commit import commit_file
+from transforms.lake.permissions import make_dirs
 
 T = TypeVar("T")
 
 
 def write_json(path: Path, doc: Any) -> None:
     """Write `doc` (plain JSON values or dataclasses) so readers see the whole file or none of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(to_plain(doc), ensure_ascii=False, sort_keys=True))
     commit_file(tmp, path)

@@ -1,7 +1,7 @@
 """The lake's folders: one per zone, plus the run's scratch space and pending audit facts (docs/design.md §2).
 
 Zones are folders of hive-partitioned Parquet under the lake root; what each may hold and who may read it
-is in docs/design.md §2.
+is in docs/design.md §2 (the modes: transforms/lake/permissions.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from pathlib import Path
 
 # Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
 DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-# ... and every zone of the lake.
-ZONE_NAMES = (*DATA_ZONES, "audit", "reports")
+# Zones the lake has before anything fills them: the consent register (policy §3.4) comes with a later release,
+# but its folder and its access are declared now, so the permissions check covers it from the start.
+RESERVED_ZONES = ("consent",)
+# ... and every zone of the lake; the policy's `access` gives each its readers (docs/design.md §2).
+ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,13 @@ class Lake:
         return self.zone("audit") / "_pending" / safe_run_id(run_id)
 
     def ensure(self) -> None:
+        """Make every zone folder that is missing, owner-only (0700: never open). Runs make them with the
+        policy's modes instead (`transforms.lake.permissions.prepare_lake`)."""
         for z in ZONE_NAMES:
-            self.zone(z).mkdir(parents=True, exist_ok=True)
+            folder = self.zone(z)
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(0o700)
 
 
 def safe_run_id(run_id: str) -> str:

@@ -23,6 +23,7 @@ from transforms.formats import FormatCatalog
 from transforms.lake import Lake, safe_run_id
 from transforms.lake.commit import remove_tree
 from transforms.lake.partitions import withdraw_parts
+from transforms.lake.permissions import make_dirs, settle_path
 from transforms.nightly.facts import FileFacts, write_file_facts
 from transforms.nightly.plan import PlannedFile
 from transforms.policy import Policy
@@ -258,6 +259,7 @@ def _log_internal_error(lake: Lake, run_id: str, planned: PlannedFile, exc: Base
     frames = "".join(traceback.format_tb(exc.__traceback__))
     text = f"{type(exc).__name__} while auditing {planned.file_name} (sha256 {planned.sha256})\n{frames}"
     path = lake.zone("audit") / "errors" / safe_run_id(run_id) / f"{planned.sha256[:16]}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     path.write_text(text)
+    settle_path(path)       # the audit zone's mode (docs/design.md §2)
     log.error("file failed; recorded as failed, the night goes on. %s", text)

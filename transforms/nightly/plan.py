@@ -1,7 +1,9 @@
 """Planning a night: fingerprint every landing file, decide what tonight does with it, open the run.
 
-The run first takes the night's lease (a second run of the night is refused: `NightBusy`) and clears what
-dead runs left (`transforms.runs`). A file whose bytes were audited in an earlier run is skipped (`known`: a
+The run first holds the lake to the policy's `access`: a zone looser than declared refuses the run
+(`ZonesOpen`) unless it is told to go on, which the audit log records (docs/design.md §2). It then takes the
+night's lease (a second run of the night is refused: `NightBusy`) and clears what dead runs left
+(`transforms.runs`). A file whose bytes were audited in an earlier run is skipped (`known`: a
 re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's bytes
 under another name is a `duplicate_file`; hidden, in-flight and non-regular entries are `ignored` (never
 opened); everything else is claimed and audited. The plan is written beside the run's fragments, so every
@@ -23,10 +25,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, writing
-from transforms.audit_store.tables import Run
+from transforms.audit_store.tables import Run, ZonePermission
 from transforms.bundled import REPO_ROOT
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
+from transforms.lake.permissions import LakeCheck, check_lake, prepare_lake, refuse_open
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_file_name
@@ -74,6 +77,7 @@ class NightPlan:
     night: str
     policy_sha256: str
     files: tuple[PlannedFile, ...]
+    zones_open: int = 0     # entries looser than the policy's access, the run told to go on (docs/design.md §2)
 
     @property
     def to_audit(self) -> list[PlannedFile]:
@@ -97,13 +101,18 @@ def code_version() -> str:
 
 
 def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, run_id: str,
-               trigger: str) -> NightPlan:
-    """Fingerprint the landing files and open the run in the audit store."""
+               trigger: str, allow_open_zones: bool = False) -> NightPlan:
+    """Fingerprint the landing files and open the run in the audit store.
+
+    Refuses to start (`ZonesOpen`, nothing written) while a zone is looser than the policy's `access`, unless
+    `allow_open_zones`; either way the check's result per zone goes to `zone_permissions`."""
     date.fromisoformat(night)
     landing = Path(landing)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist or is not a folder")
-    lake.ensure()
+    prepare_lake(lake, policy.access)      # what is missing, with the policy's modes
+    permissions = check_lake(lake, policy.access)
+    refuse_open(permissions, allow=allow_open_zones)
     # An orchestrator's run spans many task processes; a CLI run is its process (transforms.runs.lease).
     acquire(lake, night_subject(night), run_id, bound=RUN if trigger == "airflow" else PROCESS)
     recover(lake, actor=trigger)
@@ -124,13 +133,40 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
         insert(con, [Run(run_id=run_id, night=date.fromisoformat(night), trigger=trigger, started_at=started,
                          status="running", policy_id=policy.id, policy_version=policy.version,
                          policy_sha256=policy.sha256, code_version=code_version(), files_seen=len(files))])
-        append_log(con, [LogEvent(
+        con.execute("DELETE FROM zone_permissions WHERE run_id = ?", [run_id])
+        insert(con, permission_rows(run_id, permissions, started))
+        events = [LogEvent(
             f"run:{run_id}:start", trigger, "run_started", run_id,
             {"night": night, "policy_sha256": policy.sha256, "policy_version": policy.version,
-             "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files)})], started)
-    plan = NightPlan(run_id, night, policy.sha256, tuple(files))
+             "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files),
+             "zone_entries_checked": permissions.entries,
+             "zone_entries_open": sum(z.open for z in permissions.scopes)})]
+        if not permissions.ok:
+            events.append(open_zones_event(f"run:{run_id}:zones_open", trigger, run_id, permissions))
+        append_log(con, events, started)
+    plan = NightPlan(run_id, night, policy.sha256, tuple(files), sum(z.open for z in permissions.scopes))
     write_json(plan_path(lake, run_id), plan)
     return plan
+
+
+def permission_rows(run_id: str, check: LakeCheck, at) -> list[ZonePermission]:
+    """The check's result per zone, as the audit store keeps it (a run that went on with open zones did so
+    because it was told to: `allowed_open`)."""
+    return [ZonePermission(run_id=run_id, zone=z.scope, access=z.access, group_role=z.role, unix_group=z.unix_group,
+                           group_on_host=z.group_on_host, dir_mode=f"{z.dir_mode:04o}",
+                           file_mode=f"{z.file_mode:04o}" if z.access != "traverse" else None,
+                           entries_checked=z.entries, entries_open=z.open,
+                           entries_other_group=z.other_group if z.group_on_host else None,
+                           allowed_open=not z.ok, clause=z.clause, checked_at=at) for z in check.scopes]
+
+
+def open_zones_event(key: str, actor: str, target: str, check: LakeCheck) -> LogEvent:
+    """`zones_open_allowed`: the run went on with zones looser than the policy declares, because it was told to
+    (--allow-open-zones; DAG param allow_open_zones). Zone names and counts only, never a path or content."""
+    return LogEvent(key, actor, "zones_open_allowed", target,
+                    {"zones": {z.scope: {"entries_open": z.open, "entries_checked": z.entries, "access": z.access}
+                               for z in check.open_scopes},
+                     "entries_open": sum(z.open for z in check.open_scopes)})
 
 
 def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:

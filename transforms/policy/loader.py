@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
+from transforms.lake.zones import ZONE_NAMES
 from transforms.policy.model import (
-    ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS, RETENTION_ANCHORS,
-    AnonymousDataset, FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule,
+    ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
+    RETENTION_ANCHORS, AccessGroup, AccessRule, AnonymousDataset, FieldRule, LatenessRule, Operator, Policy,
+    Reporting, RetentionRule, RoamingRule, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
 from transforms.policy.strict_yaml import Section, read_yaml
@@ -24,6 +26,8 @@ _MIN_MONTH_DAYS = 28
 # E.164: at most 15 digits, country code included.
 _E164_MAX_DIGITS = 15
 _NAME = r"^[a-z][a-z0-9_]*$"
+# A Unix group name as useradd/groupadd accept it (POSIX portable characters, at most 32).
+_UNIX_GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -66,6 +70,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         roaming=_read_roaming(top.section("roaming")),
         reporting=_read_reporting(top.section("reporting")),
         lateness=_read_lateness(top.section("lateness")),
+        access=_read_access(top.section("access")),
     )
     for section in (top, meta, op, na, analytics):
         section.no_extra_keys()
@@ -184,3 +189,49 @@ def _read_lateness(r: Section) -> LatenessRule:
     rule = LatenessRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
     r.no_extra_keys()
     return rule
+
+
+def _read_access(a: Section) -> AccessRule:
+    """Who may read each zone (docs/design.md §2): every zone of the lake (`transforms.lake.zones.ZONE_NAMES`)
+    needs an entry, and no other name may have one; a group zone names one of the declared roles."""
+    groups_section = a.section("groups")
+    groups = {}
+    for role in groups_section.keys():
+        g = groups_section.section(role)
+        if not re.fullmatch(_NAME, role):
+            raise PolicyError(f"{g.key}: role names are lower_snake_case")
+        groups[role] = AccessGroup(role=role, unix_group=g.text("unix_group", pattern=_UNIX_GROUP),
+                                   clause=g.text("clause"))
+        g.no_extra_keys()
+    if not groups:
+        raise PolicyError(f"{groups_section.key}: declare at least one role and its Unix group")
+    zones_section = a.section("zones")
+    named = zones_section.keys()
+    unknown = [z for z in named if z not in ZONE_NAMES]
+    if unknown:
+        raise PolicyError(f"{zones_section.key}: unknown zone(s): {', '.join(unknown)} (the lake's zones:"
+                          f" {', '.join(ZONE_NAMES)})")
+    missing = [z for z in ZONE_NAMES if z not in named]
+    if missing:
+        raise PolicyError(f"{zones_section.key}: no access declared for zone(s): {', '.join(missing)}")
+    zones = tuple(_read_zone_access(zones_section.section(z), z, groups) for z in named)
+    work = _read_zone_access(a.section("work"), "work", groups)
+    if work.access != "owner":
+        raise PolicyError(f"{a.key}.work.access: the run's work folders hold rows before any check: owner only")
+    rule = AccessRule(clause=a.text("clause"), groups=tuple(groups.values()), zones=zones, work=work)
+    a.no_extra_keys()
+    return rule
+
+
+def _read_zone_access(z: Section, zone: str, groups: dict[str, AccessGroup]) -> ZoneAccess:
+    access = z.choice("access", ACCESS_KINDS)
+    role = z.text("group", required=False)
+    if access == "group" and role is None:
+        raise PolicyError(f"{z.key}.group: a group zone names the role that reads it ({', '.join(groups)})")
+    if access == "owner" and role is not None:
+        raise PolicyError(f"{z.key}.group: an owner zone is read by its owner alone; remove the group")
+    if role is not None and role not in groups:
+        raise PolicyError(f"{z.key}.group: {role!r} is not a role of access.groups ({', '.join(groups)})")
+    entry = ZoneAccess(zone=zone, access=access, group=groups[role] if role else None, clause=z.text("clause"))
+    z.no_extra_keys()
+    return entry

@@ -28,6 +28,10 @@ RETENTION_ANCHORS = (
 # (docs/design.md §1). `record_id` names one source row, so it identifies as much as the row does.
 LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
 RECORD_ID = "record_id"
+# Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
+# account writes and one named group reads. Nobody else reads any zone. The Unix modes each kind means are
+# transforms/lake/permissions.py's.
+ACCESS_KINDS = ("owner", "group")
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,44 @@ class LatenessRule:
 
 
 @dataclass(frozen=True)
+class AccessGroup:
+    """A role that may read group zones, and the Unix group of the host that stands for it."""
+
+    role: str                           # the policy's name for it: analysts, compliance
+    unix_group: str                     # the host's group: cdr-analytics, cdr-compliance
+    clause: str
+
+
+@dataclass(frozen=True)
+class ZoneAccess:
+    """Who may read one zone of the lake (or the run's work folders: zone `work`)."""
+
+    zone: str
+    access: str                         # owner | group
+    group: AccessGroup | None           # access group: the role whose Unix group reads it; owner: None
+    clause: str
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Need-to-know access to the lake (§4 last ¶; the processor agreement's annex 1.3, 1.7 and 4.3): each zone
+    readable by its owner alone or by one group, nothing by anyone else (docs/design.md §2)."""
+
+    clause: str
+    groups: tuple[AccessGroup, ...]
+    zones: tuple[ZoneAccess, ...]       # every zone of the lake, in the policy's order
+    work: ZoneAccess                    # the run's work and staging folders: owner only
+
+    def of(self, zone: str) -> ZoneAccess:
+        for z in self.zones:
+            if z.zone == zone:
+                return z
+        raise KeyError(f"the policy's access has no entry for zone {zone!r}")
+
+
+@dataclass(frozen=True)
 class Policy:
-    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness."""
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access."""
 
     id: str
     title: str
@@ -140,6 +180,7 @@ class Policy:
     roaming: RoamingRule
     reporting: Reporting
     lateness: LatenessRule
+    access: AccessRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:

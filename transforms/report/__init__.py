@@ -23,6 +23,7 @@ from transforms.audit_store.anchors import check_anchors
 from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
+from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.report.page import render_html, render_index
 from transforms.report.queries import chain_ok, gather
@@ -43,7 +44,7 @@ class Report:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     commit_file(tmp, path)   # commit point: the page appears whole

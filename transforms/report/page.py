@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
 from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, anchor_words, chain_ok, in_words, lateness_words,
-                                      number, roaming_headline)
+                                      number, permissions_words, roaming_headline)
 from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
@@ -57,7 +57,11 @@ def render_html(d: dict, store: str) -> str:
         due_numeric=tuple(range(1, 1 + 1 + 2 * len(d["horizons"]))), horizons=in_words(d["horizons"]),
         roaming_window=roaming_headline(d["roaming"]),
         roaming=[[w.as_of_month, w.subscribers, *(w.by_state.get(st, 0) for st in ROAMING_STATES)]
-                 for w in d["roaming"]])
+                 for w in d["roaming"]],
+        permissions_words=permissions_words(d.get("permissions") or []),
+        permissions=[[z.zone, z.readers, z.dir_mode, z.file_mode or "—", z.entries, z.open]
+                     for z in d.get("permissions") or []],
+        permissions_open=any(z.open for z in d.get("permissions") or []))
 
 
 def render_index(folder: Path) -> str:

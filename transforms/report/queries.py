@@ -51,6 +51,9 @@ SQL = {
     "roaming": "SELECT as_of_month, run_id, subscribers, flagged, not_flagged, insufficient_history"
                " FROM v_roaming_windows ORDER BY as_of_month",
     "chain": "SELECT entries, last_seq, left(last_hash, 16), links_ok, first_bad_seq FROM v_audit_chain",
+    "permissions": "SELECT zone, access, coalesce(group_role, ''), coalesce(unix_group, ''), group_on_host, dir_mode,"
+                   " coalesce(file_mode, ''), entries_checked, entries_open, allowed_open, checked_at, run_id"
+                   " FROM v_zone_permissions",
 }
 KIND_WORDS = {"off_list_column": "column not on the allowed list", "failed_rule": "rule failed",
               "quarantine_reason": "rows quarantined", "refused_file": "file refused whole"}
@@ -168,7 +171,52 @@ def gather(con, policy: Policy) -> dict:
     d["due"] = due_rows(con, horizons)
     d["chain"] = con.execute(SQL["chain"]).fetchone()
     d["verify"] = verify_chain(con)
+    d["permissions"] = permissions(con.execute(SQL["permissions"]).fetchall())
     return d
+
+
+@dataclass(frozen=True)
+class ZoneAccessRow:
+    """One zone as the last permissions check found it (`v_zone_permissions`)."""
+
+    zone: str
+    access: str
+    role: str
+    unix_group: str
+    group_on_host: bool | None
+    dir_mode: str
+    file_mode: str
+    entries: int
+    open: int
+    allowed_open: bool
+    checked_at: object
+    run_id: str
+
+    @property
+    def readers(self) -> str:
+        """Who may read it, in words."""
+        if self.access == "traverse":
+            return "anyone may pass through, nobody may list"
+        if self.access == "owner":
+            return "the pipeline's account only"
+        where = "" if self.group_on_host else " (not on this host: the pipeline account's group)"
+        return f"{self.role}: Unix group {self.unix_group}{where}"
+
+
+def permissions(rows: list[tuple]) -> list[ZoneAccessRow]:
+    return [ZoneAccessRow(*r) for r in rows]
+
+
+def permissions_words(rows: list[ZoneAccessRow]) -> str:
+    """The last permissions check in a line: 'as declared in every zone (…)' or the open zones and counts."""
+    if not rows:
+        return "no permissions check recorded yet"
+    when = f"checked {rows[0].checked_at:%Y-%m-%d %H:%M} UTC by {rows[0].run_id}"
+    opened = [r for r in rows if r.open]
+    if not opened:
+        return f"every zone as the policy's access declares, {sum(r.entries for r in rows):,} entries ({when})"
+    return (", ".join(f"{r.zone} {r.open:,} of {r.entries:,} entries open" for r in opened)
+            + f" — the run went on as told (--allow-open-zones) ({when})")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Texts too long for their column are shortened between words, with an ellipsis (`
 from __future__ import annotations
 
 from transforms.privacy.redact import shorten
-from transforms.report.queries import KIND_WORDS, anchor_words, chain_ok, lateness_words, number, roaming_headline
+from transforms.report.queries import (KIND_WORDS, anchor_words, chain_ok, lateness_words, number, permissions_words,
+                                      roaming_headline)
 
 
 def render_text(d: dict) -> str:
@@ -64,6 +65,7 @@ def render_text(d: dict) -> str:
         lines.append(f"  roaming {window.words} (assessed by {by})")
     else:
         lines.append("  roaming: no window assessed yet")
+    lines.append(f"  who may read each zone: {permissions_words(d.get('permissions') or [])}")
     ok = chain_ok(d)
     broken_at = "" if verify.ok and chain[3] else f" (first bad entry {verify.first_bad_seq or chain[4]})"
     lines.append(f"  audit-log chain: {'intact' if ok else 'BROKEN'}, {chain[0]:,} entries, head seq"

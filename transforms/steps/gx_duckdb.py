@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms.lake.commit import exclusive
+from transforms.lake.permissions import make_dirs, umask_for
 from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
 
 SITE_NAME = "cdr_audit"
@@ -172,6 +173,8 @@ def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
     silence_gx_logging()
     patch_gx_for_duckdb()
     spec = json.loads(Path(suite_path).read_text())
+    if docs_dir is not None:
+        make_dirs(Path(docs_dir) / DOCS_RESULTS_DIR)    # with the reports zone's modes (docs/design.md §2)
     context, suite, result = _validate(db_path, table, spec, docs_dir=docs_dir, run_name=run_name,
                                        result_format=dict(RESULT_FORMAT))
     strip_values(result)
@@ -316,7 +319,8 @@ def _build_docs(context: Any, docs_dir: Path, key: Any, stripped_result: Any, su
     """Add one stripped result to the shared site and rebuild its index, holding the docs lock."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    with exclusive(docs_dir / DOCS_LOCK):
+    # GX writes the site itself: what it makes takes the reports zone's access from the umask (docs/design.md §2).
+    with exclusive(docs_dir / DOCS_LOCK), umask_for(docs_dir):
         context.stores["docs_results_store"].set(key, stripped_result)
         context.build_data_docs(site_names=[SITE_NAME],
                                 resource_identifiers=[key, ExpectationSuiteIdentifier(name=suite_name)])

@@ -67,11 +67,22 @@ def test_a_write_that_appends_anchors_the_head(lake):
     at = datetime.fromisoformat(body["anchored_at"].replace("Z", "+00:00"))
     assert at.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - at) < timedelta(minutes=5)
     assert path.name == f"anchor-{at:%Y%m%dT%H%M%S%fZ}-seq{3:012d}.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    # Read-only, and readable by nobody but the audit zone's readers: this folder is no group zone's (docs/design.md §2).
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
     assert not [p for p in anchors_dir(lake).iterdir() if p.name.startswith(".")]   # no staging file left
     check = verify_store(lake)
     assert check.ok and check.anchors.checked == 1 and check.anchors.latest.file == path.name
     assert check.anchors.words() == "1 anchor(s) checked, 1 written without an HMAC"
+
+
+def test_an_anchor_in_a_group_audit_zone_is_read_only_for_its_group(lake):
+    # The audit zone is the compliance group's (policy access.zones.audit): 2750, so an anchor is 0440.
+    lake.zone("audit").mkdir(parents=True, exist_ok=True)
+    lake.zone("audit").chmod(0o2750)
+    append(lake, 2)
+    (path,) = anchor_files(lake)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o440
+    assert stat.S_IMODE(anchors_dir(lake).stat().st_mode) == 0o2750
 
 
 def test_a_write_that_appends_nothing_adds_no_anchor(lake):
@@ -91,7 +102,7 @@ def test_a_second_anchor_never_overwrites_the_first(lake):
     files = anchor_files(lake)
     assert len(files) == 2 and files[0] == first and first.read_bytes() == before
     assert [json.loads(p.read_text())["seq"] for p in files] == [2, 4]
-    assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in files)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o400 for p in files)
     assert verify_store(lake).anchors.checked == 2
 
 

@@ -309,3 +309,35 @@ def test_a_read_only_reader_of_an_older_store_sees_the_added_columns_as_null(lak
             ("old.csv", "loaded", 3, None)]
         assert rows(c, "SELECT rows_quarantined, rows_refused, rows_before_lateness_window, lateness_window_days"
                        " FROM v_nightly_volumes") == [(3, 0, 0, None)]
+
+
+def test_a_read_only_reader_of_a_store_without_zone_permissions_sees_no_check(lake, policy):
+    # A store written before zone_permissions existed, opened read-only (the report, `cdr-audit summary`):
+    # the table is stood in for, empty, and v_zone_permissions answers with no rows.
+    from tests.transforms.audit_store.test_store import _old_store
+    from transforms.audit_store import reading
+
+    _old_store(lake)
+    old = duckdb.connect(str(lake.audit_db))
+    old.execute("DROP TABLE zone_permissions")
+    old.close()
+    with reading(lake) as c:
+        define_views(c, lake, policy, temp=True)
+        assert rows(c, "SELECT count(*) FROM v_zone_permissions") == [(0,)]
+
+
+def test_zone_permissions_view_shows_the_latest_check(vcon):
+    from datetime import timedelta
+
+    from transforms.audit_store import insert
+    from transforms.audit_store.tables import ZonePermission
+
+    def row(run_id, zone, at, open_=0, allowed=False):
+        return ZonePermission(run_id=run_id, zone=zone, access="owner", group_role=None, unix_group=None,
+                              group_on_host=None, dir_mode="0700", file_mode="0600", entries_checked=5,
+                              entries_open=open_, entries_other_group=None, allowed_open=allowed, clause="§4",
+                              checked_at=at)
+    insert(vcon, [row("r1", "billing", AT, 3, True), row("r1", "quarantine", AT),
+                  row("r2", "billing", AT + timedelta(hours=1)), row("r2", "lake_root", AT + timedelta(hours=1))])
+    assert rows(vcon, "SELECT run_id, zone, entries_open, allowed_open, as_declared FROM v_zone_permissions") == [
+        ("r2", "lake_root", 0, False, True), ("r2", "billing", 0, False, True)]

@@ -89,3 +89,34 @@ def test_a_second_dag_run_of_the_night_is_refused_until_the_first_closes(tmp_pat
     assert tasks.audit_one(planned, params, "2026-11-22", "scheduled__a")["rows_loaded"] == 1   # the holder goes on
     tasks.close(params, "2026-11-22", "scheduled__a")
     assert [f["action"] for f in tasks.plan(params, "2026-11-22", "manual__b")] == []     # a.csv is known now
+
+
+def test_plan_refuses_a_lake_open_beyond_the_policy_and_works_owner_only(tmp_path):
+    # docs/design.md §2: the plan task holds the lake to the policy's access before anything is written; the DAG
+    # turns ZonesOpen into a failure without retries. Each task works under umask 077 and restores the caller's.
+    import os
+
+    from transforms.entry import tasks
+    from transforms.lake.permissions import ZonesOpen
+
+    lake = tmp_path / "lake"
+    lake.mkdir(mode=0o755)
+    lake.chmod(0o755)                                   # listable by others: open
+    params = {"lake": str(lake), "landing": str(SAMPLE_NIGHT)}
+    before = os.umask(0o022)
+    try:
+        with pytest.raises(ZonesOpen) as refused:
+            tasks.plan(params, "2026-11-22", "manual__x")
+        assert os.umask(0o022) == 0o022                 # the task gave the umask back
+    finally:
+        os.umask(before)
+    assert "the lake root is 0755" in str(refused.value)
+    assert not (lake / "audit" / "audit.duckdb").exists()
+
+
+def test_every_task_function_works_owner_only():
+    from transforms.entry import tasks
+
+    for name in ("plan", "audit_one", "aggregate", "roaming", "close", "retention", "verify_audit_log",
+                 "record_task_failure"):
+        assert getattr(tasks, name).__wrapped__.__name__ == name      # wrapped by _owner_only

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+import stat
+
 from transforms.lake import DATA_ZONES, ZONE_NAMES, Lake, safe_run_id
+from transforms.lake.zones import RESERVED_ZONES
 
 AIRFLOW_RUN = "manual__2026-11-22T00:00:00+00:00"
 
 
-def test_zone_names_are_the_data_zones_then_audit_and_reports():
+def test_zone_names_are_the_data_zones_the_reserved_then_audit_and_reports():
     assert DATA_ZONES == ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-    assert ZONE_NAMES == (*DATA_ZONES, "audit", "reports")
+    assert RESERVED_ZONES == ("consent",)       # the consent register: declared (and checked) before it is filled
+    assert ZONE_NAMES == (*DATA_ZONES, "consent", "audit", "reports")
 
 
 def test_every_data_zone_has_a_retention_category_or_is_anonymous(policy):
@@ -47,6 +51,8 @@ def test_ensure_makes_every_zone_and_keeps_what_is_there(tmp_path):
     lake = Lake.at(tmp_path / "lake")
     lake.ensure()
     assert sorted(p.name for p in lake.root.iterdir()) == sorted(ZONE_NAMES)
+    # Never open: owner-only until a run gives each zone the policy's modes (transforms/lake/permissions.py).
+    assert {stat.S_IMODE(lake.zone(z).stat().st_mode) for z in ZONE_NAMES} == {0o700}
     (lake.zone("billing") / "kept.parquet").write_bytes(b"x")
     lake.ensure()                                          # idempotent
     assert (lake.zone("billing") / "kept.parquet").read_bytes() == b"x"

@@ -507,3 +507,51 @@ def test_outweighs_shares_below_one_half_or_from_one_are_refused(load_variant, k
     assert str(err).startswith(f"roaming.{key}: ")
     assert repr(share) in str(err)
 
+
+
+# ---------------------------------------------------------------- access (who may read each zone)
+
+def test_access_from_the_file(policy):
+    from transforms.lake.zones import ZONE_NAMES
+
+    access = policy.access
+    assert access.clause.startswith("§4 last ¶") and "annex 1.3" in access.clause
+    assert {g.role: g.unix_group for g in access.groups} == {"analysts": "cdr-analytics",
+                                                             "compliance": "cdr-compliance"}
+    assert sorted(z.zone for z in access.zones) == sorted(ZONE_NAMES)      # in the policy's order
+    by = {z.zone: z for z in access.zones}
+    assert {z for z, a in by.items() if a.access == "owner"} == {"billing", "invoices", "quarantine", "consent"}
+    assert {z: a.group.role for z, a in by.items() if a.group} == {
+        "analytics": "analysts", "aggregates": "analysts", "roaming": "analysts",
+        "audit": "compliance", "reports": "compliance"}
+    assert access.work.access == "owner" and access.work.group is None
+    assert all(z.clause.strip() for z in (*access.zones, access.work)) and all(g.clause for g in access.groups)
+    assert access.of("audit").group.unix_group == "cdr-compliance"
+    with pytest.raises(KeyError):
+        access.of("landing")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["access"]["zones"].pop("consent"), "access.zones: no access declared for zone(s): consent"),
+    (lambda d: d["access"]["zones"].update(landing={"access": "owner", "clause": "x"}),
+     "access.zones: unknown zone(s): landing"),
+    (lambda d: d["access"]["zones"]["billing"].update(access="everyone"), "access.zones.billing.access: 'everyone'"),
+    (lambda d: d["access"]["zones"]["analytics"].pop("group"), "access.zones.analytics.group: a group zone names"),
+    (lambda d: d["access"]["zones"]["billing"].update(group="analysts"), "access.zones.billing.group: an owner zone"),
+    (lambda d: d["access"]["zones"]["audit"].update(group="auditors"),
+     "access.zones.audit.group: 'auditors' is not a role"),
+    (lambda d: d["access"]["zones"]["audit"].pop("clause"), "access.zones.audit.clause: missing"),
+    (lambda d: d["access"]["zones"]["audit"].update(mode="0644"), "access.zones.audit: unknown key(s): mode"),
+    (lambda d: d["access"]["groups"]["analysts"].update(unix_group="CDR Analytics"), "access.groups.analysts.unix_group"),
+    (lambda d: d["access"]["groups"]["analysts"].pop("clause"), "access.groups.analysts.clause: missing"),
+    (lambda d: d["access"]["work"].update(access="group", group="analysts"), "access.work.access: "),
+    (lambda d: d["access"].pop("clause"), "access.clause: missing"),
+    (lambda d: d.pop("access"), "access: missing"),
+])
+def test_access_is_checked(load_variant, edit, message):
+    assert message in str(load_variant(edit))
+
+
+def test_another_group_name_loads(tmp_path):
+    p = load_edited(tmp_path, lambda d: d["access"]["groups"]["analysts"].update(unix_group="bi_readers"))
+    assert p.access.of("aggregates").group.unix_group == "bi_readers"

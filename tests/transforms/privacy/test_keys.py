@@ -23,8 +23,10 @@ def test_env_key_hex_and_file(tmp_path):
     assert ring == KeyRing(KEY_A)
     key_file = tmp_path / "hmac.key"
     key_file.write_text(SECRET_B.hex() + "\n")
+    key_file.chmod(0o600)                       # readable by its owner only, or it is refused
     retired = tmp_path / "retired.keys"
     retired.write_text(f"# rotated 2026-07-01\nk2026-01:{SECRET_A.hex()}\n\n")
+    retired.chmod(0o600)
     ring = load_keyring({"CDR_AUDIT_HMAC_KEY_FILE": str(key_file), "CDR_AUDIT_HMAC_KEY_ID": "k2026-07",
                          "CDR_AUDIT_HMAC_RETIRED_KEYS_FILE": str(retired)})
     assert ring.current == KEY_B and ring.retired == (KEY_A,)
@@ -62,6 +64,7 @@ def test_key_of_32_bytes_is_the_shortest_accepted():
 def test_retired_file_errors_name_the_line_not_the_secret(tmp_path):
     retired = tmp_path / "retired.keys"
     retired.write_text(f"k-old:{SECRET_A.hex()}\nk-short:{SECRET_B.hex()[:20]}\n")
+    retired.chmod(0o600)
     env = {"CDR_AUDIT_HMAC_KEY": SECRET_B.hex(), "CDR_AUDIT_HMAC_KEY_ID": "k-new",
            "CDR_AUDIT_HMAC_RETIRED_KEYS_FILE": str(retired)}
     with pytest.raises(KeyConfigError, match="line 2") as err:

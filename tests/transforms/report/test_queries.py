@@ -84,3 +84,25 @@ def test_roaming_words_and_the_headline_is_the_last_runs_window():
     assert head.words == "window 2026-07…2026-10: 0 flagged, 0 not flagged, 0 insufficient history"
     assert roaming_headline(roaming_windows([("2026-09", "r1", 3, 1, 2, 0)], "r9", 4)).as_of_month == "2026-09"
     assert roaming_headline([]) is None
+
+
+def test_permissions_in_words():
+    from datetime import datetime, timezone
+
+    from transforms.report.queries import ZoneAccessRow, permissions_words
+
+    at = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
+
+    def zone(name, access, open_=0, on_host=None, role="", group=""):
+        return ZoneAccessRow(name, access, role, group, on_host, "0700", "0600", 10, open_, bool(open_), at, "r1")
+
+    assert permissions_words([]) == "no permissions check recorded yet"
+    fine = [zone("lake_root", "traverse"), zone("billing", "owner"),
+            zone("audit", "group", on_host=False, role="compliance", group="cdr-compliance")]
+    assert permissions_words(fine).startswith("every zone as the policy's access declares, 30 entries (checked"
+                                              " 2026-11-23 02:30 UTC by r1)")
+    assert fine[0].readers == "anyone may pass through, nobody may list"
+    assert fine[1].readers == "the pipeline's account only"
+    assert fine[2].readers == "compliance: Unix group cdr-compliance (not on this host: the pipeline account's group)"
+    opened = [zone("billing", "owner", open_=4)]
+    assert permissions_words(opened).startswith("billing 4 of 10 entries open — the run went on as told")
