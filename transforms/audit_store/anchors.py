@@ -130,6 +130,25 @@ def _anchor_files(lake: Lake) -> list[Path]:
     return sorted(p for p in folder.glob("anchor-*.json") if p.is_file()) if folder.is_dir() else []
 
 
+def anchor_names(lake: Lake) -> tuple[str, ...]:
+    """The anchor files' names, oldest first."""
+    return tuple(p.name for p in _anchor_files(lake))
+
+
+# A reader's copy of the store is held to the anchors that were there when it was copied (`store.reading`,
+# which lists them under the same lock): an anchor a writer adds afterwards names entries the copy cannot
+# hold, and is no sign of a deleted tail (docs/design.md §6). {id(connection): anchor file names}.
+_COPIED_WITH: dict[int, tuple[str, ...]] = {}
+
+
+def remember_copy(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    _COPIED_WITH[id(con)] = names
+
+
+def forget_copy(con: duckdb.DuckDBPyConnection) -> None:
+    _COPIED_WITH.pop(id(con), None)
+
+
 def _read(path: Path) -> Anchor | str:
     """One anchor file; its name when it does not parse as one."""
     try:
@@ -141,9 +160,11 @@ def _read(path: Path) -> Anchor | str:
         return path.name
 
 
-def read_anchors(lake: Lake) -> list[Anchor | str]:
-    """Every anchor, oldest first; a file that does not parse is its name."""
-    return [_read(p) for p in _anchor_files(lake)]
+def read_anchors(lake: Lake, names: tuple[str, ...] | None = None) -> list[Anchor | str]:
+    """Every anchor (or those `names`), oldest first; a file that does not parse, or is gone, is its name."""
+    if names is None:
+        return [_read(p) for p in _anchor_files(lake)]
+    return [_read(anchors_dir(lake) / n) for n in names]
 
 
 def latest_anchor(lake: Lake) -> Anchor | None:
@@ -199,13 +220,15 @@ def anchor_head(lake: Lake, con: duckdb.DuckDBPyConnection, *, now: datetime | N
 def check_anchors(con: duckdb.DuckDBPyConnection, lake: Lake, *,
                   environ: Mapping[str, str] | None = None) -> AnchorCheck:
     """Hold the log to every anchor: each anchored seq must be in the log with the anchored hash, and an
-    anchor's HMAC must verify when a key is set. Problems name the anchor file and seq, never a hash."""
+    anchor's HMAC must verify when a key is set. Problems name the anchor file and seq, never a hash.
+
+    A reader's copy (`store.reading`) is held to the anchors there were when it was copied."""
     problems: list[str] = []
     try:
         key = anchor_key(environ)
     except AnchorKeyError as e:
         key, problems = None, [f"{e}: no anchor's HMAC could be checked"]
-    anchors = read_anchors(lake)
+    anchors = read_anchors(lake, _COPIED_WITH.get(id(con)))
     found = [a for a in anchors if isinstance(a, Anchor)]
     stored = dict(con.execute("SELECT seq, hash FROM audit_log WHERE seq IN (SELECT unnest(?))",
                               [sorted({a.seq for a in found})]).fetchall()) if found else {}

@@ -115,7 +115,8 @@ class StoreCheck:
 
 
 def verify_store(lake: Lake) -> StoreCheck:
-    """Recompute the chain of a lake's audit store, opened read-only, and hold it to every anchor: a log
-    whose tail was deleted still chains, but no longer holds the entry an anchor names (docs/design.md §6)."""
+    """Recompute the chain of a lake's audit store, read from a copy (`store.reading`), and hold it to every
+    anchor: a log whose tail was deleted still chains, but no longer holds the entry an anchor names
+    (docs/design.md §6)."""
     with reading(lake) as con:
         return StoreCheck(verify_chain(con), check_anchors(con, lake))

@@ -1,24 +1,74 @@
-"""Opening `LAKE/audit/audit.duckdb`, the single-writer lock, and inserting typed rows by column name.
+"""Opening `LAKE/audit/audit.duckdb`: one writer at a time, readers on a private copy; inserting typed rows by
+column name.
 
 DuckDB takes one writing process at a time. The steps that run per file (possibly in parallel Airflow
 tasks) never open the store: they leave fragments, and one closing step merges them (docs/design.md §6).
 Everything that writes (the nightly close, the retention sweep, holds, failure callbacks) takes
 `writing(lake)`: the second writer waits for the lock instead of failing on DuckDB's.
+
+Readers never open the live file: DuckDB's own lock would keep the writer out for as long as a reader
+looks. `reading(lake)` copies the store under a shared hold of the writer's lock (a writer waits only for
+the copy) and opens the copy read-only, reaching no file but the roaming zone's window files; `snapshot`
+writes such a copy for compliance to open in their own DuckDB (docs/design.md §6).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 
-from transforms.audit_store.anchors import anchor_head
+from transforms.audit_store.anchors import anchor_head, anchor_names, forget_copy, remember_copy
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
-from transforms.lake.commit import exclusive
+from transforms.lake.commit import LockWaitExpired, exclusive, shared
+from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
 from transforms.lake.permissions import settle_path
+from transforms.roaming.schema import STATUS_DIR
+
+WAIT_ENV = "CDR_AUDIT_STORE_WAIT_S"
+DEFAULT_WAIT_S = 300.0
+WRITER_LOCK = ".writer.lock"
+# DuckDB's refusal when another process holds the file: it names that process's program and pid.
+_HELD_BY = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class StoreError(RuntimeError):
+    """The audit store could not be opened as asked; the message names paths, pids and seconds, never data."""
+
+
+class StoreBusy(StoreError):
+    """The audit store stayed held by another process for longer than the wait (`CDR_AUDIT_STORE_WAIT_S`)."""
+
+
+def store_wait_s(environ: Mapping[str, str] | None = None) -> float:
+    """How long a writer waits for an outside reader of the live file, and a reader for a writer: seconds."""
+    text = ((os.environ if environ is None else environ).get(WAIT_ENV) or "").strip()
+    if not text:
+        return DEFAULT_WAIT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise StoreError(f"{WAIT_ENV} must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _say(message: str) -> None:
+    print(f"cdr-audit: {message}", file=sys.stderr, flush=True)
 
 
 def _add_column(row_type: type, name: str) -> str:
@@ -38,8 +88,17 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open audit.duckdb (creating the schema when writable)."""
+def connect(lake: Lake, read_only: bool = False, *, wait_s: float | None = None,
+            say: Callable[[str], None] | None = _say) -> duckdb.DuckDBPyConnection:
+    """Open audit.duckdb for writing, creating the schema (the caller holds `writer_lock`; `writing` does both).
+
+    When another process holds the file open (someone's `duckdb -readonly` shell on the live store), DuckDB
+    refuses its lock: the open is retried for up to `wait_s` seconds (default `CDR_AUDIT_STORE_WAIT_S`,
+    300 s), said once on stderr after the first second, then StoreBusy names that process.
+
+    `read_only=True` opens the live file read-only and holds DuckDB's lock while open, keeping every writer
+    out: for tests and tools only; the commands read through `reading`.
+    """
     path = lake.audit_db
     if read_only:
         if not path.exists():
@@ -49,7 +108,7 @@ def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone = 'UTC'")
         return con
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = _open_for_writing(path, store_wait_s() if wait_s is None else wait_s, say)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(SCHEMA)
     for statement in _MIGRATIONS:
@@ -57,19 +116,190 @@ def connect(lake: Lake, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
-@contextmanager
-def reading(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The audit store opened read-only; closed on exit."""
-    con = connect(lake, read_only=True)
+def _open_for_writing(path: Path, wait_s: float, say: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
+    start = time.monotonic()
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            held = _HELD_BY.search(str(exc))
+            if held is None:
+                raise
+            holder = f"pid {held['pid']}, {Path(held['program']).name}"
+            waited = time.monotonic() - start
+            if waited >= wait_s:
+                raise StoreBusy(
+                    f"the audit store {path} is held open by another process ({holder}) and stayed so for"
+                    f" {wait_s:g} s ({WAIT_ENV}); it was not written. Close that session: readers open a copy"
+                    " (`cdr-audit snapshot --lake LAKE --out FILE`), never the live file") from None
+            if say is not None and waited >= 1.0:
+                say(f"the audit store {path} is held open by another process ({holder}); waiting up to"
+                    f" {wait_s:g} s ({WAIT_ENV}) for it to close")
+                say = None
+            time.sleep(min(0.25, max(wait_s - waited, 0.01)))
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What `copy_store` copied, and for how long it held the writer out."""
+
+    anchors: tuple[str, ...]    # the anchor files there were, listed under the same lock
+    bytes: int                  # audit.duckdb and a WAL a killed writer left
+    seconds: float              # time inside the shared lock: the longest a writer waited for this copy
+
+
+def copy_store(lake: Lake, dest: Path, *, wait_s: float | None = None,
+               say: Callable[[str], None] | None = _say) -> Copied:
+    """Copy audit.duckdb (with the WAL a killed writer may have left, as `dest`.wal) to `dest`, consistent:
+    under a shared hold of the writer's lock, so no writer is inside meanwhile, and a writer that comes waits
+    only for the copy. A reader waits for a writer's session up to `wait_s` seconds (default
+    `CDR_AUDIT_STORE_WAIT_S`), said once on stderr after the first second, then StoreBusy.
+
+    The lock file is opened read-only and nothing is written into the lake: a reader may only read the audit
+    zone (docs/design.md §6).
+    """
+    wait_s = store_wait_s() if wait_s is None else wait_s
+    if lake.audit_db in _writing_here():
+        raise StoreError("this thread holds the audit store for writing: read through the writer's connection")
+    lock = lake.zone("audit") / WRITER_LOCK
+    if not lock.exists():
+        copied = _copy_files(lake, dest)
+        if not lock.exists():   # a writer creates the lock file before it opens the store: none came meanwhile
+            return copied
     try:
-        yield con
+        with shared(lock, wait_s, on_wait=None if say is None else lambda: say(
+                f"the audit store {lake.audit_db} is being written (a night's plan or close, a retention sweep,"
+                f" a hold); waiting up to {wait_s:g} s ({WAIT_ENV})")):
+            return _copy_files(lake, dest)
+    except LockWaitExpired:
+        raise StoreBusy(f"the audit store {lake.audit_db} was being written for longer than {wait_s:g} s"
+                        f" ({WAIT_ENV}); nothing was read, try again once the writer is done") from None
+
+
+def _copy_files(lake: Lake, dest: Path) -> Copied:
+    start = time.monotonic()
+    src, wal, dest_wal = lake.audit_db, _wal(lake.audit_db), _wal(dest)
+    shutil.copyfile(src, dest)
+    size = dest.stat().st_size
+    if wal.exists():    # a writer killed mid-session: its committed work is still in the WAL
+        shutil.copyfile(wal, dest_wal)
+        size += dest_wal.stat().st_size
+    else:
+        dest_wal.unlink(missing_ok=True)
+    names = anchor_names(lake)
+    return Copied(anchors=names, bytes=size, seconds=time.monotonic() - start)
+
+
+def _wal(db: Path) -> Path:
+    return db.with_name(db.name + ".wal")
+
+
+@contextmanager
+def reading(lake: Lake, *, wait_s: float | None = None,
+            say: Callable[[str], None] | None = _say) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The audit store as of now, for reading: a private copy (`copy_store`, in a temporary folder only this
+    user can enter, removed on exit) opened read-only. The live file is never opened, so a reader, however
+    long it looks, keeps no writer out. Checks of the anchors on this connection hold the copy to the anchors
+    listed with it.
+
+    The connection refuses every change (DuckDB's read-only mode) and reaches no file but the roaming zone's
+    window files, which `roaming_status` reads: no ATTACH of the live store, no COPY out, its settings
+    locked.
+    """
+    path = lake.audit_db
+    if not path.exists():
+        raise FileNotFoundError(f"no audit store at {path}; run `cdr-audit run` first")
+    folder = Path(tempfile.mkdtemp(prefix="cdr-audit-read-"))   # mode 0700
+    try:
+        copy = folder / path.name
+        copied = copy_store(lake, copy, wait_s=wait_s, say=say)
+        con = _open_copy(copy, lake)
+        remember_copy(con, copied.anchors)
+        try:
+            yield con
+        finally:
+            forget_copy(con)
+            con.close()
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _open_copy(copy: Path, lake: Lake) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(copy), read_only=True,
+                         config={"threads": DUCKDB_THREADS, "memory_limit": DUCKDB_MEMORY})
+    try:
+        # Readers see what writers see: times in UTC, `current_date` the UTC day (the views use it).
+        con.execute("SET TimeZone = 'UTC'")
+        # A read-only connection may still ATTACH another file read-write: this one reaches no file but the
+        # roaming zone's window files (the view `roaming_status`), and its settings cannot be changed back.
+        con.execute("SET allowed_directories = $dirs", {"dirs": [str(lake.zone("roaming") / STATUS_DIR) + os.sep]})
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
         con.close()
+        raise
+    return con
 
 
-def writer_lock(lake: Lake):
-    """The store's single-writer lock, held without opening the store (a second writer waits for it)."""
-    return exclusive(lake.zone("audit") / ".writer.lock")
+@dataclass(frozen=True)
+class Snapshot:
+    """What `snapshot` wrote."""
+
+    path: Path
+    bytes: int
+    seconds: float          # how long the writer was kept out (the copy)
+    entries: int            # audit-log entries in the copy
+    head_seq: int | None
+
+
+def snapshot(lake: Lake, out: Path, *, wait_s: float | None = None,
+             say: Callable[[str], None] | None = _say) -> Snapshot:
+    """Write a copy of the audit store to `out` (outside the lake), for compliance to open in their own DuckDB
+    instead of the live file. A WAL a killed writer left is folded into the copy, so `out` is one file."""
+    out = Path(out).resolve()
+    if out.is_relative_to(lake.root):
+        raise StoreError(f"write the snapshot outside the lake ({lake.root}): it is a private copy")
+    if not lake.audit_db.exists():
+        raise FileNotFoundError(f"no audit store at {lake.audit_db}; run `cdr-audit run` first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))   # beside `out`: one rename
+    try:
+        copy = folder / out.name
+        copied = copy_store(lake, copy, wait_s=wait_s, say=say)
+        if _wal(copy).exists():
+            duckdb.connect(str(copy)).close()   # the private copy checkpoints the WAL into its file
+        con = duckdb.connect(str(copy), read_only=True)
+        try:
+            entries, head = con.execute("SELECT count(*), max(seq) FROM audit_log").fetchone()
+        finally:
+            con.close()
+        os.replace(copy, out)   # commit point: the snapshot appears whole
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return Snapshot(path=out, bytes=out.stat().st_size, seconds=copied.seconds, entries=entries, head_seq=head)
+
+
+_here = threading.local()
+
+
+def _writing_here() -> set[Path]:
+    """The stores this thread holds the writer's lock of (a reader here would wait for itself)."""
+    if not hasattr(_here, "stores"):
+        _here.stores = set()
+    return _here.stores
+
+
+@contextmanager
+def writer_lock(lake: Lake) -> Iterator[None]:
+    """The store's single-writer lock, held without opening the store (a second writer waits for it, and so
+    does a reader's copy)."""
+    with exclusive(lake.zone("audit") / WRITER_LOCK):
+        held = _writing_here()
+        held.add(lake.audit_db)
+        try:
+            yield
+        finally:
+            held.discard(lake.audit_db)
 
 
 @contextmanager

@@ -2,12 +2,13 @@
 
 Exit codes: 0 the command completed (a run with quarantined rows or rejected
 files has completed); 1 it could not (bad policy, unreadable landing or lake,
-audit store locked or broken chain); 2 bad usage; 3 the run completed but at
-least one file failed with an internal error (see `source_files`); 4 and 5
-`formats check`: the file fits with rejects / no format fits; 6 `run`: another
-live run holds the night (nothing was done); 7 `run`: a zone of the lake is
-readable beyond the policy's access (nothing was done; `cdr-audit permissions
---apply` fixes it, `--allow-open-zones` runs anyway and the audit log says so).
+audit store busy for longer than CDR_AUDIT_STORE_WAIT_S, or broken chain); 2
+bad usage; 3 the run completed but at least one file failed with an internal
+error (see `source_files`); 4 and 5 `formats check`: the file fits with rejects
+/ no format fits; 6 `run`: another live run holds the night (nothing was done);
+7 `run`: a zone of the lake is readable beyond the policy's access (nothing was
+done; `cdr-audit permissions --apply` fixes it, `--allow-open-zones` runs anyway
+and the audit log says so).
 """
 
 from __future__ import annotations
@@ -138,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=None,
                      help="write the HTML to this file instead of LAKE/reports/ (index.html untouched)")
 
+    snap = sub.add_parser(
+        "snapshot", help="write a private copy of the audit store, to open in your own DuckDB",
+        description="Copy LAKE/audit/audit.duckdb to FILE (outside the lake), consistent as of now: the writer "
+                    "waits only for the copy. Open the copy as you like (duckdb -readonly FILE); never open the "
+                    "live store, which would keep the nightly run from writing it. Views over the roaming zone "
+                    "read its window files where the lake is, and answer only where you may read them.")
+    snap.add_argument("--lake", required=True, type=Path)
+    snap.add_argument("--out", required=True, type=Path, help="the copy's file (replaced when it exists)")
+
     fmts = sub.add_parser(
         "formats", help="the source formats: list them, show one, or check a file against them",
         description="Source formats are data (YAML): the built-ins in formats/ and your own folder "
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import duckdb
 
+    from transforms.audit_store import StoreError
     from transforms.formats import FormatError
     from transforms.lake.permissions import ZonesOpen
     from transforms.policy import PolicyError
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     except (HoldError, RetentionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
+    except StoreError as exc:
+        print(f"cdr-audit: {exc}", file=sys.stderr)
     except NightBusy as exc:
         print(f"cdr-audit: {exc}; nothing was done", file=sys.stderr)
         return EXIT_NIGHT_BUSY
@@ -244,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
     except duckdb.IOException as exc:
-        # Typically: another process holds the audit store for writing.
+        # E.g. a lake file DuckDB cannot read; the audit store's lock is waited for (StoreBusy above).
         print(f"cdr-audit: cannot open the audit store ({str(exc).splitlines()[0]})", file=sys.stderr)
     except KeyboardInterrupt:
         print("cdr-audit: interrupted; re-run the same command to finish the night", file=sys.stderr)

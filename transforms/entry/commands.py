@@ -278,6 +278,19 @@ def cmd_report(args) -> int:
     return EXIT_OK if report.chain_ok else EXIT_FAILED
 
 
+def cmd_snapshot(args) -> int:
+    from transforms.audit_store import snapshot
+    from transforms.lake import Lake
+
+    lake = Lake.at(args.lake)
+    snap = snapshot(lake, args.out)
+    head = "-" if snap.head_seq is None else snap.head_seq
+    print(f"snapshot of {lake.audit_db}: {snap.path} ({snap.bytes:,} bytes, copied in {snap.seconds:.3f} s);"
+          f" audit log: {snap.entries} entries, head seq {head}")
+    print(f"open the copy, not the live store: duckdb -readonly {snap.path}")
+    return EXIT_OK
+
+
 def cmd_lookup(args) -> int:
     from transforms.lake import Lake
     from transforms.policy import load_policy
@@ -392,5 +405,5 @@ def _as_date(text: str | None) -> date | None:
 
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
-            "summary": cmd_summary, "report": cmd_report, "lookup": cmd_lookup, "policy": cmd_policy,
-            "formats": cmd_formats, "permissions": cmd_permissions}
+            "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
+            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions}

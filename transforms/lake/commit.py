@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -136,7 +137,8 @@ def clear_strays(root: Path) -> int:
 
 @contextmanager
 def exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_file` (processes on one machine take turns; a second one waits).
+    """Hold an exclusive lock on `lock_file` (processes on one machine take turns; a second one waits, and so
+    does a `shared` holder of the same file).
 
     The lock file has its folder's mode: in a group zone its group may open it to take a shared lock
     (a reader of the audit store waits for the writer on `audit/.writer.lock`)."""
@@ -151,3 +153,37 @@ def exclusive(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LockWaitExpired(TimeoutError):
+    """A `shared` lock was not free within its wait."""
+
+
+@contextmanager
+def shared(lock_file: Path, wait_s: float, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold a shared lock on `lock_file`: beside other shared holders, never beside an `exclusive` one (that one
+    waits until every shared holder has let go, and a shared one waits for it).
+
+    The file is opened read-only and never created: a reader may only read its folder. It waits up to
+    `wait_s` seconds for an exclusive holder, calling `on_wait` once after the first second, then raises
+    LockWaitExpired; FileNotFoundError when the file does not exist.
+    """
+    fd = os.open(lock_file, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + wait_s
+        first_second = time.monotonic() + 1.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise LockWaitExpired(f"{lock_file} stayed locked for {wait_s:g} s") from None
+                if on_wait is not None and now >= first_second:
+                    on_wait()
+                    on_wait = None
+                time.sleep(min(0.05, max(deadline - now, 0.0)))
+        yield
+    finally:
+        os.close(fd)   # releases the lock

@@ -1,10 +1,11 @@
 """`cdr-audit report`: the compliance report — last night at a glance, for a data-protection officer.
 
-Reads only the audit store's compliance views (`transforms/audit_store/views/`, docs/audit_schema.md), opened
-read-only; prints a short summary and writes one self-contained HTML file (inline CSS and SVG, no script,
-nothing fetched) to `LAKE/reports/compliance-<night>.html`, with `LAKE/reports/index.html` pointing at the
-newest. The report holds counts and the names of files, columns, rules and clauses — never a data value
-and never a subscriber token (roaming is shown as counts per state).
+Reads only the audit store's compliance views (`transforms/audit_store/views/`, docs/audit_schema.md), on a
+private read-only copy of the store (`audit_store.reading`, docs/design.md §6); prints a short summary and
+writes one self-contained HTML file (inline CSS and SVG, no script, nothing fetched) to
+`LAKE/reports/compliance-<night>.html`, with `LAKE/reports/index.html` pointing at the newest. The report
+holds counts and the names of files, columns, rules and clauses — never a data value and never a subscriber
+token (roaming is shown as counts per state).
 
 queries.py gathers the figures, text.py prints the summary, page.py and charts.py shape them for the Jinja2
 templates in templates/ (autoescaped).
@@ -50,7 +51,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_report(lake: Lake, policy: Policy, out: Path | None = None) -> Report:
-    """Read the audit store (read-only), write the HTML report and return the printed summary.
+    """Read the audit store (a read-only copy), write the HTML report and return the printed summary.
 
     The policy gives the reporting horizons of the retention figures (`reporting.retention_due_within_days`).
     """
