@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import stat
 import subprocess
 import sys
@@ -20,12 +19,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import BIN, NIGHT, REPO
 from tests.dags.test_airflow_ui import free_port
+from tests.servers import stop_group
 from tests.test_compose import makefile_users
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -126,12 +125,7 @@ def server(tmp_path_factory):
         yield {"base": base, "tokens": tokens, "run_id": run_id, "passwords_file": passwords_file,
                "written": written}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
 
 

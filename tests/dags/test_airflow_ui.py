@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import BIN, NIGHT, REPO, audit_rows
+from tests.servers import stop_group
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.browser]
 
@@ -99,12 +99,7 @@ def standalone(tmp_path, pw):
         wait_until(up, 180, "the API server")
         yield {"base": base, "password": password, "lake": lake, "home": home, "log": tmp_path / "standalone.log"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)   # the standalone's own process group: scheduler, api-server, ...
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
 
 

@@ -35,6 +35,7 @@ import pytest
 
 from tests.conftest import BIN, NIGHT, REPO
 from tests.leakscan import scan
+from tests.servers import stop_group
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -202,12 +203,7 @@ def site(tmp_path_factory):
             time.sleep(1)
         yield Site(root, home, dags, api_log, env)
     finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        try:
-            api.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(api.pid, signal.SIGKILL)
-            api.wait()
+        stop_group(api)
 
 
 def _timed(site: Site, *args, **kwargs) -> tuple[subprocess.CompletedProcess, float]:

@@ -22,7 +22,7 @@ import pytest
 from tests.transforms.audit_store.conftest import events, source_file
 from tests.transforms.lake.conftest import python, wait_for
 from transforms.audit_store import (StoreBusy, StoreError, append_log, connect, insert, reading, snapshot,
-                                    verify_store, writer_lock, writing)
+                                    verify_store, writing)
 from transforms.audit_store.anchors import check_anchors, forget_copy, read_anchors
 from transforms.audit_store.store import WAIT_ENV, WRITER_LOCK, store_wait_s
 from transforms.audit_store.views import define_views
