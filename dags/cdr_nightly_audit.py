@@ -152,12 +152,19 @@ def cdr_nightly_audit():
         """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet.
 
         Runs even when a file task failed and records that file as failed; when it succeeds the retention
-        sweep starts. **If it fails:** the fragments stay under `audit/_pending/<run>/`; check free space
+        sweep starts. Skipped when plan_night failed (nothing was opened; the night's lease is given up).
+        **If it fails:** the fragments stay under `audit/_pending/<run>/`; check free space
         and that no other process holds `audit.duckdb`, then clear this task — the merge is idempotent.
         """
-        from transforms.entry import tasks
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return tasks.close(dict(params), ds, run_id)
+        from transforms.entry import tasks
+        from transforms.nightly.close import NoPlan
+
+        try:
+            return tasks.close(dict(params), ds, run_id)
+        except NoPlan as exc:   # the plan failed and says why; the run has failed already
+            raise AirflowSkipException(str(exc)) from exc
 
     files = audit_file.expand(planned=plan_night())
     files >> [aggregate_night(), roaming_night()] >> close_night()

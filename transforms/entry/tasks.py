@@ -148,7 +148,7 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
 
     night, _, lake, policy = resolve(params, logical_date)
     with night_lease(lake, night, run_id):
-        return asdict(close_night(lake, policy, run_id=run_id))      # the close gives the lease up
+        return asdict(close_night(lake, policy, run_id=run_id, night=night))   # the close gives the lease up
 
 
 @_owner_only

@@ -218,9 +218,14 @@ def scopes(lake: Lake, access: AccessRule) -> tuple[Scope, ...]:
 
 def prepare_lake(lake: Lake, access: AccessRule) -> None:
     """Make what is missing of the lake with the policy's modes: the root, every zone, the work folders. What
-    exists is left as it is (`check_lake` judges it, `apply_lake` fixes it): a run never loosens a folder."""
+    exists is left as it is (`check_lake` judges it, `apply_lake` fixes it): a run never loosens a folder.
+
+    An empty folder given as the lake (`mkdir lake` makes it 0755) is a new lake, not an open one: it holds
+    nothing yet, so it takes the root's mode like a root the run makes itself."""
     if not lake.root.is_dir():
         lake.root.mkdir(parents=True, mode=0o700)
+        os.chmod(lake.root, ROOT_MODE)
+    elif not any(os.scandir(lake.root)):
         os.chmod(lake.root, ROOT_MODE)
     for scope in scopes(lake, access)[1:]:
         gid = group_id(scope.unix_group) if scope.unix_group else None

@@ -19,7 +19,7 @@ from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
 from transforms.nightly.facts import AGGREGATES, ROAMING, FileFacts, read_file_facts, read_night_rows
-from transforms.nightly.plan import NightPlan, PlannedFile, load_plan
+from transforms.nightly.plan import NightPlan, PlannedFile, load_plan, plan_path
 from transforms.policy import Policy
 from transforms.runs import night_subject
 from transforms.runs.claims import release_claims
@@ -57,8 +57,20 @@ class NightSummary:
     chain_ok: bool
 
 
-def close_night(lake: Lake, policy: Policy, *, run_id: str) -> NightSummary:
-    """Merge the night's fragments into audit.duckdb (one writer), export, summarize."""
+class NoPlan(RuntimeError):
+    """The run's plan never finished (it was refused or failed): there is nothing to close."""
+
+
+def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = None) -> NightSummary:
+    """Merge the night's fragments into audit.duckdb (one writer), export, summarize.
+
+    A run whose plan failed (a busy night, zones open: docs/design.md §2, §10) left no plan: the close gives
+    the night's lease up, so the next run need not wait for it to go stale, and raises `NoPlan`."""
+    if not plan_path(lake, run_id).exists():
+        if night is not None:
+            release(lake, night_subject(night), run_id)
+        raise NoPlan(f"run {run_id} has no plan (its plan_night failed): nothing to close; the night's lease"
+                     " is given up")
     plan = load_plan(lake, run_id)
     if plan.policy_sha256 != policy.sha256:
         raise RuntimeError("the policy file changed during the run; re-run the night")

@@ -61,6 +61,16 @@ def test_prepare_never_loosens_what_is_there(tmp_path, policy):
     assert mode(lake.zone("analytics")) == 0o700
 
 
+def test_an_empty_folder_given_as_the_lake_is_a_new_lake_not_an_open_one(tmp_path, policy, umask_022):
+    lake = Lake.at(tmp_path / "made_by_hand")
+    lake.root.mkdir()                                    # `mkdir lake`: 0755, nothing in it yet
+    prepare_lake(lake, policy.access)
+    assert mode(lake.root) == ROOT_MODE and check_lake(lake, policy.access).ok
+    lake.root.chmod(0o755)                               # a lake with zones in it is judged, never changed
+    prepare_lake(lake, policy.access)
+    assert mode(lake.root) == 0o755 and not check_lake(lake, policy.access).ok
+
+
 def test_new_entries_take_their_folders_access(lake, tmp_path, umask_022):
     made = lake.zone("analytics") / "event_date=2026-11-22" / "deeper"
     make_dirs(made)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from tests.transforms.nightly.conftest import CSV, ROW
 from transforms.lake import Lake
@@ -69,3 +70,17 @@ def test_the_summary_counts_rows_by_where_they_went_and_by_lateness(landing, tmp
     assert (s.rows_quarantined, s.rows_refused, s.rows_failed) == (1, 4, 0)
     assert (s.lateness_window_days, s.rows_before_lateness_window, s.rows_after_night) == (
         policy.lateness.window_days, 1, 1)
+
+
+def test_a_run_whose_plan_failed_has_nothing_to_close_and_gives_the_night_up(tmp_path, policy):
+    from transforms.nightly.close import NoPlan
+    from transforms.runs.lease import RUN, acquire, live_holders, night_subject
+
+    lake = Lake.at(tmp_path / "lake")
+    # The plan task took the night's lease, then was refused (zones open) before it wrote its plan.
+    acquire(lake, night_subject("2026-11-22"), "r1", bound=RUN)
+    assert [h.run_id for h in live_holders(lake)] == ["r1"]
+    with pytest.raises(NoPlan, match="r1 has no plan .*nothing to close"):
+        close_night(lake, policy, run_id="r1", night="2026-11-22")
+    assert live_holders(lake) == []                      # the next run of the night need not wait 45 minutes
+    assert not lake.audit_db.exists()                    # and nothing was written
