@@ -114,7 +114,7 @@ def test_plan_night_fails_without_retrying_on_a_lake_open_beyond_the_policy(dagb
     from airflow.sdk.exceptions import AirflowFailException
 
     lake = tmp_path / "lake"
-    lake.mkdir()
+    (lake / "billing").mkdir(parents=True)      # a lake an earlier version wrote (an empty folder is a new lake)
     lake.chmod(0o755)
     plan = dagbag.dags["cdr_nightly_audit"].get_task("plan_night").python_callable
     with pytest.raises(AirflowFailException) as failed:

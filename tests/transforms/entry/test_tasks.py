@@ -100,7 +100,7 @@ def test_plan_refuses_a_lake_open_beyond_the_policy_and_works_owner_only(tmp_pat
     from transforms.lake.permissions import ZonesOpen
 
     lake = tmp_path / "lake"
-    lake.mkdir(mode=0o755)
+    (lake / "billing").mkdir(parents=True)              # a lake an earlier version wrote (an empty folder is new)
     lake.chmod(0o755)                                   # listable by others: open
     params = {"lake": str(lake), "landing": str(SAMPLE_NIGHT)}
     before = os.umask(0o022)
