@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import BIN, NIGHT, REPO
 from tests.leakscan import night_identifiers, scan
+from transforms.bundled import SAMPLE_NIGHT
 
 DAGS = REPO / "dags"
 
@@ -118,7 +119,7 @@ def test_plan_night_fails_without_retrying_on_a_lake_open_beyond_the_policy(dagb
     lake.chmod(0o755)
     plan = dagbag.dags["cdr_nightly_audit"].get_task("plan_night").python_callable
     with pytest.raises(AirflowFailException) as failed:
-        plan(params={"lake": str(lake), "night": NIGHT}, ds=NIGHT, run_id="manual__x")
+        plan(params={"lake": str(lake), "landing": str(SAMPLE_NIGHT), "night": NIGHT}, ds=NIGHT, run_id="manual__x")
     assert "cdr-audit permissions --apply" in str(failed.value)
 
 
