@@ -162,7 +162,7 @@ def cmd_permissions(args) -> int:
             {"policy_sha256": policy.sha256, "entries": sum(s.entries for s in applied.scopes),
              "entries_changed": applied.changed, "entries_not_changed_not_ours": applied.failed,
              "zones": {s.scope: {"changed": s.changed, "failed": s.failed} for s in applied.scopes if s.changed or s.failed},
-             "entries_open_after": sum(z.open for z in check.scopes)})], at)
+             "entries_open_after": check.open})], at)
     for s in applied.scopes:
         if s.changed or s.failed:
             print(f"  {s.scope:<12} {s.changed:>8,} of {s.entries:,} entries changed"

@@ -312,6 +312,11 @@ class LakeCheck:
     def entries(self) -> int:
         return sum(s.entries for s in self.scopes)
 
+    @property
+    def open(self) -> int:
+        """Entries looser than declared, in every scope."""
+        return sum(s.open for s in self.scopes)
+
     def table(self) -> list[str]:
         """One line per scope: access, modes, group, entries checked and open."""
         lines = [f"{'zone':<12} {'access':<9} {'modes':<22} {'checked':>8} {'open':>6}  group"]

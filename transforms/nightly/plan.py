@@ -140,11 +140,11 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
             {"night": night, "policy_sha256": policy.sha256, "policy_version": policy.version,
              "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files),
              "zone_entries_checked": permissions.entries,
-             "zone_entries_open": sum(z.open for z in permissions.scopes)})]
+             "zone_entries_open": permissions.open})]
         if not permissions.ok:
             events.append(open_zones_event(f"run:{run_id}:zones_open", trigger, run_id, permissions))
         append_log(con, events, started)
-    plan = NightPlan(run_id, night, policy.sha256, tuple(files), sum(z.open for z in permissions.scopes))
+    plan = NightPlan(run_id, night, policy.sha256, tuple(files), permissions.open)
     write_json(plan_path(lake, run_id), plan)
     return plan
 
@@ -166,7 +166,7 @@ def open_zones_event(key: str, actor: str, target: str, check: LakeCheck) -> Log
     return LogEvent(key, actor, "zones_open_allowed", target,
                     {"zones": {z.scope: {"entries_open": z.open, "entries_checked": z.entries, "access": z.access}
                                for z in check.open_scopes},
-                     "entries_open": sum(z.open for z in check.open_scopes)})
+                     "entries_open": check.open})
 
 
 def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
