@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.lake.permissions import make_dirs
+
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY = "2GB"
 
@@ -15,7 +17,7 @@ DUCKDB_MEMORY = "2GB"
 def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the project's resource limits; spills go to `temp_dir`."""
     if temp_dir is not None:
-        temp_dir.mkdir(parents=True, exist_ok=True)   # before connecting: `database` may live beside it
+        make_dirs(temp_dir)   # before connecting: `database` may live beside it
     con = duckdb.connect(database)
     con.execute(f"SET threads = {DUCKDB_THREADS}")
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from transforms.lake.permissions import make_dirs
+
 # Magic numbers of the streams read (RFC 1952 §2.3.1; bzip2's "BZh" + block size; RFC 8878 §3.1.1).
 MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "zstd": b"\x28\xb5\x2f\xfd"}
 # Decompression bomb guard: a stream may grow to MAX_EXPANSION times its delivered size, or to
@@ -132,7 +134,7 @@ def readable_copy(path: Path, key: str, compression: str | None, work_dir: Path)
     """The path the steps read the landing file `path` from, under `work_dir`, named by `key` (in a run, the
     file's sha256): its decompressed content for a compressed delivery, else a symlink to it (a name DuckDB
     cannot glob)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(work_dir)
     alias = work_dir / f"delivered-{key[:16]}"
     alias.unlink(missing_ok=True)
     if compression is None:

@@ -18,6 +18,7 @@ from transforms.formats import FormatCatalog
 from transforms.formats.expressions import Renderer
 from transforms.formats.recognize import Detection, detect
 from transforms.lake.connection import connect, execute
+from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
@@ -68,7 +69,7 @@ def ingest_file(path: Path, policy: Policy, formats: FormatCatalog, work_dir: Pa
         # 0-byte one, not refused whole with its blank lines counted as rows read (docs/design.md §9).
         return IngestResult(**base, status="empty", reason="no data rows (blank lines only)")
     is_parquet = head[:4] == b"PAR1"
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(work_dir)
     con = connect(work_dir / "tmp")
     # Row position is identity here (source_row, record_id). Under the parallel CSV scan DuckDB turns an
     # IN list of 5+ constants into a hash join that loses order.

@@ -29,6 +29,7 @@ from transforms.formats.recognize import head_text, looks_like_header, records
 from transforms.lake import Lake
 from transforms.lake.connection import connect, execute
 from transforms.lake.partitions import ZoneWrite, write_partitioned
+from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.redact import safe_error, safe_name
@@ -139,7 +140,7 @@ def load_payments(path: Path, policy: Policy, lake: Lake, work_dir: Path, *, nig
     if not is_payments_header(head):
         first = next(iter(records(head_text(head), ",", limit=1)), [])
         return _refused(base, NOT_PAYMENTS, lines, header_lines=int(looks_like_header(first)))
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(work_dir)
     staged = work_dir / "payments_staged.parquet"
     con = connect(work_dir / "tmp")
     con.execute("SET disabled_optimizers = 'in_clause'")   # row position is identity (see ingest)
