@@ -9,7 +9,7 @@ from pathlib import Path
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
-    RETENTION_ANCHORS, AccessGroup, AccessRule, AnonymousDataset, FieldRule, LatenessRule, Operator, Policy,
+    RETENTION_ANCHORS, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule, FieldRule, LatenessRule, Operator, Policy,
     Reporting, RetentionRule, RoamingRule, ZONE_NAMES, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
@@ -70,6 +70,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         reporting=_read_reporting(top.section("reporting")),
         lateness=_read_lateness(top.section("lateness")),
         access=_read_access(top.section("access")),
+        consent=_read_consent(top.section("consent")),
     )
     for section in (top, meta, op, na, analytics):
         section.no_extra_keys()
@@ -187,6 +188,32 @@ def _read_lateness(r: Section) -> LatenessRule:
     # after the night late.
     rule = LatenessRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
     r.no_extra_keys()
+    return rule
+
+
+def _read_consent(c: Section) -> ConsentRule:
+    """Purposes (lower_snake_case, each with its clause and whether it is direct marketing), channels, and
+    the profiling purpose, which must be one of the purposes."""
+    purposes_section = c.section("purposes")
+    purposes = []
+    for name in purposes_section.keys():
+        p = purposes_section.section(name)
+        if not re.fullmatch(_NAME, name):
+            raise PolicyError(f"{p.key}: purpose names are lower_snake_case")
+        purposes.append(ConsentPurpose(purpose=name, clause=p.text("clause"),
+                                       direct_marketing=p.flag("direct_marketing")))
+        p.no_extra_keys()
+    if not purposes:
+        raise PolicyError(f"{purposes_section.key}: declare at least one purpose")
+    channels = c.text_list("channels", pattern=_NAME)
+    if not channels or len(set(channels)) != len(channels):
+        raise PolicyError(f"{c.key}.channels: list each channel once (at least one)")
+    profiling = c.text("profiling_purpose", pattern=_NAME)
+    if profiling not in {p.purpose for p in purposes}:
+        raise PolicyError(f"{c.key}.profiling_purpose: {profiling!r} is not one of the purposes")
+    rule = ConsentRule(clause=c.text("clause"), latest_counts=c.text("latest_counts"), purposes=tuple(purposes),
+                       channels=tuple(channels), profiling_purpose=profiling)
+    c.no_extra_keys()
     return rule
 
 

@@ -30,9 +30,9 @@ LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "e
 RECORD_ID = "record_id"
 # Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
 DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-# Zones the lake has before anything fills them: the consent register (policy §3.4) comes with a later release,
-# but its folder and its access are declared now, so the permissions check covers it from the start.
-RESERVED_ZONES = ("consent",)
+# Zones the lake has before anything fills them: the consent register and the marketing profiles (policy §3.4)
+# are declared with their access first, so the permissions check covers them from the start.
+RESERVED_ZONES = ("consents", "marketing")
 # ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
 ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
 # Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
@@ -132,6 +132,43 @@ class LatenessRule:
 
 
 @dataclass(frozen=True)
+class ConsentPurpose:
+    """One purpose a subscriber may consent to (§3.4), and whether it is direct marketing (which an
+    objection under §6.6 withdraws)."""
+
+    purpose: str
+    clause: str
+    direct_marketing: bool
+
+
+@dataclass(frozen=True)
+class ConsentRule:
+    """Processing on consent (§3.4): the purposes, the channels consent is given through, and that the
+    latest consent received counts (docs/design.md §11)."""
+
+    clause: str
+    latest_counts: str                  # the clause that the latest consent per subscriber and purpose counts
+    purposes: tuple[ConsentPurpose, ...]
+    channels: tuple[str, ...]
+    profiling_purpose: str              # the purpose the marketing zone's usage profiles need
+
+    @property
+    def purpose_names(self) -> tuple[str, ...]:
+        return tuple(p.purpose for p in self.purposes)
+
+    @property
+    def direct_marketing_purposes(self) -> tuple[str, ...]:
+        """Purposes an objection to direct marketing withdraws (§6.6)."""
+        return tuple(p.purpose for p in self.purposes if p.direct_marketing)
+
+    def purpose(self, name: str) -> ConsentPurpose:
+        for p in self.purposes:
+            if p.purpose == name:
+                return p
+        raise KeyError(f"{name!r} is not a consent purpose of the policy")
+
+
+@dataclass(frozen=True)
 class AccessGroup:
     """A role that may read group zones, and the Unix group of the host that stands for it."""
 
@@ -169,7 +206,8 @@ class AccessRule:
 
 @dataclass(frozen=True)
 class Policy:
-    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access."""
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access,
+    consent."""
 
     id: str
     title: str
@@ -188,6 +226,7 @@ class Policy:
     reporting: Reporting
     lateness: LatenessRule
     access: AccessRule
+    consent: ConsentRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:

@@ -517,12 +517,13 @@ def test_access_from_the_file(policy):
     access = policy.access
     assert access.clause.startswith("§4 last ¶") and "annex 1.3" in access.clause
     assert {g.role: g.unix_group for g in access.groups} == {"analysts": "cdr-analytics",
+                                                             "marketers": "cdr-marketing",
                                                              "compliance": "cdr-compliance"}
     assert sorted(z.zone for z in access.zones) == sorted(ZONE_NAMES)      # in the policy's order
     by = {z.zone: z for z in access.zones}
-    assert {z for z, a in by.items() if a.access == "owner"} == {"billing", "invoices", "quarantine", "consent"}
+    assert {z for z, a in by.items() if a.access == "owner"} == {"billing", "invoices", "quarantine", "consents"}
     assert {z: a.group.role for z, a in by.items() if a.group} == {
-        "analytics": "analysts", "aggregates": "analysts", "roaming": "analysts",
+        "analytics": "analysts", "aggregates": "analysts", "roaming": "analysts", "marketing": "marketers",
         "audit": "compliance", "reports": "compliance"}
     assert access.work.access == "owner" and access.work.group is None
     assert all(z.clause.strip() for z in (*access.zones, access.work)) and all(g.clause for g in access.groups)
@@ -532,7 +533,7 @@ def test_access_from_the_file(policy):
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d["access"]["zones"].pop("consent"), "access.zones: no access declared for zone(s): consent"),
+    (lambda d: d["access"]["zones"].pop("consents"), "access.zones: no access declared for zone(s): consents"),
     (lambda d: d["access"]["zones"].update(landing={"access": "owner", "clause": "x"}),
      "access.zones: unknown zone(s): landing"),
     (lambda d: d["access"]["zones"]["billing"].update(access="everyone"), "access.zones.billing.access: 'everyone'"),
@@ -555,3 +556,36 @@ def test_access_is_checked(load_variant, edit, message):
 def test_another_group_name_loads(tmp_path):
     p = load_edited(tmp_path, lambda d: d["access"]["groups"]["analysts"].update(unix_group="bi_readers"))
     assert p.access.of("aggregates").group.unix_group == "bi_readers"
+
+
+# ---------------------------------------------------------------- consent (§3.4)
+
+def test_consent_from_the_file(policy):
+    consent = policy.consent
+    assert consent.clause.startswith("§3.4") and consent.latest_counts.startswith("§3.4 ¶3")
+    assert consent.purpose_names == ("marketing_contact", "marketing_profiling", "value_added_services",
+                                     "partner_offers")
+    # §6.6: an objection to direct marketing withdraws these; value-added services are not marketing.
+    assert consent.direct_marketing_purposes == ("marketing_contact", "marketing_profiling", "partner_offers")
+    assert consent.profiling_purpose == "marketing_profiling"
+    assert {"self_care_app", "self_care_web", "contact_centre", "point_of_sale"} <= set(consent.channels)
+    assert all(p.clause.startswith("§3.4") for p in consent.purposes)
+    with pytest.raises(KeyError):
+        consent.purpose("telepathy")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["consent"]["purposes"].clear(), "consent.purposes: declare at least one purpose"),
+    (lambda d: d["consent"]["purposes"].update({"Bad Name": {"clause": "x", "direct_marketing": True}}),
+     "lower_snake_case"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].update(direct_marketing="yes"),
+     "consent.purposes.partner_offers.direct_marketing: expected true or false"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].update(direct_marketing=1), "expected true or false"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].pop("clause"), "consent.purposes.partner_offers.clause"),
+    (lambda d: d["consent"].update(channels=["email", "email"]), "consent.channels: list each channel once"),
+    (lambda d: d["consent"].update(profiling_purpose="newsletters"), "consent.profiling_purpose: 'newsletters'"),
+    (lambda d: d["consent"].update(extra=1), "consent: unknown key(s): extra"),
+    (lambda d: d.pop("consent"), "consent: missing"),
+])
+def test_consent_is_checked(load_variant, edit, message):
+    assert message in str(load_variant(edit))
