@@ -261,6 +261,25 @@ class RoamingRun:
     path: str | None = None                 # the roaming zone file written (relative to the lake; None: none)
 
 
+@table("marketing_profiles", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class MarketingProfile:
+    """An event date's marketing profiles rebuilt in a run (policy §3.4 ¶5): counts only."""
+
+    run_id: str
+    event_date: date
+    purpose: str                            # the consent purpose the profiles need (consent.profiling_purpose)
+    billing_rows: int
+    rows_profiled: int
+    subscribers: int
+    called_named: int
+    called_counted: int
+    rows_removed: int
+    consents_standing: int
+    key_id: str
+    path: str | None = None                 # the marketing zone file written (relative to the lake; None: none)
+
+
 @table("zone_permissions")
 @dataclass(frozen=True, kw_only=True)
 class ZonePermission:
