@@ -29,10 +29,10 @@ RETENTION_ANCHORS = (
 LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
 RECORD_ID = "record_id"
 # Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
-DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-# Zones the lake has before anything fills them: the consent register and the marketing profiles (policy §3.4)
-# are declared with their access first, so the permissions check covers them from the start.
-RESERVED_ZONES = ("consents", "marketing")
+DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing")
+# Zones the lake has before anything fills them: the consent register (policy §3.4) is declared with its
+# access first, so the permissions check covers it from the start.
+RESERVED_ZONES = ("consents",)
 # ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
 ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
 # Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
