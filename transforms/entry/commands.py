@@ -63,10 +63,11 @@ def cmd_run(args) -> int:
 
 def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     """Plan, every file, the night-wide steps and the close: the DAG's tasks in sequence."""
-    from transforms.entry.console import aggregate_lines, file_line, roaming_line
+    from transforms.entry.console import aggregate_lines, file_line, marketing_line, roaming_line
     from transforms.nightly.aggregate_night import aggregate_night
     from transforms.nightly.audit_file import audit_file
     from transforms.nightly.close import close_night
+    from transforms.nightly.marketing_night import marketing_night
     from transforms.nightly.plan import override_for, plan_night
     from transforms.nightly.roaming_night import roaming_night
 
@@ -89,6 +90,7 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
         say(line)
     say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
+    say(marketing_line(marketing_night(lake, policy, keyring, run_id=run_id)))
     return close_night(lake, policy, run_id=run_id)
 
 
