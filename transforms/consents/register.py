@@ -36,6 +36,13 @@ def register_files(lake: Lake) -> list[str]:
     return sorted(str(p) for p in lake.zone(ZONE).glob(f"{PARTITION}=*/*.parquet"))
 
 
+def register_relation(lake: Lake) -> str | None:
+    """The register's rows as a DuckDB relation over its part files (None: no extract has landed yet).
+    Paths are the lake's own, written as literals."""
+    files = register_files(lake)
+    return "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "], union_by_name = true)" if files else None
+
+
 def define_standing(con, lake: Lake, as_of: date, name: str = "consent_standing") -> int:
     """Create temp table `name`: per subscriber and purpose, the consent event that stands at the end of
     `as_of` (UTC), with `granted` true or false. Returns its row count (0 and an empty table when the
@@ -44,13 +51,11 @@ def define_standing(con, lake: Lake, as_of: date, name: str = "consent_standing"
     Columns: subscriber_number, purpose, granted, recorded_at, status_since (DATE of the standing event).
     A subscriber with no event for a purpose has no row: no consent was given.
     """
-    files = register_files(lake)
-    if not files:
+    source = register_relation(lake)
+    if source is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (subscriber_number VARCHAR, purpose VARCHAR,"
                     " granted BOOLEAN, recorded_at TIMESTAMP, status_since DATE)")
         return 0
-    # Paths are the lake's own; the day is bound.
-    source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "], union_by_name = true)"
     execute(con, f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
         SELECT subscriber_number, purpose, status = 'granted' AS granted, recorded_at,

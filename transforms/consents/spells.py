@@ -12,22 +12,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from transforms.consents.register import register_files
+from transforms.consents.register import register_relation
 from transforms.lake import Lake
-from transforms.lake.connection import execute, sql_literal
+from transforms.lake.connection import execute
 
 
 def define_spells(con, lake: Lake, purpose: str, known_on: date, name: str = "consent_spells") -> int:
     """Create temp table `name` (subscriber_number, granted_at, withdrawn_at): the spells of `purpose`,
     from the events recorded before the end of `known_on` (a later event is not known yet). Returns the
     row count."""
-    files = register_files(lake)
-    if not files:
+    source = register_relation(lake)
+    if source is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (subscriber_number VARCHAR, granted_at TIMESTAMP,"
                     " withdrawn_at TIMESTAMP)")
         return 0
-    # Paths are the lake's own; the purpose and the day are bound.
-    source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "], union_by_name = true)"
     execute(con, f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
         SELECT subscriber_number, recorded_at AS granted_at, withdrawn_at

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from transforms.consents.register import PARTITION, REGISTER_COLUMNS, ZONE, define_standing
+from tests.transforms.marketing.conftest import land_consents
+from transforms.consents.register import define_standing
 from transforms.lake import Lake
 
 A, B = "+38640111222", "+38641333444"
@@ -16,20 +15,7 @@ A, B = "+38640111222", "+38641333444"
 
 def _land(lake: Lake, name: str, rows: list[tuple]) -> None:
     """One extract's rows in the register's layout: (subscriber, purpose, status, recorded_at)."""
-    table = pa.table({
-        "record_id": [f"{name}-{i}" for i in range(len(rows))],
-        "subscriber_number": [r[0] for r in rows], "purpose": [r[1] for r in rows],
-        "status": [r[2] for r in rows], "recorded_at": pa.array([r[3] for r in rows], pa.timestamp("us")),
-        "channel": ["contact_centre"] * len(rows), "source_file_sha256": [name * 8] * len(rows),
-        "source_row": list(range(2, len(rows) + 2)), "as_of": [date(2026, 11, 20)] * len(rows),
-        "run_id": ["r"] * len(rows),
-    })
-    assert tuple(table.column_names) == REGISTER_COLUMNS
-    for month in {r[3].strftime("%Y-%m") for r in rows}:
-        part = lake.zone(ZONE) / f"{PARTITION}={month}"
-        part.mkdir(parents=True, exist_ok=True)
-        keep = [i for i, r in enumerate(rows) if r[3].strftime("%Y-%m") == month]
-        pq.write_table(table.take(keep), part / f"part-{name}.parquet")
+    land_consents(lake, name, [(s, status, at, purpose) for s, purpose, status, at in rows])
 
 
 def _standing(lake: Lake, day: date) -> dict[tuple[str, str], bool]:
