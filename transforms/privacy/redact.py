@@ -22,7 +22,7 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\u024f]")
 # Free text a person types into the audit store (a hold's reason, a request's reference or an extension's reasons)
 # might carry a number or an IMSI pasted in. Refused rather than masked: the person names the case instead.
 _DIGIT_RUN = re.compile(r"\d{7,}")                       # written without separators
-_SPACED_DIGITS = re.compile(r"\d(?:[ ()./-]?\d)+")       # digits with one separator between groups: 040 123 456
+_SPACED_DIGITS = re.compile(r"\d(?:[ ()./-]{0,2}\d)+")   # digits grouped by separators: 040 123 456, (040) 123
 _SPACED_DIGITS_MIN = 9                                   # a national mobile number; a date or a case number has fewer
 IDENTIFIER_IN_TEXT = "contains a long run of digits (a number or an IMSI?); name the case instead"
 MAX_NAME = 64

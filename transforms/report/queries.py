@@ -196,7 +196,7 @@ class SubjectRequests:
         return sum(counts[i] for _, counts in self.by_right)
 
     def words(self) -> str:
-        """'3 open: 1 overdue, 1 due within 7 days; 2 fulfilled, 0 refused'."""
+        """'3 not answered yet: 1 overdue, 1 due within N day(s); 2 fulfilled, 0 refused'."""
         waiting = sum(self.count(s) for s in ("overdue", "due_soon", "open"))
         return (f"{waiting:,} not answered yet: {self.count('overdue'):,} overdue, {self.count('due_soon'):,} due"
                 f" within {self.due_soon_days} day(s); {self.count('fulfilled'):,} fulfilled,"
