@@ -216,14 +216,7 @@ def _read_access(a: Section) -> AccessRule:
     if not groups:
         raise PolicyError(f"{groups_section.key}: declare at least one role and its Unix group")
     zones_section = a.section("zones")
-    named = zones_section.keys()
-    unknown = [z for z in named if z not in ZONE_NAMES]
-    if unknown:
-        raise PolicyError(f"{zones_section.key}: unknown zone(s): {', '.join(unknown)} (the lake's zones:"
-                          f" {', '.join(ZONE_NAMES)})")
-    missing = [z for z in ZONE_NAMES if z not in named]
-    if missing:
-        raise PolicyError(f"{zones_section.key}: no access declared for zone(s): {', '.join(missing)}")
+    named = _each_of(zones_section, ZONE_NAMES, "zone", "the lake's zones", "no access declared for")
     zones = tuple(_read_zone_access(zones_section.section(z), z, groups) for z in named)
     work = _read_zone_access(a.section("work"), "work", groups)
     if work.access != "owner":
@@ -231,6 +224,18 @@ def _read_access(a: Section) -> AccessRule:
     rule = AccessRule(clause=a.text("clause"), groups=tuple(groups.values()), zones=zones, work=work)
     a.no_extra_keys()
     return rule
+
+
+def _each_of(section: Section, known: tuple[str, ...], kind: str, known_as: str, missing_words: str) -> list[str]:
+    """The keys of `section`, refused unless each name of `known` has one and no other name does."""
+    named = section.keys()
+    unknown = [n for n in named if n not in known]
+    if unknown:
+        raise PolicyError(f"{section.key}: unknown {kind}(s): {', '.join(unknown)} ({known_as}: {', '.join(known)})")
+    missing = [n for n in known if n not in named]
+    if missing:
+        raise PolicyError(f"{section.key}: {missing_words} {kind}(s): {', '.join(missing)}")
+    return named
 
 
 def _read_zone_access(z: Section, zone: str, groups: dict[str, AccessGroup]) -> ZoneAccess:
@@ -261,14 +266,7 @@ def _read_subject_rights(s: Section) -> SubjectRightsRule:
         raise PolicyError(f"{s.key}.extension_at_most: {extension} is longer than GDPR Art. 12(3) allows"
                           f" ({GDPR_EXTENSION_AT_MOST} further)")
     rights_section = s.section("rights")
-    named = rights_section.keys()
-    unknown = [r for r in named if r not in SUBJECT_RIGHTS]
-    if unknown:
-        raise PolicyError(f"{rights_section.key}: unknown right(s): {', '.join(unknown)} (the rights of §6:"
-                          f" {', '.join(SUBJECT_RIGHTS)})")
-    missing = [r for r in SUBJECT_RIGHTS if r not in named]
-    if missing:
-        raise PolicyError(f"{rights_section.key}: no clause for right(s): {', '.join(missing)}")
+    named = _each_of(rights_section, SUBJECT_RIGHTS, "right", "the rights of §6", "no clause for")
     rights = []
     for name in named:
         r = rights_section.section(name)

@@ -17,9 +17,8 @@ import re
 import uuid
 from datetime import date
 
-from transforms.audit_store import LogEvent, append_log, insert, now_utc, reading, select, writing
+from transforms.audit_store import LogEvent, insert, logged_change, now_utc, reading, select, writing
 from transforms.audit_store.tables import LegalHold
-from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
@@ -95,13 +94,10 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
     hold = Hold(hold_id=f"H-{uuid.uuid4().hex[:12]}", reason=reason, placed_by=placed_by, placed_at=now_utc(),
                 dataset=dataset, date_from=date_from, date_to=date_to, subject_kind=kind,
                 subject_tokens=tokens_text(tokens) if kind else None)
-    with writing(lake) as con:
-        con.execute("BEGIN TRANSACTION")
+    placed = LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
+                      {"scope": hold.scope_text(), "reason": reason})
+    with writing(lake) as con, logged_change(con, lake, policy, placed, hold.placed_at):
         insert(con, [hold])
-        append_log(con, [LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
-                                  {"scope": hold.scope_text(), "reason": reason})], hold.placed_at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
     return hold
 
 
@@ -120,13 +116,11 @@ def release(lake: Lake, policy: Policy, hold_id: str, *, released_by: str, reaso
         if not found[0].active:
             raise HoldError(f"hold {hold_id} was already released on {found[0].released_at:%Y-%m-%d}")
         at = now_utc()
-        con.execute("BEGIN TRANSACTION")
-        con.execute("UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ? WHERE hold_id = ?",
-                    [released_by.strip(), at, reason.strip(), hold_id])
-        append_log(con, [LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released", hold_id,
-                                  {"reason": reason.strip()})], at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
+        released = LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released", hold_id,
+                            {"reason": reason.strip()})
+        with logged_change(con, lake, policy, released, at):
+            con.execute("UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ?"
+                        " WHERE hold_id = ?", [released_by.strip(), at, reason.strip(), hold_id])
         return _read(con, "WHERE hold_id = ?", [hold_id])[0]
 
 

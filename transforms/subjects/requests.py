@@ -20,9 +20,8 @@ import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from transforms.audit_store import LogEvent, append_log, insert, now_utc, reading, select, writing
+from transforms.audit_store import LogEvent, insert, logged_change, now_utc, reading, select, writing
 from transforms.audit_store.tables import REQUEST_SUBJECT_KINDS, SubjectRequestRow
-from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.policy import Operator, Policy
 from transforms.privacy.keys import KeyRing
@@ -109,15 +108,12 @@ def record(lake: Lake, policy: Policy, keyring: KeyRing, *, right: str, kind: st
         request_id=f"R-{uuid.uuid4().hex[:12]}", subject_right=right, clause=rules.clause_of(right), subject_kind=kind,
         subject_tokens=tokens_text(tokens), received=received, due=rules.due_on(received), reference=reference,
         status="open", recorded_at=now_utc(), recorded_by=by)
-    with writing(lake) as con:
-        con.execute("BEGIN TRANSACTION")
+    recorded = LogEvent(
+        f"subject:{request.request_id}:recorded", by or "cli", "subject_request_recorded", request.request_id,
+        {"right": right, "clause": request.clause, "received": received, "due": request.due, "subject_kind": kind,
+         "key_ids": sorted(tokens)})
+    with writing(lake) as con, logged_change(con, lake, policy, recorded, request.recorded_at):
         insert(con, [request])
-        append_log(con, [LogEvent(
-            f"subject:{request.request_id}:recorded", by or "cli", "subject_request_recorded", request.request_id,
-            {"right": right, "clause": request.clause, "received": received, "due": request.due,
-             "subject_kind": kind, "key_ids": sorted(tokens)})], request.recorded_at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
     return request
 
 
@@ -152,15 +148,13 @@ def extend(lake: Lake, policy: Policy, request_id: str, *, to: date, reason: str
         if to <= r.due_effective:
             raise SubjectRequestError(f"{to} does not move the last day to answer ({r.due_effective}) later")
         at = now_utc()
-        con.execute("BEGIN TRANSACTION")
-        con.execute("UPDATE subject_requests SET extended_to = ?, extension_reason = ?, extended_at = ?,"
-                    " status = 'extended' WHERE request_id = ?", [to, reason, at, request_id])
-        append_log(con, [LogEvent(
+        extended = LogEvent(
             f"subject:{request_id}:extended:{to}", by or "cli", "subject_request_extended", request_id,
             {"right": r.subject_right, "received": r.received, "due": r.due, "was": r.due_effective,
-             "extended_to": to, "reason": reason})], at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
+             "extended_to": to, "reason": reason})
+        with logged_change(con, lake, policy, extended, at):
+            con.execute("UPDATE subject_requests SET extended_to = ?, extension_reason = ?, extended_at = ?,"
+                        " status = 'extended' WHERE request_id = ?", [to, reason, at, request_id])
         return _read(con, "WHERE request_id = ?", [request_id])[0]
 
 
