@@ -214,7 +214,44 @@ def build_parser() -> argparse.ArgumentParser:
     lst = hsub.add_parser("list", help="list holds")
     lst.add_argument("--lake", required=True, type=Path)
     lst.add_argument("--active", action="store_true", help="only holds not released")
+    _subject_parser(sub)
     return parser
+
+
+def _subject_parser(sub) -> None:
+    """`subject request|list|extend` (policy §6; docs/design.md §12)."""
+    from transforms.policy.model import SUBJECT_RIGHTS
+
+    subj = sub.add_parser(
+        "subject", help="data-subject requests (§6): record one, list what is due, extend one",
+        description="A subscriber's request to exercise a right of §6 is answered within the policy's "
+                    "subject_rights.answer_within of receipt (the same date a month later, or the last day of a "
+                    "shorter month), extendable within that first period, with reasons told to the subscriber, to "
+                    "at most answer_within + extension_at_most after receipt. The subject is stored only as its "
+                    "keyed tokens; it is never printed.")
+    ssub = subj.add_subparsers(dest="subject_command", required=True, metavar="ACTION")
+    req = ssub.add_parser("request", help="record a request; prints its id alone on the last line")
+    req.add_argument("--right", required=True, choices=SUBJECT_RIGHTS)
+    who = req.add_mutually_exclusive_group(required=True)
+    who.add_argument("--msisdn", help="the subscriber's number in any spelling (040 123 456, +386 40 123 456, "
+                                      "0038640123456); stored as tokens only")
+    who.add_argument("--imsi", help="the subscriber's IMSI; stored as tokens only")
+    req.add_argument("--received", required=True, type=_date, help="the day the request was received, YYYY-MM-DD")
+    req.add_argument("--reference", help="the case, e.g. a ticket or letter number (no numbers of people)")
+    req.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    ext = ssub.add_parser("extend", help="move an open request's last day, within its first period")
+    ext.add_argument("request_id")
+    ext.add_argument("--to", required=True, type=_date, help="the new last day to answer, YYYY-MM-DD")
+    ext.add_argument("--reason", required=True, help="the reasons the subscriber is told (no numbers of people)")
+    lst = ssub.add_parser("list", help="open requests by their last day to answer, with the days left")
+    lst.add_argument("--all", action="store_true", help="closed requests too")
+    for action in (req, ext, lst):
+        action.add_argument("--lake", required=True, type=Path)
+        action.add_argument("--policy", type=Path, default=None)
+        action.add_argument("--today", type=_date, default=None,
+                            help="the day taken as today (default: today in the policy's operator.local_timezone)")
+    for action in (req, ext):
+        action.add_argument("--by", help="who records it (default: the login name)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.retention.catalog import RetentionError
     from transforms.retention.holds import HoldError
     from transforms.runs import NightBusy
+    from transforms.subjects.requests import SubjectRequestError
 
     try:
         return COMMANDS[args.command](args)
@@ -244,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
     except FormatError as exc:
         print(f"cdr-audit: bad source format: {exc}", file=sys.stderr)
-    except (HoldError, RetentionError) as exc:
+    except (HoldError, SubjectRequestError, RetentionError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
+        return EXIT_FAILED if isinstance(exc, RetentionError) else EXIT_USAGE
     except StoreError as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
     except NightBusy as exc:

@@ -402,10 +402,18 @@ def cmd_hold(args) -> int:
     return EXIT_OK
 
 
+def cmd_subject(args) -> int:
+    """`subject request|list|extend`: in transforms/entry/subject_commands.py."""
+    from transforms.entry.subject_commands import cmd_subject as subject
+
+    return subject(args)
+
+
 def _as_date(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
-            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions}
+            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions,
+            "subject": cmd_subject}

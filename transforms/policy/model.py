@@ -35,6 +35,9 @@ DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "r
 RESERVED_ZONES = ("consents",)
 # ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
 ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
+# The rights of §6 a subscriber may exercise, in the policy's order (§6.1-§6.6); the `subject_rights` section
+# gives each its clause (docs/design.md §12).
+SUBJECT_RIGHTS = ("access", "rectification", "erasure", "restriction", "portability", "objection")
 # Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
 # account writes and one named group reads. Nobody else reads any zone. The Unix modes each kind means are
 # transforms/lake/permissions.py's.
@@ -205,9 +208,45 @@ class AccessRule:
 
 
 @dataclass(frozen=True)
+class SubjectRight:
+    """One right of §6 and the paragraph that grants it."""
+
+    right: str                          # one of SUBJECT_RIGHTS
+    clause: str
+
+
+@dataclass(frozen=True)
+class SubjectRightsRule:
+    """When a data-subject request must be answered (§6 ¶1): within a period of receipt, which may be extended
+    once or more, at most by a further period, the subscriber told inside the first (docs/design.md §12)."""
+
+    clause: str
+    legal_basis: str
+    answer_within: Period               # from receipt; the last day to answer is `answer_within.after(received)`
+    extension_at_most: Period           # the extended period ends at most (answer_within + this) after receipt
+    due_soon_within_days: int           # the report lists open requests whose last day is this close
+    rights: tuple[SubjectRight, ...]    # every right of SUBJECT_RIGHTS, in the policy's order
+
+    def due_on(self, received: date) -> date:
+        """The last day to answer a request received on `received` (inclusive): the same date a period later,
+        or the last day of a shorter month (GDPR Art. 12(3) read with Reg. 1182/71 Art. 3(2)(c))."""
+        return self.answer_within.after(received)
+
+    def latest_extension(self, received: date) -> date:
+        """The furthest an extension may move the last day: the two periods counted together from receipt."""
+        return (self.answer_within + self.extension_at_most).after(received)
+
+    def clause_of(self, right: str) -> str:
+        for r in self.rights:
+            if r.right == right:
+                return r.clause
+        raise KeyError(f"{right!r} is not a right of the policy's subject_rights")
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access,
-    consent."""
+    consent, subjects' rights."""
 
     id: str
     title: str
@@ -227,6 +266,7 @@ class Policy:
     lateness: LatenessRule
     access: AccessRule
     consent: ConsentRule
+    subject_rights: SubjectRightsRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:

@@ -74,7 +74,8 @@ def test_primary_key_unique_and_checks_are_the_tables(empty_store, name):
 
 def test_the_constraints_by_hand(empty_store):
     keys = {t: c[0][0] for t in TABLE_NAMES if (c := constraints(empty_store, t, "PRIMARY KEY"))}
-    assert keys == {"runs": ["run_id"], "legal_holds": ["hold_id"], "audit_log": ["seq"]}
+    assert keys == {"runs": ["run_id"], "legal_holds": ["hold_id"], "audit_log": ["seq"],
+                    "subject_requests": ["request_id"]}
     unique = {t: c for t in TABLE_NAMES if (c := constraints(empty_store, t, "UNIQUE"))}
     assert unique == {"audit_log": [(["event_key"], None)]}
     [(columns, expression)] = constraints(empty_store, "source_files", "CHECK")
