@@ -15,7 +15,8 @@ from transforms.lake import Lake
 from transforms.lake.connection import execute
 from transforms.policy import Policy, RetentionRule
 from transforms.privacy.keys import KeyRing
-from transforms.retention.due import create_subject_keys, due_sql, invoice_state, read_subject_keys, subject_due
+from transforms.retention.due import (consent_succession, create_subject_keys, due_sql, invoice_state,
+                                      read_subject_keys, subject_due)
 from transforms.retention.hold_scope import active_holds, hold_scope, known_tokens
 from transforms.retention.holds import Hold
 from transforms.retention.rows import part_files
@@ -67,6 +68,7 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
     """
     billing_rule = policy.billing_retention
     create_subject_keys(con)
+    consent_succession(con, lake)
     for dataset in categories:
         files = part_files(lake, dataset)
         if not files:
@@ -108,7 +110,8 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
         SELECT dataset, part, file,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0) AS due,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0) AS held,
-               sum(rows) FILTER (WHERE due_on > $as_of) AS kept,
+               sum(rows) FILTER (WHERE due_on > $as_of OR due_on IS NULL) AS kept,   -- NULL: a consent
+                                                                                      -- that stands
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0),
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0),
                min(due_on) FILTER (WHERE due_on > $as_of),
