@@ -51,9 +51,11 @@ def write_consents(gen: Generator) -> None:
                 rows.append((eh, fields))
     rows.sort(key=lambda r: r[0])                   # out of time order, as a consent system exports
     lines = [fields for _, fields in rows]
-    for j, kind in enumerate(CONSENT_DEFECTS):      # spread over the file; each on a copy of a valid row
-        at = (j + 1) * len(lines) // (len(CONSENT_DEFECTS) + 1)
-        lines.insert(at + 1, _defect(kind, list(lines[at]), night, j))
+    # Spread over the file, each after the valid row it copies (from the last, so positions hold).
+    at = [(j + 1) * len(lines) // (len(CONSENT_DEFECTS) + 1) for j in range(len(CONSENT_DEFECTS))]
+    defects = [_defect(kind, list(lines[i]), night, j) for j, (kind, i) in enumerate(zip(CONSENT_DEFECTS, at))]
+    for i, row in reversed(list(zip(at, defects))):
+        lines.insert(i + 1, row)
     text = "".join(",".join(f) + "\n" for f in lines)
     gen.write_bytes(name, _row_bytes(CONSENT_COLUMNS, "minimal") + text.encode())
     gen.record(name, CONSENTS_PROFILE, len(lines), {k: 1 for k in CONSENT_DEFECTS})
