@@ -31,7 +31,7 @@ Modules, each importing only those listed before it:
   writing           CSV records, streamed bulk chunks with records placed between, progress
   generator         one night being written: what every format's writer shares
   defect_rows       malformed, rule-breaking and duplicate records inside the big files
-  mediation, canonical, asterisk, freeswitch, defect_files, payments, ts32298_ps
+  mediation, canonical, asterisk, freeswitch, defect_files, payments, consents, ts32298_ps
                     one module per landing format: its columns and its file
   landing           generate_night: every file of a night, in order, and the manifest;
                     generate_export: one export alone
@@ -43,6 +43,7 @@ from .formats import BILLING_CSV_COLUMNS, HOSTILE_COLUMNS
 from .landing import EXPORTS, MIN_ROWS, SPLIT, generate_export, generate_night, split_rows
 from .manifest import (
     ALL_DEFECT_KINDS,
+    CONSENT_DEFECTS,
     DUPLICATE_ROW,
     FILE_DEFECTS,
     MALFORMED,
@@ -56,7 +57,8 @@ from .subscribers import Cells, Population, luhn_digit, population_size
 from .writing import CHUNK
 
 __all__ = [
-    "ALL_DEFECT_KINDS", "BILLING_CSV_COLUMNS", "C_EU", "CHUNK", "COUNTRIES", "Cells", "DEFAULT_NIGHT",
+    "ALL_DEFECT_KINDS", "BILLING_CSV_COLUMNS", "C_EU", "CHUNK", "CONSENT_DEFECTS", "COUNTRIES", "Cells",
+    "DEFAULT_NIGHT",
     "DUPLICATE_ROW", "EXPORTS", "FILE_DEFECTS", "FileManifest", "HOSTILE_COLUMNS", "LOCAL_TZ", "MALFORMED",
     "MIN_ROWS", "NightManifest", "PAYMENT_DEFECTS", "PLMNS", "PLMN_EU", "Population", "RULE_VIOLATIONS", "SPLIT",
     "generate_export", "generate_night", "luhn_digit", "main", "population_size", "split_rows",

@@ -37,6 +37,10 @@ files written into DIR (D = --date):
                             open, a few partially_paid and disputed; claim_type business_services for
                             business tariffs (several lines may share one ACC- account), else
                             consumer_services; subscriber_number in E.164
+  consents_D.csv            consent extract (UTF-8, header subscriber_number,purpose,status,recorded_at,
+                            channel): grants, withdrawals and re-grants of subscribers served tonight,
+                            recorded on D and the two days before (consecutive extracts overlap), out
+                            of time order; recorded_at with Z, with an offset, or local without one
 
 injected row defects (every night, however small; counts grow slowly with N):
   malformed   too_few_fields, too_many_fields, unterminated_quote (the mediation and canonical
@@ -46,6 +50,9 @@ injected row defects (every night, however small; counts grow slowly with N):
   duplicate   duplicate_row: records repeated verbatim inside a file
   payments    bad_payment_date (invoice_date YYYY-02-30), bad_payment_status ('settled'),
               missing_invoice_id, duplicate_invoice (an invoice row delivered twice): one each
+  consents    bad_consent_number ('unknown'), unknown_purpose ('newsletters'), unknown_channel ('sms'),
+              bad_recorded_at (YYYY-02-30), future_recorded_at (two days after D), duplicate_consent
+              (an event delivered twice), broken_consent_line (three fields): one each
 Mediation and canonical CSV get every row kind; Parquet gets the rule kinds and duplicates;
 Asterisk gets email_as_origin, too_few_fields, duplicates; FreeSWITCH email_as_origin, duplicates.
 All other records are valid under expectations/billing_cdr.json.

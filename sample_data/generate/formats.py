@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from transforms.bundled import BUILTIN_FORMATS
 from transforms.formats import load_format
 from transforms.policy import load_policy
+from transforms.steps.consents import CONSENT_COLUMNS, CONSENTS_PROFILE
 from transforms.steps.payments import PAYMENTS_COLUMNS, PAYMENTS_PROFILE
 
 
@@ -24,6 +25,8 @@ class Layout:
 
 _POLICY = load_policy()
 CANONICAL_COLUMNS = _POLICY.allowed_columns
+# The consent extract's purposes and channels (policy `consent`).
+CONSENT_PURPOSES, CONSENT_CHANNELS = _POLICY.consent.purpose_names, _POLICY.consent.channels
 
 
 def _layout(name: str) -> Layout:
@@ -45,8 +48,8 @@ TS32298_PS = Layout(_layout("ts32298_ps").name, (
 ))
 
 __all__ = [
-    "ASTERISK_18", "BILLING_CSV_COLUMNS", "CANONICAL", "CANONICAL_COLUMNS", "CANONICAL_PARQUET", "FREESWITCH",
-    "HOSTILE_COLUMNS", "MEDIATION", "PAYMENTS_COLUMNS", "PAYMENTS_PROFILE", "TS32298_PS",
+    "ASTERISK_18", "BILLING_CSV_COLUMNS", "CANONICAL", "CANONICAL_COLUMNS", "CANONICAL_PARQUET",
+    "CONSENT_CHANNELS", "CONSENT_COLUMNS", "CONSENT_PURPOSES", "CONSENTS_PROFILE", "FREESWITCH", "HOSTILE_COLUMNS", "MEDIATION", "PAYMENTS_COLUMNS", "PAYMENTS_PROFILE", "TS32298_PS",
 ]
 
 # Canonical CSV as a billing/CRM export: canonical columns plus off-list ones

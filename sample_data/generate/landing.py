@@ -1,5 +1,5 @@
 """One landing night: N split over the five main files, each format written in turn, then the
-small defect files and the payments extract; or one export alone, of N records. Returns the manifest."""
+small defect files, the payments extract and the consent extract; or one export alone, of N records. Returns the manifest."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .asterisk import write_asterisk
 from .canonical import write_billing_csv, write_parquet
+from .consents import write_consents
 from .defect_files import write_defect_files
 from .freeswitch import write_freeswitch
 from .generator import Generator
@@ -46,6 +47,7 @@ def generate_night(out: Path, rows: int, seed: int, night: date = DEFAULT_NIGHT,
     write_freeswitch(gen, parts["freeswitch"])
     write_defect_files(gen)
     write_payments(gen)
+    write_consents(gen)
     return _manifest(gen)
 
 

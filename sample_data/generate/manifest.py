@@ -17,7 +17,11 @@ FILE_DEFECTS = ("empty_file", "header_only", "invalid_utf8", "duplicate_file", "
 # Rows of the payments extract: a non-existent invoice date, an unknown status, no invoice id, and an
 # invoice row delivered twice.
 PAYMENT_DEFECTS = ("bad_payment_date", "bad_payment_status", "missing_invoice_id", "duplicate_invoice")
-ALL_DEFECT_KINDS = MALFORMED + RULE_VIOLATIONS + (DUPLICATE_ROW,) + FILE_DEFECTS + PAYMENT_DEFECTS
+# Rows of the consent extract: a number that is none, a purpose and a channel the policy does not know, a
+# time that is no time, one after the night, an event delivered twice, and a line cut short.
+CONSENT_DEFECTS = ("bad_consent_number", "unknown_purpose", "unknown_channel", "bad_recorded_at",
+                   "future_recorded_at", "duplicate_consent", "broken_consent_line")
+ALL_DEFECT_KINDS = MALFORMED + RULE_VIOLATIONS + (DUPLICATE_ROW,) + FILE_DEFECTS + PAYMENT_DEFECTS + CONSENT_DEFECTS
 
 
 @dataclass(frozen=True)

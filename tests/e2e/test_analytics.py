@@ -30,9 +30,9 @@ def test_no_identifier_reaches_analytics_or_aggregates(night, cli_run):
 
 
 def test_analytics_rows_are_pseudonymized_and_generalized(cli_run):
-    # Payments extracts load invoices, not CDRs: they never reach analytics.
+    # Payments and consent extracts load invoices and consent events, not CDRs: they never reach analytics.
     (loaded,), = audit_rows(cli_run.lake, "SELECT sum(rows_loaded) FROM source_files"
-                                          " WHERE profile IS DISTINCT FROM 'payments'")
+                                          " WHERE coalesce(profile NOT IN ('payments', 'consents'), true)")
     (n, keys, hours_only, bad_tac, token_len), = analytics(cli_run.lake, """
         SELECT count(*), string_agg(DISTINCT hmac_key_id, ','),
                bool_and(event_hour = date_trunc('hour', event_hour)),
@@ -93,7 +93,8 @@ def test_tokens_join_across_nights_and_survive_rotation(tmp_path):
         # Each file keeps the key id it was made with: old files are untouched, the new night uses k2
         # (a night's events fall on more than one UTC date, so one date can hold files of both keys).
         third_files = {r[0] for r in audit_rows(lake, "SELECT sha256 FROM source_files WHERE night = DATE '2026-11-23'"
-                                                " AND status = 'loaded' AND profile <> 'payments'")}
+                                                " AND status = 'loaded'"
+                                                " AND profile NOT IN ('payments', 'consents')")}
         key_by_file = dict(analytics(lake, "SELECT source_file_sha256, string_agg(DISTINCT hmac_key_id, ',')"
                                            " FROM t GROUP BY 1"))
         assert third_files and all(key_by_file[f] == "k2" for f in third_files)

@@ -18,7 +18,9 @@ from tests.leakscan import identifier_variants, night_identifiers, scan
 
 pytestmark = pytest.mark.slow
 
-ZONES_WITH_ROWS = ("billing", "invoices", "quarantine")
+ZONES_WITH_ROWS = ("billing", "invoices", "consents", "quarantine")
+# A CDR file: neither of the fixed-header extracts (payments, consents).
+CDR_FILE = "coalesce(profile NOT IN ('payments', 'consents'), true)"
 
 
 def zone_rows(lake: Path, zone: str) -> int:
@@ -32,7 +34,7 @@ def zone_rows(lake: Path, zone: str) -> int:
 def zone_content(lake: Path, zone: str) -> str:
     """A digest of a zone's rows, lineage run_id aside (a re-run may carry another run id).
 
-    Quarantine holds two row shapes (CDR rows and payments rows), hence union_by_name.
+    Quarantine holds three row shapes (CDR rows, payments rows, consent rows), hence union_by_name.
     """
     files = sorted(str(f) for f in (lake / zone).rglob("*.parquet"))
     rows = duckdb.execute(
@@ -59,16 +61,18 @@ def test_every_row_of_every_file_is_accounted_for(night, cli_run):
     assert files["empty_2026-11-22.csv"][0] == "empty"
     assert files["header_only_2026-11-22.csv"][:2] == ("empty", 0)
     assert files["billing_2026-11-22_copy.csv"][0] == "duplicate_file"
-    assert files["payments_2026-11-22.csv"][0] == "loaded"
+    assert files["payments_2026-11-22.csv"][0] == files["consents_2026-11-22.csv"][0] == "loaded"
     # What the audit says was loaded / quarantined is what the zones hold: CDRs in billing, invoices in
-    # invoices, the failing rows of both in quarantine.
-    billed, invoiced, quarantined_in_zone = audit_rows(
-        cli_run.lake, "SELECT sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'),"
+    # invoices, consent events in consents, the failing rows of all in quarantine.
+    billed, invoiced, consented, quarantined_in_zone = audit_rows(
+        cli_run.lake, f"SELECT sum(rows_loaded) FILTER (WHERE {CDR_FILE}),"
                       " sum(rows_loaded) FILTER (WHERE profile = 'payments'),"
+                      " sum(rows_loaded) FILTER (WHERE profile = 'consents'),"
                       " sum(rows_rejected) FILTER (WHERE status = 'loaded') FROM source_files")[0]
-    assert invoiced > 0 and billed > 0
+    assert invoiced > 0 and billed > 0 and consented > 0
     assert zone_rows(cli_run.lake, "billing") == billed
     assert zone_rows(cli_run.lake, "invoices") == invoiced
+    assert zone_rows(cli_run.lake, "consents") == consented
     assert zone_rows(cli_run.lake, "quarantine") == quarantined_in_zone
 
 
@@ -206,7 +210,7 @@ def test_killed_run_then_rerun_gives_the_same_zones(night, cli_run, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     for zone in ZONES_WITH_ROWS:
         assert zone_content(lake, zone) == zone_content(cli_run.lake, zone), zone
-    billed, invoiced = audit_rows(lake, "SELECT sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'),"
+    billed, invoiced = audit_rows(lake, f"SELECT sum(rows_loaded) FILTER (WHERE {CDR_FILE}),"
                                         " sum(rows_loaded) FILTER (WHERE profile = 'payments') FROM source_files")[0]
     assert (billed, invoiced) == (zone_rows(lake, "billing"), zone_rows(lake, "invoices"))
     # What the killed run staged is gone, and its run says why it never closed (docs/design.md §10).

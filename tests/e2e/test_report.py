@@ -32,8 +32,8 @@ def assert_views_agree_with_tables(lake):
     assert audit_rows(lake, "SELECT sum(rows_quarantined), sum(rows_refused) FROM v_nightly_volumes") == audit_rows(
         lake, "SELECT sum(rows_rejected) FILTER (WHERE status IN ('loaded', 'quarantined')),"
               " sum(rows_rejected) FILTER (WHERE status IN ('rejected_file', 'duplicate_file')) FROM source_files")
-    assert audit_rows(lake, "SELECT sum(rows_billing + rows_invoices) = sum(rows_loaded) FROM v_nightly_volumes") == [
-        (True,)]
+    assert audit_rows(lake, "SELECT sum(rows_billing + rows_invoices + rows_consents) = sum(rows_loaded)"
+                            " FROM v_nightly_volumes") == [(True,)]
     assert audit_rows(lake, "SELECT run_id, rows_read, rows_quarantined + rows_refused + rows_failed, policy_sha256"
                             " FROM v_last_run") == audit_rows(
         lake, "SELECT run_id, rows_read, rows_rejected, policy_sha256 FROM runs ORDER BY started_at DESC LIMIT 1")

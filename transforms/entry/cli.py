@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "built-in's name replaces it (also CDR_AUDIT_FORMATS_DIR)")
     run.add_argument("--format", action="append", type=_override, default=[], metavar="PATTERN=FORMAT",
                      help="force a source format for files matching a glob (`cdr-audit formats list`; "
-                          "'payments' for a payments extract)")
+                          "'payments' for a payments extract, 'consents' for a consent extract)")
     run.add_argument("--timezone", action="append", type=_override, default=[], metavar="PATTERN=ZONE",
                      help="the time zone of times without an offset in files matching a glob (default: the "
                           "format's own)")

@@ -38,6 +38,8 @@ def listing(formats: FormatCatalog) -> str:
         lines.append(f"  {f.name:<26} {kind:<22} {f.title}")
     lines.append("  payments                   csv, header            the payments / invoice-status extract "
                  "(its own step)")
+    lines.append("  consents                   csv, header            the consent extract (its own step, into the"
+                 " consent register)")
     return "\n".join(lines)
 
 

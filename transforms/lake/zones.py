@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The zones are the policy's purposes, kept apart (docs/design.md §2): their names live with the policy.
-from transforms.policy.model import DATA_ZONES, RESERVED_ZONES, ZONE_NAMES  # noqa: F401 (the lake's names for them)
+from transforms.policy.model import DATA_ZONES, ZONE_NAMES  # noqa: F401 (the lake's names for them)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Auditing one landing file: every per-file step in order, and the fragment of facts it leaves.
 
 ingest → field check → validate → billing / quarantine → analytics (pseudonymized, generalized). A
-payments / invoice-status extract (found by its header, or by its name `payments_*.csv`) takes the
-payments step instead → invoices (and quarantine). Files are independent, so Airflow maps this over the
+fixed-header extract takes its own step instead (found by its header, or by its name): the payments /
+invoice-status extract (`payments_*.csv`) → invoices, the consent extract (`consents_*.csv`) → the consent
+register (and quarantine, both). Files are independent, so Airflow maps this over the
 night's files in parallel. One broken file never stops the night: it is recorded as failed, with nothing
 of it left in any zone.
 """
@@ -36,14 +37,18 @@ from transforms.steps.delivery import readable_copy
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
 from transforms.steps.lateness import LatenessResult, count_lateness
-from transforms.steps.payments import PAYMENTS_PROFILE, is_payments_extract, load_payments
+from transforms.steps.consents import CONSENTS
+from transforms.steps.extract import Extract, load_extract
+from transforms.steps.payments import PAYMENTS
 from transforms.steps.quarantine import quarantine_rows
 from transforms.steps.reading import HEAD_BYTES
 from transforms.steps.validate import DUPLICATE
 
 log = logging.getLogger("cdr_audit")
 # Zones a file's rows can reach; a file that fails is withdrawn from all of them.
-FILE_ZONES = ("billing", "invoices", "quarantine", "analytics")
+FILE_ZONES = ("billing", "invoices", "consents", "quarantine", "analytics")
+# The fixed-header extracts, each with its own step into its own zone (steps/extract.py).
+EXTRACTS = (PAYMENTS, CONSENTS)
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,8 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
                on_step: Callable[[str], None] | None = None) -> t.SourceFile:
     """Run one landing file through every per-file step, leave its fragment, return its `source_files` row.
 
-    `format_override` forces a source format (or the payments step) by name, `timezone` the zone of its
-    times without an offset. `on_step` hears a short line after each step (counts and seconds).
+    `format_override` forces a source format (or an extract's step, `payments` or `consents`) by name,
+    `timezone` the zone of its times without an offset. `on_step` hears a short line after each step (counts and seconds).
     """
     step = _StepClock(on_step)
     record = _FileRecord(planned, run_id, night)
@@ -116,8 +121,9 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
             # Read through an alias named by the sha256 (or the decompressed copy): no landing name reaches
             # DuckDB, which globs the paths it is given (docs/design.md §1).
             source = readable_copy(planned.fs_path, planned.sha256, planned.compression, work)
-            if _is_payments(source, planned, format_override):
-                facts = _audit_payments(record, source, lake, policy, work, step)
+            extract = _extract_of(source, planned, format_override)
+            if extract is not None:
+                facts = _audit_extract(record, extract, source, lake, policy, work, step)
             else:
                 ingest = ingest_file(source, policy, formats, work, shape=planned.shape,
                                      format_override=format_override, timezone=timezone)
@@ -135,14 +141,16 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
     return facts.source_file
 
 
-def _is_payments(source: Path, planned: PlannedFile, format_override: str | None) -> bool:
-    """Whether a file takes the payments step; a forced format decides, else its header (read from `source`,
-    the content as read) or its landing name."""
+def _extract_of(source: Path, planned: PlannedFile, format_override: str | None) -> Extract | None:
+    """The extract whose step a file takes (None: a CDR file); a forced format decides, else its header
+    (read from `source`, the content as read) or its landing name."""
     if format_override:
-        return format_override == PAYMENTS_PROFILE
+        return next((e for e in EXTRACTS if e.profile == format_override), None)
     with open(source, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-    return is_payments_extract(head, planned.fs_path.name)
+    # A header decides before a name: a consent extract renamed payments_*.csv is still consents.
+    return (next((e for e in EXTRACTS if e.is_header(head)), None)
+            or next((e for e in EXTRACTS if e.claims(head, planned.fs_path.name)), None))
 
 
 def _refused_whole(record: _FileRecord, reason: str, lines: int, profile: str | None) -> FileFacts:
@@ -153,21 +161,22 @@ def _refused_whole(record: _FileRecord, reason: str, lines: int, profile: str | 
         rejection_reasons=record.reasons({reason: lines} if lines else {}))
 
 
-def _audit_payments(record: _FileRecord, source: Path, lake: Lake, policy: Policy, work: Path,
-                    step: "_StepClock") -> FileFacts:
-    """A payments extract: invoices zone and quarantine only (no field check, no CDR suite, no analytics)."""
+def _audit_extract(record: _FileRecord, extract: Extract, source: Path, lake: Lake, policy: Policy, work: Path,
+                   step: "_StepClock") -> FileFacts:
+    """A fixed-header extract: its zone and quarantine only (no field check, no CDR suite, no analytics)."""
     p = record.planned
-    paid = load_payments(source, policy, lake, work, night=record.night, run_id=record.run_id, shape=p.shape)
-    step(f"payments: {paid.rows_loaded:,} invoices committed to invoices in {len(paid.rows_by_invoice_year)}"
-         f" partition(s), {paid.rows_quarantined:,} quarantined")
-    read_by_row = paid.status == "loaded"       # an empty or refused extract was not read row by row
-    account = RowAccount(rows_failing=paid.rows_quarantined - paid.rows_duplicate - paid.rows_unparseable,
-                         rows_duplicate=paid.rows_duplicate, rows_unparseable=paid.rows_unparseable)
+    done = load_extract(extract, source, policy, lake, work, night=record.night, run_id=record.run_id,
+                        shape=p.shape)
+    step(f"{extract.profile}: {done.rows_loaded:,} rows committed to {extract.zone} in"
+         f" {len(done.rows_by_partition)} partition(s), {done.rows_quarantined:,} quarantined")
+    read_by_row = done.status == "loaded"       # an empty or refused extract was not read row by row
+    account = RowAccount(rows_failing=done.rows_quarantined - done.rows_duplicate - done.rows_unparseable,
+                         rows_duplicate=done.rows_duplicate, rows_unparseable=done.rows_unparseable)
     return FileFacts(
-        source_file=record.source_file(status=paid.status, rows_read=paid.rows_read, rows_loaded=paid.rows_loaded,
-                                       rows_rejected=paid.rows_quarantined, reason=paid.reason,
-                                       profile=PAYMENTS_PROFILE, account=account if read_by_row else None),
-        rejection_reasons=record.reasons(paid.quarantined_by_reason))
+        source_file=record.source_file(status=done.status, rows_read=done.rows_read, rows_loaded=done.rows_loaded,
+                                       rows_rejected=done.rows_quarantined, reason=done.reason,
+                                       profile=extract.profile, account=account if read_by_row else None),
+        rejection_reasons=record.reasons(done.quarantined_by_reason))
 
 
 def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, policy: Policy, formats: FormatCatalog,

@@ -22,19 +22,16 @@ RETENTION_ACTIONS = ("delete", "anonymize")
 RETENTION_ANCHORS = (
     "event_date", "end_of_billing_period", "payment_date", "end_of_invoice_year",
     "end_of_aggregated_month", "same_as_source", "end_of_customer_relationship",
-    "request_date", "measure_date", "consent_withdrawn",
+    "request_date", "measure_date", "consent_withdrawn", "consent_superseded",
 )
 # Columns the pipeline adds itself; they carry no personal data beyond the billing columns
 # (docs/design.md §1). `record_id` names one source row, so it identifies as much as the row does.
 LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
 RECORD_ID = "record_id"
 # Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
-DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing")
-# Zones the lake has before anything fills them: the consent register (policy §3.4) is declared with its
-# access first, so the permissions check covers it from the start.
-RESERVED_ZONES = ("consents",)
+DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing", "consents")
 # ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
-ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
+ZONE_NAMES = (*DATA_ZONES, "audit", "reports")
 # The rights of §6 a subscriber may exercise, in the policy's order (§6.1-§6.6); the `subject_rights` section
 # gives each its clause (docs/design.md §12).
 SUBJECT_RIGHTS = ("access", "rectification", "erasure", "restriction", "portability", "objection")

@@ -15,7 +15,7 @@ from transforms.roaming.schema import STATES as ROAMING_STATES
 NIGHT_COLUMNS = ("files", "files_loaded", "files_quarantined", "files_rejected", "files_failed", "rows_read",
                  "rows_billing", "rows_invoices", "rows_quarantined", "rows_refused", "rows_failed", "rows_analytics",
                  "lateness_window_days", "rows_before_lateness_window", "rows_after_night",
-                 "aggregate_groups_released", "aggregate_groups_suppressed")
+                 "aggregate_groups_released", "aggregate_groups_suppressed", "rows_consents")
 # Constant SQL over the views; the only parameter is the night, bound.
 SQL = {
     "run": "SELECT night, run_id, status, trigger, started_at, finished_at, files_seen, files_processed,"

@@ -24,7 +24,8 @@ def render_text(d: dict) -> str:
                      f" {night['files_rejected']:,} refused whole, {night['files_failed']:,} failed)")
         failed = f" + {night['rows_failed']:,} in failed files" if night["rows_failed"] else ""
         lines.append(f"  rows:  {night['rows_read']:,} read = {night['rows_billing']:,} billing"
-                     f" + {night['rows_invoices']:,} invoices loaded + {night['rows_quarantined']:,} quarantined"
+                     f" + {night['rows_invoices']:,} invoices + {night['rows_consents']:,} consent events loaded"
+                     f" + {night['rows_quarantined']:,} quarantined"
                      f" + {night['rows_refused']:,} in files refused whole (nothing kept){failed};"
                      f" {night['rows_analytics']:,} analytics rows;"
                      f" {night['aggregate_groups_released']:,} aggregate groups released")

@@ -14,6 +14,11 @@ analytics      never longer than its source: the due date of the billing rows of
                is no longer held) is due the day after its billing period ends — the
                earliest its source could have gone.
 invoices       the invoice category's `keep` after the end of the invoice year.
+consents       a consent event that stands (no later event of the same subscriber and
+               purpose; docs/design.md §11) is never due: processing today relies on it.
+               Once superseded, it proves processing while it stood was lawful (GDPR Art.
+               7(1)): the register category's `keep` after the day the next event was
+               recorded (a grant and a withdrawal at one instant: the withdrawal is next).
 roaming        the roaming category's `keep` after the end of the aggregated month.
 marketing      the consent category's `keep` after the day the consent the row was
                made on was withdrawn: the spell of the subscriber's latest grant before the
@@ -45,12 +50,13 @@ from transforms.privacy.numbers import numbering_params
 from transforms.privacy.purpose import NUMBER_KIND, marketing_keyring
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.retention.rows import SERVED_NUMBER, part_files, row_day, row_source, subject_key
+from transforms.steps.consents import CONSENTS
 
 
 def create_subject_keys(con) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE subject_keys (dataset VARCHAR, file VARCHAR, part VARCHAR,"
                 " key VARCHAR, number VARCHAR, token BLOB, key_id VARCHAR, account VARCHAR, day_from DATE,"
-                " day_to DATE, rows BIGINT)")
+                " day_to DATE, superseded_on DATE, rows BIGINT)")
     # A marketing row's named called parties (their marketing tokens): its due date rests on their consents too.
     con.execute("CREATE OR REPLACE TEMP TABLE marketing_named (file VARCHAR, key VARCHAR, token BLOB)")
 
@@ -62,6 +68,8 @@ def read_subject_keys(con, lake: Lake, policy: Policy, dataset: str, f: Path) ->
     rel = str(f.relative_to(lake.root))
     columns = columns_of(con, f)
     key = subject_key(dataset, columns)
+    source = row_source(dataset, columns)
+    superseded = "NULL"
     if dataset in ("billing", "analytics", "marketing"):
         day = "CAST($value AS DATE)"
         number = "served_e164" if dataset == "billing" else "NULL"
@@ -78,14 +86,21 @@ def read_subject_keys(con, lake: Lake, policy: Policy, dataset: str, f: Path) ->
         select = (f"SELECT {key} AS key, subscriber_number AS number, NULL AS token, NULL AS key_id,"
                   " account_id AS account, make_date(CAST($value AS INTEGER), 1, 1) AS day_from,"
                   " make_date(CAST($value AS INTEGER), 12, 31) AS day_to, count(*) AS rows")
+    elif dataset == "consents":
+        day = "CAST(recorded_at AS DATE)"
+        source = (f"(SELECT r.*, s.superseded_on FROM {source} r LEFT JOIN consent_succession s"
+                  " USING (subscriber_number, purpose, recorded_at, status))")
+        superseded = "superseded_on"
+        select = (f"SELECT {key} AS key, subscriber_number AS number, NULL AS token, NULL AS key_id,"
+                  f" NULL AS account, {day} AS day_from, {day} AS day_to, superseded_on, count(*) AS rows")
     else:   # roaming: month=YYYY-MM (aggregates) or as_of=YYYY-MM (window status)
         first = "CAST($value || '-01' AS DATE)"
         select = (f"SELECT {key} AS key, NULL AS number, subscriber_token AS token, {KEY_ID_COLUMN} AS key_id,"
                   f" NULL AS account, {first} AS day_from, last_day({first}) AS day_to, count(*) AS rows")
     execute(con, f"""
         INSERT INTO subject_keys
-        SELECT $dataset, $file, $part, key, number, token, key_id, account, day_from, day_to, rows
-        FROM ({select} FROM {row_source(dataset, columns)} GROUP BY ALL)""",
+        SELECT $dataset, $file, $part, key, number, token, key_id, account, day_from, day_to, {superseded}, rows
+        FROM ({select} FROM {source} GROUP BY ALL)""",
             {**numbering_params(policy.operator), "dataset": dataset, "file": rel, "part": part, "value": value,
              "path": str(f)})
     if dataset == "marketing" and NAMED_PARTIES in columns:
@@ -151,6 +166,26 @@ def invoice_state(con, lake: Lake) -> None:
                     " claim_type VARCHAR, paid_on DATE, account VARCHAR)")
 
 
+def consent_succession(con, lake: Lake) -> None:
+    """`consent_succession`: each consent event of the register with the day the next event of its
+    subscriber and purpose was recorded (NULL: it stands). The order is `define_standing`'s: by
+    `recorded_at`, and at one instant the withdrawal after the grant, so the withdrawal stands; copies of
+    one event (overlapping extracts) are one event."""
+    files = part_files(lake, CONSENTS.zone)
+    if files:
+        execute(con, """
+            CREATE OR REPLACE TEMP TABLE consent_succession AS
+            SELECT subscriber_number, purpose, recorded_at, status,
+                   CAST(lead(recorded_at) OVER (PARTITION BY subscriber_number, purpose
+                                                ORDER BY recorded_at, status = 'withdrawn') AS DATE) AS superseded_on
+            FROM (SELECT DISTINCT subscriber_number, purpose, recorded_at, status
+                  FROM read_parquet($files, union_by_name = true, hive_partitioning = false))""",
+                {"files": [str(f) for f in files]})
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE consent_succession (subscriber_number VARCHAR, purpose VARCHAR,"
+                    " recorded_at TIMESTAMP, status VARCHAR, superseded_on DATE)")
+
+
 def subject_due(con, rule: RetentionRule) -> None:
     """`subject_due`: per served number and billing period, the day its billing rows fall due."""
     end = "last_day(CAST(s.period || '-01' AS DATE))"
@@ -181,9 +216,11 @@ def due_sql(categories: dict[str, RetentionRule], billing_rule: RetentionRule) -
              f"WHEN k.dataset = 'analytics' THEN coalesce(d.due_on, CAST({month_end} + INTERVAL 1 DAY AS DATE))"]
     if "marketing" in categories:      # its consent's withdrawal (`marketing_due`, alias m)
         whens.append("WHEN k.dataset = 'marketing' THEN m.due_on")
-    for dataset in ("invoices", "roaming"):
+    # invoices, roaming: `keep` after the end of their year / month; consents: after the day they were
+    # superseded (NULL while they stand: never due)
+    for dataset, anchor in (("invoices", "k.day_to"), ("roaming", "k.day_to"), ("consents", "k.superseded_on")):
         if dataset in categories:
             rule = categories[dataset]
-            whens.append(f"WHEN k.dataset = '{dataset}' THEN CAST({rule.keep.after_sql('k.day_to')}"
+            whens.append(f"WHEN k.dataset = '{dataset}' THEN CAST({rule.keep.after_sql(anchor)}"
                          " + INTERVAL 1 DAY AS DATE)")
     return "CASE " + " ".join(whens) + " END"

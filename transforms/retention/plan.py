@@ -16,7 +16,7 @@ from transforms.lake.connection import execute
 from transforms.policy import Policy, RetentionRule
 from transforms.privacy.keys import KeyRing
 from transforms.retention.due import (
-    create_subject_keys, due_sql, invoice_state, marketing_due, read_subject_keys, subject_due,
+    consent_succession, create_subject_keys, due_sql, invoice_state, marketing_due, read_subject_keys, subject_due,
 )
 from transforms.retention.hold_scope import active_holds, hold_scope, known_tokens
 from transforms.retention.holds import Hold
@@ -69,6 +69,7 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
     """
     billing_rule = policy.billing_retention
     create_subject_keys(con)
+    consent_succession(con, lake)
     for dataset in categories:
         files = part_files(lake, dataset)
         if not files:
@@ -114,7 +115,8 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
         SELECT dataset, part, file,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0) AS due,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0) AS held,
-               sum(rows) FILTER (WHERE coalesce(due_on > $as_of, true)) AS kept,   -- NULL: no due date yet
+               sum(rows) FILTER (WHERE coalesce(due_on > $as_of, true)) AS kept,   -- NULL: no due date (yet,
+                                                                                     -- or a consent that stands)
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0),
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0),
                min(due_on) FILTER (WHERE due_on > $as_of),

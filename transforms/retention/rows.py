@@ -2,7 +2,8 @@
 
 Rows of one subject key in one file share their due date and their holds, so the sweep plans, rewrites
 and proves per (file, subject key). Column names here are the pipeline's own (the policy's canonical
-columns, the payments extract's, the roaming zone's); numbers are compared in E.164, as tokens are made.
+columns, the payments and consent extracts', the roaming zone's); numbers are compared in E.164, as tokens are
+made.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from transforms.policy import RECORD_ID, Policy
 from transforms.privacy.numbers import e164_sql
 from transforms.privacy.tokens import KEY_ID_COLUMN
 from transforms.steps.billing import served_party_sql
+from transforms.steps.consents import IDENTIFYING_COLUMNS as CONSENT_IDENTIFIERS
 from transforms.steps.payments import IDENTIFYING_COLUMNS as INVOICE_IDENTIFIERS
 
 # The served subscriber's number of a CDR row.
 SERVED_NUMBER = served_party_sql("destination_number", "origin_number")
 # The roaming and marketing zones' token column (their rows are one subscriber each).
 ROAMING_TOKEN = SUBSCRIBER_TOKEN
+# A consent register row's event: subscriber, purpose, instant and status.
+CONSENT_EVENT_KEY = "concat_ws('|', subscriber_number, purpose, CAST(recorded_at AS VARCHAR), status)"
 _PARTITION = re.compile(r"^[a-z_]+=[0-9-]+$")
 
 
@@ -67,6 +71,9 @@ def subject_key(dataset: str, columns: list[str]) -> str:
         return f"{KEY_ID_COLUMN} || ':' || coalesce(hex({SERVED_NUMBER}), '')"
     if dataset == "invoices":
         return "coalesce(subscriber_number, '') || '|' || coalesce(account_id, '')"
+    if dataset == "consents":
+        # One consent event (copies of it from overlapping extracts alike): each is superseded on its own day.
+        return CONSENT_EVENT_KEY
     return f"{KEY_ID_COLUMN} || ':' || hex({ROAMING_TOKEN})"      # roaming, marketing: one subscriber a row
 
 
@@ -76,4 +83,5 @@ def identifier_columns(dataset: str, columns: list[str], policy: Policy) -> list
     (as hex; a marketing row's named called parties are others' subjects, proved by their own rows)."""
     if dataset in ("analytics", "roaming", "marketing"):
         return [f"hex({c})" for c in (*policy.columns_treated("tokenize"), ROAMING_TOKEN) if c in columns]
-    return [c for c in (RECORD_ID, *policy.subject_identifier_columns, *INVOICE_IDENTIFIERS) if c in columns]
+    named = (RECORD_ID, *policy.subject_identifier_columns, *INVOICE_IDENTIFIERS, *CONSENT_IDENTIFIERS)
+    return [c for c in dict.fromkeys(named) if c in columns]

@@ -17,6 +17,7 @@ MAIN_FILES = (f"mediation_{T}.csv", f"billing_{T}.csv", f"billing_{T}.parquet", 
 DEFECT_FILES = (f"empty_{T}.csv", f"header_only_{T}.csv", f"latin1_{T}.csv", f"billing_{T}_copy.csv",
                 f"freeswitch_resaved_{T}.csv", f"nul_byte_{T}.csv", f"hostile_header_{T}.csv")
 PAYMENTS_FILE = f"payments_{T}.csv"
+CONSENTS_FILE = f"consents_{T}.csv"
 PS_FILE = f"ts32298_ps_{T}.csv"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from sample_data.generate import MIN_ROWS, generate_night
 
-from .common import DEFECT_FILES, MAIN_FILES, NIGHT, PAYMENTS_FILE, ROWS, SEED, _digests
+from .common import CONSENTS_FILE, DEFECT_FILES, MAIN_FILES, NIGHT, PAYMENTS_FILE, ROWS, SEED, _digests
 
 
 # --------------------------------------------------------------------------- determinism
@@ -43,6 +43,7 @@ PINNED_FILES = {
     "billing_2026-07-10.csv": "87ad00e1b08181ad1812b3ff7eea95a8af92544c90b43c79bd496e44e47a419d",
     "billing_2026-07-10.parquet": "05f3ef8839fb2df042271ebc0dbd54d88e0cb135ef5b2c79a4005d2e5f3e8798",
     "billing_2026-07-10_copy.csv": "87ad00e1b08181ad1812b3ff7eea95a8af92544c90b43c79bd496e44e47a419d",
+    "consents_2026-07-10.csv": "14d6ad7e5de44e72f302b92a356c1b144d563c633bbcf32add62a5050ef2036e",   # added with it
     "empty_2026-07-10.csv": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "freeswitch_2026-07-10.csv": "41037921de736892eaf98e5bc76df08e692f9391905ffe2e7b4147380b747462",
     "freeswitch_resaved_2026-07-10.csv": "ae22a0ecc56e8e6945d6f810250f2b4e61fa84ed659daebd56365be0441f9b14",
@@ -53,7 +54,8 @@ PINNED_FILES = {
     "nul_byte_2026-07-10.csv": "2d2cd13f9c4d3377650f32c746e8a45ef16d20b7b19cd55cdd1afb8b61023927",
     "payments_2026-07-10.csv": "1b38db08e85b7cd159f4d7eeefcfe36ec120a65f3eec059a6e7f7481dac7da31",
 }
-PINNED_MANIFEST = "b6422b02eab32d77623efcc41a4b80b65138d9e039832279644f5f0a9e47ad4c"
+# The manifest changed once since: the consent extract joined the night (the other files did not change).
+PINNED_MANIFEST = "46ae93f7a3b03a6e7f768281786c4b935be1272c4c432593f6f3a78e8b9191c1"
 
 
 def test_output_is_pinned(tmp_path):
@@ -67,7 +69,7 @@ def test_output_is_pinned(tmp_path):
 def test_files_present_and_listed(night):
     out, manifest = night
     names = {p.name for p in out.iterdir()}
-    assert set(MAIN_FILES) | set(DEFECT_FILES) | {PAYMENTS_FILE} == names == set(manifest.files)
+    assert set(MAIN_FILES) | set(DEFECT_FILES) | {PAYMENTS_FILE, CONSENTS_FILE} == names == set(manifest.files)
 
 
 def test_main_files_add_up_to_rows(night):

@@ -76,7 +76,7 @@ def test_list_names_every_format_and_where_they_come_from(capsys):
     assert (code, err) == (EXIT_OK, "")
     assert out.splitlines()[0] == f"{len(BUILTINS)} formats (from {BUILTIN_FORMATS}):"
     listed = [line.split()[0] for line in out.splitlines()[1:]]
-    assert listed == sorted(BUILTINS) + ["payments"]           # the payments extract has its own step
+    assert listed == sorted(BUILTINS) + ["payments", "consents"]       # the extracts have their own steps
     assert re.search(r"refuse_subscriber_table\s+refused\s", out)
     assert re.search(r"asterisk_master_18\s+csv, no header\s", out)
     assert re.search(r"ts32298_ps\s+csv, header\s", out)

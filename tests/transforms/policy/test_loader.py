@@ -112,7 +112,10 @@ def test_retention_figures_from_policy_section_5(policy):
     assert billing.keep_until == "full_payment"
     assert dict(billing.limitation_periods) == {
         "consumer_services": Period(years=1), "business_services": Period(years=3), "general": Period(years=5)}
-    assert len(policy.retention) == 9
+    # The consent register: kept while it stands, then as proof for the longest limitation period.
+    register = policy.retention_for("consent_register")
+    assert (register.datasets, register.anchor, register.keep) == (("consents",), "consent_superseded", Period(years=5))
+    assert len(policy.retention) == 10
 
 
 def test_identifier_kinds_and_analytics_treatment(policy):

@@ -68,7 +68,7 @@ def test_retention_of_a_data_set_without_a_category(policy, dataset):
 def test_personal_datasets_in_catalog_order(policy):
     assert policy.personal_datasets == (
         "billing", "quarantine", "invoices", "roaming", "analytics", "fraud_history", "authority_requests",
-        "life_body_register", "lawful_interception", "marketing")
+        "life_body_register", "lawful_interception", "marketing", "consents")
 
 
 def test_is_anonymous(policy):

@@ -24,7 +24,7 @@ RUN = {"night": NIGHT, "run_id": "r1", "status": "completed", "trigger": "cli", 
        "rows_before_lateness_window": 0, "rows_after_night": 0, "policy_id": "p", "policy_version": "1",
        "policy_sha256": "a" * 12}
 # 10 rows read = 7 loaded to billing + 3 quarantined; one file, none refused.
-NIGHT_FIGURES = dict(zip(NIGHT_COLUMNS, (1, 1, 0, 0, 0, 10, 7, 0, 3, 0, 0, 7, 7, 0, 0, 0, 0)))
+NIGHT_FIGURES = dict(zip(NIGHT_COLUMNS, (1, 1, 0, 0, 0, 10, 7, 0, 3, 0, 0, 7, 7, 0, 0, 0, 0, 0)))
 
 
 def figures(name: str) -> dict:

@@ -40,7 +40,7 @@ def test_refused_files_are_not_quarantined_and_lateness_is_counted():
     d["violations"] = [("refused_file", "", "", "no known source format", 1, 30)]
     text = render_text(d)
     assert "files: 3 (1 loaded, 0 with every row quarantined, 1 refused whole, 0 failed)" in text
-    assert "rows:  40 read = 7 billing + 0 invoices loaded + 3 quarantined + 30 in files refused whole" in text
+    assert "rows:  40 read = 7 billing + 0 invoices + 0 consent events loaded + 3 quarantined + 30 in files refused whole" in text
     assert "event dates: 4 rows dated more than 7 day(s) before the night, 1 after it (loaded as delivered)" in text
     assert "main reason: imsi_shape (2 of 3 quarantined); 4 rows dated more than 7 day(s)" in text
     refused = next(line for line in text.splitlines() if "notes.csv" in line)

@@ -1,4 +1,4 @@
--- Per night: files and rows read, loaded (billing / invoices), quarantined, refused whole, made into analytics rows, loaded rows dated more than the lateness window before the night or after it, and the aggregate groups released.
+-- Per night: files and rows read, loaded (billing / invoices / consents), quarantined, refused whole, made into analytics rows, loaded rows dated more than the lateness window before the night or after it, and the aggregate groups released.
 -- rows_read = rows_loaded + rows_quarantined + rows_refused + rows_failed: nothing of a file refused whole or
 -- failed is kept in any zone, so its rows are not counted as quarantined (docs/design.md §9).
 WITH files AS (
@@ -8,9 +8,10 @@ WITH files AS (
            count(*) FILTER (WHERE status IN ('rejected_file', 'duplicate_file')) AS files_rejected,
            count(*) FILTER (WHERE status = 'failed') AS files_failed,
            CAST(sum(rows_read) AS BIGINT) AS rows_read, CAST(sum(rows_loaded) AS BIGINT) AS rows_loaded,
-           CAST(coalesce(sum(rows_loaded) FILTER (WHERE profile IS DISTINCT FROM 'payments'), 0) AS BIGINT)
-               AS rows_billing,
+           CAST(coalesce(sum(rows_loaded) FILTER (WHERE coalesce(profile NOT IN ('payments', 'consents'), true)), 0)
+                AS BIGINT) AS rows_billing,
            CAST(coalesce(sum(rows_loaded) FILTER (WHERE profile = 'payments'), 0) AS BIGINT) AS rows_invoices,
+           CAST(coalesce(sum(rows_loaded) FILTER (WHERE profile = 'consents'), 0) AS BIGINT) AS rows_consents,
            CAST(coalesce(sum(rows_rejected) FILTER (WHERE status IN ('loaded', 'quarantined')), 0) AS BIGINT)
                AS rows_quarantined,
            CAST(coalesce(sum(rows_rejected) FILTER (WHERE status IN ('rejected_file', 'duplicate_file')), 0)
@@ -33,7 +34,8 @@ WITH files AS (
     SELECT night, count(*) AS runs FROM runs GROUP BY night
 )
 SELECT f.night, coalesce(n.runs, 0) AS runs, f.files, f.files_loaded, f.files_quarantined, f.files_rejected,
-       f.files_failed, f.rows_read, f.rows_loaded, f.rows_billing, f.rows_invoices, f.rows_quarantined,
+       f.files_failed, f.rows_read, f.rows_loaded, f.rows_billing, f.rows_invoices, f.rows_consents,
+       f.rows_quarantined,
        f.rows_refused, f.rows_failed, coalesce(a.rows_analytics, 0) AS rows_analytics,
        f.lateness_window_days, f.rows_before_lateness_window, f.rows_after_night,
        CAST(coalesce(l.groups, 0) AS BIGINT) AS aggregate_groups_released,
