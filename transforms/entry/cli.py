@@ -119,6 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--policy", type=Path, default=None)
     look.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
 
+    subj = sub.add_parser(
+        "subject", help="data-subject rights: one subscriber's copy of their data (policy §6.1, §6.5)",
+        description="A subscriber's data in every zone of the lake, found from the keyed tokens of their number or "
+                    "IMSI under every key held (across key rotations). `export` writes their copy to a new folder "
+                    "only this account may read (0700, files 0600): per zone a CSV and a JSON file, summary.json "
+                    "and index.html (purposes, categories, recipients, retention, source, the right to complain). "
+                    "Rows where they were only the other party of someone else's communication carry none of that "
+                    "person's identifiers. Prints the rows per zone and the folder, never a value.")
+    ssub = subj.add_subparsers(dest="subject_command", required=True, metavar="ACTION")
+    exp = ssub.add_parser("export", help="write one subscriber's copy of their data (without a recorded request)")
+    exp.add_argument("--lake", required=True, type=Path)
+    ident = exp.add_mutually_exclusive_group(required=True)
+    ident.add_argument("--msisdn", help="the subscriber's number in any spelling (040…, +38640…, 0038640…)")
+    ident.add_argument("--imsi", help="the subscriber's IMSI")
+    exp.add_argument("--out", required=True, type=Path, help="a new or empty folder for the copy")
+    exp.add_argument("--right", choices=("access", "portability"), default="access",
+                     help="the right exercised: access (§6.1, default) or portability (§6.5)")
+    exp.add_argument("--policy", type=Path, default=None)
+    exp.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+
     summ = sub.add_parser("summary", help="show the last run recorded in the audit store",
                           description="Print the last run of the audit store: outcome, each file's rows read / "
                                       "loaded / quarantined, the main rejection reasons and the off-list columns "
@@ -234,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.retention.catalog import RetentionError
     from transforms.retention.holds import HoldError
     from transforms.runs import NightBusy
+    from transforms.subjects.export import ExportError
+    from transforms.subjects.subject import SubjectError
 
     try:
         return COMMANDS[args.command](args)
@@ -244,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
     except FormatError as exc:
         print(f"cdr-audit: bad source format: {exc}", file=sys.stderr)
-    except (HoldError, RetentionError) as exc:
+    except (HoldError, RetentionError, ExportError, SubjectError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, HoldError) else EXIT_FAILED
+        return EXIT_FAILED if isinstance(exc, RetentionError) else EXIT_USAGE
     except StoreError as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
     except NightBusy as exc:

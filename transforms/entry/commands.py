@@ -294,17 +294,38 @@ def cmd_snapshot(args) -> int:
 def cmd_lookup(args) -> int:
     from transforms.lake import Lake
     from transforms.policy import load_policy
-    from transforms.privacy.lookup import find_subject
+    from transforms.subjects.find import analytics_hits
+    from transforms.subjects.subject import Subject
 
     policy = load_policy(args.policy)
     keyring = _keyring(args)
     value, kind = (args.number, "msisdn") if args.number else (args.imsi, "imsi")
-    hits = find_subject(Lake.at(args.lake), policy, keyring, value, kind)
+    hits = analytics_hits(Lake.at(args.lake), policy, keyring, Subject.of(value, kind, keyring, policy))
     held = [k.key_id for k in keyring.keys]
     print(f"searched with {len(held)} key(s): {', '.join(held)}")
     for h in hits:
         print(f"  key {h.key_id:<24} {h.event_date}  {h.column:<20} {h.rows:,} row(s)")
     print(f"{sum(h.rows for h in hits):,} analytics row(s) found")
+    return EXIT_OK
+
+
+def cmd_subject(args) -> int:
+    """`subject export`: the copy is written to --out; the terminal gets counts and the folder only."""
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.subjects.export import export_subject
+    from transforms.subjects.subject import Subject
+
+    policy = load_policy(args.policy)
+    keyring = _keyring(args)
+    value, kind = (args.msisdn, "msisdn") if args.msisdn else (args.imsi, "imsi")
+    subject = Subject.of(value, kind, keyring, policy)
+    result = export_subject(Lake.at(args.lake), policy, keyring, subject, args.out, right=args.right)
+    print(f"{args.right} export of one subscriber ({kind}), searched with {len(subject.tokens)} key(s):"
+          f" {', '.join(sorted(subject.tokens))}")
+    for z in result.zones:
+        print(f"  {z.zone:<11} {z.rows:>10,} row(s)  {z.action}")
+    print(f"written to {result.out} (owner-only) in {result.seconds:.1f} s")
     return EXIT_OK
 
 
@@ -406,4 +427,5 @@ def _as_date(text: str | None) -> date | None:
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
+            "subject": cmd_subject,
             "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions}
