@@ -28,6 +28,7 @@ from transforms.lake.connection import connect
 from transforms.lake.permissions import make_owner_only_dir
 from transforms.lake.records import write_json
 from transforms.policy import Policy
+from transforms.policy.model import LINEAGE_COLUMNS
 from transforms.privacy.generalize import treatments
 from transforms.privacy.keys import KeyRing
 from transforms.subjects.find import ANONYMOUS, OTHER_PARTY_KEEPS, ROLE, ZONES, ZoneFound, find_subject
@@ -178,6 +179,9 @@ def _categories(policy: Policy, columns: list[str]) -> list[str]:
         if c == ROLE:
             words.append(f"{c}: whether the row is about your own communication (served) or one where you were "
                          "only the other party (other_party)")
+        elif c in LINEAGE_COLUMNS:
+            words.append(f"{c}: where the row came from (the delivered file, its line, the run that read it, the "
+                         "day of the communication)")
         elif policy.is_allowed(c):
             f = policy.field(c)
             words.append(f"{c}: {f.term} ({f.clause})")
@@ -196,8 +200,8 @@ def _readers(policy: Policy, zone: str) -> tuple[str, str]:
     except KeyError:
         return ("not declared in the policy's access section", "the pipeline's own account")
     if access.group is None:
-        return (access.clause, "only the pipeline's own account: no person and no other system reads this zone "
-                               f"({policy.access.clause})")
+        return (access.clause, "only the account that runs the audit pipeline: no person's account and no other "
+                               f"system reads this zone ({policy.access.clause})")
     return (access.clause, f"the role '{access.group.role}' ({access.group.clause}), through the Unix group "
                            f"{access.group.unix_group}; nobody else ({policy.access.clause})")
 
@@ -210,9 +214,10 @@ def _retention(policy: Policy, zone: str) -> tuple[str, str]:
         if anonymous:
             return (anonymous.clause, "no retention period: no personal data")
         return ("no category of the policy's retention catalog names this zone", "—")
-    until = f", or until {rule.keep_until.replace('_', ' ')}" if rule.keep_until else ""
-    return (f"{rule.legal_basis} ({rule.clause})",
-            f"{rule.keep}{until}, counted from the {rule.anchor.replace('_', ' ')}; then {rule.action}d")
+    anchor = rule.anchor.replace("_", " ")
+    keep = (f"until {rule.keep_until.replace('_', ' ')}, at most {rule.keep} (ISO 8601 period) from the {anchor}"
+            if rule.keep_until else f"{rule.keep} (ISO 8601 period) from the {anchor}")
+    return (f"{rule.legal_basis} ({rule.clause})", f"{keep}; then {rule.action}d")
 
 
 def render_index(result: SubjectExport, policy: Policy) -> str:

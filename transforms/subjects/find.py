@@ -225,8 +225,11 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
         served.insert(0, f"CAST({SERVED_NUMBER} AS VARCHAR) {is_number}")
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
+    # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
+    candidates = " OR ".join([*own.values(), *served[1 if cdr else 0:]]) or "false"
     found = _store(s, zone, f"""
-        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source})
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE}
+                              FROM (SELECT * FROM {source} WHERE {candidates}))
         WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
                    "rows of the subscriber's own communications, and rows where they were only the other party "
                    "(without that party's identifiers)")
@@ -237,8 +240,13 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
 
 @finder("billing")
 def find_billing(s: Search) -> ZoneFound:
-    return _cdr_rows(s, "billing", [str(p) for p in part_files(s.lake, "billing")], "event_date, start_time",
-                     ("event_date",), link=True)
+    files = [str(p) for p in part_files(s.lake, "billing")]
+    found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=True)
+    if s.subject.kind != "msisdn" and found.rows:
+        # Asked for by IMSI: the number of their own rows also finds the communications of others they were
+        # the other party of (an IMSI is only ever the served subscriber's).
+        found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",))
+    return found
 
 
 def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> ZoneFound:
@@ -283,10 +291,12 @@ def find_analytics(s: Search) -> ZoneFound:
     keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
     select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
-    # The key id filter first: files of keys the subject has no token under are skipped by their statistics.
+    # Rows of a key the subject has a token under and holding one of its tokens first (a semi-join per column:
+    # row groups of other keys are skipped by their statistics), the role on those only.
+    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis))
     return _store(s, "analytics", f"""
         SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source}
-                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens))
+                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens) AND ({candidates}))
         WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
                   "pseudonymized and generalized rows (tokens instead of numbers), made for further use")
 
