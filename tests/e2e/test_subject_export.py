@@ -10,10 +10,10 @@ gave that subscriber.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import json
-import os
 import stat
 from datetime import date
 
@@ -30,11 +30,18 @@ NEW_KEY, NEW_KEY_ID = bytes(range(100, 132)), "k2026-11"
 STATUSES = ("paid", "open", "partially_paid", "disputed", "written_off")
 
 
+@functools.lru_cache(maxsize=None)
 def e164(number: str) -> str:
-    from transforms.policy import load_policy
     from transforms.privacy.numbers import normalize_e164
 
-    return normalize_e164(number, load_policy().operator)
+    return normalize_e164(number, _operator())
+
+
+@functools.lru_cache(maxsize=1)
+def _operator():
+    from transforms.policy import load_policy
+
+    return load_policy().operator
 
 
 def token(secret: bytes, message: str) -> str:
@@ -54,16 +61,10 @@ def rotated_env(tmp_path_factory):
 
 
 def with_env(env: dict, fn):
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
         return fn()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

@@ -159,9 +159,10 @@ def zone_folder(lake: Lake, zone: str) -> Path:
     return lake.zone(zone) if zone in ZONE_NAMES else lake.root / zone
 
 
-def _source(files: list[str], *, hive: bool = True) -> str:
-    """Every part file of a zone as one relation (binds `$files`: the lake's own paths)."""
-    return f"read_parquet($files, hive_partitioning = {str(hive).lower()}, union_by_name = true)"
+def _source(files: list[str]) -> str:
+    """Every part file of a zone as one relation, partition columns included (binds `$files`: the lake's own
+    paths, never input text)."""
+    return "read_parquet($files, hive_partitioning = true, union_by_name = true)"
 
 
 def _columns(con, source: str, params: dict) -> list[str]:
