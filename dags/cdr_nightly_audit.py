@@ -27,7 +27,12 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    `roaming.observation_window_months`) ending with the last complete month:
    flagged, not flagged or insufficient history, with the figures behind
    each state.
-5. **close_night** merges the per-file facts into the audit store (one writer),
+5. **marketing_night** rebuilds the marketing profiles (`marketing/`) of every
+   event date tonight's files touched: one row per subscriber whose consent to
+   profiling stands (policy §3.4 ¶5), under marketing tokens that cannot be
+   joined to analytics; called parties who consented too by their token, the
+   others only counted. A subscriber who withdrew is gone from each day rebuilt.
+6. **close_night** merges the per-file facts into the audit store (one writer),
    chains the audit log and exports the tables to Parquet. It runs even when a
    file task failed, and records that file as failed.
 
@@ -147,6 +152,17 @@ def cdr_nightly_audit():
 
         return tasks.roaming(dict(params), ds, run_id, connection=hmac_connection())
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def marketing_night(params=None, ds=None, run_id=None) -> dict:
+        """Marketing profiles of the event dates tonight touched, on consent only (runs even if a file failed).
+
+        **If it fails:** check the HMAC key (profiles key subscribers by marketing token), the billing zone and
+        the consent register (`consents/`); each day is replaced whole, so clearing and re-running is safe.
+        """
+        from transforms.entry import tasks
+
+        return tasks.marketing(dict(params), ds, run_id, connection=hmac_connection())
+
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
     def close_night(params=None, ds=None, run_id=None) -> dict:
         """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet.
@@ -167,7 +183,7 @@ def cdr_nightly_audit():
             raise AirflowSkipException(str(exc)) from exc
 
     files = audit_file.expand(planned=plan_night())
-    files >> [aggregate_night(), roaming_night()] >> close_night()
+    files >> [aggregate_night(), roaming_night(), marketing_night()] >> close_night()
 
 
 cdr_nightly_audit()

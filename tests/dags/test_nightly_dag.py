@@ -102,9 +102,11 @@ def test_nightly_dag_shape(dagbag):
                                       "allow_open_zones"}
     assert dag.params.get_param("allow_open_zones").schema["type"] == "boolean"     # default false: the file's PARAMS
     assert {t.task_id for t in dag.tasks} == {"plan_night", "audit_file", "aggregate_night", "roaming_night",
-                                              "close_night"}
+                                              "marketing_night", "close_night"}
     assert dag.get_task("roaming_night").trigger_rule == "all_done"
-    assert dag.get_task("close_night").upstream_task_ids == {"aggregate_night", "roaming_night"}
+    assert dag.get_task("marketing_night").trigger_rule == "all_done"
+    assert dag.get_task("marketing_night").upstream_task_ids == {"audit_file"}
+    assert dag.get_task("close_night").upstream_task_ids == {"aggregate_night", "roaming_night", "marketing_night"}
     assert dag.get_task("aggregate_night").trigger_rule == "all_done"
     assert dag.get_task("close_night").trigger_rule == "all_done"
     assert type(dag.get_task("audit_file")).__name__.endswith("MappedOperator")   # one task per landing file

@@ -80,7 +80,7 @@ def open_lake(cli_run, tmp_path) -> Path:
 
 def test_every_entry_of_every_zone_has_its_declared_mode(cli_run):
     lake = cli_run.lake
-    assert {p.name for p in lake.iterdir()} >= {"billing", "quarantine", "invoices", "consent", "analytics", "_work"}
+    assert {p.name for p in lake.iterdir()} >= {"billing", "quarantine", "invoices", "consents", "marketing", "analytics", "_work"}
     assert next((lake / "billing").rglob("*.parquet"), None) and next((lake / "reports").rglob("*.html"), None)
     assert wrong_modes(lake) == []
     assert mode(lake / "audit" / ".writer.lock") == 0o640           # a compliance reader takes a shared lock on it
@@ -95,7 +95,7 @@ def test_verify_permissions_reads_and_prints_a_line_per_zone(cli_run):
     before = sorted((str(p), p.stat().st_mtime_ns) for p in cli_run.lake.rglob("*"))
     run = run_cli("verify", "--permissions", "--lake", str(cli_run.lake))
     assert run.returncode == 0, run.stderr
-    for zone in ("lake_root", "billing", "invoices", "quarantine", "consent", "analytics", "aggregates", "roaming",
+    for zone in ("lake_root", "billing", "invoices", "quarantine", "consents", "marketing", "analytics", "aggregates", "roaming",
                  "audit", "reports", "work"):
         assert f"\n  {zone} " in run.stdout, zone
     assert "every zone is as the policy declares" in run.stdout

@@ -17,7 +17,8 @@ HEADINGS = ("Did last night's run complete", "How many rows went into each zone,
             "Which rules and columns were breached last night?", "Are violations going up or down?",
             "What does analytics hold instead of each billing column?",
             "What falls due for deletion or anonymization in the next 30 and 90 days?",
-            "Which legal holds are stopping deletions?", "How many subscribers does the roaming check flag?",
+            "Which legal holds are stopping deletions?", "Subject requests: which are due, which are overdue?",
+            "How many subscribers does the roaming check flag?",
             "Is the audit trail intact?")
 
 
@@ -103,6 +104,10 @@ def reported(history, tmp_path_factory):
     assert hold.returncode == 0, hold.stderr
     sweep = run_cli("retention", "--lake", str(lake), "--as-of", "2026-11-23", "--quiet")
     assert sweep.returncode == 0, sweep.stderr
+    number = history.manifests["2026-11-22"].msisdns[0]          # E.164; given spaced, as a person types it
+    request = run_cli("subject", "request", "--lake", str(lake), "--right", "access", "--msisdn",
+                      f"{number[:4]} {number[4:6]} {number[6:]}", "--received", "2026-11-20")
+    assert request.returncode == 0 and re.fullmatch(r"R-[0-9a-f]{12}", request.stdout.splitlines()[-1]), request.stderr
     report = run_cli("report", "--lake", str(lake))
     assert report.returncode == 0, report.stderr
     return lake, report
@@ -127,6 +132,7 @@ def test_report_summary_and_figures(reported, history):
     out = report.stdout
     assert "compliance report for night 2026-11-22" in out and "audit-log chain: intact" in out
     assert "active legal holds: 1" in out and "retention (latest sweep as of 2026-11-23)" in out
+    assert "subject requests (§6): 1 not answered yet" in out
     (read,), = audit_rows(lake, "SELECT rows_read FROM v_nightly_volumes WHERE night = '2026-11-22'")[0:1]
     assert f"{read:,} read" in out
     (due90,), = audit_rows(lake, "SELECT sum(rows_due_90d_after_sweep) FROM v_retention_due")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -17,8 +18,10 @@ import duckdb
 from transforms.audit_store.anchors import AnchorCheck, check_anchors
 from transforms.audit_store.store import insert, now_utc, reading
 from transforms.audit_store.tables import AuditLogEntry
+from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.lake.records import to_plain
+from transforms.policy import Policy
 
 GENESIS = "0" * 64
 
@@ -74,6 +77,23 @@ def append_log(con: duckdb.DuckDBPyConnection, events: Iterable[LogEvent], at: d
             prev_hash=prev, hash=_event_hash(prev, seq, at_text, e))])
         added += 1
     return added
+
+
+@contextmanager
+def logged_change(con: duckdb.DuckDBPyConnection, lake: Lake, policy: Policy, event: LogEvent,
+                  at: datetime) -> Iterator[None]:
+    """The body's change of the store and its audit-log entry, committed together with the views redefined: a
+    change never stands in the store without its entry, nor an entry without its change (a hold placed or
+    released, a subject's request recorded or extended)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        append_log(con, [event], at)
+        define_views(con, lake, policy)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from transforms.policy.model import SUBJECT_RIGHTS
+
 Integer = Annotated[int, "INTEGER"]
 
 _SQL_TYPES = {str: "VARCHAR", int: "BIGINT", bool: "BOOLEAN", float: "DOUBLE", date: "DATE",
@@ -261,6 +263,25 @@ class RoamingRun:
     path: str | None = None                 # the roaming zone file written (relative to the lake; None: none)
 
 
+@table("marketing_profiles", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class MarketingProfile:
+    """An event date's marketing profiles rebuilt in a run (policy §3.4 ¶5): counts only."""
+
+    run_id: str
+    event_date: date
+    purpose: str                            # the consent purpose the profiles need (consent.profiling_purpose)
+    billing_rows: int
+    rows_profiled: int
+    subscribers: int
+    called_named: int
+    called_counted: int
+    rows_removed: int
+    consents_standing: int
+    key_id: str
+    path: str | None = None                 # the marketing zone file written (relative to the lake; None: none)
+
+
 @table("zone_permissions")
 @dataclass(frozen=True, kw_only=True)
 class ZonePermission:
@@ -340,6 +361,57 @@ class RetentionProof:
     identifiers_found: int                  # of those, still in the file's bytes or values (must be 0)
     ok: bool
     checked_at: datetime
+
+
+# ------------------------------------------------------------------------------------------ subjects' rights
+
+# The request states (docs/design.md §12): open, extended (the last day moved, the subscriber told), and the two
+# ways a request closes. Fulfilled and refused are written by the commands that answer it.
+REQUEST_STATUSES = ("open", "extended", "fulfilled", "refused")
+REQUEST_SUBJECT_KINDS = ("msisdn", "imsi")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK that `column` holds one of `values` (the project's own names, never input)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+@table("subject_requests", primary_key="request_id", checks=(
+    _one_of("subject_right", SUBJECT_RIGHTS),
+    _one_of("subject_kind", REQUEST_SUBJECT_KINDS),
+    _one_of("status", REQUEST_STATUSES),
+    "due >= received",
+    "extended_to IS NULL OR extended_to > due",
+))
+@dataclass(frozen=True, kw_only=True)
+class SubjectRequestRow:
+    """A data subject's request under §6 (access, rectification, erasure, restriction, portability, objection):
+    when it came, the last day to answer it, and what became of it. The subject only as tokens, never its value."""
+
+    request_id: str                         # R-<12 hex>
+    subject_right: str                      # access | rectification | erasure | restriction | portability | objection
+    clause: str                             # the policy's clause of that right (§6.x)
+    subject_kind: str                       # msisdn | imsi
+    subject_tokens: str                     # JSON {key id: hex token} under every key held when recorded
+    received: date
+    due: date                               # last day to answer (inclusive): received + subject_rights.answer_within
+    extended_to: date | None = None         # the last day as extended (at most received + answer + extension)
+    extension_reason: str | None = None     # the reasons the subscriber was told (the latest extension's)
+    extended_at: datetime | None = None     # when the latest extension was recorded (UTC)
+    reference: str | None = None            # the case as a person named it (a ticket, a letter); no data values
+    status: str                             # open | extended | fulfilled | refused
+    recorded_at: datetime
+    recorded_by: str | None = None
+    fulfilled_at: datetime | None = None
+    refused_at: datetime | None = None
+    refusal_reason: str | None = None       # e.g. manifestly unfounded or excessive (§6 ¶5)
+    answered_by: str | None = None          # who fulfilled or refused it
+    zone_rows: str | None = None            # JSON {zone: rows of the subject found} when fulfilled
+    zone_actions: str | None = None         # JSON {zone: what was done there} when fulfilled
+    restricted_at: datetime | None = None   # restriction: processing restricted from then, until lifted
+    lifted_at: datetime | None = None       # restriction lifted (`cdr-audit subject lift`)
+    lifted_by: str | None = None
+    lift_reason: str | None = None
 
 
 # ------------------------------------------------------------------------------------------ the audit log

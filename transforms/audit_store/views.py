@@ -22,12 +22,15 @@ SQL_DIR = Path(__file__).resolve().parent / "views"
 # Dependency order: a view is defined after the views it reads.
 VIEW_NAMES = ("v_night_files", "v_audit_chain", "v_last_run", "v_nightly_volumes", "v_policy_violations",
               "v_analytics_columns", "v_retention_actions", "v_retention_due", "v_legal_holds_active",
-              "v_roaming_states", "v_roaming_windows", "v_roaming_flagged", "v_zone_permissions")
+              "v_roaming_states", "v_roaming_windows", "v_roaming_flagged", "v_zone_permissions",
+              "v_subject_requests")
 # Views whose rows hold subscriber tokens stay out of the Parquet exports: a snapshot under audit/ would
 # outlive the roaming zone's retention (the sweep proves deletions there, not in audit/).
 NOT_EXPORTED_VIEWS = ("v_roaming_flagged",)
 _AFTER_SWEEP = "/*rows due within each horizon after the sweep*/"
 _FROM_TODAY = "/*rows due within each horizon from today*/"
+_DUE_SOON = "/*due soon within days*/"
+_TODAY = "/*today*/"
 
 
 def view_doc(name: str) -> str:
@@ -37,14 +40,24 @@ def view_doc(name: str) -> str:
 
 
 def view_sql(name: str, policy: Policy) -> str:
-    """The view's SELECT (constant text; the reporting horizons are the policy's integers)."""
+    """The view's SELECT (constant text; the reporting horizons and the requests' due-soon days are the policy's
+    integers)."""
     sql = (SQL_DIR / f"{name}.sql").read_text()
     if name == "v_retention_due":
         sql = (sql.replace(_AFTER_SWEEP, "".join(
             f"{_due_within('r.as_of', d)} AS rows_due_{d}d_after_sweep,\n       " for d in _horizons(policy)))
                   .replace(_FROM_TODAY, ",\n       ".join(
                       f"{_due_within('current_date', d)} AS rows_due_{d}d_from_today" for d in _horizons(policy))))
+    if name == "v_subject_requests":
+        sql = (sql.replace(_DUE_SOON, str(int(policy.subject_rights.due_soon_within_days)))
+                  .replace(_TODAY, local_today_sql(policy)))
     return sql
+
+
+def local_today_sql(policy: Policy) -> str:
+    """Today where the operator is (`operator.local_timezone`), as a DuckDB DATE: the day a request's dates count
+    in, whatever the session's zone."""
+    return f"CAST(timezone({sql_literal(policy.operator.local_timezone)}, current_timestamp) AS DATE)"
 
 
 def _horizons(policy: Policy) -> tuple[int, ...]:

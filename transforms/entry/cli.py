@@ -119,26 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--policy", type=Path, default=None)
     look.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
 
-    subj = sub.add_parser(
-        "subject", help="data-subject rights: one subscriber's copy of their data (policy §6.1, §6.5)",
-        description="A subscriber's data in every zone of the lake, found from the keyed tokens of their number or "
-                    "IMSI under every key held (across key rotations). `export` writes their copy to a new folder "
-                    "only this account may read (0700, files 0600): per zone a CSV and a JSON file, summary.json "
-                    "and index.html (purposes, categories, recipients, retention, source, the right to complain). "
-                    "Rows where they were only the other party of someone else's communication carry none of that "
-                    "person's identifiers. Prints the rows per zone and the folder, never a value.")
-    ssub = subj.add_subparsers(dest="subject_command", required=True, metavar="ACTION")
-    exp = ssub.add_parser("export", help="write one subscriber's copy of their data (without a recorded request)")
-    exp.add_argument("--lake", required=True, type=Path)
-    ident = exp.add_mutually_exclusive_group(required=True)
-    ident.add_argument("--msisdn", help="the subscriber's number in any spelling (040…, +38640…, 0038640…)")
-    ident.add_argument("--imsi", help="the subscriber's IMSI")
-    exp.add_argument("--out", required=True, type=Path, help="a new or empty folder for the copy")
-    exp.add_argument("--right", choices=("access", "portability"), default="access",
-                     help="the right exercised: access (§6.1, default) or portability (§6.5)")
-    exp.add_argument("--policy", type=Path, default=None)
-    exp.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
-
     summ = sub.add_parser("summary", help="show the last run recorded in the audit store",
                           description="Print the last run of the audit store: outcome, each file's rows read / "
                                       "loaded / quarantined, the main rejection reasons and the off-list columns "
@@ -234,7 +214,61 @@ def build_parser() -> argparse.ArgumentParser:
     lst = hsub.add_parser("list", help="list holds")
     lst.add_argument("--lake", required=True, type=Path)
     lst.add_argument("--active", action="store_true", help="only holds not released")
+    _subject_parser(sub)
     return parser
+
+
+def _subject_parser(sub) -> None:
+    """`subject request|list|extend|export` (policy §6; docs/design.md §12)."""
+    from transforms.policy.model import SUBJECT_RIGHTS
+
+    subj = sub.add_parser(
+        "subject", help="data-subject requests (§6): record one, list what is due, extend one, export a copy",
+        description="A subscriber's request to exercise a right of §6 is answered within the policy's "
+                    "subject_rights.answer_within of receipt (the same date a month later, or the last day of a "
+                    "shorter month), extendable within that first period, with reasons told to the subscriber, to "
+                    "at most answer_within + extension_at_most after receipt. The subject is stored only as its "
+                    "keyed tokens; it is never printed.")
+    ssub = subj.add_subparsers(dest="subject_command", required=True, metavar="ACTION")
+    req = ssub.add_parser("request", help="record a request; prints its id alone on the last line")
+    req.add_argument("--right", required=True, choices=SUBJECT_RIGHTS)
+    who = req.add_mutually_exclusive_group(required=True)
+    who.add_argument("--msisdn", help="the subscriber's number in any spelling (040 123 456, +386 40 123 456, "
+                                      "0038640123456); stored as tokens only")
+    who.add_argument("--imsi", help="the subscriber's IMSI; stored as tokens only")
+    req.add_argument("--received", required=True, type=_date, help="the day the request was received, YYYY-MM-DD")
+    req.add_argument("--reference", help="the case, e.g. a ticket or letter number (no numbers of people)")
+    req.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    ext = ssub.add_parser("extend", help="move an open request's last day, within its first period")
+    ext.add_argument("request_id")
+    ext.add_argument("--to", required=True, type=_date, help="the new last day to answer, YYYY-MM-DD")
+    ext.add_argument("--reason", required=True, help="the reasons the subscriber is told (no numbers of people)")
+    lst = ssub.add_parser("list", help="open requests by their last day to answer, with the days left")
+    lst.add_argument("--all", action="store_true", help="closed requests too")
+    exp = ssub.add_parser(
+        "export", help="write one subscriber's copy of their data (policy §6.1, §6.5) to a new folder",
+        description="The subscriber's data in every zone, found from the keyed tokens of their number or IMSI under "
+                    "every key held (across key rotations), written to a new or empty folder only this account may "
+                    "read (0700, files 0600): per zone a CSV and a JSON file, summary.json and index.html (purposes, "
+                    "categories, recipients, retention, source, the right to complain). Rows where they were only "
+                    "the other party of someone else's communication carry none of that person's identifiers. "
+                    "Prints the rows per zone and the folder, never a value.")
+    exp.add_argument("--lake", required=True, type=Path)
+    ident = exp.add_mutually_exclusive_group(required=True)
+    ident.add_argument("--msisdn", help="the subscriber's number in any spelling (040…, +38640…, 0038640…)")
+    ident.add_argument("--imsi", help="the subscriber's IMSI")
+    exp.add_argument("--out", required=True, type=Path, help="a new or empty folder for the copy")
+    exp.add_argument("--right", choices=("access", "portability"), default="access",
+                     help="the right exercised: access (§6.1, default) or portability (§6.5)")
+    exp.add_argument("--policy", type=Path, default=None)
+    exp.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    for action in (req, ext, lst):
+        action.add_argument("--lake", required=True, type=Path)
+        action.add_argument("--policy", type=Path, default=None)
+        action.add_argument("--today", type=_date, default=None,
+                            help="the day taken as today (default: today in the policy's operator.local_timezone)")
+    for action in (req, ext):
+        action.add_argument("--by", help="who records it (default: the login name)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.runs import NightBusy
     from transforms.subjects.export import ExportError
     from transforms.subjects.subject import SubjectError
+    from transforms.subjects.requests import SubjectRequestError
 
     try:
         return COMMANDS[args.command](args)
@@ -266,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
     except FormatError as exc:
         print(f"cdr-audit: bad source format: {exc}", file=sys.stderr)
-    except (HoldError, RetentionError, ExportError, SubjectError) as exc:
+    except (HoldError, SubjectRequestError, RetentionError, ExportError, SubjectError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
         return EXIT_FAILED if isinstance(exc, RetentionError) else EXIT_USAGE
     except StoreError as exc:

@@ -63,10 +63,11 @@ def cmd_run(args) -> int:
 
 def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     """Plan, every file, the night-wide steps and the close: the DAG's tasks in sequence."""
-    from transforms.entry.console import aggregate_lines, file_line, roaming_line
+    from transforms.entry.console import aggregate_lines, file_line, marketing_line, roaming_line
     from transforms.nightly.aggregate_night import aggregate_night
     from transforms.nightly.audit_file import audit_file
     from transforms.nightly.close import close_night
+    from transforms.nightly.marketing_night import marketing_night
     from transforms.nightly.plan import override_for, plan_night
     from transforms.nightly.roaming_night import roaming_night
 
@@ -89,6 +90,7 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
         say(line)
     say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
+    say(marketing_line(marketing_night(lake, policy, keyring, run_id=run_id)))
     return close_night(lake, policy, run_id=run_id)
 
 
@@ -309,26 +311,6 @@ def cmd_lookup(args) -> int:
     return EXIT_OK
 
 
-def cmd_subject(args) -> int:
-    """`subject export`: the copy is written to --out; the terminal gets counts and the folder only."""
-    from transforms.lake import Lake
-    from transforms.policy import load_policy
-    from transforms.subjects.export import export_subject
-    from transforms.subjects.subject import Subject
-
-    policy = load_policy(args.policy)
-    keyring = _keyring(args)
-    value, kind = (args.msisdn, "msisdn") if args.msisdn else (args.imsi, "imsi")
-    subject = Subject.of(value, kind, keyring, policy)
-    result = export_subject(Lake.at(args.lake), policy, keyring, subject, args.out, right=args.right)
-    print(f"{args.right} export of one subscriber ({kind}), searched with {len(subject.tokens)} key(s):"
-          f" {', '.join(sorted(subject.tokens))}")
-    for z in result.zones:
-        print(f"  {z.zone:<11} {z.rows:>10,} row(s)  {z.action}")
-    print(f"written to {result.out} (owner-only) in {result.seconds:.1f} s")
-    return EXIT_OK
-
-
 def cmd_policy(args) -> int:
     from transforms.policy import load_policy
 
@@ -421,11 +403,18 @@ def cmd_hold(args) -> int:
     return EXIT_OK
 
 
+def cmd_subject(args) -> int:
+    """`subject request|list|extend|export`: in transforms/entry/subject_commands.py."""
+    from transforms.entry.subject_commands import cmd_subject as subject
+
+    return subject(args)
+
+
 def _as_date(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
-            "subject": cmd_subject,
-            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions}
+            "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions,
+            "subject": cmd_subject}

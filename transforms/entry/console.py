@@ -72,6 +72,16 @@ def roaming_line(night) -> str:
             f" {roaming_window_words(w.as_of_month, len(w.window_months), w.by_state)} ({w.seconds:.1f} s)")
 
 
+def marketing_line(built) -> str:
+    """The night's marketing step (`MarketingProfilesResult`): days rebuilt, subscribers profiled, called
+    parties named and counted, rows removed for withdrawn consents."""
+    days = built.days
+    return (f"marketing: {len(days)} day(s) rebuilt, {sum(d.subscribers for d in days):,} profile(s) of"
+            f" {built.consents_standing:,} subscriber(s) whose consent stands; called parties"
+            f" {sum(d.called_named for d in days):,} named, {sum(d.called_counted for d in days):,} counted;"
+            f" {sum(d.rows_removed for d in days):,} row(s) removed (consent withdrawn) ({built.seconds:.1f} s)")
+
+
 def summary_lines(s) -> list[str]:
     """The closed night (`NightSummary`): files, and rows read = loaded + quarantined + refused (+ failed)."""
     failed = f" + {s.rows_failed:,} in failed files (nothing kept)" if s.rows_failed else ""

@@ -142,6 +142,21 @@ def roaming(params: dict, logical_date: str, run_id: str, connection: dict | Non
 
 
 @_owner_only
+def marketing(params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
+    """Rebuild the marketing profiles of the event dates tonight touched (on consent only); return the counts."""
+    from transforms.nightly.marketing_night import marketing_night
+
+    from transforms.entry.console import marketing_line
+
+    night, _, lake, policy = resolve(params, logical_date)
+    with night_lease(lake, night, run_id):
+        built = marketing_night(lake, policy, keyring(connection), run_id=run_id)
+    log.info(marketing_line(built))
+    return {"days": [d.event_date for d in built.days], "subscribers": sum(d.subscribers for d in built.days),
+            "rows_removed": sum(d.rows_removed for d in built.days), "consents_standing": built.consents_standing}
+
+
+@_owner_only
 def close(params: dict, logical_date: str, run_id: str) -> dict:
     """Merge the night into the audit store; return the summary."""
     from transforms.nightly.close import close_night

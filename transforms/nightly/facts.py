@@ -21,6 +21,7 @@ from transforms.nightly.plan import PlannedFile
 T = TypeVar("T")
 AGGREGATES = "aggregates.json"
 ROAMING = "roaming.json"
+MARKETING = "marketing.json"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def analytics_event_dates(lake: Lake, run_id: str) -> list[str]:
 
 
 def write_night_rows(lake: Lake, run_id: str, name: str, rows: tuple) -> None:
-    """Rows of a night-wide step (`AGGREGATES`, `ROAMING`), replacing what a retried step left."""
+    """Rows of a night-wide step (`AGGREGATES`, `ROAMING`, `MARKETING`), replacing what a retried step left."""
     write_json(lake.fragments_dir(run_id) / name, rows)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
-    RETENTION_ANCHORS, AccessGroup, AccessRule, AnonymousDataset, FieldRule, LatenessRule, Operator, Policy,
-    Reporting, RetentionRule, RoamingRule, ZONE_NAMES, ZoneAccess,
+    RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule,
+    FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule, SubjectRight,
+    SubjectRightsRule, ZONE_NAMES, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
 from transforms.policy.strict_yaml import Section, read_yaml
@@ -22,6 +24,15 @@ MIN_ROAMING_WINDOW_MONTHS = 4
 MIN_OUTWEIGHS_SHARE = 0.5
 # A month has at least 28 days: an inactivity that long must fit inside the shortest window.
 _MIN_MONTH_DAYS = 28
+# GDPR Art. 12(3): a request is answered within one month of receipt, extendable by two further months at most.
+# The regulation's ceilings check the operator's setting (faster is allowed, slower never), so they cannot live
+# in the file they check.
+GDPR_ANSWER_WITHIN = Period(months=1)
+GDPR_EXTENSION_AT_MOST = Period(months=2)
+# Every start day of a leap cycle: a period that ends no later than another from each of them ends no later
+# from any day (month lengths and leap days repeat).
+_LEAP_CYCLE_START = date(2028, 1, 1)
+_LEAP_CYCLE_DAYS = 4 * 365 + 1
 # E.164: at most 15 digits, country code included.
 _E164_MAX_DIGITS = 15
 _NAME = r"^[a-z][a-z0-9_]*$"
@@ -70,6 +81,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
         reporting=_read_reporting(top.section("reporting")),
         lateness=_read_lateness(top.section("lateness")),
         access=_read_access(top.section("access")),
+        consent=_read_consent(top.section("consent")),
+        subject_rights=_read_subject_rights(top.section("subject_rights")),
     )
     for section in (top, meta, op, na, analytics):
         section.no_extra_keys()
@@ -190,6 +203,32 @@ def _read_lateness(r: Section) -> LatenessRule:
     return rule
 
 
+def _read_consent(c: Section) -> ConsentRule:
+    """Purposes (lower_snake_case, each with its clause and whether it is direct marketing), channels, and
+    the profiling purpose, which must be one of the purposes."""
+    purposes_section = c.section("purposes")
+    purposes = []
+    for name in purposes_section.keys():
+        p = purposes_section.section(name)
+        if not re.fullmatch(_NAME, name):
+            raise PolicyError(f"{p.key}: purpose names are lower_snake_case")
+        purposes.append(ConsentPurpose(purpose=name, clause=p.text("clause"),
+                                       direct_marketing=p.flag("direct_marketing")))
+        p.no_extra_keys()
+    if not purposes:
+        raise PolicyError(f"{purposes_section.key}: declare at least one purpose")
+    channels = c.text_list("channels", pattern=_NAME)
+    if not channels or len(set(channels)) != len(channels):
+        raise PolicyError(f"{c.key}.channels: list each channel once (at least one)")
+    profiling = c.text("profiling_purpose", pattern=_NAME)
+    if profiling not in {p.purpose for p in purposes}:
+        raise PolicyError(f"{c.key}.profiling_purpose: {profiling!r} is not one of the purposes")
+    rule = ConsentRule(clause=c.text("clause"), latest_counts=c.text("latest_counts"), purposes=tuple(purposes),
+                       channels=tuple(channels), profiling_purpose=profiling)
+    c.no_extra_keys()
+    return rule
+
+
 def _read_access(a: Section) -> AccessRule:
     """Who may read each zone (docs/design.md §2): every zone of the lake (`model.ZONE_NAMES`)
     needs an entry, and no other name may have one; a group zone names one of the declared roles."""
@@ -205,14 +244,7 @@ def _read_access(a: Section) -> AccessRule:
     if not groups:
         raise PolicyError(f"{groups_section.key}: declare at least one role and its Unix group")
     zones_section = a.section("zones")
-    named = zones_section.keys()
-    unknown = [z for z in named if z not in ZONE_NAMES]
-    if unknown:
-        raise PolicyError(f"{zones_section.key}: unknown zone(s): {', '.join(unknown)} (the lake's zones:"
-                          f" {', '.join(ZONE_NAMES)})")
-    missing = [z for z in ZONE_NAMES if z not in named]
-    if missing:
-        raise PolicyError(f"{zones_section.key}: no access declared for zone(s): {', '.join(missing)}")
+    named = _each_of(zones_section, ZONE_NAMES, "zone", "the lake's zones", "no access declared for")
     zones = tuple(_read_zone_access(zones_section.section(z), z, groups) for z in named)
     work = _read_zone_access(a.section("work"), "work", groups)
     if work.access != "owner":
@@ -220,6 +252,18 @@ def _read_access(a: Section) -> AccessRule:
     rule = AccessRule(clause=a.text("clause"), groups=tuple(groups.values()), zones=zones, work=work)
     a.no_extra_keys()
     return rule
+
+
+def _each_of(section: Section, known: tuple[str, ...], kind: str, known_as: str, missing_words: str) -> list[str]:
+    """The keys of `section`, refused unless each name of `known` has one and no other name does."""
+    named = section.keys()
+    unknown = [n for n in named if n not in known]
+    if unknown:
+        raise PolicyError(f"{section.key}: unknown {kind}(s): {', '.join(unknown)} ({known_as}: {', '.join(known)})")
+    missing = [n for n in known if n not in named]
+    if missing:
+        raise PolicyError(f"{section.key}: {missing_words} {kind}(s): {', '.join(missing)}")
+    return named
 
 
 def _read_zone_access(z: Section, zone: str, groups: dict[str, AccessGroup]) -> ZoneAccess:
@@ -234,3 +278,37 @@ def _read_zone_access(z: Section, zone: str, groups: dict[str, AccessGroup]) -> 
     entry = ZoneAccess(zone=zone, access=access, group=groups[role] if role else None, clause=z.text("clause"))
     z.no_extra_keys()
     return entry
+
+
+def _read_subject_rights(s: Section) -> SubjectRightsRule:
+    """When a request under §6 must be answered (docs/design.md §12): periods no longer than GDPR Art. 12(3)
+    allows, and every right of `model.SUBJECT_RIGHTS` with its clause, no other."""
+    answer = Period.parse(s.text("answer_within"), f"{s.key}.answer_within")
+    extension = Period.parse(s.text("extension_at_most"), f"{s.key}.extension_at_most")
+    if answer == Period():
+        raise PolicyError(f"{s.key}.answer_within: a request needs some time to be answered; an empty period leaves none")
+    if not _ends_no_later(answer, GDPR_ANSWER_WITHIN):
+        raise PolicyError(f"{s.key}.answer_within: {answer} is longer than GDPR Art. 12(3) allows"
+                          f" ({GDPR_ANSWER_WITHIN} from receipt)")
+    if not _ends_no_later(extension, GDPR_EXTENSION_AT_MOST):
+        raise PolicyError(f"{s.key}.extension_at_most: {extension} is longer than GDPR Art. 12(3) allows"
+                          f" ({GDPR_EXTENSION_AT_MOST} further)")
+    rights_section = s.section("rights")
+    named = _each_of(rights_section, SUBJECT_RIGHTS, "right", "the rights of §6", "no clause for")
+    rights = []
+    for name in named:
+        r = rights_section.section(name)
+        rights.append(SubjectRight(right=name, clause=r.text("clause")))
+        r.no_extra_keys()
+    rule = SubjectRightsRule(clause=s.text("clause"), legal_basis=s.text("legal_basis"), answer_within=answer,
+                             extension_at_most=extension,
+                             due_soon_within_days=s.integer("due_soon_within_days", minimum=1), rights=tuple(rights))
+    s.no_extra_keys()
+    return rule
+
+
+def _ends_no_later(period: Period, ceiling: Period) -> bool:
+    """From every start day, `period` ends on or before `ceiling` does (a month of days is not within a calendar
+    month from 1 February)."""
+    starts = (_LEAP_CYCLE_START + timedelta(days=i) for i in range(_LEAP_CYCLE_DAYS))
+    return all(period.after(d) <= ceiling.after(d) for d in starts)

@@ -29,12 +29,15 @@ RETENTION_ANCHORS = (
 LINEAGE_COLUMNS = ("record_id", "source_file_sha256", "source_row", "run_id", "event_date")
 RECORD_ID = "record_id"
 # Zones that hold data rows (each needs a retention category or must be anonymous: docs/design.md §3) ...
-DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-# Zones the lake has before anything fills them: the consent register (policy §3.4) comes with a later release,
-# but its folder and its access are declared now, so the permissions check covers it from the start.
-RESERVED_ZONES = ("consent",)
+DATA_ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing")
+# Zones the lake has before anything fills them: the consent register (policy §3.4) is declared with its
+# access first, so the permissions check covers it from the start.
+RESERVED_ZONES = ("consents",)
 # ... and every zone of the lake; `access` below gives each its readers (docs/design.md §2).
 ZONE_NAMES = (*DATA_ZONES, *RESERVED_ZONES, "audit", "reports")
+# The rights of §6 a subscriber may exercise, in the policy's order (§6.1-§6.6); the `subject_rights` section
+# gives each its clause (docs/design.md §12).
+SUBJECT_RIGHTS = ("access", "rectification", "erasure", "restriction", "portability", "objection")
 # Who may read a zone (docs/design.md §2): `owner`, the account that runs the pipeline alone; `group`, that
 # account writes and one named group reads. Nobody else reads any zone. The Unix modes each kind means are
 # transforms/lake/permissions.py's.
@@ -132,6 +135,43 @@ class LatenessRule:
 
 
 @dataclass(frozen=True)
+class ConsentPurpose:
+    """One purpose a subscriber may consent to (§3.4), and whether it is direct marketing (which an
+    objection under §6.6 withdraws)."""
+
+    purpose: str
+    clause: str
+    direct_marketing: bool
+
+
+@dataclass(frozen=True)
+class ConsentRule:
+    """Processing on consent (§3.4): the purposes, the channels consent is given through, and that the
+    latest consent received counts (docs/design.md §11)."""
+
+    clause: str
+    latest_counts: str                  # the clause that the latest consent per subscriber and purpose counts
+    purposes: tuple[ConsentPurpose, ...]
+    channels: tuple[str, ...]
+    profiling_purpose: str              # the purpose the marketing zone's usage profiles need
+
+    @property
+    def purpose_names(self) -> tuple[str, ...]:
+        return tuple(p.purpose for p in self.purposes)
+
+    @property
+    def direct_marketing_purposes(self) -> tuple[str, ...]:
+        """Purposes an objection to direct marketing withdraws (§6.6)."""
+        return tuple(p.purpose for p in self.purposes if p.direct_marketing)
+
+    def purpose(self, name: str) -> ConsentPurpose:
+        for p in self.purposes:
+            if p.purpose == name:
+                return p
+        raise KeyError(f"{name!r} is not a consent purpose of the policy")
+
+
+@dataclass(frozen=True)
 class AccessGroup:
     """A role that may read group zones, and the Unix group of the host that stands for it."""
 
@@ -168,8 +208,45 @@ class AccessRule:
 
 
 @dataclass(frozen=True)
+class SubjectRight:
+    """One right of §6 and the paragraph that grants it."""
+
+    right: str                          # one of SUBJECT_RIGHTS
+    clause: str
+
+
+@dataclass(frozen=True)
+class SubjectRightsRule:
+    """When a data-subject request must be answered (§6 ¶1): within a period of receipt, which may be extended
+    once or more, at most by a further period, the subscriber told inside the first (docs/design.md §12)."""
+
+    clause: str
+    legal_basis: str
+    answer_within: Period               # from receipt; the last day to answer is `answer_within.after(received)`
+    extension_at_most: Period           # the extended period ends at most (answer_within + this) after receipt
+    due_soon_within_days: int           # the report lists open requests whose last day is this close
+    rights: tuple[SubjectRight, ...]    # every right of SUBJECT_RIGHTS, in the policy's order
+
+    def due_on(self, received: date) -> date:
+        """The last day to answer a request received on `received` (inclusive): the same date a period later,
+        or the last day of a shorter month (GDPR Art. 12(3) read with Reg. 1182/71 Art. 3(2)(c))."""
+        return self.answer_within.after(received)
+
+    def latest_extension(self, received: date) -> date:
+        """The furthest an extension may move the last day: the two periods counted together from receipt."""
+        return (self.answer_within + self.extension_at_most).after(received)
+
+    def clause_of(self, right: str) -> str:
+        for r in self.rights:
+            if r.right == right:
+                return r.clause
+        raise KeyError(f"{right!r} is not a right of the policy's subject_rights")
+
+
+@dataclass(frozen=True)
 class Policy:
-    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access."""
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access,
+    consent, subjects' rights."""
 
     id: str
     title: str
@@ -188,6 +265,8 @@ class Policy:
     reporting: Reporting
     lateness: LatenessRule
     access: AccessRule
+    consent: ConsentRule
+    subject_rights: SubjectRightsRule
 
     @property
     def allowed_columns(self) -> tuple[str, ...]:

@@ -33,6 +33,11 @@ class Period:
         parts = [f"{n}{u}" for n, u in ((self.years, "Y"), (self.months, "M"), (self.days, "D")) if n]
         return "P" + ("".join(parts) or "0D")
 
+    def __add__(self, other: "Period") -> "Period":
+        """Two periods run one after the other, counted as one from the same start (a one-month answer period
+        and its extension end on the civil date the two together reach, not on a clamped end plus more)."""
+        return Period(self.years + other.years, self.months + other.months, self.days + other.days)
+
     def after(self, start: date) -> date:
         """The day a period that starts on `start` ends on (OZ Art. 59, civil reckoning).
 

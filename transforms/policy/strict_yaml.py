@@ -120,6 +120,13 @@ class Section:
                               f" {high}, got {value!r}")
         return float(value)
 
+    def flag(self, name: str) -> bool:
+        """true or false, nothing else (YAML's 1 and "yes" are not a yes here)."""
+        value = self._get(name, True)
+        if not isinstance(value, bool):
+            raise self.error(f"{self._path(name)}: expected true or false, got {value!r}")
+        return value
+
     def choice(self, name: str, allowed: tuple[str, ...], required: bool = True) -> Any:
         value = self._get(name, required)
         if value is None:

@@ -38,6 +38,12 @@ class ColumnTreatment:
     clause: str
 
 
+def area_sql(alias: str = "b", unknown: str = "$unknown") -> str:
+    """The area a billing row (alias `alias`) is generalized to: its record's location area, else `unknown`
+    (an SQL expression: `$unknown` bound, or a literal). Analytics and the marketing profiles share it."""
+    return f"coalesce({alias}.{LOCATION_AREA}, {unknown})"
+
+
 # treatment -> (output column name template, SQL over {c}, audit action). Output names are fixed per
 # treatment so that downstream steps (aggregates) can rely on them.
 _RULES = {
@@ -46,7 +52,7 @@ _RULES = {
     "truncate_to_hour": ("event_hour", "date_trunc('hour', {c})", "generalized"),
     "truncate_to_tac": ("{c}_tac", "CASE WHEN regexp_matches({c}, '^[0-9]{{14,16}}$') THEN left({c}, 8) END",
                         "generalized"),
-    "generalize_to_area": ("area", "coalesce(b.{area}, $unknown)", "generalized"),
+    "generalize_to_area": ("area", area_sql(), "generalized"),
 }
 
 
@@ -77,7 +83,7 @@ def generalize_select(policy: Policy) -> str:
         if t.output_column is None:
             continue
         _, sql, _ = _RULES[t.treatment]
-        exprs.append(f"{sql.format(c='b.' + f.column, area=LOCATION_AREA)} AS {t.output_column}")
+        exprs.append(f"{sql.format(c='b.' + f.column)} AS {t.output_column}")
     return ", ".join(exprs)
 
 

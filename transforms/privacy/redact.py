@@ -19,6 +19,12 @@ _LOOKS_LIKE_DATA = re.compile(
     r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"    # IPv4
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\u024f]")
+# Free text a person types into the audit store (a hold's reason, a request's reference or an extension's reasons)
+# might carry a number or an IMSI pasted in. Refused rather than masked: the person names the case instead.
+_DIGIT_RUN = re.compile(r"\d{7,}")                       # written without separators
+_SPACED_DIGITS = re.compile(r"\d(?:[ ()./-]{0,2}\d)+")   # digits grouped by separators: 040 123 456, (040) 123
+_SPACED_DIGITS_MIN = 9                                   # a national mobile number; a date or a case number has fewer
+IDENTIFIER_IN_TEXT = "contains a long run of digits (a number or an IMSI?); name the case instead"
 MAX_NAME = 64
 
 
@@ -44,6 +50,14 @@ def shorten(text: str, limit: int) -> str:
         ends = [m.end() for m in _WORD_END.finditer(head)]
         head = head[:ends[-1]] if ends else head
     return head.rstrip(" \t_-./") + ELLIPSIS
+
+
+def carries_identifier(text: str) -> bool:
+    """Typed text holds what could be a subscriber's number, IMSI or IMEI: a long digit run, or digits grouped by
+    spaces, dots, dashes, slashes or brackets that together make a number's length (`+386 40 123 456`). A case
+    number or a date (`2026/114`, `2026-11-22`) is not."""
+    return bool(_DIGIT_RUN.search(text)) or any(
+        sum(ch.isdigit() for ch in m.group()) >= _SPACED_DIGITS_MIN for m in _SPACED_DIGITS.finditer(text))
 
 
 def safe_name(text: str, limit: int = MAX_NAME) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 
 from transforms.lake.connection import execute
@@ -41,6 +42,16 @@ def derive_tokens(value: str, kind: str, keyring: KeyRing, operator: Operator) -
     """Token of one subject's identifier under every key held: {key id: token} (subject-access lookups)."""
     norm = normalize(value, kind, operator)
     return {k.key_id: token(k, kind, norm) for k in keyring.keys}
+
+
+def tokens_text(tokens: dict[str, str]) -> str:
+    """A subject's tokens as the audit store keeps them (`legal_holds`, `subject_requests`): JSON {key id: hex}."""
+    return json.dumps(tokens, sort_keys=True)
+
+
+def tokens_of(text: str | None) -> dict[str, str]:
+    """`tokens_text` read back ({} for none)."""
+    return json.loads(text) if text else {}
 
 
 _HMAC_BLOCK = 64   # SHA-256 block size (RFC 2104)

@@ -10,8 +10,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
-from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, anchor_words, chain_ok, in_words, lateness_words,
-                                      number, permissions_words, roaming_headline)
+from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, REQUEST_STATES, anchor_words, chain_ok, in_words,
+                                      lateness_words, number, permissions_words, roaming_headline)
 from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
@@ -61,7 +61,9 @@ def render_html(d: dict, store: str) -> str:
         permissions_words=permissions_words(d.get("permissions") or []),
         permissions=[[z.zone, z.readers, z.dir_mode, z.file_mode or "—", z.entries, z.open]
                      for z in d.get("permissions") or []],
-        permissions_open=any(z.open for z in d.get("permissions") or []))
+        permissions_open=any(z.open for z in d.get("permissions") or []),
+        subjects=d.get("subjects"), subject_head=["right", *(s.replace("_", " ") for s in REQUEST_STATES)],
+        subject_counts=[[right, *counts] for right, counts in d["subjects"].by_right] if d.get("subjects") else [])
 
 
 def render_index(folder: Path) -> str:

@@ -51,10 +51,16 @@ SQL = {
     "roaming": "SELECT as_of_month, run_id, subscribers, flagged, not_flagged, insufficient_history"
                " FROM v_roaming_windows ORDER BY as_of_month",
     "chain": "SELECT entries, last_seq, left(last_hash, 16), links_ok, first_bad_seq FROM v_audit_chain",
+    "subject_states": "SELECT subject_right, state, count(*) FROM v_subject_requests GROUP BY ALL",
+    "subject_pressing": "SELECT request_id, subject_right, received, due, extended_to, days_left, state"
+                        " FROM v_subject_requests WHERE state IN ('overdue', 'due_soon')"
+                        " ORDER BY due_effective, received, request_id",
     "permissions": "SELECT zone, access, coalesce(group_role, ''), coalesce(unix_group, ''), group_on_host, dir_mode,"
                    " coalesce(file_mode, ''), entries_checked, entries_open, allowed_open, checked_at, run_id"
                    " FROM v_zone_permissions",
 }
+# A request's states as v_subject_requests names them: the three not answered yet first, by urgency.
+REQUEST_STATES = ("overdue", "due_soon", "open", "fulfilled", "refused")
 KIND_WORDS = {"off_list_column": "column not on the allowed list", "failed_rule": "rule failed",
               "quarantine_reason": "rows quarantined", "refused_file": "file refused whole"}
 # A file's outcome as the summary and the report say it: a file refused whole (unreadable, or a copy of one
@@ -172,7 +178,38 @@ def gather(con, policy: Policy) -> dict:
     d["chain"] = con.execute(SQL["chain"]).fetchone()
     d["verify"] = verify_chain(con)
     d["permissions"] = permissions(con.execute(SQL["permissions"]).fetchall())
+    d["subjects"] = subject_requests(con, policy)
     return d
+
+
+@dataclass(frozen=True)
+class SubjectRequests:
+    """Data-subject requests (`v_subject_requests`): counts per right and state, and the ones overdue or due soon
+    (ids, rights and dates; never a subject's tokens)."""
+
+    due_soon_days: int                                  # the policy's subject_rights.due_soon_within_days
+    by_right: tuple[tuple[str, tuple[int, ...]], ...]   # every right of the policy, in its order: count per state
+    pressing: tuple[tuple, ...]                         # (id, right, received, due, extended to, days left, state)
+
+    def count(self, state: str) -> int:
+        i = REQUEST_STATES.index(state)
+        return sum(counts[i] for _, counts in self.by_right)
+
+    def words(self) -> str:
+        """'3 not answered yet: 1 overdue, 1 due within N day(s); 2 fulfilled, 0 refused'."""
+        waiting = sum(self.count(s) for s in ("overdue", "due_soon", "open"))
+        return (f"{waiting:,} not answered yet: {self.count('overdue'):,} overdue, {self.count('due_soon'):,} due"
+                f" within {self.due_soon_days} day(s); {self.count('fulfilled'):,} fulfilled,"
+                f" {self.count('refused'):,} refused")
+
+
+def subject_requests(con, policy: Policy) -> SubjectRequests:
+    counts = {(right, state): n for right, state, n in con.execute(SQL["subject_states"]).fetchall()}
+    return SubjectRequests(
+        due_soon_days=policy.subject_rights.due_soon_within_days,
+        by_right=tuple((r.right, tuple(counts.get((r.right, s), 0) for s in REQUEST_STATES))
+                       for r in policy.subject_rights.rights),
+        pressing=tuple(con.execute(SQL["subject_pressing"]).fetchall()))
 
 
 @dataclass(frozen=True)

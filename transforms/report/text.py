@@ -59,6 +59,10 @@ def render_text(d: dict) -> str:
     else:
         lines.append("\n  retention: no sweep recorded yet")
     lines.append(f"  active legal holds: {len(d['holds'])}")
+    if d.get("subjects"):
+        lines.append(f"  subject requests (§6): {d['subjects'].words()}")
+        for request_id, right, _, _, _, days_left, state in d["subjects"].pressing:
+            lines.append(f"    {request_id}  {right:<14} {state.replace('_', ' '):<9} {days_left:>4} day(s) left")
     window = roaming_headline(d["roaming"])
     if window:
         by = "the last run" if window.by_last_run else "an earlier run"

@@ -15,6 +15,14 @@ analytics      never longer than its source: the due date of the billing rows of
                earliest its source could have gone.
 invoices       the invoice category's `keep` after the end of the invoice year.
 roaming        the roaming category's `keep` after the end of the aggregated month.
+marketing      the consent category's `keep` after the day the consent the row was
+               made on was withdrawn: the spell of the subscriber's latest grant before the
+               end of the row's day (`consents.spells`, the register as known on the sweep's
+               day). A re-grant after that withdrawal, even before the sweep ran, revives
+               nothing: the rows were made on the consent withdrawn, and a new consent covers
+               new processing only. A row naming called parties rests on their consents too,
+               and is due on the earliest of them. A row whose consent cannot be shown (no
+               grant before its day, or its key no longer held) is due at once.
 =============  =========================================================================
 
 Periods run in civil calendar terms (`Period.after_sql`); data are kept through the last day and are
@@ -25,11 +33,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datetime import date
+
+from transforms.consents.spells import define_spells
 from transforms.lake import Lake
 from transforms.lake.connection import columns_of, execute, sql_literal
+from transforms.marketing.schema import NAMED_PARTIES
 from transforms.policy import Policy, RetentionRule
+from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import numbering_params
-from transforms.privacy.tokens import KEY_ID_COLUMN
+from transforms.privacy.purpose import NUMBER_KIND, marketing_keyring
+from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.retention.rows import SERVED_NUMBER, part_files, row_day, row_source, subject_key
 
 
@@ -37,6 +51,8 @@ def create_subject_keys(con) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE subject_keys (dataset VARCHAR, file VARCHAR, part VARCHAR,"
                 " key VARCHAR, number VARCHAR, token BLOB, key_id VARCHAR, account VARCHAR, day_from DATE,"
                 " day_to DATE, rows BIGINT)")
+    # A marketing row's named called parties (their marketing tokens): its due date rests on their consents too.
+    con.execute("CREATE OR REPLACE TEMP TABLE marketing_named (file VARCHAR, key VARCHAR, token BLOB)")
 
 
 def read_subject_keys(con, lake: Lake, policy: Policy, dataset: str, f: Path) -> None:
@@ -46,11 +62,11 @@ def read_subject_keys(con, lake: Lake, policy: Policy, dataset: str, f: Path) ->
     rel = str(f.relative_to(lake.root))
     columns = columns_of(con, f)
     key = subject_key(dataset, columns)
-    if dataset in ("billing", "analytics"):
+    if dataset in ("billing", "analytics", "marketing"):
         day = "CAST($value AS DATE)"
         number = "served_e164" if dataset == "billing" else "NULL"
-        token = f"{SERVED_NUMBER}" if dataset == "analytics" else "NULL"
-        key_id = KEY_ID_COLUMN if dataset == "analytics" else "NULL"
+        token = {"analytics": SERVED_NUMBER, "marketing": "subscriber_token"}.get(dataset, "NULL")
+        key_id = KEY_ID_COLUMN if dataset != "billing" else "NULL"
         select = (f"SELECT {key} AS key, {number} AS number, {token} AS token, {key_id} AS key_id,"
                   f" NULL AS account, {day} AS day_from, {day} AS day_to, count(*) AS rows")
     elif dataset == "quarantine":
@@ -72,6 +88,50 @@ def read_subject_keys(con, lake: Lake, policy: Policy, dataset: str, f: Path) ->
         FROM ({select} FROM {row_source(dataset, columns)} GROUP BY ALL)""",
             {**numbering_params(policy.operator), "dataset": dataset, "file": rel, "part": part, "value": value,
              "path": str(f)})
+    if dataset == "marketing" and NAMED_PARTIES in columns:
+        execute(con, f"""INSERT INTO marketing_named SELECT DISTINCT $file, key, token
+                         FROM (SELECT {key} AS key, unnest({NAMED_PARTIES}) AS token FROM {row_source(dataset, columns)})""",
+                {"file": rel, "path": str(f)})
+
+
+def marketing_due(con, policy: Policy, keyring: KeyRing, lake: Lake, as_of: date, rule: RetentionRule) -> None:
+    """`marketing_due` (file, key, due_on): per marketing row, the day after its consent's withdrawal plus
+    the category's `keep`, the earliest of its subscriber's and its named parties' (NULL: every consent it
+    rests on still stands). Also gives marketing `subject_keys` their number, so holds find them.
+
+    Tokens are matched to the register's numbers by tokenizing those, with every purpose key the rows were
+    made with (HMAC over distinct numbers only, in DuckDB)."""
+    define_spells(con, lake, policy.consent.profiling_purpose, as_of)
+    con.execute("CREATE OR REPLACE TEMP TABLE marketing_known (number VARCHAR, key_id VARCHAR, token BLOB)")
+    wanted = {k for (k,) in con.execute("SELECT DISTINCT key_id FROM subject_keys WHERE dataset = 'marketing'")
+              .fetchall()}
+    for key in (k for k in marketing_keyring(keyring, policy).keys if k.key_id in wanted):
+        hmac_expr, hmac_params = token_sql(key, sql_literal(NUMBER_KIND), "number")
+        execute(con, f"""INSERT INTO marketing_known SELECT number, $kid, {hmac_expr}
+                         FROM (SELECT DISTINCT subscriber_number AS number FROM consent_spells)""",
+                {"kid": key.key_id, **hmac_params})
+    con.execute("""UPDATE subject_keys k SET number = m.number FROM marketing_known m
+                   WHERE k.dataset = 'marketing' AND m.key_id = k.key_id AND m.token = k.token""")
+    withdrawn = rule.keep.after_sql("CAST(s.withdrawn_at AS DATE)")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE marketing_due AS
+        WITH tokens AS (
+            SELECT file, key, key_id, token, day_from FROM subject_keys WHERE dataset = 'marketing'
+            UNION ALL
+            SELECT n.file, n.key, k.key_id, n.token, k.day_from
+            FROM marketing_named n JOIN subject_keys k ON k.dataset = 'marketing' AND k.file = n.file AND k.key = n.key
+        ), spell AS (      -- each token's spell: the one of the latest grant before the end of the row's day
+            SELECT t.file, t.key, t.token, t.day_from, s.granted_at, s.withdrawn_at
+            FROM tokens t
+            LEFT JOIN marketing_known m ON m.key_id = t.key_id AND m.token = t.token
+            LEFT JOIN consent_spells s ON s.subscriber_number = m.number
+                 AND s.granted_at < t.day_from + INTERVAL 1 DAY
+            QUALIFY row_number() OVER (PARTITION BY t.file, t.key, t.token ORDER BY s.granted_at DESC NULLS LAST) = 1
+        )
+        SELECT file, key,
+               min(CASE WHEN granted_at IS NULL THEN day_from                  -- no consent shown: due at once
+                        WHEN withdrawn_at IS NOT NULL THEN CAST({withdrawn} + INTERVAL 1 DAY AS DATE) END) AS due_on
+        FROM spell s GROUP BY file, key""")
 
 
 def invoice_state(con, lake: Lake) -> None:
@@ -119,6 +179,8 @@ def due_sql(categories: dict[str, RetentionRule], billing_rule: RetentionRule) -
              f"WHEN k.dataset = 'quarantine' THEN CAST({billing_rule.keep.after_sql(month_end)} + INTERVAL 1 DAY AS DATE)",
              # analytics: its source's due date, or the earliest its source could go
              f"WHEN k.dataset = 'analytics' THEN coalesce(d.due_on, CAST({month_end} + INTERVAL 1 DAY AS DATE))"]
+    if "marketing" in categories:      # its consent's withdrawal (`marketing_due`, alias m)
+        whens.append("WHEN k.dataset = 'marketing' THEN m.due_on")
     for dataset in ("invoices", "roaming"):
         if dataset in categories:
             rule = categories[dataset]

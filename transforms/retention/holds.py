@@ -13,22 +13,20 @@ chained into the audit log. A released hold stops holding at the next sweep.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import date
 
-from transforms.audit_store import LogEvent, append_log, insert, now_utc, reading, select, writing
+from transforms.audit_store import LogEvent, insert, logged_change, now_utc, reading, select, writing
 from transforms.audit_store.tables import LegalHold
-from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.numbers import normalize
-from transforms.privacy.tokens import TOKEN_BYTES, derive_tokens, token
+from transforms.privacy.redact import IDENTIFIER_IN_TEXT, carries_identifier
+from transforms.privacy.tokens import TOKEN_BYTES, derive_tokens, tokens_of, tokens_text
 
-# A person typing a reason might paste a number or an IMSI into it; the audit store must not get one.
-_DIGIT_RUN = re.compile(r"\d{7,}")
+# The identifier kind a hold's subject is tokenized as (the kind analytics and the sweep tokenize it as).
+_TOKEN_KIND = {"subscriber": "msisdn", "account": "account"}
 _HOLD_ID = re.compile(r"H-[0-9a-f]{12}")
 
 
@@ -46,7 +44,7 @@ class Hold(LegalHold):
     @property
     def tokens(self) -> dict[str, str]:
         """The subject's token under each key held when the hold was placed: {key id: hex token}."""
-        return json.loads(self.subject_tokens) if self.subject_tokens else {}
+        return tokens_of(self.subject_tokens)
 
     def scope_text(self) -> str:
         """The scope in words, without the subject's tokens."""
@@ -60,10 +58,7 @@ class Hold(LegalHold):
 
 def subject_tokens(kind: str, value: str, keyring: KeyRing, policy: Policy) -> dict[str, str]:
     """The subject's token under every key held: numbers as in analytics (E.164), accounts as 'account:<id>'."""
-    if kind == "subscriber":
-        return derive_tokens(value, "msisdn", keyring, policy.operator)
-    norm = normalize(value, "account", policy.operator)
-    return {k.key_id: token(k, "account", norm) for k in keyring.keys}
+    return derive_tokens(value, _TOKEN_KIND[kind], keyring, policy.operator)
 
 
 def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_by: str,
@@ -74,8 +69,8 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
     reason, placed_by = (reason or "").strip(), (placed_by or "").strip()
     if not reason or not placed_by:
         raise HoldError("a hold needs a reason and who places it (--reason, --by)")
-    if _DIGIT_RUN.search(reason):
-        raise HoldError("the reason contains a long run of digits (a number or an IMSI?); name the case instead")
+    if carries_identifier(reason):
+        raise HoldError(f"the reason {IDENTIFIER_IN_TEXT}")
     datasets = set(policy.personal_datasets)
     if dataset is not None and dataset not in datasets:
         raise HoldError(f"unknown data set {dataset!r}; the policy's data sets are {', '.join(sorted(datasets))}")
@@ -98,14 +93,11 @@ def place(lake: Lake, policy: Policy, keyring: KeyRing, *, reason: str, placed_b
         raise HoldError("a hold needs a scope: a data set, a date range or a subject (or several)")
     hold = Hold(hold_id=f"H-{uuid.uuid4().hex[:12]}", reason=reason, placed_by=placed_by, placed_at=now_utc(),
                 dataset=dataset, date_from=date_from, date_to=date_to, subject_kind=kind,
-                subject_tokens=json.dumps(tokens, sort_keys=True) if kind else None)
-    with writing(lake) as con:
-        con.execute("BEGIN TRANSACTION")
+                subject_tokens=tokens_text(tokens) if kind else None)
+    placed = LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
+                      {"scope": hold.scope_text(), "reason": reason})
+    with writing(lake) as con, logged_change(con, lake, policy, placed, hold.placed_at):
         insert(con, [hold])
-        append_log(con, [LogEvent(f"hold:{hold.hold_id}:placed", placed_by, "hold_placed", hold.hold_id,
-                                  {"scope": hold.scope_text(), "reason": reason})], hold.placed_at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
     return hold
 
 
@@ -115,8 +107,8 @@ def release(lake: Lake, policy: Policy, hold_id: str, *, released_by: str, reaso
         raise HoldError("a hold id looks like H-0123456789ab")
     if not (released_by or "").strip() or not (reason or "").strip():
         raise HoldError("releasing a hold needs who releases it and why (--by, --reason)")
-    if _DIGIT_RUN.search(reason):
-        raise HoldError("the reason contains a long run of digits (a number or an IMSI?); name the case instead")
+    if carries_identifier(reason):
+        raise HoldError(f"the reason {IDENTIFIER_IN_TEXT}")
     with writing(lake) as con:
         found = _read(con, "WHERE hold_id = ?", [hold_id])
         if not found:
@@ -124,13 +116,11 @@ def release(lake: Lake, policy: Policy, hold_id: str, *, released_by: str, reaso
         if not found[0].active:
             raise HoldError(f"hold {hold_id} was already released on {found[0].released_at:%Y-%m-%d}")
         at = now_utc()
-        con.execute("BEGIN TRANSACTION")
-        con.execute("UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ? WHERE hold_id = ?",
-                    [released_by.strip(), at, reason.strip(), hold_id])
-        append_log(con, [LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released", hold_id,
-                                  {"reason": reason.strip()})], at)
-        define_views(con, lake, policy)
-        con.execute("COMMIT")
+        released = LogEvent(f"hold:{hold_id}:released", released_by.strip(), "hold_released", hold_id,
+                            {"reason": reason.strip()})
+        with logged_change(con, lake, policy, released, at):
+            con.execute("UPDATE legal_holds SET released_by = ?, released_at = ?, release_reason = ?"
+                        " WHERE hold_id = ?", [released_by.strip(), at, reason.strip(), hold_id])
         return _read(con, "WHERE hold_id = ?", [hold_id])[0]
 
 

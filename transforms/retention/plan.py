@@ -15,7 +15,9 @@ from transforms.lake import Lake
 from transforms.lake.connection import execute
 from transforms.policy import Policy, RetentionRule
 from transforms.privacy.keys import KeyRing
-from transforms.retention.due import create_subject_keys, due_sql, invoice_state, read_subject_keys, subject_due
+from transforms.retention.due import (
+    create_subject_keys, due_sql, invoice_state, marketing_due, read_subject_keys, subject_due,
+)
 from transforms.retention.hold_scope import active_holds, hold_scope, known_tokens
 from transforms.retention.holds import Hold
 from transforms.retention.rows import part_files
@@ -76,6 +78,8 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
             read_subject_keys(con, lake, policy, dataset, f)
     invoice_state(con, lake)
     subject_due(con, billing_rule)
+    if "marketing" in categories:
+        marketing_due(con, policy, keyring, lake, as_of, categories["marketing"])
     active_holds(con, keyring, holds)
     known_tokens(con, keyring)
     hold_scope(con)
@@ -88,7 +92,9 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
         SELECT k.*, {due_sql(categories, billing_rule)} AS due_on
         FROM subject_keys k
         LEFT JOIN subject_due d ON k.dataset IN ('billing', 'analytics') AND d.number = k.number
-             AND d.period = strftime(k.day_from, '%Y-%m')""")
+             AND d.period = strftime(k.day_from, '%Y-%m')
+        {"LEFT JOIN marketing_due m ON k.dataset = 'marketing' AND m.file = k.file AND m.key = k.key"
+         if "marketing" in categories else ""}""")
     # Holds: a due key is held when an active hold's data set, dates and subject all cover it.
     execute(con, """
         CREATE OR REPLACE TEMP TABLE key_status AS
@@ -108,7 +114,7 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
         SELECT dataset, part, file,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0) AS due,
                sum(rows) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0) AS held,
-               sum(rows) FILTER (WHERE due_on > $as_of) AS kept,
+               sum(rows) FILTER (WHERE coalesce(due_on > $as_of, true)) AS kept,   -- NULL: no due date yet
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) = 0),
                min(due_on) FILTER (WHERE due_on <= $as_of AND len(hold_ids) > 0),
                min(due_on) FILTER (WHERE due_on > $as_of),

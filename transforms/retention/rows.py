@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from transforms.lake import Lake
+from transforms.marketing.schema import SUBSCRIBER_TOKEN
 from transforms.policy import RECORD_ID, Policy
 from transforms.privacy.numbers import e164_sql
 from transforms.privacy.tokens import KEY_ID_COLUMN
@@ -19,8 +20,8 @@ from transforms.steps.payments import IDENTIFYING_COLUMNS as INVOICE_IDENTIFIERS
 
 # The served subscriber's number of a CDR row.
 SERVED_NUMBER = served_party_sql("destination_number", "origin_number")
-# The roaming zone's token column (its rows are one subscriber each).
-ROAMING_TOKEN = "subscriber_token"
+# The roaming and marketing zones' token column (their rows are one subscriber each).
+ROAMING_TOKEN = SUBSCRIBER_TOKEN
 _PARTITION = re.compile(r"^[a-z_]+=[0-9-]+$")
 
 
@@ -66,12 +67,13 @@ def subject_key(dataset: str, columns: list[str]) -> str:
         return f"{KEY_ID_COLUMN} || ':' || coalesce(hex({SERVED_NUMBER}), '')"
     if dataset == "invoices":
         return "coalesce(subscriber_number, '') || '|' || coalesce(account_id, '')"
-    return f"{KEY_ID_COLUMN} || ':' || hex({ROAMING_TOKEN})"      # roaming
+    return f"{KEY_ID_COLUMN} || ':' || hex({ROAMING_TOKEN})"      # roaming, marketing: one subscriber a row
 
 
 def identifier_columns(dataset: str, columns: list[str], policy: Policy) -> list[str]:
     """SQL of the identifying values of a file's rows, which must be gone after their rows are removed:
-    record ids, numbers, IMSIs, IMEIs and invoice identifiers; in analytics and roaming, the tokens (as hex)."""
-    if dataset in ("analytics", "roaming"):
+    record ids, numbers, IMSIs, IMEIs and invoice identifiers; in analytics, roaming and marketing, the tokens
+    (as hex; a marketing row's named called parties are others' subjects, proved by their own rows)."""
+    if dataset in ("analytics", "roaming", "marketing"):
         return [f"hex({c})" for c in (*policy.columns_treated("tokenize"), ROAMING_TOKEN) if c in columns]
     return [c for c in (RECORD_ID, *policy.subject_identifier_columns, *INVOICE_IDENTIFIERS) if c in columns]

@@ -335,12 +335,12 @@ def find_marketing(s: Search) -> ZoneFound:
     folder = zone_folder(s.lake, "marketing")
     if not folder.is_dir():
         return ZoneFound("marketing", 0, ABSENT, "this lake has no marketing zone", None)
-    if marketing_tokens is None:
-        return ZoneFound("marketing", 0, NOT_SEARCHED,
-                         "the marketing zone's purpose-bound tokens cannot be derived here yet", None)
     files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.parent.name.startswith("."))
     if not files:
         return _nothing("marketing", "no files in the zone")
+    if marketing_tokens is None:
+        return ZoneFound("marketing", 0, NOT_SEARCHED,
+                         "the marketing zone's purpose-bound tokens cannot be derived here yet", None)
     column, by_key = marketing_tokens(s.subject, s.keyring)
     s.con.execute("CREATE OR REPLACE TEMP TABLE marketing_tokens (key_id VARCHAR, token BLOB)")
     s.con.executemany("INSERT INTO marketing_tokens VALUES (?, ?)", [(k, bytes.fromhex(t)) for k, t in by_key.items()])

@@ -18,7 +18,8 @@ NIGHT = date(2026, 11, 22)
 # The store's tables, written out by hand (docs/audit_schema.md).
 TABLE_NAMES = {"runs", "source_files", "field_findings", "validation_results", "rejection_reasons", "audit_log",
                "pseudonymization_log", "analytics_findings", "aggregate_releases", "legal_holds",
-               "retention_actions", "retention_proofs", "roaming_runs", "zone_permissions"}
+               "retention_actions", "retention_proofs", "roaming_runs", "zone_permissions", "marketing_profiles",
+               "subject_requests"}
 
 
 def events(n: int, prefix: str = "e") -> list[LogEvent]:

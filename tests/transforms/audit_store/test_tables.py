@@ -74,7 +74,8 @@ def test_primary_key_unique_and_checks_are_the_tables(empty_store, name):
 
 def test_the_constraints_by_hand(empty_store):
     keys = {t: c[0][0] for t in TABLE_NAMES if (c := constraints(empty_store, t, "PRIMARY KEY"))}
-    assert keys == {"runs": ["run_id"], "legal_holds": ["hold_id"], "audit_log": ["seq"]}
+    assert keys == {"runs": ["run_id"], "legal_holds": ["hold_id"], "audit_log": ["seq"],
+                    "subject_requests": ["request_id"]}
     unique = {t: c for t in TABLE_NAMES if (c := constraints(empty_store, t, "UNIQUE"))}
     assert unique == {"audit_log": [(["event_key"], None)]}
     [(columns, expression)] = constraints(empty_store, "source_files", "CHECK")
@@ -156,7 +157,8 @@ def test_column_names_and_table_of():
 def test_per_run_and_retention_tables():
     # Rows a nightly run replaces whole when it is merged again; rows a sweep replaces when re-run.
     assert set(PER_RUN_TABLES) == {"source_files", "field_findings", "validation_results", "rejection_reasons",
-                                   "pseudonymization_log", "analytics_findings", "aggregate_releases", "roaming_runs"}
+                                   "pseudonymization_log", "analytics_findings", "aggregate_releases", "roaming_runs",
+                                   "marketing_profiles"}
     assert RETENTION_TABLES == ("retention_actions", "retention_proofs")
     for name in (*PER_RUN_TABLES, *RETENTION_TABLES):
         assert "run_id" in column_names(TABLES[name].row), name

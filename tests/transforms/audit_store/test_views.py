@@ -268,7 +268,7 @@ def test_view_sql_of_the_horizons_leaves_no_marker(policy):
     assert "/*" not in sql
     assert sql.count("AS rows_due_") == 2 * len(policy.reporting.retention_due_within_days)
     for name in VIEW_NAMES:
-        if name != "v_retention_due":
+        if name not in ("v_retention_due", "v_subject_requests"):
             assert view_sql(name, policy) == (SQL_DIR / f"{name}.sql").read_text()
 
 

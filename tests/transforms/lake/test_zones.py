@@ -13,9 +13,9 @@ AIRFLOW_RUN = "manual__2026-11-22T00:00:00+00:00"
 
 
 def test_zone_names_are_the_data_zones_the_reserved_then_audit_and_reports():
-    assert DATA_ZONES == ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
-    assert RESERVED_ZONES == ("consent",)       # the consent register: declared (and checked) before it is filled
-    assert ZONE_NAMES == (*DATA_ZONES, "consent", "audit", "reports")
+    assert DATA_ZONES == ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing")
+    assert RESERVED_ZONES == ("consents",)   # declared (and checked) before it is filled
+    assert ZONE_NAMES == (*DATA_ZONES, "consents", "audit", "reports")
 
 
 def test_every_data_zone_has_a_retention_category_or_is_anonymous(policy):

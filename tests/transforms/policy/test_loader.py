@@ -12,7 +12,8 @@ from tests.transforms.policy.conftest import dump, load_edited
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy import (AnonymousDataset, LatenessRule, Period, PolicyError, Reporting, RoamingRule,
                                load_policy)
-from transforms.policy.loader import MIN_OUTWEIGHS_SHARE, MIN_ROAMING_WINDOW_MONTHS
+from transforms.policy.loader import (GDPR_ANSWER_WITHIN, GDPR_EXTENSION_AT_MOST, MIN_OUTWEIGHS_SHARE,
+                                      MIN_ROAMING_WINDOW_MONTHS)
 
 # docs/design.md §1, the table of the §3.2 allowed billing-data list, written out by hand in its order.
 CANONICAL_BY_HAND = (
@@ -517,12 +518,13 @@ def test_access_from_the_file(policy):
     access = policy.access
     assert access.clause.startswith("§4 last ¶") and "annex 1.3" in access.clause
     assert {g.role: g.unix_group for g in access.groups} == {"analysts": "cdr-analytics",
+                                                             "marketers": "cdr-marketing",
                                                              "compliance": "cdr-compliance"}
     assert sorted(z.zone for z in access.zones) == sorted(ZONE_NAMES)      # in the policy's order
     by = {z.zone: z for z in access.zones}
-    assert {z for z, a in by.items() if a.access == "owner"} == {"billing", "invoices", "quarantine", "consent"}
+    assert {z for z, a in by.items() if a.access == "owner"} == {"billing", "invoices", "quarantine", "consents"}
     assert {z: a.group.role for z, a in by.items() if a.group} == {
-        "analytics": "analysts", "aggregates": "analysts", "roaming": "analysts",
+        "analytics": "analysts", "aggregates": "analysts", "roaming": "analysts", "marketing": "marketers",
         "audit": "compliance", "reports": "compliance"}
     assert access.work.access == "owner" and access.work.group is None
     assert all(z.clause.strip() for z in (*access.zones, access.work)) and all(g.clause for g in access.groups)
@@ -532,7 +534,7 @@ def test_access_from_the_file(policy):
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d["access"]["zones"].pop("consent"), "access.zones: no access declared for zone(s): consent"),
+    (lambda d: d["access"]["zones"].pop("consents"), "access.zones: no access declared for zone(s): consents"),
     (lambda d: d["access"]["zones"].update(landing={"access": "owner", "clause": "x"}),
      "access.zones: unknown zone(s): landing"),
     (lambda d: d["access"]["zones"]["billing"].update(access="everyone"), "access.zones.billing.access: 'everyone'"),
@@ -555,3 +557,85 @@ def test_access_is_checked(load_variant, edit, message):
 def test_another_group_name_loads(tmp_path):
     p = load_edited(tmp_path, lambda d: d["access"]["groups"]["analysts"].update(unix_group="bi_readers"))
     assert p.access.of("aggregates").group.unix_group == "bi_readers"
+
+
+# ---------------------------------------------------------------- consent (§3.4)
+
+def test_consent_from_the_file(policy):
+    consent = policy.consent
+    assert consent.clause.startswith("§3.4") and consent.latest_counts.startswith("§3.4 ¶3")
+    assert consent.purpose_names == ("marketing_contact", "marketing_profiling", "value_added_services",
+                                     "partner_offers")
+    # §6.6: an objection to direct marketing withdraws these; value-added services are not marketing.
+    assert consent.direct_marketing_purposes == ("marketing_contact", "marketing_profiling", "partner_offers")
+    assert consent.profiling_purpose == "marketing_profiling"
+    assert {"self_care_app", "self_care_web", "contact_centre", "point_of_sale"} <= set(consent.channels)
+    assert all(p.clause.startswith("§3.4") for p in consent.purposes)
+    with pytest.raises(KeyError):
+        consent.purpose("telepathy")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["consent"]["purposes"].clear(), "consent.purposes: declare at least one purpose"),
+    (lambda d: d["consent"]["purposes"].update({"Bad Name": {"clause": "x", "direct_marketing": True}}),
+     "lower_snake_case"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].update(direct_marketing="yes"),
+     "consent.purposes.partner_offers.direct_marketing: expected true or false"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].update(direct_marketing=1), "expected true or false"),
+    (lambda d: d["consent"]["purposes"]["partner_offers"].pop("clause"), "consent.purposes.partner_offers.clause"),
+    (lambda d: d["consent"].update(channels=["email", "email"]), "consent.channels: list each channel once"),
+    (lambda d: d["consent"].update(profiling_purpose="newsletters"), "consent.profiling_purpose: 'newsletters'"),
+    (lambda d: d["consent"].update(extra=1), "consent: unknown key(s): extra"),
+    (lambda d: d.pop("consent"), "consent: missing"),
+])
+def test_consent_is_checked(load_variant, edit, message):
+    assert message in str(load_variant(edit))
+
+
+# ---------------------------------------------------------------- subject_rights (§6 ¶1)
+
+def test_subject_rights_from_the_file(policy):
+    rules = policy.subject_rights
+    assert rules.clause.startswith("§6 ¶1") and "Art. 12(3)" in rules.legal_basis
+    # §6 ¶1: "v enem mesecu po prejemu zahteve" ... "podaljša za največ dva dodatna meseca".
+    assert (rules.answer_within, rules.extension_at_most) == (Period(months=1), Period(months=2))
+    assert rules.due_soon_within_days == 7
+    # §6's list of rights, in its order, each with its paragraph 6.1-6.6.
+    assert [(r.right, r.clause[:4]) for r in rules.rights] == [
+        ("access", "§6.1"), ("rectification", "§6.2"), ("erasure", "§6.3"), ("restriction", "§6.4"),
+        ("portability", "§6.5"), ("objection", "§6.6")]
+
+
+@pytest.mark.parametrize("answer, extension", [("P1M", "P0D"), ("P28D", "P2M"), ("P14D", "P1M15D"), ("P1M", "P59D")])
+def test_shorter_periods_than_the_regulations_load(tmp_path, answer, extension):
+    p = load_edited(tmp_path, lambda d: d["subject_rights"].update(answer_within=answer, extension_at_most=extension))
+    assert (str(p.subject_rights.answer_within), str(p.subject_rights.extension_at_most)) == (answer, extension)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    # GDPR Art. 12(3): one month, two further months at most; 29 or 31 days overrun some month.
+    (setter("subject_rights", "answer_within", value="P2M"), "subject_rights.answer_within: P2M is longer than"),
+    (setter("subject_rights", "answer_within", value="P29D"), "subject_rights.answer_within: P29D is longer than"),
+    (setter("subject_rights", "answer_within", value="P1M1D"), "subject_rights.answer_within: P1M1D is longer"),
+    (setter("subject_rights", "answer_within", value="P0D"), "subject_rights.answer_within: a request needs some"),
+    (setter("subject_rights", "answer_within", value="one month"), "subject_rights.answer_within: expected an ISO"),
+    (setter("subject_rights", "extension_at_most", value="P3M"), "subject_rights.extension_at_most: P3M is longer"),
+    (setter("subject_rights", "extension_at_most", value="P62D"), "subject_rights.extension_at_most: P62D is longer"),
+    (setter("subject_rights", "due_soon_within_days", value=0), "subject_rights.due_soon_within_days: expected an"),
+    (lambda d: d["subject_rights"]["rights"].pop("portability"),
+     "subject_rights.rights: no clause for right(s): portability"),
+    (lambda d: d["subject_rights"]["rights"].update(complaint={"clause": "§7"}),
+     "subject_rights.rights: unknown right(s): complaint"),
+    (lambda d: d["subject_rights"]["rights"]["access"].pop("clause"), "subject_rights.rights.access.clause: missing"),
+    (lambda d: d["subject_rights"]["rights"]["access"].update(within="P1M"),
+     "subject_rights.rights.access: unknown key(s): within"),
+    (lambda d: d["subject_rights"].update(answer_by="P1M"), "subject_rights: unknown key(s): answer_by"),
+    (lambda d: d["subject_rights"].pop("legal_basis"), "subject_rights.legal_basis: missing"),
+    (lambda d: d.pop("subject_rights"), "subject_rights: missing"),
+])
+def test_subject_rights_are_checked(load_variant, edit, message):
+    assert message in str(load_variant(edit))
+
+
+def test_the_regulations_ceilings():
+    assert (GDPR_ANSWER_WITHIN, GDPR_EXTENSION_AT_MOST) == (Period(months=1), Period(months=2))

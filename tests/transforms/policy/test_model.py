@@ -53,7 +53,7 @@ def test_without_a_billing_category_the_billing_questions_fail_loudly(policy):
 @pytest.mark.parametrize("dataset, category", [
     ("billing", "billing_cdr"), ("quarantine", "billing_cdr"), ("invoices", "invoice"),
     ("roaming", "roaming_aggregate"), ("analytics", "analytics_pseudonymized"),
-    ("marketing_consent", "consent_marketing"),
+    ("marketing", "consent_marketing"),
 ])
 def test_retention_of_a_data_set(policy, dataset, category):
     assert policy.retention_of(dataset).category == category
@@ -68,7 +68,7 @@ def test_retention_of_a_data_set_without_a_category(policy, dataset):
 def test_personal_datasets_in_catalog_order(policy):
     assert policy.personal_datasets == (
         "billing", "quarantine", "invoices", "roaming", "analytics", "fraud_history", "authority_requests",
-        "life_body_register", "lawful_interception", "marketing_consent")
+        "life_body_register", "lawful_interception", "marketing")
 
 
 def test_is_anonymous(policy):

@@ -79,3 +79,15 @@ def test_after_sql_takes_a_timestamp_start():
         assert con.execute(f"SELECT {end}").fetchone()[0] == date(2027, 2, 28)
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("first, then, start, end", [
+    # One month and two further, counted together from the start: 31 Jan + 3 months = 30 Apr (a month, then two
+    # more from the clamped 28 Feb, would end on 28 Apr).
+    (Period(months=1), Period(months=2), date(2026, 1, 31), date(2026, 4, 30)),
+    (Period(months=1), Period(), date(2026, 1, 31), date(2026, 2, 28)),
+    (Period(1, 1, 1), Period(0, 2, 3), date(2026, 1, 31), date(2027, 5, 4)),      # 30 Apr 2027 + 4 days
+])
+def test_periods_added_count_from_the_same_start(first, then, start, end):
+    assert first + then == Period(first.years + then.years, first.months + then.months, first.days + then.days)
+    assert (first + then).after(start) == end

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from transforms.privacy.redact import MAX_NAME, safe_error, safe_name, shorten
+from transforms.privacy.redact import MAX_NAME, carries_identifier, safe_error, safe_name, shorten
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -139,3 +139,15 @@ def test_shorten_never_leaves_part_of_a_word_when_a_whole_one_fits():
 def test_safe_name_cuts_a_long_snake_case_name_between_its_parts():
     out = safe_name("very_long_column_" + "column_" * 20 + "end")
     assert out.endswith("column…") and len(out) <= MAX_NAME
+
+
+@pytest.mark.parametrize("text, carries", [
+    # Typed free text (a hold's reason, a request's reference): case numbers and dates pass ...
+    ("dispute 2026/114", False), ("court order 12/2026", False), ("letter of 2026-11-22", False),
+    ("ticket DPO-2026-0114", False), ("ref 12 345", False), ("1234567", True),
+    # ... a number or an IMSI, written whole or grouped, does not.
+    ("customer +38640222222", True), ("+386 40 123 456", True), ("040 123 456", True), ("040-123-456", True),
+    ("(040) 123/456", True), ("IMSI 293401234567890", True), ("call 1234567 back", True),
+])
+def test_typed_text_that_could_carry_a_number(text, carries):
+    assert carries_identifier(text) is carries
