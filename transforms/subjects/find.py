@@ -13,6 +13,8 @@ found; nothing of them is read into Python.
 * Zones of tokens (analytics, roaming) are matched on (key id, token) pairs: a row is compared with the
   subject's token under the key the row was made with (`hmac_key_id`), so rows from before and after a key
   rotation are found; a token made with a key since dropped still matches the rows of that key.
+* The marketing zone holds purpose-bound tokens (`privacy.purpose`): they are made from the subject's number as
+  their own billing and invoice rows spell it, with each held key's purpose key.
 * The identifiers of the rows where the subject is the served subscriber (their number and their SIM's IMSI)
   are tokenized under every key held and added to the subject before the token zones are searched: the
   roaming zone knows a subscriber by the IMSI's token only, and a number asked for is found in rows made
@@ -38,8 +40,11 @@ from transforms.policy.model import ZONE_NAMES
 from transforms.privacy.generalize import treatments
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
+from transforms.privacy.purpose import marketing_keyring
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
+from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
+from transforms.marketing.schema import ZONE as MARKETING
 from transforms.roaming.schema import STATUS_DIR
 from transforms.subjects.subject import SUBJECT_KINDS, Subject
 
@@ -56,7 +61,7 @@ ROAMING_TOKEN_KIND = "imsi"
 SUBSCRIBER_NUMBER = "subscriber_number"
 
 # Actions a summary reports per zone.
-EXPORTED, ANONYMOUS, ABSENT, NOT_SEARCHED = "exported", "anonymous", "absent", "not_searched"
+EXPORTED, ANONYMOUS, ABSENT = "exported", "anonymous", "absent"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class ZoneFound:
 
     zone: str
     rows: int
-    action: str            # exported | anonymous | absent | not_searched
+    action: str            # exported | anonymous | absent
     note: str
     table: str | None      # `found_<zone>` in the search's connection (None: the zone has no rows to hold)
 
@@ -79,6 +84,7 @@ class Search:
 
     def __init__(self, con, lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> None:
         self.con, self.lake, self.policy, self.keyring, self.subject = con, lake, policy, keyring, subject
+        self.spelling_tables: list[str] = []        # `<zone>_spellings` made so far: the subject's raw spellings
         con.execute("CREATE OR REPLACE TEMP TABLE subject_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
         con.executemany("INSERT INTO subject_tokens VALUES (?, ?, ?)",
                         [(subject.kind, k, bytes.fromhex(t)) for k, t in sorted(subject.tokens.items())])
@@ -104,6 +110,8 @@ class Search:
         One read of the identifier columns; HMAC over the distinct spellings, per key, inside DuckDB.
         """
         table = f"{zone}_spellings"
+        if table not in self.spelling_tables:
+            self.spelling_tables.append(table)
         branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source} WHERE {c} IS NOT NULL"
                     for kind, cols in columns.items() for c in cols]
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (kind VARCHAR, raw VARCHAR)")
@@ -323,30 +331,33 @@ def find_roaming(s: Search) -> ZoneFound:
                   "per month: days at home and roaming, and consumption; per fair-use window: the assessment")
 
 
-# The marketing zone's token is bound to its purpose, made by the marketing release's own derivation. Until
-# it registers one here (`subject -> (token column, {key id: hex token})`), the zone is reported as not
-# searched rather than as holding nothing.
-MarketingTokens = Callable[[Subject, KeyRing], tuple[str, dict[str, str]]]
-marketing_tokens: MarketingTokens | None = None
-
-
 @finder("marketing")
 def find_marketing(s: Search) -> ZoneFound:
-    folder = zone_folder(s.lake, "marketing")
+    """Consent-based profiles (docs/design.md §11) under the subscriber's marketing token: a token of their number
+    made with each held key's purpose key (`privacy.purpose`), which no analytics token can be turned into. The
+    number is the one the subject's own billing and invoice rows were found by (their raw spellings, never kept
+    beyond the search)."""
+    folder = zone_folder(s.lake, MARKETING)
     if not folder.is_dir():
-        return ZoneFound("marketing", 0, ABSENT, "this lake has no marketing zone", None)
-    files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.parent.name.startswith("."))
+        return ZoneFound(MARKETING, 0, ABSENT, "this lake has no marketing zone", None)
+    files = sorted(str(p) for p in folder.rglob("*.parquet") if not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
-        return _nothing("marketing", "no files in the zone")
-    if marketing_tokens is None:
-        return ZoneFound("marketing", 0, NOT_SEARCHED,
-                         "the marketing zone's purpose-bound tokens cannot be derived here yet", None)
-    column, by_key = marketing_tokens(s.subject, s.keyring)
+        return _nothing(MARKETING, "no files in the zone")
+    numbers = [f"SELECT raw FROM {t} WHERE kind = 'msisdn'" for t in s.spelling_tables]
     s.con.execute("CREATE OR REPLACE TEMP TABLE marketing_tokens (key_id VARCHAR, token BLOB)")
-    s.con.executemany("INSERT INTO marketing_tokens VALUES (?, ?)", [(k, bytes.fromhex(t)) for k, t in by_key.items()])
-    return _store(s, "marketing", f"SELECT * FROM {_source(files)} WHERE ({KEY_ID_COLUMN}, {column}) IN"
-                                  " (SELECT key_id, token FROM marketing_tokens)", {"files": files},
-                  "rows of the marketing zone under the subscriber's purpose-bound token")
+    if numbers:
+        execute(s.con, f"""CREATE OR REPLACE TEMP TABLE subject_numbers AS
+            SELECT DISTINCT {normalize_sql('raw', 'msisdn')} AS norm FROM ({' UNION '.join(numbers)})""",
+                numbering_params(s.policy.operator))
+        for key in marketing_keyring(s.keyring, s.policy).keys:
+            hmac_expr, hmac_params = token_sql(key, "'msisdn'", "norm")
+            execute(s.con, f"INSERT INTO marketing_tokens SELECT $key_id, {hmac_expr} FROM subject_numbers",
+                    {"key_id": key.key_id, **hmac_params})
+    return _store(s, MARKETING, f"""SELECT * FROM {_source(files)}
+        WHERE ({KEY_ID_COLUMN}, {MARKETING_TOKEN}) IN (SELECT key_id, token FROM marketing_tokens)
+        ORDER BY event_date""", {"files": files},
+                  "profiles of the subscriber's own use, made on their consent to profiling")
 
 
 @finder("quarantine")

@@ -7,6 +7,8 @@ communications they were only the other party of without those people's identifi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 
 import duckdb
 import pytest
@@ -16,9 +18,7 @@ from tests.transforms.subjects.conftest import (CALLERS, OTHER_PARTY, S_IMSI, S_
                                                 SERVED)
 from transforms.lake.connection import connect
 from transforms.privacy.keys import KeyRing
-from transforms.subjects import find
-from transforms.subjects.find import (ABSENT, ANONYMOUS, EXPORTED, NOT_SEARCHED, OTHER_PARTY_KEEPS, ZONES,
-                                      find_subject)
+from transforms.subjects.find import ABSENT, ANONYMOUS, EXPORTED, OTHER_PARTY_KEEPS, ZONES, find_subject
 from transforms.subjects.subject import Subject, SubjectError
 
 RING_B = KeyRing(KEY_B)          # key A dropped
@@ -175,25 +175,34 @@ def test_zones_of_later_releases(subject_lake, policy):
     duckdb.execute(f"""COPY (SELECT * FROM (VALUES ('{S_NUMBER}', 'marketing_sms', 'given', TIMESTAMP '2026-06-01 10:00',
                                   'web'), ('{CALLERS["C1"][0]}', 'marketing_sms', 'given', TIMESTAMP '2026-06-02 10:00', 'web'))
                    t(subscriber_number, purpose, status, recorded_at, channel)) TO '{folder}' (FORMAT parquet)""")
-    (subject_lake.root / "marketing" / "event_date=2026-06-30").mkdir(parents=True)
-    duckdb.execute(f"COPY (SELECT unhex('{'0' * 32}') AS subscriber_token) TO "
-                   f"'{subject_lake.root / 'marketing' / 'event_date=2026-06-30' / 'part.parquet'}' (FORMAT parquet)")
+    (subject_lake.root / "marketing").mkdir()
     found = search(subject_lake, policy, ROTATED, Subject.of(S_NATIONAL, "msisdn", ROTATED, policy))
     zone, rows = found["consents"]
     assert zone.action == EXPORTED and [(r["subscriber_number"], r["purpose"]) for r in rows] == [
         (S_NUMBER, "marketing_sms")]
-    assert found["marketing"][0].action == NOT_SEARCHED and found["marketing"][0].rows == 0
+    assert found["marketing"][0].action == EXPORTED and found["marketing"][0].rows == 0     # there, empty
 
 
-def test_marketing_hook(subject_lake, policy, monkeypatch):
-    folder = subject_lake.root / "marketing"
-    folder.mkdir(exist_ok=True)
-    token = by_hand(b"marketing purpose key", f"msisdn:{S_NUMBER}")
-    duckdb.execute(f"""COPY (SELECT * FROM (VALUES (unhex('{token}'), 'mk1', 'offer-a'), (unhex('{'0' * 32}'), 'mk1',
-                   'offer-b')) t(marketing_token, hmac_key_id, segment)) TO '{folder / "part.parquet"}' (FORMAT parquet)""")
-    monkeypatch.setattr(find, "marketing_tokens", lambda subject, keyring: ("marketing_token", {"mk1": token}))
-    zone, rows = search(subject_lake, policy, ROTATED, Subject.of(S_NUMBER, "msisdn", ROTATED, policy))["marketing"]
-    assert zone.action == EXPORTED and [r["segment"] for r in rows] == ["offer-a"]
+def marketing_token(secret: bytes, purpose: str, number: str) -> str:
+    """A marketing token by hand: HMAC under the purpose key HMAC(secret, "cdr-audit purpose:<purpose>")."""
+    purpose_key = hmac.new(secret, f"cdr-audit purpose:{purpose}".encode(), hashlib.sha256).digest()
+    return by_hand(purpose_key, f"msisdn:{number}")
+
+
+def test_marketing_profiles_by_the_purpose_token(subject_lake, policy):
+    purpose = policy.consent.profiling_purpose
+    folder = subject_lake.root / "marketing" / "event_date=2026-06-30"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [(marketing_token(SECRET_A, purpose, S_NUMBER), KEY_A.key_id, 11),
+            (marketing_token(SECRET_B, purpose, S_NUMBER), KEY_B.key_id, 12),
+            (marketing_token(SECRET_A, purpose, CALLERS["C1"][0]), KEY_A.key_id, 13),
+            (by_hand(SECRET_A, f"msisdn:{S_NUMBER}"), KEY_A.key_id, 14)]     # the analytics token: not marketing's
+    duckdb.execute("COPY (SELECT unhex(t) AS subscriber_token, k AS hmac_key_id, e AS events FROM (VALUES "
+                   + ", ".join(f"('{t}', '{k}', {e})" for t, k, e in rows) + f") v(t, k, e)) TO "
+                   f"'{folder / 'part.parquet'}' (FORMAT parquet)")
+    for subject in (Subject.of(S_NATIONAL, "msisdn", ROTATED, policy), Subject.of(S_IMSI, "imsi", ROTATED, policy)):
+        zone, found = search(subject_lake, policy, ROTATED, subject)["marketing"]
+        assert zone.action == EXPORTED and sorted(r["events"] for r in found) == [11, 12]
 
 
 def test_nobody_found(subject_lake, policy):
