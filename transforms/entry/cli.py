@@ -219,11 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subject_parser(sub) -> None:
-    """`subject request|list|extend` (policy §6; docs/design.md §12)."""
+    """`subject request|list|extend|export` (policy §6; docs/design.md §12)."""
     from transforms.policy.model import SUBJECT_RIGHTS
 
     subj = sub.add_parser(
-        "subject", help="data-subject requests (§6): record one, list what is due, extend one",
+        "subject", help="data-subject requests (§6): record one, list what is due, extend one, export a copy",
         description="A subscriber's request to exercise a right of §6 is answered within the policy's "
                     "subject_rights.answer_within of receipt (the same date a month later, or the last day of a "
                     "shorter month), extendable within that first period, with reasons told to the subscriber, to "
@@ -245,6 +245,23 @@ def _subject_parser(sub) -> None:
     ext.add_argument("--reason", required=True, help="the reasons the subscriber is told (no numbers of people)")
     lst = ssub.add_parser("list", help="open requests by their last day to answer, with the days left")
     lst.add_argument("--all", action="store_true", help="closed requests too")
+    exp = ssub.add_parser(
+        "export", help="write one subscriber's copy of their data (policy §6.1, §6.5) to a new folder",
+        description="The subscriber's data in every zone, found from the keyed tokens of their number or IMSI under "
+                    "every key held (across key rotations), written to a new or empty folder only this account may "
+                    "read (0700, files 0600): per zone a CSV and a JSON file, summary.json and index.html (purposes, "
+                    "categories, recipients, retention, source, the right to complain). Rows where they were only "
+                    "the other party of someone else's communication carry none of that person's identifiers. "
+                    "Prints the rows per zone and the folder, never a value.")
+    exp.add_argument("--lake", required=True, type=Path)
+    ident = exp.add_mutually_exclusive_group(required=True)
+    ident.add_argument("--msisdn", help="the subscriber's number in any spelling (040…, +38640…, 0038640…)")
+    ident.add_argument("--imsi", help="the subscriber's IMSI")
+    exp.add_argument("--out", required=True, type=Path, help="a new or empty folder for the copy")
+    exp.add_argument("--right", choices=("access", "portability"), default="access",
+                     help="the right exercised: access (§6.1, default) or portability (§6.5)")
+    exp.add_argument("--policy", type=Path, default=None)
+    exp.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
     for action in (req, ext, lst):
         action.add_argument("--lake", required=True, type=Path)
         action.add_argument("--policy", type=Path, default=None)
@@ -271,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.retention.catalog import RetentionError
     from transforms.retention.holds import HoldError
     from transforms.runs import NightBusy
+    from transforms.subjects.export import ExportError
+    from transforms.subjects.subject import SubjectError
     from transforms.subjects.requests import SubjectRequestError
 
     try:
@@ -282,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cdr-audit: bad policy: {exc}", file=sys.stderr)
     except FormatError as exc:
         print(f"cdr-audit: bad source format: {exc}", file=sys.stderr)
-    except (HoldError, SubjectRequestError, RetentionError) as exc:
+    except (HoldError, SubjectRequestError, RetentionError, ExportError, SubjectError) as exc:
         print(f"cdr-audit: {exc}", file=sys.stderr)
         return EXIT_FAILED if isinstance(exc, RetentionError) else EXIT_USAGE
     except StoreError as exc:

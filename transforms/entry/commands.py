@@ -296,12 +296,13 @@ def cmd_snapshot(args) -> int:
 def cmd_lookup(args) -> int:
     from transforms.lake import Lake
     from transforms.policy import load_policy
-    from transforms.privacy.lookup import find_subject
+    from transforms.subjects.find import analytics_hits
+    from transforms.subjects.subject import Subject
 
     policy = load_policy(args.policy)
     keyring = _keyring(args)
     value, kind = (args.number, "msisdn") if args.number else (args.imsi, "imsi")
-    hits = find_subject(Lake.at(args.lake), policy, keyring, value, kind)
+    hits = analytics_hits(Lake.at(args.lake), policy, keyring, Subject.of(value, kind, keyring, policy))
     held = [k.key_id for k in keyring.keys]
     print(f"searched with {len(held)} key(s): {', '.join(held)}")
     for h in hits:
@@ -403,7 +404,7 @@ def cmd_hold(args) -> int:
 
 
 def cmd_subject(args) -> int:
-    """`subject request|list|extend`: in transforms/entry/subject_commands.py."""
+    """`subject request|list|extend|export`: in transforms/entry/subject_commands.py."""
     from transforms.entry.subject_commands import cmd_subject as subject
 
     return subject(args)

@@ -1,6 +1,6 @@
-"""`cdr-audit subject request|list|extend`: the register of data-subject requests (policy §6; docs/design.md §12),
-printed for a terminal. The subject's number or IMSI is read from the command line and never printed back:
-what is shown is the request id, the right, dates and key ids.
+"""`cdr-audit subject request|list|extend|export`: the register of data-subject requests (policy §6; docs/design.md
+§12) and a subscriber's copy of their data, printed for a terminal. The subject's number or IMSI is read from the
+command line and never printed back: what is shown is the request id, the right, dates, key ids and row counts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ def cmd_subject(args) -> int:
     from transforms.policy import load_policy
     from transforms.subjects import requests
 
+    if args.subject_command == "export":
+        return _export(args)
     policy = load_policy(args.policy)
     lake = Lake.at(args.lake)
     today = date.fromisoformat(args.today) if args.today else requests.local_today(policy)
@@ -38,6 +40,26 @@ def cmd_subject(args) -> int:
           f" {rules.latest_extension(r.received)} at most")
     print(f"  subject: one {kind}, kept as tokens under key(s) {', '.join(sorted(r.tokens))}")
     print(r.request_id)          # alone on the last line: scripts take the id from here
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    """`subject export`: the copy is written to --out; the terminal gets counts and the folder only."""
+    from transforms.lake import Lake
+    from transforms.policy import load_policy
+    from transforms.subjects.export import export_subject
+    from transforms.subjects.subject import Subject
+
+    policy = load_policy(args.policy)
+    keyring = _keyring(args)
+    value, kind = (args.msisdn, "msisdn") if args.msisdn else (args.imsi, "imsi")
+    subject = Subject.of(value, kind, keyring, policy)
+    result = export_subject(Lake.at(args.lake), policy, keyring, subject, args.out, right=args.right)
+    print(f"{args.right} export of one subscriber ({kind}), searched with {len(subject.tokens)} key(s):"
+          f" {', '.join(sorted(subject.tokens))}")
+    for z in result.zones:
+        print(f"  {z.zone:<11} {z.rows:>10,} row(s)  {z.action}")
+    print(f"written to {result.out} (owner-only) in {result.seconds:.1f} s")
     return EXIT_OK
 
 

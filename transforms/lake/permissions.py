@@ -132,6 +132,19 @@ def make_dirs(path: Path) -> None:
         os.chmod(folder, modes_under(folder.parent)[0])
 
 
+def make_owner_only_dir(path: Path) -> None:
+    """A folder the pipeline's account alone may enter (0700), wherever it is and whatever its parent's access:
+    for what leaves the lake (a data subject's export of their raw rows). Missing parents are made as
+    `make_dirs` makes them; an existing folder is narrowed to 0700 (its setgid bit cleared)."""
+    path = Path(path)
+    make_dirs(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    os.chmod(path, MODES[OWNER][0])
+
+
 def set_file_mode(fd: int, folder: Path, *, read_only: bool = False) -> None:
     """Give an open file the mode of a file in `folder`, and a group folder's group (a file written in the work
     folder and renamed into a group zone keeps the group it was made with: setgid acts only on creation).

@@ -13,8 +13,8 @@ import pytest
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file, commit_folder, exclusive
 from transforms.lake.permissions import (
-    MODES, ROOT_MODE, WORK_DIRS, ZonesOpen, apply_lake, check_lake, group_id, make_dirs, modes_under, owner_only,
-    prepare_lake, refuse_open, settle_tree, umask_for,
+    MODES, ROOT_MODE, WORK_DIRS, ZonesOpen, apply_lake, check_lake, group_id, make_dirs, make_owner_only_dir,
+    modes_under, owner_only, prepare_lake, refuse_open, settle_tree, umask_for,
 )
 from transforms.lake.zones import ZONE_NAMES
 
@@ -69,6 +69,18 @@ def test_an_empty_folder_given_as_the_lake_is_a_new_lake_not_an_open_one(tmp_pat
     lake.root.chmod(0o755)                               # a lake with zones in it is judged, never changed
     prepare_lake(lake, policy.access)
     assert mode(lake.root) == 0o755 and not check_lake(lake, policy.access).ok
+
+
+def test_an_owner_only_folder_is_0700_wherever_it_is(lake, tmp_path, umask_022):
+    # A subject's export holds their raw numbers: never a group's, even made inside a group zone's folder.
+    inside_group = lake.zone("analytics") / "export" / "of-one"
+    make_owner_only_dir(inside_group)
+    assert mode(inside_group) == 0o700 and mode(inside_group.parent) == 0o2750
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    existing.chmod(0o2775)
+    make_owner_only_dir(existing)
+    assert mode(existing) == 0o700
 
 
 def test_new_entries_take_their_folders_access(lake, tmp_path, umask_022):

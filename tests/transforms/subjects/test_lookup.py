@@ -1,4 +1,5 @@
-"""transforms/privacy/lookup.py: a subject-access request finds a subscriber's analytics rows across key rotations.
+"""transforms/subjects/find.py `analytics_hits` (`cdr-audit lookup`): a subscriber's analytics rows across key
+rotations.
 
 Analytics partitions are written by hand with tokens worked out by hand (conftest `stored`), so what is
 found follows from the rule: the subject's token under each key held, matched in rows made with that key.
@@ -12,7 +13,8 @@ import pytest
 from tests.transforms.privacy.conftest import KEY_B, RING_A, ROTATED, SECRET_A, SECRET_B, stored, write_billing
 from transforms.privacy.analytics import build_analytics
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.lookup import SubjectHit, find_subject
+from transforms.subjects.find import SubjectHit, analytics_hits
+from transforms.subjects.subject import Subject, SubjectError
 
 SUBJECT, OTHER = "+38640123456", "+38651987654"
 IMSI = "293401234567890"
@@ -62,6 +64,11 @@ def found(hits: list[SubjectHit]) -> set[tuple]:
     return {(h.key_id, h.event_date, h.column, h.rows) for h in hits}
 
 
+def find_subject(lake, policy, keyring, value: str, kind: str) -> list[SubjectHit]:
+    """The subject of a raw value, as a request holds it (tokens under every key held), looked up."""
+    return analytics_hits(lake, policy, keyring, Subject.of(value, kind, keyring, policy))
+
+
 @pytest.mark.parametrize("spelling", ["040123456", "+386 40 123 456", "0038640123456"])
 def test_found_across_a_rotation_with_the_retired_key_held(rotated_lake, policy, spelling):
     assert found(find_subject(rotated_lake, policy, ROTATED, spelling, "msisdn")) == {
@@ -87,7 +94,8 @@ def test_imsi_is_looked_up_in_imsi_columns_only(rotated_lake, policy):
 
 def test_nothing_to_find(rotated_lake, policy):
     assert find_subject(rotated_lake, policy, ROTATED, "+38641000000", "msisdn") == []
-    assert find_subject(rotated_lake, policy, ROTATED, "x", "cell") == []        # no tokenized column of that kind
+    with pytest.raises(SubjectError):       # a cell names a place, not a subscriber
+        find_subject(rotated_lake, policy, ROTATED, "x", "cell")
 
 
 def test_files_without_a_tokenized_column_are_searched_in_the_others(rotated_lake, policy):

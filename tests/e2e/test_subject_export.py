@@ -1,0 +1,224 @@
+"""`cdr-audit subject export` end to end: three generated nights through the CLI, the HMAC key rotated before
+the third, then one subscriber's copy of their data.
+
+The subscriber is one of the generator's population (same seed, same rows: the same people every night); what
+the export must hold follows from what the generator wrote: the payments extracts' rows of that number, the
+CDRs the billing zone holds with that number (read as raw values, without tokens), and the IMSI the generator
+gave that subscriber.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import hmac
+import json
+import stat
+from datetime import date
+
+import pytest
+
+from tests.conftest import run_cli, zone_rows
+from tests.leakscan import scan
+
+pytestmark = pytest.mark.slow
+
+NIGHTS = ("2026-11-20", "2026-11-21", "2026-11-22")
+ROWS, SEED = 1500, 23
+NEW_KEY, NEW_KEY_ID = bytes(range(100, 132)), "k2026-11"
+STATUSES = ("paid", "open", "partially_paid", "disputed", "written_off")
+
+
+@functools.lru_cache(maxsize=None)
+def e164(number: str) -> str:
+    from transforms.privacy.numbers import normalize_e164
+
+    return normalize_e164(number, _operator())
+
+
+@functools.lru_cache(maxsize=1)
+def _operator():
+    from transforms.policy import load_policy
+
+    return load_policy().operator
+
+
+def token(secret: bytes, message: str) -> str:
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@pytest.fixture(scope="module")
+def rotated_env(tmp_path_factory):
+    """The environment of a run after the rotation: a new current key, the demo key retired but held."""
+    from transforms.privacy.keys import DEMO_KEY_ID, demo_keyring
+
+    retired = tmp_path_factory.mktemp("keys") / "retired.keys"
+    retired.write_text(f"{DEMO_KEY_ID}:{demo_keyring().current.secret.hex()}\n")
+    retired.chmod(0o600)
+    return {"CDR_AUDIT_HMAC_KEY": NEW_KEY.hex(), "CDR_AUDIT_HMAC_KEY_ID": NEW_KEY_ID,
+            "CDR_AUDIT_HMAC_RETIRED_KEYS_FILE": str(retired)}
+
+
+def with_env(env: dict, fn):
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        return fn()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, rotated_env):
+    """Three nights; the first two pseudonymized with the demo key, the third with the new key."""
+    from sample_data.generate import generate_night
+
+    root = tmp_path_factory.mktemp("subject-e2e")
+    lake, manifests = root / "lake", {}
+    for night in NIGHTS:
+        landing = root / night
+        manifests[night] = generate_night(landing, rows=ROWS, seed=SEED, night=date.fromisoformat(night))
+        args = ("run", "--landing", str(landing), "--lake", str(lake), "--date", night, "--quiet")
+        run = with_env(rotated_env, lambda: run_cli(*args)) if night == NIGHTS[-1] else run_cli(*args)
+        assert run.returncode == 0, run.stderr[-3000:]
+    return root, lake, manifests
+
+
+def payments_rows(root, number: str) -> list[dict]:
+    out = []
+    for night in NIGHTS:
+        with open(root / night / f"payments_{night}.csv", newline="", encoding="utf-8") as fh:
+            out += [r for r in csv.DictReader(fh) if r["subscriber_number"] == number]
+    return out
+
+
+def clean_payments(rows: list[dict]) -> bool:
+    """Rows the payments step loads: no defect the generator injects (README: one of each per night)."""
+    ids = [(r["invoice_id"], r["billing_period"]) for r in rows]
+    return all(r["invoice_id"] and r["status"] in STATUSES and _is_date(r["invoice_date"]) for r in rows) \
+        and len(ids) == len(set(ids)) * len(NIGHTS)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def subject(lake):
+    """A postpaid subscriber served on every night, whose invoices carry no injected defect."""
+    from sample_data.generate.subscribers import Population, population_size
+
+    root, _, manifests = lake
+    pop = Population.build(SEED, population_size(ROWS))
+    numbers, imsis = pop.msisdn.to_pylist(), pop.imsi.to_pylist()
+    served_every_night = set.intersection(*(set(m.msisdns) for m in manifests.values()))
+    for number, imsi in zip(numbers, imsis):
+        if number in served_every_night and number in manifests[NIGHTS[-1]].payment_msisdns:
+            rows = payments_rows(root, number)
+            if rows and clean_payments(rows):
+                return number, imsi, rows
+    pytest.fail("the generator wrote no suitable subscriber")
+
+
+@pytest.fixture(scope="module")
+def exported(lake, subject, rotated_env, tmp_path_factory):
+    _, lake_dir, _ = lake
+    number, _, _ = subject
+    out = tmp_path_factory.mktemp("exports") / "subject"
+    national = "0" + number[4:]
+    run = with_env(rotated_env, lambda: run_cli("subject", "export", "--lake", str(lake_dir), "--msisdn", national,
+                                                "--out", str(out)))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out, run
+
+
+def billing_of(lake_dir, number: str) -> tuple[list[dict], list[dict]]:
+    """The billing zone's rows with the subject's number, as raw values: (served, other party)."""
+    cols = ["origin_number", "destination_number", "redirection_number", "direction", "imsi", "imei", "cell_id",
+            "start_time", "duration_s"]
+    rows = [dict(zip(cols, r)) for r in zone_rows(lake_dir, "billing", f"SELECT {', '.join(cols)} FROM t")]
+    served, other = [], []
+    for r in rows:
+        me = r["destination_number"] if r["direction"] in ("incoming", "forwarded") else r["origin_number"]
+        numbers = {e164(r[c]) for c in ("origin_number", "destination_number", "redirection_number") if r[c]}
+        if me and e164(me) == number:
+            served.append(r)
+        elif number in numbers:
+            other.append(r)
+    return served, other
+
+
+def test_the_subject_is_found_in_every_zone_the_generator_put_them(lake, subject, exported):
+    _, lake_dir, _ = lake
+    number, imsi, payments = subject
+    out, _ = exported
+    summary = json.loads((out / "summary.json").read_text())
+    served, other = billing_of(lake_dir, number)
+    assert served and other                                 # 38% of calls are on-net: they are called too
+    billing = json.loads((out / "billing.json").read_text())
+    assert summary["zones"]["billing"] == len(served) + len(other)
+    assert sum(r["subject_role"] == "served" for r in billing) == len(served)
+    assert {r["imsi"] for r in billing if r["subject_role"] == "served"} - {None} == {imsi}   # PBX legs: no IMSI
+    # Invoices: every row of the payments extracts with the subject's number (one per invoice and extract).
+    invoices = json.loads((out / "invoices.json").read_text())
+    assert summary["zones"]["invoices"] == len(payments)
+    assert sorted(r["invoice_id"] for r in invoices) == sorted(r["invoice_id"] for r in payments)
+    # Analytics: one row per billing row, under the key of the night that made it: both sides of the rotation.
+    from transforms.privacy.keys import DEMO_KEY_ID
+
+    analytics = json.loads((out / "analytics.json").read_text())
+    assert summary["zones"]["analytics"] == len(served) + len(other)
+    assert {r["hmac_key_id"] for r in analytics} == {DEMO_KEY_ID, NEW_KEY_ID}
+    # Roaming: the subscriber's IMSI token, under the key of the run that wrote it.
+    from transforms.privacy.keys import demo_keyring
+
+    secrets = {DEMO_KEY_ID: demo_keyring().current.secret, NEW_KEY_ID: NEW_KEY}
+    roaming = json.loads((out / "roaming.json").read_text())
+    assert any(r["roaming_record"] == "month" and r["month"] == "2026-11" for r in roaming)
+    assert all(r["subscriber_token"].lower() == token(secrets[r["hmac_key_id"]], f"imsi:{imsi}") for r in roaming)
+    assert summary["zones"]["aggregates"] == 0 and summary["actions"]["aggregates"] == "anonymous"
+    # Consents and marketing: searched (the generated nights may or may not hold the subscriber's consent).
+    assert summary["actions"]["consents"] in ("exported", "absent")
+    assert summary["actions"]["marketing"] in ("exported", "absent")
+
+
+def test_other_party_rows_carry_nothing_of_the_caller(lake, subject, exported):
+    _, lake_dir, _ = lake
+    number, imsi, _ = subject
+    out, _ = exported
+    served, other = billing_of(lake_dir, number)
+    # The callers' identifiers, less those the subject's own rows hold anyway (someone they called themselves).
+    own = {v for r in served for v in r.values() if v is not None}
+    own |= {e164(r[c]) for r in served for c in ("origin_number", "destination_number", "redirection_number")
+            if r[c]}
+    callers = set()
+    for r in other:
+        for c in ("origin_number", "destination_number", "redirection_number", "imsi", "imei", "cell_id"):
+            v = r[c]
+            if v and v not in own and (c not in ("origin_number", "destination_number", "redirection_number")
+                                        or e164(v) not in own):
+                callers.add(v)
+    callers = {v for v in callers if len(v) >= 6 and v != number}
+    assert callers
+    assert scan([out], sorted(callers)) == {}
+
+
+def test_files_counts_and_modes(exported):
+    out, _ = exported
+    summary = json.loads((out / "summary.json").read_text())
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
+    for zone, n in summary["zones"].items():
+        with open(out / f"{zone}.csv", newline="", encoding="utf-8") as fh:
+            assert len(list(csv.DictReader(fh))) == len(json.loads((out / f"{zone}.json").read_text())) == n, zone
+
+
+def test_nothing_of_the_subject_on_the_terminal(subject, exported):
+    number, imsi, _ = subject
+    out, run = exported
+    needles = [number, number.lstrip("+"), "0" + number[4:], imsi]
+    assert scan([], needles, run.stdout + run.stderr) == {}
+    assert str(out) in run.stdout and "billing" in run.stdout

@@ -1,0 +1,421 @@
+"""Where one subject's rows are, zone by zone, from the subject's tokens alone (policy §6.1, §6.5;
+docs/design.md §2, §4).
+
+Each zone has one small finder in a registry (`FINDERS`, in the order a summary lists the zones). A finder
+leaves the subject's rows as a temp table `found_<zone>` in the search's connection and says how many it
+found; nothing of them is read into Python.
+
+* Zones of raw values (billing, invoices, quarantine, consents) are matched as the retention sweep matches a
+  hold's subject (`transforms.retention.hold_scope`): the zone's DISTINCT spellings of numbers and IMSIs are
+  normalized and tokenized with each key the subject has a token under, inside DuckDB (`token_sql`), and the
+  rows holding a matching spelling are taken — one read of the zone's identifier columns for all keys, HMAC
+  over distinct values only.
+* Zones of tokens (analytics, roaming) are matched on (key id, token) pairs: a row is compared with the
+  subject's token under the key the row was made with (`hmac_key_id`), so rows from before and after a key
+  rotation are found; a token made with a key since dropped still matches the rows of that key.
+* The marketing zone holds purpose-bound tokens (`privacy.purpose`): they are made from the subject's number as
+  their own billing and invoice rows spell it, with each held key's purpose key.
+* The identifiers of the rows where the subject is the served subscriber (their number and their SIM's IMSI)
+  are tokenized under every key held and added to the subject before the token zones are searched: the
+  roaming zone knows a subscriber by the IMSI's token only, and a number asked for is found in rows made
+  with a key newer than the request.
+
+The served subscriber of a CDR is the party the record is about (`transforms.steps.billing`); a subject who
+is only the other party of someone else's communication gets those rows WITHOUT that someone's identifiers:
+every column but the communication's own (`OTHER_PARTY_KEEPS`) and the subject's own number is blanked, so
+the export discloses nothing about the caller (GDPR Art. 15(4): the copy must not adversely affect the rights
+of others). Such rows say `subject_role = 'other_party'`, the subject's own `served`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from transforms.lake import Lake
+from transforms.lake.connection import connect, execute
+from transforms.policy import Policy
+from transforms.policy.model import ZONE_NAMES
+from transforms.privacy.generalize import treatments
+from transforms.privacy.keys import KeyRing
+from transforms.privacy.numbers import normalize_sql, numbering_params
+from transforms.privacy.purpose import marketing_keyring
+from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
+from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
+from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
+from transforms.marketing.schema import ZONE as MARKETING
+from transforms.roaming.schema import STATUS_DIR
+from transforms.subjects.subject import SUBJECT_KINDS, Subject
+
+ROLE = "subject_role"
+SERVED, OTHER_PARTY = "served", "other_party"
+# What a row where the subject is only the other party keeps of the communication: its direction, time,
+# duration and kind of service (policy billing_data items 3-5) — the subject's own data. Every other column
+# (the served subscriber's number, IMSI, IMEI, cell, network, tariff, charges, and the lineage that names
+# the served subscriber's source row) points at the other person and is blanked.
+OTHER_PARTY_KEEPS = ("direction", "start_time", "duration_s", "service_type")
+# The roaming zone's subscriber token is the served IMSI's (transforms/roaming/months.py).
+ROAMING_TOKEN_KIND = "imsi"
+# The payments extract's (and the consent register's) subscriber column: E.164, as billing numbers.
+SUBSCRIBER_NUMBER = "subscriber_number"
+
+# Actions a summary reports per zone.
+EXPORTED, ANONYMOUS, ABSENT = "exported", "anonymous", "absent"
+
+
+@dataclass(frozen=True)
+class ZoneFound:
+    """What one zone holds of the subject: the row count, and the temp table holding the rows."""
+
+    zone: str
+    rows: int
+    action: str            # exported | anonymous | absent
+    note: str
+    table: str | None      # `found_<zone>` in the search's connection (None: the zone has no rows to hold)
+
+
+class Search:
+    """One subject looked for in one lake, in one DuckDB connection.
+
+    Holds the table `subject_tokens (kind, key_id, token)`: the subject's tokens, and after billing the
+    tokens of the identifiers of their own rows under every key held.
+    """
+
+    def __init__(self, con, lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> None:
+        self.con, self.lake, self.policy, self.keyring, self.subject = con, lake, policy, keyring, subject
+        self.spelling_tables: list[str] = []        # `<zone>_spellings` made so far: the subject's raw spellings
+        con.execute("CREATE OR REPLACE TEMP TABLE subject_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
+        con.executemany("INSERT INTO subject_tokens VALUES (?, ?, ?)",
+                        [(subject.kind, k, bytes.fromhex(t)) for k, t in sorted(subject.tokens.items())])
+
+    def columns(self, kind: str, present: set[str]) -> list[str]:
+        """The policy's columns of identifier `kind` that `present` holds, in policy order."""
+        return [f.column for f in self.policy.fields if f.identifier == kind and f.column in present]
+
+    def tokens_of(self, kind: str) -> str:
+        """SQL: the subject's (key id, token) pairs of one identifier kind."""
+        assert kind in SUBJECT_KINDS, kind
+        return f"(SELECT key_id, token FROM subject_tokens WHERE kind = '{kind}')"
+
+    def keys_to_tokenize(self):
+        """Keys held that the subject has a token under: only those can find the subject's raw values."""
+        have = {k for (k,) in self.con.execute("SELECT DISTINCT key_id FROM subject_tokens").fetchall()}
+        return [k for k in self.keyring.keys if k.key_id in have]
+
+    def spellings(self, zone: str, source: str, params: dict, columns: dict[str, list[str]]) -> str:
+        """Temp table `<zone>_spellings (kind, raw)`: the spellings in `columns` ({kind: columns}) of `source`
+        whose normalized value has the subject's token under one of the keys held.
+
+        One read of the identifier columns; HMAC over the distinct spellings, per key, inside DuckDB.
+        """
+        table = f"{zone}_spellings"
+        if table not in self.spelling_tables:
+            self.spelling_tables.append(table)
+        branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source} WHERE {c} IS NOT NULL"
+                    for kind, cols in columns.items() for c in cols]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (kind VARCHAR, raw VARCHAR)")
+        if not branches:
+            return table
+        norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in columns)
+        execute(self.con, f"""CREATE OR REPLACE TEMP TABLE {zone}_distinct AS
+            SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
+            FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}))""",
+                {**params, **numbering_params(self.policy.operator)})
+        for key in self.keys_to_tokenize():
+            hmac_expr, hmac_params = token_sql(key, "kind", "norm")
+            execute(self.con, f"""INSERT INTO {table}
+                SELECT kind, raw FROM {zone}_distinct
+                WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM subject_tokens)""",
+                    {"key_id": key.key_id, **hmac_params})
+        self.con.execute(f"DROP TABLE {zone}_distinct")
+        return table
+
+    def link(self, table: str, served_number: str, imsi: str | None) -> None:
+        """Add the identifiers of the subject's own rows in `table` (their number, their SIM's IMSI), tokenized
+        under every key held, to `subject_tokens`: the token zones know the subject under those too."""
+        branches = [f"SELECT 'msisdn' AS kind, {served_number} AS raw FROM {table} WHERE {ROLE} = '{SERVED}'"]
+        if imsi:
+            branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {table} WHERE {ROLE} = '{SERVED}'")
+        norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in SUBJECT_KINDS)
+        execute(self.con, f"""CREATE OR REPLACE TEMP TABLE linked AS
+            SELECT DISTINCT kind, NULLIF(CASE kind {norm} END, '') AS norm
+            FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL""",
+                numbering_params(self.policy.operator))
+        for key in self.keyring.keys:
+            hmac_expr, hmac_params = token_sql(key, "kind", "norm")
+            execute(self.con, f"""INSERT INTO subject_tokens
+                SELECT kind, $key_id, {hmac_expr} FROM linked WHERE norm IS NOT NULL
+                EXCEPT SELECT kind, key_id, token FROM subject_tokens""", {"key_id": key.key_id, **hmac_params})
+        self.con.execute("DROP TABLE linked")
+
+
+Finder = Callable[[Search], ZoneFound]
+FINDERS: dict[str, Finder] = {}
+
+
+def finder(zone: str) -> Callable[[Finder], Finder]:
+    """Register the finder of one zone (the registry's order is the order zones are searched and listed)."""
+    def register(fn: Finder) -> Finder:
+        FINDERS[zone] = fn
+        return fn
+    return register
+
+
+def zone_folder(lake: Lake, zone: str) -> Path:
+    """A zone's folder; zones another release adds (consents, marketing) may not be the lake's names yet."""
+    return lake.zone(zone) if zone in ZONE_NAMES else lake.root / zone
+
+
+def _source(files: list[str]) -> str:
+    """Every part file of a zone as one relation, partition columns included (binds `$files`: the lake's own
+    paths, never input text)."""
+    return "read_parquet($files, hive_partitioning = true, union_by_name = true)"
+
+
+def _columns(con, source: str, params: dict) -> list[str]:
+    return [d[0] for d in execute(con, f"SELECT * FROM {source} LIMIT 0", params).description]
+
+
+def _present(con, source: str, params: dict) -> set[str]:
+    return set(_columns(con, source, params))
+
+
+def _store(s: Search, zone: str, select: str, params: dict, note: str) -> ZoneFound:
+    table = f"found_{zone}"
+    execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS {select}", params)
+    (rows,), = s.con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return ZoneFound(zone, rows, EXPORTED, note, table)
+
+
+def _nothing(zone: str, note: str) -> ZoneFound:
+    return ZoneFound(zone, 0, EXPORTED, note, None)
+
+
+def _other_party_select(present: list[str], keeps: set[str], own: dict[str, str]) -> str:
+    """Select list over a matched row with `subject_role`: served rows whole; other-party rows keep `keeps`
+    and, of the identifier columns in `own` ({column: SQL true when it holds the subject}), the subject's own."""
+    out = [ROLE]
+    for c in present:
+        if c in keeps:
+            out.append(c)
+        elif c in own:
+            out.append(f"CASE WHEN {ROLE} = '{SERVED}' OR {own[c]} THEN {c} END AS {c}")
+        else:
+            out.append(f"CASE WHEN {ROLE} = '{SERVED}' THEN {c} END AS {c}")
+    return ", ".join(out)
+
+
+def _role(served: list[str], other: list[str]) -> str:
+    served_sql = " OR ".join(served) or "false"
+    other_sql = " OR ".join(other) or "false"
+    return f"CASE WHEN {served_sql} THEN '{SERVED}' WHEN {other_sql} THEN '{OTHER_PARTY}' END"
+
+
+def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[str, ...], *,
+              link: bool = False) -> ZoneFound:
+    """Billing or quarantine: rows where the subject is the served subscriber (their number by direction, their
+    IMSI, or a payments row's subscriber) or another party (any number column), the latter without the served
+    subscriber's identifiers."""
+    if not files:
+        return _nothing(zone, "no files in the zone")
+    params = {"files": files}
+    source = _source(files)
+    present = _columns(s.con, source, params)
+    present_set = set(present)
+    numbers, imsis = s.columns("msisdn", present_set), s.columns("imsi", present_set)
+    subscriber = [SUBSCRIBER_NUMBER] if SUBSCRIBER_NUMBER in present_set else []
+    spell = s.spellings(zone, source, params, {"msisdn": numbers + subscriber, "imsi": imsis})
+    is_number = f"IN (SELECT raw FROM {spell} WHERE kind = 'msisdn')"
+    is_imsi = f"IN (SELECT raw FROM {spell} WHERE kind = 'imsi')"
+    served = [f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis] + [f"{c} {is_number}" for c in subscriber]
+    cdr = {"direction", "origin_number", "destination_number"} <= present_set
+    if cdr:
+        served.insert(0, f"CAST({SERVED_NUMBER} AS VARCHAR) {is_number}")
+    own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
+    select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
+    # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
+    candidates = " OR ".join([*own.values(), *served[1 if cdr else 0:]]) or "false"
+    found = _store(s, zone, f"""
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE}
+                              FROM (SELECT * FROM {source} WHERE {candidates}))
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+                   "rows of the subscriber's own communications, and rows where they were only the other party "
+                   "(without that party's identifiers)")
+    if link and cdr and found.rows:
+        s.link(found.table, f"CAST({SERVED_NUMBER} AS VARCHAR)", imsis[0] if imsis else None)
+    return found
+
+
+@finder("billing")
+def find_billing(s: Search) -> ZoneFound:
+    files = [str(p) for p in part_files(s.lake, "billing")]
+    found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=True)
+    if s.subject.kind != "msisdn" and found.rows:
+        # Asked for by IMSI: the number of their own rows also finds the communications of others they were
+        # the other party of (an IMSI is only ever the served subscriber's).
+        found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",))
+    return found
+
+
+def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> ZoneFound:
+    """Rows of a zone whose `subscriber_number` (E.164) is the subject's: the whole row is theirs."""
+    if not files:
+        return _nothing(zone, "no files in the zone")
+    params = {"files": files}
+    source = _source(files)
+    if SUBSCRIBER_NUMBER not in _present(s.con, source, params):
+        return _nothing(zone, f"the zone's files have no {SUBSCRIBER_NUMBER} column")
+    spell = s.spellings(zone, source, params, {"msisdn": [SUBSCRIBER_NUMBER]})
+    return _store(s, zone, f"SELECT * FROM {source} WHERE {SUBSCRIBER_NUMBER} IN"
+                           f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", params, note)
+
+
+@finder("invoices")
+def find_invoices(s: Search) -> ZoneFound:
+    return _by_subscriber_number(s, "invoices", [str(p) for p in part_files(s.lake, "invoices")],
+                                 "the subscriber's invoices and their payment state, one row per payments extract")
+
+
+@finder("analytics")
+def find_analytics(s: Search) -> ZoneFound:
+    """Pseudonymized rows, matched under the key each was made with; other-party rows without the served
+    subscriber's tokens and generalized identifiers."""
+    files = [str(p) for p in part_files(s.lake, "analytics")]
+    if not files:
+        return _nothing("analytics", "no files in the zone")
+    params = {"files": files}
+    source = _source(files)
+    present = _columns(s.con, source, params)
+    present_set = set(present)
+    tokenized = {f.column for f in s.policy.fields if f.analytics == "tokenize"}
+    numbers = [c for c in s.columns("msisdn", present_set) if c in tokenized]
+    imsis = [c for c in s.columns("imsi", present_set) if c in tokenized]
+    if KEY_ID_COLUMN not in present_set or not (numbers or imsis):
+        return _nothing("analytics", "the zone's files hold no tokens")
+    own = {c: f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('msisdn')}" for c in numbers}
+    served = [f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')}" for c in imsis]
+    if {"direction", "origin_number", "destination_number"} <= present_set:
+        served.insert(0, f"({KEY_ID_COLUMN}, {SERVED_NUMBER}) IN {s.tokens_of('msisdn')}")
+    keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
+    select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)
+    order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
+    # Rows of a key the subject has a token under and holding one of its tokens first (a semi-join per column:
+    # row groups of other keys are skipped by their statistics), the role on those only.
+    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis))
+    return _store(s, "analytics", f"""
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source}
+                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens) AND ({candidates}))
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+                  "pseudonymized and generalized rows (tokens instead of numbers), made for further use")
+
+
+@finder("roaming")
+def find_roaming(s: Search) -> ZoneFound:
+    """Monthly roaming aggregates and fair-use window statuses of the subscriber's IMSI token."""
+    files = part_files(s.lake, "roaming")
+    if not files:
+        return _nothing("roaming", "no files in the zone")
+    groups = {"month": [str(p) for p in files if p.parent.parent.name != STATUS_DIR],
+              "window_status": [str(p) for p in files if p.parent.parent.name == STATUS_DIR]}
+    params = {name: group for name, group in groups.items() if group}
+    # The month is a column of the files as well as their folder's name: read without hive columns.
+    source = "(" + " UNION ALL BY NAME ".join(
+        f"SELECT '{name}' AS roaming_record, * FROM read_parquet(${name}, union_by_name = true)"
+        for name in params) + ")"
+    present = _present(s.con, source, params)
+    order = ", ".join(c for c in ("roaming_record", "month", "as_of_month") if c in present)
+    return _store(s, "roaming", f"""
+        SELECT * FROM {source} WHERE ({KEY_ID_COLUMN}, {ROAMING_TOKEN}) IN {s.tokens_of(ROAMING_TOKEN_KIND)}
+        ORDER BY {order}""", params,
+                  "per month: days at home and roaming, and consumption; per fair-use window: the assessment")
+
+
+@finder("marketing")
+def find_marketing(s: Search) -> ZoneFound:
+    """Consent-based profiles (docs/design.md §11) under the subscriber's marketing token: a token of their number
+    made with each held key's purpose key (`privacy.purpose`), which no analytics token can be turned into. The
+    number is the one the subject's own billing and invoice rows were found by (their raw spellings, never kept
+    beyond the search)."""
+    folder = zone_folder(s.lake, MARKETING)
+    if not folder.is_dir():
+        return ZoneFound(MARKETING, 0, ABSENT, "this lake has no marketing zone", None)
+    files = sorted(str(p) for p in folder.rglob("*.parquet") if not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        return _nothing(MARKETING, "no files in the zone")
+    numbers = [f"SELECT raw FROM {t} WHERE kind = 'msisdn'" for t in s.spelling_tables]
+    s.con.execute("CREATE OR REPLACE TEMP TABLE marketing_tokens (key_id VARCHAR, token BLOB)")
+    if numbers:
+        execute(s.con, f"""CREATE OR REPLACE TEMP TABLE subject_numbers AS
+            SELECT DISTINCT {normalize_sql('raw', 'msisdn')} AS norm FROM ({' UNION '.join(numbers)})""",
+                numbering_params(s.policy.operator))
+        for key in marketing_keyring(s.keyring, s.policy).keys:
+            hmac_expr, hmac_params = token_sql(key, "'msisdn'", "norm")
+            execute(s.con, f"INSERT INTO marketing_tokens SELECT $key_id, {hmac_expr} FROM subject_numbers",
+                    {"key_id": key.key_id, **hmac_params})
+    return _store(s, MARKETING, f"""SELECT * FROM {_source(files)}
+        WHERE ({KEY_ID_COLUMN}, {MARKETING_TOKEN}) IN (SELECT key_id, token FROM marketing_tokens)
+        ORDER BY event_date""", {"files": files},
+                  "profiles of the subscriber's own use, made on their consent to profiling")
+
+
+@finder("quarantine")
+def find_quarantine(s: Search) -> ZoneFound:
+    # Rejected rows as delivered, the values that failed a rule blanked; the reason and night are the row's own.
+    return _cdr_rows(s, "quarantine", [str(p) for p in part_files(s.lake, "quarantine")], "night, source_row",
+                     ("night", "reason"))
+
+
+@finder("consents")
+def find_consents(s: Search) -> ZoneFound:
+    folder = zone_folder(s.lake, "consents")
+    if not folder.is_dir():
+        return ZoneFound("consents", 0, ABSENT, "this lake has no consents zone", None)
+    files = sorted(str(p) for p in folder.rglob("*.parquet") if not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    return _by_subscriber_number(s, "consents", files, "the consents the subscriber gave or withdrew, by purpose")
+
+
+@finder("aggregates")
+def find_aggregates(s: Search) -> ZoneFound:
+    anonymous = next((a for a in s.policy.anonymous_datasets if a.dataset == "aggregates"), None)
+    why = anonymous.clause if anonymous else "k-anonymous counts and sums"
+    return ZoneFound("aggregates", 0, ANONYMOUS, f"anonymous: no row is about one person ({why})", None)
+
+
+ZONES = tuple(FINDERS)
+
+
+def find_subject(con, lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> tuple[ZoneFound, ...]:
+    """Search every zone for the subject, leaving each zone's rows as `found_<zone>` in `con`."""
+    search = Search(con, lake, policy, keyring, subject)
+    return tuple(FINDERS[zone](search) for zone in ZONES)
+
+
+@dataclass(frozen=True)
+class SubjectHit:
+    """Analytics rows of one subject under one key id, day and column (counts, no values)."""
+
+    key_id: str
+    event_date: str
+    column: str
+    rows: int
+
+
+def analytics_hits(lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> list[SubjectHit]:
+    """Where the subject's tokens appear in analytics, per key id, day and column (`cdr-audit lookup`)."""
+    con = connect()
+    try:
+        found = find_analytics(Search(con, lake, policy, keyring, subject))
+        if not found.rows:
+            return []
+        present = {d[0] for d in con.execute(f"SELECT * FROM {found.table} LIMIT 0").description}
+        union = " UNION ALL ".join(
+            f"SELECT {KEY_ID_COLUMN}, CAST(event_date AS VARCHAR), '{c}' FROM {found.table}"
+            f" WHERE ({KEY_ID_COLUMN}, {c}) IN (SELECT key_id, token FROM subject_tokens WHERE kind = '{f.identifier}')"
+            for f in policy.fields if (c := f.column) in present and f.identifier == subject.kind)
+        return [SubjectHit(k, d, c, n) for k, d, c, n in con.execute(
+            f"SELECT *, count(*) FROM ({union}) GROUP BY ALL ORDER BY 2, 3, 1").fetchall()]
+    finally:
+        con.close()
