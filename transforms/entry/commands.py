@@ -12,10 +12,10 @@ import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FILE_ERRORS = 0, 1, 2, 3
-EXIT_FITS_WITH_REJECTS, EXIT_NO_FORMAT = 4, 5          # `formats check`
-EXIT_NIGHT_BUSY = 6                                     # `run`: another live run holds the night's lease
-EXIT_ZONES_OPEN = 7                                     # `run`: a zone is looser than the policy's access
+from transforms.entry.exit_codes import (  # noqa: F401 (the commands' exit codes, named here for cli.py and tests)
+    EXIT_FAILED, EXIT_FILE_ERRORS, EXIT_FITS_WITH_REJECTS, EXIT_NIGHT_BUSY, EXIT_NO_FORMAT, EXIT_OK, EXIT_USAGE,
+    EXIT_ZONES_OPEN,
+)
 
 
 def _progress(quiet: bool):

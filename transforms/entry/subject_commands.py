@@ -6,9 +6,16 @@ command line and never printed back: what is shown is the request id, the right,
 from __future__ import annotations
 
 import getpass
+import os
 from datetime import date
 
-from transforms.entry.commands import EXIT_OK, _keyring
+from transforms.entry.exit_codes import EXIT_OK
+
+
+def _keyring(args):
+    from transforms.privacy.keys import load_keyring
+
+    return load_keyring(os.environ, demo=getattr(args, "demo", False))
 
 
 def cmd_subject(args) -> int:
