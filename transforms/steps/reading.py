@@ -217,8 +217,11 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     # How far each rejected record that may run over several lines ran: walked from its first byte only.
     extents = record_extents(path, layout, spanning) if spanning else {}
     missing = lines - (header + staged_lines + rejected + sum(n - 1 for n, _ in extents.values()))
+    # Blank lines that end the file are silent only past the last line a record ran over: a quote open
+    # until the end of the file takes them into its (broken) record, already counted in its extent.
+    last_taken = max((start + n - 1 for start, (n, _) in extents.items()), default=0)
     silent: list[int] = []
-    if missing > trailing_blank_lines(path):
+    if missing > min(trailing_blank_lines(path), lines - last_taken):
         # Lines skipped inside the file (blank or comment lines): walk the whole file as the reader does.
         silent, extents = scan_lines(path, layout, header, set(spanning))
     elif missing > 0:
