@@ -175,8 +175,10 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
     unparseable_path = None
     if unparseable:
         unparseable_path = str(work_dir / "unparseable.parquet")
-        con.execute("COPY (SELECT source_row, reason FROM unparseable ORDER BY source_row) TO $dst (FORMAT parquet)",
-                    {"dst": unparseable_path})
+        # BIGINT like a staged row's line (DuckDB numbers rejects as UBIGINT): a quarantine that unions the
+        # two keeps source_row an integer, not a HUGEINT or a DOUBLE.
+        con.execute("COPY (SELECT CAST(source_row AS BIGINT) AS source_row, reason FROM unparseable"
+                    " ORDER BY source_row) TO $dst (FORMAT parquet)", {"dst": unparseable_path})
     return DelimitedRead(rows_staged=rows, rows_unparseable=unparseable, unparseable_by_reason=by_reason,
                          unparseable_path=unparseable_path, numbering=numbering, encoding=encoding)
 

@@ -219,6 +219,8 @@ def test_a_quote_open_over_the_trailing_blank_line_leaves_the_rows_before_it_on_
         ("INV-1", 3, hashlib.md5(f"{sha}:3".encode()).hexdigest())]
     assert zone_rows(lake, "quarantine", "SELECT source_row, record_id FROM t") == [
         (4, hashlib.md5(f"{sha}:4".encode()).hexdigest())]
+    # The unparseable line's source_row is an integer in quarantine, as a loaded row's is.
+    assert zone_rows(lake, "quarantine", "SELECT typeof(source_row) FROM t") == [("BIGINT",)]
 
 
 def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path, policy, lake, work_dir):
