@@ -175,8 +175,10 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
     unparseable_path = None
     if unparseable:
         unparseable_path = str(work_dir / "unparseable.parquet")
-        con.execute("COPY (SELECT source_row, reason FROM unparseable ORDER BY source_row) TO $dst (FORMAT parquet)",
-                    {"dst": unparseable_path})
+        # BIGINT like a staged row's line (DuckDB numbers rejects as UBIGINT): a quarantine that unions the
+        # two keeps source_row an integer, not a HUGEINT or a DOUBLE.
+        con.execute("COPY (SELECT CAST(source_row AS BIGINT) AS source_row, reason FROM unparseable"
+                    " ORDER BY source_row) TO $dst (FORMAT parquet)", {"dst": unparseable_path})
     return DelimitedRead(rows_staged=rows, rows_unparseable=unparseable, unparseable_by_reason=by_reason,
                          unparseable_path=unparseable_path, numbering=numbering, encoding=encoding)
 
@@ -217,8 +219,11 @@ def _account_lines(con: duckdb.DuckDBPyConnection, path: Path, rejects: str, sta
     # How far each rejected record that may run over several lines ran: walked from its first byte only.
     extents = record_extents(path, layout, spanning) if spanning else {}
     missing = lines - (header + staged_lines + rejected + sum(n - 1 for n, _ in extents.values()))
+    # Blank lines that end the file are silent only past the last line a record ran over: a quote open
+    # until the end of the file takes them into its (broken) record, already counted in its extent.
+    last_taken = max((start + n - 1 for start, (n, _) in extents.items()), default=0)
     silent: list[int] = []
-    if missing > trailing_blank_lines(path):
+    if missing > min(trailing_blank_lines(path), lines - last_taken):
         # Lines skipped inside the file (blank or comment lines): walk the whole file as the reader does.
         silent, extents = scan_lines(path, layout, header, set(spanning))
     elif missing > 0:

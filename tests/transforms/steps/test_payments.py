@@ -6,6 +6,7 @@ Expected counts and reasons are written from the rules (one fault per bad row), 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -202,6 +203,24 @@ def test_a_line_that_does_not_parse_is_quarantined_by_line_without_content(tmp_p
                                         " ORDER BY source_row")
     assert [(line, invoice, number) for line, _, invoice, number in got] == [(4, None, None), (6, None, None)]
     assert all(reason.startswith("unparseable") for _, reason, _, _ in got)
+
+
+def test_a_quote_open_over_the_trailing_blank_line_leaves_the_rows_before_it_on_their_lines(tmp_path, policy, lake,
+                                                                                          work_dir):
+    # Line 2 is blank, PAID is line 3, line 4 opens a quote that runs over the blank line 5 to the end of the
+    # file: PAID is the record of line 3 (its record_id names line 3), the broken record is quarantined as
+    # line 4. (The reader once counted line 5 twice, as the broken record's and as a trailing blank line.)
+    cut = 'INV-5,ACC-1,+38640999777,2026-10,"2026-11-03\n'
+    path = write(tmp_path, "payments_2026-11-22.csv", HEADER + "\n" + PAID + cut + "\n")
+    sha = fingerprint(path).sha256
+    result = run(path, policy, lake, work_dir)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 1, 1)
+    assert zone_rows(lake, "invoices", "SELECT invoice_id, source_row, record_id FROM t") == [
+        ("INV-1", 3, hashlib.md5(f"{sha}:3".encode()).hexdigest())]
+    assert zone_rows(lake, "quarantine", "SELECT source_row, record_id FROM t") == [
+        (4, hashlib.md5(f"{sha}:4".encode()).hexdigest())]
+    # The unparseable line's source_row is an integer in quarantine, as a loaded row's is.
+    assert zone_rows(lake, "quarantine", "SELECT typeof(source_row) FROM t") == [("BIGINT",)]
 
 
 def test_records_over_two_lines_are_quarantined_once_and_the_rest_loads(tmp_path, policy, lake, work_dir):
