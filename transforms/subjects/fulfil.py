@@ -84,9 +84,6 @@ PORTABLE = {"billing": "contract (§3.2 ¶3), automated", "invoices": "contract 
 # A restriction (and an objection on legitimate interest while it is decided) may be lifted; what an erasure
 # keeps is restricted until the data go.
 LIFTABLE = ("restriction", "objection")
-# The derivations the nightly run stops for a restricted subject, per right (docs/design.md §12).
-NIGHTLY_SKIP = {"restriction": ("analytics", "marketing", "roaming"), "erasure": ("analytics", "marketing", "roaming"),
-                "objection": ("analytics",)}
 # A consent register event the request itself records (not the consent system's): its channel.
 REQUEST_CHANNEL = "subject_request"
 _RECTIFICATION = (

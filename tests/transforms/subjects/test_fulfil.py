@@ -281,3 +281,42 @@ def test_no_identifier_reaches_the_store_the_log_or_the_terminal(rights_lake, po
     assert scan([rights_lake.zone("audit")], [S_NUMBER, S_IMSI, "040123456"], text + out.out + out.err) == {}
     tokens = requests.list_requests(rights_lake, include_closed=True)[0].tokens.values()
     assert not any(t in log for t in tokens)
+
+
+def _restricted(lake):
+    from transforms.audit_store import reading as r
+    from transforms.privacy.restricted import restricted_now
+
+    with r(lake) as con:
+        return restricted_now(con)
+
+
+def test_a_restricted_subject_is_left_out_of_analytics_marketing_and_roaming_until_lifted(rights_lake, policy,
+                                                                                         tmp_path):
+    from tests.transforms.subjects.conftest import DAY2_ROWS, S_DAY2
+    from tests.transforms.privacy.conftest import write_billing
+    from transforms.privacy.analytics import build_analytics
+    from transforms.privacy.restricted import ANALYTICS, RestrictedFilter
+    from transforms.roaming.months import build_months
+    from transforms.steps.billing import served_party_sql
+
+    served = served_party_sql("destination_number", "origin_number")
+    rid = ask(rights_lake, policy, "restriction")
+    answer(rights_lake, policy, rid, tmp_path / "out")
+    restricted = _restricted(rights_lake)
+    assert {t.kind for t in restricted.tokens} == {"msisdn"} and len(restricted.tokens) == 2    # keys A and B
+    # A later file of S's July day: S's data session is left out, O's row goes on.
+    later = write_billing(rights_lake, policy, S_DAY2, DAY2_ROWS, "c" * 64)
+    made = build_analytics([later], rights_lake, policy, ROTATED, tmp_path / "wa", source_sha256="c" * 64,
+                           skip=RestrictedFilter(restricted, ANALYTICS, served))
+    assert (made.rows, made.rows_restricted) == (1, 1)
+    profiles = build_profiles(rights_lake, policy, ROTATED, [S_DAY2], date(2026, 7, 3), tmp_path / "wm2", restricted)
+    assert profiles.rows_restricted == 2 and profiles.days[0].subscribers == 0      # S's data session, twice
+    months = build_months(rights_lake, policy, ROTATED, ["2026-06"], tmp_path / "wr", restricted)
+    assert months.rows_restricted == 2                     # S's two June rows as the served subscriber
+    lift(rights_lake, policy, rid, reason="accuracy verified")
+    assert _restricted(rights_lake).tokens == ()
+    again = write_billing(rights_lake, policy, S_DAY2, DAY2_ROWS, "d" * 64)
+    made = build_analytics([again], rights_lake, policy, ROTATED, tmp_path / "wa2", source_sha256="d" * 64,
+                           skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS, served))
+    assert (made.rows, made.rows_restricted) == (2, 0)
