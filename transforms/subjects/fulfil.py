@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from transforms.audit_store import LogEvent, logged_change, now_utc, select, writing
+from transforms.audit_store import LogEvent, logged_change, now_utc, writing
 from transforms.consents.register import PARTITION as CONSENT_PARTITION
 from transforms.consents.register import ZONE as CONSENTS
 from transforms.lake import Lake
@@ -65,7 +65,8 @@ from transforms.runs import held
 from transforms.subjects.export import INDEX, RIGHTS as EXPORT_RIGHTS, SUMMARY, SubjectExport, export_subject, \
     render_index
 from transforms.subjects.find import ROLE, SERVED, ZONES, ZoneFound, find_subject
-from transforms.subjects.requests import SubjectRequest, SubjectRequestError, _REQUEST_ID, local_today
+from transforms.subjects.requests import (SubjectRequest, SubjectRequestError, _typed_text, check_id, local_today,
+                                          one_request)
 from transforms.subjects.subject import Subject
 
 OBJECTION_SCOPES = ("direct_marketing", "legitimate_interest")
@@ -179,15 +180,11 @@ def fulfil(lake: Lake, policy: Policy, keyring: KeyRing, request_id: str, out: P
 
 
 def _open_request(lake: Lake, request_id: str) -> SubjectRequest:
-    if not _REQUEST_ID.fullmatch(request_id or ""):
-        raise FulfilError("a request id looks like R-0123456789ab")
+    check_id(request_id)
     if not lake.audit_db.exists():
         raise FulfilError(f"no request {request_id}")
     with writing(lake) as con:
-        found = select(con, SubjectRequest, "WHERE request_id = ?", [request_id])
-    if not found:
-        raise FulfilError(f"no request {request_id}")
-    r = found[0]
+        r = one_request(con, request_id)
     if not r.is_open:
         when = r.fulfilled_at or r.refused_at
         raise FulfilError(f"request {request_id} was {r.status} on {when:%Y-%m-%d %H:%M} UTC: a request is answered "
@@ -487,17 +484,11 @@ def _record(lake: Lake, policy: Policy, request: SubjectRequest, result: Fulfilm
 
 def lift(lake: Lake, policy: Policy, request_id: str, *, reason: str, lifted_by: str | None = None) -> SubjectRequest:
     """Lift a restriction (or the restriction of an objection on legitimate interest, once decided) and log it."""
-    from transforms.subjects.requests import _read, _typed_text
-
-    if not _REQUEST_ID.fullmatch(request_id or ""):
-        raise FulfilError("a request id looks like R-0123456789ab")
+    check_id(request_id)
     reason = _typed_text(reason, "the reason for lifting the restriction", required=True)
     by = (lifted_by or "").strip() or None
     with writing(lake) as con:
-        found = _read(con, "WHERE request_id = ?", [request_id])
-        if not found:
-            raise FulfilError(f"no request {request_id}")
-        r = found[0]
+        r = one_request(con, request_id)
         if r.restricted_at is None:
             raise FulfilError(f"request {request_id} restricts nothing ({r.subject_right}, {r.status})")
         if r.lifted_at is not None:
@@ -511,4 +502,4 @@ def lift(lake: Lake, policy: Policy, request_id: str, *, reason: str, lifted_by:
         with logged_change(con, lake, policy, event, at):
             con.execute("UPDATE subject_requests SET lifted_at = ?, lifted_by = ?, lift_reason = ?"
                         " WHERE request_id = ?", [at, by, reason, request_id])
-        return _read(con, "WHERE request_id = ?", [request_id])[0]
+        return one_request(con, request_id)
