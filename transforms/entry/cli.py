@@ -262,12 +262,29 @@ def _subject_parser(sub) -> None:
                      help="the right exercised: access (§6.1, default) or portability (§6.5)")
     exp.add_argument("--policy", type=Path, default=None)
     exp.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
-    for action in (req, ext, lst):
+    ful = ssub.add_parser(
+        "fulfil", help="answer a recorded request (the request's tokens find the subject; no value is taken)",
+        description="Writes the subscriber's answer to a new or empty folder (the copy of their data, summary.json "
+                    "with per zone the rows and the action taken, its clause and the day the data go, index.html) "
+                    "and records the request as fulfilled. Erasure erases what the law lets go (with the retention "
+                    "sweep's rewrite, journal and byte proof) and restricts what it keeps; restriction restricts "
+                    "every zone until `subject lift`; an objection is to direct marketing (consents withdrawn, "
+                    "marketing rows erased) or to processing on legitimate interest (analytics restricted until "
+                    "decided). Prints counts and actions, never a value.")
+    ful.add_argument("request_id")
+    ful.add_argument("--out", required=True, type=Path, help="a new or empty folder for the answer")
+    ful.add_argument("--scope", choices=("direct_marketing", "legitimate_interest"),
+                     help="an objection's scope (§6.6): direct marketing, or processing on legitimate interest")
+    ful.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
+    lift = ssub.add_parser("lift", help="lift a restriction (§6.4), with the reason the subscriber is told")
+    lift.add_argument("request_id")
+    lift.add_argument("--reason", required=True, help="why it is lifted (no numbers of people)")
+    for action in (req, ext, lst, ful, lift):
         action.add_argument("--lake", required=True, type=Path)
         action.add_argument("--policy", type=Path, default=None)
         action.add_argument("--today", type=_date, default=None,
                             help="the day taken as today (default: today in the policy's operator.local_timezone)")
-    for action in (req, ext):
+    for action in (req, ext, ful, lift):
         action.add_argument("--by", help="who records it (default: the login name)")
 
 

@@ -31,6 +31,15 @@ def cmd_subject(args) -> int:
     if args.subject_command == "list":
         return _print_list(requests.list_requests(lake, include_closed=args.all), today, args.all)
     by = args.by or _login()
+    if args.subject_command == "fulfil":
+        return _fulfil(args, lake, policy, by, today)
+    if args.subject_command == "lift":
+        from transforms.subjects.fulfil import lift
+
+        r = lift(lake, policy, args.request_id, reason=args.reason, lifted_by=by)
+        print(f"{r.request_id} ({r.subject_right}): restriction lifted (restricted since {r.restricted_at:%Y-%m-%d});"
+              " the next nightly run processes the subscriber again")
+        return EXIT_OK
     if args.subject_command == "extend":
         r = requests.extend(lake, policy, args.request_id, to=date.fromisoformat(args.to), reason=args.reason,
                             extended_by=by, today=today)
@@ -47,6 +56,25 @@ def cmd_subject(args) -> int:
           f" {rules.latest_extension(r.received)} at most")
     print(f"  subject: one {kind}, kept as tokens under key(s) {', '.join(sorted(r.tokens))}")
     print(r.request_id)          # alone on the last line: scripts take the id from here
+    return EXIT_OK
+
+
+def _fulfil(args, lake, policy, by, today) -> int:
+    """`subject fulfil`: the answer goes to --out; the terminal gets the zones' counts and actions only."""
+    from transforms.subjects.fulfil import fulfil
+
+    result = fulfil(lake, policy, _keyring(args), args.request_id, args.out, scope=args.scope, answered_by=by,
+                    today=today, say=print)
+    print(f"{result.request_id} ({result.right}{', ' + result.scope if result.scope else ''}) fulfilled:")
+    for z in result.zones:
+        goes = f"  goes on {z.goes_on}" if z.goes_on else ""
+        print(f"  {z.zone:<11} {z.rows:>10,} row(s)  {z.action}{goes}")
+    if result.proofs:
+        print(f"  proof: {sum(p.ok for p in result.proofs)} of {len(result.proofs)} rewritten file(s) hold none of "
+              "the erased identifiers")
+    if result.restricted:
+        print("  restricted: the nightly run leaves the subscriber out of analytics, marketing and roaming")
+    print(f"answer written to {result.out} (owner-only)")
     return EXIT_OK
 
 

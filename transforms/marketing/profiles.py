@@ -45,6 +45,8 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.purpose import NUMBER_KIND, marketing_keyring
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
+from transforms.privacy.restricted import MARKETING as MARKETING_ZONE
+from transforms.privacy.restricted import Restricted, RestrictedFilter
 from transforms.steps.billing import SERVED_IS_CALLED, served_party_sql
 
 USAGE = ("call", "sms", "mms", "data")                # service types that are use of voice and data services
@@ -74,6 +76,7 @@ class MarketingProfilesResult:
     days: tuple[MarketingDay, ...]
     days_without_billing: tuple[str, ...]
     seconds: float
+    rows_restricted: int = 0          # billing rows left out: their served subscriber's processing is restricted
 
 
 def billing_files_of_day(lake: Lake, day: str) -> list[str]:
@@ -126,7 +129,7 @@ def _profiles_sql() -> str:
 
 
 def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str], night: date,
-                   work_dir: str | Path) -> MarketingProfilesResult:
+                   work_dir: str | Path, restricted: Restricted = Restricted()) -> MarketingProfilesResult:
     """Rebuild `marketing/event_date=D/` for each day D from all of D's billing rows and the consent
     register as known at the end of `night`."""
     started = time.monotonic()
@@ -138,6 +141,8 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
     written, without = [], []
     con = connect(work_dir / "marketing_tmp")
     con.execute("SET preserve_insertion_order = false")   # the output is ordered explicitly
+    skip = RestrictedFilter(restricted, MARKETING_ZONE, served_party_sql("destination_number", "origin_number"))
+    left_out_rows = 0
     params = numbering_params(policy.operator)
     try:
         define_spells(con, lake, purpose, night)
@@ -150,7 +155,14 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
                 without.append(day)
                 continue
             define_day_consents(con, day)
-            execute(con, f"CREATE OR REPLACE TEMP TABLE day_usage AS {usage_sql}", {**params, "files": files})
+            # Restricted subjects (policy §6.4; docs/design.md §12): none of their rows is profiled.
+            day_rows = {"files": files}
+            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", day_rows, policy, keyring)
+            if leave_out != "false":
+                left_out_rows += execute(con, f"SELECT count(*) FROM read_parquet($files, union_by_name = true)"
+                                              f" WHERE {leave_out}", day_rows).fetchone()[0]
+            execute(con, f"CREATE OR REPLACE TEMP TABLE day_usage AS {usage_sql} AND NOT {leave_out}",
+                    {**params, "files": files})
             billing_rows = execute(con, "SELECT count(*) FROM read_parquet($files)", {"files": files}).fetchone()[0]
             # Only consenting subscribers' usage goes any further.
             con.execute("CREATE OR REPLACE TEMP VIEW usage AS SELECT * FROM day_usage"
@@ -203,7 +215,8 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
         remove_tree(work_dir / "marketing_tmp")
     return MarketingProfilesResult(clause=policy.consent.purpose(purpose).clause, purpose=purpose, key_id=key.key_id,
                                    consents_standing=int(standing), days=tuple(written),
-                                   days_without_billing=tuple(without), seconds=round(time.monotonic() - started, 3))
+                                   days_without_billing=tuple(without), seconds=round(time.monotonic() - started, 3),
+                                   rows_restricted=left_out_rows)
 
 
 def _rows_removed(con, keys: KeyRing, previous: Path) -> int:

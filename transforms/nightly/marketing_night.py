@@ -17,13 +17,17 @@ from transforms.nightly.facts import MARKETING, analytics_event_dates, write_nig
 from transforms.nightly.plan import load_plan
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.restricted import MARKETING as MARKETING_ZONE
+from transforms.privacy.restricted import read_restricted, write_skipped
 
 
 def marketing_night(lake: Lake, policy: Policy, keyring: KeyRing, *, run_id: str) -> MarketingProfilesResult:
     """Rebuild tonight's marketing days; leave their `marketing_profiles` rows."""
     plan = load_plan(lake, run_id)
     built = build_profiles(lake, policy, keyring, analytics_event_dates(lake, run_id),
-                           date.fromisoformat(plan.night), lake.work_dir(run_id) / "marketing")
+                           date.fromisoformat(plan.night), lake.work_dir(run_id) / "marketing",
+                           read_restricted(lake, run_id))
+    write_skipped(lake, run_id, MARKETING_ZONE, {MARKETING_ZONE: built.rows_restricted})
     write_night_rows(lake, run_id, MARKETING, tuple(MarketingProfile(
         run_id=run_id, event_date=date.fromisoformat(d.event_date), purpose=built.purpose,
         billing_rows=d.billing_rows, rows_profiled=d.rows_profiled, subscribers=d.subscribers,

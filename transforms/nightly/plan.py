@@ -33,6 +33,7 @@ from transforms.lake.permissions import LakeCheck, check_lake, prepare_lake, ref
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_file_name
+from transforms.privacy.restricted import restricted_now, write_restricted
 from transforms.runs import night_subject, recover
 from transforms.runs.claims import claim
 from transforms.runs.lease import PROCESS, RUN, acquire
@@ -144,8 +145,12 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
         if not permissions.ok:
             events.append(open_zones_event(f"run:{run_id}:zones_open", trigger, run_id, permissions))
         append_log(con, events, started)
+        # The subjects whose processing is restricted tonight (docs/design.md §12): handed to the steps as tokens,
+        # so they never open the store.
+        restricted = restricted_now(con)
     plan = NightPlan(run_id, night, policy.sha256, tuple(files), permissions.open)
     write_json(plan_path(lake, run_id), plan)
+    write_restricted(lake, run_id, restricted)
     return plan
 
 

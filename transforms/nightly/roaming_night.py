@@ -15,6 +15,8 @@ from transforms.nightly.facts import ROAMING, analytics_event_dates, write_night
 from transforms.nightly.plan import load_plan
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.restricted import ROAMING as ROAMING_ZONE
+from transforms.privacy.restricted import read_restricted, write_skipped
 from transforms.roaming.months import RoamingMonthsResult, build_months
 from transforms.roaming.periods import affected_months, shift_month
 from transforms.roaming.window import RoamingWindowResult, assess_window
@@ -32,7 +34,9 @@ def roaming_night(lake: Lake, policy: Policy, keyring: KeyRing, *, run_id: str) 
     """Rebuild tonight's roaming months and assess the window; leave their `roaming_runs` rows."""
     plan = load_plan(lake, run_id)
     months = affected_months(analytics_event_dates(lake, run_id))
-    built = build_months(lake, policy, keyring, months, lake.work_dir(run_id) / "roaming") if months else None
+    built = build_months(lake, policy, keyring, months, lake.work_dir(run_id) / "roaming",
+                         read_restricted(lake, run_id)) if months else None
+    write_skipped(lake, run_id, ROAMING_ZONE, {ROAMING_ZONE: built.rows_restricted if built else 0})
     window = assess_window(lake, policy, shift_month(plan.night[:7], -1), lake.work_dir(run_id) / "roaming-window")
     rows = [RoamingRun(run_id=run_id, month=m.month, kind="month", rows_read=m.rows_read,
                        rows_counted=m.rows_counted, rows_without_imsi=m.rows_without_imsi,

@@ -18,6 +18,7 @@ from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.restricted import RestrictedFilter
 from transforms.privacy.tokens import plan_tokens
 
 
@@ -30,10 +31,11 @@ class AnalyticsResult:
     tokenized: dict[str, int]              # column -> distinct values tokenized
     treatments: tuple[ColumnTreatment, ...]
     zone: ZoneWrite
+    rows_restricted: int = 0               # rows left out: their served subscriber's processing is restricted
 
 
 def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyring: KeyRing, work_dir: Path, *,
-                    source_sha256: str) -> AnalyticsResult:
+                    source_sha256: str, skip: RestrictedFilter | None = None) -> AnalyticsResult:
     """Pseudonymize and generalize one file's billing rows into the analytics zone.
 
     One pass: generalization is a view, tokens are looked up for its distinct identifiers, and
@@ -52,11 +54,15 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
         define_generalized(con, billing_files, policy)
         # The identifiers are read from the billing rows themselves: one lookup serves all of the file's days.
         tokens = plan_tokens(con, "generalized_billing", policy, keyring)
-        rows = 0
+        rows = restricted = 0
+        # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone.
+        left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring) if skip else "false"
+        if left_out != "false":
+            restricted = con.execute(f"SELECT count(*) FROM generalized_billing WHERE {left_out}").fetchone()[0]
         for i, (folder, files) in enumerate(sorted(by_day.items())):
             # Each day reads its own files: a filter on event_date instead makes DuckDB expect ~1 row
             # and hash-build the joins on the big side (out of memory at 4.5M rows).
-            define_generalized(con, files, policy, view=f"day_{i}")
+            define_generalized(con, files, policy, view=f"day_{i}", leave_out=left_out)
             dst = out / folder / "part.parquet"
             # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
             dst.parent.mkdir()
@@ -69,4 +75,4 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     zone = commit_partitions(out, lake, "analytics", source_sha256)
     remove_tree(out)
     return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
-                           treatments=treatments(policy), zone=zone)
+                           treatments=treatments(policy), zone=zone, rows_restricted=restricted)

@@ -87,13 +87,16 @@ def generalize_select(policy: Policy) -> str:
     return ", ".join(exprs)
 
 
-def define_generalized(con, billing_files: list[str], policy: Policy, *, view: str = "generalized") -> None:
-    """Create the views `<view>_billing` (the billing rows of `billing_files`, hive layout) and `view`
-    (those rows generalized). Views, so the analytics step can tokenize and write in the same pass.
+def define_generalized(con, billing_files: list[str], policy: Policy, *, view: str = "generalized",
+                       leave_out: str = "false") -> None:
+    """Create the views `<view>_billing` (the billing rows of `billing_files`, hive layout; without those for
+    which the SQL `leave_out` is true) and `view` (those rows generalized). Views, so the analytics step can
+    tokenize and write in the same pass.
     """
     listed = "[" + ", ".join(sql_literal(f) for f in billing_files) + "]"
+    where = "" if leave_out == "false" else f" WHERE NOT {leave_out}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view}_billing AS SELECT * FROM read_parquet({listed},"
-                " hive_partitioning = true)")
+                f" hive_partitioning = true){where}")
     # Views take no bound parameters: the one constant is written as a literal.
     select = generalize_select(policy).replace("$unknown", sql_literal(UNKNOWN_AREA))
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM {view}_billing b")

@@ -36,6 +36,11 @@ class Journal:
         self.doc["files"][entry["file"]] = entry
         self._save()
 
+    def keep(self, **facts) -> None:
+        """Keep facts beside the entries (what a re-run must not work out again, e.g. what was found first)."""
+        self.doc.update(facts)
+        self._save()
+
     def resume(self, say: Callable[[str], None]) -> None:
         """Settle the entries a killed sweep left as intents: done if the file is already the new one."""
         for entry in self.doc["files"].values():

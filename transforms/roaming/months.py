@@ -47,6 +47,7 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.tokens import KEY_ID_COLUMN, plan_tokens
 from transforms.roaming.periods import check_month
 from transforms.roaming.schema import MONTH_COLUMNS, MONTH_FILE, NETWORK_ZONES
+from transforms.privacy.restricted import ROAMING, Restricted, RestrictedFilter
 from transforms.steps.billing import served_party_sql
 
 
@@ -75,6 +76,7 @@ class RoamingMonthsResult:
     months: tuple[RoamingMonth, ...]
     months_without_billing: tuple[str, ...]   # asked for, no billing partition: left as they were
     seconds: float
+    rows_restricted: int = 0                  # rows left out: their served subscriber's processing is restricted
 
 
 def billing_files_of_month(lake: Lake, month: str) -> list[Path]:
@@ -106,6 +108,7 @@ WITH ev AS (
            -- the visited network: where the served subscriber was when the event happened
            nullif(trim({visited}), '') AS visited
     FROM read_parquet($files, hive_partitioning = true, union_by_name = true)
+    WHERE NOT {leave_out}
 ), classified AS (
     SELECT ev.*,
            CASE WHEN visited IS NOT NULL THEN coalesce(z.zone, 'rest_of_world')   -- unknown MCC: never home
@@ -166,7 +169,7 @@ def _monthly_sql() -> str:
 
 
 def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str],
-                 work_dir: str | Path) -> RoamingMonthsResult:
+                 work_dir: str | Path, restricted: Restricted = Restricted()) -> RoamingMonthsResult:
     """Rebuild `roaming/month=M/` for each month M from all of M's billing partitions.
 
     A whole month is recomputed each time, so a re-run gives the same file and a late file for an
@@ -180,6 +183,8 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
     con = connect(work_dir / "roaming_tmp")
     con.execute("SET preserve_insertion_order = false")   # the output is ordered explicitly
     key_id = keyring.current.key_id
+    skip = RestrictedFilter(restricted, ROAMING, served_party_sql("destination_number", "origin_number"))
+    left_out_rows = 0
     try:
         _load_zones(con, policy)
         daily_sql, monthly_sql = _daily_sql(), _monthly_sql()
@@ -193,9 +198,15 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
             for f in files:
                 days.setdefault(f.parent, []).append(str(f))
             con.execute("DROP TABLE IF EXISTS roaming_daily")
+            # Restricted subjects (policy §6.4; docs/design.md §12): none of their rows is counted.
+            month_rows = {"files": [str(f) for f in files]}
+            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", month_rows, policy, keyring)
+            if leave_out != "false":
+                left_out_rows += execute(con, f"SELECT count(*) FROM read_parquet($files, union_by_name = true)"
+                                              f" WHERE {leave_out}", month_rows).fetchone()[0]
             for i, day_files in enumerate(days.values()):
                 into = "INSERT INTO roaming_daily" if i else "CREATE TEMP TABLE roaming_daily AS"
-                execute(con, f"{into} {daily_sql}", {"files": day_files})
+                execute(con, f"{into} {daily_sql.replace('{leave_out}', leave_out)}", {"files": day_files})
             execute(con, monthly_sql, {"month": month})
             counts = con.execute("""SELECT sum(rows_read), sum(rows_counted) FILTER (WHERE imsi IS NOT NULL),
                                            sum(rows_read) FILTER (WHERE imsi IS NULL),
@@ -224,4 +235,5 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
         con.close()
         remove_tree(work_dir / "roaming_tmp")
     return RoamingMonthsResult(policy.roaming.clause, key_id, str(policy.roaming.reference_table),
-                               tuple(written), tuple(without), round(time.monotonic() - started, 3))
+                               tuple(written), tuple(without), round(time.monotonic() - started, 3),
+                               rows_restricted=left_out_rows)

@@ -220,8 +220,9 @@ def _retention(policy: Policy, zone: str) -> tuple[str, str]:
     return (f"{rule.legal_basis} ({rule.clause})", f"{keep}; then {rule.action}d")
 
 
-def render_index(result: SubjectExport, policy: Policy) -> str:
-    """index.html: the export in words for the person it is about (every value escaped)."""
+def render_index(result: SubjectExport, policy: Policy, statement: list[str] | None = None) -> str:
+    """index.html: the export in words for the person it is about (every value escaped); `statement`: the
+    paragraphs answering a request for another right than access (`transforms.subjects.fulfil`)."""
     pages = []
     for z in result.zones:
         columns = result.columns.get(z.zone, []) if z.rows else []
@@ -230,7 +231,8 @@ def render_index(result: SubjectExport, policy: Policy) -> str:
         pages.append(ZonePage(z.zone, z.rows, z.action, z.note, _categories(policy, columns), purpose, basis, keep,
                               readers, SOURCES.get(z.zone, "—")))
     return _ENV.get_template("access.html.j2").render(
-        right=result.right, right_clause=RIGHT_CLAUSES[result.right], request_id=result.request_id,
+        right=result.right, request_id=result.request_id, statement=statement or [],
+        right_clause=RIGHT_CLAUSES.get(result.right) or policy.subject_rights.clause_of(result.right),
         zones=pages, anonymous=ANONYMOUS, policy=policy, kept=", ".join(OTHER_PARTY_KEEPS),
         authority=SUPERVISORY_AUTHORITY, complaint_clause=COMPLAINT_CLAUSE,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), files=sorted(

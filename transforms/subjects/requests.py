@@ -124,16 +124,12 @@ def extend(lake: Lake, policy: Policy, request_id: str, *, to: date, reason: str
     Only while the first period runs (today on or before `due`: the subscriber must be told within it), only
     later than the last day as it stands, and at most `subject_rights.latest_extension(received)`.
     """
-    if not _REQUEST_ID.fullmatch(request_id or ""):
-        raise SubjectRequestError("a request id looks like R-0123456789ab")
+    check_id(request_id)
     reason = _typed_text(reason, "the reason for the extension", required=True)
     today = today or local_today(policy)
     by = (extended_by or "").strip() or None
     with writing(lake) as con:
-        found = _read(con, "WHERE request_id = ?", [request_id])
-        if not found:
-            raise SubjectRequestError(f"no request {request_id}")
-        r = found[0]
+        r = one_request(con, request_id)
         if not r.is_open:
             raise SubjectRequestError(f"request {request_id} is {r.status}; only an open request is extended")
         if today > r.due:
@@ -155,7 +151,20 @@ def extend(lake: Lake, policy: Policy, request_id: str, *, to: date, reason: str
         with logged_change(con, lake, policy, extended, at):
             con.execute("UPDATE subject_requests SET extended_to = ?, extension_reason = ?, extended_at = ?,"
                         " status = 'extended' WHERE request_id = ?", [to, reason, at, request_id])
-        return _read(con, "WHERE request_id = ?", [request_id])[0]
+        return one_request(con, request_id)
+
+
+def check_id(request_id: str) -> None:
+    if not _REQUEST_ID.fullmatch(request_id or ""):
+        raise SubjectRequestError("a request id looks like R-0123456789ab")
+
+
+def one_request(con, request_id: str) -> SubjectRequest:
+    """The request `request_id` in the store `con`; refused when there is none."""
+    found = _read(con, "WHERE request_id = ?", [request_id])
+    if not found:
+        raise SubjectRequestError(f"no request {request_id}")
+    return found[0]
 
 
 def list_requests(lake: Lake, *, include_closed: bool = False) -> list[SubjectRequest]:

@@ -1,0 +1,134 @@
+"""Subjects whose processing is restricted, as the nightly steps see them (policy §6.3, §6.4, §6.6;
+docs/design.md §12).
+
+While a request's restriction stands (`subject_requests.restricted_at` set, `lifted_at` not), the night's
+derivations leave the subject out: the plan, which opens the audit store, writes the restricted subjects' tokens
+(under every key their request holds) to the run's fragments (`restricted.json`); the steps never open the store.
+A step finds the rows to drop by tokenizing the distinct served numbers and IMSIs of its billing rows with each key
+a restricted token is under — HMAC over distinct values, in DuckDB, as legal holds are matched — so a subject is
+found across a key rotation while the request's key is held. What is dropped is counted, never named.
+
+Rows are dropped where the restricted subject is the served subscriber (the record is about them). Where they are
+only the other party the record is someone else's, and that subscriber's processing goes on; the analytics row
+keeps the restricted subject's token in its other-party column, as the record of the other subscriber's
+communication (a limitation the README states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transforms.lake import Lake
+from transforms.lake.connection import execute
+from transforms.lake.records import read_record, write_json
+from transforms.policy import Policy
+from transforms.privacy.keys import KeyRing
+from transforms.privacy.numbers import normalize_sql, numbering_params
+from transforms.privacy.tokens import token_sql
+
+RESTRICTED = "restricted.json"
+ANALYTICS, MARKETING, ROAMING = "analytics", "marketing", "roaming"
+# What a restriction stops, per right (docs/design.md §12): a restriction, and what an erasure keeps for a legal
+# obligation, stop every further derivation; an objection on legitimate interest stops the processing objected to
+# (analytics, §3.3) while it is decided. Billing and invoices still land (the legal obligation).
+SKIPPED_BY_RIGHT = {"restriction": (ANALYTICS, MARKETING, ROAMING), "erasure": (ANALYTICS, MARKETING, ROAMING),
+                    "objection": (ANALYTICS,)}
+
+
+@dataclass(frozen=True)
+class RestrictedToken:
+    kind: str               # msisdn | imsi
+    key_id: str
+    token: str              # hex
+    zones: tuple[str, ...]  # the derivations that skip the subject
+
+
+@dataclass(frozen=True)
+class Restricted:
+    tokens: tuple[RestrictedToken, ...] = ()
+
+    def of(self, zone: str) -> list[RestrictedToken]:
+        return [t for t in self.tokens if zone in t.zones]
+
+
+def restricted_now(con) -> Restricted:
+    """The restricted subjects of the audit store (`con`): requests restricted and not lifted."""
+    import json
+
+    rows = con.execute("SELECT subject_right, subject_kind, subject_tokens FROM subject_requests"
+                       " WHERE restricted_at IS NOT NULL AND lifted_at IS NULL ORDER BY request_id").fetchall()
+    return Restricted(tuple(RestrictedToken(kind, key_id, tok, SKIPPED_BY_RIGHT.get(right, ()))
+                            for right, kind, text in rows for key_id, tok in sorted(json.loads(text).items())))
+
+
+def write_restricted(lake: Lake, run_id: str, restricted: Restricted) -> None:
+    write_json(lake.fragments_dir(run_id) / RESTRICTED, restricted)
+
+
+def read_restricted(lake: Lake, run_id: str | None) -> Restricted:
+    """The run's restricted subjects (none when the plan wrote none, or outside a run)."""
+    path = lake.fragments_dir(run_id) / RESTRICTED if run_id else None
+    return read_record(path, Restricted) if path is not None and path.exists() else Restricted()
+
+
+@dataclass(frozen=True)
+class RestrictedFilter:
+    """Who a step leaves out: the run's restricted subjects for one zone, and the SQL of a billing row's served
+    subscriber's number (the caller's: `steps.billing.served_party_sql`) and IMSI."""
+
+    restricted: Restricted
+    zone: str
+    served_number: str
+    imsi: str | None = "imsi"
+
+    def predicate(self, con, relation: str, params: dict, policy: Policy, keyring: KeyRing,
+                  name: str = "restricted_raw") -> str:
+        return restricted_predicate(con, relation, params, policy, keyring, self.restricted, self.zone,
+                                    self.served_number, self.imsi, name)
+
+
+def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyring: KeyRing, restricted: Restricted,
+                         zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw") -> str:
+    """SQL over a row of `relation`: true when its served subscriber is restricted for `zone`. Creates the temp
+    table `name (kind, raw)` of the raw spellings that are. "false" when nobody is restricted for the zone."""
+    tokens = restricted.of(zone)
+    held = {k.key_id: k for k in keyring.keys}
+    usable = [t for t in tokens if t.key_id in held]
+    if not usable:
+        return "false"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
+    con.executemany(f"INSERT INTO {name}_tokens VALUES (?, ?, ?)",
+                    [(t.kind, t.key_id, bytes.fromhex(t.token)) for t in usable])
+    branches = [f"SELECT 'msisdn' AS kind, CAST({served_number} AS VARCHAR) AS raw FROM {relation}"]
+    if imsi:
+        branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {relation}")
+    norm = " ".join(f"WHEN '{k}' THEN {normalize_sql('raw', k)}" for k in ("msisdn", "imsi"))
+    execute(con, f"""CREATE OR REPLACE TEMP TABLE {name}_distinct AS
+        SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
+        FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
+            {**params, **numbering_params(policy.operator)})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (kind VARCHAR, raw VARCHAR)")
+    for key_id in sorted({t.key_id for t in usable}):
+        hmac_expr, hmac_params = token_sql(held[key_id], "kind", "norm")
+        execute(con, f"""INSERT INTO {name} SELECT kind, raw FROM {name}_distinct
+            WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM {name}_tokens)""",
+                {"key_id": key_id, **hmac_params})
+    con.execute(f"DROP TABLE {name}_distinct")
+    parts = [f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"]
+    if imsi:
+        parts.append(f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')")
+    return "coalesce(" + " OR ".join(parts) + ", false)"
+
+
+def write_skipped(lake: Lake, run_id: str, name: str, rows: dict[str, int]) -> None:
+    """The rows a step left out for restricted subjects (counts only), for the night's facts."""
+    write_json(lake.fragments_dir(run_id) / f"restricted-{name}.json", rows)
+
+
+def read_skipped(lake: Lake, run_id: str) -> dict[str, int]:
+    """Every step's skipped rows of the run, summed per zone."""
+    total: dict[str, int] = {}
+    for p in sorted(lake.fragments_dir(run_id).glob("restricted-*.json")):
+        for zone, n in read_record(p, dict[str, int]).items():
+            total[zone] = total.get(zone, 0) + n
+    return total
