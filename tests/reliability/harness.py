@@ -93,7 +93,7 @@ def dict_rows(lake: Path, sql: str, params: list | None = None) -> list[dict]:
         con.close()
 
 
-ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming")
+ZONES = ("billing", "invoices", "quarantine", "analytics", "aggregates", "roaming", "marketing", "consents")
 
 
 def zone_files(lake: Path, zone: str) -> list[str]:
