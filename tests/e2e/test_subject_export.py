@@ -222,3 +222,102 @@ def test_nothing_of_the_subject_on_the_terminal(subject, exported):
     needles = [number, number.lstrip("+"), "0" + number[4:], imsi]
     assert scan([], needles, run.stdout + run.stderr) == {}
     assert str(out) in run.stdout and "billing" in run.stdout
+
+
+# ------------------------------------------------------------------ answering requests through the CLI
+
+@pytest.fixture()
+def lake_copy(lake, tmp_path):
+    """A copy of the three nights' lake (modes kept): answering a request changes the lake."""
+    import shutil
+
+    root, lake_dir, manifests = lake
+    copy = tmp_path / "lake"
+    shutil.copytree(lake_dir, copy, symlinks=True)
+    return root, copy
+
+
+def request_and_fulfil(env: dict, lake_dir, right: str, national: str, out, *extra: str) -> tuple[str, dict]:
+    rec = with_env(env, lambda: run_cli("subject", "request", "--lake", str(lake_dir), "--right", right,
+                                        "--msisdn", national, "--received", "2026-11-23", "--today", "2026-11-24"))
+    assert rec.returncode == 0, rec.stderr[-3000:]
+    request_id = rec.stdout.strip().splitlines()[-1]
+    ful = with_env(env, lambda: run_cli("subject", "fulfil", request_id, "--lake", str(lake_dir), "--out", str(out),
+                                        "--today", "2026-11-24", "--by", "dpo", *extra))
+    assert ful.returncode == 0, ful.stderr[-3000:]
+    for text in (rec.stdout, rec.stderr, ful.stdout, ful.stderr):
+        assert national not in text and national[1:] not in text
+    return request_id, json.loads((out / "summary.json").read_text())
+
+
+def analytics_rows_of(lake_dir, number: str, served_only: bool = False) -> int:
+    """Analytics rows holding the subscriber's token (any tokenized column; `served_only`: as the served party,
+    the caller of an outgoing record, the called party of an incoming or forwarded one), under either key."""
+    from transforms.privacy.keys import DEMO_KEY_ID, demo_keyring
+
+    secrets = {DEMO_KEY_ID: demo_keyring().current.secret, NEW_KEY_ID: NEW_KEY}
+    rows = zone_rows(lake_dir, "analytics",
+                     "SELECT hmac_key_id, hex(origin_number), hex(destination_number), direction FROM t")
+    mine = {kid: token(s, f"msisdn:{number}").upper() for kid, s in secrets.items()}
+    if served_only:
+        return sum(mine[kid] == (d if direction in ("incoming", "forwarded") else o) for kid, o, d, direction in rows)
+    return sum(mine[kid] in (o, d) for kid, o, d, _ in rows)
+
+
+def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billing(lake_copy, subject, rotated_env,
+                                                                                   tmp_path):
+    _, lake_dir = lake_copy
+    number, _, _ = subject
+    served, other = billing_of(lake_dir, number)
+    before = analytics_rows_of(lake_dir, number)
+    assert before == len(served) + len(other)
+    request_id, summary = request_and_fulfil(rotated_env, lake_dir, "erasure", "0" + number[4:], tmp_path / "answer")
+    assert summary["request_id"] == request_id and summary["right"] == "erasure"
+    actions = {zone: a["action"] for zone, a in summary["actions"].items()}
+    # §6.3 against §5: pseudonymized further use goes; billing (until paid, at most the limitation period) and
+    # invoices (ten years, VAT law) are a legal obligation, so they are kept, restricted, with the date they go.
+    assert actions["analytics"] == "erased" and actions["billing"] == "restricted" and actions["invoices"] == "restricted"
+    assert summary["actions"]["billing"]["goes_on"] and summary["actions"]["invoices"]["goes_on"] >= "2037-01-01"
+    # The subject's own analytics rows are gone; other subscribers' calls to them stay (their rows; the subject's
+    # token in them is a known gap: see the closing note of issue 16).
+    assert analytics_rows_of(lake_dir, number, served_only=True) == 0
+    assert 0 < analytics_rows_of(lake_dir, number) <= len(other)
+    assert len(billing_of(lake_dir, number)[0]) == len(served)          # kept, restricted
+    listed = with_env(rotated_env, lambda: run_cli("subject", "list", "--lake", str(lake_dir), "--all",
+                                                   "--today", "2026-11-24"))
+    assert listed.returncode == 0 and request_id in listed.stdout and "fulfilled" in listed.stdout
+    again = with_env(rotated_env, lambda: run_cli("subject", "fulfil", request_id, "--lake", str(lake_dir),
+                                                  "--out", str(tmp_path / "again"), "--today", "2026-11-24"))
+    assert again.returncode != 0 and "fulfilled" in (again.stderr + again.stdout)
+    scan_hits = scan([lake_dir / "audit", lake_dir / "reports", tmp_path / "again"], [number, number[1:], "0" + number[4:]])
+    assert not scan_hits
+
+
+def test_a_restriction_keeps_the_subject_out_of_the_next_night_until_lifted(lake_copy, subject, rotated_env,
+                                                                            tmp_path):
+    from sample_data.generate import generate_night
+
+    root, lake_dir = lake_copy
+    number, _, _ = subject
+    request_id, summary = request_and_fulfil(rotated_env, lake_dir, "restriction", "0" + number[4:],
+                                             tmp_path / "answer")
+    assert set(a["action"] for a in summary["actions"].values()) <= {"restricted", "anonymous", "absent"}
+    before = analytics_rows_of(lake_dir, number, served_only=True)
+
+    def night(day: str) -> int:
+        landing = tmp_path / day
+        generate_night(landing, rows=ROWS, seed=SEED, night=date.fromisoformat(day))
+        run = with_env(rotated_env, lambda: run_cli("run", "--landing", str(landing), "--lake", str(lake_dir),
+                                                    "--date", day, "--quiet"))
+        assert run.returncode == 0, run.stderr[-3000:]
+        return len([r for r in billing_of(lake_dir, number)[0]])
+
+    served_before = len(billing_of(lake_dir, number)[0])
+    assert night("2026-11-23") > served_before                   # billing still lands (a legal obligation)...
+    # ... but no new analytics row of the subject's own (others' calls to them do land: the known gap above)
+    assert analytics_rows_of(lake_dir, number, served_only=True) == before
+    lifted = with_env(rotated_env, lambda: run_cli("subject", "lift", request_id, "--lake", str(lake_dir),
+                                                   "--reason", "accuracy verified", "--today", "2026-11-25"))
+    assert lifted.returncode == 0, lifted.stderr[-3000:]
+    night("2026-11-24")
+    assert analytics_rows_of(lake_dir, number, served_only=True) > before     # lifted: derived again
