@@ -3,7 +3,8 @@
 Further use of traffic data is allowed only pseudonymized or aggregated. For each file whose rows reached
 billing: generalize (`generalize`: hour, TAC, area, drops), then replace direct identifiers with keyed
 tokens (`tokens`), then commit to `analytics/event_date=…/part-<sha>.parquet`. Every file there carries
-the HMAC key id it was made with.
+the HMAC key id it was made with. Each analytics part's distinct tokens are then committed as the subject index
+of that part and of the billing part it was made from (`subject_index`): the same identifiers, hashed once.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import columns_of, connect, execute
 from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.subject_index import copy_index, indexed_columns, tokens_of_part, write_index
 from transforms.privacy.tokens import plan_tokens
 
 
@@ -68,5 +70,26 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
         con.close()
     zone = commit_partitions(out, lake, "analytics", source_sha256)
     remove_tree(out)
+    _index_parts(zone, by_day, lake, policy, tokens.targets, work_dir)
     return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
                            treatments=treatments(policy), zone=zone)
+
+
+def _index_parts(zone: ZoneWrite, billing_by_day: dict[str, list[str]], lake: Lake, policy: Policy,
+                 tokenized: tuple[str, ...], work_dir: Path) -> None:
+    """Commit the subject index of each analytics part written and of the billing part(s) of its day, from the
+    analytics part's token columns. Only when every identifier column of the billing rows was tokenized: an
+    index must list each identifier its part holds (a part without one is scanned by a search)."""
+    con = connect(work_dir / "tmp")
+    try:
+        for rel in zone.files:
+            part = lake.root / rel
+            columns = indexed_columns(policy, tokenized)
+            billing = [Path(f) for f in billing_by_day.get(part.parent.name, [])]
+            if not columns or any(set(indexed_columns(policy, columns_of(con, f))) - set(columns) for f in billing):
+                continue
+            index = write_index(con, part, tokens_of_part(columns), {"part": str(part)})
+            for target in billing:
+                copy_index(index, target)
+    finally:
+        con.close()
