@@ -116,7 +116,7 @@ def export_round(label: str, lake: Path, subjects: dict, scratch: Path, logs: Pa
     for name, subject in subjects.items():
         out = scratch / f"export-{label}-{name.replace(' ', '').replace(',', '-')}"
         shutil.rmtree(out, ignore_errors=True)
-        tag = f"subject-{label}-{name.replace(' ', '').replace(',', '-')}"
+        tag = f"subject-{label}-{name.replace(' ', '').replace(',', '-')}"   # no number in a file name
         m = measured([cli_path(), "subject", "export", "--lake", str(lake), f"--{subject['kind']}", subject["value"],
                       "--out", str(out), "--demo"], stdout_path=logs / f"{tag}.out", stderr_path=logs / f"{tag}.log",
                      cwd=REPO)
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lake", type=Path, required=True, help="a lake the pipeline made (linked, never changed)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     ap.add_argument("--keep", action="store_true", help="keep the scratch lake (with its index)")
+    ap.add_argument("--no-before", action="store_true", help="skip the exports before the index is built")
     args = ap.parse_args(argv)
     os.environ["CDR_AUDIT_DEMO_MODE"] = "1"
     os.environ["PYTHONPATH"] = str(REPO)            # the cdr-audit script runs this checkout's code
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     result["floor"] = floors
     result["floor_s"] = floor_s
     indexed = any(lake.rglob("*.tokens"))
-    result["before"] = None if indexed else export_round("no index", lake, subjects, scratch, logs)
+    skip = indexed or args.no_before
+    result["before"] = None if skip else export_round("no-index", lake, subjects, scratch, logs)
     m = measured([cli_path(), "subject", "index", "--lake", str(lake), "--demo"],
                  stdout_path=logs / "subject-index.out", stderr_path=logs / "subject-index.log", cwd=REPO)
     if m["exit_code"] != 0:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import columns_of, connect, execute
+from transforms.lake.connection import connect, execute
 from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.subject_index import copy_index, indexed_columns, tokens_of_part, write_index
+from transforms.privacy.subject_index import commit_index, stage_day_indexes
 from transforms.privacy.tokens import plan_tokens
 
 
@@ -41,8 +41,9 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     One pass: generalization is a view, tokens are looked up for its distinct identifiers, and
     each event date's rows are written once, straight into the zone's layout.
     """
-    out = work_dir / "analytics_out"
+    out, indexes = work_dir / "analytics_out", work_dir / "analytics_index"
     remove_tree(out)
+    remove_tree(indexes)
     out.mkdir(parents=True)
     by_day: dict[str, list[str]] = {}
     for f in billing_files:   # billing/event_date=D/part-….parquet: the folder is the day
@@ -66,30 +67,21 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
                 COPY (SELECT {tokens.select(exclude=("event_date",))} FROM day_{i} t{tokens.joins})
                 TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)""",
                             {**tokens.params, "dst": str(dst)}).fetchone()[0]
+            # The day's subject indexes from the tokens just used (one billing part a day: a part's index lists
+            # its own rows' identifiers only).
+            if len(files) == 1:
+                stage_day_indexes(con, f"day_{i}", policy, tokens.targets, tokens.key_id, indexes / folder)
     finally:
         con.close()
     zone = commit_partitions(out, lake, "analytics", source_sha256)
     remove_tree(out)
-    _index_parts(zone, by_day, lake, policy, tokens.targets, work_dir)
+    # Each index after its part (`subject_index`): an index that exists was made from its part's rows.
+    for rel in zone.files:
+        staged = indexes / (lake.root / rel).parent.name
+        if (staged / "analytics.tokens").exists():
+            commit_index(staged / "analytics.tokens", lake.root / rel)
+            commit_index(staged / "billing.tokens", Path(by_day[staged.name][0]))
+    remove_tree(indexes)
     return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
                            treatments=treatments(policy), zone=zone)
 
-
-def _index_parts(zone: ZoneWrite, billing_by_day: dict[str, list[str]], lake: Lake, policy: Policy,
-                 tokenized: tuple[str, ...], work_dir: Path) -> None:
-    """Commit the subject index of each analytics part written and of the billing part(s) of its day, from the
-    analytics part's token columns. Only when every identifier column of the billing rows was tokenized: an
-    index must list each identifier its part holds (a part without one is scanned by a search)."""
-    con = connect(work_dir / "tmp")
-    try:
-        for rel in zone.files:
-            part = lake.root / rel
-            columns = indexed_columns(policy, tokenized)
-            billing = [Path(f) for f in billing_by_day.get(part.parent.name, [])]
-            if not columns or any(set(indexed_columns(policy, columns_of(con, f))) - set(columns) for f in billing):
-                continue
-            index = write_index(con, part, tokens_of_part(columns), {"part": str(part)})
-            for target in billing:
-                copy_index(index, target)
-    finally:
-        con.close()

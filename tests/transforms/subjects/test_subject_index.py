@@ -28,10 +28,13 @@ from transforms.subjects.subject import Subject
 INDEXED = ("billing", "analytics")
 
 
-def index_rows(part) -> list[tuple]:
+def index_rows(part, columns: str = "token, hmac_key_id") -> list[tuple]:
+    """The index's rows, in file order (a billing index has a row per spelling of a token: distinct here)."""
     con = duckdb.connect()
     try:
-        return con.execute("SELECT token, hmac_key_id FROM read_parquet($p)", {"p": str(index_path(part))}).fetchall()
+        return con.execute(f"SELECT {columns} FROM (SELECT DISTINCT ON (token) * FROM read_parquet($p)) ORDER BY token"
+                           if columns == "token, hmac_key_id" else f"SELECT {columns} FROM read_parquet($p)",
+                           {"p": str(index_path(part))}).fetchall()
     finally:
         con.close()
 
@@ -57,6 +60,17 @@ def test_each_part_gets_its_index_of_the_distinct_tokens_under_the_key_it_was_ma
             got = index_rows(parts[f"event_date={day}"])
             # Sorted by token (row-group statistics prune a lookup), one row per distinct identifier.
             assert got == [(t, key.key_id) for t in expected_tokens(rows, secret)]
+    # The billing index maps each token to the spellings its part holds (S is 040123456 and +38640123456 in June,
+    # 040123456 in July); the analytics zone holds no raw identifier, nor does its index.
+    for day, secret, spelled in ((S_DAY1, SECRET_A, {"040123456", S_NUMBER}), (S_DAY2, SECRET_B, {"040123456"})):
+        billing = next(p for p in part_files(subject_lake, "billing") if p.parent.name == f"event_date={day}")
+        pairs = index_rows(billing, "token, raw")
+        assert pairs == sorted(pairs)
+        assert {r for t, r in pairs if t == stored(secret, f"msisdn:{S_NUMBER}")} == spelled
+        analytics = next(p for p in part_files(subject_lake, "analytics") if p.parent.name == f"event_date={day}")
+        assert [d[0] for d in duckdb.connect().execute("SELECT * FROM read_parquet($p, hive_partitioning = false)"
+                                                       " LIMIT 0", {
+            "p": str(index_path(analytics))}).description] == ["token", "hmac_key_id"]
 
 
 def test_the_index_has_its_zones_mode_and_no_reader_of_the_zone_sees_it(subject_lake):
@@ -108,7 +122,8 @@ def test_a_part_without_an_index_is_scanned(subject_lake, policy):
     try:
         # nobody's tokens are in June's index; July has none, so it is read
         Search(con, subject_lake, policy, ROTATED, Subject.of("+38699999999", "msisdn", ROTATED, policy))
-        assert candidate_parts(con, [str(p) for p in part_files(subject_lake, "billing")]) == [str(july)]
+        assert candidate_parts(con, [str(p) for p in part_files(subject_lake, "billing")],
+                               {KEY_A.key_id, KEY_B.key_id}) == [str(july)]
         # C1 is in June's index, and July is read as well
         s = Search(con, subject_lake, policy, ROTATED, Subject.of(CALLERS["C1"][0], "msisdn", ROTATED, policy))
         assert find_billing(s).rows == 1 and s.parts_scanned["billing"] == (2, 2)
@@ -127,8 +142,10 @@ def test_an_index_under_a_key_the_subject_has_no_token_under_is_not_trusted(subj
     con = connect()
     try:
         s = Search(con, subject_lake, policy, ROTATED, subject)
-        assert s.candidates("billing", [str(p) for p in part_files(subject_lake, "billing")]) == \
-            [str(p) for p in part_files(subject_lake, "billing")]
+        look = s.candidates("billing", [str(p) for p in part_files(subject_lake, "billing")])
+        june = [str(p) for p in part_files(subject_lake, "billing") if p.parent.name == f"event_date={S_DAY1}"]
+        # June is read and hashed (its index cannot be matched); July's index lists S under B
+        assert look.unindexed == june and look.parts == [str(p) for p in part_files(subject_lake, "billing")]
     finally:
         con.close()
     with_b = search(subject_lake, policy, ROTATED, subject)
