@@ -279,6 +279,15 @@ def _subject_parser(sub) -> None:
     lift = ssub.add_parser("lift", help="lift a restriction (§6.4), with the reason the subscriber is told")
     lift.add_argument("request_id")
     lift.add_argument("--reason", required=True, help="why it is lifted (no numbers of people)")
+    idx = ssub.add_parser(
+        "index", help="write the subject index of every billing and analytics part that has none",
+        description="A search for one subscriber reads the subject index beside each part file (the part's "
+                    "distinct tokens) and scans only the parts that list the subscriber; a part without one is "
+                    "scanned whole. This writes the missing ones: lakes from before the index, parts the retention "
+                    "sweep rewrote. Waits for no one: it refuses while a retention sweep runs. Prints counts only.")
+    idx.add_argument("--lake", required=True, type=Path)
+    idx.add_argument("--policy", type=Path, default=None)
+    idx.add_argument("--demo", action="store_true", help="allow the demo key (demo and tests only)")
     for action in (req, ext, lst, ful, lift):
         action.add_argument("--lake", required=True, type=Path)
         action.add_argument("--policy", type=Path, default=None)

@@ -25,6 +25,8 @@ def cmd_subject(args) -> int:
 
     if args.subject_command == "export":
         return _export(args)
+    if args.subject_command == "index":
+        return _index(args)
     policy = load_policy(args.policy)
     lake = Lake.at(args.lake)
     today = date.fromisoformat(args.today) if args.today else requests.local_today(policy)
@@ -95,6 +97,35 @@ def _export(args) -> int:
     for z in result.zones:
         print(f"  {z.zone:<11} {z.rows:>10,} row(s)  {z.action}")
     print(f"written to {result.out} (owner-only) in {result.seconds:.1f} s")
+    return EXIT_OK
+
+
+def _index(args) -> int:
+    """`subject index`: the missing subject indexes, under the sweep's lease (a sweep rewrites the parts)."""
+    import os
+
+    from transforms.lake import Lake
+    from transforms.lake.commit import remove_tree
+    from transforms.lake.connection import connect
+    from transforms.policy import load_policy
+    from transforms.privacy.subject_index import build_missing
+    from transforms.retention.sweep import SWEEP_LEASE
+    from transforms.runs import held
+
+    policy = load_policy(args.policy)
+    keyring = _keyring(args)
+    lake = Lake.at(args.lake)
+    with held(lake, SWEEP_LEASE, f"subject-index-{os.getpid()}"):
+        work = lake.root / "_work" / f"subject-index-{os.getpid()}"
+        con = connect(work)
+        try:
+            built = build_missing(con, lake, policy, keyring)
+        finally:
+            con.close()
+            remove_tree(work)
+    for zone, n in built.written.items():
+        print(f"  {zone:<11} {n:>6,} index(es) written")
+    print(f"{sum(built.written.values()):,} subject index(es) written, {built.skipped:,} part(s) without identifiers")
     return EXIT_OK
 
 

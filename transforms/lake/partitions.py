@@ -7,6 +7,7 @@ name. Parts are written to the run's work area and renamed into the zone one by 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def part_name(source_sha256: str) -> str:
     return f"part-{source_sha256[:16]}.parquet"
 
 
+# A part's subject index (`transforms.privacy.subject_index`) sits beside it under the part's name with this
+# suffix instead of `.parquet`: the zone's readers (`*.parquet` globs) never see it, its folder gives it the
+# zone's mode, and whoever removes or rewrites the part finds it by name.
+INDEX_SUFFIX = ".tokens"
+
+
+_PARTITION = re.compile(r"^[a-z_]+=[0-9-]+$")
+
+
+def part_files(lake: Lake, zone: str) -> list[Path]:
+    """A zone's part files, in partition folders (`name=value`)."""
+    return sorted(p for p in lake.zone(zone).rglob("part*.parquet") if _PARTITION.match(p.parent.name))
+
+
+def index_path(part: Path) -> Path:
+    """Where the subject index of the part file `part` is (whether or not it exists)."""
+    return part.with_suffix(INDEX_SUFFIX)
+
+
 def commit_partitions(src_dir: Path, lake: Lake, zone: str, source_sha256: str) -> ZoneWrite:
     """Move `src_dir/<column>=<value>/<one file>.parquet` into `zone`, one part per partition."""
     counts, files = {}, []
@@ -39,6 +59,7 @@ def commit_partitions(src_dir: Path, lake: Lake, zone: str, source_sha256: str) 
         assert len(written) == 1, f"expected one file per partition in {part_dir.name}"
         counts[part_dir.name.split("=", 1)[1]] = pq.read_metadata(written[0]).num_rows
         final = lake.zone(zone) / part_dir.name / part_name(source_sha256)
+        index_path(final).unlink(missing_ok=True)   # an index is never older than its part's rows
         commit_file(written[0], final)   # commit point for this partition
         files.append(str(final.relative_to(lake.root)))
     return ZoneWrite(zone, sum(counts.values()), counts, tuple(files))
@@ -67,4 +88,5 @@ def withdraw_parts(lake: Lake, zones: tuple[str, ...], source_sha256: str) -> No
     """Remove every part a source file committed to `zones` (a file that failed leaves nothing behind)."""
     for zone in zones:
         for part in lake.zone(zone).glob(f"*/{part_name(source_sha256)}"):
+            index_path(part).unlink(missing_ok=True)     # the index first: it never outlives its part
             part.unlink()

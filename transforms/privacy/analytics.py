@@ -3,7 +3,8 @@
 Further use of traffic data is allowed only pseudonymized or aggregated. For each file whose rows reached
 billing: generalize (`generalize`: hour, TAC, area, drops), then replace direct identifiers with keyed
 tokens (`tokens`), then commit to `analytics/event_date=…/part-<sha>.parquet`. Every file there carries
-the HMAC key id it was made with.
+the HMAC key id it was made with. Each analytics part's distinct tokens are then committed as the subject index
+of that part and of the billing part it was made from (`subject_index`): the same identifiers, hashed once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.restricted import RestrictedFilter
+from transforms.privacy.subject_index import commit_index, stage_day_indexes
 from transforms.privacy.tokens import plan_tokens
 
 
@@ -41,8 +43,9 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     One pass: generalization is a view, tokens are looked up for its distinct identifiers, and
     each event date's rows are written once, straight into the zone's layout.
     """
-    out = work_dir / "analytics_out"
+    out, indexes = work_dir / "analytics_out", work_dir / "analytics_index"
     remove_tree(out)
+    remove_tree(indexes)
     out.mkdir(parents=True)
     by_day: dict[str, list[str]] = {}
     for f in billing_files:   # billing/event_date=D/part-….parquet: the folder is the day
@@ -70,9 +73,23 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
                 COPY (SELECT {tokens.select(exclude=("event_date",))} FROM day_{i} t{tokens.joins})
                 TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)""",
                             {**tokens.params, "dst": str(dst)}).fetchone()[0]
+            # The day's subject indexes from the tokens just used (one billing part a day: a part's index lists
+            # its own rows' identifiers only). Not when restricted rows were left out: the billing part still
+            # holds them, and an index without them would hide them from a search; without an index the part
+            # is scanned whole.
+            if len(files) == 1 and left_out == "false":
+                stage_day_indexes(con, f"day_{i}", policy, tokens.targets, tokens.key_id, indexes / folder)
     finally:
         con.close()
     zone = commit_partitions(out, lake, "analytics", source_sha256)
     remove_tree(out)
+    # Each index after its part (`subject_index`): an index that exists was made from its part's rows.
+    for rel in zone.files:
+        staged = indexes / (lake.root / rel).parent.name
+        if (staged / "analytics.tokens").exists():
+            commit_index(staged / "analytics.tokens", lake.root / rel)
+            commit_index(staged / "billing.tokens", Path(by_day[staged.name][0]))
+    remove_tree(indexes)
     return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
                            treatments=treatments(policy), zone=zone, rows_restricted=restricted)
+

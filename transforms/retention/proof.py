@@ -1,5 +1,6 @@
 """The proof of a deletion: a rewritten file is re-read, and none of the identifiers only the removed rows
-held may remain in its decompressed values, its footer statistics or its raw bytes (docs/design.md §3)."""
+held may remain in its decompressed values, its footer statistics or its raw bytes, and its subject index must be
+gone (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.connection import columns_of
+from transforms.lake.partitions import index_path
 from transforms.policy import Policy
 from transforms.retention.journal import staged_rewrite
 from transforms.retention.rows import identifier_columns
@@ -62,7 +64,8 @@ def prove(con, lake: Lake, policy: Policy, done: dict) -> Proof:
             "SELECT unnest([stats_min_value, stats_max_value]) FROM parquet_metadata($path)", {"path": str(path)})
             .fetchall() if v is not None}
         found += sum(1 for i in idents if i in stats)
-    stray = staged_rewrite(path).exists()
+    # A stray staging file, or the part's subject index (the tokens of the rows before the sweep), left behind.
+    stray = staged_rewrite(path).exists() + index_path(path).exists()
     return Proof(dataset=done["dataset"], partition=done["partition"], file_name=Path(done["file"]).name,
                  outcome="rewritten" if path.exists() else "removed", rows_removed=done["rows_removed"],
-                 identifiers_checked=len(idents), identifiers_found=found + int(stray))
+                 identifiers_checked=len(idents), identifiers_found=found + stray)

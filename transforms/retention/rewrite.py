@@ -1,6 +1,8 @@
 """Rewriting a part file without its due rows: temp file, fsync, rename; a file left empty is removed.
 
-Before the rewrite, the identifiers that only the removed rows held are written aside (the evidence), so
+The part's subject index (`transforms.privacy.subject_index`) is removed before the part is rewritten or
+removed: it lists the tokens of the rows before the sweep, and must not outlive them; a search scans the part
+whole until `cdr-audit subject index` writes a new one. Before the rewrite, the identifiers that only the removed rows held are written aside (the evidence), so
 the proof can look for them afterwards (`proof`). Every rewrite is journaled first (`journal`), so a
 killed sweep is finished, not redone.
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file, sha256_file
 from transforms.lake.connection import columns_of, execute
+from transforms.lake.partitions import index_path
 from transforms.policy import Policy
 from transforms.privacy.numbers import numbering_params
 from transforms.retention.catalog import RetentionError
@@ -52,9 +55,11 @@ def rewrite(con, lake: Lake, policy: Policy, job: Job, journal: Journal, evidenc
             raise RetentionError(f"{job.file}: expected to keep {entry['rows_kept']} rows, the rewrite kept {kept}")
         entry.update(after_sha256=sha256_file(tmp), evidence=str(evidence))
         journal.note(entry)
+        index_path(path).unlink(missing_ok=True)
         commit_file(tmp, path)   # commit point: the file without its due rows
     else:
         journal.note(entry)
+        index_path(path).unlink(missing_ok=True)
         path.unlink()                      # every row is due: the whole file goes
         _remove_empty_dirs(path.parent, lake.zone(job.dataset))
     entry["state"] = "done"

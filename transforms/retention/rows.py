@@ -8,10 +8,8 @@ made.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
-from transforms.lake import Lake
+from transforms.lake.partitions import part_files  # noqa: F401  (the sweep's and the finders' listing)
 from transforms.marketing.schema import SUBSCRIBER_TOKEN
 from transforms.policy import RECORD_ID, Policy
 from transforms.privacy.numbers import e164_sql
@@ -26,12 +24,6 @@ SERVED_NUMBER = served_party_sql("destination_number", "origin_number")
 ROAMING_TOKEN = SUBSCRIBER_TOKEN
 # A consent register row's event: subscriber, purpose, instant and status.
 CONSENT_EVENT_KEY = "concat_ws('|', subscriber_number, purpose, CAST(recorded_at AS VARCHAR), status)"
-_PARTITION = re.compile(r"^[a-z_]+=[0-9-]+$")
-
-
-def part_files(lake: Lake, dataset: str) -> list[Path]:
-    """The data set's part files, in partition folders (`name=value`)."""
-    return sorted(p for p in lake.zone(dataset).rglob("part*.parquet") if _PARTITION.match(p.parent.name))
 
 
 def served_number(columns: list[str]) -> str:

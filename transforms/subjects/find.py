@@ -41,6 +41,7 @@ from transforms.privacy.generalize import treatments
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.purpose import marketing_keyring
+from transforms.privacy.subject_index import IndexLookup, lookup
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
 from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
@@ -85,6 +86,7 @@ class Search:
     def __init__(self, con, lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> None:
         self.con, self.lake, self.policy, self.keyring, self.subject = con, lake, policy, keyring, subject
         self.spelling_tables: list[str] = []        # `<zone>_spellings` made so far: the subject's raw spellings
+        self.parts_scanned: dict[str, tuple[int, int]] = {}   # zone -> (parts scanned, parts in the zone)
         con.execute("CREATE OR REPLACE TEMP TABLE subject_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
         con.executemany("INSERT INTO subject_tokens VALUES (?, ?, ?)",
                         [(subject.kind, k, bytes.fromhex(t)) for k, t in sorted(subject.tokens.items())])
@@ -98,16 +100,29 @@ class Search:
         assert kind in SUBJECT_KINDS, kind
         return f"(SELECT key_id, token FROM subject_tokens WHERE kind = '{kind}')"
 
+    def candidates(self, zone: str, files: list[str], *, spellings: bool = False) -> IndexLookup:
+        """The part files of `zone` that may hold the subject's present tokens: the subject index rules out the
+        others (`privacy.subject_index`); parts without a usable index are all kept. The rows of those kept are
+        still matched one by one, so an index can only save a scan, never decide a row. With `spellings`, the
+        table `<zone>_indexed` holds the subject's raw spellings the indexes list."""
+        found = lookup(self.con, files, {k.key_id for k in self.keyring.keys},
+                       spellings=f"{zone}_indexed" if spellings else None)
+        self.parts_scanned[zone] = (len(found.parts), len(files))
+        return found
+
     def keys_to_tokenize(self):
         """Keys held that the subject has a token under: only those can find the subject's raw values."""
         have = {k for (k,) in self.con.execute("SELECT DISTINCT key_id FROM subject_tokens").fetchall()}
         return [k for k in self.keyring.keys if k.key_id in have]
 
-    def spellings(self, zone: str, source: str, params: dict, columns: dict[str, list[str]]) -> str:
+    def spellings(self, zone: str, source: str, params: dict, columns: dict[str, list[str]], *,
+                  indexed: str | None = None, hash_source: bool = True) -> str:
         """Temp table `<zone>_spellings (kind, raw)`: the spellings in `columns` ({kind: columns}) of `source`
-        whose normalized value has the subject's token under one of the keys held.
+        whose normalized value has the subject's token under one of the keys held, and those of the kinds of
+        `columns` the subject index listed (the table `indexed`, from `candidates`).
 
-        One read of the identifier columns; HMAC over the distinct spellings, per key, inside DuckDB.
+        One read of the identifier columns (unless `hash_source` is false: every part had its index); HMAC over
+        the distinct spellings, per key, inside DuckDB.
         """
         table = f"{zone}_spellings"
         if table not in self.spelling_tables:
@@ -115,7 +130,10 @@ class Search:
         branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source} WHERE {c} IS NOT NULL"
                     for kind, cols in columns.items() for c in cols]
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (kind VARCHAR, raw VARCHAR)")
-        if not branches:
+        if indexed and columns:
+            self.con.execute(f"INSERT INTO {table} SELECT DISTINCT kind, raw FROM {indexed}"
+                             f" WHERE kind IN ({', '.join(repr(k) for k in columns)})")
+        if not branches or not hash_source:
             return table
         norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in columns)
         execute(self.con, f"""CREATE OR REPLACE TEMP TABLE {zone}_distinct AS
@@ -219,13 +237,19 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     subscriber's identifiers."""
     if not files:
         return _nothing(zone, "no files in the zone")
-    params = {"files": files}
+    look = s.candidates(zone, files, spellings=True)
+    scan = look.parts
+    # No part may hold the subject: the first part only gives the columns, and no row is read (`WHERE false`).
+    params = {"files": scan or files[:1]}
     source = _source(files)
     present = _columns(s.con, source, params)
     present_set = set(present)
     numbers, imsis = s.columns("msisdn", present_set), s.columns("imsi", present_set)
     subscriber = [SUBSCRIBER_NUMBER] if SUBSCRIBER_NUMBER in present_set else []
-    spell = s.spellings(zone, source, params, {"msisdn": numbers + subscriber, "imsi": imsis})
+    # The indexed parts' spellings come from their index; only the parts without one are read and hashed.
+    spell = s.spellings(zone, source, {"files": look.unindexed or files[:1]},
+                        {"msisdn": numbers + subscriber, "imsi": imsis} if scan else {},
+                        indexed=look.spellings, hash_source=bool(look.unindexed))
     is_number = f"IN (SELECT raw FROM {spell} WHERE kind = 'msisdn')"
     is_imsi = f"IN (SELECT raw FROM {spell} WHERE kind = 'imsi')"
     served = [f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis] + [f"{c} {is_number}" for c in subscriber]
@@ -235,7 +259,7 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
     # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
-    candidates = " OR ".join([*own.values(), *served[1 if cdr else 0:]]) or "false"
+    candidates = (" OR ".join([*own.values(), *served[1 if cdr else 0:]]) if scan else "") or "false"
     found = _store(s, zone, f"""
         SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE}
                               FROM (SELECT * FROM {source} WHERE {candidates}))
@@ -284,7 +308,8 @@ def find_analytics(s: Search) -> ZoneFound:
     files = [str(p) for p in part_files(s.lake, "analytics")]
     if not files:
         return _nothing("analytics", "no files in the zone")
-    params = {"files": files}
+    scan = s.candidates("analytics", files).parts
+    params = {"files": scan or files[:1]}      # none may hold the subject: columns only, no row read
     source = _source(files)
     present = _columns(s.con, source, params)
     present_set = set(present)
@@ -302,7 +327,8 @@ def find_analytics(s: Search) -> ZoneFound:
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
     # Rows of a key the subject has a token under and holding one of its tokens first (a semi-join per column:
     # row groups of other keys are skipped by their statistics), the role on those only.
-    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis))
+    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis)) \
+        if scan else "false"
     return _store(s, "analytics", f"""
         SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source}
                               WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens) AND ({candidates}))

@@ -7,7 +7,10 @@ import json
 
 import duckdb
 
-from tests.transforms.retention.conftest import BUSINESS, NO_INVOICE, UNPAID, run_sweep
+from tests.transforms.retention.conftest import BUSINESS, KEYRING, NO_INVOICE, UNPAID, run_sweep
+from transforms.lake.partitions import index_path, part_files
+from transforms.privacy.subject_index import build_missing
+from transforms.privacy.tokens import derive_tokens
 from transforms.retention.proof import prove
 
 
@@ -42,4 +45,41 @@ def test_the_proof_finds_an_identifier_left_behind(lake, policy, tmp_path):
     assert (proof.identifiers_checked, proof.ok) == (2, False) and proof.identifiers_found >= 1
     part.unlink()
     duckdb.execute(f"COPY (SELECT 'r1' AS record_id, '{BUSINESS}' AS origin_number) TO '{part}' (FORMAT parquet)")
+    assert prove(duckdb.connect(), lake, policy, done).ok
+
+
+def test_a_part_the_sweep_rewrites_or_removes_loses_its_subject_index(golden_lake, policy):
+    # The index lists the tokens of a part's rows before the sweep: it must go with them (the part is then
+    # scanned whole by a search until `subject index` writes a new one).
+    lake = golden_lake
+    parts = [p for z in ("billing", "analytics") for p in part_files(lake, z)]
+    assert parts and all(index_path(p).exists() for p in parts)      # the analytics step wrote them
+    result = run_sweep(lake, policy, "2027-04-01")
+    touched = {(p.dataset, p.partition) for p in result.proofs}
+    assert ("billing", "event_date=2026-03-14") in touched and all(p.ok for p in result.proofs)
+    for p in parts:
+        if (p.parent.parent.name, p.parent.name) in touched:
+            assert not index_path(p).exists()
+        else:
+            assert index_path(p).exists() and p.exists()
+    # Rebuilt, the rewritten part's index lists what stays and nothing the sweep removed.
+    con = duckdb.connect()
+    assert build_missing(con, lake, policy, KEYRING).written["billing"] >= 1
+    listed = {t for p in part_files(lake, "billing") for (t,) in con.execute(
+        "SELECT token FROM read_parquet($p)", {"p": str(index_path(p))}).fetchall()}
+    gone = {bytes.fromhex(t) for n in (UNPAID, NO_INVOICE)
+            for t in derive_tokens(n, "msisdn", KEYRING, policy.operator).values()}
+    stays = {bytes.fromhex(t) for t in derive_tokens(BUSINESS, "msisdn", KEYRING, policy.operator).values()}
+    assert stays <= listed and not gone & listed
+
+
+def test_the_proof_fails_on_an_index_left_beside_a_rewritten_part(lake, policy):
+    part = lake.zone("billing") / "event_date=2026-03-14" / "part-cccccccccccccccc.parquet"
+    part.parent.mkdir(parents=True)
+    duckdb.execute(f"COPY (SELECT 'r1' AS record_id, '{BUSINESS}' AS origin_number) TO '{part}' (FORMAT parquet)")
+    index_path(part).write_bytes(b"the tokens of the rows before the sweep")
+    done = {"file": str(part.relative_to(lake.root)), "evidence": None, "dataset": "billing",
+            "partition": part.parent.name, "rows_removed": 1}
+    assert not prove(duckdb.connect(), lake, policy, done).ok
+    index_path(part).unlink()
     assert prove(duckdb.connect(), lake, policy, done).ok
