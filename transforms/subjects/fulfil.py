@@ -16,8 +16,8 @@ erasure (§6.3)       analytics, marketing and quarantine rows about the subject
                      events are erased except a withdrawal of every purpose, recorded by the erasure at its own
                      instant, so no older grant an extract delivers again can revive processing (§3.4 ¶3: the
                      latest recorded counts; GDPR Art. 7(3), 17(1)(b)). Billing (until paid / the claim's
-                     limitation), invoices (retention category `invoice`) and roaming aggregates (`roaming_aggregate`) are `restricted` until the
-                     due date the retention catalog gives them (`retention.due`, the sweep's own logic). An active
+                     limitation), invoices (retention category `invoice`) and roaming aggregates
+                     (`roaming_aggregate`) are `restricted` until the due date the retention catalog gives them (`retention.due`, the sweep's own logic). An active
                      legal hold on the subject turns `erased` into `restricted` for what it covers. Rows go by the
                      retention sweep's rewrite, journal and byte proof (`retention.rewrite`, `proof`).
 restriction (§6.4)   every zone `restricted` from now until `cdr-audit subject lift`.
