@@ -11,7 +11,7 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from tests.transforms.conftest import read_parquet
+from tests.transforms.steps.extracts import assert_quarantined_as_declared, write, zone_rows
 from transforms.consents.register import REGISTER_COLUMNS, define_standing
 from transforms.lake.partitions import part_name
 from transforms.steps.consents import CONSENT_COLUMNS, NOT_CONSENTS, is_consents_extract, load_consents
@@ -28,15 +28,6 @@ SAME_INSTANT = ("2026-11-03T10:15:00+01:00", "2026-11-03 10:15:00", "2026-11-03T
 WITHDRAW = f"{B},partner_offers,withdrawn,2026-07-01T12:00:00,contact_centre\n"      # July: local is UTC+2
 
 
-def write(tmp_path, name: str, text: str | bytes):
-    path = tmp_path / "landing" / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def zone_rows(lake, zone: str, sql: str) -> list[tuple]:
-    return read_parquet(f"{lake.zone(zone)}/*/*.parquet", hive=True, sql=sql)
 
 
 def run(path, policy, lake, work_dir, run_id: str = "r1", night: str = NIGHT):
@@ -107,23 +98,8 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     result = run(write(tmp_path, "consents_2026-11-22.csv", text), policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (18, 2, 16)
     assert (result.rows_duplicate, result.rows_unparseable) == (2, 0)
-    expected = {}
-    for _, reason, _ in BAD_ROWS.values():
-        expected[reason] = expected.get(reason, 0) + 1
-    assert result.quarantined_by_reason == expected
     assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
-    columns = list(CONSENT_COLUMNS)
-    got = {r[0]: r[1:] for r in zone_rows(
-        lake, "quarantine", f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
-    assert set(got) == set(BAD_ROWS)
-    for source_row, (row, reason, blanked) in BAD_ROWS.items():
-        q_reason, night, dataset = got[source_row][:3]
-        assert (q_reason, str(night), dataset) == (reason, NIGHT, "consents")
-        kept = dict(zip(columns, got[source_row][3:]))
-        raw = dict(zip(columns, row.split(",")))
-        for column in columns:
-            want = None if column == blanked or raw[column] == "" else raw[column]
-            assert kept[column] == want, (source_row, column)
+    assert_quarantined_as_declared(lake, result, BAD_ROWS, list(CONSENT_COLUMNS), NIGHT, "consents")
     assert zone_rows(lake, "consents", "SELECT source_row FROM t ORDER BY source_row") == [(2,), (3,)]
 
 
