@@ -198,6 +198,7 @@ def cmd_summary(args) -> int:
     from transforms.audit_store.anchors import check_anchors
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
+    from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
     from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
@@ -257,7 +258,7 @@ def cmd_summary(args) -> int:
         print(f"  {line}")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
-    print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
+    print(f"zones: {lake.root}/{{{','.join(z for z in DATA_ZONES if lake.zone(z).is_dir())}}}")
     return EXIT_OK if intact else EXIT_FAILED
 
 
