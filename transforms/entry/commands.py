@@ -187,6 +187,8 @@ SUMMARY_SQL = {
                  " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
     "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
                   " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
+    "marketing": "SELECT count(*), sum(subscribers), sum(rows_removed), max(consents_standing), min(purpose)"
+                 " FROM marketing_profiles WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
                 " USING (run_id, sha256, file_name) WHERE f.night = ? AND x.classification IN ('not_allowed', 'unknown')"
                 " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
@@ -217,6 +219,8 @@ def cmd_summary(args) -> int:
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
         (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        (profile_days, profiled, profiles_removed, standing, purpose), = con.execute(SUMMARY_SQL["marketing"],
+                                                                                    [run[0]]).fetchall()
         chain = verify_chain(con)
         (head,), anchors = con.execute("SELECT max(seq) FROM audit_log").fetchone(), check_anchors(con, lake)
     (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known) = run
@@ -250,6 +254,9 @@ def cmd_summary(args) -> int:
     if k is not None:
         print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
               f" {secondary:,} more so no total minus its parts reveals one")
+    if profile_days:
+        print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"
+              f" ({standing:,} consent(s) standing), {profiles_removed:,} profile row(s) removed")
     intact = chain.ok and anchors.ok
     print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if intact else 'BROKEN'},"
           f" {chain.entries} entries, head seq {number(head)})")
