@@ -4,7 +4,8 @@ column name.
 DuckDB takes one writing process at a time. The steps that run per file (possibly in parallel Airflow
 tasks) never open the store: they leave fragments, and one closing step merges them (docs/design.md §6).
 Everything that writes (the nightly close, the retention sweep, holds, failure callbacks) takes
-`writing(lake)`: the second writer waits for the lock instead of failing on DuckDB's.
+`writing(lake)`: the second writer waits for the lock instead of failing on DuckDB's. The lock is a flock
+(writers of one host) and the writer lease in the lake (writers of every host sharing it: `writer_lease`).
 
 Readers never open the live file: DuckDB's own lock would keep the writer out for as long as a reader
 looks. `reading(lake)` copies the store under a shared hold of the writer's lock (a writer waits only for
@@ -31,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.audit_store.anchors import anchor_head, anchor_names, forget_copy, remember_copy
+from transforms.audit_store.writer_lease import held_lease, refuse_if_forbidden
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import LockWaitExpired, exclusive, shared
@@ -100,6 +102,8 @@ def connect(lake: Lake, read_only: bool = False, *, wait_s: float | None = None,
     out: for tests and tools only; the commands read through `reading`.
     """
     path = lake.audit_db
+    if not read_only:
+        refuse_if_forbidden(lake)
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no audit store at {path}; run `cdr-audit run` first")
@@ -290,10 +294,15 @@ def _writing_here() -> set[Path]:
 
 
 @contextmanager
-def writer_lock(lake: Lake) -> Iterator[None]:
-    """The store's single-writer lock, held without opening the store (a second writer waits for it, and so
-    does a reader's copy)."""
-    with exclusive(lake.zone("audit") / WRITER_LOCK):
+def writer_lock(lake: Lake, *, wait_s: float | None = None,
+                say: Callable[[str], None] | None = _say) -> Iterator[None]:
+    """The store's single writer, held without opening the store: this host's flock (a second writer here
+    waits for it, and so does a reader's copy), then the writer lease, which holds across hosts where a flock
+    does not (`writer_lease`; another host's writer waits up to `wait_s`, default `CDR_AUDIT_STORE_WAIT_S`,
+    then StoreBusy). Refused at once (WriterRefused) inside `no_writing`: the per-file step never writes."""
+    refuse_if_forbidden(lake)
+    wait_s = store_wait_s() if wait_s is None else wait_s
+    with exclusive(lake.zone("audit") / WRITER_LOCK), held_lease(lake, wait_s, say, StoreBusy):
         held = _writing_here()
         held.add(lake.audit_db)
         try:

@@ -63,6 +63,7 @@ def cmd_run(args) -> int:
 
 def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     """Plan, every file, the night-wide steps and the close: the DAG's tasks in sequence."""
+    from transforms.audit_store import no_writing
     from transforms.entry.console import aggregate_lines, file_line, marketing_line, roaming_line
     from transforms.nightly.aggregate_night import aggregate_night
     from transforms.nightly.audit_file import audit_file
@@ -82,10 +83,11 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
     for i, planned in enumerate(todo, 1):
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
-        r = audit_file(planned, lake, policy, formats, run_id=run_id, night=args.date, keyring=keyring,
-                       format_override=override_for(planned, dict(args.format)),
-                       timezone=override_for(planned, dict(args.timezone)),
-                       on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
+        with no_writing("the per-file step"):    # as in the DAG's mapped tasks (docs/design.md §6)
+            r = audit_file(planned, lake, policy, formats, run_id=run_id, night=args.date, keyring=keyring,
+                           format_override=override_for(planned, dict(args.format)),
+                           timezone=override_for(planned, dict(args.timezone)),
+                           on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {file_line(r)}")
     for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
         say(line)
@@ -301,6 +303,34 @@ def cmd_snapshot(args) -> int:
     return EXIT_OK
 
 
+def cmd_writer_lease(args) -> int:
+    from transforms.audit_store import LogEvent, append_log, writing
+    from transforms.audit_store.writer_lease import break_lease, current_lease, dead_here
+    from transforms.lake import Lake
+    from transforms.lake.processes import host_name
+
+    lake = Lake.at(args.lake)
+    holder = current_lease(lake)
+    if holder is None:
+        print(f"nobody holds the writer lease of {lake.audit_db}")
+        return EXIT_OK
+    dead = dead_here(holder)
+    print(f"writer lease of {lake.audit_db}: {holder.words()}" + (f"; dead: {dead}" if dead else ""))
+    if not args.break_lease:
+        return EXIT_OK
+    broken = break_lease(lake)
+    if broken is None:
+        print("it was let go meanwhile; nothing to break")
+        return EXIT_OK
+    # Recorded by the writer that comes next: this command, now that the lease is free.
+    with writing(lake) as con:
+        append_log(con, [LogEvent(f"writer_lease_broken:{broken.token}", "cli", "writer_lease_broken",
+                                  "audit_store", {"host": broken.host, "pid": broken.pid, "since": broken.since,
+                                                  "by_host": host_name(), "by_pid": os.getpid()})])
+    print(f"broke the lease of {broken.words()}; recorded in the audit log (writer_lease_broken)")
+    return EXIT_OK
+
+
 def cmd_lookup(args) -> int:
     from transforms.lake import Lake
     from transforms.policy import load_policy
@@ -425,4 +455,4 @@ def _as_date(text: str | None) -> date | None:
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
             "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions,
-            "subject": cmd_subject}
+            "subject": cmd_subject, "writer-lease": cmd_writer_lease}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from transforms.lake import Lake, safe_run_id
 from transforms.lake.commit import exclusive
+from transforms.lake.processes import alive, started
 from transforms.lake.records import read_record, write_json
 
 # A holder bound to its process (the CLI) is dead as soon as the process is; one bound to its run (Airflow,
@@ -74,7 +75,7 @@ def acquire(lake: Lake, subject: str, run_id: str, *, bound: str = PROCESS) -> H
             raise NightBusy(subject, current)
         now, own = _now(), current is not None and current.run_id == run_id
         me = Holder(subject=subject, run_id=run_id, bound=bound, host=socket.gethostname(), pid=os.getpid(),
-                    pid_started=_started(os.getpid()), heartbeat=now, since=current.since if own else now,
+                    pid_started=started(os.getpid()), heartbeat=now, since=current.since if own else now,
                     took_over_from=current.took_over_from if own else current.run_id if dead else "",
                     took_over_because=current.took_over_because if own else dead or "")
         write_json(_path(lake, subject), me)
@@ -155,7 +156,7 @@ def why_lapsed(lake: Lake, run_id: str) -> str | None:
 
 def dead_reason(holder: Holder) -> str | None:
     """Why the holder is dead, or None while it lives."""
-    if holder.bound == PROCESS and holder.host == socket.gethostname() and not _alive(holder.pid,
+    if holder.bound == PROCESS and holder.host == socket.gethostname() and not alive(holder.pid,
                                                                                         holder.pid_started):
         return f"its process (pid {holder.pid} on host {holder.host}) is gone"
     age = datetime.now(timezone.utc) - datetime.fromisoformat(holder.heartbeat)
@@ -202,25 +203,6 @@ def _read_file(path: Path) -> Holder | None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def _started(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), '' where /proc is not there."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]      # field 22: starttime, after the command in parentheses
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                # someone else's process: it exists
-    return not started or _started(pid) in ("", started)
 
 
 def _what(subject: str) -> str:
