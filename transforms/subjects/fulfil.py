@@ -85,8 +85,6 @@ PORTABLE = {"billing": "contract (§3.2 ¶3), automated", "invoices": "contract 
 # A restriction (and an objection on legitimate interest while it is decided) may be lifted; what an erasure
 # keeps is restricted until the data go.
 LIFTABLE = ("restriction", "objection")
-# A consent register event the request itself records (not the consent system's): its channel.
-REQUEST_CHANNEL = "subject_request"
 _RECTIFICATION = (
     "Call detail records are records of events as the network saw them: who communicated with whom, when, for how "
     "long and through which cell. They are not changed, also on request, because they are the evidence the bill "
@@ -339,7 +337,7 @@ def _withdraw(con, lake: Lake, policy: Policy, request: SubjectRequest, purposes
                CAST($today AS DATE) AS as_of, $rid AS run_id
         FROM (SELECT unnest($numbers::VARCHAR[]) AS number) CROSS JOIN (SELECT unnest($purposes::VARCHAR[]) AS purpose)
         ORDER BY ALL) TO $tmp (FORMAT parquet)""",
-                {"rid": request.request_id, "at": at, "channel": REQUEST_CHANNEL, "today": at[:10],
+                {"rid": request.request_id, "at": at, "channel": policy.consent.request_channel, "today": at[:10],
                  "numbers": numbers, "purposes": list(purposes), "tmp": str(tmp)}).fetchone()[0]
     commit_file(tmp, final)
     return n
