@@ -320,3 +320,33 @@ def test_a_restricted_subject_is_left_out_of_analytics_marketing_and_roaming_unt
     made = build_analytics([again], rights_lake, policy, ROTATED, tmp_path / "wa2", source_sha256="d" * 64,
                            skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS, served))
     assert (made.rows, made.rows_restricted) == (2, 0)
+
+
+def test_a_restricted_subject_as_the_other_party_lands_as_null_in_others_rows(rights_lake, policy, tmp_path):
+    # §6.4: S's processing is restricted; C1's, C2's, C3's and O's records still land in analytics (their own),
+    # but where S is their other party (called, calling or redirected-to number), the cell holds NULL, not S's token.
+    from tests.transforms.privacy.conftest import write_billing
+    from tests.transforms.subjects.conftest import CALLERS, DAY1_ROWS, S_DAY1, X_NUMBER
+    from transforms.privacy.analytics import build_analytics
+    from transforms.privacy.restricted import ANALYTICS, RestrictedFilter
+    from transforms.steps.billing import served_party_sql
+
+    rid = ask(rights_lake, policy, "restriction")
+    answer(rights_lake, policy, rid, tmp_path / "out")
+    later = write_billing(rights_lake, policy, S_DAY1, DAY1_ROWS, "e" * 64)
+    made = build_analytics([later], rights_lake, policy, ROTATED, tmp_path / "wa", source_sha256="e" * 64,
+                           skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS,
+                                                 served_party_sql("destination_number", "origin_number")))
+    # Rows 1 and 3 are S's own (left out); rows 2, 4, 5 name S once each (destination, origin, redirection); 6 not.
+    assert (made.rows, made.rows_restricted, made.cells_blanked) == (4, 2, 3)
+    (part,) = made.zone.files
+    rows = duckdb.execute("SELECT origin_number, destination_number, redirection_number, imsi, duration_s"
+                          " FROM read_parquet(?) ORDER BY duration_s", [str(rights_lake.root / part)]).fetchall()
+    s_tokens = {stored(secret, f"msisdn:{S_NUMBER}") for secret in (SECRET_A, SECRET_B)}
+    assert not s_tokens & {v for r in rows for v in r[:3]}
+    assert not any(t in (rights_lake.root / part).read_bytes() for t in s_tokens)
+    by_duration = {r[4]: r for r in rows}
+    b = lambda value, kind="msisdn": stored(SECRET_B, f"{kind}:{value}")   # noqa: E731  (key B is current)
+    assert by_duration[61][:4] == (b(CALLERS["C1"][0]), None, None, b(CALLERS["C1"][1], "imsi"))
+    assert by_duration[62][:4] == (None, b(CALLERS["C2"][0]), None, b(CALLERS["C2"][1], "imsi"))
+    assert by_duration[63][:3] == (b(CALLERS["C3"][0]), b(X_NUMBER), None)
