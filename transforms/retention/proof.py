@@ -1,6 +1,6 @@
 """The proof of a deletion: a rewritten file is re-read, and none of the identifiers only the removed rows
 held may remain in its decompressed values, its footer statistics or its raw bytes, and its subject index must be
-gone (docs/design.md §3)."""
+gone (docs/design.md §3). `found_in_bytes` is shared with the proof of a blanking (`blank.prove_blanked`)."""
 
 from __future__ import annotations
 

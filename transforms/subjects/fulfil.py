@@ -19,10 +19,13 @@ erasure (§6.3)       analytics, marketing and quarantine rows about the subject
                      limitation), invoices (retention category `invoice`) and roaming aggregates
                      (`roaming_aggregate`) are `restricted` until the due date the retention catalog gives them (`retention.due`, the sweep's own logic). An active
                      legal hold on the subject turns `erased` into `restricted` for what it covers. Rows go by the
-                     retention sweep's rewrite, journal and byte proof (`retention.rewrite`, `proof`).
+                     retention sweep's rewrite, journal and byte proof (`retention.rewrite`, `proof`). Other
+                     subscribers' analytics and marketing rows that name the subject as their other party stay,
+                     with the subject blanked (`retention.blank`; `rows_blanked`, `cells_blanked`).
 restriction (§6.4)   every zone `restricted` from now until `cdr-audit subject lift`.
 objection (§6.6)     scope `direct_marketing`: a withdrawal of every direct-marketing purpose
-                     (`consent.direct_marketing_purposes`) and the marketing rows erased; scope
+                     (`consent.direct_marketing_purposes`) and the marketing rows erased (and blanked where
+                     others' profiles name the subject); scope
                      `legitimate_interest`: the analytics zone restricted until decided (§6.4, 4th indent), then
                      lifted with the decision.
 
