@@ -96,9 +96,10 @@ def _shape(dataset: str, columns: list[str], policy: Policy) -> _Shape | None:
         return None
     if dataset == "analytics":
         scalars = tuple(c for c in policy.columns_treated("tokenize") if c in present)
+        # The subject's own rows are those their number is the served party of: the erasure's keys (a row with
+        # their IMSI but another's served number, a forwarded leg, is that other subscriber's, and blanked).
         own = ("list_contains({subject}, %s)" % SERVED_NUMBER,) if {"direction", "origin_number",
                                                                     "destination_number"} <= present else ()
-        own += tuple("list_contains({subject}, %s)" % c for c in scalars if policy.field(c).identifier == "imsi")
         lists: tuple[str, ...] = ()
         kept: tuple[str, ...] = ()
     elif dataset == "marketing" and NAMED_PARTIES in present:

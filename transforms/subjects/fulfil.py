@@ -56,6 +56,7 @@ from transforms.lake.records import write_json
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import e164_sql, numbering_params
+from transforms.privacy.tokens import KEY_ID_COLUMN
 from transforms.retention.blank import BLANKED, blank, define_held, plan_blanking, prove_blanked
 from transforms.retention.catalog import check_catalog
 from transforms.retention.holds import list_holds
@@ -429,6 +430,13 @@ def _subject_rows(con, policy: Policy, request_id: str, datasets: list[str]) -> 
         source, where = table, "true"
         if ROLE in cols:
             where = f"{ROLE} = '{SERVED}'"      # rows about the subject; other-party rows are someone else's
+        if dataset == "analytics":
+            # An analytics key is its row's served number's token: a row found by the subject's IMSI whose served
+            # number is another's (the forwarded leg of the subject's SIM: served is the forwarded-to party) has
+            # that other subscriber's key, and taking it would erase all of their rows in the file. Such a row
+            # stays theirs, the subject's token in it blanked (`retention.blank`).
+            where += (f" AND ({KEY_ID_COLUMN}, {SERVED_NUMBER}) IN"
+                      " (SELECT key_id, token FROM subject_tokens WHERE kind = 'msisdn')")
         if dataset in ("billing", "quarantine"):
             number = SERVED_NUMBER if "direction" in cols else "NULL"
             if "subscriber_number" in cols:

@@ -34,6 +34,7 @@ ANALYTICS_ROWS = [
     (A, C, None, tok("A-imsi"), "outgoing", "kA", 5),    # nothing of S
     (B, S_B, None, tok("B-imsi"), "outgoing", "kA", 6),  # S's key-B token under key A: not S's token here
     (B, S_B, None, tok("B-imsi"), "outgoing", "kB", 7),  # ... under key B it is: blanked
+    (C, B, None, S_IMSI, "forwarded", "kA", 8),          # S's SIM forwarded C's call to B: B's row, S's IMSI blanked
 ]
 
 # What the erasure leaves for blanking: S's own row removed, and no token of S's made with another key.
@@ -90,15 +91,15 @@ def test_only_the_subjects_token_in_others_rows_is_blanked_and_every_row_stays(l
     rel = analytics_part(lake)
     before = read(lake, rel)
     (job,) = plan(con, lake, policy, held(con))
-    assert (job.rows, job.rows_blanked, job.cells_blanked) == (7, 4, 4)
+    assert (job.rows, job.rows_blanked, job.cells_blanked) == (8, 5, 5)
     entry = blank(con, lake, policy, job, "subject_tokens", "held", journal_of(lake), tmp_path / "ev")
     after = read(lake, rel)
     assert len(after) == len(before) and entry["state"] == "done"
-    blanked = {(1, 1), (2, 0), (3, 2), (6, 1)}          # (row, column) per the comments above
+    blanked = {(1, 1), (2, 0), (3, 2), (6, 1), (7, 3)}  # (row, column) per the comments above
     for i, (old, new) in enumerate(zip(before, after, strict=True)):
         for j, (o, n) in enumerate(zip(old, new, strict=True)):
             assert n == (None if (i, j) in blanked else o), (i, j)
-    # S and S_B stay in rows 0 and 5 (S's own; S_B is no token of S's under key kA): no evidence of this rewrite.
+    # S, S_IMSI (row 0, S's own) and S_B (row 5: no token of S's under key kA) stay: no evidence of this rewrite.
     assert prove_blanked(con, lake, policy, entry).identifiers_checked == 0
     assert plan(con, lake, policy, held(con)) == []                                   # nothing left to blank
 
@@ -110,14 +111,14 @@ def test_after_the_erasures_removal_none_of_the_subjects_tokens_is_left_in_the_f
     data = (lake.root / rel).read_bytes()
     assert not any(t in data for t in (S, S_IMSI, S_B)) and len(read(lake, rel)) == len(OTHERS)
     proof = prove_blanked(con, lake, policy, entry)
-    assert proof.ok and proof.outcome == "blanked" and proof.identifiers_checked == 2     # S and S_B
+    assert proof.ok and proof.outcome == "blanked" and proof.identifiers_checked == 3     # S, S_B, S_IMSI
 
 
 def test_a_row_a_hold_keeps_is_not_blanked(lake, policy, con, tmp_path):
     rel = analytics_part(lake)
     a_key = f"kA:{A.hex().upper()}"                  # A's rows (A served): held
     (job,) = plan(con, lake, policy, held(con, [(rel, a_key)]))
-    assert (job.rows_blanked, job.cells_blanked) == (3, 3)
+    assert (job.rows_blanked, job.cells_blanked) == (4, 4)
     entry = blank(con, lake, policy, job, "subject_tokens", "held", journal_of(lake), tmp_path / "ev")
     assert read(lake, rel)[1][1] == S                 # A's call to S kept whole
     # S's key-A token stays in a held row: not evidence of this rewrite (it did not go), so the proof holds.
@@ -134,7 +135,7 @@ def test_the_proof_fails_when_a_blanked_token_remains(lake, policy, con, tmp_pat
     # A rewrite that did nothing (the old file back in place): every blanked token is found again.
     shutil.copy(original, lake.root / rel)
     proof = prove_blanked(con, lake, policy, entry)
-    assert not proof.ok and proof.identifiers_found >= proof.identifiers_checked == 2     # S and S_B
+    assert not proof.ok and proof.identifiers_found >= proof.identifiers_checked == 3     # S, S_B, S_IMSI
     # The token left only in the raw bytes (a column the proof does not read as a token): still found.
     con.execute("CREATE OR REPLACE TABLE leak AS SELECT ?::BLOB AS note", [S_B])
     con.execute("COPY (SELECT note FROM leak) TO $p (FORMAT parquet)", {"p": str(lake.root / rel)})
