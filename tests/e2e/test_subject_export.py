@@ -301,6 +301,26 @@ def files_holding(files, needles: set[bytes]) -> list[str]:
     return hits
 
 
+def others_naming(rows: list[dict], number: str, imsi: str) -> tuple[int, int]:
+    """Of billing rows (`billing_of`'s columns), those someone else is served in that hold the subscriber, and the
+    cells that do: their number in a number column, their IMSI (their SIM forwarding a call to another, who is
+    then the served party). Each has an analytics twin the subscriber must be blanked in."""
+    rows_, cells = 0, 0
+    for r in rows:
+        me = r["destination_number"] if r["direction"] in ("incoming", "forwarded") else r["origin_number"]
+        if me and e164(me) == number:
+            continue
+        n = sum(bool(r[c]) and e164(r[c]) == number for c in ("origin_number", "destination_number",
+                                                              "redirection_number")) + (r["imsi"] == imsi)
+        rows_, cells = rows_ + (n > 0), cells + n
+    return rows_, cells
+
+
+def all_billing(lake_dir) -> list[dict]:
+    cols = ["origin_number", "destination_number", "redirection_number", "direction", "imsi", "event_date"]
+    return [dict(zip(cols, r)) for r in zone_rows(lake_dir, "billing", f"SELECT {', '.join(cols)} FROM t")]
+
+
 def token_zone_files(lake_dir) -> list:
     """Every Parquet file of the analytics and marketing zones: parts, subject indexes, hidden ones too."""
     return sorted(p for zone in ("analytics", "marketing") for p in (lake_dir / zone).rglob("*")
@@ -333,12 +353,10 @@ def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billi
     rows_after = {z: zone_rows(lake_dir, z, "SELECT count(*) FROM t")[0][0] for z in ("analytics", "marketing")}
     assert rows_after["analytics"] == rows_before["analytics"] - own_before
     assert rows_after["marketing"] == rows_before["marketing"] - summary["zones"]["marketing"]
-    # Every other-party row of the subject's in billing had its analytics twin blanked: one cell per number column
-    # holding the subject (the callers' records: origin, destination or redirection).
-    cells = sum(e164(r[c]) == number for r in other for c in ("origin_number", "destination_number",
-                                                              "redirection_number") if r[c])
-    assert summary["actions"]["analytics"]["cells_blanked"] == cells
-    assert summary["actions"]["analytics"]["rows_blanked"] == len(other)
+    # Every row of someone else's naming the subject in billing had its analytics twin blanked, cell by cell.
+    rows, cells = others_naming(all_billing(lake_dir), number, imsi)
+    assert rows >= len(other) and (summary["actions"]["analytics"]["rows_blanked"],
+                                   summary["actions"]["analytics"]["cells_blanked"]) == (rows, cells)
     assert len(billing_of(lake_dir, number)[0]) == len(served)          # kept, restricted
     listed = with_env(rotated_env, lambda: run_cli("subject", "list", "--lake", str(lake_dir), "--all",
                                                    "--today", "2026-11-24"))
@@ -370,7 +388,7 @@ def test_a_restriction_keeps_the_subject_out_of_the_next_night_until_lifted(lake
         return len([r for r in billing_of(lake_dir, number)[0]])
 
     served_before = len(billing_of(lake_dir, number)[0])
-    other_before = billing_of(lake_dir, number)[1]
+    billing_before = all_billing(lake_dir)
     files_before = set(token_zone_files(lake_dir))
     assert night("2026-11-23") > served_before                   # billing still lands (a legal obligation)...
     # ... but no new analytics row of the subject's own, and others' rows of the night land without the subject's
@@ -379,13 +397,13 @@ def test_a_restriction_keeps_the_subject_out_of_the_next_night_until_lifted(lake
     tonight = [p for p in token_zone_files(lake_dir) if p not in files_before]
     assert any(p.parent.name == "event_date=2026-11-23" for p in tonight)
     assert files_holding(tonight, subject_tokens(number, _imsi, rotated_env)) == []
-    # Counted, never named: one blanked cell per number column of tonight's other-party rows holding the subject.
-    new_other = [r for r in billing_of(lake_dir, number)[1] if r not in other_before]
-    cells = sum(e164(r[c]) == number for r in new_other for c in ("origin_number", "destination_number",
-                                                                  "redirection_number") if r[c])
+    # Counted, never named: a blanked cell per number column of tonight's rows of others holding them (a row with
+    # their IMSI is left out whole by the night, as theirs: `privacy.restricted`).
+    tonight_rows = [r for r in all_billing(lake_dir) if r not in billing_before and r["imsi"] != _imsi]
+    _, cells = others_naming(tonight_rows, number, _imsi)
     (details,) = audit_rows(lake_dir, "SELECT details FROM audit_log WHERE action = 'run_finished'"
                                       " ORDER BY seq DESC LIMIT 1")[0]
-    assert json.loads(details).get("cells_blanked", {}).get("analytics", 0) == cells and new_other
+    assert cells and json.loads(details).get("cells_blanked", {}).get("analytics", 0) == cells
     lifted = with_env(rotated_env, lambda: run_cli("subject", "lift", request_id, "--lake", str(lake_dir),
                                                    "--reason", "accuracy verified", "--today", "2026-11-25"))
     assert lifted.returncode == 0, lifted.stderr[-3000:]
