@@ -216,7 +216,8 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
                                 served_party_sql("destination_number", "origin_number"))
         made = build_analytics([str(lake.root / f) for f in billing.files], lake, policy, keyring,
                                work / "analytics", source_sha256=p.sha256, skip=skip)
-        write_skipped(lake, record.run_id, f"{ANALYTICS}-{p.sha256[:16]}", {ANALYTICS: made.rows_restricted})
+        write_skipped(lake, record.run_id, f"{ANALYTICS}-{p.sha256[:16]}", {ANALYTICS: made.rows_restricted},
+                      cells_blanked={ANALYTICS: made.cells_blanked})
         step(f"analytics: {made.rows:,} rows pseudonymized (key {made.key_id}) and generalized")
     by_reason = {**ingest.unparseable_by_reason}
     for reason, n in validation.rejected_by_reason.items():

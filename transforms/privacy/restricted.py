@@ -9,9 +9,11 @@ a restricted token is under — HMAC over distinct values, in DuckDB, as legal h
 found across a key rotation while the request's key is held. What is dropped is counted, never named.
 
 Rows are dropped where the restricted subject is the served subscriber (the record is about them). Where they are
-only the other party the record is someone else's, and that subscriber's processing goes on; the analytics row
-keeps the restricted subject's token in its other-party column, as the record of the other subscriber's
-communication (a limitation the README states).
+only the other party (called, calling or redirected-to number of someone else's record), the record is the other
+subscriber's and its processing goes on, but without the restricted subject: the predicate also gathers the
+raw spellings of the caller's further number columns (`numbers`), and the analytics step writes NULL instead of
+the restricted subject's token in those cells (`privacy.analytics`; docs/design.md §12). The cells so blanked
+are counted (`write_skipped`'s `cells_blanked`), never named.
 """
 
 from __future__ import annotations
@@ -82,15 +84,18 @@ class RestrictedFilter:
     imsi: str | None = "imsi"
 
     def predicate(self, con, relation: str, params: dict, policy: Policy, keyring: KeyRing,
-                  name: str = "restricted_raw") -> str:
+                  name: str = "restricted_raw", numbers: tuple[str, ...] = ()) -> str:
         return restricted_predicate(con, relation, params, policy, keyring, self.restricted, self.zone,
-                                    self.served_number, self.imsi, name)
+                                    self.served_number, self.imsi, name, numbers)
 
 
 def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyring: KeyRing, restricted: Restricted,
-                         zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw") -> str:
+                         zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw",
+                         numbers: tuple[str, ...] = ()) -> str:
     """SQL over a row of `relation`: true when its served subscriber is restricted for `zone`. Creates the temp
-    table `name (kind, raw)` of the raw spellings that are. "false" when nobody is restricted for the zone."""
+    table `name (kind, raw)` of the raw spellings that are, among the served numbers and IMSIs and the number
+    columns `numbers` (where a restricted subject is the other party: for the caller to blank). "false" when
+    nobody is restricted for the zone."""
     tokens = restricted.of(zone)
     held = {k.key_id: k for k in keyring.keys}
     usable = [t for t in tokens if t.key_id in held]
@@ -99,7 +104,8 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
     con.executemany(f"INSERT INTO {name}_tokens VALUES (?, ?, ?)",
                     [(t.kind, t.key_id, bytes.fromhex(t.token)) for t in usable])
-    branches = [f"SELECT 'msisdn' AS kind, CAST({served_number} AS VARCHAR) AS raw FROM {relation}"]
+    branches = [f"SELECT 'msisdn' AS kind, CAST({n} AS VARCHAR) AS raw FROM {relation}"
+                for n in (served_number, *numbers)]
     if imsi:
         branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {relation}")
     norm = " ".join(f"WHEN '{k}' THEN {normalize_sql('raw', k)}" for k in ("msisdn", "imsi"))
@@ -120,15 +126,22 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
     return "coalesce(" + " OR ".join(parts) + ", false)"
 
 
-def write_skipped(lake: Lake, run_id: str, name: str, rows: dict[str, int]) -> None:
-    """The rows a step left out for restricted subjects (counts only), for the night's facts."""
-    write_json(lake.fragments_dir(run_id) / f"restricted-{name}.json", rows)
+SKIPPED, BLANKED = "restricted", "blanked"
 
 
-def read_skipped(lake: Lake, run_id: str) -> dict[str, int]:
-    """Every step's skipped rows of the run, summed per zone."""
+def write_skipped(lake: Lake, run_id: str, name: str, rows: dict[str, int],
+                  cells_blanked: dict[str, int] | None = None) -> None:
+    """The rows a step left out for restricted subjects, and the cells where it blanked one as the other party
+    (counts only), for the night's facts."""
+    write_json(lake.fragments_dir(run_id) / f"{SKIPPED}-{name}.json", rows)
+    if cells_blanked is not None:
+        write_json(lake.fragments_dir(run_id) / f"{BLANKED}-{name}.json", cells_blanked)
+
+
+def read_skipped(lake: Lake, run_id: str, fact: str = SKIPPED) -> dict[str, int]:
+    """Every step's skipped rows (`fact` BLANKED: blanked cells) of the run, summed per zone."""
     total: dict[str, int] = {}
-    for p in sorted(lake.fragments_dir(run_id).glob("restricted-*.json")):
+    for p in sorted(lake.fragments_dir(run_id).glob(f"{fact}-*.json")):
         for zone, n in read_record(p, dict[str, int]).items():
             total[zone] = total.get(zone, 0) + n
     return total

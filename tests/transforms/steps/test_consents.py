@@ -122,6 +122,23 @@ def test_purposes_and_channels_are_the_policys(tmp_path, policy, lake, work_dir)
     assert (result.rows_loaded, result.quarantined_by_reason) == (1, {"purpose_unknown": 1, "channel_unknown": 1})
 
 
+def test_an_extract_cannot_deliver_the_channel_only_a_requests_answer_records(tmp_path, policy, lake, work_dir):
+    # §6.3/§6.6: the withdrawals an answer records carry `consent.request_channel`; an extract's row claiming it
+    # would pass for one (or, as a grant, for the tool's word), so it is quarantined with its own reason alone.
+    import dataclasses
+
+    answer = policy.consent.request_channel
+    row = f"{A},marketing_contact,withdrawn,2026-11-06T09:15:00Z,{answer}\n"
+    result = run(write(tmp_path, "consents_x.csv", HEADER + GRANT + row), policy, lake, work_dir)
+    assert (result.rows_loaded, result.quarantined_by_reason) == (1, {"channel_request_only": 1})
+    assert zone_rows(lake, "quarantine", "SELECT reason, channel FROM t") == [("channel_request_only", None)]
+    # The policy names the channel: another name is refused instead, and the old one is an unknown channel.
+    renamed = dataclasses.replace(policy, consent=dataclasses.replace(policy.consent, request_channel="dpo_answer"))
+    row2 = row.replace(answer, "dpo_answer").replace("09:15", "09:16")
+    result = run(write(tmp_path, "consents_y.csv", HEADER + row + row2), renamed, lake, work_dir, run_id="r2")
+    assert result.quarantined_by_reason == {"channel_unknown": 1, "channel_request_only": 1}
+
+
 def test_every_row_read_ends_in_exactly_one_place(tmp_path, policy, lake, work_dir):
     broken = f"{A},marketing_contact\n"                                           # too few fields
     text = HEADER + GRANT + broken + WITHDRAW + "".join(row + "\n" for row, _, _ in BAD_ROWS.values())
