@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -110,17 +112,40 @@ def finish(child) -> tuple[str, str]:
     return out.strip(), err
 
 
+@contextmanager
+def writer_half_way(lake, tmp_path, new_file) -> Iterator[None]:
+    """host-a's writer holding the lease, the live file half rewritten, for the block; then it finishes."""
+    w = writer(lake, tmp_path, new_file)
+    (tmp_path / "start").write_text("")
+    wait_for(tmp_path / "half", w)
+    try:
+        yield
+    finally:
+        (tmp_path / "finish").write_text("")
+        assert w.wait(timeout=60) == 0
+
+
+def copy_a_writer_comes_into(lake, tmp_path, new_file, setup: str = "") -> tuple[str, str]:
+    """host-b's reader copies the first half of the store; host-a's writer then rewrites it whole (not pausing)
+    and lets go; the reader copies the rest. What the reader printed."""
+    (tmp_path / "finish").write_text("")
+    r = reader(lake, tmp_path, wait_s=60, slow=True, setup=setup)
+    w = writer(lake, tmp_path, new_file)
+    wait_for(tmp_path / "copying", r)
+    (tmp_path / "start").write_text("")
+    assert w.wait(timeout=60) == 0
+    out, err = finish(r)
+    assert r.returncode == 0, err
+    return out, err
+
+
 @needs_unshare
 def test_a_reader_waits_for_another_hosts_writer_and_copies_what_it_wrote(lake, tmp_path, versions):
     old, new, new_file = versions
-    w = writer(lake, tmp_path, new_file)
-    (tmp_path / "start").write_text("")
-    wait_for(tmp_path / "half", w)                          # the live file is half new, half old
-    r = reader(lake, tmp_path, wait_s=60)
-    time.sleep(2.0)
-    assert r.poll() is None and not (tmp_path / "copy.duckdb").exists()     # waits, has copied nothing
-    (tmp_path / "finish").write_text("")
-    assert w.wait(timeout=60) == 0
+    with writer_half_way(lake, tmp_path, new_file):
+        r = reader(lake, tmp_path, wait_s=60)
+        time.sleep(2.0)
+        assert r.poll() is None and not (tmp_path / "copy.duckdb").exists()     # waits, has copied nothing
     out, err = finish(r)
     assert r.returncode == 0, err
     assert out == new                                       # the store as the writer left it, whole
@@ -129,32 +154,19 @@ def test_a_reader_waits_for_another_hosts_writer_and_copies_what_it_wrote(lake, 
 
 @needs_unshare
 def test_a_reader_gives_up_on_another_hosts_writer_naming_its_host(lake, tmp_path, versions):
-    _, _, new_file = versions
-    w = writer(lake, tmp_path, new_file)
-    (tmp_path / "start").write_text("")
-    wait_for(tmp_path / "half", w)
-    try:
+    with writer_half_way(lake, tmp_path, versions[2]):
         out, err = finish(reader(lake, tmp_path, wait_s=1.0))
-        assert "StoreBusy" in err and "was being written for longer than 1 s" in err and "on host host-a" in err
-        assert out == "" and not (tmp_path / "copy.duckdb").exists()
-    finally:
-        (tmp_path / "finish").write_text("")
-        w.wait(timeout=60)
+    assert "StoreBusy" in err and "was being written for longer than 1 s" in err and "on host host-a" in err
+    assert out == "" and not (tmp_path / "copy.duckdb").exists()
 
 
 @needs_unshare
 def test_without_the_readers_checks_it_would_copy_the_torn_file(lake, tmp_path, versions):
     """The control of the two above: the reader copies the live file while host-a's writer is half way."""
     old, new, new_file = versions
-    w = writer(lake, tmp_path, new_file)
-    (tmp_path / "start").write_text("")
-    wait_for(tmp_path / "half", w)
-    try:
+    with writer_half_way(lake, tmp_path, new_file):
         out, err = finish(reader(lake, tmp_path, wait_s=60, setup=NO_CHECKS))
-        assert out not in (old, new), err                   # half of each
-    finally:
-        (tmp_path / "finish").write_text("")
-        w.wait(timeout=60)
+    assert out not in (old, new), err                       # half of each
 
 
 @needs_unshare
@@ -162,14 +174,7 @@ def test_a_copy_a_writer_came_into_is_discarded_and_taken_again(lake, tmp_path, 
     """The writer takes the lease after the reader began its copy and lets go before it ends: no lease at
     either end, but the generation moved."""
     old, new, new_file = versions
-    (tmp_path / "finish").write_text("")                    # the writer does not pause
-    r = reader(lake, tmp_path, wait_s=60, slow=True)
-    w = writer(lake, tmp_path, new_file)
-    wait_for(tmp_path / "copying", r)
-    (tmp_path / "start").write_text("")
-    assert w.wait(timeout=60) == 0
-    out, err = finish(r)
-    assert r.returncode == 0, err
+    out, _ = copy_a_writer_comes_into(lake, tmp_path, new_file)
     assert out == new
 
 
@@ -177,12 +182,5 @@ def test_a_copy_a_writer_came_into_is_discarded_and_taken_again(lake, tmp_path, 
 def test_without_the_generation_the_copy_a_writer_came_into_would_be_kept(lake, tmp_path, versions):
     """The control: the reader checks the lease at both ends, but no generation."""
     old, new, new_file = versions
-    (tmp_path / "finish").write_text("")
-    r = reader(lake, tmp_path, wait_s=60, slow=True, setup='store.generation = lambda lake: ""')
-    w = writer(lake, tmp_path, new_file)
-    wait_for(tmp_path / "copying", r)
-    (tmp_path / "start").write_text("")
-    assert w.wait(timeout=60) == 0
-    out, err = finish(r)
-    assert r.returncode == 0, err
+    out, _ = copy_a_writer_comes_into(lake, tmp_path, new_file, setup='store.generation = lambda lake: ""')
     assert out not in (old, new)
