@@ -2,18 +2,15 @@
 
 The writer's flock (`audit/.writer.lock`) makes writers of one machine take turns, but a lock that only one
 kernel sees does not reach another host mounting the same lake (flock over NFS is local to each client, or
-not offered at all). So every writing session also holds `audit/.writer.lease` (docs/design.md §6):
+not offered at all). So every writing session also holds `audit/.writer.lease`, a lease file
+(`transforms/lake/host_lease.py`, docs/design.md §6): created whole by link(), naming host, boot, pid and a
+token; a dead holder of this host is taken over (under the flock); another host's is waited for up to
+`CDR_AUDIT_STORE_WAIT_S`, then the writer fails naming it. Only a person who has checked that holder is gone
+breaks it: `cdr-audit writer-lease --lake LAKE --break-lease`, which the audit log records.
 
-* it is created whole and atomically: the holder writes its record to a private name, then hard-links it to
-  the lease's name, which fails when the name exists (link() is atomic on local disks and on NFS alike);
-* it names the holder: host, the kernel's boot id, pid and the pid's start time, since when, and a token;
-* `writing` takes it after the flock and removes it when the session ends, if it is still its own;
-* a lease from this host whose process is gone, or from an earlier boot of this host, is dead: it is removed
-  (under the flock, so two processes of this host never both do) and taken;
-* a lease from another host is never taken: its holder may be alive behind a network that does not answer.
-  A writer waits for it up to `CDR_AUDIT_STORE_WAIT_S`, then fails naming the holder. Only a person who has
-  checked that holder is gone breaks it: `cdr-audit writer-lease --lake LAKE --break-lease`, which the audit
-  log records. There is no expiry: a silent holder is not a dead one.
+Readers on another host see no flock either: every session, once it holds the lease and before it opens the
+store, publishes a new generation (`audit/.writer.generation`, its token), and a reader keeps a copy only if
+no lease was held when it began or ended and the generation did not move meanwhile (`store.copy_store`).
 
 And code that must never write the store says so (`no_writing`): the per-file step runs inside it, so an
 attempt to open the store for writing from there fails at once, whatever the lease.
@@ -21,41 +18,25 @@ attempt to open the store for writing from there fails at once, whatever the lea
 
 from __future__ import annotations
 
-import errno
-import json
-import os
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from transforms.lake import Lake
-from transforms.lake.permissions import make_dirs, set_file_mode
-from transforms.lake.processes import alive, boot_id, host_name, started
+from transforms.lake import host_lease
+from transforms.lake.host_lease import LeaseHolder as WriterLease
+from transforms.lake.host_lease import dead_here
+from transforms.lake.commit import commit_file
+
+__all__ = ["LEASE", "GENERATION", "WriterLease", "WriterRefused", "break_lease", "current_lease", "dead_here",
+           "generation", "held_lease", "lease_path", "no_writing", "refuse_if_forbidden"]
 
 LEASE = ".writer.lease"
+GENERATION = ".writer.generation"
 
 
 class WriterRefused(RuntimeError):
     """This code may not write the audit store at all (a per-file step)."""
-
-
-@dataclass(frozen=True)
-class WriterLease:
-    """Who holds the audit store's writer lease."""
-
-    host: str
-    boot_id: str
-    pid: int
-    pid_started: str
-    since: str          # UTC, ISO 8601
-    token: str          # this session's own: a lease broken and taken by another is not removed by this one
-
-    def words(self) -> str:
-        return f"pid {self.pid} on host {self.host} since {self.since}"
 
 
 def lease_path(lake: Lake) -> Path:
@@ -63,23 +44,8 @@ def lease_path(lake: Lake) -> Path:
 
 
 def current_lease(lake: Lake) -> WriterLease | None:
-    """The lease as it is now, or None when nobody holds it (a record torn by a crash counts as none: it is
-    linked into place only once written whole, so a torn one cannot be there)."""
-    try:
-        return WriterLease(**json.loads(lease_path(lake).read_text()))
-    except FileNotFoundError:
-        return None
-
-
-def dead_here(lease: WriterLease) -> str | None:
-    """Why a lease of this host is dead, or None: it lives, or it is another host's (never judged from here)."""
-    if lease.host != host_name():
-        return None
-    if lease.boot_id and boot_id() and lease.boot_id != boot_id():
-        return f"host {lease.host} has restarted since ({lease.words()})"
-    if not alive(lease.pid, lease.pid_started):
-        return f"its process is gone ({lease.words()})"
-    return None
+    """The lease as it is now, or None when nobody holds it."""
+    return host_lease.read_holder(lease_path(lake))
 
 
 _forbidden: list[str] = []     # process-wide: a thread the per-file step starts is refused too
@@ -104,91 +70,42 @@ def refuse_if_forbidden(lake: Lake) -> None:
 @contextmanager
 def held_lease(lake: Lake, wait_s: float, say: Callable[[str], None] | None,
                busy: Callable[[str], Exception]) -> Iterator[WriterLease]:
-    """Hold the writer lease for the block (the caller holds this host's flock). Waits up to `wait_s` for
-    another host's holder, saying so once after a second, then raises `busy(message)`."""
-    mine = _take(lake, wait_s, say, busy)
-    try:
-        yield mine
-    finally:
-        _give_up(lake, mine, say)
-
-
-def _take(lake: Lake, wait_s: float, say, busy) -> WriterLease:
+    """Hold the writer lease for the block (the caller holds this host's flock), and publish this session's
+    generation before the block opens the store. Waits up to `wait_s` for another host's holder, saying so
+    once after a second, then raises `busy(message)`."""
     path = lease_path(lake)
-    make_dirs(path.parent)
-    start = time.monotonic()
-    while True:
-        mine = WriterLease(host=host_name(), boot_id=boot_id(), pid=os.getpid(), pid_started=started(os.getpid()),
-                           since=datetime.now(timezone.utc).isoformat(timespec="seconds"), token=uuid.uuid4().hex)
-        if _link_new(path, mine):
-            return mine
-        holder = current_lease(lake)
-        if holder is None:
-            continue                    # let go between our link and our read: try again at once
-        dead = dead_here(holder)
-        if dead is not None:
-            _remove_if(path, holder)    # this host's flock is held: no other process of this host races us
-            if say is not None:
-                say(f"took over the audit store's writer lease: {dead}")
-            continue
-        waited = time.monotonic() - start
-        if waited >= wait_s:
-            raise busy(f"the audit store {lake.audit_db} is being written by {holder.words()} (writer lease"
-                       f" {path}); waited {wait_s:g} s (CDR_AUDIT_STORE_WAIT_S) and wrote nothing. If that holder"
-                       " is gone for good, check the host, then `cdr-audit writer-lease --lake LAKE --break-lease`")
-        if say is not None and waited >= 1.0:
-            say(f"the audit store {lake.audit_db} is being written by {holder.words()}; waiting up to {wait_s:g} s"
+
+    def refused(holder: WriterLease) -> Exception:
+        return busy(f"the audit store {lake.audit_db} is being written by {holder.words()} (writer lease {path});"
+                    f" waited {wait_s:g} s (CDR_AUDIT_STORE_WAIT_S) and wrote nothing. If that holder is gone for"
+                    " good, check the host, then `cdr-audit writer-lease --lake LAKE --break-lease`")
+
+    def waiting(holder: WriterLease) -> str:
+        return (f"the audit store {lake.audit_db} is being written by {holder.words()}; waiting up to {wait_s:g} s"
                 " (CDR_AUDIT_STORE_WAIT_S)")
-            say = None
-        time.sleep(min(0.25, max(wait_s - waited, 0.01)))
+
+    with host_lease.held(path, "the audit store's writer lease", wait_s=wait_s, busy=refused, waiting=waiting, say=say) as mine:
+        _publish_generation(lake, mine.token)
+        yield mine
 
 
-def _link_new(path: Path, lease: WriterLease) -> bool:
-    """Create the lease at `path` whole, or return False when one is there: written to a private name, then
-    hard-linked to `path` (fails on an existing name, on NFS too)."""
-    tmp = path.with_name(f"{path.name}.{lease.token}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def generation(lake: Lake) -> str:
+    """The token of the last writing session that took the lease ('' before any did)."""
     try:
-        set_file_mode(fd, path.parent)          # the audit zone's mode: a reader may look who writes
-        os.write(fd, json.dumps(asdict(lease), sort_keys=True).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        # NFS may answer a link that succeeded with an error (a retransmitted request): the link count says.
-        if exc.errno not in (errno.EIO, errno.ETIMEDOUT) or os.stat(tmp).st_nlink != 2:
-            raise
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _remove_if(path: Path, lease: WriterLease) -> bool:
-    """Remove the lease at `path` if it is still `lease` (its token); False when it is another's or gone."""
-    try:
-        now = WriterLease(**json.loads(path.read_text()))
+        return (lake.zone("audit") / GENERATION).read_text()
     except FileNotFoundError:
-        return False
-    if now.token != lease.token:
-        return False
-    path.unlink(missing_ok=True)
-    return True
+        return ""
 
 
-def _give_up(lake: Lake, mine: WriterLease, say) -> None:
-    if not _remove_if(lease_path(lake), mine) and say is not None:
-        say(f"the audit store's writer lease was broken while this session ({mine.words()}) held it")
+def _publish_generation(lake: Lake, token: str) -> None:
+    """Replace the generation whole (a private name renamed over it): a reader reads the old token or the new."""
+    path = lake.zone("audit") / GENERATION
+    tmp = path.with_name(f"{path.name}.{token}.tmp")
+    tmp.write_text(token)
+    commit_file(tmp, path)          # the audit zone's mode (its readers check it), fsync'd, one rename
 
 
 def break_lease(lake: Lake) -> WriterLease | None:
     """Remove the writer lease whoever holds it (`cdr-audit writer-lease --break-lease`, after a person has
     made sure its holder is gone); returns what it was, or None when nobody held it."""
-    holder = current_lease(lake)
-    if holder is not None:
-        _remove_if(lease_path(lake), holder)
-    return holder
+    return host_lease.break_lease(lease_path(lake))

@@ -304,30 +304,48 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_writer_lease(args) -> int:
-    from transforms.audit_store import LogEvent, append_log, writing
-    from transforms.audit_store.writer_lease import break_lease, current_lease, dead_here
+    from transforms.audit_store.writer_lease import lease_path
     from transforms.lake import Lake
-    from transforms.lake.processes import host_name
 
     lake = Lake.at(args.lake)
-    holder = current_lease(lake)
+    return _show_or_break_lease(lake, lease_path(lake), f"the writer lease of {lake.audit_db}",
+                                "writer_lease_broken", "audit_store", args.break_lease)
+
+
+def cmd_leases_lock(args) -> int:
+    from transforms.lake import Lake
+    from transforms.runs.lease import lock_lease_path
+
+    lake = Lake.at(args.lake)
+    return _show_or_break_lease(lake, lock_lease_path(lake), "the lock of the runs' leases",
+                                "leases_lock_broken", "runs_leases", args.break_lock)
+
+
+def _show_or_break_lease(lake, path, what: str, action: str, target: str, break_it: bool) -> int:
+    """Print who holds the lease file at `path` (transforms/lake/host_lease.py); with `break_it`, remove it
+    and chain that into the audit log (host and pid of holder and breaker: no personal data)."""
+    from transforms.audit_store import LogEvent, append_log, writing
+    from transforms.lake.host_lease import break_lease, dead_here, read_holder
+    from transforms.lake.processes import host_name
+
+    holder = read_holder(path)
     if holder is None:
-        print(f"nobody holds the writer lease of {lake.audit_db}")
+        print(f"nobody holds {what}")
         return EXIT_OK
     dead = dead_here(holder)
-    print(f"writer lease of {lake.audit_db}: {holder.words()}" + (f"; dead: {dead}" if dead else ""))
-    if not args.break_lease:
+    print(f"{what}: {holder.words()}" + (f"; dead: {dead}" if dead else ""))
+    if not break_it:
         return EXIT_OK
-    broken = break_lease(lake)
+    broken = break_lease(path)
     if broken is None:
         print("it was let go meanwhile; nothing to break")
         return EXIT_OK
-    # Recorded by the writer that comes next: this command, now that the lease is free.
+    # Recorded by the writer that comes next: this command (the writer lease is free now, if it was that one).
     with writing(lake) as con:
-        append_log(con, [LogEvent(f"writer_lease_broken:{broken.token}", "cli", "writer_lease_broken",
-                                  "audit_store", {"host": broken.host, "pid": broken.pid, "since": broken.since,
-                                                  "by_host": host_name(), "by_pid": os.getpid()})])
-    print(f"broke the lease of {broken.words()}; recorded in the audit log (writer_lease_broken)")
+        append_log(con, [LogEvent(f"{action}:{broken.token}", "cli", action, target,
+                                  {"host": broken.host, "pid": broken.pid, "since": broken.since,
+                                   "by_host": host_name(), "by_pid": os.getpid()})])
+    print(f"broke the lease of {broken.words()}; recorded in the audit log ({action})")
     return EXIT_OK
 
 
@@ -455,4 +473,5 @@ def _as_date(text: str | None) -> date | None:
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
             "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions,
-            "subject": cmd_subject, "writer-lease": cmd_writer_lease}
+            "subject": cmd_subject, "writer-lease": cmd_writer_lease,
+            "leases-lock": cmd_leases_lock}

@@ -1,7 +1,11 @@
 """One night, one runner: a run holds a lease on (lake, night) while it works (docs/design.md §10).
 
-The lease is a small JSON record in `audit/_leases/`, read and changed only under one lock file, so two
-runs started in the same second still see each other. It names its holder (run id, host, process) and a
+The lease is a small JSON record in `audit/_leases/`, read and changed only under one lock, so two runs
+started in the same second still see each other, on one host or on two (Celery workers sharing the lake):
+the lock is this host's flock of `audit/_leases/.lock` and the lease file `audit/_leases/.lock.lease`, which
+holds across hosts where a flock does not (`transforms/lake/host_lease.py`, docs/design.md §10). It is held
+for milliseconds; a dead holder of this host is taken over, another host's only broken by a person
+(`cdr-audit leases-lock --break-lock`). It names its holder (run id, host, process) and a
 heartbeat the holder refreshes while it works. A second run of the night finds it held and is refused
 (`NightBusy`, which says by whom and since when), or waits for it. A lease whose holder is dead — its
 process is gone (a CLI run), or its heartbeat is older than the limit (an orchestrator's run, whose tasks
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +29,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from transforms.lake import Lake, safe_run_id
+from transforms.lake import host_lease
 from transforms.lake.commit import exclusive
+from transforms.lake.host_lease import LeaseHolder
 from transforms.lake.processes import alive, started
 from transforms.lake.records import read_record, write_json
 
@@ -32,6 +39,7 @@ from transforms.lake.records import read_record, write_json
 # whose tasks come and go) is dead when no task refreshed the heartbeat for STALE_AFTER. The limit must
 # outlast the pause between two tasks, retries included (the DAGs' max_retry_delay is 30 minutes).
 PROCESS, RUN = "process", "run"
+LOCK_WAIT_ENV = "CDR_AUDIT_LEASES_WAIT_S"
 STALE_AFTER = timedelta(seconds=int(os.environ.get("CDR_AUDIT_LEASE_STALE_S", str(45 * 60))))
 BEAT_EVERY_S = 30.0
 
@@ -165,9 +173,41 @@ def dead_reason(holder: Holder) -> str | None:
     return None
 
 
-def leases_lock(lake: Lake):
-    """The lock every change of a lease takes; recovery holds it while it decides which runs are dead."""
-    return exclusive(lake.zone("audit") / "_leases" / ".lock")
+class LeasesLockBusy(RuntimeError):
+    """Another host held the lock of the runs' leases for longer than the wait; the message names it."""
+
+
+@contextmanager
+def leases_lock(lake: Lake, *, wait_s: float | None = None) -> Iterator[None]:
+    """The lock every change of a lease or claim takes; recovery holds it while it decides which runs are dead.
+    This host's processes take turns on the flock, hosts on the lease file. Another host's holder is waited
+    for up to `wait_s` (default `CDR_AUDIT_LEASES_WAIT_S`, 120 s), then LeasesLockBusy names it."""
+    wait_s = _lock_wait_s() if wait_s is None else wait_s
+    path = lock_lease_path(lake)
+
+    def busy(holder: LeaseHolder) -> Exception:
+        return LeasesLockBusy(f"the lock of the runs' leases {path} is held by {holder.words()}; waited {wait_s:g} s"
+                              f" ({LOCK_WAIT_ENV}) and changed no lease. If that holder is gone for good, check"
+                              " the host, then `cdr-audit leases-lock --lake LAKE --break-lock`")
+
+    def waiting(holder: LeaseHolder) -> str:
+        return f"the lock of the runs' leases is held by {holder.words()}; waiting up to {wait_s:g} s ({LOCK_WAIT_ENV})"
+
+    with exclusive(path.with_name(".lock")), host_lease.held(path, "the lock of the runs' leases", wait_s=wait_s,
+                                                             busy=busy, waiting=waiting, say=_say):
+        yield
+
+
+def lock_lease_path(lake: Lake) -> Path:
+    return lake.zone("audit") / "_leases" / ".lock.lease"
+
+
+def _lock_wait_s() -> float:
+    return float(os.environ.get(LOCK_WAIT_ENV) or 120.0)
+
+
+def _say(message: str) -> None:
+    print(f"cdr-audit: {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.transforms.audit_store.conftest import events
-from tests.transforms.lake.conftest import wait_for
+from tests.transforms.lake.conftest import needs_unshare, on_host, wait_for
 from transforms.audit_store import StoreBusy, WriterRefused, append_log, no_writing, reading, writing
 from transforms.audit_store.writer_lease import LEASE, WriterLease, current_lease
 from transforms.entry.cli import main
@@ -31,28 +30,16 @@ from transforms.lake.processes import boot_id, host_name, started
 
 REPO = Path(__file__).resolve().parents[3]
 
-
-def _can_unshare() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode == 0
-
-
-needs_unshare = pytest.mark.skipif(not _can_unshare(), reason="needs `unshare --uts` (root, util-linux)")
-
-# A writer on host `argv[1]` with flock switched off (NFS: another host's flock is not seen). It notes when it
-# is about to open the DuckDB file (`opened`), appends the event `argv[3]` inside `writing`, says it is in
-# (`inside`), and stays in until `release` exists. `argv[2]` is the lake.
+# A writer on host `argv[1]` with flock switched off (`on_host`). It notes when it is about to open the DuckDB
+# file (`opened`), appends the event `argv[3]` inside `writing`, says it is in (`inside`), and stays in until
+# `release` exists. `argv[2]` is the lake.
 _WRITER = """
-import fcntl, sys, time
+import sys, time
 from pathlib import Path
-fcntl.flock = lambda *a, **k: None                      # flock reaches no other host: here it reaches nothing
 import duckdb
 from transforms.audit_store import LogEvent, append_log, writing
 from transforms.audit_store import writer_lease
 from transforms.lake import Lake
-from transforms.lake.processes import host_name
-assert host_name() == sys.argv[1], host_name()
 lake, name, work = Lake.at(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
 {setup}
 real_connect = duckdb.connect
@@ -68,13 +55,9 @@ with writing(lake) as con:
 """
 
 
-def on_host(host: str, lake: Path, name: str, work: Path, *, wait_s: float, setup: str = "") -> subprocess.Popen:
-    """`_WRITER` as host `host`: its own UTS namespace with that hostname."""
-    code = textwrap.dedent(_WRITER.format(setup=textwrap.dedent(setup)))
-    env = {**os.environ, "CDR_AUDIT_STORE_WAIT_S": str(wait_s), "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host,
-                             sys.executable, "-c", code, host, str(lake), name, str(work)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+def writer_on(host: str, lake: Path, name: str, work: Path, *, wait_s: float, setup: str = "") -> subprocess.Popen:
+    return on_host(host, _WRITER.format(setup=textwrap.dedent(setup)), lake, name, work,
+                   env={"CDR_AUDIT_STORE_WAIT_S": str(wait_s)})
 
 
 def logged(lake) -> list[str]:
@@ -84,9 +67,9 @@ def logged(lake) -> list[str]:
 
 @needs_unshare
 def test_a_second_host_never_opens_the_store_while_the_first_writes(lake, tmp_path):
-    a = on_host("host-a", lake.root, "a", tmp_path, wait_s=30)
+    a = writer_on("host-a", lake.root, "a", tmp_path, wait_s=30)
     wait_for(tmp_path / "a.inside", a)
-    b = on_host("host-b", lake.root, "b", tmp_path, wait_s=1.5)
+    b = writer_on("host-b", lake.root, "b", tmp_path, wait_s=1.5)
     _, err = b.communicate(timeout=60)
     assert b.returncode != 0 and "StoreBusy" in err
     assert "being written by pid" in err and "on host host-a" in err and "--break-lease" in err
@@ -106,9 +89,9 @@ def test_without_the_lease_flock_alone_would_let_the_second_host_in(lake, tmp_pa
     no_lease = ("from contextlib import nullcontext\n"
                 "import transforms.audit_store.store as s\n"
                 "s.held_lease = lambda *a, **k: nullcontext()\n")
-    a = on_host("host-a", lake.root, "a", tmp_path, wait_s=30, setup=no_lease)
+    a = writer_on("host-a", lake.root, "a", tmp_path, wait_s=30, setup=no_lease)
     wait_for(tmp_path / "a.inside", a)
-    b = on_host("host-b", lake.root, "b", tmp_path, wait_s=1.5, setup=no_lease)
+    b = writer_on("host-b", lake.root, "b", tmp_path, wait_s=1.5, setup=no_lease)
     b.communicate(timeout=60)
     assert (tmp_path / "b.opened").exists()
     (tmp_path / "a.release").write_text("")
@@ -117,10 +100,10 @@ def test_without_the_lease_flock_alone_would_let_the_second_host_in(lake, tmp_pa
 
 @needs_unshare
 def test_a_second_host_waits_for_the_lease_then_writes_after_the_first(lake, tmp_path):
-    a = on_host("host-a", lake.root, "a", tmp_path, wait_s=30)
+    a = writer_on("host-a", lake.root, "a", tmp_path, wait_s=30)
     wait_for(tmp_path / "a.inside", a)
     (tmp_path / "b.release").write_text("")              # b leaves as soon as it is in
-    b = on_host("host-b", lake.root, "b", tmp_path, wait_s=60)
+    b = writer_on("host-b", lake.root, "b", tmp_path, wait_s=60)
     time.sleep(2.0)
     assert b.poll() is None and not (tmp_path / "b.opened").exists()
     (tmp_path / "a.release").write_text("")
