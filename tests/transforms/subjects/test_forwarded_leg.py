@@ -11,28 +11,27 @@ and leaves it out of nothing but the roaming months, whose rows are the IMSI's (
 
 from __future__ import annotations
 
-from datetime import date
-
 import duckdb
 import pytest
 
 from tests.transforms.privacy.conftest import RING_A, ROTATED, SECRET_A, SECRET_B, stored, write_billing
 from tests.transforms.subjects.conftest import (O_NUMBER, S_DAY1, S_IMEI, S_IMSI, S_INVOICE_ROWS, S_NATIONAL,
                                                 S_NUMBER, SERVED, X_NUMBER, cdr)
-from tests.transforms.subjects.test_fulfil import _restricted, answer, ask, rights_lake  # noqa: F401  (fixture)
+from tests.transforms.subjects import test_fulfil
+from tests.transforms.subjects.test_fulfil import _restricted, answer, ask
 from tests.transforms.subjects.test_find import search
 from transforms.privacy.analytics import build_analytics
 from transforms.privacy.restricted import ANALYTICS
 from transforms.steps.billing import restricted_filter
 from transforms.subjects.subject import Subject
 
-C4_NUMBER = "+38631555444"
 FORWARDED_AT, S_OWN_AT = ("2026-06-30 15:00:00", 64), ("2026-06-30 15:30:00", 65)
 LEG = cdr(S_NUMBER, O_NUMBER, "forwarded", imsi=S_IMSI, imei=S_IMEI, cell="CELLS001", redirection=S_NUMBER,
           start=FORWARDED_AT[0], duration=FORWARDED_AT[1])
 S_CALLS_X = cdr(S_NATIONAL, X_NUMBER, "outgoing", imsi=S_IMSI, imei=S_IMEI, cell="CELLS001", start=S_OWN_AT[0],
                 duration=S_OWN_AT[1])
 SHA = "f" * 64
+rights_lake = test_fulfil.rights_lake       # the fixture: the subject lake with consents and profiles
 
 
 def tokens_of(value: str, kind: str = "msisdn") -> set[bytes]:
@@ -75,7 +74,7 @@ def test_the_finder_gives_the_leg_as_the_other_partys_in_billing_and_analytics(w
     assert found["invoices"][0].rows == S_INVOICE_ROWS
 
 
-def test_an_erasure_keeps_the_leg_as_os_with_s_blanked(with_leg, rights_lake, policy, tmp_path):  # noqa: F811
+def test_an_erasure_keeps_the_leg_as_os_with_s_blanked(with_leg, rights_lake, policy, tmp_path):
     rid = ask(rights_lake, policy, "erasure")
     result = answer(rights_lake, policy, rid, tmp_path / "out")
     files = [str(p) for p in rights_lake.zone("analytics").rglob("*.parquet")]
@@ -87,7 +86,7 @@ def test_an_erasure_keeps_the_leg_as_os_with_s_blanked(with_leg, rights_lake, po
     assert (result.actions["analytics"]["rows_blanked"], result.actions["analytics"]["cells_blanked"]) == (4, 6)
 
 
-def test_a_restricted_night_lands_the_leg_as_os_without_s(rights_lake, policy, tmp_path):  # noqa: F811
+def test_a_restricted_night_lands_the_leg_as_os_without_s(rights_lake, policy, tmp_path):
     from transforms.roaming.months import build_months
 
     rid = ask(rights_lake, policy, "restriction")
@@ -110,8 +109,8 @@ def test_a_restricted_night_lands_the_leg_as_os_without_s(rights_lake, policy, t
     assert months.rows_restricted == 4
 
 
-def test_a_restricted_forwarded_to_party_keeps_the_sims_roaming_and_loses_their_own_row(rights_lake, policy,
-                                                                                      tmp_path):  # noqa: F811
+def test_a_restricted_forwarded_to_party_keeps_the_sims_roaming_and_loses_their_own_row(
+        rights_lake, policy, tmp_path):
     # O restricted (by number): the leg is O's row (left out of analytics), but in roaming it is S's SIM's presence.
     from transforms.roaming.months import build_months
 
