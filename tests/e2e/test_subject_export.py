@@ -368,44 +368,93 @@ def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billi
     assert not scan_hits
 
 
+def grant_profiling_to_everyone(landing, day: str) -> None:
+    """A consent extract in `landing` granting profiling to every subscriber of the population, recorded at the end
+    of `day` (after every event the generator records that day): tonight everyone's consent stands for `day`."""
+    from sample_data.generate.subscribers import Population, population_size
+
+    numbers = Population.build(SEED, population_size(ROWS)).msisdn.to_pylist()
+    (landing / f"consents_everyone_{day}.csv").write_text(
+        "subscriber_number,purpose,status,recorded_at,channel\n"
+        + "".join(f"{n},marketing_profiling,granted,{day}T23:30:00Z,self_care_app\n" for n in numbers))
+
+
+def callers_of(lake_dir, number: str, day: str) -> set[str]:
+    """Those who called the subscriber (a call, SMS or MMS they made, as its served party) on `day`, in E.164:
+    the parties whose profile of the day names them when both consented (docs/design.md §11)."""
+    rows = zone_rows(lake_dir, "billing", "SELECT origin_number, destination_number FROM t"
+                                          f" WHERE CAST(event_date AS VARCHAR) = '{day}'"
+                                          " AND service_type IN ('call', 'sms', 'mms')"
+                                          " AND coalesce(direction NOT IN ('incoming', 'forwarded'), true)")
+    return {e164(o) for o, d in rows if d and o and e164(d) == number and e164(o) != number}
+
+
+def naming(lake_dir, token: bytes, day: str) -> tuple[int, int]:
+    """Of the day's marketing profiles, the rows naming `token` as a called party, and the subscriber's own."""
+    return zone_rows(lake_dir, "marketing", "SELECT count(*) FILTER (WHERE list_contains(called_parties_consented,"
+                                            f" from_hex('{token.hex()}'))), count(*) FILTER (WHERE subscriber_token ="
+                                            f" from_hex('{token.hex()}')) FROM t"
+                                            f" WHERE CAST(event_date AS VARCHAR) = '{day}'")[0]
+
+
 def test_a_restriction_keeps_the_subject_out_of_the_next_night_until_lifted(lake_copy, subject, rotated_env,
                                                                             tmp_path):
+    import time
+
     from sample_data.generate import generate_night
+    from transforms.policy import load_policy
+    from transforms.privacy.keys import load_keyring
+    from transforms.privacy.purpose import marketing_tokens
 
     root, lake_dir = lake_copy
-    number, _imsi, _ = subject
+    number, imsi, _ = subject
     request_id, summary = request_and_fulfil(rotated_env, lake_dir, "restriction", "0" + number[4:],
                                              tmp_path / "answer")
     assert set(a["action"] for a in summary["actions"].values()) <= {"restricted", "anonymous", "absent"}
     before = analytics_rows_of(lake_dir, number, served_only=True)
+    ring = load_keyring(rotated_env, demo=True)                        # the first nights ran with the demo key
+    marketing_token = bytes.fromhex(marketing_tokens(number, ring, load_policy())[NEW_KEY_ID])
 
-    def night(day: str) -> int:
+    def night(day: str) -> tuple[int, dict]:
         landing = tmp_path / day
         generate_night(landing, rows=ROWS, seed=SEED, night=date.fromisoformat(day))
+        grant_profiling_to_everyone(landing, day)
         run = with_env(rotated_env, lambda: run_cli("run", "--landing", str(landing), "--lake", str(lake_dir),
                                                     "--date", day, "--quiet"))
         assert run.returncode == 0, run.stderr[-3000:]
-        return len([r for r in billing_of(lake_dir, number)[0]])
+        (details,) = audit_rows(lake_dir, "SELECT details FROM audit_log WHERE action = 'run_finished'"
+                                          " ORDER BY seq DESC LIMIT 1")[0]
+        return len([r for r in billing_of(lake_dir, number)[0]]), json.loads(details)
 
     served_before = len(billing_of(lake_dir, number)[0])
     billing_before = all_billing(lake_dir)
     files_before = set(token_zone_files(lake_dir))
-    assert night("2026-11-23") > served_before                   # billing still lands (a legal obligation)...
-    # ... but no new analytics row of the subject's own, and others' rows of the night land without the subject's
-    # token: none of the night's analytics or marketing files holds any of them.
+    started = time.time()
+    served_after, finished = night("2026-11-23")
+    assert served_after > served_before                          # billing still lands (a legal obligation)...
+    # ... but no new analytics row of the subject's own (each left out, counted), and others' rows of the night land
+    # without the subject's token: none of the night's analytics or marketing files holds any of them.
     assert analytics_rows_of(lake_dir, number, served_only=True) == before
-    tonight = [p for p in token_zone_files(lake_dir) if p not in files_before]
+    assert finished["rows_restricted"]["analytics"] == served_after - served_before
+    tonight = [p for p in token_zone_files(lake_dir) if p not in files_before or p.stat().st_mtime >= started]
     assert any(p.parent.name == "event_date=2026-11-23" for p in tonight)
-    assert files_holding(tonight, subject_tokens(number, _imsi, rotated_env)) == []
-    # Counted, never named: a blanked cell per number column of tonight's rows of others holding them (a row with
-    # their IMSI is left out whole by the night, as theirs: `privacy.restricted`).
-    tonight_rows = [r for r in all_billing(lake_dir) if r not in billing_before and r["imsi"] != _imsi]
-    _, cells = others_naming(tonight_rows, number, _imsi)
-    (details,) = audit_rows(lake_dir, "SELECT details FROM audit_log WHERE action = 'run_finished'"
-                                      " ORDER BY seq DESC LIMIT 1")[0]
-    assert cells and json.loads(details).get("cells_blanked", {}).get("analytics", 0) == cells
+    assert any(p.parent.parent.name == "marketing" for p in tonight)
+    assert files_holding(tonight, subject_tokens(number, imsi, rotated_env)) == []
+    # Counted, never named: a blanked cell per number column and IMSI of the subscriber's in tonight's rows of
+    # others (a forwarded leg of their SIM served to another included: that other's record, `privacy.restricted`).
+    tonight_rows = [r for r in all_billing(lake_dir) if r not in billing_before]
+    _, cells = others_naming(tonight_rows, number, imsi)
+    assert cells and finished.get("cells_blanked", {}).get("analytics", 0) == cells
+    # Everyone consented for the day: each who called them made a profile that would name them, and counts them
+    # instead while the restriction stands (days the night rebuilt before the 23rd may add theirs).
+    callers = callers_of(lake_dir, number, "2026-11-23")
+    assert callers and finished["cells_blanked"]["marketing"] >= len(callers)
+    assert naming(lake_dir, marketing_token, "2026-11-23") == (0, 0)
     lifted = with_env(rotated_env, lambda: run_cli("subject", "lift", request_id, "--lake", str(lake_dir),
                                                    "--reason", "accuracy verified", "--today", "2026-11-25"))
     assert lifted.returncode == 0, lifted.stderr[-3000:]
-    night("2026-11-24")
+    _, finished = night("2026-11-24")
     assert analytics_rows_of(lake_dir, number, served_only=True) > before     # lifted: derived again
+    # ... and named again, on their consent and their callers': by each caller's profile of the day, and their own.
+    assert "cells_blanked" not in finished and "rows_restricted" not in finished
+    assert naming(lake_dir, marketing_token, "2026-11-24") == (len(callers_of(lake_dir, number, "2026-11-24")), 1)

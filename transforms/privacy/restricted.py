@@ -8,12 +8,20 @@ A step finds the rows to drop by tokenizing the distinct served numbers and IMSI
 a restricted token is under — HMAC over distinct values, in DuckDB, as legal holds are matched — so a subject is
 found across a key rotation while the request's key is held. What is dropped is counted, never named.
 
-Rows are dropped where the restricted subject is the served subscriber (the record is about them). Where they are
-only the other party (called, calling or redirected-to number of someone else's record), the record is the other
-subscriber's and its processing goes on, but without the restricted subject: the predicate also gathers the
-raw spellings of the caller's further number columns (`numbers`), and the analytics step writes NULL instead of
-the restricted subject's token in those cells (`privacy.analytics`; docs/design.md §12). The cells so blanked
-are counted (`write_skipped`'s `cells_blanked`), never named.
+Rows are dropped where they are the restricted subject's own — the rows the subject finder calls theirs
+(`subjects.find`, role `served`) and an erasure takes (`retention.blank`): in analytics and the marketing profiles
+a row whose served subscriber's number is the subject's (or whose IMSI is, outside a forwarded leg, where the IMSI
+may be the forwarding SIM's and the served party the number it was forwarded to: `steps.billing.imsi_is_served_sql`);
+in roaming, whose rows are an IMSI's, a row with the subject's IMSI (by its served number only where it has none).
+A number and an IMSI of one subject are linked by the night's rows that are theirs for certain (the IMSI of a row
+served to the number outside a forwarded leg, and the other way round), so a request made by number also finds
+their IMSI, as the finder does. Where they are only the other party (called, calling or redirected-to number,
+the IMSI of their SIM forwarding someone's call to another) the record is the other subscriber's and its
+processing goes on, but without the restricted subject: the predicate also gathers the raw spellings of the
+caller's further number columns (`numbers`), and the step writes no token of theirs there — analytics NULL
+(`privacy.analytics`), a marketing profile counts them among the called parties not named
+(`marketing.profiles`), as an erasure blanks existing rows (docs/design.md §12). The cells so blanked are counted
+(`write_skipped`'s `cells_blanked`), never named.
 """
 
 from __future__ import annotations
@@ -73,29 +81,35 @@ def read_restricted(lake: Lake, run_id: str | None) -> Restricted:
     return read_record(path, Restricted) if path is not None and path.exists() else Restricted()
 
 
+# Zones whose rows are an IMSI's (roaming: one row per IMSI token), not a served number's.
+IMSI_ZONES = (ROAMING,)
+
+
 @dataclass(frozen=True)
 class RestrictedFilter:
     """Who a step leaves out: the run's restricted subjects for one zone, and the SQL of a billing row's served
-    subscriber's number (the caller's: `steps.billing.served_party_sql`) and IMSI."""
+    subscriber's number (the caller's: `steps.billing.restricted_filter`), IMSI, and whether that IMSI is for
+    certain the served subscriber's (`imsi_served`)."""
 
     restricted: Restricted
     zone: str
     served_number: str
     imsi: str | None = "imsi"
+    imsi_served: str = "true"
 
     def predicate(self, con, relation: str, params: dict, policy: Policy, keyring: KeyRing,
                   name: str = "restricted_raw", numbers: tuple[str, ...] = ()) -> str:
         return restricted_predicate(con, relation, params, policy, keyring, self.restricted, self.zone,
-                                    self.served_number, self.imsi, name, numbers)
+                                    self.served_number, self.imsi, name, numbers, self.imsi_served)
 
 
 def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyring: KeyRing, restricted: Restricted,
                          zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw",
-                         numbers: tuple[str, ...] = ()) -> str:
-    """SQL over a row of `relation`: true when its served subscriber is restricted for `zone`. Creates the temp
-    table `name (kind, raw)` of the raw spellings that are, among the served numbers and IMSIs and the number
-    columns `numbers` (where a restricted subject is the other party: for the caller to blank). "false" when
-    nobody is restricted for the zone."""
+                         numbers: tuple[str, ...] = (), imsi_served: str = "true") -> str:
+    """SQL over a row of `relation`: true when the row is a subject's own who is restricted for `zone` (see the
+    module docstring). Creates the temp table `name (kind, raw)` of the raw spellings that are restricted, among
+    the served numbers and IMSIs and the number columns `numbers` (where a restricted subject is the other party:
+    for the caller to blank). "false" when nobody is restricted for the zone."""
     tokens = restricted.of(zone)
     held = {k.key_id: k for k in keyring.keys}
     usable = [t for t in tokens if t.key_id in held]
@@ -119,11 +133,25 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
         execute(con, f"""INSERT INTO {name} SELECT kind, raw FROM {name}_distinct
             WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM {name}_tokens)""",
                 {"key_id": key_id, **hmac_params})
-    con.execute(f"DROP TABLE {name}_distinct")
-    parts = [f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"]
+    is_number = f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"
     if imsi:
-        parts.append(f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')")
-    return "coalesce(" + " OR ".join(parts) + ", false)"
+        is_imsi = f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')"
+        # The subject's other identifier, from tonight's rows that are theirs for certain; every spelling of it.
+        execute(con, f"""INSERT INTO {name}
+            SELECT kind, raw FROM {name}_distinct WHERE (kind, norm) IN (
+                SELECT d.kind, d.norm FROM (
+                    SELECT 'imsi' AS kind, CAST({imsi} AS VARCHAR) AS raw FROM {relation}
+                    WHERE ({imsi_served}) AND {is_number}
+                    UNION SELECT 'msisdn', CAST({served_number} AS VARCHAR) FROM {relation}
+                    WHERE ({imsi_served}) AND {is_imsi}) l
+                JOIN {name}_distinct d USING (kind, raw) WHERE d.norm IS NOT NULL)
+            EXCEPT SELECT kind, raw FROM {name}""", params)
+    con.execute(f"DROP TABLE {name}_distinct")
+    if not imsi:
+        return f"coalesce({is_number}, false)"
+    if zone in IMSI_ZONES:
+        return f"coalesce({is_imsi}, {is_number}, false)"
+    return f"coalesce({is_number} OR (({imsi_served}) AND {is_imsi}), false)"
 
 
 SKIPPED, BLANKED = "restricted", "blanked"
