@@ -110,6 +110,33 @@ def stage_day_indexes(con, day_view: str, policy: Policy, tokenized: tuple[str, 
     return True
 
 
+def kept_index(con, part: Path, rewritten: Path, policy: Policy, dst: Path) -> Path | None:
+    """Write to `dst` the index `part` must have once `rewritten` (the part without some of its rows: the retention
+    sweep, an erasure) replaces it, and return `dst`; None when the part has no index.
+
+    The present index's rows whose identifier the rewritten part still holds, by its spelling where the index
+    lists spellings (billing: `raw`), else by its (token, key id) pair (analytics): no key is needed, nothing is
+    hashed, and no token of an identifier only the removed rows held stays listed (docs/design.md §12)."""
+    old = index_path(part)
+    if not old.exists():
+        return None
+    raw = "raw" in columns_of(con, old)
+    columns = indexed_columns(policy, columns_of(con, rewritten))
+    if raw:
+        held = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS raw FROM read_parquet($rewritten,"
+                                  f" hive_partitioning = false)" for c in columns) or "SELECT NULL AS raw"
+        kept = f"SELECT * FROM read_parquet($old_index) WHERE raw IN (SELECT raw FROM ({held}))"
+    else:
+        held = " UNION ALL ".join(f"SELECT {c} AS token, {KEY_ID_COLUMN} FROM read_parquet($rewritten,"
+                                  f" hive_partitioning = false)" for c in columns) or \
+            f"SELECT NULL::BLOB AS token, NULL AS {KEY_ID_COLUMN}"
+        kept = (f"SELECT * FROM read_parquet($old_index) WHERE (token, {KEY_ID_COLUMN}) IN"
+                f" (SELECT token, {KEY_ID_COLUMN} FROM ({held}))")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    write_index_file(con, dst, kept, {"old_index": str(old), "rewritten": str(rewritten)}, raw=raw)
+    return dst
+
+
 def columns_of_relation(con, relation: str) -> list[str]:
     return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
 

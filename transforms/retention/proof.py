@@ -1,6 +1,6 @@
 """The proof of a deletion: a rewritten file is re-read, and none of the identifiers only the removed rows
-held may remain in its decompressed values, its footer statistics or its raw bytes, and its subject index must be
-gone (docs/design.md §3)."""
+held may remain in its decompressed values, its footer statistics or its raw bytes, nor in its subject index
+(docs/design.md §3, §12)."""
 
 from __future__ import annotations
 
@@ -50,22 +50,32 @@ def prove(con, lake: Lake, policy: Policy, done: dict) -> Proof:
     found = 0
     if path.exists() and idents:
         con.execute("CREATE OR REPLACE TEMP TABLE gone_idents AS SELECT unnest($i::VARCHAR[]) AS ident", {"i": idents})
-        cols = identifier_columns(done["dataset"], columns_of(con, path), policy)
-        union = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS ident FROM read_parquet($path,"
-                                   " hive_partitioning = false)" for c in cols)
-        found += con.execute(f"SELECT count(DISTINCT ident) FROM ({union}) WHERE ident IN (SELECT ident FROM"
-                             " gone_idents)", {"path": str(path)}).fetchone()[0]
-        # Raw bytes: every run of identifier characters in the file (values of plain and dictionary pages,
-        # footer min/max statistics) against the removed text identifiers; tokens are raw bytes in the
-        # file, so their statistics are compared as bytes.
-        runs = set(_IDENT_RUN.findall(path.read_bytes()))
-        found += sum(1 for i in idents if i.encode() in runs)
-        stats = {v for (v,) in con.execute(
-            "SELECT unnest([stats_min_value, stats_max_value]) FROM parquet_metadata($path)", {"path": str(path)})
-            .fetchall() if v is not None}
-        found += sum(1 for i in idents if i in stats)
-    # A stray staging file, or the part's subject index (the tokens of the rows before the sweep), left behind.
-    stray = staged_rewrite(path).exists() + index_path(path).exists()
+        found += _found_in(con, path, identifier_columns(done["dataset"], columns_of(con, path), policy), idents)
+        index = index_path(path)
+        if index.exists():
+            # A rewritten part's index keeps the rows of what stays (`subject_index.kept_index`): its spellings,
+            # or its tokens (as hex, as the evidence of a token zone holds them), must hold none of the gone.
+            present = columns_of(con, index)
+            found += _found_in(con, index, ["raw"] if "raw" in present else ["hex(token)"], idents)
+    # A stray staging file, or an index left beside a part that is gone.
+    stray = staged_rewrite(path).exists() + (not path.exists() and index_path(path).exists())
     return Proof(dataset=done["dataset"], partition=done["partition"], file_name=Path(done["file"]).name,
                  outcome="rewritten" if path.exists() else "removed", rows_removed=done["rows_removed"],
                  identifiers_checked=len(idents), identifiers_found=found + stray)
+
+
+def _found_in(con, path: Path, columns: list[str], idents: list[str]) -> int:
+    """How many of the removed identifiers (`idents`, also the temp table `gone_idents`) the Parquet file `path`
+    holds: in the decompressed values of `columns` (SQL over its rows), and in its raw bytes (values of plain and
+    dictionary pages, footer min/max statistics; tokens are raw bytes in the file, so statistics are compared as
+    bytes)."""
+    union = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS ident FROM read_parquet($path,"
+                               " hive_partitioning = false)" for c in columns)
+    found = con.execute(f"SELECT count(DISTINCT ident) FROM ({union}) WHERE ident IN (SELECT ident FROM"
+                        " gone_idents)", {"path": str(path)}).fetchone()[0] if columns else 0
+    runs = set(_IDENT_RUN.findall(path.read_bytes()))
+    found += sum(1 for i in idents if i.encode() in runs)
+    stats = {v for (v,) in con.execute(
+        "SELECT unnest([stats_min_value, stats_max_value]) FROM parquet_metadata($path)", {"path": str(path)})
+        .fetchall() if v is not None}
+    return found + sum(1 for i in idents if i in stats)

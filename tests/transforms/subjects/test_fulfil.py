@@ -26,6 +26,7 @@ from tests.transforms.subjects.conftest import O_NUMBER, S_IMSI, S_NUMBER, SERVE
 from transforms.audit_store import reading, verify_chain
 from transforms.consents.register import define_standing
 from transforms.lake.commit import sha256_file
+from transforms.lake.partitions import index_path
 from transforms.marketing.profiles import build_profiles
 from transforms.retention import holds
 from transforms.steps.consents import CONSENT_COLUMNS, load_consents
@@ -124,6 +125,9 @@ def test_the_subjects_tokens_and_number_are_gone_from_every_rewritten_file(right
         assert not duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE imsi = ?", [files, tok]).fetchone()[0]
         for p in rights_lake.zone("analytics").rglob("*.parquet"):
             assert tok not in p.read_bytes()
+            # the rewritten part keeps its subject index, without the token only the erased rows held
+            index = [t for (t,) in duckdb.execute("SELECT token FROM read_parquet(?)", [str(index_path(p))]).fetchall()]
+            assert index and tok not in index
     # The quarantine keeps C1's record (S only the other party there) and O's; S's own rows are gone.
     q = [str(p) for p in rights_lake.zone("quarantine").rglob("*.parquet")]
     ids = {r for (r,) in duckdb.execute("SELECT record_id FROM read_parquet(?, union_by_name = true)",
