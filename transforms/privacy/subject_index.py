@@ -34,23 +34,37 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
-from transforms.lake.connection import columns_of, execute
+from transforms.lake.connection import columns_of, connect, execute
 from transforms.lake.partitions import index_path, part_files
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 
-# Zones whose parts get an index (their parts are one source file's rows of one day, the bulk of a lake).
-INDEXED_ZONES = ("billing", "analytics")
+# Zones whose parts get an index: the bulk of a lake (billing and analytics: one source file's rows of one day) and
+# the invoices (one payments extract's rows of an invoice year: ~0.6M rows a 10M-row night, ~1 s to hash whole).
+# Quarantine and the consent register are searched without one: at 10M rows a night they hold a few thousand rows
+# (benchmarks/README.md, the subject export).
+INDEXED_ZONES = ("billing", "analytics", "invoices")
 INDEX_KINDS = ("msisdn", "imsi")        # the identifiers a subject is searched by (transforms.subjects.subject)
+# The payments extract's subscriber column (transforms.steps.payments): a number in E.164.
+SUBSCRIBER_NUMBER = "subscriber_number"
 # ~1M distinct tokens in a 10M-row night's day part: 8k-token row groups let a lookup read ~130 KB of it.
 _ROW_GROUP = 8192
 
 
+def identifier_kinds(policy: Policy, present: set[str] | list[str]) -> dict[str, str]:
+    """The columns of a part the index covers, with their kind: every msisdn and IMSI column it has, in policy
+    order, and an invoice's subscriber number."""
+    kinds = {f.column: f.identifier for f in policy.fields if f.identifier in INDEX_KINDS and f.column in present}
+    if SUBSCRIBER_NUMBER in present:
+        kinds.setdefault(SUBSCRIBER_NUMBER, "msisdn")
+    return kinds
+
+
 def indexed_columns(policy: Policy, present: set[str] | list[str]) -> list[str]:
-    """The columns of a part the index covers: every msisdn and IMSI column it has, in policy order."""
-    return [f.column for f in policy.fields if f.identifier in INDEX_KINDS and f.column in present]
+    """The columns of a part the index covers (`identifier_kinds`)."""
+    return list(identifier_kinds(policy, present))
 
 
 def write_index_file(con, dst: Path, tokens_sql: str, params: dict, *, raw: bool) -> None:
@@ -156,13 +170,13 @@ def index_tokenized(con, part: Path, policy: Policy) -> Path | None:
 
 
 def index_raw(con, part: Path, policy: Policy, keyring: KeyRing) -> Path | None:
-    """Index a part of raw identifiers (billing) under the current key: its distinct spellings normalized and
+    """Index a part of raw identifiers (billing, invoices) under the current key: its distinct spellings normalized and
     hashed in DuckDB (`token_sql`), as the analytics step does, each token with its spellings. None when it has
     no identifier column."""
-    columns = indexed_columns(policy, columns_of(con, part))
+    kinds = identifier_kinds(policy, columns_of(con, part))
+    columns = list(kinds)
     if not columns:
         return None
-    kinds = {f.column: f.identifier for f in policy.fields}
     spellings = " UNION ALL ".join(
         f"SELECT '{kinds[c]}' AS kind, CAST({c} AS VARCHAR) AS raw FROM read_parquet($part, hive_partitioning = false)"
         f" WHERE {c} IS NOT NULL" for c in columns)
@@ -249,10 +263,23 @@ class IndexBuild:
     skipped: int
 
 
+def index_committed(lake: Lake, files: tuple[str, ...], policy: Policy, keyring: KeyRing, work_dir: Path) -> int:
+    """Index the parts of raw identifiers a step has just committed (`files`, relative to the lake root; those of
+    zones without an index are left), each after its part; returns how many were written."""
+    parts = [lake.root / f for f in files if Path(f).parts[0] in INDEXED_ZONES]
+    if not parts:
+        return 0
+    con = connect(work_dir / "tmp")
+    try:
+        return sum(index_raw(con, part, policy, keyring) is not None for part in parts)
+    finally:
+        con.close()
+
+
 def build_missing(con, lake: Lake, policy: Policy, keyring: KeyRing) -> IndexBuild:
-    """Write the index of every billing and analytics part that has none (a lake from before the index, parts
-    the retention sweep rewrote). Analytics parts are indexed from their own tokens; billing parts are hashed
-    under the current key."""
+    """Write the index of every part of an indexed zone that has none (a lake from before the index, a part whose
+    index a crash left unwritten). Analytics parts are indexed from their own tokens; billing and invoice parts
+    are hashed under the current key."""
     written, skipped = {}, 0
     for zone in INDEXED_ZONES:
         written[zone] = 0

@@ -199,6 +199,52 @@ def _present(con, source: str, params: dict) -> set[str]:
     return set(_columns(con, source, params))
 
 
+def _pinpointed(s: Search, files: list[str], tests: dict[str, list], schema: list[str] | None = None
+                ) -> tuple[str, dict]:
+    """The rows of the part files `files` where a column holds one of its values (`tests`: {column: values}), as a
+    relation with the columns of `schema` (part files; default `files`; partition columns included) and its
+    parameters: a superset of the subject's rows, which the finder then matches exactly.
+
+    Read in two steps, so a row group is read whole only where a row of the subject is (docs/design.md §12): one
+    narrow scan per column, its filter pushed into the Parquet reader (footer statistics skip row groups that
+    cannot hold a value, and no other column is read), gives each part's row numbers; then each part holding one
+    is read at those rows only. A read of every row of the listed parts, filtered afterwards, decoded every column
+    of every row group (most of a search's seconds)."""
+    present = {name: kind for name, kind, *_ in execute(s.con, f"DESCRIBE SELECT * FROM {_source(files)}",
+                                                          {"files": files}).fetchall()}
+    params: dict = {"files": files}
+    branches = []
+    for column, values in tests.items():
+        if not values:
+            continue
+        names = []
+        for value in values:
+            names.append(f"$v{len(params)}")
+            params[names[-1][1:]] = value
+        # As stored (text or tokens) the filter goes into the reader; another type is compared as text.
+        stored = column if present.get(column) in ("VARCHAR", "BLOB") else f"CAST({column} AS VARCHAR)"
+        branches.append(f"SELECT filename, file_row_number FROM read_parquet($files, filename = true,"
+                        f" file_row_number = true, union_by_name = true, hive_partitioning = false)"
+                        f" WHERE {stored} IN ({', '.join(names)})")
+    located = execute(s.con, f"""SELECT filename, list(file_row_number ORDER BY file_row_number)
+                                  FROM ({' UNION '.join(branches)}) GROUP BY filename ORDER BY filename""",
+                      params).fetchall() if branches else []
+    # Every column of the parts, whichever of them hold a row (`WHERE false` reads no row).
+    reads, bound = [f"SELECT * FROM {_source(files)} WHERE false"], {"files": schema or files}
+    # Paths are the lake's own; the row numbers are positions in them, nothing of a person.
+    for i, (path, rows) in enumerate(located):
+        bound[f"part{i}"], bound[f"rows{i}"] = path, rows
+        reads.append(f"SELECT * EXCLUDE (file_row_number) FROM read_parquet($part{i}, hive_partitioning = true,"
+                     f" file_row_number = true) WHERE file_row_number IN (SELECT unnest($rows{i}))")
+    return "(" + " UNION ALL BY NAME ".join(reads) + ")", bound
+
+
+def _values(s: Search, table: str, kind: str, column: str) -> list:
+    """The subject's values of one identifier kind in a temp table (their spellings, or tokens), for a filter."""
+    return [v for (v,) in s.con.execute(f"SELECT DISTINCT {column} FROM {table} WHERE kind = ? ORDER BY 1",
+                                        [kind]).fetchall()]
+
+
 def _store(s: Search, zone: str, select: str, params: dict, note: str) -> ZoneFound:
     table = f"found_{zone}"
     execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS {select}", params)
@@ -239,10 +285,9 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
         return _nothing(zone, "no files in the zone")
     look = s.candidates(zone, files, spellings=True)
     scan = look.parts
-    # No part may hold the subject: the first part only gives the columns, and no row is read (`WHERE false`).
-    params = {"files": scan or files[:1]}
+    # No part may hold the subject: the first part only gives the columns, and no row is read.
     source = _source(files)
-    present = _columns(s.con, source, params)
+    present = _columns(s.con, source, {"files": scan or files[:1]})
     present_set = set(present)
     numbers, imsis = s.columns("msisdn", present_set), s.columns("imsi", present_set)
     subscriber = [SUBSCRIBER_NUMBER] if SUBSCRIBER_NUMBER in present_set else []
@@ -258,11 +303,13 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
         served.insert(0, f"CAST({SERVED_NUMBER} AS VARCHAR) {is_number}")
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
-    # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
-    candidates = (" OR ".join([*own.values(), *served[1 if cdr else 0:]]) if scan else "") or "false"
+    # Only the rows holding one of the subject's spellings are read (a superset: the role decides each).
+    spelled = {"msisdn": _values(s, spell, "msisdn", "raw"), "imsi": _values(s, spell, "imsi", "raw")}
+    rows, params = _pinpointed(s, scan, {**{c: spelled["msisdn"] for c in numbers + subscriber},
+                                         **{c: spelled["imsi"] for c in imsis}}) if scan \
+        else (f"(SELECT * FROM {source} WHERE false)", {"files": files[:1]})
     found = _store(s, zone, f"""
-        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE}
-                              FROM (SELECT * FROM {source} WHERE {candidates}))
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows})
         WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
                    "rows of the subscriber's own communications, and rows where they were only the other party "
                    "(without that party's identifiers)")
@@ -271,27 +318,52 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     return found
 
 
+def _link_sim(s: Search, files: list[str]) -> None:
+    """A subject asked for by IMSI: add the number of the SIM's own rows (and the IMSI) under every key held to
+    `subject_tokens`, from those rows' identifier columns alone, before billing is searched once for both (the
+    number also finds the communications of others they were the other party of; an IMSI is only ever the served
+    subscriber's)."""
+    look = s.candidates("billing", files, spellings=True)
+    if not look.parts:
+        return
+    source = _source(files)
+    present = set(_columns(s.con, source, {"files": look.parts}))
+    imsis = s.columns("imsi", present)
+    if not imsis or not {"direction", "origin_number", "destination_number"} <= present:
+        return
+    spell = s.spellings("billing", source, {"files": look.unindexed or files[:1]}, {"imsi": imsis},
+                        indexed=look.spellings, hash_source=bool(look.unindexed))
+    rows, params = _pinpointed(s, look.parts, {c: _values(s, spell, "imsi", "raw") for c in imsis})
+    sim = " OR ".join(f"CAST({c} AS VARCHAR) IN (SELECT raw FROM {spell} WHERE kind = 'imsi')" for c in imsis)
+    execute(s.con, f"""CREATE OR REPLACE TEMP TABLE sim_rows AS
+        SELECT '{SERVED}' AS {ROLE}, direction, origin_number, destination_number, {imsis[0]}
+        FROM {rows} WHERE {sim}""", params)
+    s.link("sim_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", imsis[0])
+    s.con.execute("DROP TABLE sim_rows")
+
+
 @finder("billing")
 def find_billing(s: Search) -> ZoneFound:
     files = [str(p) for p in part_files(s.lake, "billing")]
-    found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=True)
-    if s.subject.kind != "msisdn" and found.rows:
-        # Asked for by IMSI: the number of their own rows also finds the communications of others they were
-        # the other party of (an IMSI is only ever the served subscriber's).
-        found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",))
-    return found
+    if s.subject.kind != "msisdn":
+        _link_sim(s, files)     # asked for by IMSI: the SIM's number first, then one search for both
+    return _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=s.subject.kind == "msisdn")
 
 
 def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> ZoneFound:
     """Rows of a zone whose `subscriber_number` (E.164) is the subject's: the whole row is theirs."""
     if not files:
         return _nothing(zone, "no files in the zone")
-    params = {"files": files}
     source = _source(files)
-    if SUBSCRIBER_NUMBER not in _present(s.con, source, params):
+    if SUBSCRIBER_NUMBER not in _present(s.con, source, {"files": files}):
         return _nothing(zone, f"the zone's files have no {SUBSCRIBER_NUMBER} column")
-    spell = s.spellings(zone, source, params, {"msisdn": [SUBSCRIBER_NUMBER]})
-    return _store(s, zone, f"SELECT * FROM {source} WHERE {SUBSCRIBER_NUMBER} IN"
+    look = s.candidates(zone, files, spellings=True)      # invoices have an index; the consent register none
+    spell = s.spellings(zone, source, {"files": look.unindexed or files[:1]},
+                        {"msisdn": [SUBSCRIBER_NUMBER]} if look.parts else {},
+                        indexed=look.spellings, hash_source=bool(look.unindexed))
+    rows, params = _pinpointed(s, look.parts, {SUBSCRIBER_NUMBER: _values(s, spell, "msisdn", "raw")}, files) \
+        if look.parts else (f"(SELECT * FROM {source} WHERE false)", {"files": files[:1]})
+    return _store(s, zone, f"SELECT * FROM {rows} WHERE {SUBSCRIBER_NUMBER} IN"
                            f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", params, note)
 
 
@@ -325,13 +397,13 @@ def find_analytics(s: Search) -> ZoneFound:
     keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
     select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
-    # Rows of a key the subject has a token under and holding one of its tokens first (a semi-join per column:
-    # row groups of other keys are skipped by their statistics), the role on those only.
-    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis)) \
-        if scan else "false"
+    # Only the rows holding one of the subject's tokens are read (a superset: the key and the role decide each).
+    tokens = {kind: _values(s, "subject_tokens", kind, "token") for kind in SUBJECT_KINDS}
+    rows, params = _pinpointed(s, scan, {**{c: tokens["msisdn"] for c in numbers}, **{c: tokens["imsi"] for c in imsis}}) \
+        if scan else (f"(SELECT * FROM {source} WHERE false)", params)
     return _store(s, "analytics", f"""
-        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source}
-                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens) AND ({candidates}))
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows}
+                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens))
         WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
                   "pseudonymized and generalized rows (tokens instead of numbers), made for further use")
 
