@@ -210,8 +210,6 @@ def _pinpointed(s: Search, files: list[str], tests: dict[str, list], schema: lis
     cannot hold a value, and no other column is read), gives each part's row numbers; then each part holding one
     is read at those rows only. A read of every row of the listed parts, filtered afterwards, decoded every column
     of every row group (most of a search's seconds)."""
-    present = {name: kind for name, kind, *_ in execute(s.con, f"DESCRIBE SELECT * FROM {_source(files)}",
-                                                          {"files": files}).fetchall()}
     params: dict = {"files": files}
     branches = []
     for column, values in tests.items():
@@ -221,8 +219,8 @@ def _pinpointed(s: Search, files: list[str], tests: dict[str, list], schema: lis
         for value in values:
             names.append(f"$v{len(params)}")
             params[names[-1][1:]] = value
-        # As stored (text or tokens) the filter goes into the reader; another type is compared as text.
-        stored = column if present.get(column) in ("VARCHAR", "BLOB") else f"CAST({column} AS VARCHAR)"
+        # Spellings are compared as text (a no-op cast on a text column: the filter still goes into the reader).
+        stored = column if isinstance(values[0], bytes) else f"CAST({column} AS VARCHAR)"
         branches.append(f"SELECT filename, file_row_number FROM read_parquet($files, filename = true,"
                         f" file_row_number = true, union_by_name = true, hive_partitioning = false)"
                         f" WHERE {stored} IN ({', '.join(names)})")
@@ -333,12 +331,23 @@ def _link_sim(s: Search, files: list[str]) -> None:
         return
     spell = s.spellings("billing", source, {"files": look.unindexed or files[:1]}, {"imsi": imsis},
                         indexed=look.spellings, hash_source=bool(look.unindexed))
-    rows, params = _pinpointed(s, look.parts, {c: _values(s, spell, "imsi", "raw") for c in imsis})
-    sim = " OR ".join(f"CAST({c} AS VARCHAR) IN (SELECT raw FROM {spell} WHERE kind = 'imsi')" for c in imsis)
+    # One narrow read: an equality on the IMSI column as stored is a filter inside the Parquet reader, which
+    # decodes the three other columns only where it holds (a row group without the IMSI is skipped).
+    spelled = _values(s, spell, "imsi", "raw")
+    if not spelled:
+        return
+    params: dict = {"files": look.parts}
+    reads = []
+    for c in imsis:
+        for value in spelled:
+            params[f"v{len(params)}"] = value
+            reads.append(f"SELECT direction, origin_number, destination_number, {c} AS imsi FROM read_parquet($files,"
+                         f" union_by_name = true, hive_partitioning = false)"
+                         f" WHERE CAST({c} AS VARCHAR) = $v{len(params) - 1}")
     execute(s.con, f"""CREATE OR REPLACE TEMP TABLE sim_rows AS
-        SELECT '{SERVED}' AS {ROLE}, direction, origin_number, destination_number, {imsis[0]}
-        FROM {rows} WHERE {sim}""", params)
-    s.link("sim_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", imsis[0])
+        SELECT '{SERVED}' AS {ROLE}, * FROM ({' UNION ALL '.join(reads)})""",
+            params)
+    s.link("sim_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", "imsi")
     s.con.execute("DROP TABLE sim_rows")
 
 
