@@ -1,28 +1,33 @@
 """Subject index: which part files of a zone may hold a subject, from the subject's tokens alone (policy §6.1,
 §6.5; docs/design.md §4, §12).
 
-Beside each billing and analytics part file (`event_date=D/part-<sha>.parquet`) the pipeline commits
+Beside each billing, analytics and invoice part file (`event_date=D/part-<sha>.parquet`) the pipeline commits
 `part-<sha>.tokens` (`transforms.lake.partitions.index_path`): a small Parquet file of the DISTINCT tokens of the
-identifiers the part holds (every msisdn and IMSI column), with the key id they were made with, sorted by token
-in small row groups. A subject search reads the indexes first — footer statistics skip every row group but the
-one a token would be in — and scans only the parts whose index holds one of the subject's tokens.
+identifiers the part holds (every msisdn and IMSI column, an invoice's subscriber number), with the key id they were
+made with, sorted by token in small row groups. A subject search reads the indexes first — footer statistics skip
+every row group but the one a token would be in — and scans only the parts whose index holds one of the subject's
+tokens.
 
-* A billing index also maps each token to the raw spellings of it that its part holds (`raw`): a search then
-  matches the part's rows by those spellings without normalizing and hashing every distinct spelling of the zone
-  (the cost of a search without the index). The billing zone holds those spellings already, in the same folder
-  with the same mode, and the index goes with its part; an analytics index has tokens only (the analytics zone
-  holds no raw identifier).
-* The tokens are the analytics step's own (`transforms.privacy.analytics`): the analytics part of a day is made
-  from the billing part of that day, so its token columns are the billing part's identifiers, hashed once.
+* A billing or invoice index also maps each token to the raw spellings of it that its part holds (`raw`): a search
+  then matches the part's rows by those spellings without normalizing and hashing every distinct spelling of the
+  zone (the cost of a search without the index). The zone holds those spellings already, in the same folder with
+  the same mode, and the index goes with its part; an analytics index has tokens only (the analytics zone holds
+  no raw identifier).
+* The billing and analytics tokens are the analytics step's own (`transforms.privacy.analytics`): the analytics
+  part of a day is made from the billing part of that day, so its token columns are the billing part's
+  identifiers, hashed once. An invoice part is hashed under the current key when the night commits it
+  (`index_committed`).
 * An index holds tokens, which are pseudonymous personal data: it sits in its part's folder, with the zone's
-  mode (committed as the parts are), and goes with its part (a failed file withdrawn, the retention sweep's
-  rewrite or removal: `transforms.retention.rewrite`, whose proof checks the index is gone).
+  mode (committed as the parts are), and goes with its part (a failed file withdrawn, a part replaced or removed).
 * An index is written after its part and removed before its part is replaced or rewritten, so an index that
-  exists was made from its part's present rows. The search still matches the rows it scans, so a part whose
-  index lists a token it no longer holds costs a scan and nothing else.
-* A part without an index (a lake written before the index, a part the sweep rewrote, a crash between a part
-  and its index), or whose index was made with a key no longer held, is scanned as before (`candidate_parts`);
-  `build_missing` writes the missing indexes of a lake (`cdr-audit subject index`).
+  exists was made from its part's present rows. A part the retention sweep or an erasure rewrites
+  (`transforms.retention.rewrite`) gets its index back, keeping only the rows whose identifier the rewritten part
+  still holds (`kept_index`: by spelling or by token, no key needed), so no index lists an identifier only the
+  removed rows held, and the sweep's proof checks it. The search still matches the rows it reads, so a part whose
+  index lists a token it no longer holds costs a read and nothing else.
+* A part without an index (a lake written before the index, a crash between a part and its index), or whose index
+  was made with a key no longer held, is scanned as before (`candidate_parts`); `build_missing` writes the missing
+  indexes of a lake (`cdr-audit subject index`).
 """
 
 from __future__ import annotations

@@ -5,11 +5,14 @@ Each zone has one small finder in a registry (`FINDERS`, in the order a summary 
 leaves the subject's rows as a temp table `found_<zone>` in the search's connection and says how many it
 found; nothing of them is read into Python.
 
-* Zones of raw values (billing, invoices, quarantine, consents) are matched as the retention sweep matches a
-  hold's subject (`transforms.retention.hold_scope`): the zone's DISTINCT spellings of numbers and IMSIs are
-  normalized and tokenized with each key the subject has a token under, inside DuckDB (`token_sql`), and the
-  rows holding a matching spelling are taken — one read of the zone's identifier columns for all keys, HMAC
-  over distinct values only.
+* Zones of raw values (billing, invoices, quarantine, consents) are matched by the subject's spellings: those the
+  subject index lists for its tokens (`transforms.privacy.subject_index`: billing and invoice parts), and, in
+  parts without a usable index, as the retention sweep matches a hold's subject (`transforms.retention.hold_scope`):
+  the DISTINCT spellings of numbers and IMSIs normalized and tokenized with each key the subject has a token
+  under, inside DuckDB (`token_sql`) — HMAC over distinct values only.
+* Every zone of rows is read in two steps (`_pinpointed`): a narrow scan of the identifier columns of the parts
+  that may hold the subject, the filter inside the Parquet reader, gives row numbers; the parts are then read at
+  those rows only. The rows so read are a superset, matched exactly as before: the same rows either way.
 * Zones of tokens (analytics, roaming) are matched on (key id, token) pairs: a row is compared with the
   subject's token under the key the row was made with (`hmac_key_id`), so rows from before and after a key
   rotation are found; a token made with a key since dropped still matches the rows of that key.
