@@ -202,17 +202,17 @@ def _present(con, source: str, params: dict) -> set[str]:
     return set(_columns(con, source, params))
 
 
-def _pinpointed(s: Search, files: list[str], tests: dict[str, list], schema: list[str] | None = None
-                ) -> tuple[str, dict]:
-    """The rows of the part files `files` where a column holds one of its values (`tests`: {column: values}), as a
-    relation with the columns of `schema` (part files; default `files`; partition columns included) and its
-    parameters: a superset of the subject's rows, which the finder then matches exactly.
+def _pinpointed(s: Search, zone: str, files: list[str], tests: dict[str, list], schema: list[str] | None = None
+                ) -> str:
+    """Temp table `<zone>_read`: the rows of the part files `files` where a column holds one of its values
+    (`tests`: {column: values}), with the columns of `schema` (part files; default `files`; partition columns
+    included) — a superset of the subject's rows, which the finder then matches exactly.
 
-    Read in two steps, so a row group is read whole only where a row of the subject is (docs/design.md §12): one
+    Read in two steps, so a row group is decoded whole only where a row of the subject is (docs/design.md §12): one
     narrow scan per column, its filter pushed into the Parquet reader (footer statistics skip row groups that
     cannot hold a value, and no other column is read), gives each part's row numbers; then each part holding one
-    is read at those rows only. A read of every row of the listed parts, filtered afterwards, decoded every column
-    of every row group (most of a search's seconds)."""
+    is read at those rows only, one part after the other (memory stays that of one part's row groups). Reading
+    every row of the listed parts and filtering afterwards decoded every column of every row group."""
     params: dict = {"files": files}
     branches = []
     for column, values in tests.items():
@@ -230,14 +230,16 @@ def _pinpointed(s: Search, files: list[str], tests: dict[str, list], schema: lis
     located = execute(s.con, f"""SELECT filename, list(file_row_number ORDER BY file_row_number)
                                   FROM ({' UNION '.join(branches)}) GROUP BY filename ORDER BY filename""",
                       params).fetchall() if branches else []
+    table = f"{zone}_read"
     # Every column of the parts, whichever of them hold a row (`WHERE false` reads no row).
-    reads, bound = [f"SELECT * FROM {_source(files)} WHERE false"], {"files": schema or files}
+    execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {_source(files)} WHERE false",
+            {"files": schema or files})
     # Paths are the lake's own; the row numbers are positions in them, nothing of a person.
-    for i, (path, rows) in enumerate(located):
-        bound[f"part{i}"], bound[f"rows{i}"] = path, rows
-        reads.append(f"SELECT * EXCLUDE (file_row_number) FROM read_parquet($part{i}, hive_partitioning = true,"
-                     f" file_row_number = true) WHERE file_row_number IN (SELECT unnest($rows{i}))")
-    return "(" + " UNION ALL BY NAME ".join(reads) + ")", bound
+    for path, rows in located:
+        s.con.execute(f"""INSERT INTO {table} BY NAME
+            SELECT * EXCLUDE (file_row_number) FROM read_parquet($part, hive_partitioning = true, file_row_number = true)
+            WHERE file_row_number IN (SELECT unnest($rows))""", {"part": path, "rows": rows})
+    return table
 
 
 def _values(s: Search, table: str, kind: str, column: str) -> list:
@@ -249,6 +251,7 @@ def _values(s: Search, table: str, kind: str, column: str) -> list:
 def _store(s: Search, zone: str, select: str, params: dict, note: str) -> ZoneFound:
     table = f"found_{zone}"
     execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS {select}", params)
+    s.con.execute(f"DROP TABLE IF EXISTS {zone}_read")       # the superset read, if any: matched now
     (rows,), = s.con.execute(f"SELECT count(*) FROM {table}").fetchall()
     return ZoneFound(zone, rows, EXPORTED, note, table)
 
@@ -306,12 +309,11 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
     # Only the rows holding one of the subject's spellings are read (a superset: the role decides each).
     spelled = {"msisdn": _values(s, spell, "msisdn", "raw"), "imsi": _values(s, spell, "imsi", "raw")}
-    rows, params = _pinpointed(s, scan, {**{c: spelled["msisdn"] for c in numbers + subscriber},
-                                         **{c: spelled["imsi"] for c in imsis}}) if scan \
-        else (f"(SELECT * FROM {source} WHERE false)", {"files": files[:1]})
+    rows = _pinpointed(s, zone, scan or files[:1], {**{c: spelled["msisdn"] for c in numbers + subscriber},
+                                                   **{c: spelled["imsi"] for c in imsis}} if scan else {})
     found = _store(s, zone, f"""
         SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows})
-        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", {},
                    "rows of the subscriber's own communications, and rows where they were only the other party "
                    "(without that party's identifiers)")
     if link and cdr and found.rows:
@@ -373,10 +375,10 @@ def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> 
     spell = s.spellings(zone, source, {"files": look.unindexed or files[:1]},
                         {"msisdn": [SUBSCRIBER_NUMBER]} if look.parts else {},
                         indexed=look.spellings, hash_source=bool(look.unindexed))
-    rows, params = _pinpointed(s, look.parts, {SUBSCRIBER_NUMBER: _values(s, spell, "msisdn", "raw")}, files) \
-        if look.parts else (f"(SELECT * FROM {source} WHERE false)", {"files": files[:1]})
+    rows = _pinpointed(s, zone, look.parts or files[:1],
+                       {SUBSCRIBER_NUMBER: _values(s, spell, "msisdn", "raw")} if look.parts else {}, files)
     return _store(s, zone, f"SELECT * FROM {rows} WHERE {SUBSCRIBER_NUMBER} IN"
-                           f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", params, note)
+                           f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", {}, note)
 
 
 @finder("invoices")
@@ -411,12 +413,12 @@ def find_analytics(s: Search) -> ZoneFound:
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
     # Only the rows holding one of the subject's tokens are read (a superset: the key and the role decide each).
     tokens = {kind: _values(s, "subject_tokens", kind, "token") for kind in SUBJECT_KINDS}
-    rows, params = _pinpointed(s, scan, {**{c: tokens["msisdn"] for c in numbers}, **{c: tokens["imsi"] for c in imsis}}) \
-        if scan else (f"(SELECT * FROM {source} WHERE false)", params)
+    rows = _pinpointed(s, "analytics", scan or files[:1],
+                       {**{c: tokens["msisdn"] for c in numbers}, **{c: tokens["imsi"] for c in imsis}} if scan else {})
     return _store(s, "analytics", f"""
         SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows}
                               WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens))
-        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", {},
                   "pseudonymized and generalized rows (tokens instead of numbers), made for further use")
 
 
