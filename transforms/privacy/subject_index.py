@@ -37,6 +37,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
 from transforms.lake.connection import columns_of, connect, execute
@@ -139,7 +141,10 @@ def kept_index(con, part: Path, rewritten: Path, policy: Policy, dst: Path) -> P
     old = index_path(part)
     if not old.exists():
         return None
-    raw = "raw" in columns_of(con, old)
+    try:
+        raw = "raw" in columns_of(con, old)
+    except duckdb.Error:
+        return None          # an unreadable index is dropped with its part's old rows: the part is read whole
     columns = indexed_columns(policy, columns_of(con, rewritten))
     if raw:
         held = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS raw FROM read_parquet($rewritten,"

@@ -110,3 +110,10 @@ def test_the_proof_fails_on_an_index_that_still_lists_a_removed_identifier(lake,
     assert not prove(duckdb.connect(), lake, policy, done).ok
     index_path(part).unlink()
     assert prove(duckdb.connect(), lake, policy, done).ok
+
+
+def test_a_damaged_index_does_not_stop_the_sweep_and_goes_with_the_old_rows(golden_lake, policy):
+    march = next(p for p in part_files(golden_lake, "billing") if p.parent.name == "event_date=2026-03-14")
+    index_path(march).write_bytes(b"not a parquet file")
+    result = run_sweep(golden_lake, policy, "2027-04-01")
+    assert all(p.ok for p in result.proofs) and march.exists() and not index_path(march).exists()
