@@ -31,6 +31,7 @@ from transforms.policy import Policy
 from transforms.privacy.analytics import AnalyticsResult, build_analytics
 from transforms.privacy.restricted import ANALYTICS, read_restricted, write_skipped
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.subject_index import index_committed
 from transforms.privacy.redact import safe_error
 from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing, restricted_filter
@@ -124,7 +125,7 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
             source = readable_copy(planned.fs_path, planned.sha256, planned.compression, work)
             extract = _extract_of(source, planned, format_override)
             if extract is not None:
-                facts = _audit_extract(record, extract, source, lake, policy, work, step)
+                facts = _audit_extract(record, extract, source, lake, policy, work, step, keyring)
             else:
                 ingest = ingest_file(source, policy, formats, work, shape=planned.shape,
                                      format_override=format_override, timezone=timezone)
@@ -163,11 +164,13 @@ def _refused_whole(record: _FileRecord, reason: str, lines: int, profile: str | 
 
 
 def _audit_extract(record: _FileRecord, extract: Extract, source: Path, lake: Lake, policy: Policy, work: Path,
-                   step: "_StepClock") -> FileFacts:
-    """A fixed-header extract: its zone and quarantine only (no field check, no CDR suite, no analytics)."""
+                   step: "_StepClock", keyring: KeyRing) -> FileFacts:
+    """A fixed-header extract: its zone and quarantine only (no field check, no CDR suite, no analytics); the
+    invoices' subject index after their parts (docs/design.md §12)."""
     p = record.planned
     done = load_extract(extract, source, policy, lake, work, night=record.night, run_id=record.run_id,
                         shape=p.shape)
+    index_committed(lake, done.zone_files, policy, keyring, work)
     step(f"{extract.profile}: {done.rows_loaded:,} rows committed to {extract.zone} in"
          f" {len(done.rows_by_partition)} partition(s), {done.rows_quarantined:,} quarantined")
     read_by_row = done.status == "loaded"       # an empty or refused extract was not read row by row

@@ -1,28 +1,33 @@
 """Subject index: which part files of a zone may hold a subject, from the subject's tokens alone (policy §6.1,
 §6.5; docs/design.md §4, §12).
 
-Beside each billing and analytics part file (`event_date=D/part-<sha>.parquet`) the pipeline commits
+Beside each billing, analytics and invoice part file (`event_date=D/part-<sha>.parquet`) the pipeline commits
 `part-<sha>.tokens` (`transforms.lake.partitions.index_path`): a small Parquet file of the DISTINCT tokens of the
-identifiers the part holds (every msisdn and IMSI column), with the key id they were made with, sorted by token
-in small row groups. A subject search reads the indexes first — footer statistics skip every row group but the
-one a token would be in — and scans only the parts whose index holds one of the subject's tokens.
+identifiers the part holds (every msisdn and IMSI column, an invoice's subscriber number), with the key id they were
+made with, sorted by token in small row groups. A subject search reads the indexes first — footer statistics skip
+every row group but the one a token would be in — and scans only the parts whose index holds one of the subject's
+tokens.
 
-* A billing index also maps each token to the raw spellings of it that its part holds (`raw`): a search then
-  matches the part's rows by those spellings without normalizing and hashing every distinct spelling of the zone
-  (the cost of a search without the index). The billing zone holds those spellings already, in the same folder
-  with the same mode, and the index goes with its part; an analytics index has tokens only (the analytics zone
-  holds no raw identifier).
-* The tokens are the analytics step's own (`transforms.privacy.analytics`): the analytics part of a day is made
-  from the billing part of that day, so its token columns are the billing part's identifiers, hashed once.
+* A billing or invoice index also maps each token to the raw spellings of it that its part holds (`raw`): a search
+  then matches the part's rows by those spellings without normalizing and hashing every distinct spelling of the
+  zone (the cost of a search without the index). The zone holds those spellings already, in the same folder with
+  the same mode, and the index goes with its part; an analytics index has tokens only (the analytics zone holds
+  no raw identifier).
+* The billing and analytics tokens are the analytics step's own (`transforms.privacy.analytics`): the analytics
+  part of a day is made from the billing part of that day, so its token columns are the billing part's
+  identifiers, hashed once. An invoice part is hashed under the current key when the night commits it
+  (`index_committed`).
 * An index holds tokens, which are pseudonymous personal data: it sits in its part's folder, with the zone's
-  mode (committed as the parts are), and goes with its part (a failed file withdrawn, the retention sweep's
-  rewrite or removal: `transforms.retention.rewrite`, whose proof checks the index is gone).
+  mode (committed as the parts are), and goes with its part (a failed file withdrawn, a part replaced or removed).
 * An index is written after its part and removed before its part is replaced or rewritten, so an index that
-  exists was made from its part's present rows. The search still matches the rows it scans, so a part whose
-  index lists a token it no longer holds costs a scan and nothing else.
-* A part without an index (a lake written before the index, a part the sweep rewrote, a crash between a part
-  and its index), or whose index was made with a key no longer held, is scanned as before (`candidate_parts`);
-  `build_missing` writes the missing indexes of a lake (`cdr-audit subject index`).
+  exists was made from its part's present rows. A part the retention sweep or an erasure rewrites
+  (`transforms.retention.rewrite`) gets its index back, keeping only the rows whose identifier the rewritten part
+  still holds (`kept_index`: by spelling or by token, no key needed), so no index lists an identifier only the
+  removed rows held, and the sweep's proof checks it. The search still matches the rows it reads, so a part whose
+  index lists a token it no longer holds costs a read and nothing else.
+* A part without an index (a lake written before the index, a crash between a part and its index), or whose index
+  was made with a key no longer held, is scanned as before (`candidate_parts`); `build_missing` writes the missing
+  indexes of a lake (`cdr-audit subject index`).
 """
 
 from __future__ import annotations
@@ -32,25 +37,41 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file
-from transforms.lake.connection import columns_of, execute
+from transforms.lake.connection import columns_of, connect, execute
 from transforms.lake.partitions import index_path, part_files
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 
-# Zones whose parts get an index (their parts are one source file's rows of one day, the bulk of a lake).
-INDEXED_ZONES = ("billing", "analytics")
+# Zones whose parts get an index: the bulk of a lake (billing and analytics: one source file's rows of one day) and
+# the invoices (one payments extract's rows of an invoice year: ~0.6M rows a 10M-row night, ~1 s to hash whole).
+# Quarantine and the consent register are searched without one: at 10M rows a night they hold a few thousand rows
+# (benchmarks/README.md, the subject export).
+INDEXED_ZONES = ("billing", "analytics", "invoices")
 INDEX_KINDS = ("msisdn", "imsi")        # the identifiers a subject is searched by (transforms.subjects.subject)
+# The payments extract's subscriber column (transforms.steps.payments): a number in E.164.
+SUBSCRIBER_NUMBER = "subscriber_number"
 # ~1M distinct tokens in a 10M-row night's day part: 8k-token row groups let a lookup read ~130 KB of it.
 _ROW_GROUP = 8192
 
 
+def identifier_kinds(policy: Policy, present: set[str] | list[str]) -> dict[str, str]:
+    """The columns of a part the index covers, with their kind: every msisdn and IMSI column it has, in policy
+    order, and an invoice's subscriber number."""
+    kinds = {f.column: f.identifier for f in policy.fields if f.identifier in INDEX_KINDS and f.column in present}
+    if SUBSCRIBER_NUMBER in present:
+        kinds.setdefault(SUBSCRIBER_NUMBER, "msisdn")
+    return kinds
+
+
 def indexed_columns(policy: Policy, present: set[str] | list[str]) -> list[str]:
-    """The columns of a part the index covers: every msisdn and IMSI column it has, in policy order."""
-    return [f.column for f in policy.fields if f.identifier in INDEX_KINDS and f.column in present]
+    """The columns of a part the index covers (`identifier_kinds`)."""
+    return list(identifier_kinds(policy, present))
 
 
 def write_index_file(con, dst: Path, tokens_sql: str, params: dict, *, raw: bool) -> None:
@@ -110,6 +131,36 @@ def stage_day_indexes(con, day_view: str, policy: Policy, tokenized: tuple[str, 
     return True
 
 
+def kept_index(con, part: Path, rewritten: Path, policy: Policy, dst: Path) -> Path | None:
+    """Write to `dst` the index `part` must have once `rewritten` (the part without some of its rows: the retention
+    sweep, an erasure) replaces it, and return `dst`; None when the part has no index.
+
+    The present index's rows whose identifier the rewritten part still holds, by its spelling where the index
+    lists spellings (billing: `raw`), else by its (token, key id) pair (analytics): no key is needed, nothing is
+    hashed, and no token of an identifier only the removed rows held stays listed (docs/design.md §12)."""
+    old = index_path(part)
+    if not old.exists():
+        return None
+    try:
+        raw = "raw" in columns_of(con, old)
+    except duckdb.Error:
+        return None          # an unreadable index is dropped with its part's old rows: the part is read whole
+    columns = indexed_columns(policy, columns_of(con, rewritten))
+    if raw:
+        held = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS raw FROM read_parquet($rewritten,"
+                                  f" hive_partitioning = false)" for c in columns) or "SELECT NULL AS raw"
+        kept = f"SELECT * FROM read_parquet($old_index) WHERE raw IN (SELECT raw FROM ({held}))"
+    else:
+        held = " UNION ALL ".join(f"SELECT {c} AS token, {KEY_ID_COLUMN} FROM read_parquet($rewritten,"
+                                  f" hive_partitioning = false)" for c in columns) or \
+            f"SELECT NULL::BLOB AS token, NULL AS {KEY_ID_COLUMN}"
+        kept = (f"SELECT * FROM read_parquet($old_index) WHERE (token, {KEY_ID_COLUMN}) IN"
+                f" (SELECT token, {KEY_ID_COLUMN} FROM ({held}))")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    write_index_file(con, dst, kept, {"old_index": str(old), "rewritten": str(rewritten)}, raw=raw)
+    return dst
+
+
 def columns_of_relation(con, relation: str) -> list[str]:
     return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
 
@@ -129,13 +180,13 @@ def index_tokenized(con, part: Path, policy: Policy) -> Path | None:
 
 
 def index_raw(con, part: Path, policy: Policy, keyring: KeyRing) -> Path | None:
-    """Index a part of raw identifiers (billing) under the current key: its distinct spellings normalized and
+    """Index a part of raw identifiers (billing, invoices) under the current key: its distinct spellings normalized and
     hashed in DuckDB (`token_sql`), as the analytics step does, each token with its spellings. None when it has
     no identifier column."""
-    columns = indexed_columns(policy, columns_of(con, part))
+    kinds = identifier_kinds(policy, columns_of(con, part))
+    columns = list(kinds)
     if not columns:
         return None
-    kinds = {f.column: f.identifier for f in policy.fields}
     spellings = " UNION ALL ".join(
         f"SELECT '{kinds[c]}' AS kind, CAST({c} AS VARCHAR) AS raw FROM read_parquet($part, hive_partitioning = false)"
         f" WHERE {c} IS NOT NULL" for c in columns)
@@ -222,10 +273,23 @@ class IndexBuild:
     skipped: int
 
 
+def index_committed(lake: Lake, files: tuple[str, ...], policy: Policy, keyring: KeyRing, work_dir: Path) -> int:
+    """Index the parts of raw identifiers a step has just committed (`files`, relative to the lake root; those of
+    zones without an index are left), each after its part; returns how many were written."""
+    parts = [lake.root / f for f in files if Path(f).parts[0] in INDEXED_ZONES]
+    if not parts:
+        return 0
+    con = connect(work_dir / "tmp")
+    try:
+        return sum(index_raw(con, part, policy, keyring) is not None for part in parts)
+    finally:
+        con.close()
+
+
 def build_missing(con, lake: Lake, policy: Policy, keyring: KeyRing) -> IndexBuild:
-    """Write the index of every billing and analytics part that has none (a lake from before the index, parts
-    the retention sweep rewrote). Analytics parts are indexed from their own tokens; billing parts are hashed
-    under the current key."""
+    """Write the index of every part of an indexed zone that has none (a lake from before the index, a part whose
+    index a crash left unwritten). Analytics parts are indexed from their own tokens; billing and invoice parts
+    are hashed under the current key."""
     written, skipped = {}, 0
     for zone in INDEXED_ZONES:
         written[zone] = 0

@@ -17,8 +17,8 @@ marketing   a profile's named called parties (`called_parties_consented`) lose t
 Rows the subject is the served party of (their own, removed by the erasure unless a hold keeps them) and rows
 an active legal hold keeps (on their own subscriber, or on the subject: `held` lists their (file, key)) are left
 as they are. Every file is rewritten like a sweep's (temp file, fsync, rename), journaled first (`journal`:
-intent with both digests, then done), so a killed answer is finished, not redone; the part's subject index goes
-before its part changes (it lists the tokens before). The tokens only blanked cells held are written aside (the
+intent with both digests, then done), so a killed answer is finished, not redone; the part's subject index keeps
+what stays listed (`subject_index.kept_index`, committed after its part). The tokens only blanked cells held are written aside (the
 evidence), and `prove_blanked` re-reads the file: none may remain in its values (list elements included), its
 footer statistics or its raw bytes. Counted, never named: rows and cells blanked per file.
 """
@@ -33,14 +33,14 @@ from pathlib import Path
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file, sha256_file
 from transforms.lake.connection import columns_of, execute
-from transforms.lake.partitions import index_path, part_files
+from transforms.lake.partitions import INDEX_SUFFIX, index_path, part_files
 from transforms.marketing.schema import NAMED_PARTIES, SUBSCRIBER_TOKEN
 from transforms.policy import Policy
 from transforms.retention.catalog import RetentionError
 from transforms.retention.journal import Journal, staged_rewrite
-from transforms.retention.proof import Proof, found_in_bytes
+from transforms.retention.proof import Proof, found_in_bytes, found_in_index
 from transforms.retention.rows import SERVED_NUMBER, subject_key
-from transforms.privacy.subject_index import candidate_parts
+from transforms.privacy.subject_index import candidate_parts, commit_index, kept_index
 from transforms.privacy.tokens import KEY_ID_COLUMN
 
 BLANKED = "blanked"
@@ -178,9 +178,13 @@ def blank(con, lake: Lake, policy: Policy, job: BlankJob, tokens: str, held: str
         tmp.unlink(missing_ok=True)
         raise RetentionError(f"{job.file}: expected {job.rows} rows after blanking, the rewrite wrote {kept}")
     entry.update(after_sha256=sha256_file(tmp), evidence=str(evidence))
+    # The part's index keeps what stays listed (`subject_index.kept_index`), so a search still skips the part.
+    index = kept_index(con, path, tmp, policy, evidence.with_suffix(INDEX_SUFFIX))
     journal.note(entry)
     index_path(path).unlink(missing_ok=True)     # it lists the tokens blanked
     commit_file(tmp, path)                       # commit point: the file without the subject's tokens
+    if index:
+        commit_index(index, path)                # after its part: a crash between leaves the part to be scanned
     entry["state"] = "done"
     return entry
 
@@ -208,7 +212,7 @@ def _write_evidence(con, shape: _Shape, blankable: str, subject: str, params: di
 
 def prove_blanked(con, lake: Lake, policy: Policy, done: dict) -> Proof:
     """Re-read a blanked file: none of the tokens only its blanked cells held may remain in its values (every
-    token column, list elements included), its statistics or its raw bytes; no staging file or subject index
+    token column, list elements included), its statistics or its raw bytes, nor its subject index; no staging file
     may be left beside it."""
     path = lake.root / done["file"]
     evidence = Path(done["evidence"]) if done["evidence"] else None
@@ -221,8 +225,8 @@ def prove_blanked(con, lake: Lake, policy: Policy, done: dict) -> Proof:
             cells = _token_cells(shape, "read_parquet($path, hive_partitioning = false)")
             found += execute(con, f"SELECT count(DISTINCT tok) FROM ({cells}) WHERE list_contains($idents, tok)",
                              {"path": str(path), "idents": idents}).fetchone()[0]
-        found += found_in_bytes(con, path, idents)
-    stray = staged_rewrite(path).exists() + index_path(path).exists()
+        found += found_in_bytes(con, path, idents) + found_in_index(con, path, idents)
+    stray = staged_rewrite(path).exists() + (not path.exists() and index_path(path).exists())
     return Proof(dataset=done["dataset"], partition=done["partition"], file_name=Path(done["file"]).name,
                  outcome=BLANKED if path.exists() else "removed", rows_removed=0, identifiers_checked=len(idents),
                  identifiers_found=found + stray)

@@ -1,6 +1,6 @@
 """The proof of a deletion: a rewritten file is re-read, and none of the identifiers only the removed rows
-held may remain in its decompressed values, its footer statistics or its raw bytes, and its subject index must be
-gone (docs/design.md §3). `found_in_bytes` is shared with the proof of a blanking (`blank.prove_blanked`)."""
+held may remain in its decompressed values, its footer statistics or its raw bytes, nor in its subject index
+(docs/design.md §3, §12). `found_in_bytes` is shared with the proof of a blanking (`blank.prove_blanked`)."""
 
 from __future__ import annotations
 
@@ -70,16 +70,36 @@ def prove(con, lake: Lake, policy: Policy, done: dict) -> Proof:
     found = 0
     if path.exists() and idents:
         con.execute("CREATE OR REPLACE TEMP TABLE gone_idents AS SELECT unnest($i::VARCHAR[]) AS ident", {"i": idents})
-        cols = identifier_columns(done["dataset"], columns_of(con, path), policy)
-        union = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS ident FROM read_parquet($path,"
-                                   " hive_partitioning = false)" for c in cols)
-        found += con.execute(f"SELECT count(DISTINCT ident) FROM ({union}) WHERE ident IN (SELECT ident FROM"
-                             " gone_idents)", {"path": str(path)}).fetchone()[0]
+        found += _found_in_values(con, path, identifier_columns(done["dataset"], columns_of(con, path), policy))
         # A marketing row's named called parties are not among its identifiers (`rows.identifier_columns`): a
         # removed subscriber named by a row that stays is someone else's profile, so its bytes may hold the token.
         found += found_in_bytes(con, path, idents, tokens_as_bytes=done["dataset"] != "marketing")
-    # A stray staging file, or the part's subject index (the tokens of the rows before the sweep), left behind.
-    stray = staged_rewrite(path).exists() + index_path(path).exists()
+        found += found_in_index(con, path, idents)
+    # A stray staging file, or an index left beside a part that is gone.
+    stray = staged_rewrite(path).exists() + (not path.exists() and index_path(path).exists())
     return Proof(dataset=done["dataset"], partition=done["partition"], file_name=Path(done["file"]).name,
                  outcome="rewritten" if path.exists() else "removed", rows_removed=done["rows_removed"],
                  identifiers_checked=len(idents), identifiers_found=found + stray)
+
+
+def found_in_index(con, part: Path, idents: list[str]) -> int:
+    """How many of `idents` the subject index of a rewritten `part` still lists. The index keeps the rows of what
+    stays (`subject_index.kept_index`): its spellings, or its tokens (as hex, as the evidence of a token zone holds
+    them), must hold none of the gone; nor may its bytes."""
+    index = index_path(part)
+    if not index.exists() or not idents:
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE gone_idents AS SELECT unnest($i::VARCHAR[]) AS ident", {"i": idents})
+    column = "raw" if "raw" in columns_of(con, index) else "hex(token)"
+    return _found_in_values(con, index, [column]) + found_in_bytes(con, index, idents)
+
+
+def _found_in_values(con, path: Path, columns: list[str]) -> int:
+    """How many of the removed identifiers (the temp table `gone_idents`) the decompressed values of `columns` of
+    the Parquet file `path` hold (SQL over its rows)."""
+    if not columns:
+        return 0
+    union = " UNION ALL ".join(f"SELECT CAST({c} AS VARCHAR) AS ident FROM read_parquet($path,"
+                               " hive_partitioning = false)" for c in columns)
+    return con.execute(f"SELECT count(DISTINCT ident) FROM ({union}) WHERE ident IN (SELECT ident FROM"
+                       " gone_idents)", {"path": str(path)}).fetchone()[0]

@@ -1,9 +1,11 @@
 """Rewriting a part file without its due rows: temp file, fsync, rename; a file left empty is removed.
 
-The part's subject index (`transforms.privacy.subject_index`) is removed before the part is rewritten or
-removed: it lists the tokens of the rows before the sweep, and must not outlive them; a search scans the part
-whole until `cdr-audit subject index` writes a new one. Before the rewrite, the identifiers that only the removed rows held are written aside (the evidence), so
-the proof can look for them afterwards (`proof`). Every rewrite is journaled first (`journal`), so a
+The part's subject index (`transforms.privacy.subject_index`) lists the identifiers of the rows before the
+rewrite: it is removed before the part is rewritten or removed, and a rewritten part gets the rows of it whose
+identifier stays (`kept_index`, staged in the sweep's work folder, committed after the part), so a search keeps
+skipping the parts that do not hold a subject and no index lists what the sweep removed. Before the rewrite, the
+identifiers that only the removed rows held are written aside (the evidence), so the proof can look for them
+afterwards (`proof`), in the part and in its index. Every rewrite is journaled first (`journal`), so a
 killed sweep is finished, not redone.
 """
 
@@ -16,9 +18,10 @@ from pathlib import Path
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file, sha256_file
 from transforms.lake.connection import columns_of, execute
-from transforms.lake.partitions import index_path
+from transforms.lake.partitions import INDEX_SUFFIX, index_path
 from transforms.policy import Policy
 from transforms.privacy.numbers import numbering_params
+from transforms.privacy.subject_index import commit_index, kept_index
 from transforms.retention.catalog import RetentionError
 from transforms.retention.journal import Journal, staged_rewrite
 from transforms.retention.plan import Job
@@ -54,9 +57,12 @@ def rewrite(con, lake: Lake, policy: Policy, job: Job, journal: Journal, evidenc
             tmp.unlink(missing_ok=True)
             raise RetentionError(f"{job.file}: expected to keep {entry['rows_kept']} rows, the rewrite kept {kept}")
         entry.update(after_sha256=sha256_file(tmp), evidence=str(evidence))
+        index = kept_index(con, path, tmp, policy, evidence.with_suffix(INDEX_SUFFIX))
         journal.note(entry)
         index_path(path).unlink(missing_ok=True)
         commit_file(tmp, path)   # commit point: the file without its due rows
+        if index:
+            commit_index(index, path)    # after its part: a crash between leaves the part to be scanned
     else:
         journal.note(entry)
         index_path(path).unlink(missing_ok=True)

@@ -5,11 +5,14 @@ Each zone has one small finder in a registry (`FINDERS`, in the order a summary 
 leaves the subject's rows as a temp table `found_<zone>` in the search's connection and says how many it
 found; nothing of them is read into Python.
 
-* Zones of raw values (billing, invoices, quarantine, consents) are matched as the retention sweep matches a
-  hold's subject (`transforms.retention.hold_scope`): the zone's DISTINCT spellings of numbers and IMSIs are
-  normalized and tokenized with each key the subject has a token under, inside DuckDB (`token_sql`), and the
-  rows holding a matching spelling are taken — one read of the zone's identifier columns for all keys, HMAC
-  over distinct values only.
+* Zones of raw values (billing, invoices, quarantine, consents) are matched by the subject's spellings: those the
+  subject index lists for its tokens (`transforms.privacy.subject_index`: billing and invoice parts), and, in
+  parts without a usable index, as the retention sweep matches a hold's subject (`transforms.retention.hold_scope`):
+  the DISTINCT spellings of numbers and IMSIs normalized and tokenized with each key the subject has a token
+  under, inside DuckDB (`token_sql`) — HMAC over distinct values only.
+* Every zone of rows is read in two steps (`_pinpointed`): a narrow scan of the identifier columns of the parts
+  that may hold the subject, the filter inside the Parquet reader, gives row numbers; the parts are then read at
+  those rows only. The rows so read are a superset, matched exactly as before: the same rows either way.
 * Zones of tokens (analytics, roaming) are matched on (key id, token) pairs: a row is compared with the
   subject's token under the key the row was made with (`hmac_key_id`), so rows from before and after a key
   rotation are found; a token made with a key since dropped still matches the rows of that key.
@@ -200,9 +203,56 @@ def _present(con, source: str, params: dict) -> set[str]:
     return set(_columns(con, source, params))
 
 
+def _pinpointed(s: Search, zone: str, files: list[str], tests: dict[str, list], schema: list[str] | None = None
+                ) -> str:
+    """Temp table `<zone>_read`: the rows of the part files `files` where a column holds one of its values
+    (`tests`: {column: values}), with the columns of `schema` (part files; default `files`; partition columns
+    included) — a superset of the subject's rows, which the finder then matches exactly.
+
+    Read in two steps, so a row group is decoded whole only where a row of the subject is (docs/design.md §12): one
+    narrow scan per column, its filter pushed into the Parquet reader (footer statistics skip row groups that
+    cannot hold a value, and no other column is read), gives each part's row numbers; then each part holding one
+    is read at those rows only, one part after the other (memory stays that of one part's row groups). Reading
+    every row of the listed parts and filtering afterwards decoded every column of every row group."""
+    params: dict = {"files": files}
+    branches = []
+    for column, values in tests.items():
+        if not values:
+            continue
+        names = []
+        for value in values:
+            names.append(f"$v{len(params)}")
+            params[names[-1][1:]] = value
+        # Spellings are compared as text (a no-op cast on a text column: the filter still goes into the reader).
+        stored = column if isinstance(values[0], bytes) else f"CAST({column} AS VARCHAR)"
+        branches.append(f"SELECT filename, file_row_number FROM read_parquet($files, filename = true,"
+                        f" file_row_number = true, union_by_name = true, hive_partitioning = false)"
+                        f" WHERE {stored} IN ({', '.join(names)})")
+    located = execute(s.con, f"""SELECT filename, list(file_row_number ORDER BY file_row_number)
+                                  FROM ({' UNION '.join(branches)}) GROUP BY filename ORDER BY filename""",
+                      params).fetchall() if branches else []
+    table = f"{zone}_read"
+    # Every column of the parts, whichever of them hold a row (`WHERE false` reads no row).
+    execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {_source(files)} WHERE false",
+            {"files": schema or files})
+    # Paths are the lake's own; the row numbers are positions in them, nothing of a person.
+    for path, rows in located:
+        s.con.execute(f"""INSERT INTO {table} BY NAME
+            SELECT * EXCLUDE (file_row_number) FROM read_parquet($part, hive_partitioning = true, file_row_number = true)
+            WHERE file_row_number IN (SELECT unnest($rows))""", {"part": path, "rows": rows})
+    return table
+
+
+def _values(s: Search, table: str, kind: str, column: str) -> list:
+    """The subject's values of one identifier kind in a temp table (their spellings, or tokens), for a filter."""
+    return [v for (v,) in s.con.execute(f"SELECT DISTINCT {column} FROM {table} WHERE kind = ? ORDER BY 1",
+                                        [kind]).fetchall()]
+
+
 def _store(s: Search, zone: str, select: str, params: dict, note: str) -> ZoneFound:
     table = f"found_{zone}"
     execute(s.con, f"CREATE OR REPLACE TEMP TABLE {table} AS {select}", params)
+    s.con.execute(f"DROP TABLE IF EXISTS {zone}_read")       # the superset read, if any: matched now
     (rows,), = s.con.execute(f"SELECT count(*) FROM {table}").fetchall()
     return ZoneFound(zone, rows, EXPORTED, note, table)
 
@@ -240,10 +290,9 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
         return _nothing(zone, "no files in the zone")
     look = s.candidates(zone, files, spellings=True)
     scan = look.parts
-    # No part may hold the subject: the first part only gives the columns, and no row is read (`WHERE false`).
-    params = {"files": scan or files[:1]}
+    # No part may hold the subject: the first part only gives the columns, and no row is read.
     source = _source(files)
-    present = _columns(s.con, source, params)
+    present = _columns(s.con, source, {"files": scan or files[:1]})
     present_set = set(present)
     numbers, imsis = s.columns("msisdn", present_set), s.columns("imsi", present_set)
     subscriber = [SUBSCRIBER_NUMBER] if SUBSCRIBER_NUMBER in present_set else []
@@ -263,12 +312,13 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
     own |= {c: f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis}
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
-    # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
-    candidates = (" OR ".join([*own.values(), *served[1 if cdr else 0:]]) if scan else "") or "false"
+    # Only the rows holding one of the subject's spellings are read (a superset: the role decides each).
+    spelled = {"msisdn": _values(s, spell, "msisdn", "raw"), "imsi": _values(s, spell, "imsi", "raw")}
+    rows = _pinpointed(s, zone, scan or files[:1], {**{c: spelled["msisdn"] for c in numbers + subscriber},
+                                                   **{c: spelled["imsi"] for c in imsis}} if scan else {})
     found = _store(s, zone, f"""
-        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE}
-                              FROM (SELECT * FROM {source} WHERE {candidates}))
-        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows})
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", {},
                    "rows of the subscriber's own communications, and rows where they were only the other party "
                    "(without that party's identifiers)")
     if link and cdr and found.rows:
@@ -276,28 +326,64 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     return found
 
 
+def _link_sim(s: Search, files: list[str]) -> None:
+    """A subject asked for by IMSI: add the number of the SIM's own rows (and the IMSI) under every key held to
+    `subject_tokens`, from those rows' identifier columns alone, before billing is searched once for both (the
+    number also finds the communications of others they were the other party of). Not from a forwarded leg: its
+    served number is the forwarded-to party's, not the SIM's (`steps.billing.imsi_is_served_sql`)."""
+    look = s.candidates("billing", files, spellings=True)
+    if not look.parts:
+        return
+    source = _source(files)
+    present = set(_columns(s.con, source, {"files": look.parts}))
+    imsis = s.columns("imsi", present)
+    if not imsis or not {"direction", "origin_number", "destination_number"} <= present:
+        return
+    spell = s.spellings("billing", source, {"files": look.unindexed or files[:1]}, {"imsi": imsis},
+                        indexed=look.spellings, hash_source=bool(look.unindexed))
+    # One narrow read: an equality on the IMSI column as stored is a filter inside the Parquet reader, which
+    # decodes the three other columns only where it holds (a row group without the IMSI is skipped).
+    spelled = _values(s, spell, "imsi", "raw")
+    if not spelled:
+        return
+    params: dict = {"files": look.parts}
+    reads = []
+    for c in imsis:
+        for value in spelled:
+            params[f"v{len(params)}"] = value
+            reads.append(f"SELECT direction, origin_number, destination_number, {c} AS imsi FROM read_parquet($files,"
+                         f" union_by_name = true, hive_partitioning = false)"
+                         f" WHERE CAST({c} AS VARCHAR) = $v{len(params) - 1} AND {imsi_is_served_sql()}")
+    execute(s.con, f"""CREATE OR REPLACE TEMP TABLE sim_rows AS
+        SELECT '{SERVED}' AS {ROLE}, * FROM ({' UNION ALL '.join(reads)})""",
+            params)
+    s.link("sim_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", "imsi")
+    s.con.execute("DROP TABLE sim_rows")
+
+
 @finder("billing")
 def find_billing(s: Search) -> ZoneFound:
     files = [str(p) for p in part_files(s.lake, "billing")]
-    found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=True)
-    if s.subject.kind != "msisdn" and found.rows:
-        # Asked for by IMSI: the number of their own rows also finds the communications of others they were
-        # the other party of (an IMSI is only ever the served subscriber's).
-        found = _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",))
-    return found
+    if s.subject.kind != "msisdn":
+        _link_sim(s, files)     # asked for by IMSI: the SIM's number first, then one search for both
+    return _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=s.subject.kind == "msisdn")
 
 
 def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> ZoneFound:
     """Rows of a zone whose `subscriber_number` (E.164) is the subject's: the whole row is theirs."""
     if not files:
         return _nothing(zone, "no files in the zone")
-    params = {"files": files}
     source = _source(files)
-    if SUBSCRIBER_NUMBER not in _present(s.con, source, params):
+    if SUBSCRIBER_NUMBER not in _present(s.con, source, {"files": files}):
         return _nothing(zone, f"the zone's files have no {SUBSCRIBER_NUMBER} column")
-    spell = s.spellings(zone, source, params, {"msisdn": [SUBSCRIBER_NUMBER]})
-    return _store(s, zone, f"SELECT * FROM {source} WHERE {SUBSCRIBER_NUMBER} IN"
-                           f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", params, note)
+    look = s.candidates(zone, files, spellings=True)      # invoices have an index; the consent register none
+    spell = s.spellings(zone, source, {"files": look.unindexed or files[:1]},
+                        {"msisdn": [SUBSCRIBER_NUMBER]} if look.parts else {},
+                        indexed=look.spellings, hash_source=bool(look.unindexed))
+    rows = _pinpointed(s, zone, look.parts or files[:1],
+                       {SUBSCRIBER_NUMBER: _values(s, spell, "msisdn", "raw")} if look.parts else {}, files)
+    return _store(s, zone, f"SELECT * FROM {rows} WHERE {SUBSCRIBER_NUMBER} IN"
+                           f" (SELECT raw FROM {spell} WHERE kind = 'msisdn')", {}, note)
 
 
 @finder("invoices")
@@ -334,14 +420,14 @@ def find_analytics(s: Search) -> ZoneFound:
     keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
     select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
-    # Rows of a key the subject has a token under and holding one of its tokens first (a semi-join per column:
-    # row groups of other keys are skipped by their statistics), the role on those only.
-    candidates = " OR ".join(f"{c} IN (SELECT token FROM subject_tokens)" for c in (*numbers, *imsis)) \
-        if scan else "false"
+    # Only the rows holding one of the subject's tokens are read (a superset: the key and the role decide each).
+    tokens = {kind: _values(s, "subject_tokens", kind, "token") for kind in SUBJECT_KINDS}
+    rows = _pinpointed(s, "analytics", scan or files[:1],
+                       {**{c: tokens["msisdn"] for c in numbers}, **{c: tokens["imsi"] for c in imsis}} if scan else {})
     return _store(s, "analytics", f"""
-        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {source}
-                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens) AND ({candidates}))
-        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", params,
+        SELECT {select} FROM (SELECT *, {_role(served, list(own.values()))} AS {ROLE} FROM {rows}
+                              WHERE {KEY_ID_COLUMN} IN (SELECT key_id FROM subject_tokens))
+        WHERE {ROLE} IS NOT NULL ORDER BY {order}""", {},
                   "pseudonymized and generalized rows (tokens instead of numbers), made for further use")
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from transforms.lake import Lake
 from transforms.lake.partitions import index_path
+from transforms.privacy.subject_index import write_index_file
 from transforms.retention import blank as blank_module
 from transforms.retention.blank import blank, plan_blanking, prove_blanked
 from transforms.retention.journal import Journal, staged_rewrite
@@ -140,13 +141,22 @@ def test_the_proof_fails_when_a_blanked_token_remains(lake, policy, con, tmp_pat
     con.execute("CREATE OR REPLACE TABLE leak AS SELECT ?::BLOB AS note", [S_B])
     con.execute("COPY (SELECT note FROM leak) TO $p (FORMAT parquet)", {"p": str(lake.root / rel)})
     assert prove_blanked(con, lake, policy, entry).identifiers_found == 1
-    # An index left beside the part (it lists the tokens before) fails it too.
+    # The part's index, kept for what stays (`kept_index`), may list none of them; the index from before (it lists
+    # the tokens blanked) put back fails it.
     blank_lake = Lake.at(tmp_path / "other")
     blank_lake.ensure()
-    rel2 = analytics_part(blank_lake)
+    rel2 = analytics_part(blank_lake, OTHERS)
+    index = index_path(blank_lake.root / rel2)
+    write_index_file(con, index, "SELECT unnest($t) AS token, 'kA' AS hmac_key_id",
+                     {"t": [S, S_IMSI, A, B, C]}, raw=False)
+    stale = index.read_bytes()
     (job2,) = plan(con, blank_lake, policy, held(con))
     entry2 = blank(con, blank_lake, policy, job2, "subject_tokens", "held", journal_of(blank_lake), tmp_path / "e2")
-    index_path(blank_lake.root / rel2).write_bytes(b"tokens before")
+    assert prove_blanked(con, blank_lake, policy, entry2).ok and index.exists()
+    gone = [bytes.fromhex(i) for (i,) in duckdb.execute("SELECT ident FROM read_parquet(?)",
+                                                         [entry2["evidence"]]).fetchall()]
+    assert gone and not any(t in index.read_bytes() for t in gone) and A in index.read_bytes()
+    index.write_bytes(stale)
     assert not prove_blanked(con, blank_lake, policy, entry2).ok
 
 

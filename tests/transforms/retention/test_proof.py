@@ -48,38 +48,72 @@ def test_the_proof_finds_an_identifier_left_behind(lake, policy, tmp_path):
     assert prove(duckdb.connect(), lake, policy, done).ok
 
 
-def test_a_part_the_sweep_rewrites_or_removes_loses_its_subject_index(golden_lake, policy):
-    # The index lists the tokens of a part's rows before the sweep: it must go with them (the part is then
-    # scanned whole by a search until `subject index` writes a new one).
+def index_of(con, part) -> list[tuple]:
+    return con.execute("SELECT * FROM read_parquet($p) ORDER BY ALL", {"p": str(index_path(part))}).fetchall()
+
+
+def test_a_part_the_sweep_rewrites_keeps_an_index_of_what_stays(golden_lake, policy):
+    # The index lists the identifiers of a part's rows before the sweep: a rewritten part keeps the index rows
+    # of what stays (a search still skips the parts that do not hold a subject), none of what went.
     lake = golden_lake
     parts = [p for z in ("billing", "analytics") for p in part_files(lake, z)]
     assert parts and all(index_path(p).exists() for p in parts)      # the analytics step wrote them
     result = run_sweep(lake, policy, "2027-04-01")
     touched = {(p.dataset, p.partition) for p in result.proofs}
-    assert ("billing", "event_date=2026-03-14") in touched and all(p.ok for p in result.proofs)
+    assert {("billing", "event_date=2026-03-14"), ("analytics", "event_date=2026-03-14")} <= touched
+    assert all(p.ok for p in result.proofs)
     for p in parts:
-        if (p.parent.parent.name, p.parent.name) in touched:
-            assert not index_path(p).exists()
-        else:
-            assert index_path(p).exists() and p.exists()
-    # Rebuilt, the rewritten part's index lists what stays and nothing the sweep removed.
-    con = duckdb.connect()
-    assert build_missing(con, lake, policy, KEYRING).written["billing"] >= 1
-    listed = {t for p in part_files(lake, "billing") for (t,) in con.execute(
-        "SELECT token FROM read_parquet($p)", {"p": str(index_path(p))}).fetchall()}
+        assert index_path(p).exists() == p.exists()        # a removed part's index went with it
+    # UNPAID and NO_INVOICE were only in the rows the sweep removed; BUSINESS and the called number stay.
     gone = {bytes.fromhex(t) for n in (UNPAID, NO_INVOICE)
             for t in derive_tokens(n, "msisdn", KEYRING, policy.operator).values()}
     stays = {bytes.fromhex(t) for t in derive_tokens(BUSINESS, "msisdn", KEYRING, policy.operator).values()}
-    assert stays <= listed and not gone & listed
+    con = duckdb.connect()
+    for zone in ("billing", "analytics"):
+        rewritten = [p for p in part_files(lake, zone) if (zone, p.parent.name) in touched]
+        assert rewritten
+        listed = {t for p in rewritten for (t,) in con.execute(
+            "SELECT token FROM read_parquet($p)", {"p": str(index_path(p))}).fetchall()}
+        assert stays <= listed and not gone & listed
+        if zone == "billing":
+            spelled = {r for p in rewritten for (r,) in con.execute(
+                "SELECT raw FROM read_parquet($p)", {"p": str(index_path(p))}).fetchall()}
+            assert BUSINESS in spelled and not {UNPAID, NO_INVOICE} & spelled
+    # And it is the index the part would get made anew from its rows (billing hashed under the same key).
+    kept = {p: index_of(con, p) for p in parts if p.exists()}
+    for p in kept:
+        index_path(p).unlink()
+    written = build_missing(con, lake, policy, KEYRING).written
+    assert (written["billing"], written["analytics"]) == (len(part_files(lake, "billing")),
+                                                          len(part_files(lake, "analytics")))
+    assert {p: index_of(con, p) for p in kept} == kept
 
 
-def test_the_proof_fails_on_an_index_left_beside_a_rewritten_part(lake, policy):
+def test_the_proof_fails_on_an_index_that_still_lists_a_removed_identifier(lake, policy, tmp_path):
     part = lake.zone("billing") / "event_date=2026-03-14" / "part-cccccccccccccccc.parquet"
     part.parent.mkdir(parents=True)
     duckdb.execute(f"COPY (SELECT 'r1' AS record_id, '{BUSINESS}' AS origin_number) TO '{part}' (FORMAT parquet)")
-    index_path(part).write_bytes(b"the tokens of the rows before the sweep")
-    done = {"file": str(part.relative_to(lake.root)), "evidence": None, "dataset": "billing",
+    evidence = tmp_path / "evidence.parquet"
+    duckdb.execute(f"COPY (SELECT '{UNPAID}' AS ident) TO '{evidence}' (FORMAT parquet)")
+    done = {"file": str(part.relative_to(lake.root)), "evidence": str(evidence), "dataset": "billing",
             "partition": part.parent.name, "rows_removed": 1}
+    index = str(index_path(part))
+    # the index of the rows before the sweep: it lists the removed number's spelling
+    duckdb.execute(f"COPY (SELECT unnest(['\\x01'::BLOB, '\\x02'::BLOB]) AS token, 'k' AS hmac_key_id,"
+                   f" unnest(['{BUSINESS}', '{UNPAID}']) AS raw) TO '{index}' (FORMAT parquet)")
+    assert not prove(duckdb.connect(), lake, policy, done).ok
+    duckdb.execute(f"COPY (SELECT '\\x01'::BLOB AS token, 'k' AS hmac_key_id, '{BUSINESS}' AS raw)"
+                   f" TO '{index}' (FORMAT parquet)")
+    assert prove(duckdb.connect(), lake, policy, done).ok
+    # an index left beside a part that is gone
+    part.unlink()
     assert not prove(duckdb.connect(), lake, policy, done).ok
     index_path(part).unlink()
     assert prove(duckdb.connect(), lake, policy, done).ok
+
+
+def test_a_damaged_index_does_not_stop_the_sweep_and_goes_with_the_old_rows(golden_lake, policy):
+    march = next(p for p in part_files(golden_lake, "billing") if p.parent.name == "event_date=2026-03-14")
+    index_path(march).write_bytes(b"not a parquet file")
+    result = run_sweep(golden_lake, policy, "2027-04-01")
+    assert all(p.ok for p in result.proofs) and march.exists() and not index_path(march).exists()

@@ -27,6 +27,7 @@ import pytest
 
 from tests.transforms.privacy.conftest import KEY_A, RING_A, ROTATED, SECRET_A, stored, write_billing
 from transforms.privacy.analytics import build_analytics
+from transforms.privacy.subject_index import index_committed
 from transforms.roaming.schema import MONTH_COLUMNS, STATUS_COLUMNS
 from transforms.steps.payments import load_payments
 
@@ -130,7 +131,8 @@ S_QUARANTINE = {"q1": "served", "q2": "other_party"}    # and the payments row o
 
 @pytest.fixture()
 def subject_lake(lake, policy, tmp_path):
-    """The lake above: billing, analytics (key A for June, B for July), invoices, quarantine, roaming."""
+    """The lake above: billing, analytics (key A for June, B for July), invoices (indexed under B, the key current
+    when they came), quarantine, roaming."""
     june = write_billing(lake, policy, S_DAY1, DAY1_ROWS, "a" * 64)
     july = write_billing(lake, policy, S_DAY2, DAY2_ROWS, "b" * 64)
     build_analytics([june], lake, policy, RING_A, tmp_path / "w1", source_sha256="a" * 64)
@@ -138,7 +140,8 @@ def subject_lake(lake, policy, tmp_path):
     for night, rows in (("2026-07-05", PAYMENTS), ("2026-07-06", PAYMENTS[:1])):
         extract = tmp_path / f"payments_{night}.csv"
         extract.write_text("\n".join([PAYMENTS_HEADER, *rows]) + "\n")
-        load_payments(extract, policy, lake, tmp_path / f"wp-{night}", night=night, run_id=f"run-{night}")
+        loaded = load_payments(extract, policy, lake, tmp_path / f"wp-{night}", night=night, run_id=f"run-{night}")
+        index_committed(lake, loaded.zone_files, policy, ROTATED, tmp_path / f"wp-{night}")   # as the night does
     write_quarantine(lake, policy)
     write_roaming(lake)
     return lake

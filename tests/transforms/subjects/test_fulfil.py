@@ -26,6 +26,7 @@ from tests.transforms.subjects.conftest import O_NUMBER, S_IMSI, S_NUMBER, SERVE
 from transforms.audit_store import reading, verify_chain
 from transforms.consents.register import define_standing
 from transforms.lake.commit import sha256_file
+from transforms.lake.partitions import index_path
 from transforms.marketing.profiles import build_profiles
 from transforms.retention import holds
 from transforms.steps.consents import CONSENT_COLUMNS, load_consents
@@ -128,10 +129,15 @@ def test_the_subjects_tokens_and_number_are_gone_from_every_rewritten_file(right
         assert not duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE imsi = ?", [files, tok]).fetchone()[0]
         for p in rights_lake.zone("analytics").rglob("*.parquet"):
             assert tok not in p.read_bytes()
+            # the rewritten part keeps its subject index, without the token only the erased rows held
+            index = [t for (t,) in duckdb.execute("SELECT token FROM read_parquet(?)", [str(index_path(p))]).fetchall()]
+            assert index and tok not in index
     # Nor any of S's number tokens, in any column, under either key: the callers' rows name S no more (§6.3).
     s_tokens = [stored(secret, f"msisdn:{S_NUMBER}") for secret in (SECRET_A, SECRET_B)]
     for p in rights_lake.zone("analytics").rglob("*.parquet"):
         assert not any(t in p.read_bytes() for t in s_tokens), p
+        # the blanked parts keep their index too, without the number tokens only the blanked cells held
+        assert not any(t in index_path(p).read_bytes() for t in s_tokens), p
     callers = duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE duration_s IN (61, 62, 63)",
                              [[str(p) for p in rights_lake.zone("analytics").rglob("*.parquet")]]).fetchone()[0]
     assert callers == 3

@@ -15,17 +15,17 @@ import pytest
 
 from tests.transforms.privacy.conftest import KEY_A, KEY_B, RING_A, ROTATED, SECRET_A, SECRET_B, stored
 from tests.transforms.subjects.conftest import (CALLERS, DAY1_ROWS, DAY2_ROWS, O_NUMBER, S_DAY1, S_DAY2, S_IMSI,
-                                               S_NUMBER, X_NUMBER)
+                                               S_INVOICE_ROWS, S_NUMBER, X_NUMBER)
 from tests.transforms.subjects.test_find import by_hand_subject, search
 from transforms.lake.connection import connect
 from transforms.lake.permissions import file_mode_under
 from transforms.lake.partitions import index_path, part_files, withdraw_parts
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.subject_index import build_missing, candidate_parts
-from transforms.subjects.find import Search, find_billing
+from transforms.privacy.subject_index import INDEXED_ZONES, build_missing, candidate_parts
+from transforms.subjects.find import FINDERS, Search, find_billing
 from transforms.subjects.subject import Subject
 
-INDEXED = ("billing", "analytics")
+INDEXED = ("billing", "analytics")       # the zones whose parts the analytics step indexes
 
 
 def index_rows(part, columns: str = "token, hmac_key_id") -> list[tuple]:
@@ -90,7 +90,7 @@ def test_the_index_has_its_zones_mode_and_no_reader_of_the_zone_sees_it(subject_
 def test_a_search_with_the_index_finds_what_a_search_of_every_part_finds(subject_lake, policy, value, kind, keyring):
     subject = Subject.of(value, kind, keyring, policy)
     indexed = search(subject_lake, policy, keyring, subject)
-    for zone in INDEXED:
+    for zone in INDEXED_ZONES:
         for part in part_files(subject_lake, zone):
             index_path(part).unlink()
     scanned = search(subject_lake, policy, keyring, subject)
@@ -163,7 +163,7 @@ def test_missing_indexes_are_built_under_the_current_key_and_match_the_pipelines
         built = build_missing(con, subject_lake, policy, RING_A)
     finally:
         con.close()
-    assert built.written == {"billing": 1, "analytics": 1} and built.skipped == 0
+    assert built.written == {"billing": 1, "analytics": 1, "invoices": 0} and built.skipped == 0
     # Billing is hashed anew under the current key (A here), analytics read from its own tokens: the same index.
     assert {z: index_rows(p) for z, p in june.items()} == made
 
@@ -174,3 +174,21 @@ def test_a_failed_files_parts_leave_with_their_index(subject_lake):
     gone = [p for p in parts if p.parent.name == f"event_date={S_DAY1}"]
     assert gone and not any(p.exists() or index_path(p).exists() for p in gone)
     assert all(index_path(p).exists() for p in part_files(subject_lake, "billing"))
+
+
+def test_invoice_parts_are_indexed_by_their_subscriber_number_and_searched_through_it(subject_lake, policy):
+    # The fixture indexes the payments extracts' invoice parts as the night does, under the key current then (B).
+    parts = part_files(subject_lake, "invoices")
+    assert parts and all(index_path(p).exists() for p in parts)
+    listed = {(t, r) for p in parts for t, r in index_rows(p, "token, raw")}
+    assert listed == {(stored(SECRET_B, f"msisdn:{n}"), n) for n in (S_NUMBER, O_NUMBER)}
+    con = connect()
+    try:
+        # C1 has no invoice: no invoice part is read for them
+        s = Search(con, subject_lake, policy, ROTATED, Subject.of(CALLERS["C1"][0], "msisdn", ROTATED, policy))
+        assert FINDERS["invoices"](s).rows == 0 and s.parts_scanned["invoices"] == (0, len(parts))
+    finally:
+        con.close()
+    # and S's are found through it (S_INVOICE_ROWS, conftest), as by hashing every subscriber number
+    assert search(subject_lake, policy, ROTATED, Subject.of(S_NUMBER, "msisdn", ROTATED, policy))[
+        "invoices"][0].rows == S_INVOICE_ROWS
