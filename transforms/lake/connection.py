@@ -11,7 +11,7 @@ import duckdb
 from transforms.lake.permissions import make_dirs
 
 DUCKDB_THREADS = 2
-DUCKDB_MEMORY = "2GB"
+DUCKDB_MEMORY = "768MB"
 
 
 def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:

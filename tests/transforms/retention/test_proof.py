@@ -4,6 +4,7 @@ fails on a file that still holds one."""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 
@@ -11,7 +12,7 @@ from tests.transforms.retention.conftest import BUSINESS, KEYRING, NO_INVOICE, U
 from transforms.lake.partitions import index_path, part_files
 from transforms.privacy.subject_index import build_missing
 from transforms.privacy.tokens import derive_tokens
-from transforms.retention.proof import prove
+from transforms.retention.proof import identifier_runs, prove
 
 
 def test_removed_identifiers_are_gone_from_the_bytes(golden_lake, policy):
@@ -83,3 +84,18 @@ def test_the_proof_fails_on_an_index_left_beside_a_rewritten_part(lake, policy):
     assert not prove(duckdb.connect(), lake, policy, done).ok
     index_path(part).unlink()
     assert prove(duckdb.connect(), lake, policy, done).ok
+
+
+def test_the_bytes_are_read_in_chunks_with_the_runs_a_whole_read_gives(tmp_path):
+    # The raw-byte check reads a part a chunk at a time (a day's part is hundreds of MB): a run of identifier
+    # characters cut by a chunk boundary is still found whole, and a run longer than a chunk is cut where a
+    # whole read cuts it (every 80 characters).
+    number, record = b"+38640123456", b"0f3a9c2e1b7d4a6e8c5f2a1d3b9e7c4a"
+    data = (b"\x00\x15" + number + b"\x00" + record + b"\xff" + b"A" * 200 + b"\x01ab\x02" + number * 9 + b"\x00"
+            + b"x" * 37)
+    path = tmp_path / "part.parquet"
+    path.write_bytes(data)
+    whole = re.findall(rb"[0-9A-Za-z+._-]{5,80}", data)
+    assert number in whole and record in whole and b"A" * 80 in whole
+    for chunk in (1, 2, 5, 7, 13, 64, 81, 160, 1000):
+        assert [r for runs in identifier_runs(path, chunk) for r in runs] == whole, chunk
