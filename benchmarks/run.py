@@ -46,6 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GNU_TIME = "/usr/bin/time"
 MB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Progress lines of `cdr-audit run` (transforms/entry/commands.py `_progress`, `cmd_run`).
 START_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?) \((?P<bytes>[\d,]+) bytes\) …$")
@@ -101,7 +102,8 @@ _RUSAGE_WRAPPER = (
     "t = time.monotonic()\n"
     "rc = subprocess.call(sys.argv[2:])\n"
     "e = time.monotonic() - t\n"
-    "open(sys.argv[1], 'w').write('%.2f %d\\n' % (e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write('%.2f %d %.2f %.2f\\n' % (e, u.ru_maxrss, u.ru_utime, u.ru_stime))\n"
     "sys.exit(rc)\n"
 )
 
@@ -152,6 +154,7 @@ class TreeRssSampler:
         self.peak_kb = 0
         self.label: str | None = None           # set by the stderr reader: the file being audited
         self.peak_by_label: dict[str, int] = {}
+        self.cpu_by_label: dict[str, int] = {}      # CPU clock ticks of the tree (all threads) under each label
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -165,6 +168,8 @@ class TreeRssSampler:
         self.label = new
         if old in self.peak_by_label:
             self.peak_by_label[new] = max(self.peak_by_label.pop(old), self.peak_by_label.get(new, 0))
+        if old in self.cpu_by_label:
+            self.cpu_by_label[new] = self.cpu_by_label.pop(old) + self.cpu_by_label.get(new, 0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -185,8 +190,9 @@ class TreeRssSampler:
         return pids
 
     def _run(self) -> None:
+        last_ticks = None
         while not self._stop.is_set():
-            total = 0
+            total = ticks = 0
             for p in self._tree():
                 try:
                     with open(f"/proc/{p}/status") as fh:
@@ -194,11 +200,16 @@ class TreeRssSampler:
                             if line.startswith("VmRSS:"):
                                 total += int(line.split()[1])
                                 break
-                except OSError:
+                    with open(f"/proc/{p}/stat") as fh:      # utime, stime: fields 14, 15 (after the name)
+                        ticks += sum(int(x) for x in fh.read().rsplit(")", 1)[1].split()[11:13])
+                except (OSError, ValueError, IndexError):
                     pass
             self.peak_kb = max(self.peak_kb, total)
             if self.label is not None:
                 self.peak_by_label[self.label] = max(self.peak_by_label.get(self.label, 0), total)
+                if last_ticks is not None and ticks > last_ticks:
+                    self.cpu_by_label[self.label] = self.cpu_by_label.get(self.label, 0) + ticks - last_ticks
+            last_ticks = ticks
             self._stop.wait(self.interval)
 
 
@@ -207,7 +218,7 @@ def measured(cmd: list[str], *, stdout_path: Path, stderr_path: Path, cwd: Path,
     """Run `cmd`; return wall seconds and peak RSS (MB) as measured outside it."""
     time_file = stderr_path.with_suffix(".time")
     if os.access(GNU_TIME, os.X_OK):
-        full, method = [GNU_TIME, "-o", str(time_file), "-f", "%e %M", *cmd], "GNU time -f '%e %M'"
+        full, method = [GNU_TIME, "-o", str(time_file), "-f", "%e %M %U %S", *cmd], "GNU time -f '%e %M %U %S'"
     else:
         full, method = [sys.executable, "-c", _RUSAGE_WRAPPER, str(time_file), *cmd], "getrusage(RUSAGE_CHILDREN)"
     t0 = time.monotonic()
@@ -223,11 +234,13 @@ def measured(cmd: list[str], *, stdout_path: Path, stderr_path: Path, cwd: Path,
         rc = proc.wait()
         sampler.stop()
     outer_wall = time.monotonic() - t0
-    wall_s, maxrss_kb = (float(x) for x in time_file.read_text().split()[-2:])
+    wall_s, maxrss_kb, user_s, sys_s = (float(x) for x in time_file.read_text().split()[-4:])
     time_file.unlink()
     return {"cmd": cmd, "exit_code": rc, "wall_s": wall_s, "peak_rss_mb": round(maxrss_kb / 1024, 1),
+            "cpu_s": round(user_s + sys_s, 1),
             "sampled_tree_peak_rss_mb": round(sampler.peak_kb / 1024, 1), "outer_wall_s": round(outer_wall, 2),
-            "method": method, "sampler_by_label": {k: round(v / 1024, 1) for k, v in sampler.peak_by_label.items()}}
+            "method": method, "sampler_by_label": {k: round(v / 1024, 1) for k, v in sampler.peak_by_label.items()},
+            "cpu_s_by_label": {k: round(v / CLOCK_TICKS, 1) for k, v in sampler.cpu_by_label.items()}}
 
 
 def cli_path() -> str:
@@ -291,9 +304,11 @@ def progress_tracker():
     return state, on_line
 
 
-def night_stages(pipe: dict, state: dict, per_label_rss: dict) -> list[dict]:
-    """The night stage by stage, in the order they run: seconds (a per-file step summed over the files) and the
-    sampled peak RSS (a per-file step's highest over the files)."""
+def night_stages(pipe: dict, state: dict, per_label_rss: dict, per_label_cpu: dict | None = None) -> list[dict]:
+    """The night stage by stage, in the order they run: seconds (a per-file step summed over the files), the
+    sampled peak RSS (a per-file step's highest over the files) and the CPU seconds of every thread, sampled
+    from /proc (what other work on the machine does not change: the throughput per core)."""
+    per_label_cpu = per_label_cpu or {}
     per_file = list(state["files"].values())
 
     def step_s(*keys: str) -> float:
@@ -301,6 +316,10 @@ def night_stages(pipe: dict, state: dict, per_label_rss: dict) -> list[dict]:
 
     def peak(label: str) -> float | None:
         return max((v for k, v in per_label_rss.items() if k == label or k.endswith(f"\t{label}")), default=None)
+
+    def cpu(label: str) -> float | None:
+        spent = [v for k, v in per_label_cpu.items() if k == label or k.endswith(f"\t{label}")]
+        return round(sum(spent), 1) if spent else None
 
     ends = state["night_steps_end_s"]
     last_file = state["last_end_s"]
@@ -317,7 +336,11 @@ def night_stages(pipe: dict, state: dict, per_label_rss: dict) -> list[dict]:
     ]
     for (name, label), seconds in zip((("aggregates", AGGREGATES), ("roaming", ROAMING), ("marketing", MARKETING),
                                        ("close + exit", CLOSE)), gaps):
-        stages.append({"stage": name, "seconds": seconds, "peak_rss_mb": per_label_rss.get(label)})
+        stages.append({"stage": name, "seconds": seconds, "peak_rss_mb": per_label_rss.get(label), "label": label})
+    for st, label in zip(stages, (PLAN, "ingest", "validate", "billing + quarantine", "analytics", "extract")):
+        st["label"] = label
+    for st in stages:
+        st["cpu_s"] = cpu(st.pop("label"))
     return stages
 
 
@@ -373,6 +396,7 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
     pipe = measured(cmd, stdout_path=logs / f"pipeline-{label}.out", cwd=REPO,
                     stderr_path=logs / f"pipeline-{label}.log", on_line=on_line)
     per_label_rss = pipe.pop("sampler_by_label")
+    per_label_cpu = pipe.pop("cpu_s_by_label")
     per_file = list(state["files"].values())
     for f in per_file:
         f["sampled_peak_rss_mb"] = max((v for k, v in per_label_rss.items() if k.split("\t")[0] == f["file"]),
@@ -386,7 +410,7 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
         pipe["files_s"] = round(state["last_end_s"] - (state["plan_done_s"] or 0), 1)
         pipe["startup_close_exit_s"] = round(pipe["wall_s"] - state["last_end_s"], 1)
     pipe["phase_sampled_peak_rss_mb"] = {k: v for k, v in per_label_rss.items() if k.startswith("(")}
-    pipe["stages"] = night_stages(pipe, state, per_label_rss)
+    pipe["stages"] = night_stages(pipe, state, per_label_rss, per_label_cpu)
     pipe["summary"] = (logs / f"pipeline-{label}.out").read_text(errors="replace").strip().splitlines()
     m = re.search(r"rows:\s+([\d,]+) read = ([\d,]+) loaded \+ ([\d,]+) quarantined", "\n".join(pipe["summary"]))
     if m:
@@ -402,6 +426,7 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
                      stdout_path=logs / f"floor-{label}.out", stderr_path=logs / f"floor-{label}.log",
                      cwd=REPO)
     floor.pop("sampler_by_label")
+    floor.pop("cpu_s_by_label")
     floor["per_file"] = json.loads(floor_json.read_text()) if floor_json.exists() else []
     floor["copy_statements_s"] = round(sum(f.get("seconds", 0) for f in floor["per_file"]), 2)
     floor["failed_attempts_s"] = round(sum(f.get("failed_attempt_seconds", 0) for f in floor["per_file"]), 2)
@@ -451,6 +476,8 @@ def run(args) -> dict:
                            "ratio_analytics_aggregates": _ratio(pipe["analytics_s"] + pipe["aggregates_s"],
                                                                 floor["wall_s"]),
                            "ratio_wall": _ratio(pipe["wall_s"], floor["wall_s"]),
+                           # CPU seconds (every thread): what other work on a shared machine changes least
+                           "ratio_cpu": _ratio(pipe.get("cpu_s", 0), floor.get("cpu_s", 0)),
                            "export_file": export_file_ratio(pipe, floor, export_name)})
             if n == 1:     # the first round's details (per file, RSS) are the ones reported
                 result["pipeline"], result["floor"] = pipe, floor
@@ -461,6 +488,7 @@ def run(args) -> dict:
         result["ratio_analytics_aggregates"] = statistics.median(
             r["ratio_analytics_aggregates"] for r in rounds if r["ratio_analytics_aggregates"] is not None)
         result["ratio_wall_median"] = _median(r["ratio_wall"] for r in rounds)
+        result["ratio_cpu_median"] = _median(r["ratio_cpu"] for r in rounds)
         # The export file's own ratio, the night's start-up, plan and close left out: one source's file
         # against another's (the night's mediation file, a TS 32.298 PS export) at the same N.
         result["export_file"] = {**rounds[0]["export_file"],
@@ -512,6 +540,11 @@ def report(result: dict, out: Path, top: int) -> None:
         ("floor peak RSS MB", f"{f['peak_rss_mb']:,.0f}"),
         ("ratio pipeline/floor wall", f"{result['ratio_wall']}x" + _rounds_note(result, "ratio_wall")),
         ("ratio pipeline/floor RSS", f"{result['ratio_rss']}x"),
+        ("ratio pipeline/floor CPU", f"{p.get('cpu_s')} / {f.get('cpu_s')} CPU s = "
+                                     f"{result['rounds'][0].get('ratio_cpu')}x"
+                                     + ("" if len(result["rounds"]) < 2 else
+                                        f"; rounds {', '.join(str(r.get('ratio_cpu')) + 'x' for r in result['rounds'])}"
+                                        f", median {result.get('ratio_cpu_median')}x")),
         ("pipeline rows/s", f"{result['pipeline_rows_per_s']:,}"),
         ("analytics + aggregates s", f"{p.get('analytics_s', 0):.1f} + {p.get('aggregates_s', 0):.1f}"
                                      f" = {result['rounds'][0]['ratio_analytics_aggregates']}x the floor"
@@ -555,12 +588,12 @@ def report(result: dict, out: Path, top: int) -> None:
         if stages:
             print(f"\npipeline per stage (seconds: the files' summed; x floor: over the floor's {f['wall_s']:.1f} s;"
                   " peak RSS: sampled, the stage's highest):")
-            print(f"  {'stage':<22} {'s':>7} {'x floor':>8} {'peak RSS MB':>12}")
+            print(f"  {'stage':<22} {'s':>7} {'x floor':>8} {'peak RSS MB':>12} {'CPU s':>7}")
             for st in stages:
-                sec, rss = st["seconds"], st["peak_rss_mb"]
+                sec, rss, cpu_s = st["seconds"], st["peak_rss_mb"], st.get("cpu_s")
                 print(f"  {st['stage']:<22} {sec if sec is not None else '-':>7} "
                       f"{_ratio(sec, f['wall_s']) if sec is not None else '-':>8} "
-                      f"{f'{rss:,.0f}' if rss is not None else '-':>12}")
+                      f"{f'{rss:,.0f}' if rss is not None else '-':>12} {cpu_s if cpu_s is not None else '-':>7}")
 
     scaling = []
     for path in sorted(out.glob("results-*.json")):

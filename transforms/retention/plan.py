@@ -125,6 +125,10 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
     # The keys whose rows go, per file; the rewrite reads them from here.
     execute(con, """CREATE OR REPLACE TEMP TABLE removal AS SELECT file, key FROM key_status
                     WHERE due_on <= $as_of AND len(hold_ids) = 0""", {"as_of": as_of})
+    # Only `removal` is read after the plan: the lake-wide per-key tables go now, so the rewrites and proofs
+    # run in the memory they need, not beside the whole lake's keys.
+    for table in ("key_status", "key_due", "subject_keys", "known_tokens", "marketing_named"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     actions: dict[tuple, dict] = {}
     jobs = []
     for dataset, part, file, due, held, kept, due_on, held_on, next_on, hold_ids in rows:

@@ -102,6 +102,7 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
                 say(f"[{i}/{len(plan.jobs)}] {job.dataset}/{job.partition}/{Path(job.file).name}:"
                     f" removing {job.rows_removed:,} of {job.rows_before:,} rows")
                 journal.note(rewrite(con, lake, policy, job, journal, work / "evidence"))
+            say(f"proving {len(journal.done())} file(s): the removed identifiers gone from values and bytes …")
             proofs = sorted((Proof(**p) for p in journal.prove(lambda done: prove(con, lake, policy, done))),
                             key=lambda pr: (pr.dataset, pr.partition, pr.file_name))
             actions += _removal_actions(journal.done())
