@@ -1,10 +1,10 @@
-# cdr-audit on Airflow 3.3 (Python 3.11): the same pinned versions the tests ran with, plus Celery/Postgres support.
+# cdr-audit on Airflow 3.3 (Python 3.11): the same pinned versions the tests ran with (Celery and Postgres included).
 FROM apache/airflow:3.3.2-python3.11
 
 USER airflow
 WORKDIR /opt/cdr-audit
-COPY --chown=airflow:root requirements.lock docker/requirements-celery.txt ./
-RUN pip install --no-cache-dir -r requirements.lock -r requirements-celery.txt
+COPY --chown=airflow:root requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
 
 COPY --chown=airflow:root pyproject.toml README.md ./
 COPY --chown=airflow:root transforms/ transforms/

@@ -23,6 +23,12 @@ on_secret(mask_secret)
 # Updated by the nightly audit's close_night; the retention sweep is scheduled on it.
 AUDIT_STORE = Asset("cdr_audit_store")
 
+# The Celery queue of the tasks that write the audit store (plan_night, close_night, the retention sweep): one
+# worker serves it (docker-compose.yml's airflow-store-writer, scripts/celery_cluster.py's w1), so the store's
+# writer is one host; the mapped per-file tasks go to the default queue on every worker and leave fragments.
+# The store enforces the same on its own (its writer lease, docs/design.md §6). LocalExecutor ignores queues.
+STORE_WRITER_QUEUE = "cdr_audit_store_writer"
+
 # A source format's name (formats/*.yaml, or the user's own folder; `cdr-audit formats list`).
 FORMAT_NAME = r"^[a-z][a-z0-9_]*$"
 

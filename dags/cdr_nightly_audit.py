@@ -52,7 +52,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, FORMAT_NAME, default_args, hmac_connection
+from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, FORMAT_NAME, STORE_WRITER_QUEUE, default_args, hmac_connection
 
 PARAMS = {
     "landing": Param(None, type=["null", "string"], maxLength=4096,
@@ -94,7 +94,7 @@ PARAMS = {
     default_args=default_args("data-engineering", timedelta(minutes=2), timedelta(minutes=30)),
 )
 def cdr_nightly_audit():
-    @task
+    @task(queue=STORE_WRITER_QUEUE)
     def plan_night(params=None, ds=None, run_id=None) -> list[dict]:
         """Fingerprint the landing files (sha256), skip bytes audited before, open the run in the audit store.
 
@@ -163,7 +163,7 @@ def cdr_nightly_audit():
 
         return tasks.marketing(dict(params), ds, run_id, connection=hmac_connection())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE])
+    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE], queue=STORE_WRITER_QUEUE)
     def close_night(params=None, ds=None, run_id=None) -> dict:
         """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet.
 

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, default_args, hmac_connection
+from cdr_common import AUDIT_STORE, DATE_OR_EMPTY, STORE_WRITER_QUEUE, default_args, hmac_connection
 
 PARAMS = {
     "lake": Param(None, type=["null", "string"], maxLength=4096,
@@ -56,7 +56,7 @@ PARAMS = {
     default_args=default_args("data-protection", timedelta(minutes=5), timedelta(minutes=60)),
 )
 def cdr_retention_sweep():
-    @task
+    @task(queue=STORE_WRITER_QUEUE)
     def sweep(params=None, dag_run=None) -> dict:
         """Due dates, legal holds, rewrite of the affected Parquet files, byte-level proof, audit rows.
 

@@ -18,6 +18,16 @@ NIGHT = "2026-11-22"
 # Airflow reads these at import; tests that start Airflow use their own AIRFLOW_HOME.
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / "airflow_home"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored():
+    """The CLI's entry point makes its process owner-only (umask 077); a test that calls it in-process must not
+    hand that umask to the tests after it, or a test passes in the suite and fails alone."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # Tests pseudonymize with the built-in demo key, which a run refuses unless told it is a demo.
 os.environ.setdefault("CDR_AUDIT_DEMO_MODE", "1")

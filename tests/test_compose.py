@@ -8,10 +8,11 @@ import subprocess
 import yaml
 
 from tests.conftest import REPO
+from tests.servers import cluster_script
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer", "airflow-worker")
+                    "airflow-triggerer", "airflow-worker", "airflow-store-writer")
 
 
 def test_production_services_are_all_there():
@@ -20,7 +21,7 @@ def test_production_services_are_all_there():
     assert commands["airflow-apiserver"][:2] == ["bash", "-c"]      # copies its passwords first (see below)
     assert commands["airflow-apiserver"][2].endswith("&& exec airflow api-server")
     assert commands["airflow-dag-processor"] == ["airflow", "dag-processor"]
-    assert commands["airflow-worker"] == ["airflow", "celery", "worker"]
+    assert commands["airflow-worker"][:3] == commands["airflow-store-writer"][:3] == ["airflow", "celery", "worker"]
 
 
 def test_airflow_services_share_image_lake_and_secrets():
@@ -116,3 +117,43 @@ def test_ui_passwords_are_a_secret_only_the_api_server_reads_from_a_private_copy
     assert "airflow_ui_passwords.json" in (REPO / "secrets" / "README.md").read_text()
     ignored = subprocess.run(["git", "check-ignore", "-q", "secrets/airflow_ui_passwords.json"], cwd=REPO)
     assert ignored.returncode == 0
+
+
+def test_the_store_writer_queue_has_one_worker_here_and_in_the_celery_test():
+    """The tasks that write audit.duckdb go to one queue (dags/cdr_common.py), served by one compose service that
+    never scales and by the Celery test's w1; the other workers serve the default queue only."""
+    cluster = cluster_script()
+    services = COMPOSE["services"]
+    serving = {name: svc["command"][svc["command"].index("--queues") + 1].split(",")
+               for name, svc in services.items() if svc.get("command", [])[:3] == ["airflow", "celery", "worker"]}
+    assert [name for name, queues in serving.items() if cluster.STORE_WRITER_QUEUE in queues] == \
+        ["airflow-store-writer"]
+    assert services["airflow-store-writer"]["deploy"]["replicas"] == 1
+    assert serving["airflow-worker"] == [cluster.DEFAULT_QUEUE]
+    # The test's two workers are these two services, queue for queue.
+    assert cluster.WORKERS == {"w1": services["airflow-store-writer"]["command"][3:],
+                               "w2": services["airflow-worker"]["command"][3:]}
+
+
+def test_the_celery_test_configures_airflow_as_compose_does():
+    """Every Airflow setting the Celery test gives its processes that compose needs too is in compose's
+    environment, under the same name (or its _CMD form, where compose reads a secret), with the same value or,
+    for addresses, the same driver."""
+    cluster = cluster_script()
+    env = cluster.airflow_env(REPO, pg_port=5432, redis_port=6379, api_port=8080, lake=REPO / "lake",
+                              landing="/landing/{night}")
+    compose_env = COMPOSE["x-airflow"]["environment"]
+    # Only for a loopback test cluster: ports, one API worker, no schedule, few slots, names without DNS.
+    test_only = {"AIRFLOW__CORE__UNIT_TEST_MODE", "AIRFLOW__API__PORT", "AIRFLOW__API__HOST", "AIRFLOW__API__WORKERS",
+                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+                 "AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"}
+    for key in sorted(k for k in env if k.startswith("AIRFLOW__") and k not in test_only):
+        name = key if key in compose_env else f"{key}_CMD"
+        assert name in compose_env, key
+        if key in cluster.CELERY_SETTINGS:
+            assert compose_env[key] == cluster.CELERY_SETTINGS[key], key
+        elif "://" in env[key]:
+            scheme = env[key].split("://")[0]
+            assert f"{scheme}://" in compose_env[name], (key, scheme)
+    for key in ("CDR_AUDIT_LAKE", "CDR_AUDIT_LANDING"):
+        assert key in compose_env

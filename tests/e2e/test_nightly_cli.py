@@ -172,6 +172,10 @@ def test_verify_fails_when_the_logs_tail_is_deleted(cli_run, tmp_path):
     summary = run_cli("summary", "--lake", str(lake))
     assert f"head seq {last_seq}" in summary.stdout and f"latest anchor: seq {last_seq}" in summary.stdout
     assert anchors[-1].name in summary.stdout
+    # The night's marketing profiles, in the store's counts; every zone the lake has.
+    (days, profiled), = audit_rows(lake, "SELECT count(*), sum(subscribers) FROM marketing_profiles")
+    assert days and f"marketing: {days} day(s) profiled, {profiled:,} subscriber-day profile(s)" in summary.stdout
+    assert "analytics,aggregates,roaming,marketing,consents}" in summary.stdout
     con = duckdb.connect(str(lake / "audit" / "audit.duckdb"))
     con.execute("DELETE FROM audit_log WHERE seq > ?", [last_seq - 3])
     con.close()

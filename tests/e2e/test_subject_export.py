@@ -19,7 +19,7 @@ from datetime import date
 
 import pytest
 
-from tests.conftest import run_cli, zone_rows
+from tests.conftest import audit_rows, run_cli, zone_rows
 from tests.leakscan import scan
 
 pytestmark = pytest.mark.slow
@@ -264,13 +264,80 @@ def analytics_rows_of(lake_dir, number: str, served_only: bool = False) -> int:
     return sum(mine[kid] in (o, d) for kid, o, d, _ in rows)
 
 
+def subject_tokens(number: str, imsi: str, env: dict) -> set[bytes]:
+    """Every token of the subscriber a zone of tokens could hold, under every key of `env`: their number's and
+    IMSI's (analytics, roaming) and their number's marketing token (transforms.privacy.tokens.derive_tokens,
+    purpose.marketing_tokens)."""
+    from transforms.policy import load_policy
+    from transforms.privacy.keys import load_keyring
+    from transforms.privacy.purpose import marketing_tokens
+    from transforms.privacy.tokens import derive_tokens
+
+    policy, ring = load_policy(), load_keyring(env, demo=True)      # the first nights ran with the demo key
+    made = [derive_tokens(number, "msisdn", ring, policy.operator), derive_tokens(imsi, "imsi", ring, policy.operator),
+            marketing_tokens(number, ring, policy)]
+    return {bytes.fromhex(t) for tokens in made for t in tokens.values()}
+
+
+def files_holding(files, needles: set[bytes]) -> list[str]:
+    """Of `files` (Parquet), those holding one of `needles`: in their raw bytes, or in any BLOB or BLOB[] value."""
+    import duckdb
+
+    hits = []
+    con = duckdb.connect()
+    for f in files:
+        if any(n in f.read_bytes() for n in needles):
+            hits.append(str(f))
+            continue
+        types = con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?,"
+                            " hive_partitioning = false))", [str(f)]).fetchall()
+        cells = [f"SELECT {c} AS v FROM read_parquet($f, hive_partitioning = false)" for c, t in types if t == "BLOB"]
+        cells += [f"SELECT unnest({c}) AS v FROM read_parquet($f, hive_partitioning = false)" for c, t in types
+                  if t == "BLOB[]"]
+        if cells and con.execute(f"SELECT count(*) FROM ({' UNION ALL '.join(cells)}) WHERE list_contains($n, v)",
+                                 {"f": str(f), "n": sorted(needles)}).fetchone()[0]:
+            hits.append(str(f))
+    con.close()
+    return hits
+
+
+def others_naming(rows: list[dict], number: str, imsi: str) -> tuple[int, int]:
+    """Of billing rows (`billing_of`'s columns), those someone else is served in that hold the subscriber, and the
+    cells that do: their number in a number column, their IMSI (their SIM forwarding a call to another, who is
+    then the served party). Each has an analytics twin the subscriber must be blanked in."""
+    rows_, cells = 0, 0
+    for r in rows:
+        me = r["destination_number"] if r["direction"] in ("incoming", "forwarded") else r["origin_number"]
+        if me and e164(me) == number:
+            continue
+        n = sum(bool(r[c]) and e164(r[c]) == number for c in ("origin_number", "destination_number",
+                                                              "redirection_number")) + (r["imsi"] == imsi)
+        rows_, cells = rows_ + (n > 0), cells + n
+    return rows_, cells
+
+
+def all_billing(lake_dir) -> list[dict]:
+    cols = ["origin_number", "destination_number", "redirection_number", "direction", "imsi", "event_date"]
+    return [dict(zip(cols, r)) for r in zone_rows(lake_dir, "billing", f"SELECT {', '.join(cols)} FROM t")]
+
+
+def token_zone_files(lake_dir) -> list:
+    """Every Parquet file of the analytics and marketing zones: parts, subject indexes, hidden ones too."""
+    return sorted(p for zone in ("analytics", "marketing") for p in (lake_dir / zone).rglob("*")
+                  if p.is_file() and (p.suffix in (".parquet", ".tokens") or ".parquet." in p.name))
+
+
 def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billing(lake_copy, subject, rotated_env,
                                                                                    tmp_path):
     _, lake_dir = lake_copy
-    number, _, _ = subject
+    number, imsi, _ = subject
     served, other = billing_of(lake_dir, number)
     before = analytics_rows_of(lake_dir, number)
     assert before == len(served) + len(other)
+    needles = subject_tokens(number, imsi, rotated_env)
+    assert files_holding(token_zone_files(lake_dir), needles)          # the three nights hold the subject's tokens
+    rows_before = {z: zone_rows(lake_dir, z, "SELECT count(*) FROM t")[0][0] for z in ("analytics", "marketing")}
+    own_before = analytics_rows_of(lake_dir, number, served_only=True)
     request_id, summary = request_and_fulfil(rotated_env, lake_dir, "erasure", "0" + number[4:], tmp_path / "answer")
     assert summary["request_id"] == request_id and summary["right"] == "erasure"
     actions = {zone: a["action"] for zone, a in summary["actions"].items()}
@@ -278,10 +345,18 @@ def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billi
     # invoices (ten years, VAT law) are a legal obligation, so they are kept, restricted, with the date they go.
     assert actions["analytics"] == "erased" and actions["billing"] == "restricted" and actions["invoices"] == "restricted"
     assert summary["actions"]["billing"]["goes_on"] and summary["actions"]["invoices"]["goes_on"] >= "2037-01-01"
-    # The subject's own analytics rows are gone; other subscribers' calls to them stay (their rows; the subject's
-    # token in them is a known gap: see the closing note of issue 16).
+    # The subject's own analytics rows are gone; other subscribers' calls to them stay (their rows), but name them no
+    # more: no analytics or marketing file anywhere holds any of their tokens, under any key (§6.3).
     assert analytics_rows_of(lake_dir, number, served_only=True) == 0
-    assert 0 < analytics_rows_of(lake_dir, number) <= len(other)
+    assert analytics_rows_of(lake_dir, number) == 0
+    assert files_holding(token_zone_files(lake_dir), needles) == []
+    rows_after = {z: zone_rows(lake_dir, z, "SELECT count(*) FROM t")[0][0] for z in ("analytics", "marketing")}
+    assert rows_after["analytics"] == rows_before["analytics"] - own_before
+    assert rows_after["marketing"] == rows_before["marketing"] - summary["zones"]["marketing"]
+    # Every row of someone else's naming the subject in billing had its analytics twin blanked, cell by cell.
+    rows, cells = others_naming(all_billing(lake_dir), number, imsi)
+    assert rows >= len(other) and (summary["actions"]["analytics"]["rows_blanked"],
+                                   summary["actions"]["analytics"]["cells_blanked"]) == (rows, cells)
     assert len(billing_of(lake_dir, number)[0]) == len(served)          # kept, restricted
     listed = with_env(rotated_env, lambda: run_cli("subject", "list", "--lake", str(lake_dir), "--all",
                                                    "--today", "2026-11-24"))
@@ -293,31 +368,93 @@ def test_erasure_through_the_cli_erases_what_the_law_lets_go_and_restricts_billi
     assert not scan_hits
 
 
+def grant_profiling_to_everyone(landing, day: str) -> None:
+    """A consent extract in `landing` granting profiling to every subscriber of the population, recorded at the end
+    of `day` (after every event the generator records that day): tonight everyone's consent stands for `day`."""
+    from sample_data.generate.subscribers import Population, population_size
+
+    numbers = Population.build(SEED, population_size(ROWS)).msisdn.to_pylist()
+    (landing / f"consents_everyone_{day}.csv").write_text(
+        "subscriber_number,purpose,status,recorded_at,channel\n"
+        + "".join(f"{n},marketing_profiling,granted,{day}T23:30:00Z,self_care_app\n" for n in numbers))
+
+
+def callers_of(lake_dir, number: str, day: str) -> set[str]:
+    """Those who called the subscriber (a call, SMS or MMS they made, as its served party) on `day`, in E.164:
+    the parties whose profile of the day names them when both consented (docs/design.md §11)."""
+    rows = zone_rows(lake_dir, "billing", "SELECT origin_number, destination_number FROM t"
+                                          f" WHERE CAST(event_date AS VARCHAR) = '{day}'"
+                                          " AND service_type IN ('call', 'sms', 'mms')"
+                                          " AND coalesce(direction NOT IN ('incoming', 'forwarded'), true)")
+    return {e164(o) for o, d in rows if d and o and e164(d) == number and e164(o) != number}
+
+
+def naming(lake_dir, token: bytes, day: str) -> tuple[int, int]:
+    """Of the day's marketing profiles, the rows naming `token` as a called party, and the subscriber's own."""
+    return zone_rows(lake_dir, "marketing", "SELECT count(*) FILTER (WHERE list_contains(called_parties_consented,"
+                                            f" from_hex('{token.hex()}'))), count(*) FILTER (WHERE subscriber_token ="
+                                            f" from_hex('{token.hex()}')) FROM t"
+                                            f" WHERE CAST(event_date AS VARCHAR) = '{day}'")[0]
+
+
 def test_a_restriction_keeps_the_subject_out_of_the_next_night_until_lifted(lake_copy, subject, rotated_env,
                                                                             tmp_path):
+    import time
+
     from sample_data.generate import generate_night
+    from transforms.policy import load_policy
+    from transforms.privacy.keys import load_keyring
+    from transforms.privacy.purpose import marketing_tokens
 
     root, lake_dir = lake_copy
-    number, _, _ = subject
+    number, imsi, _ = subject
     request_id, summary = request_and_fulfil(rotated_env, lake_dir, "restriction", "0" + number[4:],
                                              tmp_path / "answer")
     assert set(a["action"] for a in summary["actions"].values()) <= {"restricted", "anonymous", "absent"}
     before = analytics_rows_of(lake_dir, number, served_only=True)
+    ring = load_keyring(rotated_env, demo=True)                        # the first nights ran with the demo key
+    marketing_token = bytes.fromhex(marketing_tokens(number, ring, load_policy())[NEW_KEY_ID])
 
-    def night(day: str) -> int:
+    def night(day: str) -> tuple[int, dict]:
         landing = tmp_path / day
         generate_night(landing, rows=ROWS, seed=SEED, night=date.fromisoformat(day))
+        grant_profiling_to_everyone(landing, day)
         run = with_env(rotated_env, lambda: run_cli("run", "--landing", str(landing), "--lake", str(lake_dir),
                                                     "--date", day, "--quiet"))
         assert run.returncode == 0, run.stderr[-3000:]
-        return len([r for r in billing_of(lake_dir, number)[0]])
+        (details,) = audit_rows(lake_dir, "SELECT details FROM audit_log WHERE action = 'run_finished'"
+                                          " ORDER BY seq DESC LIMIT 1")[0]
+        return len([r for r in billing_of(lake_dir, number)[0]]), json.loads(details)
 
     served_before = len(billing_of(lake_dir, number)[0])
-    assert night("2026-11-23") > served_before                   # billing still lands (a legal obligation)...
-    # ... but no new analytics row of the subject's own (others' calls to them do land: the known gap above)
+    billing_before = all_billing(lake_dir)
+    files_before = set(token_zone_files(lake_dir))
+    started = time.time()
+    served_after, finished = night("2026-11-23")
+    assert served_after > served_before                          # billing still lands (a legal obligation)...
+    # ... but no new analytics row of the subject's own (each left out, counted), and others' rows of the night land
+    # without the subject's token: none of the night's analytics or marketing files holds any of them.
     assert analytics_rows_of(lake_dir, number, served_only=True) == before
+    assert finished["rows_restricted"]["analytics"] == served_after - served_before
+    tonight = [p for p in token_zone_files(lake_dir) if p not in files_before or p.stat().st_mtime >= started]
+    assert any(p.parent.name == "event_date=2026-11-23" for p in tonight)
+    assert any(p.parent.parent.name == "marketing" for p in tonight)
+    assert files_holding(tonight, subject_tokens(number, imsi, rotated_env)) == []
+    # Counted, never named: a blanked cell per number column and IMSI of the subscriber's in tonight's rows of
+    # others (a forwarded leg of their SIM served to another included: that other's record, `privacy.restricted`).
+    tonight_rows = [r for r in all_billing(lake_dir) if r not in billing_before]
+    _, cells = others_naming(tonight_rows, number, imsi)
+    assert cells and finished.get("cells_blanked", {}).get("analytics", 0) == cells
+    # Everyone consented for the day: each who called them made a profile that would name them, and counts them
+    # instead while the restriction stands (days the night rebuilt before the 23rd may add theirs).
+    callers = callers_of(lake_dir, number, "2026-11-23")
+    assert callers and finished["cells_blanked"]["marketing"] >= len(callers)
+    assert naming(lake_dir, marketing_token, "2026-11-23") == (0, 0)
     lifted = with_env(rotated_env, lambda: run_cli("subject", "lift", request_id, "--lake", str(lake_dir),
                                                    "--reason", "accuracy verified", "--today", "2026-11-25"))
     assert lifted.returncode == 0, lifted.stderr[-3000:]
-    night("2026-11-24")
+    _, finished = night("2026-11-24")
     assert analytics_rows_of(lake_dir, number, served_only=True) > before     # lifted: derived again
+    # ... and named again, on their consent and their callers': by each caller's profile of the day, and their own.
+    assert "cells_blanked" not in finished and "rows_restricted" not in finished
+    assert naming(lake_dir, marketing_token, "2026-11-24") == (len(callers_of(lake_dir, number, "2026-11-24")), 1)

@@ -6,7 +6,8 @@ from transforms.audit_store.chain import (ChainCheck, LogEvent, StoreCheck, appe
                                          verify_store)
 from transforms.audit_store.store import (StoreBusy, StoreError, connect, insert, now_utc, reading, select, snapshot,
                                           writer_lock, writing)
+from transforms.audit_store.writer_lease import WriterRefused, no_writing
 
 __all__ = ["AnchorCheck", "ChainCheck", "LogEvent", "StoreBusy", "StoreCheck", "StoreError", "append_log", "connect",
            "insert", "logged_change", "now_utc", "reading", "select", "snapshot", "verify_chain", "verify_store", "writer_lock",
-           "writing"]
+           "writing", "WriterRefused", "no_writing"]

@@ -4,11 +4,13 @@ column name.
 DuckDB takes one writing process at a time. The steps that run per file (possibly in parallel Airflow
 tasks) never open the store: they leave fragments, and one closing step merges them (docs/design.md §6).
 Everything that writes (the nightly close, the retention sweep, holds, failure callbacks) takes
-`writing(lake)`: the second writer waits for the lock instead of failing on DuckDB's.
+`writing(lake)`: the second writer waits for the lock instead of failing on DuckDB's. The lock is a flock
+(writers of one host) and the writer lease in the lake (writers of every host sharing it: `writer_lease`).
 
 Readers never open the live file: DuckDB's own lock would keep the writer out for as long as a reader
-looks. `reading(lake)` copies the store under a shared hold of the writer's lock (a writer waits only for
-the copy) and opens the copy read-only, reaching no file but the roaming zone's window files; `snapshot`
+looks. `reading(lake)` copies the store under a shared hold of the writer's lock (a writer of this host
+waits only for the copy), keeps the copy only if no writer of any host held the writer lease meanwhile (its
+generation says), and opens the copy read-only, reaching no file but the roaming zone's window files; `snapshot`
 writes such a copy for compliance to open in their own DuckDB (docs/design.md §6).
 """
 
@@ -31,6 +33,8 @@ from pathlib import Path
 import duckdb
 
 from transforms.audit_store.anchors import anchor_head, anchor_names, forget_copy, remember_copy
+from transforms.audit_store.writer_lease import (WriterLease, current_lease, dead_here, generation, held_lease,
+                                                 refuse_if_forbidden)
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import LockWaitExpired, exclusive, shared
@@ -100,6 +104,8 @@ def connect(lake: Lake, read_only: bool = False, *, wait_s: float | None = None,
     out: for tests and tools only; the commands read through `reading`.
     """
     path = lake.audit_db
+    if not read_only:
+        refuse_if_forbidden(lake)
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no audit store at {path}; run `cdr-audit run` first")
@@ -150,30 +156,74 @@ class Copied:
 
 def copy_store(lake: Lake, dest: Path, *, wait_s: float | None = None,
                say: Callable[[str], None] | None = _say) -> Copied:
-    """Copy audit.duckdb (with the WAL a killed writer may have left, as `dest`.wal) to `dest`, consistent:
-    under a shared hold of the writer's lock, so no writer is inside meanwhile, and a writer that comes waits
-    only for the copy. A reader waits for a writer's session up to `wait_s` seconds (default
-    `CDR_AUDIT_STORE_WAIT_S`), said once on stderr after the first second, then StoreBusy.
+    """Copy audit.duckdb (with the WAL a killed writer may have left, as `dest`.wal) to `dest`, consistent
+    with no writer inside, on this host or another (docs/design.md §6):
 
-    The lock file is opened read-only and nothing is written into the lake: a reader may only read the audit
-    zone (docs/design.md §6).
+    * a writer of this host is kept out by a shared hold of the writer's flock: a writer that comes waits
+      only for the copy;
+    * a writer of another host sees no flock. The copy is kept only if no live writer lease was held when it
+      began nor when it ended, and the writers' generation did not move meanwhile (a session publishes its
+      own before it opens the store): else it is discarded and taken again, seqlock style.
+
+    A reader waits for a writer's session up to `wait_s` seconds (default `CDR_AUDIT_STORE_WAIT_S`), said once
+    on stderr after the first second, then StoreBusy naming the writer's host and pid. The lock file is opened
+    read-only and nothing is written into the lake: a reader may only read the audit zone.
     """
     wait_s = store_wait_s() if wait_s is None else wait_s
     if lake.audit_db in _writing_here():
         raise StoreError("this thread holds the audit store for writing: read through the writer's connection")
+    deadline = time.monotonic() + wait_s
+    first_second = time.monotonic() + 1.0
+    while True:
+        before = _writers_now(lake)
+        if before.holder is None:
+            copied = _copy_beside_writers_here(lake, dest, max(deadline - time.monotonic(), 0.0))
+            after = _writers_now(lake)
+            if copied is not None and after == before:
+                return copied
+            holder = after.holder       # a writer came while we copied: the copy may be torn, take it again
+        else:
+            holder = before.holder
+        now = time.monotonic()
+        who = "" if holder is None else f" by {holder.words()}"
+        if now >= deadline:
+            raise StoreBusy(f"the audit store {lake.audit_db} was being written for longer than {wait_s:g} s"
+                            f" ({WAIT_ENV}){who}; nothing was read, try again once the writer is done") from None
+        if say is not None and now >= first_second:
+            say(f"the audit store {lake.audit_db} is being written{who} (a night's plan or close, a retention"
+                f" sweep, a hold); waiting up to {wait_s:g} s ({WAIT_ENV})")
+            say = None
+        time.sleep(min(0.05, max(deadline - now, 0.0)))
+
+
+@dataclass(frozen=True)
+class _Writers:
+    """What a reader can see of the writers from any host: the live writer lease, and the last generation."""
+
+    holder: WriterLease | None  # a live holder (a dead one of this host writes nothing: it counts as none)
+    lease_token: str            # the lease file's token, dead or alive ('' when none)
+    generation: str
+
+
+def _writers_now(lake: Lake) -> _Writers:
+    lease = current_lease(lake)
+    live = lease if lease is not None and dead_here(lease) is None else None
+    return _Writers(holder=live, lease_token="" if lease is None else lease.token, generation=generation(lake))
+
+
+def _copy_beside_writers_here(lake: Lake, dest: Path, wait_s: float) -> Copied | None:
+    """Copy under a shared hold of this host's writer flock (waiting up to `wait_s` for a writer of this
+    host); None when the wait ran out."""
     lock = lake.zone("audit") / WRITER_LOCK
     if not lock.exists():
         copied = _copy_files(lake, dest)
         if not lock.exists():   # a writer creates the lock file before it opens the store: none came meanwhile
             return copied
     try:
-        with shared(lock, wait_s, on_wait=None if say is None else lambda: say(
-                f"the audit store {lake.audit_db} is being written (a night's plan or close, a retention sweep,"
-                f" a hold); waiting up to {wait_s:g} s ({WAIT_ENV})")):
+        with shared(lock, wait_s):
             return _copy_files(lake, dest)
     except LockWaitExpired:
-        raise StoreBusy(f"the audit store {lake.audit_db} was being written for longer than {wait_s:g} s"
-                        f" ({WAIT_ENV}); nothing was read, try again once the writer is done") from None
+        return None
 
 
 def _copy_files(lake: Lake, dest: Path) -> Copied:
@@ -290,10 +340,15 @@ def _writing_here() -> set[Path]:
 
 
 @contextmanager
-def writer_lock(lake: Lake) -> Iterator[None]:
-    """The store's single-writer lock, held without opening the store (a second writer waits for it, and so
-    does a reader's copy)."""
-    with exclusive(lake.zone("audit") / WRITER_LOCK):
+def writer_lock(lake: Lake, *, wait_s: float | None = None,
+                say: Callable[[str], None] | None = _say) -> Iterator[None]:
+    """The store's single writer, held without opening the store: this host's flock (a second writer here
+    waits for it, and so does a reader's copy), then the writer lease, which holds across hosts where a flock
+    does not (`writer_lease`; another host's writer waits up to `wait_s`, default `CDR_AUDIT_STORE_WAIT_S`,
+    then StoreBusy). Refused at once (WriterRefused) inside `no_writing`: the per-file step never writes."""
+    refuse_if_forbidden(lake)
+    wait_s = store_wait_s() if wait_s is None else wait_s
+    with exclusive(lake.zone("audit") / WRITER_LOCK), held_lease(lake, wait_s, say, StoreBusy):
         held = _writing_here()
         held.add(lake.audit_db)
         try:

@@ -43,6 +43,18 @@ def register_relation(lake: Lake) -> str | None:
     return "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "], union_by_name = true)" if files else None
 
 
+def register_table(con, lake: Lake, name: str, columns: str, select: str, params: dict) -> int:
+    """Create temp table `name` AS `select` over the register's rows (`{register}` in `select` stands for them);
+    with no extract landed yet, an empty `name` of `columns` (a column list with types). Returns its row count.
+    The one place a reader of the register meets an empty one."""
+    source = register_relation(lake)
+    if source is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+        return 0
+    execute(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {select.format(register=source)}", params)
+    return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+
 def define_standing(con, lake: Lake, as_of: date, name: str = "consent_standing") -> int:
     """Create temp table `name`: per subscriber and purpose, the consent event that stands at the end of
     `as_of` (UTC), with `granted` true or false. Returns its row count (0 and an empty table when the
@@ -51,20 +63,14 @@ def define_standing(con, lake: Lake, as_of: date, name: str = "consent_standing"
     Columns: subscriber_number, purpose, granted, recorded_at, status_since (DATE of the standing event).
     A subscriber with no event for a purpose has no row: no consent was given.
     """
-    source = register_relation(lake)
-    if source is None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (subscriber_number VARCHAR, purpose VARCHAR,"
-                    " granted BOOLEAN, recorded_at TIMESTAMP, status_since DATE)")
-        return 0
-    execute(con, f"""
-        CREATE OR REPLACE TEMP TABLE {name} AS
+    return register_table(con, lake, name, "subscriber_number VARCHAR, purpose VARCHAR, granted BOOLEAN,"
+                          " recorded_at TIMESTAMP, status_since DATE", """
         SELECT subscriber_number, purpose, status = 'granted' AS granted, recorded_at,
                CAST(recorded_at AS DATE) AS status_since
         FROM (
             SELECT subscriber_number, purpose, status, recorded_at,
                    row_number() OVER (PARTITION BY subscriber_number, purpose
                                       ORDER BY recorded_at DESC, status = 'withdrawn' DESC) AS latest
-            FROM {source}
+            FROM {register}
             WHERE recorded_at < CAST($as_of AS DATE) + INTERVAL 1 DAY)
         WHERE latest = 1""", {"as_of": as_of})
-    return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

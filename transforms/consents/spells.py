@@ -12,22 +12,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from transforms.consents.register import register_relation
+from transforms.consents.register import register_table
 from transforms.lake import Lake
-from transforms.lake.connection import execute
 
 
 def define_spells(con, lake: Lake, purpose: str, known_on: date, name: str = "consent_spells") -> int:
     """Create temp table `name` (subscriber_number, granted_at, withdrawn_at): the spells of `purpose`,
     from the events recorded before the end of `known_on` (a later event is not known yet). Returns the
     row count."""
-    source = register_relation(lake)
-    if source is None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (subscriber_number VARCHAR, granted_at TIMESTAMP,"
-                    " withdrawn_at TIMESTAMP)")
-        return 0
-    execute(con, f"""
-        CREATE OR REPLACE TEMP TABLE {name} AS
+    return register_table(con, lake, name, "subscriber_number VARCHAR, granted_at TIMESTAMP, withdrawn_at TIMESTAMP",
+                          """
         SELECT subscriber_number, recorded_at AS granted_at, withdrawn_at
         FROM (
             SELECT subscriber_number, status = 'granted' AS granted, recorded_at,
@@ -35,8 +29,7 @@ def define_spells(con, lake: Lake, purpose: str, known_on: date, name: str = "co
                    -- the first withdrawal after this event: the end of the spell it starts
                    min(CASE WHEN status = 'withdrawn' THEN recorded_at END)
                        OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS withdrawn_at
-            FROM {source}
+            FROM {register}
             WHERE purpose = $purpose AND recorded_at < CAST($known_on AS DATE) + INTERVAL 1 DAY
             WINDOW w AS (PARTITION BY subscriber_number ORDER BY recorded_at, status = 'withdrawn', record_id))
         WHERE granted AND NOT coalesce(after_grant, false)""", {"purpose": purpose, "known_on": known_on})
-    return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

@@ -63,6 +63,7 @@ def cmd_run(args) -> int:
 
 def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
     """Plan, every file, the night-wide steps and the close: the DAG's tasks in sequence."""
+    from transforms.audit_store import no_writing
     from transforms.entry.console import aggregate_lines, file_line, marketing_line, roaming_line
     from transforms.nightly.aggregate_night import aggregate_night
     from transforms.nightly.audit_file import audit_file
@@ -82,10 +83,11 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
         f"{len(plan.files) - len(todo)} skipped (already audited, duplicate or not a data file)")
     for i, planned in enumerate(todo, 1):
         say(f"[{i}/{len(todo)}] {planned.file_name} ({planned.bytes:,} bytes) …")
-        r = audit_file(planned, lake, policy, formats, run_id=run_id, night=args.date, keyring=keyring,
-                       format_override=override_for(planned, dict(args.format)),
-                       timezone=override_for(planned, dict(args.timezone)),
-                       on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
+        with no_writing("the per-file step"):    # as in the DAG's mapped tasks (docs/design.md §6)
+            r = audit_file(planned, lake, policy, formats, run_id=run_id, night=args.date, keyring=keyring,
+                           format_override=override_for(planned, dict(args.format)),
+                           timezone=override_for(planned, dict(args.timezone)),
+                           on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {file_line(r)}")
     for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
         say(line)
@@ -187,6 +189,8 @@ SUMMARY_SQL = {
                  " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
     "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
                   " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
+    "marketing": "SELECT count(*), sum(subscribers), sum(rows_removed), max(consents_standing), min(purpose)"
+                 " FROM marketing_profiles WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
                 " USING (run_id, sha256, file_name) WHERE f.night = ? AND x.classification IN ('not_allowed', 'unknown')"
                 " GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 12",
@@ -198,6 +202,7 @@ def cmd_summary(args) -> int:
     from transforms.audit_store.anchors import check_anchors
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
+    from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
     from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
@@ -216,6 +221,8 @@ def cmd_summary(args) -> int:
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
         (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        (profile_days, profiled, profiles_removed, standing, purpose), = con.execute(SUMMARY_SQL["marketing"],
+                                                                                    [run[0]]).fetchall()
         chain = verify_chain(con)
         (head,), anchors = con.execute("SELECT max(seq) FROM audit_log").fetchone(), check_anchors(con, lake)
     (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known) = run
@@ -249,6 +256,9 @@ def cmd_summary(args) -> int:
     if k is not None:
         print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
               f" {secondary:,} more so no total minus its parts reveals one")
+    if profile_days:
+        print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"
+              f" ({standing:,} consent(s) standing), {profiles_removed:,} profile row(s) removed")
     intact = chain.ok and anchors.ok
     print(f"\naudit database: {lake.audit_db}  (audit-log chain {'intact' if intact else 'BROKEN'},"
           f" {chain.entries} entries, head seq {number(head)})")
@@ -257,7 +267,7 @@ def cmd_summary(args) -> int:
         print(f"  {line}")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
     print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
-    print(f"zones: {lake.root}/{{billing,invoices,quarantine,analytics,aggregates,roaming}}")
+    print(f"zones: {lake.root}/{{{','.join(z for z in DATA_ZONES if lake.zone(z).is_dir())}}}")
     return EXIT_OK if intact else EXIT_FAILED
 
 
@@ -290,6 +300,52 @@ def cmd_snapshot(args) -> int:
     print(f"snapshot of {lake.audit_db}: {snap.path} ({snap.bytes:,} bytes, copied in {snap.seconds:.3f} s);"
           f" audit log: {snap.entries} entries, head seq {head}")
     print(f"open the copy, not the live store: duckdb -readonly {snap.path}")
+    return EXIT_OK
+
+
+def cmd_writer_lease(args) -> int:
+    from transforms.audit_store.writer_lease import lease_path
+    from transforms.lake import Lake
+
+    lake = Lake.at(args.lake)
+    return _show_or_break_lease(lake, lease_path(lake), f"the writer lease of {lake.audit_db}",
+                                "writer_lease_broken", "audit_store", args.break_lease)
+
+
+def cmd_leases_lock(args) -> int:
+    from transforms.lake import Lake
+    from transforms.runs.lease import lock_lease_path
+
+    lake = Lake.at(args.lake)
+    return _show_or_break_lease(lake, lock_lease_path(lake), "the lock of the runs' leases",
+                                "leases_lock_broken", "runs_leases", args.break_lock)
+
+
+def _show_or_break_lease(lake, path, what: str, action: str, target: str, break_it: bool) -> int:
+    """Print who holds the lease file at `path` (transforms/lake/host_lease.py); with `break_it`, remove it
+    and chain that into the audit log (host and pid of holder and breaker: no personal data)."""
+    from transforms.audit_store import LogEvent, append_log, writing
+    from transforms.lake.host_lease import break_lease, dead_here, read_holder
+    from transforms.lake.processes import host_name
+
+    holder = read_holder(path)
+    if holder is None:
+        print(f"nobody holds {what}")
+        return EXIT_OK
+    dead = dead_here(holder)
+    print(f"{what}: {holder.words()}" + (f"; dead: {dead}" if dead else ""))
+    if not break_it:
+        return EXIT_OK
+    broken = break_lease(path)
+    if broken is None:
+        print("it was let go meanwhile; nothing to break")
+        return EXIT_OK
+    # Recorded by the writer that comes next: this command (the writer lease is free now, if it was that one).
+    with writing(lake) as con:
+        append_log(con, [LogEvent(f"{action}:{broken.token}", "cli", action, target,
+                                  {"host": broken.host, "pid": broken.pid, "since": broken.since,
+                                   "by_host": host_name(), "by_pid": os.getpid()})])
+    print(f"broke the lease of {broken.words()}; recorded in the audit log ({action})")
     return EXIT_OK
 
 
@@ -417,4 +473,5 @@ def _as_date(text: str | None) -> date | None:
 COMMANDS = {"run": cmd_run, "retention": cmd_retention, "hold": cmd_hold, "verify": cmd_verify,
             "summary": cmd_summary, "report": cmd_report, "snapshot": cmd_snapshot, "lookup": cmd_lookup,
             "policy": cmd_policy, "formats": cmd_formats, "permissions": cmd_permissions,
-            "subject": cmd_subject}
+            "subject": cmd_subject, "writer-lease": cmd_writer_lease,
+            "leases-lock": cmd_leases_lock}

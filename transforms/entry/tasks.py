@@ -93,6 +93,7 @@ def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
 @_owner_only
 def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, connection: dict | None = None) -> dict:
     """Audit one landing file; return its `source_files` row (counts and names)."""
+    from transforms.audit_store import no_writing
     from transforms.formats import load_formats
     from transforms.nightly.audit_file import audit_file
     from transforms.nightly.plan import PlannedFile, override_for
@@ -101,7 +102,8 @@ def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, conne
 
     night, _, lake, policy = resolve(params, logical_date)
     planned_file = PlannedFile(**planned)
-    with night_lease(lake, night, run_id):
+    # Mapped over workers on any host: it leaves a fragment and may not open the store (docs/design.md §6).
+    with night_lease(lake, night, run_id), no_writing("the audit_file task"):
         row = audit_file(planned_file, lake, policy, load_formats(policy, params.get("formats_dir") or None),
                          run_id=run_id, night=night, keyring=keyring(connection),
                          format_override=override_for(planned_file, params.get("formats") or {}),

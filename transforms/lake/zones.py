@@ -42,6 +42,10 @@ class Lake:
     def ensure(self) -> None:
         """Make every zone folder that is missing, owner-only (0700: never open). Runs make them with the
         policy's modes instead (`transforms.lake.permissions.prepare_lake`)."""
+        if not self.root.is_dir():
+            # Owner-only too, whatever the umask: a root others may list would be refused by the next run.
+            self.root.mkdir(parents=True)
+            self.root.chmod(0o700)
         for z in ZONE_NAMES:
             folder = self.zone(z)
             if not folder.is_dir():

@@ -14,7 +14,10 @@ latest consent received counts" (§3.4 ¶3), whatever order the extracts landed 
   first area by name;
 * the parties the subscriber called (calls, SMS, MMS they made): those whose own consent stands as the
   subscriber's does, by their marketing token (§3.4 ¶5 "including their usage profile, where they too
-  consented"); the others only as a count of distinct parties, never named or tokenized.
+  consented"); the others only as a count of distinct parties, never named or tokenized. A party whose
+  processing is restricted tonight (policy §6.4; `privacy.restricted`) is counted, not named, while the
+  restriction stands, whatever their consent: what an erasure does to the profiles that named them
+  (`retention.blank`, docs/design.md §12).
 
 There is no household profile: each member of a household is profiled on their own consent only, so a
 household is profiled only where each member consented separately. A subscriber without a standing
@@ -46,8 +49,8 @@ from transforms.privacy.numbers import e164_sql, numbering_params
 from transforms.privacy.purpose import NUMBER_KIND, marketing_keyring
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.privacy.restricted import MARKETING as MARKETING_ZONE
-from transforms.privacy.restricted import Restricted, RestrictedFilter
-from transforms.steps.billing import SERVED_IS_CALLED, served_party_sql
+from transforms.privacy.restricted import Restricted
+from transforms.steps.billing import SERVED_IS_CALLED, restricted_filter, served_party_sql
 
 USAGE = ("call", "sms", "mms", "data")                # service types that are use of voice and data services
 CONTACTS = ("call", "sms", "mms")                     # ... and those that name a party the subscriber called
@@ -77,6 +80,7 @@ class MarketingProfilesResult:
     days_without_billing: tuple[str, ...]
     seconds: float
     rows_restricted: int = 0          # billing rows left out: their served subscriber's processing is restricted
+    cells_blanked: int = 0            # called parties counted, not named: their processing is restricted
 
 
 def billing_files_of_day(lake: Lake, day: str) -> list[str]:
@@ -141,8 +145,8 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
     written, without = [], []
     con = connect(work_dir / "marketing_tmp")
     con.execute("SET preserve_insertion_order = false")   # the output is ordered explicitly
-    skip = RestrictedFilter(restricted, MARKETING_ZONE, served_party_sql("destination_number", "origin_number"))
-    left_out_rows = 0
+    skip = restricted_filter(restricted, MARKETING_ZONE)
+    left_out_rows = withheld = 0
     params = numbering_params(policy.operator)
     try:
         define_spells(con, lake, purpose, night)
@@ -157,10 +161,16 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
             define_day_consents(con, day)
             # Restricted subjects (policy §6.4; docs/design.md §12): none of their rows is profiled.
             day_rows = {"files": files}
-            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", day_rows, policy, keyring)
+            # Their rows as the served party are left out; as a called party, their spellings (`restricted_raw`)
+            # are counted, never named.
+            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", day_rows, policy, keyring,
+                                       numbers=("destination_number",))
+            con.execute("CREATE OR REPLACE TEMP TABLE day_restricted (number VARCHAR)")
             if leave_out != "false":
                 left_out_rows += execute(con, f"SELECT count(*) FROM read_parquet($files, union_by_name = true)"
                                               f" WHERE {leave_out}", day_rows).fetchone()[0]
+                execute(con, f"""INSERT INTO day_restricted SELECT DISTINCT {e164_sql('raw')} FROM restricted_raw
+                                 WHERE kind = 'msisdn'""", params)
             execute(con, f"CREATE OR REPLACE TEMP TABLE day_usage AS {usage_sql} AND NOT {leave_out}",
                     {**params, "files": files})
             billing_rows = execute(con, "SELECT count(*) FROM read_parquet($files)", {"files": files}).fetchone()[0]
@@ -169,8 +179,10 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
                         " WHERE number IN (SELECT number FROM day_consents)")
             execute(con, profiles_sql, {"unknown": UNKNOWN_AREA})
             con.execute("""CREATE OR REPLACE TEMP TABLE day_calls AS
-                SELECT DISTINCT u.number, u.called, c.number IS NOT NULL AS named
+                SELECT DISTINCT u.number, u.called, c.number IS NOT NULL AND r.number IS NULL AS named,
+                       c.number IS NOT NULL AND r.number IS NOT NULL AS withheld
                 FROM usage u LEFT JOIN day_consents c ON c.number = u.called
+                LEFT JOIN day_restricted r ON r.number = u.called
                 WHERE u.called IS NOT NULL AND u.called <> u.number""")
             # Tokens of the profiled and the named, under the purpose key: HMAC over distinct numbers only.
             hmac_expr, hmac_params = token_sql(key, sql_literal(NUMBER_KIND), "number")
@@ -180,8 +192,10 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
                     hmac_params)
             removed = _rows_removed(con, keys, out_root / f"{PARTITION}={day}" / PROFILE_FILE)
             (rows_profiled,) = con.execute("SELECT count(*) FROM usage").fetchone()
-            named, counted = con.execute("SELECT count(*) FILTER (WHERE named), count(*) FILTER (WHERE NOT named)"
-                                         " FROM day_calls").fetchone()
+            named, counted, restricted_parties = con.execute(
+                "SELECT count(*) FILTER (WHERE named), count(*) FILTER (WHERE NOT named),"
+                " count(*) FILTER (WHERE withheld) FROM day_calls").fetchone()
+            withheld += restricted_parties
             folder = out_root / f"{PARTITION}={day}"
             subscribers = con.execute("SELECT count(*) FROM day_profiles").fetchone()[0]
             if subscribers:
@@ -216,7 +230,7 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
     return MarketingProfilesResult(clause=policy.consent.purpose(purpose).clause, purpose=purpose, key_id=key.key_id,
                                    consents_standing=int(standing), days=tuple(written),
                                    days_without_billing=tuple(without), seconds=round(time.monotonic() - started, 3),
-                                   rows_restricted=left_out_rows)
+                                   rows_restricted=left_out_rows, cells_blanked=int(withheld))
 
 
 def _rows_removed(con, keys: KeyRing, previous: Path) -> int:

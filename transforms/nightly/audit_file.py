@@ -29,11 +29,11 @@ from transforms.nightly.facts import FileFacts, write_file_facts
 from transforms.nightly.plan import PlannedFile
 from transforms.policy import Policy
 from transforms.privacy.analytics import AnalyticsResult, build_analytics
-from transforms.privacy.restricted import ANALYTICS, RestrictedFilter, read_restricted, write_skipped
+from transforms.privacy.restricted import ANALYTICS, read_restricted, write_skipped
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.redact import safe_error
 from transforms.privacy.tokens import TOKEN_METHOD
-from transforms.steps.billing import load_billing, served_party_sql
+from transforms.steps.billing import load_billing, restricted_filter
 from transforms.steps.delivery import readable_copy
 from transforms.steps.fieldcheck import check_fields
 from transforms.steps.ingest import IngestResult, ingest_file
@@ -212,11 +212,11 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
     step(f"committed {billing.rows_written:,} rows to billing in {len(billing.rows_by_partition)} partition(s)")
     made = None
     if billing.rows_written:
-        skip = RestrictedFilter(read_restricted(lake, record.run_id), ANALYTICS,
-                                served_party_sql("destination_number", "origin_number"))
+        skip = restricted_filter(read_restricted(lake, record.run_id), ANALYTICS)
         made = build_analytics([str(lake.root / f) for f in billing.files], lake, policy, keyring,
                                work / "analytics", source_sha256=p.sha256, skip=skip)
-        write_skipped(lake, record.run_id, f"{ANALYTICS}-{p.sha256[:16]}", {ANALYTICS: made.rows_restricted})
+        write_skipped(lake, record.run_id, f"{ANALYTICS}-{p.sha256[:16]}", {ANALYTICS: made.rows_restricted},
+                      cells_blanked={ANALYTICS: made.cells_blanked})
         step(f"analytics: {made.rows:,} rows pseudonymized (key {made.key_id}) and generalized")
     by_reason = {**ingest.unparseable_by_reason}
     for reason, n in validation.rejected_by_reason.items():

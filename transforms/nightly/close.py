@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 
-from transforms.privacy.restricted import read_skipped
+from transforms.privacy.restricted import BLANKED, read_skipped
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, verify_chain, writing
 from transforms.audit_store.exports import export_parquet
 from transforms.audit_store.tables import (
@@ -99,9 +99,12 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     events = [_file_event(run_id, p, f) for p, f in audited.items()]
     # Rows the derivations left out because their subject's processing is restricted (counts only; §6.4).
     restricted = read_skipped(lake, run_id)
+    # ... and the cells where such a subject, the other party of someone else's record, was written NULL.
+    blanked = read_skipped(lake, run_id, BLANKED)
     events.append(LogEvent(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
                            {"status": run_status, **totals, "files": len(files),
-                            **({"rows_restricted": restricted} if any(restricted.values()) else {})}))
+                            **({"rows_restricted": restricted} if any(restricted.values()) else {}),
+                            **({"cells_blanked": blanked} if any(blanked.values()) else {})}))
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in PER_RUN_TABLES:

@@ -27,7 +27,8 @@ def marketing_night(lake: Lake, policy: Policy, keyring: KeyRing, *, run_id: str
     built = build_profiles(lake, policy, keyring, analytics_event_dates(lake, run_id),
                            date.fromisoformat(plan.night), lake.work_dir(run_id) / "marketing",
                            read_restricted(lake, run_id))
-    write_skipped(lake, run_id, MARKETING_ZONE, {MARKETING_ZONE: built.rows_restricted})
+    write_skipped(lake, run_id, MARKETING_ZONE, {MARKETING_ZONE: built.rows_restricted},
+                  cells_blanked={MARKETING_ZONE: built.cells_blanked})
     write_night_rows(lake, run_id, MARKETING, tuple(MarketingProfile(
         run_id=run_id, event_date=date.fromisoformat(d.event_date), purpose=built.purpose,
         billing_rows=d.billing_rows, rows_profiled=d.rows_profiled, subscribers=d.subscribers,

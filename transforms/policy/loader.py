@@ -204,8 +204,9 @@ def _read_lateness(r: Section) -> LatenessRule:
 
 
 def _read_consent(c: Section) -> ConsentRule:
-    """Purposes (lower_snake_case, each with its clause and whether it is direct marketing), channels, and
-    the profiling purpose, which must be one of the purposes."""
+    """Purposes (lower_snake_case, each with its clause and whether it is direct marketing), channels, the
+    profiling purpose, which must be one of the purposes, and the channel of the withdrawals the answers to
+    requests record, which must not be one of the channels."""
     purposes_section = c.section("purposes")
     purposes = []
     for name in purposes_section.keys():
@@ -223,8 +224,17 @@ def _read_consent(c: Section) -> ConsentRule:
     profiling = c.text("profiling_purpose", pattern=_NAME)
     if profiling not in {p.purpose for p in purposes}:
         raise PolicyError(f"{c.key}.profiling_purpose: {profiling!r} is not one of the purposes")
+    # The answers' own channel: one an extract could also deliver would let an extract's row pass for a
+    # withdrawal the tool recorded, and the consent extract could not tell them apart to refuse it.
+    request = c.section("request_channel")
+    request_channel = request.text("channel", pattern=_NAME)
+    if request_channel in channels:
+        raise PolicyError(f"{request.key}.channel: {request_channel!r} is one of {c.key}.channels; the channel of "
+                          "the withdrawals a request's answer records must be its own (no extract delivers it)")
     rule = ConsentRule(clause=c.text("clause"), latest_counts=c.text("latest_counts"), purposes=tuple(purposes),
-                       channels=tuple(channels), profiling_purpose=profiling)
+                       channels=tuple(channels), profiling_purpose=profiling, request_channel=request_channel,
+                       request_channel_clause=request.text("clause"))
+    request.no_extra_keys()
     c.no_extra_keys()
     return rule
 

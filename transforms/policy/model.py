@@ -151,6 +151,10 @@ class ConsentRule:
     purposes: tuple[ConsentPurpose, ...]
     channels: tuple[str, ...]
     profiling_purpose: str              # the purpose the marketing zone's usage profiles need
+    # The channel of the withdrawals an answer to a request records (§6.3, §6.6): never an extract's, never one
+    # of `channels` (docs/design.md §11, §12).
+    request_channel: str
+    request_channel_clause: str
 
     @property
     def purpose_names(self) -> tuple[str, ...]:

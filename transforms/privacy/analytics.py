@@ -21,7 +21,7 @@ from transforms.privacy.generalize import ColumnTreatment, define_generalized, t
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.restricted import RestrictedFilter
 from transforms.privacy.subject_index import commit_index, stage_day_indexes
-from transforms.privacy.tokens import plan_tokens
+from transforms.privacy.tokens import TokenPlan, plan_tokens
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class AnalyticsResult:
     treatments: tuple[ColumnTreatment, ...]
     zone: ZoneWrite
     rows_restricted: int = 0               # rows left out: their served subscriber's processing is restricted
+    cells_blanked: int = 0                 # cells written NULL: a restricted subject as someone else's other party
 
 
 def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyring: KeyRing, work_dir: Path, *,
@@ -57,11 +58,15 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
         define_generalized(con, billing_files, policy)
         # The identifiers are read from the billing rows themselves: one lookup serves all of the file's days.
         tokens = plan_tokens(con, "generalized_billing", policy, keyring)
-        rows = restricted = 0
-        # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone.
-        left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring) if skip else "false"
+        rows = restricted = blanked = 0
+        # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone, and where they
+        # are the other party of someone else's row, their token does not either.
+        numbers = tuple(c for c in tokens.targets if policy.field(c).identifier == "msisdn")
+        left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring, numbers=numbers) if skip \
+            else "false"
         if left_out != "false":
             restricted = con.execute(f"SELECT count(*) FROM generalized_billing WHERE {left_out}").fetchone()[0]
+            blanked = _blank_restricted_parties(con, tokens, policy, left_out)
         for i, (folder, files) in enumerate(sorted(by_day.items())):
             # Each day reads its own files: a filter on event_date instead makes DuckDB expect ~1 row
             # and hash-build the joins on the big side (out of memory at 4.5M rows).
@@ -91,5 +96,23 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             commit_index(staged / "billing.tokens", Path(by_day[staged.name][0]))
     remove_tree(indexes)
     return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
-                           treatments=treatments(policy), zone=zone, rows_restricted=restricted)
+                           treatments=treatments(policy), zone=zone, rows_restricted=restricted,
+                           cells_blanked=blanked)
+
+
+def _blank_restricted_parties(con, tokens: TokenPlan, policy: Policy, left_out: str) -> int:
+    """A restricted subject who is the other party of a row that lands (its served subscriber is not restricted):
+    their spellings' tokens in the lookup (`tokens`) become NULL, so every such cell is written NULL — no
+    placeholder, for the reason a blanked erased subject is NULL (docs/design.md §12). Returns the cells so
+    blanked in the rows that land (counts only). Set-based: one count, one update of the distinct spellings."""
+    kinds = [(i, policy.field(c).identifier) for i, c in enumerate(tokens.targets)]
+    cells = " + ".join(f"coalesce(CAST({c} AS VARCHAR) IN (SELECT raw FROM restricted_raw WHERE kind = '{k}'), false)"
+                       f"::INT" for c, (_, k) in zip(tokens.targets, kinds))
+    if not cells:
+        return 0
+    n = con.execute(f"SELECT coalesce(sum({cells}), 0) FROM generalized_billing WHERE NOT {left_out}").fetchone()[0]
+    values = ", ".join(f"({i}, '{k}')" for i, k in kinds)
+    con.execute(f"""UPDATE tokens SET token = NULL WHERE (col, raw) IN (
+                        SELECT c.col, r.raw FROM restricted_raw r JOIN (VALUES {values}) c(col, kind) USING (kind))""")
+    return int(n)
 

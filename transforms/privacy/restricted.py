@@ -8,10 +8,20 @@ A step finds the rows to drop by tokenizing the distinct served numbers and IMSI
 a restricted token is under — HMAC over distinct values, in DuckDB, as legal holds are matched — so a subject is
 found across a key rotation while the request's key is held. What is dropped is counted, never named.
 
-Rows are dropped where the restricted subject is the served subscriber (the record is about them). Where they are
-only the other party the record is someone else's, and that subscriber's processing goes on; the analytics row
-keeps the restricted subject's token in its other-party column, as the record of the other subscriber's
-communication (a limitation the README states).
+Rows are dropped where they are the restricted subject's own — the rows the subject finder calls theirs
+(`subjects.find`, role `served`) and an erasure takes (`retention.blank`): in analytics and the marketing profiles
+a row whose served subscriber's number is the subject's (or whose IMSI is, outside a forwarded leg, where the IMSI
+may be the forwarding SIM's and the served party the number it was forwarded to: `steps.billing.imsi_is_served_sql`);
+in roaming, whose rows are an IMSI's, a row with the subject's IMSI (by its served number only where it has none).
+A number and an IMSI of one subject are linked by the night's rows that are theirs for certain (the IMSI of a row
+served to the number outside a forwarded leg, and the other way round), so a request made by number also finds
+their IMSI, as the finder does. Where they are only the other party (called, calling or redirected-to number,
+the IMSI of their SIM forwarding someone's call to another) the record is the other subscriber's and its
+processing goes on, but without the restricted subject: the predicate also gathers the raw spellings of the
+caller's further number columns (`numbers`), and the step writes no token of theirs there — analytics NULL
+(`privacy.analytics`), a marketing profile counts them among the called parties not named
+(`marketing.profiles`), as an erasure blanks existing rows (docs/design.md §12). The cells so blanked are counted
+(`write_skipped`'s `cells_blanked`), never named.
 """
 
 from __future__ import annotations
@@ -71,26 +81,35 @@ def read_restricted(lake: Lake, run_id: str | None) -> Restricted:
     return read_record(path, Restricted) if path is not None and path.exists() else Restricted()
 
 
+# Zones whose rows are an IMSI's (roaming: one row per IMSI token), not a served number's.
+IMSI_ZONES = (ROAMING,)
+
+
 @dataclass(frozen=True)
 class RestrictedFilter:
     """Who a step leaves out: the run's restricted subjects for one zone, and the SQL of a billing row's served
-    subscriber's number (the caller's: `steps.billing.served_party_sql`) and IMSI."""
+    subscriber's number (the caller's: `steps.billing.restricted_filter`), IMSI, and whether that IMSI is for
+    certain the served subscriber's (`imsi_served`)."""
 
     restricted: Restricted
     zone: str
     served_number: str
     imsi: str | None = "imsi"
+    imsi_served: str = "true"
 
     def predicate(self, con, relation: str, params: dict, policy: Policy, keyring: KeyRing,
-                  name: str = "restricted_raw") -> str:
+                  name: str = "restricted_raw", numbers: tuple[str, ...] = ()) -> str:
         return restricted_predicate(con, relation, params, policy, keyring, self.restricted, self.zone,
-                                    self.served_number, self.imsi, name)
+                                    self.served_number, self.imsi, name, numbers, self.imsi_served)
 
 
 def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyring: KeyRing, restricted: Restricted,
-                         zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw") -> str:
-    """SQL over a row of `relation`: true when its served subscriber is restricted for `zone`. Creates the temp
-    table `name (kind, raw)` of the raw spellings that are. "false" when nobody is restricted for the zone."""
+                         zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw",
+                         numbers: tuple[str, ...] = (), imsi_served: str = "true") -> str:
+    """SQL over a row of `relation`: true when the row is a subject's own who is restricted for `zone` (see the
+    module docstring). Creates the temp table `name (kind, raw)` of the raw spellings that are restricted, among
+    the served numbers and IMSIs and the number columns `numbers` (where a restricted subject is the other party:
+    for the caller to blank). "false" when nobody is restricted for the zone."""
     tokens = restricted.of(zone)
     held = {k.key_id: k for k in keyring.keys}
     usable = [t for t in tokens if t.key_id in held]
@@ -99,7 +118,8 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
     con.executemany(f"INSERT INTO {name}_tokens VALUES (?, ?, ?)",
                     [(t.kind, t.key_id, bytes.fromhex(t.token)) for t in usable])
-    branches = [f"SELECT 'msisdn' AS kind, CAST({served_number} AS VARCHAR) AS raw FROM {relation}"]
+    branches = [f"SELECT 'msisdn' AS kind, CAST({n} AS VARCHAR) AS raw FROM {relation}"
+                for n in (served_number, *numbers)]
     if imsi:
         branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {relation}")
     norm = " ".join(f"WHEN '{k}' THEN {normalize_sql('raw', k)}" for k in ("msisdn", "imsi"))
@@ -113,22 +133,43 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
         execute(con, f"""INSERT INTO {name} SELECT kind, raw FROM {name}_distinct
             WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM {name}_tokens)""",
                 {"key_id": key_id, **hmac_params})
-    con.execute(f"DROP TABLE {name}_distinct")
-    parts = [f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"]
+    is_number = f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"
     if imsi:
-        parts.append(f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')")
-    return "coalesce(" + " OR ".join(parts) + ", false)"
+        is_imsi = f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')"
+        # The subject's other identifier, from tonight's rows that are theirs for certain; every spelling of it.
+        execute(con, f"""INSERT INTO {name}
+            SELECT kind, raw FROM {name}_distinct WHERE (kind, norm) IN (
+                SELECT d.kind, d.norm FROM (
+                    SELECT 'imsi' AS kind, CAST({imsi} AS VARCHAR) AS raw FROM {relation}
+                    WHERE ({imsi_served}) AND {is_number}
+                    UNION SELECT 'msisdn', CAST({served_number} AS VARCHAR) FROM {relation}
+                    WHERE ({imsi_served}) AND {is_imsi}) l
+                JOIN {name}_distinct d USING (kind, raw) WHERE d.norm IS NOT NULL)
+            EXCEPT SELECT kind, raw FROM {name}""", params)
+    con.execute(f"DROP TABLE {name}_distinct")
+    if not imsi:
+        return f"coalesce({is_number}, false)"
+    if zone in IMSI_ZONES:
+        return f"coalesce({is_imsi}, {is_number}, false)"
+    return f"coalesce({is_number} OR (({imsi_served}) AND {is_imsi}), false)"
 
 
-def write_skipped(lake: Lake, run_id: str, name: str, rows: dict[str, int]) -> None:
-    """The rows a step left out for restricted subjects (counts only), for the night's facts."""
-    write_json(lake.fragments_dir(run_id) / f"restricted-{name}.json", rows)
+SKIPPED, BLANKED = "restricted", "blanked"
 
 
-def read_skipped(lake: Lake, run_id: str) -> dict[str, int]:
-    """Every step's skipped rows of the run, summed per zone."""
+def write_skipped(lake: Lake, run_id: str, name: str, rows: dict[str, int],
+                  cells_blanked: dict[str, int] | None = None) -> None:
+    """The rows a step left out for restricted subjects, and the cells where it blanked one as the other party
+    (counts only), for the night's facts."""
+    write_json(lake.fragments_dir(run_id) / f"{SKIPPED}-{name}.json", rows)
+    if cells_blanked is not None:
+        write_json(lake.fragments_dir(run_id) / f"{BLANKED}-{name}.json", cells_blanked)
+
+
+def read_skipped(lake: Lake, run_id: str, fact: str = SKIPPED) -> dict[str, int]:
+    """Every step's skipped rows (`fact` BLANKED: blanked cells) of the run, summed per zone."""
     total: dict[str, int] = {}
-    for p in sorted(lake.fragments_dir(run_id).glob("restricted-*.json")):
+    for p in sorted(lake.fragments_dir(run_id).glob(f"{fact}-*.json")):
         for zone, n in read_record(p, dict[str, int]).items():
             total[zone] = total.get(zone, 0) + n
     return total

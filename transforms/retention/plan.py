@@ -125,10 +125,6 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
     # The keys whose rows go, per file; the rewrite reads them from here.
     execute(con, """CREATE OR REPLACE TEMP TABLE removal AS SELECT file, key FROM key_status
                     WHERE due_on <= $as_of AND len(hold_ids) = 0""", {"as_of": as_of})
-    # Only `removal` is read after the plan: the lake-wide per-key tables go now, so the rewrites and proofs
-    # run in the memory they need, not beside the whole lake's keys.
-    for table in ("key_status", "key_due", "subject_keys", "known_tokens", "marketing_named"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
     actions: dict[tuple, dict] = {}
     jobs = []
     for dataset, part, file, due, held, kept, due_on, held_on, next_on, hold_ids in rows:
@@ -154,3 +150,11 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
                            hold_ids=",".join(sorted(v["hold_ids"])) or None, files=v["files"])
            for (d, p, c, act), v in actions.items()]
     return SweepPlan(tuple(out), tuple(jobs))
+
+
+def drop_key_tables(con) -> None:
+    """The plan's lake-wide per-key tables, gone once a sweep needs only `removal`: its rewrites and proofs then
+    run in the memory they need, not beside the whole lake's keys (a subject request's fulfilment reads
+    `key_due` after the plan, and keeps them)."""
+    for table in ("key_status", "key_due", "subject_keys", "known_tokens", "marketing_named"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -47,8 +47,8 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.tokens import KEY_ID_COLUMN, plan_tokens
 from transforms.roaming.periods import check_month
 from transforms.roaming.schema import MONTH_COLUMNS, MONTH_FILE, NETWORK_ZONES
-from transforms.privacy.restricted import ROAMING, Restricted, RestrictedFilter
-from transforms.steps.billing import served_party_sql
+from transforms.privacy.restricted import ROAMING, Restricted
+from transforms.steps.billing import restricted_filter, served_party_sql
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
     con = connect(work_dir / "roaming_tmp")
     con.execute("SET preserve_insertion_order = false")   # the output is ordered explicitly
     key_id = keyring.current.key_id
-    skip = RestrictedFilter(restricted, ROAMING, served_party_sql("destination_number", "origin_number"))
+    skip = restricted_filter(restricted, ROAMING)
     left_out_rows = 0
     try:
         _load_zones(con, policy)

@@ -1,7 +1,11 @@
 """One night, one runner: a run holds a lease on (lake, night) while it works (docs/design.md §10).
 
-The lease is a small JSON record in `audit/_leases/`, read and changed only under one lock file, so two
-runs started in the same second still see each other. It names its holder (run id, host, process) and a
+The lease is a small JSON record in `audit/_leases/`, read and changed only under one lock, so two runs
+started in the same second still see each other, on one host or on two (Celery workers sharing the lake):
+the lock is this host's flock of `audit/_leases/.lock` and the lease file `audit/_leases/.lock.lease`, which
+holds across hosts where a flock does not (`transforms/lake/host_lease.py`, docs/design.md §10). It is held
+for milliseconds; a dead holder of this host is taken over, another host's only broken by a person
+(`cdr-audit leases-lock --break-lock`). It names its holder (run id, host, process) and a
 heartbeat the holder refreshes while it works. A second run of the night finds it held and is refused
 (`NightBusy`, which says by whom and since when), or waits for it. A lease whose holder is dead — its
 process is gone (a CLI run), or its heartbeat is older than the limit (an orchestrator's run, whose tasks
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,13 +29,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from transforms.lake import Lake, safe_run_id
+from transforms.lake import host_lease
 from transforms.lake.commit import exclusive
+from transforms.lake.host_lease import LeaseHolder
+from transforms.lake.processes import alive, started
 from transforms.lake.records import read_record, write_json
 
 # A holder bound to its process (the CLI) is dead as soon as the process is; one bound to its run (Airflow,
 # whose tasks come and go) is dead when no task refreshed the heartbeat for STALE_AFTER. The limit must
 # outlast the pause between two tasks, retries included (the DAGs' max_retry_delay is 30 minutes).
 PROCESS, RUN = "process", "run"
+LOCK_WAIT_ENV = "CDR_AUDIT_LEASES_WAIT_S"
 STALE_AFTER = timedelta(seconds=int(os.environ.get("CDR_AUDIT_LEASE_STALE_S", str(45 * 60))))
 BEAT_EVERY_S = 30.0
 
@@ -74,7 +83,7 @@ def acquire(lake: Lake, subject: str, run_id: str, *, bound: str = PROCESS) -> H
             raise NightBusy(subject, current)
         now, own = _now(), current is not None and current.run_id == run_id
         me = Holder(subject=subject, run_id=run_id, bound=bound, host=socket.gethostname(), pid=os.getpid(),
-                    pid_started=_started(os.getpid()), heartbeat=now, since=current.since if own else now,
+                    pid_started=started(os.getpid()), heartbeat=now, since=current.since if own else now,
                     took_over_from=current.took_over_from if own else current.run_id if dead else "",
                     took_over_because=current.took_over_because if own else dead or "")
         write_json(_path(lake, subject), me)
@@ -155,7 +164,7 @@ def why_lapsed(lake: Lake, run_id: str) -> str | None:
 
 def dead_reason(holder: Holder) -> str | None:
     """Why the holder is dead, or None while it lives."""
-    if holder.bound == PROCESS and holder.host == socket.gethostname() and not _alive(holder.pid,
+    if holder.bound == PROCESS and holder.host == socket.gethostname() and not alive(holder.pid,
                                                                                         holder.pid_started):
         return f"its process (pid {holder.pid} on host {holder.host}) is gone"
     age = datetime.now(timezone.utc) - datetime.fromisoformat(holder.heartbeat)
@@ -164,9 +173,41 @@ def dead_reason(holder: Holder) -> str | None:
     return None
 
 
-def leases_lock(lake: Lake):
-    """The lock every change of a lease takes; recovery holds it while it decides which runs are dead."""
-    return exclusive(lake.zone("audit") / "_leases" / ".lock")
+class LeasesLockBusy(RuntimeError):
+    """Another host held the lock of the runs' leases for longer than the wait; the message names it."""
+
+
+@contextmanager
+def leases_lock(lake: Lake, *, wait_s: float | None = None) -> Iterator[None]:
+    """The lock every change of a lease or claim takes; recovery holds it while it decides which runs are dead.
+    This host's processes take turns on the flock, hosts on the lease file. Another host's holder is waited
+    for up to `wait_s` (default `CDR_AUDIT_LEASES_WAIT_S`, 120 s), then LeasesLockBusy names it."""
+    wait_s = _lock_wait_s() if wait_s is None else wait_s
+    path = lock_lease_path(lake)
+
+    def busy(holder: LeaseHolder) -> Exception:
+        return LeasesLockBusy(f"the lock of the runs' leases {path} is held by {holder.words()}; waited {wait_s:g} s"
+                              f" ({LOCK_WAIT_ENV}) and changed no lease. If that holder is gone for good, check"
+                              " the host, then `cdr-audit leases-lock --lake LAKE --break-lock`")
+
+    def waiting(holder: LeaseHolder) -> str:
+        return f"the lock of the runs' leases is held by {holder.words()}; waiting up to {wait_s:g} s ({LOCK_WAIT_ENV})"
+
+    with exclusive(path.with_name(".lock")), host_lease.held(path, "the lock of the runs' leases", wait_s=wait_s,
+                                                             busy=busy, waiting=waiting, say=_say):
+        yield
+
+
+def lock_lease_path(lake: Lake) -> Path:
+    return lake.zone("audit") / "_leases" / ".lock.lease"
+
+
+def _lock_wait_s() -> float:
+    return float(os.environ.get(LOCK_WAIT_ENV) or 120.0)
+
+
+def _say(message: str) -> None:
+    print(f"cdr-audit: {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -202,25 +243,6 @@ def _read_file(path: Path) -> Holder | None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def _started(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), '' where /proc is not there."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]      # field 22: starttime, after the command in parentheses
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                # someone else's process: it exists
-    return not started or _started(pid) in ("", started)
 
 
 def _what(subject: str) -> str:

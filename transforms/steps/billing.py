@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.partitions import ZoneWrite, commit_partitions
+from transforms.privacy.restricted import Restricted, RestrictedFilter
 
 # Directions in which the served subscriber (the operator's customer the record is about) is the called
 # party; in every other direction it is the calling party.
@@ -20,6 +21,25 @@ SERVED_IS_CALLED = ("incoming", "forwarded")
 def served_party_sql(called: str, calling: str) -> str:
     """SQL over a billing row: `called` when the served subscriber is the called party, else `calling`."""
     return f"CASE WHEN direction IN {SERVED_IS_CALLED!r} THEN {called} ELSE {calling} END"
+
+
+# A forwarded leg's IMSI need not be its served subscriber's: a mediation export writes the leg of the SIM that
+# forwarded the call (its IMSI) to the number it was forwarded to, who is then the called, served party. In every
+# other direction the record's IMSI is the served subscriber's SIM.
+FORWARDED = "forwarded"
+
+
+def imsi_is_served_sql(direction: str = "direction") -> str:
+    """SQL over a billing row: true when its IMSI is for certain its served subscriber's (any direction but a
+    forwarded leg's): only then does an IMSI make a row its owner's own (docs/design.md §12)."""
+    return f"coalesce({direction} <> '{FORWARDED}', true)"
+
+
+def restricted_filter(restricted: Restricted, zone: str) -> RestrictedFilter:
+    """Who a step deriving `zone` from billing rows leaves out (`privacy.restricted`), with what a billing row's
+    served subscriber is."""
+    return RestrictedFilter(restricted, zone, served_party_sql("destination_number", "origin_number"),
+                            imsi_served=imsi_is_served_sql())
 
 
 def load_billing(valid_dir: str, lake: Lake, *, source_sha256: str) -> ZoneWrite:

@@ -11,9 +11,10 @@ It is a fixed-header extract (`steps/extract.py` reads, checks, quarantines and 
 declares what is its own. `recorded_at` is ISO-8601: with `Z` or an offset (`+01:00`) as written, without
 one in the operator's time zone (policy `operator.local_timezone`, where the consent system records); it is
 stored as UTC. An event recorded after the end of the night (UTC, as `define_standing` reads days) cannot
-have been received yet: `recorded_after_night`. The same subscriber, purpose and instant twice in one file
-is a duplicate (the first stays): one instant can hold one event, and a second is a conflict the file itself
-cannot settle.
+have been received yet: `recorded_after_night`. A row with the channel of the withdrawals an answer to a
+request records (`consent.request_channel`) is not the consent system's: `channel_request_only`. The same
+subscriber, purpose and instant twice in one file is a duplicate (the first stays): one instant can hold one
+event, and a second is a conflict the file itself cannot settle.
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ RULES = (
     ("recorded_at_invalid", "recorded_utc IS NULL", "recorded_at"),
     # A consent cannot be received after the extract was taken: the night's end, 00:00 UTC the next day.
     ("recorded_after_night", "recorded_utc >= CAST($night AS DATE) + INTERVAL 1 DAY", "recorded_at"),
-    ("channel_unknown", "channel IS NULL OR NOT list_contains($channels, channel)", "channel"),
+    # The channel of the withdrawals an answer to a request records (`consent.request_channel`): only the tool's
+    # own answer writes it, so an extract's row claiming it is not believed (docs/design.md §11).
+    ("channel_request_only", "channel = $request_channel", "channel"),
+    ("channel_unknown", "channel IS NULL OR (channel <> $request_channel AND NOT list_contains($channels, channel))",
+     "channel"),
 )
 
 CONSENTS = Extract(
@@ -71,6 +76,7 @@ CONSENTS = Extract(
               strftime(recorded_utc, '%Y-%m') AS {PARTITION}""",
     parameters=lambda policy: {"purposes": list(policy.consent.purpose_names), "statuses": list(STATUSES),
                                "channels": list(policy.consent.channels),
+                               "request_channel": policy.consent.request_channel,
                                "local_tz": policy.operator.local_timezone},
 )
 

@@ -27,6 +27,7 @@ from transforms.lake.commit import commit_file, remove_tree
 from transforms.lake.connection import connect
 from transforms.lake.permissions import make_owner_only_dir
 from transforms.lake.records import write_json
+from transforms.marketing.schema import ZONE as MARKETING
 from transforms.policy import Policy
 from transforms.policy.model import LINEAGE_COLUMNS
 from transforms.privacy.generalize import treatments
@@ -220,6 +221,33 @@ def _retention(policy: Policy, zone: str) -> tuple[str, str]:
     return (f"{rule.legal_basis} ({rule.clause})", f"{keep}; then {rule.action}d")
 
 
+@dataclass(frozen=True)
+class Profiling:
+    """What index.html says about automated decisions and profiling (§6.1, last indent): whether a profile of the
+    subject is held, what it is made of, what it leads to, and the consent it rests on (§3.4 ¶5)."""
+
+    held: bool
+    clause: str
+    purpose: str
+    inputs: list[str]
+
+
+# What a marketing profile row holds, in words (transforms/marketing/schema.py PROFILE_COLUMNS).
+_PROFILE_INPUTS = [
+    "the number of your communications, minutes of calls, SMS and MMS counts and data volume, per day",
+    "how your use is spread over the 24 hours of the day",
+    "the area your phone was most often in (home area)",
+    "the people you called who consented to profiling too (by a marketing token), and how many others "
+    "(a count, never who)",
+]
+
+
+def _profiling(policy: Policy, result: SubjectExport) -> Profiling:
+    purpose = policy.consent.purpose(policy.consent.profiling_purpose)
+    held = any(z.zone == MARKETING and z.rows for z in result.zones)
+    return Profiling(held, purpose.clause, purpose.purpose, _PROFILE_INPUTS)
+
+
 def render_index(result: SubjectExport, policy: Policy, statement: list[str] | None = None) -> str:
     """index.html: the export in words for the person it is about (every value escaped); `statement`: the
     paragraphs answering a request for another right than access (`transforms.subjects.fulfil`)."""
@@ -233,7 +261,7 @@ def render_index(result: SubjectExport, policy: Policy, statement: list[str] | N
     return _ENV.get_template("access.html.j2").render(
         right=result.right, request_id=result.request_id, statement=statement or [],
         right_clause=RIGHT_CLAUSES.get(result.right) or policy.subject_rights.clause_of(result.right),
-        zones=pages, anonymous=ANONYMOUS, policy=policy, kept=", ".join(OTHER_PARTY_KEEPS),
+        zones=pages, profiling=_profiling(policy, result), anonymous=ANONYMOUS, policy=policy, kept=", ".join(OTHER_PARTY_KEEPS),
         authority=SUPERVISORY_AUTHORITY, complaint_clause=COMPLAINT_CLAUSE,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), files=sorted(
             [f"{z}.csv" for z in ZONES] + [f"{z}.json" for z in ZONES] + [SUMMARY]))

@@ -47,6 +47,7 @@ from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
 from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
 from transforms.marketing.schema import ZONE as MARKETING
 from transforms.roaming.schema import STATUS_DIR
+from transforms.steps.billing import imsi_is_served_sql
 from transforms.subjects.subject import SUBJECT_KINDS, Subject
 
 ROLE = "subject_role"
@@ -252,11 +253,15 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
                         indexed=look.spellings, hash_source=bool(look.unindexed))
     is_number = f"IN (SELECT raw FROM {spell} WHERE kind = 'msisdn')"
     is_imsi = f"IN (SELECT raw FROM {spell} WHERE kind = 'imsi')"
-    served = [f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis] + [f"{c} {is_number}" for c in subscriber]
     cdr = {"direction", "origin_number", "destination_number"} <= present_set
+    # Their IMSI makes a row theirs only where it is the served subscriber's for certain (not a forwarded leg's,
+    # whose served party may be the number their SIM forwarded a call to): elsewhere it is a cell of theirs.
+    served = [f"(CAST({c} AS VARCHAR) {is_imsi} AND {imsi_is_served_sql() if cdr else 'true'})" for c in imsis]
+    served += [f"{c} {is_number}" for c in subscriber]
     if cdr:
         served.insert(0, f"CAST({SERVED_NUMBER} AS VARCHAR) {is_number}")
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
+    own |= {c: f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis}
     select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
     # Rows holding any of the subject's spellings first (a semi-join per column), the role on those only.
     candidates = (" OR ".join([*own.values(), *served[1 if cdr else 0:]]) if scan else "") or "false"
@@ -319,8 +324,12 @@ def find_analytics(s: Search) -> ZoneFound:
     if KEY_ID_COLUMN not in present_set or not (numbers or imsis):
         return _nothing("analytics", "the zone's files hold no tokens")
     own = {c: f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('msisdn')}" for c in numbers}
-    served = [f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')}" for c in imsis]
-    if {"direction", "origin_number", "destination_number"} <= present_set:
+    cdr = {"direction", "origin_number", "destination_number"} <= present_set
+    # As in billing (`_cdr_rows`): a forwarded leg with their IMSI is theirs only if it is served to their number.
+    served = [f"(({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')} AND {imsi_is_served_sql() if cdr else 'true'})"
+              for c in imsis]
+    own |= {c: f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')}" for c in imsis}
+    if cdr:
         served.insert(0, f"({KEY_ID_COLUMN}, {SERVED_NUMBER}) IN {s.tokens_of('msisdn')}")
     keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
     select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)

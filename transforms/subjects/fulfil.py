@@ -19,10 +19,13 @@ erasure (§6.3)       analytics, marketing and quarantine rows about the subject
                      limitation), invoices (retention category `invoice`) and roaming aggregates
                      (`roaming_aggregate`) are `restricted` until the due date the retention catalog gives them (`retention.due`, the sweep's own logic). An active
                      legal hold on the subject turns `erased` into `restricted` for what it covers. Rows go by the
-                     retention sweep's rewrite, journal and byte proof (`retention.rewrite`, `proof`).
+                     retention sweep's rewrite, journal and byte proof (`retention.rewrite`, `proof`). Other
+                     subscribers' analytics and marketing rows that name the subject as their other party stay,
+                     with the subject blanked (`retention.blank`; `rows_blanked`, `cells_blanked`).
 restriction (§6.4)   every zone `restricted` from now until `cdr-audit subject lift`.
 objection (§6.6)     scope `direct_marketing`: a withdrawal of every direct-marketing purpose
-                     (`consent.direct_marketing_purposes`) and the marketing rows erased; scope
+                     (`consent.direct_marketing_purposes`) and the marketing rows erased (and blanked where
+                     others' profiles name the subject); scope
                      `legitimate_interest`: the analytics zone restricted until decided (§6.4, 4th indent), then
                      lifted with the decision.
 
@@ -53,6 +56,8 @@ from transforms.lake.records import write_json
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import e164_sql, numbering_params
+from transforms.privacy.tokens import KEY_ID_COLUMN
+from transforms.retention.blank import BLANKED, blank, define_held, plan_blanking, prove_blanked
 from transforms.retention.catalog import check_catalog
 from transforms.retention.holds import list_holds
 from transforms.retention.journal import Journal
@@ -85,8 +90,6 @@ PORTABLE = {"billing": "contract (§3.2 ¶3), automated", "invoices": "contract 
 # A restriction (and an objection on legitimate interest while it is decided) may be lifted; what an erasure
 # keeps is restricted until the data go.
 LIFTABLE = ("restriction", "objection")
-# A consent register event the request itself records (not the consent system's): its channel.
-REQUEST_CHANNEL = "subject_request"
 _RECTIFICATION = (
     "Call detail records are records of events as the network saw them: who communicated with whom, when, for how "
     "long and through which cell. They are not changed, also on request, because they are the evidence the bill "
@@ -110,11 +113,17 @@ class ZoneAnswer:
     rows_restricted: int = 0
     hold_ids: tuple[str, ...] = ()
     note: str = ""
+    # Other subscribers' rows that named the subject as their other party, kept with the subject blanked
+    # (`retention.blank`): the rows, and the cells (marketing: named parties) blanked in them.
+    rows_blanked: int = 0
+    cells_blanked: int = 0
 
     def as_json(self) -> dict:
         out = {"action": self.action, "clause": self.clause, "goes_on": self.goes_on, "note": self.note}
         if self.rows_erased or self.rows_restricted:
             out.update(rows_erased=self.rows_erased, rows_restricted=self.rows_restricted)
+        if self.rows_blanked:
+            out.update(rows_blanked=self.rows_blanked, cells_blanked=self.cells_blanked)
         if self.hold_ids:
             out["hold_ids"] = list(self.hold_ids)
         return out
@@ -234,6 +243,8 @@ def _act(con, lake, policy, keyring, subject, request, scope, today, exported, j
         say(f"[{i}/{len(jobs)}] {job.dataset}/{job.partition}: erasing {job.rows_removed:,} of {job.rows_before:,} rows")
         journal.note(rewrite(con, lake, policy, job, journal, work / "evidence"))
     proofs = [Proof(**p) for p in journal.prove(lambda done: prove(con, lake, policy, done))]
+    blanked, blank_proofs = _blank_other_party(con, lake, policy, keyring, request, erasing, work, say)
+    proofs += blank_proofs
     erased: dict[str, int] = {}
     for e in journal.done():
         erased[e["dataset"]] = erased.get(e["dataset"], 0) + e["rows_removed"]
@@ -254,7 +265,49 @@ def _act(con, lake, policy, keyring, subject, request, scope, today, exported, j
                                                  f"({', '.join(purposes)}) recorded ({policy.consent.latest_counts})"))
         else:
             answers.append(_unchanged(z, policy.subject_rights.clause_of("objection")))
-    return answers, proofs, withdrawals
+    return [_with_blanked(a, blanked) for a in answers], proofs, withdrawals
+
+
+# Zones whose other subscribers' rows may name the subject, blanked when the zone is erased (`retention.blank`).
+BLANKED_ZONES = {"analytics": "subject_tokens", "marketing": "marketing_tokens"}
+
+
+def _blank_other_party(con, lake, policy, keyring, request, erasing, work, say):
+    """The subject blanked where they are the other party of the rows of other subscribers, in the erased zones
+    that have them (`retention.blank`): journaled apart from the removals (`blanking.json`: a file is rewritten
+    by both), after them; each file proved. Returns ({zone: (rows, cells)}, proofs)."""
+    present = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    zones = {z: t for z, t in BLANKED_ZONES.items() if z in erasing and t in present}
+    journal = Journal(lake.zone("audit") / "subjects" / request.request_id / "blanking.json", lake.root)
+    journal.resume(say)
+    if zones:
+        held = define_held(con)
+        clause = policy.subject_rights.clause_of(request.subject_right)
+        keys = {k.key_id for k in keyring.keys}
+        for zone, tokens in zones.items():
+            jobs = plan_blanking(con, lake, policy, zone, tokens, held, clause, keys)
+            for i, job in enumerate(jobs, 1):
+                say(f"[{i}/{len(jobs)}] {zone}/{job.partition}: blanking the subscriber in {job.rows_blanked:,} of "
+                    f"{job.rows:,} rows of others")
+                journal.note(blank(con, lake, policy, job, tokens, held, journal, work / "evidence-blanked"))
+    proofs = [Proof(**p) for p in journal.prove(lambda done: prove_blanked(con, lake, policy, done))]
+    journal.close()
+    counts: dict[str, tuple[int, int]] = {}
+    for e in journal.done():
+        rows, cells = counts.get(e["dataset"], (0, 0))
+        counts[e["dataset"]] = (rows + e["rows_blanked"], cells + e["cells_blanked"])
+    return counts, proofs
+
+
+def _with_blanked(a: ZoneAnswer, blanked: dict[str, tuple[int, int]]) -> ZoneAnswer:
+    rows, cells = blanked.get(a.zone, (0, 0))
+    if not rows:
+        return a
+    what = "NULL in" if a.zone == "analytics" else "counted, no longer named, in"
+    note = (f"{a.note}; " if a.note else "") + (
+        f"other subscribers' rows naming the subscriber as their other party stay theirs: the subscriber is "
+        f"{what} {cells} place(s) of {rows} row(s)")
+    return replace(a, rows_blanked=rows, cells_blanked=cells, note=note)
 
 
 def _as_found(z: ZoneFound) -> ZoneAnswer:
@@ -339,7 +392,7 @@ def _withdraw(con, lake: Lake, policy: Policy, request: SubjectRequest, purposes
                CAST($today AS DATE) AS as_of, $rid AS run_id
         FROM (SELECT unnest($numbers::VARCHAR[]) AS number) CROSS JOIN (SELECT unnest($purposes::VARCHAR[]) AS purpose)
         ORDER BY ALL) TO $tmp (FORMAT parquet)""",
-                {"rid": request.request_id, "at": at, "channel": REQUEST_CHANNEL, "today": at[:10],
+                {"rid": request.request_id, "at": at, "channel": policy.consent.request_channel, "today": at[:10],
                  "numbers": numbers, "purposes": list(purposes), "tmp": str(tmp)}).fetchone()[0]
     commit_file(tmp, final)
     return n
@@ -377,6 +430,13 @@ def _subject_rows(con, policy: Policy, request_id: str, datasets: list[str]) -> 
         source, where = table, "true"
         if ROLE in cols:
             where = f"{ROLE} = '{SERVED}'"      # rows about the subject; other-party rows are someone else's
+        if dataset == "analytics":
+            # An analytics key is its row's served number's token: a row found by the subject's IMSI whose served
+            # number is another's (the forwarded leg of the subject's SIM: served is the forwarded-to party) has
+            # that other subscriber's key, and taking it would erase all of their rows in the file. Such a row
+            # stays theirs, the subject's token in it blanked (`retention.blank`).
+            where += (f" AND ({KEY_ID_COLUMN}, {SERVED_NUMBER}) IN"
+                      " (SELECT key_id, token FROM subject_tokens WHERE kind = 'msisdn')")
         if dataset in ("billing", "quarantine"):
             number = SERVED_NUMBER if "direction" in cols else "NULL"
             if "subscriber_number" in cols:
@@ -464,13 +524,15 @@ def _write_answer(result: Fulfilment, exported: SubjectExport, policy: Policy) -
 def _record(lake: Lake, policy: Policy, request: SubjectRequest, result: Fulfilment, by: str | None) -> None:
     at = now_utc()
     by = (by or "").strip() or None
-    files = {"rewritten": sum(p.outcome == "rewritten" for p in result.proofs),
-             "removed": sum(p.outcome == "removed" for p in result.proofs)}
+    files = {outcome: sum(p.outcome == outcome for p in result.proofs) for outcome in ("rewritten", "removed",
+                                                                                       BLANKED)}
     event = LogEvent(f"subject:{request.request_id}:fulfilled", by or "cli", "subject_request_fulfilled",
                      request.request_id,
                      {"right": result.right, "scope": result.scope, "rows": result.counts,
                       "actions": {z.zone: z.action for z in result.zones},
                       "rows_erased": sum(z.rows_erased for z in result.zones), "files": files,
+                      "rows_blanked": {z.zone: z.rows_blanked for z in result.zones if z.rows_blanked},
+                      "cells_blanked": {z.zone: z.cells_blanked for z in result.zones if z.rows_blanked},
                       "identifiers_checked": sum(p.identifiers_checked for p in result.proofs),
                       "identifiers_found": sum(p.identifiers_found for p in result.proofs),
                       "withdrawals": result.withdrawals, "restricted": result.restricted})

@@ -162,3 +162,43 @@ def test_under_a_rotated_key_the_day_is_rebuilt_with_the_new_key(night, lake, po
     assert a["called_parties_consented"] == [bytes.fromhex(marketing_tokens(B, rotated, policy)["k-2026-12"])]
     old = marketing_tokens(A, rotated, policy)[keyring.current.key_id]
     assert scan([lake.zone("marketing")], [bytes.fromhex(old)]) == {}
+
+
+def _restricted(number: str, keyring, policy, right: str):
+    """`number` restricted as a request for `right` stores it (its analytics tokens, docs/design.md §12)."""
+    from transforms.privacy.restricted import SKIPPED_BY_RIGHT, Restricted, RestrictedToken
+
+    return Restricted(tuple(RestrictedToken("msisdn", key_id, tok, SKIPPED_BY_RIGHT[right]) for key_id, tok in
+                            derive_tokens(number, "msisdn", keyring, policy.operator).items()))
+
+
+def test_a_restricted_party_who_consented_is_counted_not_named_until_lifted(lake, policy, keyring, work_dir):
+    # §6.4: B's processing is restricted. B's own rows are not profiled; in A's profile B, who consented, is a called
+    # party like one who did not: counted, never named (what an erasure leaves in A's rows, `retention.blank`).
+    write_billing(lake, policy, _night_rows())
+    _consents(lake)
+    b_token = bytes.fromhex(marketing_tokens(B, keyring, policy)[keyring.current.key_id])
+    made = build_profiles(lake, policy, keyring, [DAY], NIGHT, work_dir,
+                          _restricted(B, keyring, policy, "restriction"))
+    a = _by_token(profiles(lake, DAY), A, keyring, policy)
+    assert (a["called_parties_consented"], a["called_parties_other"]) == ([], 3)     # B, C and D counted
+    assert [r for r in profiles(lake, DAY) if r["subscriber_token"] == b_token] == []
+    assert b_token not in (lake.zone("marketing") / f"event_date={DAY}" / "part.parquet").read_bytes()
+    (day,) = made.days
+    # B→A left out (B served); A→B counted instead of named: one called party blanked.
+    assert (made.rows_restricted, made.cells_blanked, day.subscribers, day.called_named, day.called_counted) == (
+        1, 1, 1, 0, 3)
+    lifted = build_profiles(lake, policy, keyring, [DAY], NIGHT, work_dir)           # B's consent still stands
+    a = _by_token(profiles(lake, DAY), A, keyring, policy)
+    assert a["called_parties_consented"] == [b_token] and a["called_parties_other"] == 2
+    assert (lifted.rows_restricted, lifted.cells_blanked, lifted.days[0].called_named) == (0, 0, 2)
+
+
+def test_an_objection_on_legitimate_interest_leaves_the_profiles_alone(lake, policy, keyring, work_dir):
+    # It restricts analytics only (§6.4 4th indent, `SKIPPED_BY_RIGHT`): B is profiled and named on their consent.
+    write_billing(lake, policy, _night_rows())
+    _consents(lake)
+    made = build_profiles(lake, policy, keyring, [DAY], NIGHT, work_dir, _restricted(B, keyring, policy, "objection"))
+    b_token = bytes.fromhex(marketing_tokens(B, keyring, policy)[keyring.current.key_id])
+    assert _by_token(profiles(lake, DAY), A, keyring, policy)["called_parties_consented"] == [b_token]
+    assert (made.rows_restricted, made.cells_blanked) == (0, 0)

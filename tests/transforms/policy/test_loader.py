@@ -573,6 +573,9 @@ def test_consent_from_the_file(policy):
     assert consent.direct_marketing_purposes == ("marketing_contact", "marketing_profiling", "partner_offers")
     assert consent.profiling_purpose == "marketing_profiling"
     assert {"self_care_app", "self_care_web", "contact_centre", "point_of_sale"} <= set(consent.channels)
+    # The answers' own channel (§6.3, §6.6), apart from every channel an extract may deliver.
+    assert consent.request_channel == "subject_request" and consent.request_channel not in consent.channels
+    assert consent.request_channel_clause.startswith("§6.3, §6.6")
     assert all(p.clause.startswith("§3.4") for p in consent.purposes)
     with pytest.raises(KeyError):
         consent.purpose("telepathy")
@@ -589,6 +592,12 @@ def test_consent_from_the_file(policy):
     (lambda d: d["consent"].update(channels=["email", "email"]), "consent.channels: list each channel once"),
     (lambda d: d["consent"].update(profiling_purpose="newsletters"), "consent.profiling_purpose: 'newsletters'"),
     (lambda d: d["consent"].update(extra=1), "consent: unknown key(s): extra"),
+    (lambda d: d["consent"]["request_channel"].update(channel="contact_centre"),
+     "consent.request_channel.channel: 'contact_centre' is one of consent.channels"),
+    (lambda d: d["consent"]["request_channel"].update(channel="Subject Request"), "does not match"),
+    (lambda d: d["consent"]["request_channel"].pop("clause"), "consent.request_channel.clause"),
+    (lambda d: d["consent"]["request_channel"].update(via="x"), "consent.request_channel: unknown key(s): via"),
+    (lambda d: d["consent"].pop("request_channel"), "consent.request_channel: missing"),
     (lambda d: d.pop("consent"), "consent: missing"),
 ])
 def test_consent_is_checked(load_variant, edit, message):

@@ -99,3 +99,20 @@ def test_the_bytes_are_read_in_chunks_with_the_runs_a_whole_read_gives(tmp_path)
     assert number in whole and record in whole and b"A" * 80 in whole
     for chunk in (1, 2, 5, 7, 13, 64, 81, 160, 1000):
         assert [r for runs in identifier_runs(path, chunk) for r in runs] == whole, chunk
+
+
+def test_a_token_cut_by_a_chunk_boundary_is_still_found_in_the_bytes(tmp_path, monkeypatch):
+    # Tokens are raw bytes in a file: the byte check looks for all 16 of them at any offset, also where two
+    # chunks of the read meet.
+    import numpy as np
+
+    import transforms.retention.proof as proof
+
+    token, other = bytes(range(200, 216)), bytes(range(200, 208)) + b"\x00" * 8   # `other` shares its first 8
+    prefixes = np.array([int.from_bytes(token[:8], "big")], dtype=np.uint64)
+    monkeypatch.setattr(proof, "CHUNK_BYTES", 24)
+    path = tmp_path / "part.bin"
+    for at in range(40):
+        path.write_bytes(b"\x00" * at + token + b"\x01" * 9 + other)
+        hits = set().union(*(h for _, h in proof._scan(path, prefixes)))
+        assert hits == {token.hex().upper(), other.hex().upper()}, at      # candidates; the ident must equal one

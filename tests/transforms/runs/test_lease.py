@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from transforms.lake.records import read_record, write_json
+from transforms.lake.processes import started
 from transforms.runs import NightBusy, held, night_subject
 from transforms.runs import lease as lease_mod
 from transforms.runs.lease import PROCESS, RUN, Holder, acquire, beat, dead_reason, live_holders, release
@@ -34,7 +35,7 @@ def _planted(lake, **changes) -> Holder:
     """A lease written as another holder would have left it."""
     now = datetime.now(timezone.utc).isoformat()
     holder = Holder(subject=NIGHT, run_id="other", bound=PROCESS, host=os.uname().nodename, pid=os.getpid(),
-                    pid_started=lease_mod._started(os.getpid()), since=now, heartbeat=now)
+                    pid_started=started(os.getpid()), since=now, heartbeat=now)
     holder = replace(holder, **changes)
     write_json(_lease_file(lake), holder)
     return holder
@@ -69,7 +70,7 @@ def test_a_reused_pid_is_not_taken_for_the_holder(lake):
 
 
 def test_a_live_process_with_the_same_run_id_is_still_another_runner(lake):
-    _planted(lake, run_id="run-a", pid=os.getppid(), pid_started=lease_mod._started(os.getppid()))
+    _planted(lake, run_id="run-a", pid=os.getppid(), pid_started=started(os.getppid()))
     with pytest.raises(NightBusy):
         acquire(lake, NIGHT, "run-a")             # two CLI runs given the same --run-id
 

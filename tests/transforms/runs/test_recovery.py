@@ -10,6 +10,7 @@ import duckdb
 
 from tests.transforms.nightly.conftest import CSV, ROW
 from tests.transforms.runs.test_lease import _dead_pid
+from transforms.lake.permissions import owner_only
 from transforms.lake.records import read_record, write_json
 from transforms.nightly.close import close_night
 from transforms.nightly.plan import plan_night
@@ -27,13 +28,15 @@ def _kill(lake, night: str) -> None:
 
 
 def _staged_by(lake, run_id: str):
+    """What a killed run leaves, made as the run makes it: owner-only (its entry point's umask 077)."""
     work, pending = lake.root / "_work" / run_id, lake.zone("audit") / "_pending" / run_id
-    (work / "0123456789abcdef").mkdir(parents=True)
-    (work / "0123456789abcdef" / "staged.parquet").write_bytes(b"PAR1 numbers and IMSIs")
-    pending.mkdir(parents=True, exist_ok=True)
-    stray = lake.zone("billing") / "event_date=2026-11-22" / ".staging-part-0123"
-    stray.mkdir(parents=True)
-    (stray / "part.parquet").write_bytes(b"PAR1 half committed")
+    with owner_only():
+        (work / "0123456789abcdef").mkdir(parents=True)
+        (work / "0123456789abcdef" / "staged.parquet").write_bytes(b"PAR1 numbers and IMSIs")
+        pending.mkdir(parents=True, exist_ok=True)
+        stray = lake.zone("billing") / "event_date=2026-11-22" / ".staging-part-0123"
+        stray.mkdir(parents=True)
+        (stray / "part.parquet").write_bytes(b"PAR1 half committed")
     return work, pending, stray
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from tests.transforms.conftest import read_parquet
+from tests.transforms.steps.extracts import assert_quarantined_as_declared, write, zone_rows
 from transforms.consents.register import REGISTER_COLUMNS, define_standing
 from transforms.lake.partitions import part_name
 from transforms.steps.consents import CONSENT_COLUMNS, NOT_CONSENTS, is_consents_extract, load_consents
@@ -28,15 +28,6 @@ SAME_INSTANT = ("2026-11-03T10:15:00+01:00", "2026-11-03 10:15:00", "2026-11-03T
 WITHDRAW = f"{B},partner_offers,withdrawn,2026-07-01T12:00:00,contact_centre\n"      # July: local is UTC+2
 
 
-def write(tmp_path, name: str, text: str | bytes):
-    path = tmp_path / "landing" / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def zone_rows(lake, zone: str, sql: str) -> list[tuple]:
-    return read_parquet(f"{lake.zone(zone)}/*/*.parquet", hive=True, sql=sql)
 
 
 def run(path, policy, lake, work_dir, run_id: str = "r1", night: str = NIGHT):
@@ -107,23 +98,8 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     result = run(write(tmp_path, "consents_2026-11-22.csv", text), policy, lake, work_dir)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (18, 2, 16)
     assert (result.rows_duplicate, result.rows_unparseable) == (2, 0)
-    expected = {}
-    for _, reason, _ in BAD_ROWS.values():
-        expected[reason] = expected.get(reason, 0) + 1
-    assert result.quarantined_by_reason == expected
     assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
-    columns = list(CONSENT_COLUMNS)
-    got = {r[0]: r[1:] for r in zone_rows(
-        lake, "quarantine", f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
-    assert set(got) == set(BAD_ROWS)
-    for source_row, (row, reason, blanked) in BAD_ROWS.items():
-        q_reason, night, dataset = got[source_row][:3]
-        assert (q_reason, str(night), dataset) == (reason, NIGHT, "consents")
-        kept = dict(zip(columns, got[source_row][3:]))
-        raw = dict(zip(columns, row.split(",")))
-        for column in columns:
-            want = None if column == blanked or raw[column] == "" else raw[column]
-            assert kept[column] == want, (source_row, column)
+    assert_quarantined_as_declared(lake, result, BAD_ROWS, list(CONSENT_COLUMNS), NIGHT, "consents")
     assert zone_rows(lake, "consents", "SELECT source_row FROM t ORDER BY source_row") == [(2,), (3,)]
 
 
@@ -144,6 +120,23 @@ def test_purposes_and_channels_are_the_policys(tmp_path, policy, lake, work_dir)
     result = run(write(tmp_path, "consents_x.csv", HEADER + row + GRANT), narrow, lake, work_dir)
     # GRANT's purpose and channel are valid under the real policy, not under this one.
     assert (result.rows_loaded, result.quarantined_by_reason) == (1, {"purpose_unknown": 1, "channel_unknown": 1})
+
+
+def test_an_extract_cannot_deliver_the_channel_only_a_requests_answer_records(tmp_path, policy, lake, work_dir):
+    # §6.3/§6.6: the withdrawals an answer records carry `consent.request_channel`; an extract's row claiming it
+    # would pass for one (or, as a grant, for the tool's word), so it is quarantined with its own reason alone.
+    import dataclasses
+
+    answer = policy.consent.request_channel
+    row = f"{A},marketing_contact,withdrawn,2026-11-06T09:15:00Z,{answer}\n"
+    result = run(write(tmp_path, "consents_x.csv", HEADER + GRANT + row), policy, lake, work_dir)
+    assert (result.rows_loaded, result.quarantined_by_reason) == (1, {"channel_request_only": 1})
+    assert zone_rows(lake, "quarantine", "SELECT reason, channel FROM t") == [("channel_request_only", None)]
+    # The policy names the channel: another name is refused instead, and the old one is an unknown channel.
+    renamed = dataclasses.replace(policy, consent=dataclasses.replace(policy.consent, request_channel="dpo_answer"))
+    row2 = row.replace(answer, "dpo_answer").replace("09:15", "09:16")
+    result = run(write(tmp_path, "consents_y.csv", HEADER + row + row2), renamed, lake, work_dir, run_id="r2")
+    assert result.quarantined_by_reason == {"channel_unknown": 1, "channel_request_only": 1}
 
 
 def test_every_row_read_ends_in_exactly_one_place(tmp_path, policy, lake, work_dir):

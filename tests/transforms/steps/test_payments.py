@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.transforms.conftest import read_parquet
+from tests.transforms.steps.extracts import assert_quarantined_as_declared, write, zone_rows
 from transforms.lake.partitions import part_name
 from transforms.steps.payments import (IDENTIFYING_COLUMNS, NOT_PAYMENTS, PAYMENTS_COLUMNS, is_payments_extract,
                                       is_payments_header, load_payments)
@@ -26,16 +26,6 @@ OPEN = "INV-2,ACC-10000001,040 123 456,2026-09,2026-10-03,2026-10-18,12.20,0.00,
 OLD = "INV-3,ACC-90000001,0038640123456,2025-12,2026-01-03,2026-01-18,100,40.5,2026-01-20,partially_paid,general\n"
 
 
-def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
-    path = tmp_path / "landing" / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def zone_rows(lake, zone: str, sql: str) -> list[tuple]:
-    """Rows of `sql` over a zone's part files (as view `t`, partition columns included)."""
-    return read_parquet(f"{lake.zone(zone)}/*/*.parquet", hive=True, sql=sql)
 
 
 def run(path: Path, policy, lake, work_dir, run_id: str = "r1"):
@@ -103,23 +93,8 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason_and_failing_value_b
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (14, 3, 11)
     # By why, each row once: row 12 repeats INV-1, the other ten fail a check, every line parsed.
     assert (result.rows_duplicate, result.rows_unparseable) == (1, 0)
-    expected = {}
-    for _, reason, _ in BAD_ROWS.values():
-        expected[reason] = expected.get(reason, 0) + 1
-    assert result.quarantined_by_reason == expected
     assert result.quarantine_files == (f"quarantine/night={NIGHT}/{part_name(result.sha256)}",)
-    columns = list(PAYMENTS_COLUMNS)
-    got = {r[0]: r[1:] for r in zone_rows(
-        lake, "quarantine", f"SELECT source_row, reason, night, dataset, {', '.join(columns)} FROM t")}
-    assert set(got) == set(BAD_ROWS)
-    for source_row, (row, reason, blanked) in BAD_ROWS.items():
-        q_reason, night, dataset = got[source_row][:3]
-        assert (q_reason, str(night), dataset) == (reason, NIGHT, "invoices")
-        kept = dict(zip(columns, got[source_row][3:]))
-        raw = dict(zip(columns, row.split(",")))
-        for column in columns:
-            want = None if column == blanked or raw[column] == "" else raw[column]
-            assert kept[column] == want, (source_row, column)
+    assert_quarantined_as_declared(lake, result, BAD_ROWS, list(PAYMENTS_COLUMNS), NIGHT, "invoices")
     # The invoices zone holds only the three good rows, INV-1 once.
     assert zone_rows(lake, "invoices", "SELECT invoice_id FROM t ORDER BY source_row") == [
         ("INV-1",), ("INV-2",), ("INV-3",)]

@@ -18,7 +18,7 @@ from tests.leakscan import scan
 from tests.transforms.privacy.conftest import KEY_A, KEY_B, ROTATED, SECRET_A, SECRET_B, by_hand
 from tests.transforms.subjects.conftest import (CALLERS, O_IMSI, OTHER_PARTY, S_IMEI, S_IMSI, S_INVOICE_ROWS,
                                                 S_NATIONAL, S_NUMBER, SERVED)
-from transforms.subjects.export import INDEX, SUMMARY, ExportError, export_subject
+from transforms.subjects.export import INDEX, SUMMARY, ExportError, export_subject, render_index
 from transforms.subjects.find import ZONES
 from transforms.subjects.subject import Subject
 
@@ -174,3 +174,18 @@ def test_cli_prints_counts_and_the_folder_only(subject_lake, tmp_path, monkeypat
     assert main(["subject", "export", "--lake", str(subject_lake.root), "--imsi", S_IMSI, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "new or empty" in err and S_IMSI not in err
+
+
+def test_index_says_whether_a_profile_is_held_and_what_it_leads_to(exported, policy):
+    """§6.1, last indent: the existence of profiling, its logic and its consequences; §3.4 ¶5: a profile leads to
+    offers and never to a legal obligation for the subscriber."""
+    out, result = exported
+    page = (out / INDEX).read_text()
+    profiling = policy.consent.purpose(policy.consent.profiling_purpose)
+    assert "Automated decisions and profiling" in page and "No usage profile of you is held" in page
+    assert profiling.purpose in page
+    held = dataclasses.replace(result, zones=tuple(dataclasses.replace(z, rows=3) if z.zone == "marketing" else z
+                                                   for z in result.zones))
+    page = render_index(held, policy)
+    assert "A usage profile of you is held" in page and "No usage profile" not in page
+    assert "never to a legal obligation" in page and "home area" in page

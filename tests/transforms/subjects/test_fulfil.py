@@ -104,6 +104,10 @@ def test_erasure_erases_what_the_law_lets_go_and_restricts_the_rest_until_the_ca
     for z in ("billing", "invoices", "roaming"):
         assert rows_of(rights_lake, z) == before[z], z
     assert a["analytics"]["rows_erased"] == len(SERVED)
+    # C1's, C2's and C3's rows stay (rows 2, 4, 5: S their called, calling, redirected-to number), S blanked once in
+    # each; O's profiles never named S (O called nobody who consented), so nothing is blanked in marketing.
+    assert (a["analytics"]["rows_blanked"], a["analytics"]["cells_blanked"]) == (3, 3)
+    assert "rows_blanked" not in a["marketing"]
     # The byte proof: every rewritten file re-read, none of the erased identifiers left.
     assert result.proofs and all(p.ok and p.identifiers_checked for p in result.proofs if p.outcome == "rewritten")
     summary = json.loads((tmp_path / "out" / SUMMARY).read_text())
@@ -124,6 +128,13 @@ def test_the_subjects_tokens_and_number_are_gone_from_every_rewritten_file(right
         assert not duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE imsi = ?", [files, tok]).fetchone()[0]
         for p in rights_lake.zone("analytics").rglob("*.parquet"):
             assert tok not in p.read_bytes()
+    # Nor any of S's number tokens, in any column, under either key: the callers' rows name S no more (§6.3).
+    s_tokens = [stored(secret, f"msisdn:{S_NUMBER}") for secret in (SECRET_A, SECRET_B)]
+    for p in rights_lake.zone("analytics").rglob("*.parquet"):
+        assert not any(t in p.read_bytes() for t in s_tokens), p
+    callers = duckdb.execute("SELECT count(*) FROM read_parquet(?) WHERE duration_s IN (61, 62, 63)",
+                             [[str(p) for p in rights_lake.zone("analytics").rglob("*.parquet")]]).fetchone()[0]
+    assert callers == 3
     # The quarantine keeps C1's record (S only the other party there) and O's; S's own rows are gone.
     q = [str(p) for p in rights_lake.zone("quarantine").rglob("*.parquet")]
     ids = {r for (r,) in duckdb.execute("SELECT record_id FROM read_parquet(?, union_by_name = true)",
@@ -160,6 +171,8 @@ def test_a_legal_hold_on_the_subject_turns_erasure_into_restriction(rights_lake,
     a = result.actions["analytics"]
     assert a["action"] == "restricted" and a["hold_ids"] == [hold.hold_id] and a["rows_erased"] == 0
     assert rows_of(rights_lake, "analytics") == before
+    # The hold keeps S's analytics data as it is, S's place in the callers' rows included: nothing blanked.
+    assert "rows_blanked" not in a and not [p for p in result.proofs if p.dataset == "analytics"]
     assert result.actions["marketing"]["action"] == "erased"       # the hold covers analytics only
 
 
@@ -320,3 +333,106 @@ def test_a_restricted_subject_is_left_out_of_analytics_marketing_and_roaming_unt
     made = build_analytics([again], rights_lake, policy, ROTATED, tmp_path / "wa2", source_sha256="d" * 64,
                            skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS, served))
     assert (made.rows, made.rows_restricted) == (2, 0)
+
+
+def test_a_restricted_subject_as_the_other_party_lands_as_null_in_others_rows(rights_lake, policy, tmp_path):
+    # §6.4: S's processing is restricted; C1's, C2's, C3's and O's records still land in analytics (their own),
+    # but where S is their other party (called, calling or redirected-to number), the cell holds NULL, not S's token.
+    from tests.transforms.privacy.conftest import write_billing
+    from tests.transforms.subjects.conftest import CALLERS, DAY1_ROWS, S_DAY1, X_NUMBER
+    from transforms.privacy.analytics import build_analytics
+    from transforms.privacy.restricted import ANALYTICS, RestrictedFilter
+    from transforms.steps.billing import served_party_sql
+
+    rid = ask(rights_lake, policy, "restriction")
+    answer(rights_lake, policy, rid, tmp_path / "out")
+    later = write_billing(rights_lake, policy, S_DAY1, DAY1_ROWS, "e" * 64)
+    made = build_analytics([later], rights_lake, policy, ROTATED, tmp_path / "wa", source_sha256="e" * 64,
+                           skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS,
+                                                 served_party_sql("destination_number", "origin_number")))
+    # Rows 1 and 3 are S's own (left out); rows 2, 4, 5 name S once each (destination, origin, redirection); 6 not.
+    assert (made.rows, made.rows_restricted, made.cells_blanked) == (4, 2, 3)
+    (part,) = made.zone.files
+    rows = duckdb.execute("SELECT origin_number, destination_number, redirection_number, imsi, duration_s"
+                          " FROM read_parquet(?) ORDER BY duration_s", [str(rights_lake.root / part)]).fetchall()
+    s_tokens = {stored(secret, f"msisdn:{S_NUMBER}") for secret in (SECRET_A, SECRET_B)}
+    assert not s_tokens & {v for r in rows for v in r[:3]}
+    assert not any(t in (rights_lake.root / part).read_bytes() for t in s_tokens)
+    by_duration = {r[4]: r for r in rows}
+    b = lambda value, kind="msisdn": stored(SECRET_B, f"{kind}:{value}")   # noqa: E731  (key B is current)
+    assert by_duration[61][:4] == (b(CALLERS["C1"][0]), None, None, b(CALLERS["C1"][1], "imsi"))
+    assert by_duration[62][:4] == (None, b(CALLERS["C2"][0]), None, b(CALLERS["C2"][1], "imsi"))
+    assert by_duration[63][:3] == (b(CALLERS["C3"][0]), b(X_NUMBER), None)
+
+
+def _o_calls_s(lake, policy, tmp_path) -> str:
+    """O calls S on 1 July; both consented to profiling since June: O's profile of the day names S."""
+    from tests.transforms.privacy.conftest import write_billing
+    from tests.transforms.subjects.conftest import O_IMSI, cdr
+
+    day = "2026-07-01"
+    write_billing(lake, policy, day, [cdr(O_NUMBER, S_NUMBER, "outgoing", imsi=O_IMSI, service="call",
+                                          start=f"{day} 09:00:00")], "f" * 64)
+    made = build_profiles(lake, policy, ROTATED, [day], date(2026, 7, 3), tmp_path / "wmo")
+    assert made.days[0].called_named == 1
+    return day
+
+
+def test_erasure_takes_the_subject_out_of_the_profiles_that_named_them_and_keeps_those_rows(rights_lake, policy,
+                                                                                            tmp_path):
+    from transforms.privacy.purpose import marketing_keyring
+    from tests.transforms.privacy.conftest import stored as token_of
+
+    day = _o_calls_s(rights_lake, policy, tmp_path)
+    path = rights_lake.zone("marketing") / f"event_date={day}" / "part.parquet"
+    before = duckdb.execute("SELECT called_parties_other, len(called_parties_consented) FROM read_parquet(?)",
+                            [str(path)]).fetchall()
+    assert before == [(0, 1)]
+    rid = ask(rights_lake, policy, "erasure")
+    result = answer(rights_lake, policy, rid, tmp_path / "out")
+    m = result.actions["marketing"]
+    assert (m["action"], m["rows_blanked"], m["cells_blanked"]) == ("erased", 1, 1)
+    # O's row stays; S is counted with the parties not named, never named (they no longer consent).
+    assert duckdb.execute("SELECT called_parties_other, called_parties_consented FROM read_parquet(?)",
+                          [str(path)]).fetchall() == [(1, [])]
+    s_marketing = [token_of(k.secret, f"msisdn:{S_NUMBER}") for k in marketing_keyring(ROTATED, policy).keys]
+    for p in rights_lake.zone("marketing").rglob("*.parquet"):
+        assert not any(t in p.read_bytes() for t in s_marketing)
+    assert any(p.outcome == "blanked" and p.dataset == "marketing" and p.ok for p in result.proofs)
+    with reading(rights_lake) as con:
+        logged = json.loads(con.execute("SELECT details FROM audit_log WHERE action = 'subject_request_fulfilled'")
+                            .fetchone()[0])
+    assert logged["cells_blanked"] == {"analytics": 3, "marketing": 1} and logged["files"]["blanked"] >= 2
+
+
+def test_an_objection_to_direct_marketing_takes_the_subject_out_of_others_profiles_too(rights_lake, policy,
+                                                                                       tmp_path):
+    day = _o_calls_s(rights_lake, policy, tmp_path)
+    rid = ask(rights_lake, policy, "objection")
+    result = answer(rights_lake, policy, rid, tmp_path / "out", scope="direct_marketing")
+    assert result.actions["marketing"]["cells_blanked"] == 1 and "rows_blanked" not in result.actions["analytics"]
+    path = rights_lake.zone("marketing") / f"event_date={day}" / "part.parquet"
+    assert duckdb.execute("SELECT called_parties_other, len(called_parties_consented) FROM read_parquet(?)",
+                          [str(path)]).fetchall() == [(1, 0)]
+
+
+def test_killed_while_blanking_the_rerun_finishes_with_the_same_counts(rights_lake, policy, tmp_path, monkeypatch):
+    import transforms.retention.blank as b
+
+    rid = ask(rights_lake, policy, "erasure")
+    real = b.commit_file
+
+    def killed(*_a, **_kw):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(b, "commit_file", killed)        # after the journal's intent, before the rename
+    with pytest.raises(KeyboardInterrupt):
+        answer(rights_lake, policy, rid, tmp_path / "out")
+    assert stored_request(rights_lake, rid)[0] == "open"
+    monkeypatch.setattr(b, "commit_file", real)
+    result = answer(rights_lake, policy, rid, tmp_path / "out")
+    assert (result.actions["analytics"]["rows_blanked"], result.actions["analytics"]["cells_blanked"]) == (3, 3)
+    assert all(p.ok for p in result.proofs) and stored_request(rights_lake, rid)[0] == "fulfilled"
+    s_tokens = [stored(secret, f"msisdn:{S_NUMBER}") for secret in (SECRET_A, SECRET_B)]
+    for p in rights_lake.zone("analytics").rglob("*"):
+        assert p.is_dir() or not any(t in p.read_bytes() for t in s_tokens), p     # no staging file, no index
