@@ -8,7 +8,7 @@ For each landing file, in name order, in this one process:
 * Parquet: COPY (SELECT * FROM read_parquet(f)) TO 'x.parquet' (FORMAT parquet)
 
 with the pipeline's DuckDB limits (transforms/lake/connection.py: threads 2, memory_limit
-2GB, preserve_insertion_order, a temp directory). CSVs are read with
+768MB, preserve_insertion_order, a temp directory). CSVs are read with
 `ignore_errors = true` from the start: the generator injects malformed rows,
 the plain reader would stop at the first, and a refused attempt plus a retry
 would make the floor slower than it is (and our ratio look better than it is).

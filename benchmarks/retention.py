@@ -27,6 +27,21 @@ from pathlib import Path
 
 from benchmarks.run import REPO, cli_path, measured
 
+# The sweep's progress lines (transforms/retention/sweep.py, plan.py) mark where each phase starts: the RSS
+# sampler's label moves on with them, so each phase's peak is its own.
+PHASES = (("reading ", "plan: every file's subject keys, due dates, holds"),
+          ("anonymize: ", "anonymize: aggregates made before rows go"),
+          ("[1/", "rewrite: each file without its due rows"),
+          ("proving ", "proof: each rewritten file re-read"),
+          ("proof: ", "record: audit store, exports, exit"))
+
+
+def phase_labels(line: str, sampler) -> None:
+    text = line.split("] ", 1)[-1] if line.startswith("[") and "s] " in line[:12] else line
+    for start, label in PHASES:
+        if text.startswith(start) and sampler.label != label and (start != "reading " or sampler.label is None):
+            sampler.label = label
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.retention", description=__doc__.split("\n\n")[0])
@@ -68,16 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     results = {"rows_in_lake": rows, "as_of": args.as_of}
     for name, extra in (("dry_run", ["--dry-run"]), ("sweep", [])):
         m = measured([cli_path(), "retention", "--lake", str(lake), "--as-of", args.as_of, "--demo", *extra],
-                     stdout_path=logs / f"retention-{name}.out", stderr_path=logs / f"retention-{name}.log", cwd=REPO)
+                     stdout_path=logs / f"retention-{name}.out", stderr_path=logs / f"retention-{name}.log", cwd=REPO,
+                     on_line=phase_labels)
         if m["exit_code"] != 0:
             print((logs / f"retention-{name}.log").read_text()[-3000:], file=sys.stderr)
             return 1
         text = (logs / f"retention-{name}.out").read_text()
         removed = next((line for line in text.splitlines() if "removed" in line), "").strip()
         results[name] = {"wall_s": m["wall_s"], "peak_rss_mb": m["peak_rss_mb"], "summary": removed,
-                         "rows_per_s": round(rows / m["wall_s"]) if m["wall_s"] else None}
+                         "rows_per_s": round(rows / m["wall_s"]) if m["wall_s"] else None,
+                         "phase_sampled_peak_rss_mb": m["sampler_by_label"]}
         print(f"{name:<8} {m['wall_s']:7.1f} s  {m['peak_rss_mb']:7.0f} MB  {rows / m['wall_s']:>12,.0f} rows/s"
               f"  | {removed}", flush=True)
+        for label, mb in m["sampler_by_label"].items():
+            print(f"           {label:<52} peak RSS {mb:7,.0f} MB (sampled)", flush=True)
     out = args.out / f"retention-{rows}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"{rows:,} rows in billing + analytics + quarantine; results: {out}")

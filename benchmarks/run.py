@@ -46,6 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GNU_TIME = "/usr/bin/time"
 MB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Progress lines of `cdr-audit run` (transforms/entry/commands.py `_progress`, `cmd_run`).
 START_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>.+?) \((?P<bytes>[\d,]+) bytes\) …$")
@@ -57,12 +58,23 @@ END_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \[(?P<i>\d+)/(?P<n>\d+)\] (?P<file>
 STEP_RE = re.compile(r"^\[\s*[\d.]+s\] \[(?P<i>\d+)/\d+\]   (?P<what>\w+)\b.*\((?P<s>[\d.]+) s\)$")
 STEP_NAMES = {"ingested": "ingest_s", "validated": "validate_s", "committed": "billing_quarantine_s",
               "analytics": "analytics_s"}
+# The per-file step that runs after each step line (a line is printed when its step ends): the sampler's
+# label, so each step's peak RSS is its own. A fixed-header extract (payments, consents) is one step.
+NEXT_STEP = {"ingested": "validate", "validated": "billing + quarantine", "committed": "analytics"}
+EXTRACT_STEPS = ("payments", "consents")
+FILE_STEPS = ("ingest", "validate", "billing + quarantine", "analytics", "extract")
 # Night-level aggregate lines: "[ 16.9s] aggregates 2026-11-22: 15 groups released, … (k=10) (0.3 s)".
-AGG_RE = re.compile(r"^\[\s*[\d.]+s\] aggregates (?P<day>\S+): .*\((?P<s>[\d.]+) s\)$")
+AGG_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates (?P<day>\S+): .*\((?P<s>[\d.]+) s\)$")
 # The dates that released nothing, in one line: "… aggregates: nothing to release on 3 event date(s) (…): … (0.9 s)".
-AGG_QUIET_RE = re.compile(r"^\[\s*[\d.]+s\] aggregates: nothing to release on \d+ event date\(s\) "
+AGG_QUIET_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates: nothing to release on \d+ event date\(s\) "
                           r"\((?P<days>[^)]*)\): .*\((?P<s>[\d.]+) s\)$")
 PLAN_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \d+ file\(s\) in landing")
+# The night-wide steps' lines, each printed when its step ends (transforms/entry/commands.py `_run_night`): the
+# sampler's label moves on to the next step, so each step's peak RSS is its own.
+ROAMING_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] roaming: ")
+MARKETING_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] marketing: ")
+PLAN, AGGREGATES, ROAMING, MARKETING, CLOSE = ("(start-up, policy, plan: sha256 of every file)", "(aggregates)",
+                                               "(roaming)", "(marketing)", "(close night: merge, export, exit)")
 
 # What the landing folder holds (`python -m sample_data.generate --source`), and the export whose own
 # pipeline/floor ratio is reported: the night's mediation file, or the one export.
@@ -90,7 +102,8 @@ _RUSAGE_WRAPPER = (
     "t = time.monotonic()\n"
     "rc = subprocess.call(sys.argv[2:])\n"
     "e = time.monotonic() - t\n"
-    "open(sys.argv[1], 'w').write('%.2f %d\\n' % (e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write('%.2f %d %.2f %.2f\\n' % (e, u.ru_maxrss, u.ru_utime, u.ru_stime))\n"
     "sys.exit(rc)\n"
 )
 
@@ -115,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="night to generate and audit (default 2026-11-22)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out", metavar="DIR",
                     help="results folder; scratch data goes to DIR/scratch-N (default benchmarks/out)")
+    ap.add_argument("--landing", type=Path, metavar="DIR",
+                    help="audit this landing folder (made by `python -m sample_data.generate` with the same --rows,"
+                         " --seed, --date and --source) instead of generating one; it is read, never changed or"
+                         " deleted")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch folder (landing files, lake, floor output) afterwards")
     ap.add_argument("--quiet-pipeline", action="store_true",
@@ -137,6 +154,7 @@ class TreeRssSampler:
         self.peak_kb = 0
         self.label: str | None = None           # set by the stderr reader: the file being audited
         self.peak_by_label: dict[str, int] = {}
+        self.cpu_by_label: dict[str, int] = {}      # CPU clock ticks of the tree (all threads) under each label
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -144,6 +162,14 @@ class TreeRssSampler:
         if Path(f"/proc/{self.pid}").exists():
             self._thread.start()
         return self
+
+    def relabel(self, old: str, new: str) -> None:
+        """What was sampled under `old` was `new` all along (a step known only when its line came)."""
+        self.label = new
+        if old in self.peak_by_label:
+            self.peak_by_label[new] = max(self.peak_by_label.pop(old), self.peak_by_label.get(new, 0))
+        if old in self.cpu_by_label:
+            self.cpu_by_label[new] = self.cpu_by_label.pop(old) + self.cpu_by_label.get(new, 0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -164,8 +190,9 @@ class TreeRssSampler:
         return pids
 
     def _run(self) -> None:
+        last_ticks = None
         while not self._stop.is_set():
-            total = 0
+            total = ticks = 0
             for p in self._tree():
                 try:
                     with open(f"/proc/{p}/status") as fh:
@@ -173,11 +200,16 @@ class TreeRssSampler:
                             if line.startswith("VmRSS:"):
                                 total += int(line.split()[1])
                                 break
-                except OSError:
+                    with open(f"/proc/{p}/stat") as fh:      # utime, stime: fields 14, 15 (after the name)
+                        ticks += sum(int(x) for x in fh.read().rsplit(")", 1)[1].split()[11:13])
+                except (OSError, ValueError, IndexError):
                     pass
             self.peak_kb = max(self.peak_kb, total)
             if self.label is not None:
                 self.peak_by_label[self.label] = max(self.peak_by_label.get(self.label, 0), total)
+                if last_ticks is not None and ticks > last_ticks:
+                    self.cpu_by_label[self.label] = self.cpu_by_label.get(self.label, 0) + ticks - last_ticks
+            last_ticks = ticks
             self._stop.wait(self.interval)
 
 
@@ -186,7 +218,7 @@ def measured(cmd: list[str], *, stdout_path: Path, stderr_path: Path, cwd: Path,
     """Run `cmd`; return wall seconds and peak RSS (MB) as measured outside it."""
     time_file = stderr_path.with_suffix(".time")
     if os.access(GNU_TIME, os.X_OK):
-        full, method = [GNU_TIME, "-o", str(time_file), "-f", "%e %M", *cmd], "GNU time -f '%e %M'"
+        full, method = [GNU_TIME, "-o", str(time_file), "-f", "%e %M %U %S", *cmd], "GNU time -f '%e %M %U %S'"
     else:
         full, method = [sys.executable, "-c", _RUSAGE_WRAPPER, str(time_file), *cmd], "getrusage(RUSAGE_CHILDREN)"
     t0 = time.monotonic()
@@ -202,11 +234,13 @@ def measured(cmd: list[str], *, stdout_path: Path, stderr_path: Path, cwd: Path,
         rc = proc.wait()
         sampler.stop()
     outer_wall = time.monotonic() - t0
-    wall_s, maxrss_kb = (float(x) for x in time_file.read_text().split()[-2:])
+    wall_s, maxrss_kb, user_s, sys_s = (float(x) for x in time_file.read_text().split()[-4:])
     time_file.unlink()
     return {"cmd": cmd, "exit_code": rc, "wall_s": wall_s, "peak_rss_mb": round(maxrss_kb / 1024, 1),
+            "cpu_s": round(user_s + sys_s, 1),
             "sampled_tree_peak_rss_mb": round(sampler.peak_kb / 1024, 1), "outer_wall_s": round(outer_wall, 2),
-            "method": method, "sampler_by_label": {k: round(v / 1024, 1) for k, v in sampler.peak_by_label.items()}}
+            "method": method, "sampler_by_label": {k: round(v / 1024, 1) for k, v in sampler.peak_by_label.items()},
+            "cpu_s_by_label": {k: round(v / CLOCK_TICKS, 1) for k, v in sampler.cpu_by_label.items()}}
 
 
 def cli_path() -> str:
@@ -223,25 +257,41 @@ def cli_path() -> str:
 
 def progress_tracker():
     """Stderr line callback for the CLI, plus the per-file table it fills."""
-    state: dict = {"files": {}, "by_index": {}, "plan_done_s": None, "last_end_s": None, "aggregates_s": {}}
+    state: dict = {"files": {}, "by_index": {}, "plan_done_s": None, "last_end_s": None, "aggregates_s": {},
+                   "night_steps_end_s": {}}
 
     def on_line(line: str, sampler: TreeRssSampler) -> None:
         if sampler.label is None:
-            sampler.label = "(start-up, policy, plan: sha256 of every file)"
+            sampler.label = PLAN
         if m := PLAN_RE.match(line):
             state["plan_done_s"] = float(m["t"])
         elif m := START_RE.match(line):
             state["files"][m["file"]] = {"file": m["file"], "bytes": int(m["bytes"].replace(",", "")),
                                          "start_s": float(m["t"])}
             state["by_index"][m["i"]] = m["file"]
-            sampler.label = m["file"]
+            sampler.label = f"{m['file']}\tingest"
         elif (m := STEP_RE.match(line)) and m["i"] in state["by_index"]:
-            f = state["files"][state["by_index"][m["i"]]]
+            name = state["by_index"][m["i"]]
+            f = state["files"][name]
             f.setdefault("steps", {})[STEP_NAMES.get(m["what"], m["what"] + "_s")] = float(m["s"])
+            if m["what"] in EXTRACT_STEPS:     # it was no ingest: the extract's own step, start to end
+                sampler.relabel(f"{name}\tingest", f"{name}\textract")
+            elif m["what"] in NEXT_STEP:
+                sampler.label = f"{name}\t{NEXT_STEP[m['what']]}"
         elif m := AGG_RE.match(line):
             state["aggregates_s"][m["day"]] = float(m["s"])
+            state["night_steps_end_s"]["aggregates"] = float(m["t"])
+            sampler.label = ROAMING
         elif m := AGG_QUIET_RE.match(line):
             state["aggregates_s"][f"nothing released: {m['days']}"] = float(m["s"])
+            state["night_steps_end_s"]["aggregates"] = float(m["t"])
+            sampler.label = ROAMING
+        elif m := ROAMING_RE.match(line):
+            state["night_steps_end_s"]["roaming"] = float(m["t"])
+            sampler.label = MARKETING
+        elif m := MARKETING_RE.match(line):
+            state["night_steps_end_s"]["marketing"] = float(m["t"])
+            sampler.label = CLOSE
         elif m := END_RE.match(line):
             f = state["files"].setdefault(m["file"], {"file": m["file"]})
             f.update(end_s=float(m["t"]), status=m["status"], rows_read=int(m["read"].replace(",", "")),
@@ -250,8 +300,48 @@ def progress_tracker():
             if "start_s" in f:
                 f["seconds"] = round(f["end_s"] - f["start_s"], 1)
             state["last_end_s"] = float(m["t"])
-            sampler.label = "(close night: merge, export, exit)"
+            sampler.label = AGGREGATES
     return state, on_line
+
+
+def night_stages(pipe: dict, state: dict, per_label_rss: dict, per_label_cpu: dict | None = None) -> list[dict]:
+    """The night stage by stage, in the order they run: seconds (a per-file step summed over the files), the
+    sampled peak RSS (a per-file step's highest over the files) and the CPU seconds of every thread, sampled
+    from /proc (what other work on the machine does not change: the throughput per core)."""
+    per_label_cpu = per_label_cpu or {}
+    per_file = list(state["files"].values())
+
+    def step_s(*keys: str) -> float:
+        return round(sum(f.get("steps", {}).get(k, 0.0) for f in per_file for k in keys), 1)
+
+    def peak(label: str) -> float | None:
+        return max((v for k, v in per_label_rss.items() if k == label or k.endswith(f"\t{label}")), default=None)
+
+    def cpu(label: str) -> float | None:
+        spent = [v for k, v in per_label_cpu.items() if k == label or k.endswith(f"\t{label}")]
+        return round(sum(spent), 1) if spent else None
+
+    ends = state["night_steps_end_s"]
+    last_file = state["last_end_s"]
+    marks = [last_file, ends.get("aggregates"), ends.get("roaming"), ends.get("marketing"), pipe["wall_s"]]
+    gaps = [round(b - a, 1) if a is not None and b is not None else None for a, b in zip(marks, marks[1:])]
+    stages = [
+        {"stage": "start-up + plan", "seconds": state["plan_done_s"], "peak_rss_mb": peak(PLAN)},
+        {"stage": "ingest", "seconds": step_s("ingest_s"), "peak_rss_mb": peak("ingest")},
+        {"stage": "validate", "seconds": step_s("validate_s"), "peak_rss_mb": peak("validate")},
+        {"stage": "billing + quarantine", "seconds": step_s("billing_quarantine_s"),
+         "peak_rss_mb": peak("billing + quarantine")},
+        {"stage": "analytics", "seconds": step_s("analytics_s"), "peak_rss_mb": peak("analytics")},
+        {"stage": "extract", "seconds": step_s(*(f"{e}_s" for e in EXTRACT_STEPS)), "peak_rss_mb": peak("extract")},
+    ]
+    for (name, label), seconds in zip((("aggregates", AGGREGATES), ("roaming", ROAMING), ("marketing", MARKETING),
+                                       ("close + exit", CLOSE)), gaps):
+        stages.append({"stage": name, "seconds": seconds, "peak_rss_mb": per_label_rss.get(label), "label": label})
+    for st, label in zip(stages, (PLAN, "ingest", "validate", "billing + quarantine", "analytics", "extract")):
+        st["label"] = label
+    for st in stages:
+        st["cpu_s"] = cpu(st.pop("label"))
+    return stages
 
 
 # ------------------------------------------------------------------ run
@@ -306,9 +396,11 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
     pipe = measured(cmd, stdout_path=logs / f"pipeline-{label}.out", cwd=REPO,
                     stderr_path=logs / f"pipeline-{label}.log", on_line=on_line)
     per_label_rss = pipe.pop("sampler_by_label")
+    per_label_cpu = pipe.pop("cpu_s_by_label")
     per_file = list(state["files"].values())
     for f in per_file:
-        f["sampled_peak_rss_mb"] = per_label_rss.get(f["file"])
+        f["sampled_peak_rss_mb"] = max((v for k, v in per_label_rss.items() if k.split("\t")[0] == f["file"]),
+                                       default=None)
     pipe["per_file"] = per_file
     # Issue 4's budget: pseudonymize + generalize (per file) and aggregates (per day) against the floor.
     pipe["analytics_s"] = round(sum(f.get("steps", {}).get("analytics_s", 0.0) for f in per_file), 1)
@@ -318,6 +410,7 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
         pipe["files_s"] = round(state["last_end_s"] - (state["plan_done_s"] or 0), 1)
         pipe["startup_close_exit_s"] = round(pipe["wall_s"] - state["last_end_s"], 1)
     pipe["phase_sampled_peak_rss_mb"] = {k: v for k, v in per_label_rss.items() if k.startswith("(")}
+    pipe["stages"] = night_stages(pipe, state, per_label_rss, per_label_cpu)
     pipe["summary"] = (logs / f"pipeline-{label}.out").read_text(errors="replace").strip().splitlines()
     m = re.search(r"rows:\s+([\d,]+) read = ([\d,]+) loaded \+ ([\d,]+) quarantined", "\n".join(pipe["summary"]))
     if m:
@@ -333,6 +426,7 @@ def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Pat
                      stdout_path=logs / f"floor-{label}.out", stderr_path=logs / f"floor-{label}.log",
                      cwd=REPO)
     floor.pop("sampler_by_label")
+    floor.pop("cpu_s_by_label")
     floor["per_file"] = json.loads(floor_json.read_text()) if floor_json.exists() else []
     floor["copy_statements_s"] = round(sum(f.get("seconds", 0) for f in floor["per_file"]), 2)
     floor["failed_attempts_s"] = round(sum(f.get("failed_attempt_seconds", 0) for f in floor["per_file"]), 2)
@@ -344,7 +438,7 @@ def run(args) -> dict:
     out = args.out.resolve()
     label = run_label(args.source, args.rows)
     scratch = out / f"scratch-{label}"
-    landing, lake, floor_dir = scratch / "landing", scratch / "lake", scratch / "floor"
+    landing, lake, floor_dir = args.landing or scratch / "landing", scratch / "lake", scratch / "floor"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     logs = out / "logs"
@@ -355,11 +449,15 @@ def run(args) -> dict:
                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "machine": machine(), "loadavg_start": loadavg()}
     try:
-        say(f"generating {args.rows:,} rows ({args.source}, seed {args.seed}) into {landing} …")
         t0 = time.monotonic()
-        subprocess.run([env_py, "-m", "sample_data.generate", "--rows", str(args.rows), "--out", str(landing),
-                        "--seed", str(args.seed), "--date", args.date, "--source", args.source, "--quiet"],
-                       cwd=REPO, check=True)
+        if args.landing:
+            say(f"auditing the landing folder {landing} (given; not generated)")
+            result["landing_given"] = str(landing)
+        else:
+            say(f"generating {args.rows:,} rows ({args.source}, seed {args.seed}) into {landing} …")
+            subprocess.run([env_py, "-m", "sample_data.generate", "--rows", str(args.rows), "--out", str(landing),
+                            "--seed", str(args.seed), "--date", args.date, "--source", args.source, "--quiet"],
+                           cwd=REPO, check=True)
         files = sorted(p for p in landing.iterdir() if p.is_file())
         result["generate_wall_s"] = round(time.monotonic() - t0, 2)
         result["input_bytes"] = sum(p.stat().st_size for p in files)
@@ -378,6 +476,8 @@ def run(args) -> dict:
                            "ratio_analytics_aggregates": _ratio(pipe["analytics_s"] + pipe["aggregates_s"],
                                                                 floor["wall_s"]),
                            "ratio_wall": _ratio(pipe["wall_s"], floor["wall_s"]),
+                           # CPU seconds (every thread): what other work on a shared machine changes least
+                           "ratio_cpu": _ratio(pipe.get("cpu_s", 0), floor.get("cpu_s", 0)),
                            "export_file": export_file_ratio(pipe, floor, export_name)})
             if n == 1:     # the first round's details (per file, RSS) are the ones reported
                 result["pipeline"], result["floor"] = pipe, floor
@@ -388,6 +488,7 @@ def run(args) -> dict:
         result["ratio_analytics_aggregates"] = statistics.median(
             r["ratio_analytics_aggregates"] for r in rounds if r["ratio_analytics_aggregates"] is not None)
         result["ratio_wall_median"] = _median(r["ratio_wall"] for r in rounds)
+        result["ratio_cpu_median"] = _median(r["ratio_cpu"] for r in rounds)
         # The export file's own ratio, the night's start-up, plan and close left out: one source's file
         # against another's (the night's mediation file, a TS 32.298 PS export) at the same N.
         result["export_file"] = {**rounds[0]["export_file"],
@@ -439,6 +540,11 @@ def report(result: dict, out: Path, top: int) -> None:
         ("floor peak RSS MB", f"{f['peak_rss_mb']:,.0f}"),
         ("ratio pipeline/floor wall", f"{result['ratio_wall']}x" + _rounds_note(result, "ratio_wall")),
         ("ratio pipeline/floor RSS", f"{result['ratio_rss']}x"),
+        ("ratio pipeline/floor CPU", f"{p.get('cpu_s')} / {f.get('cpu_s')} CPU s = "
+                                     f"{result['rounds'][0].get('ratio_cpu')}x"
+                                     + ("" if len(result["rounds"]) < 2 else
+                                        f"; rounds {', '.join(str(r.get('ratio_cpu')) + 'x' for r in result['rounds'])}"
+                                        f", median {result.get('ratio_cpu_median')}x")),
         ("pipeline rows/s", f"{result['pipeline_rows_per_s']:,}"),
         ("analytics + aggregates s", f"{p.get('analytics_s', 0):.1f} + {p.get('aggregates_s', 0):.1f}"
                                      f" = {result['rounds'][0]['ratio_analytics_aggregates']}x the floor"
@@ -478,10 +584,16 @@ def report(result: dict, out: Path, top: int) -> None:
         print(f"  plan (policy + sha256/line count of every file): {p.get('plan_s')} s;"
               f" files: {p.get('files_s')} s; start-up + close night (merge, export) + exit: "
               f"{p.get('startup_close_exit_s')} s")
-        phases = p.get("phase_sampled_peak_rss_mb", {})
-        if phases:
-            print("  sampled peak RSS MB of the other phases: "
-                  + ", ".join(f"{k.strip('()')} {v:,.0f}" for k, v in phases.items()))
+        stages = p.get("stages")
+        if stages:
+            print(f"\npipeline per stage (seconds: the files' summed; x floor: over the floor's {f['wall_s']:.1f} s;"
+                  " peak RSS: sampled, the stage's highest):")
+            print(f"  {'stage':<22} {'s':>7} {'x floor':>8} {'peak RSS MB':>12} {'CPU s':>7}")
+            for st in stages:
+                sec, rss, cpu_s = st["seconds"], st["peak_rss_mb"], st.get("cpu_s")
+                print(f"  {st['stage']:<22} {sec if sec is not None else '-':>7} "
+                      f"{_ratio(sec, f['wall_s']) if sec is not None else '-':>8} "
+                      f"{f'{rss:,.0f}' if rss is not None else '-':>12} {cpu_s if cpu_s is not None else '-':>7}")
 
     scaling = []
     for path in sorted(out.glob("results-*.json")):

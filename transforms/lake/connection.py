@@ -11,7 +11,11 @@ import duckdb
 from transforms.lake.permissions import make_dirs
 
 DUCKDB_THREADS = 2
-DUCKDB_MEMORY = "2GB"
+# The ceiling of each connection's buffers; beyond it DuckDB spills to the temp folder. With 2 GB the steps
+# filled it as the night grew (a night's peak RSS 1,052 MB at 10M rows, 2,102 MB at 30M); the steps of a
+# 10M-row night need at most ~700 MB, so 768 MB leaves them unspilled and holds a 30M-row night near
+# 1.3 GB (benchmarks/README.md, "Memory as the night grows"; docs/design.md §8).
+DUCKDB_MEMORY = "768MB"
 
 
 def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:

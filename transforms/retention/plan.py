@@ -150,3 +150,11 @@ def plan_sweep(con, lake: Lake, policy: Policy, keyring: KeyRing, categories: di
                            hold_ids=",".join(sorted(v["hold_ids"])) or None, files=v["files"])
            for (d, p, c, act), v in actions.items()]
     return SweepPlan(tuple(out), tuple(jobs))
+
+
+def drop_key_tables(con) -> None:
+    """The plan's lake-wide per-key tables, gone once a sweep needs only `removal`: its rewrites and proofs then
+    run in the memory they need, not beside the whole lake's keys (a subject request's fulfilment reads
+    `key_due` after the plan, and keeps them)."""
+    for table in ("key_status", "key_due", "subject_keys", "known_tokens", "marketing_named"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")

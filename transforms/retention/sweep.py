@@ -36,7 +36,7 @@ from transforms.privacy.keys import KeyRing
 from transforms.retention.catalog import RetentionError, check_catalog
 from transforms.retention.holds import list_holds
 from transforms.retention.journal import Journal
-from transforms.retention.plan import RetentionAction, SweepPlan, plan_sweep
+from transforms.retention.plan import RetentionAction, SweepPlan, drop_key_tables, plan_sweep
 from transforms.retention.proof import Proof, prove
 from transforms.retention.rewrite import rewrite
 from transforms.runs import held, recover
@@ -92,6 +92,7 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
     con.execute("SET preserve_insertion_order = false")
     try:
         plan = plan_sweep(con, lake, policy, keyring, categories, list_holds(lake, active_only=True), as_of, say)
+        drop_key_tables(con)
         actions = [a for a in plan.actions if a.action in ("held", "kept")]
         proofs: list[Proof] = []
         if dry_run:
@@ -102,6 +103,7 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
                 say(f"[{i}/{len(plan.jobs)}] {job.dataset}/{job.partition}/{Path(job.file).name}:"
                     f" removing {job.rows_removed:,} of {job.rows_before:,} rows")
                 journal.note(rewrite(con, lake, policy, job, journal, work / "evidence"))
+            say(f"proving {len(journal.done())} file(s): the removed identifiers gone from values and bytes …")
             proofs = sorted((Proof(**p) for p in journal.prove(lambda done: prove(con, lake, policy, done))),
                             key=lambda pr: (pr.dataset, pr.partition, pr.file_name))
             actions += _removal_actions(journal.done())

@@ -15,12 +15,13 @@ def setting(con, name: str):
 
 
 def test_the_machines_limits():
-    # docs/design.md §8: two cores, a flat 2 GB, whatever the host has.
-    assert (DUCKDB_THREADS, DUCKDB_MEMORY) == (2, "2GB")
+    # docs/design.md §8: two cores and a flat memory ceiling, whatever the host has (issue 17: 768 MB, so a
+    # night's RSS stays flat as it grows).
+    assert (DUCKDB_THREADS, DUCKDB_MEMORY) == (2, "768MB")
     con = connect()
     plain = duckdb.connect()
     try:
-        plain.execute("SET memory_limit = '2GB'")
+        plain.execute("SET memory_limit = '768MB'")
         assert setting(con, "threads") == 2
         assert setting(con, "memory_limit") == setting(plain, "memory_limit")
         assert setting(con, "preserve_insertion_order") is True

@@ -4,6 +4,7 @@ fails on a file that still holds one."""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 
@@ -11,7 +12,7 @@ from tests.transforms.retention.conftest import BUSINESS, KEYRING, NO_INVOICE, U
 from transforms.lake.partitions import index_path, part_files
 from transforms.privacy.subject_index import build_missing
 from transforms.privacy.tokens import derive_tokens
-from transforms.retention.proof import prove
+from transforms.retention.proof import identifier_runs, prove
 
 
 def test_removed_identifiers_are_gone_from_the_bytes(golden_lake, policy):
@@ -117,3 +118,35 @@ def test_a_damaged_index_does_not_stop_the_sweep_and_goes_with_the_old_rows(gold
     index_path(march).write_bytes(b"not a parquet file")
     result = run_sweep(golden_lake, policy, "2027-04-01")
     assert all(p.ok for p in result.proofs) and march.exists() and not index_path(march).exists()
+
+
+def test_the_bytes_are_read_in_chunks_with_the_runs_a_whole_read_gives(tmp_path):
+    # The raw-byte check reads a part a chunk at a time (a day's part is hundreds of MB): a run of identifier
+    # characters cut by a chunk boundary is still found whole, and a run longer than a chunk is cut where a
+    # whole read cuts it (every 80 characters).
+    number, record = b"+38640123456", b"0f3a9c2e1b7d4a6e8c5f2a1d3b9e7c4a"
+    data = (b"\x00\x15" + number + b"\x00" + record + b"\xff" + b"A" * 200 + b"\x01ab\x02" + number * 9 + b"\x00"
+            + b"x" * 37)
+    path = tmp_path / "part.parquet"
+    path.write_bytes(data)
+    whole = re.findall(rb"[0-9A-Za-z+._-]{5,80}", data)
+    assert number in whole and record in whole and b"A" * 80 in whole
+    for chunk in (1, 2, 5, 7, 13, 64, 81, 160, 1000):
+        assert [r for runs in identifier_runs(path, chunk) for r in runs] == whole, chunk
+
+
+def test_a_token_cut_by_a_chunk_boundary_is_still_found_in_the_bytes(tmp_path, monkeypatch):
+    # Tokens are raw bytes in a file: the byte check looks for all 16 of them at any offset, also where two
+    # chunks of the read meet.
+    import numpy as np
+
+    import transforms.retention.proof as proof
+
+    token, other = bytes(range(200, 216)), bytes(range(200, 208)) + b"\x00" * 8   # `other` shares its first 8
+    prefixes = np.array([int.from_bytes(token[:8], "big")], dtype=np.uint64)
+    monkeypatch.setattr(proof, "CHUNK_BYTES", 24)
+    path = tmp_path / "part.bin"
+    for at in range(40):
+        path.write_bytes(b"\x00" * at + token + b"\x01" * 9 + other)
+        hits = set().union(*(h for _, h in proof._scan(path, prefixes)))
+        assert hits == {token.hex().upper(), other.hex().upper()}, at      # candidates; the ident must equal one

@@ -36,3 +36,22 @@ def test_rewrite_keeps_only_the_rows_not_due_and_records_the_evidence(golden_lak
     assert not (lake.zone("billing") / "event_date=2024-02-29").exists()   # the emptied partition goes too
     assert LEAP.encode() not in b"".join(p.read_bytes() for p in lake.zone("billing").rglob("*.parquet"))
     con.close()
+
+
+def test_a_big_parts_evidence_is_taken_in_passes_with_the_same_identifiers(golden_lake, policy, tmp_path,
+                                                                          monkeypatch):
+    # A day's part of a big night holds more identifiers than one grouping takes in the memory ceiling: the
+    # evidence is then gathered over disjoint hash ranges, and must be the same set, each identifier once.
+    import transforms.retention.rewrite as rewrite_mod
+
+    lake = golden_lake
+    con = connect()
+    plan = plan_sweep(con, lake, policy, KEYRING, check_catalog(lake, policy), [], date(2027, 4, 1), lambda _m: None)
+    job = next(j for j in plan.jobs if j.partition == "event_date=2026-03-14" and j.dataset == "billing")
+    journal = Journal(lake.zone("audit") / "retention" / "2027-04-01" / "journal.json", lake.root)
+    monkeypatch.setattr(rewrite_mod, "EVIDENCE_ROWS_PER_PASS", 1)          # one pass per row of the part
+    done = rewrite(con, lake, policy, job, journal, tmp_path / "evidence")
+    idents = [i for (i,) in duckdb.execute("SELECT ident FROM read_parquet(?)", [done["evidence"]]).fetchall()]
+    assert job.rows_before > 1 and UNPAID in idents and BUSINESS not in idents and len(idents) == len(set(idents))
+    assert not list((tmp_path / "evidence").glob("*-*.parquet"))           # the passes' pieces are gone
+    con.close()
