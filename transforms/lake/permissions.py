@@ -235,10 +235,14 @@ def prepare_lake(lake: Lake, access: AccessRule) -> None:
 
     An empty folder given as the lake (`mkdir lake` makes it 0755) is a new lake, not an open one: it holds
     nothing yet, so it takes the root's mode like a root the run makes itself."""
+    made_root = False
     if not lake.root.is_dir():
-        lake.root.mkdir(parents=True, mode=0o700)
-        os.chmod(lake.root, ROOT_MODE)
-    elif not any(os.scandir(lake.root)):
+        try:
+            lake.root.mkdir(parents=True, mode=0o700)
+            made_root = True
+        except FileExistsError:     # two runs started at once: the other one made it a moment ago
+            pass
+    if made_root or not any(os.scandir(lake.root)):
         os.chmod(lake.root, ROOT_MODE)
     for scope in scopes(lake, access)[1:]:
         gid = group_id(scope.unix_group) if scope.unix_group else None

@@ -44,7 +44,7 @@ class Lake:
         policy's modes instead (`transforms.lake.permissions.prepare_lake`)."""
         if not self.root.is_dir():
             # Owner-only too, whatever the umask: a root others may list would be refused by the next run.
-            self.root.mkdir(parents=True)
+            self.root.mkdir(parents=True, exist_ok=True)   # exist_ok: another process may make it at once
             self.root.chmod(0o700)
         for z in ZONE_NAMES:
             folder = self.zone(z)

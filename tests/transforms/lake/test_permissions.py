@@ -71,6 +71,23 @@ def test_an_empty_folder_given_as_the_lake_is_a_new_lake_not_an_open_one(tmp_pat
     assert mode(lake.root) == 0o755 and not check_lake(lake, policy.access).ok
 
 
+def test_two_runs_making_the_same_new_lake_at_once_both_go_on(tmp_path, policy, monkeypatch, umask_022):
+    # The other run's mkdir lands between this run's "is it there?" and its own mkdir (seen in CI: two
+    # `cdr-audit run` started on a lake folder that did not exist yet; the loser died of FileExistsError).
+    lake = Lake.at(tmp_path / "lake")
+    real_mkdir = Path.mkdir
+
+    def other_run_was_first(self, *args, **kwargs):
+        if self == lake.root and not self.exists():
+            real_mkdir(self, 0o700)
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", other_run_was_first)
+    prepare_lake(lake, policy.access)
+    monkeypatch.undo()
+    assert mode(lake.root) == ROOT_MODE and check_lake(lake, policy.access).ok
+
+
 def test_an_owner_only_folder_is_0700_wherever_it_is(lake, tmp_path, umask_022):
     # A subject's export holds their raw numbers: never a group's, even made inside a group zone's folder.
     inside_group = lake.zone("analytics") / "export" / "of-one"
