@@ -39,6 +39,7 @@ from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, c
 from transforms.lake import Lake
 from transforms.lake.commit import LockWaitExpired, exclusive, shared
 from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
+from transforms.lake.patience import Patience
 from transforms.lake.permissions import settle_path
 from transforms.roaming.schema import STATUS_DIR
 
@@ -123,7 +124,7 @@ def connect(lake: Lake, read_only: bool = False, *, wait_s: float | None = None,
 
 
 def _open_for_writing(path: Path, wait_s: float, say: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
-    start = time.monotonic()
+    patience = Patience(wait_s, poll_s=0.25)
     while True:
         try:
             return duckdb.connect(str(path))
@@ -132,17 +133,14 @@ def _open_for_writing(path: Path, wait_s: float, say: Callable[[str], None] | No
             if held is None:
                 raise
             holder = f"pid {held['pid']}, {Path(held['program']).name}"
-            waited = time.monotonic() - start
-            if waited >= wait_s:
+            if patience.over():
                 raise StoreBusy(
                     f"the audit store {path} is held open by another process ({holder}) and stayed so for"
                     f" {wait_s:g} s ({WAIT_ENV}); it was not written. Close that session: readers open a copy"
                     " (`cdr-audit snapshot --lake LAKE --out FILE`), never the live file") from None
-            if say is not None and waited >= 1.0:
-                say(f"the audit store {path} is held open by another process ({holder}); waiting up to"
-                    f" {wait_s:g} s ({WAIT_ENV}) for it to close")
-                say = None
-            time.sleep(min(0.25, max(wait_s - waited, 0.01)))
+            patience.pause(say and (lambda: say(
+                f"the audit store {path} is held open by another process ({holder}); waiting up to"
+                f" {wait_s:g} s ({WAIT_ENV}) for it to close")))
 
 
 @dataclass(frozen=True)
@@ -172,28 +170,24 @@ def copy_store(lake: Lake, dest: Path, *, wait_s: float | None = None,
     wait_s = store_wait_s() if wait_s is None else wait_s
     if lake.audit_db in _writing_here():
         raise StoreError("this thread holds the audit store for writing: read through the writer's connection")
-    deadline = time.monotonic() + wait_s
-    first_second = time.monotonic() + 1.0
+    patience = Patience(wait_s, poll_s=0.05)
     while True:
         before = _writers_now(lake)
         if before.holder is None:
-            copied = _copy_beside_writers_here(lake, dest, max(deadline - time.monotonic(), 0.0))
+            copied = _copy_beside_writers_here(lake, dest, patience.left())
             after = _writers_now(lake)
             if copied is not None and after == before:
                 return copied
             holder = after.holder       # a writer came while we copied: the copy may be torn, take it again
         else:
             holder = before.holder
-        now = time.monotonic()
         who = "" if holder is None else f" by {holder.words()}"
-        if now >= deadline:
+        if patience.over():
             raise StoreBusy(f"the audit store {lake.audit_db} was being written for longer than {wait_s:g} s"
                             f" ({WAIT_ENV}){who}; nothing was read, try again once the writer is done") from None
-        if say is not None and now >= first_second:
-            say(f"the audit store {lake.audit_db} is being written{who} (a night's plan or close, a retention"
-                f" sweep, a hold); waiting up to {wait_s:g} s ({WAIT_ENV})")
-            say = None
-        time.sleep(min(0.05, max(deadline - now, 0.0)))
+        patience.pause(say and (lambda: say(
+            f"the audit store {lake.audit_db} is being written{who} (a night's plan or close, a retention"
+            f" sweep, a hold); waiting up to {wait_s:g} s ({WAIT_ENV})")))
 
 
 @dataclass(frozen=True)

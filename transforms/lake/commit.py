@@ -15,13 +15,13 @@ import fcntl
 import hashlib
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from transforms.lake.patience import Patience
 from transforms.lake.permissions import make_dirs, set_file_mode, settle_tree
 
 T = TypeVar("T")
@@ -170,20 +170,15 @@ def shared(lock_file: Path, wait_s: float, on_wait: Callable[[], None] | None = 
     """
     fd = os.open(lock_file, os.O_RDONLY)
     try:
-        deadline = time.monotonic() + wait_s
-        first_second = time.monotonic() + 1.0
+        patience = Patience(wait_s, poll_s=0.05)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                now = time.monotonic()
-                if now >= deadline:
+                if patience.over():
                     raise LockWaitExpired(f"{lock_file} stayed locked for {wait_s:g} s") from None
-                if on_wait is not None and now >= first_second:
-                    on_wait()
-                    on_wait = None
-                time.sleep(min(0.05, max(deadline - now, 0.0)))
+                patience.pause(on_wait)
         yield
     finally:
         os.close(fd)   # releases the lock

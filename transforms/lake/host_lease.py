@@ -26,7 +26,6 @@ import errno
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from transforms.lake.patience import Patience
 from transforms.lake.permissions import make_dirs, set_file_mode
 from transforms.lake.processes import alive, boot_id, host_name, started
 
@@ -102,7 +102,7 @@ def take(path: Path, what: str, *, wait_s: float, busy: Callable[[LeaseHolder], 
     """Take the lease at `path` (see `held`); the caller gives it up with `remove_if`."""
     make_dirs(path.parent)
     clear_dead_temps(path)
-    start = time.monotonic()
+    patience = Patience(wait_s, poll_s=0.25)
     while True:
         mine = this_process()
         if create(path, mine):
@@ -116,13 +116,9 @@ def take(path: Path, what: str, *, wait_s: float, busy: Callable[[LeaseHolder], 
             if say is not None:
                 say(f"took over {what}: {dead}")
             continue
-        waited = time.monotonic() - start
-        if waited >= wait_s:
+        if patience.over():
             raise busy(holder)
-        if say is not None and waited >= 1.0:
-            say(waiting(holder))
-            say = None
-        time.sleep(min(0.25, max(wait_s - waited, 0.01)))
+        patience.pause(say and (lambda: say(waiting(holder))))
 
 
 def create(path: Path, holder: LeaseHolder) -> bool:
