@@ -36,6 +36,13 @@ def _override(text: str) -> tuple[str, str]:
     return pattern, value
 
 
+def _held_lease_command(sub, name: str, break_flag: str, *, help: str, description: str, break_help: str) -> None:
+    """A command that prints who holds a cross-host lease and, with `break_flag`, breaks it (docs/design.md §6)."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.add_argument("--lake", required=True, type=Path)
+    parser.add_argument(break_flag, action="store_true", help=break_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdr-audit",
@@ -148,27 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--lake", required=True, type=Path)
     snap.add_argument("--out", required=True, type=Path, help="the copy's file (replaced when it exists)")
 
-    lease = sub.add_parser(
-        "writer-lease", help="who holds the audit store's writer lease; break it once its holder is known gone",
+    _held_lease_command(
+        sub, "writer-lease", "--break-lease",
+        help="who holds the audit store's writer lease; break it once its holder is known gone",
         description="Every session that writes LAKE/audit/audit.duckdb holds LAKE/audit/.writer.lease, naming its "
                     "host, boot, process and since when (docs/design.md §6). A lease of this host whose process is "
                     "gone is taken over by the next writer; one of another host never is, since its holder may be "
                     "alive behind a network that does not answer. Without --break-lease: print the holder. With "
                     "it: remove the lease whoever holds it, and record that in the audit log. Check first that the "
-                    "holder's process is gone (or its host down): breaking a live writer's lease lets two write.")
-    lease.add_argument("--lake", required=True, type=Path)
-    lease.add_argument("--break-lease", action="store_true", help="remove the lease (its holder is known gone)")
-
-    runs_lock = sub.add_parser(
-        "leases-lock", help="who holds the lock of the runs' leases; break it once its holder is known gone",
+                    "holder's process is gone (or its host down): breaking a live writer's lease lets two write.",
+        break_help="remove the lease (its holder is known gone)")
+    _held_lease_command(
+        sub, "leases-lock", "--break-lock",
+        help="who holds the lock of the runs' leases; break it once its holder is known gone",
         description="Every change of a night's lease or a file's claim is made holding LAKE/audit/_leases/"
                     ".lock.lease, naming its host, boot, process and since when, for milliseconds (docs/design.md "
                     "§10). A lock of this host whose process is gone is taken over by the next run; one of another "
                     "host never is. Without --break-lock: print the holder. With it: remove the lock whoever holds "
                     "it, and record that in the audit log. Check first that the holder's process is gone (or its "
-                    "host down): breaking a live holder's lock lets two runs take one night.")
-    runs_lock.add_argument("--lake", required=True, type=Path)
-    runs_lock.add_argument("--break-lock", action="store_true", help="remove the lock (its holder is known gone)")
+                    "host down): breaking a live holder's lock lets two runs take one night.",
+        break_help="remove the lock (its holder is known gone)")
 
     fmts = sub.add_parser(
         "formats", help="the source formats: list them, show one, or check a file against them",
