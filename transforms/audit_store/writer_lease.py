@@ -100,6 +100,9 @@ def generation(lake: Lake) -> str:
 def _publish_generation(lake: Lake, token: str) -> None:
     """Replace the generation whole (a private name renamed over it): a reader reads the old token or the new."""
     path = lake.zone("audit") / GENERATION
+    # The lease is ours, so no other session is publishing: a private name left here is a killed writer's.
+    for stray in path.parent.glob(f"{path.name}.*.tmp"):
+        stray.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.name}.{token}.tmp")
     tmp.write_text(token)
     commit_file(tmp, path)          # the audit zone's mode (its readers check it), fsync'd, one rename

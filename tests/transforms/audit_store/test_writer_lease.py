@@ -138,6 +138,16 @@ def test_a_dead_writer_of_this_host_is_taken_over(lake, capsys, dead):
     assert current_lease(lake) is None
 
 
+def test_a_killed_writers_half_published_generation_is_cleared_by_the_next_writer(lake):
+    # A writer killed between writing its private generation name and renaming it leaves that name behind.
+    stray = lake.zone("audit") / ".writer.generation.0123456789abcdef.tmp"
+    stray.write_text("0123456789abcdef")
+    with writing(lake) as con:
+        append_log(con, events(1))
+    assert not stray.exists()
+    assert sorted(p.name for p in lake.zone("audit").glob(".writer.generation*")) == [".writer.generation"]
+
+
 def test_another_hosts_lease_is_never_taken_only_broken_by_a_person(lake, monkeypatch, capsys):
     # Its holder looks dead from here (no such pid): another host's process table is not ours to read.
     planted = _plant(lake, host="elsewhere", pid=_gone_pid(), boot_id="their-boot")
