@@ -44,23 +44,47 @@ def day_ranges(days: list[str]) -> str:
 
 
 def aggregate_lines(releases: dict) -> list[str]:
-    """The night's aggregate releases (`{event date: AggregateResult}`): a line per date that released groups,
-    one line for every date that released none."""
+    """The night's aggregate releases (`{event date: AggregateResult}`): a line per date that released cells, each
+    release table with its cells released and share of events released, coarse to fine; one line for every date
+    that released none."""
     lines, quiet = [], {}
     for day, r in sorted(releases.items()):
-        suppressed = r.groups_suppressed_primary + r.groups_suppressed_secondary
-        if r.groups_released:
-            lines.append(f"aggregates {day}: {r.groups_released:,} groups released, {suppressed:,} suppressed"
-                         f" (k={r.k}) ({r.seconds:.1f} s)")
+        if r.cells_released:
+            tables = "; ".join(f"{t.table} {t.cells_released:,} of {t.cells:,} ({percent(t.share_events_released)}"
+                               " of events)" for t in r.tables)
+            lines.append(f"aggregates {day} (k={r.k}, {r.seconds:.1f} s): {tables}")
         else:
             quiet[day] = r
     if quiet:
-        suppressed = sum(r.groups_suppressed_primary + r.groups_suppressed_secondary for r in quiet.values())
+        suppressed = sum(r.cells_suppressed for r in quiet.values())
         ks = sorted({r.k for r in quiet.values()})
         lines.append(f"aggregates: nothing to release on {len(quiet)} event date(s) ({day_ranges(list(quiet))}):"
-                     f" {suppressed:,} groups suppressed (k={', '.join(map(str, ks))})"
+                     f" {suppressed:,} cells suppressed (k={', '.join(map(str, ks))})"
                      f" ({sum(r.seconds for r in quiet.values()):.1f} s)")
     return lines
+
+
+def aggregate_summary_lines(rows: list[tuple], order: list[str]) -> list[str]:
+    """`cdr-audit summary`'s aggregate lines from the run's `aggregate_releases` summed per release table (table,
+    k, cells, released, primary, secondary, other, events, events released), in the policy's order; a row of a run
+    before the release tables (table NULL) is the single grain."""
+    if not rows:
+        return []
+    rank = {name: i for i, name in enumerate(order)}
+    rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0] or ""))
+    lines = [f"aggregates (k={min(r[1] for r in rows)}): per release table, cells released of all (suppressed under"
+             " k / more so no finer table reveals one; `other` rows), share of events released"]
+    for table, _, cells, released, primary, secondary, other, events, events_released in rows:
+        share = f", {percent(events_released / events)} of events" if events else ""
+        lines.append(f"  {table or 'single grain':<22} {released:>9,} of {cells:>9,} ({primary:,} / {secondary:,};"
+                     f" {other or 0:,} other){share}")
+    return lines
+
+
+def percent(share: float) -> str:
+    """A share as a percentage to one decimal, never rounded up to 100 % when something is missing."""
+    tenths = int(share * 1000)
+    return f"{tenths / 10:.1f} %"
 
 
 def roaming_line(night) -> str:
