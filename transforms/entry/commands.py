@@ -201,14 +201,15 @@ SUMMARY_SQL = {
 
 def cmd_summary(args) -> int:
     from transforms.audit_store import reading, verify_chain
-    from transforms.entry.console import aggregate_summary_lines
     from transforms.audit_store.anchors import check_anchors
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
     from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
-    from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
+    from transforms.report.queries import (
+        SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
+    )
 
     lake = Lake.at(args.lake)
     policy = load_policy(args.policy)
@@ -256,7 +257,7 @@ def cmd_summary(args) -> int:
         print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
     if tokenized_files:
         print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
-    for line in aggregate_summary_lines(aggregates, [t.name for t in policy.release_tables]):
+    for line in aggregate_table_lines(aggregates, [t.name for t in policy.release_tables]):
         print(line)
     if profile_days:
         print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"

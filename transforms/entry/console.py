@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from transforms.audit_store.tables import SourceFile
-from transforms.report.queries import REFUSED_WHOLE, lateness_words, outcome, roaming_window_words
+from transforms.report.queries import REFUSED_WHOLE, lateness_words, outcome, percent, roaming_window_words
 
 
 def file_line(s: SourceFile) -> str:
@@ -62,29 +62,6 @@ def aggregate_lines(releases: dict) -> list[str]:
                      f" {suppressed:,} cells suppressed (k={', '.join(map(str, ks))})"
                      f" ({sum(r.seconds for r in quiet.values()):.1f} s)")
     return lines
-
-
-def aggregate_summary_lines(rows: list[tuple], order: list[str]) -> list[str]:
-    """`cdr-audit summary`'s aggregate lines from the run's `aggregate_releases` summed per release table (table,
-    k, cells, released, primary, secondary, other, events, events released), in the policy's order; a row of a run
-    before the release tables (table NULL) is the single grain."""
-    if not rows:
-        return []
-    rank = {name: i for i, name in enumerate(order)}
-    rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0] or ""))
-    lines = [f"aggregates (k={min(r[1] for r in rows)}): per release table, cells released of all (suppressed under"
-             " k / more so no finer table reveals one; `other` rows), share of events released"]
-    for table, _, cells, released, primary, secondary, other, events, events_released in rows:
-        share = f", {percent(events_released / events)} of events" if events else ""
-        lines.append(f"  {table or 'single grain':<22} {released:>9,} of {cells:>9,} ({primary:,} / {secondary:,};"
-                     f" {other or 0:,} other){share}")
-    return lines
-
-
-def percent(share: float) -> str:
-    """A share as a percentage to one decimal, never rounded up to 100 % when something is missing."""
-    tenths = int(share * 1000)
-    return f"{tenths / 10:.1f} %"
 
 
 def roaming_line(night) -> str:

@@ -9,12 +9,13 @@ from datetime import date, datetime, timezone
 
 from transforms.audit_store.tables import SourceFile
 from transforms.entry.console import (
-    aggregate_lines, aggregate_summary_lines, day_ranges, file_line, percent, roaming_line, summary_lines,
+    aggregate_lines, day_ranges, file_line, roaming_line, summary_lines,
 )
 from transforms.nightly.close import NightSummary
 from transforms.nightly.roaming_night import RoamingNight
 from transforms.privacy.aggregates import AggregateResult
 from transforms.privacy.suppression import TableRelease
+from transforms.report.queries import aggregate_table_lines, percent
 from transforms.roaming.window import RoamingWindowResult
 
 AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
@@ -115,13 +116,13 @@ def test_a_share_just_under_all_is_not_shown_as_all():
 def test_summary_lines_per_release_table_in_the_policy_order():
     rows = [("hour_area_service", 10, 50, 30, 15, 5, 4, 1000, 650), ("day_service", 10, 5, 5, 0, 0, 0, 1000, 1000),
             (None, 10, 9, 1, 8, 0, None, None, None)]           # a row of a run before the release tables
-    lines = aggregate_summary_lines(rows, ["day_service", "hour_area_service"])
+    lines = aggregate_table_lines(rows, ["day_service", "hour_area_service"])
     assert lines[1:] == [
         "  day_service                    5 of         5 (0 / 0; 0 other), 100.0 % of events",
         "  hour_area_service             30 of        50 (15 / 5; 4 other), 65.0 % of events",
         "  single grain                   1 of         9 (8 / 0; 0 other)"]
     assert lines[0].startswith("aggregates (k=10): per release table")
-    assert aggregate_summary_lines([], []) == []
+    assert aggregate_table_lines([], []) == []
 
 
 def test_the_roaming_line_names_the_window_as_the_report_does():
