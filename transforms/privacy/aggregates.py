@@ -147,16 +147,22 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
     _rows_view(con, analytics_path, policy, dims)
     keys = ", ".join(("event_date", *dims))
     atom_key = f"struct_pack({keys})" if exact_keys else f"hash({keys})"
+    # Tables by day (no hour) count their subscribers from the distinct (day atom, key id, subscriber): a person
+    # active in several hours is one pair there, so those tables' distinct counts read fewer pairs.
+    day_keys = ", ".join(("event_date", *(d for d in dims if d != "event_hour")))
+    day_key = f"struct_pack({day_keys})" if exact_keys else f"hash({day_keys})"
+    by_day = "event_hour" in dims and sum("event_hour" not in policy.release_columns(t.name) for t in tables) > 1
     key_hash = "kid" if exact_keys else "hash(kid)"   # two key ids sharing a hash would pool their subscribers
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE atoms AS
-        SELECT {atom_key} AS ak, *
+        SELECT {atom_key} AS ak, {day_key} AS dk, *
         FROM (SELECT {keys}, count(*) AS events, coalesce(sum(duration_s), 0) AS duration_s,
                      coalesce(sum(data_volume_bytes), 0) AS data_volume_bytes,
                      coalesce(sum(charged_amount), 0) AS revenue
               FROM analytics_rows GROUP BY ALL)""")
     if not exact_keys and (
-            con.execute("SELECT count(DISTINCT ak) < count(*) FROM atoms").fetchone()[0]
+            con.execute(f"SELECT count(DISTINCT ak) < count(*) OR count(DISTINCT dk) < count(DISTINCT"
+                        f" struct_pack({day_keys})) FROM atoms").fetchone()[0]
             or con.execute("SELECT count(DISTINCT hash(kid)) < count(DISTINCT kid) FROM analytics_rows")
             .fetchone()[0]):
         return build_cells(con, analytics_path, policy, exact_keys=True)   # two atoms or key ids share a hash
@@ -166,6 +172,9 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
         CREATE OR REPLACE TEMP TABLE pairs AS
         SELECT DISTINCT {atom_key} AS ak, {key_hash} AS kh, hash(origin_number) AS sub
         FROM analytics_rows WHERE origin_number IS NOT NULL""")
+    if by_day:
+        con.execute("""CREATE OR REPLACE TEMP TABLE day_pairs AS
+                       SELECT DISTINCT a.dk, p.kh, p.sub FROM pairs p JOIN atoms a USING (ak)""")
     ak_type = con.execute("SELECT typeof(ak) FROM atoms LIMIT 1").fetchone()
     con.execute(f"CREATE OR REPLACE TEMP TABLE atom_cells (ak {ak_type[0] if ak_type else 'UBIGINT'},"
                 " table_no INTEGER, cell_id BIGINT)")
@@ -180,6 +189,12 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
                          SELECT ak, $no, $offset + dense_rank() OVER (ORDER BY {grain}) FROM atoms""",
                 {"no": no, "offset": offset})
         # Subscribers: the distinct (cell, key id, subscriber) of the table, counted per key, the largest kept.
+        distinct_pairs = (
+            """SELECT DISTINCT m.cell_id, p.kh, p.sub FROM day_pairs p
+               JOIN (SELECT DISTINCT a.dk, ac.cell_id FROM atoms a JOIN atom_cells ac USING (ak)
+                     WHERE ac.table_no = $no) m USING (dk)"""
+            if by_day and "event_hour" not in policy.release_columns(table.name) else
+            "SELECT DISTINCT ac.cell_id, p.kh, p.sub FROM pairs p JOIN atom_cells ac ON ac.ak = p.ak AND ac.table_no = $no")
         execute(con, f"""
             INSERT INTO cells BY NAME
             SELECT s.*, coalesce(n.subscribers, 0) AS subscribers, $no AS table_no
@@ -189,10 +204,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
                          CAST(sum(revenue) AS DECIMAL(18, 4)) AS revenue
                   FROM atoms JOIN atom_cells ac USING (ak) WHERE ac.table_no = $no GROUP BY ALL) s
             LEFT JOIN (SELECT cell_id, max(n) AS subscribers
-                       FROM (SELECT cell_id, kh, count(*) AS n
-                             FROM (SELECT DISTINCT ac.cell_id, p.kh, p.sub
-                                   FROM pairs p JOIN atom_cells ac ON ac.ak = p.ak AND ac.table_no = $no)
-                             GROUP BY ALL)
+                       FROM (SELECT cell_id, kh, count(*) AS n FROM ({distinct_pairs}) GROUP BY ALL)
                        GROUP BY cell_id) n USING (cell_id)""", {"no": no})
         offset = con.execute("SELECT coalesce(max(cell_id), 0) FROM cells").fetchone()[0]
         if table.within is not None:
