@@ -229,17 +229,24 @@ class AnalyticsFinding:
 @table("aggregate_releases", per_run=True)
 @dataclass(frozen=True, kw_only=True)
 class AggregateRelease:
-    """One event date's k-anonymous aggregates as released in a run: counts only."""
+    """One release table of one event date's k-anonymous aggregates as released in a run: counts only (a row
+    written before the release tables, `release_table` NULL, covers the date's single grain)."""
 
     run_id: str
     event_date: date
     dataset: str                            # aggregates
     k: Integer
-    groups_total: int
+    groups_total: int                       # the table's cells
     groups_released: int
     groups_suppressed_primary: int          # fewer than k subscribers
-    groups_suppressed_secondary: int        # suppressed so no total minus its parts reveals one
-    rows_suppressed: int
+    groups_suppressed_secondary: int        # suppressed so no released cell minus finer released cells reveals one
+    rows_suppressed: int                    # events in suppressed cells
+    release_table: str | None = None        # the policy's analytics.release_tables name
+    clause: str | None = None
+    other_cells_released: int | None = None  # `other` rows: a released parent's suppressed cells together
+    events: int | None = None
+    events_released: int | None = None      # events in released cells (`other` rows not counted)
+    share_events_released: float | None = None
 
 
 @table("roaming_runs", per_run=True)
@@ -441,6 +448,9 @@ ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
                   "rows_before_lateness_window", "rows_after_night")),
     # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).
     (Run, ("status_reason",)),
+    # One row per release table, coarse to fine (docs/design.md §4).
+    (AggregateRelease, ("release_table", "clause", "other_cells_released", "events", "events_released",
+                        "share_events_released")),
 )
 if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
     raise TypeError("a column added to a table with rows must be nullable")

@@ -187,8 +187,10 @@ SUMMARY_SQL = {
                " WHERE night = ? AND status IN ('rejected_file', 'duplicate_file')",
     "analytics": "SELECT string_agg(DISTINCT p.key_id, ', '), count(DISTINCT p.sha256) FROM pseudonymization_log p"
                  " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
-    "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
-                  " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
+    "aggregates": "SELECT release_table, min(k), sum(groups_total), sum(groups_released),"
+                  " sum(groups_suppressed_primary), sum(groups_suppressed_secondary), sum(other_cells_released),"
+                  " sum(events), sum(events_released)"
+                  " FROM aggregate_releases WHERE run_id = ? GROUP BY release_table",
     "marketing": "SELECT count(*), sum(subscribers), sum(rows_removed), max(consents_standing), min(purpose)"
                  " FROM marketing_profiles WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
@@ -205,7 +207,9 @@ def cmd_summary(args) -> int:
     from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
-    from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
+    from transforms.report.queries import (
+        SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
+    )
 
     lake = Lake.at(args.lake)
     policy = load_policy(args.policy)
@@ -220,7 +224,7 @@ def cmd_summary(args) -> int:
         reasons, off_list = (con.execute(SUMMARY_SQL[k], [night]).fetchall() for k in ("reasons", "off_list"))
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
-        (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        aggregates = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
         (profile_days, profiled, profiles_removed, standing, purpose), = con.execute(SUMMARY_SQL["marketing"],
                                                                                     [run[0]]).fetchall()
         chain = verify_chain(con)
@@ -253,9 +257,8 @@ def cmd_summary(args) -> int:
         print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
     if tokenized_files:
         print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
-    if k is not None:
-        print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
-              f" {secondary:,} more so no total minus its parts reveals one")
+    for line in aggregate_table_lines(aggregates, [t.name for t in policy.release_tables]):
+        print(line)
     if profile_days:
         print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"
               f" ({standing:,} consent(s) standing), {profiles_removed:,} profile row(s) removed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from transforms.audit_store.tables import SourceFile
-from transforms.report.queries import REFUSED_WHOLE, lateness_words, outcome, roaming_window_words
+from transforms.report.queries import REFUSED_WHOLE, lateness_words, outcome, percent, roaming_window_words
 
 
 def file_line(s: SourceFile) -> str:
@@ -44,21 +44,22 @@ def day_ranges(days: list[str]) -> str:
 
 
 def aggregate_lines(releases: dict) -> list[str]:
-    """The night's aggregate releases (`{event date: AggregateResult}`): a line per date that released groups,
-    one line for every date that released none."""
+    """The night's aggregate releases (`{event date: AggregateResult}`): a line per date that released cells, each
+    release table with its cells released and share of events released, coarse to fine; one line for every date
+    that released none."""
     lines, quiet = [], {}
     for day, r in sorted(releases.items()):
-        suppressed = r.groups_suppressed_primary + r.groups_suppressed_secondary
-        if r.groups_released:
-            lines.append(f"aggregates {day}: {r.groups_released:,} groups released, {suppressed:,} suppressed"
-                         f" (k={r.k}) ({r.seconds:.1f} s)")
+        if r.cells_released:
+            tables = "; ".join(f"{t.table} {t.cells_released:,} of {t.cells:,} ({percent(t.share_events_released)}"
+                               " of events)" for t in r.tables)
+            lines.append(f"aggregates {day} (k={r.k}, {r.seconds:.1f} s): {tables}")
         else:
             quiet[day] = r
     if quiet:
-        suppressed = sum(r.groups_suppressed_primary + r.groups_suppressed_secondary for r in quiet.values())
+        suppressed = sum(r.cells_suppressed for r in quiet.values())
         ks = sorted({r.k for r in quiet.values()})
         lines.append(f"aggregates: nothing to release on {len(quiet)} event date(s) ({day_ranges(list(quiet))}):"
-                     f" {suppressed:,} groups suppressed (k={', '.join(map(str, ks))})"
+                     f" {suppressed:,} cells suppressed (k={', '.join(map(str, ks))})"
                      f" ({sum(r.seconds for r in quiet.values()):.1f} s)")
     return lines
 

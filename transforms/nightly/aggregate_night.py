@@ -22,9 +22,11 @@ def aggregate_night(lake: Lake, policy: Policy, *, run_id: str) -> dict[str, Agg
         releases[day] = aggregate_day(f"{lake.zone('analytics')}/event_date={day}/*.parquet", policy,
                                       lake.work_dir(run_id) / f"aggregate-{day}", lake.zone("aggregates"))
     write_night_rows(lake, run_id, AGGREGATES, tuple(AggregateRelease(
-        run_id=run_id, event_date=date.fromisoformat(day), dataset="aggregates", k=r.k,
-        groups_total=r.groups_total, groups_released=r.groups_released,
-        groups_suppressed_primary=r.groups_suppressed_primary,
-        groups_suppressed_secondary=r.groups_suppressed_secondary, rows_suppressed=r.rows_suppressed)
-        for day, r in releases.items()))
+        run_id=run_id, event_date=date.fromisoformat(t.event_date), dataset="aggregates", k=r.k,
+        groups_total=t.cells, groups_released=t.cells_released,
+        groups_suppressed_primary=t.cells_suppressed_primary,
+        groups_suppressed_secondary=t.cells_suppressed_secondary, rows_suppressed=t.events - t.events_released,
+        release_table=t.table, clause=t.clause, other_cells_released=t.other_cells_released, events=t.events,
+        events_released=t.events_released, share_events_released=round(t.share_events_released, 6))
+        for r in releases.values() for t in r.tables))
     return releases

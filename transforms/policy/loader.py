@@ -11,7 +11,7 @@ from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
     RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule,
-    FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule, SubjectRight,
+    FieldRule, LatenessRule, Operator, Policy, RELEASE_DIMENSIONS, ReleaseTable, Reporting, RetentionRule, RoamingRule, SubjectRight,
     SubjectRightsRule, ZONE_NAMES, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
@@ -75,6 +75,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         not_allowed_clause=na.text("clause"),
         analytics_clause=analytics.text("clause"),
         k_anonymity=k,
+        release_tables=_read_release_tables(analytics),
         retention=retention,
         anonymous_datasets=anonymous,
         roaming=_read_roaming(top.section("roaming")),
@@ -87,6 +88,46 @@ def load_policy(path: str | Path | None = None) -> Policy:
     for section in (top, meta, op, na, analytics):
         section.no_extra_keys()
     return policy
+
+
+def _read_release_tables(analytics: Section) -> tuple[ReleaseTable, ...]:
+    """The release tables, checked: unique names, known dimensions, each parent declared before its child (so
+    no cycle) and a coarsening of it, and every table coarsening another declared its ancestor — the
+    cross-table suppression differences exactly the declared chains (docs/design.md §4)."""
+    tables: list[ReleaseTable] = []
+    for t in analytics.items("release_tables"):
+        name = t.text("name", pattern=_NAME)
+        by = t.text_list("by", pattern=_NAME)
+        for d in by:
+            if d not in RELEASE_DIMENSIONS:
+                raise PolicyError(f"{t.key}.by: {d!r} is not one of {', '.join(RELEASE_DIMENSIONS)}")
+        if len(set(by)) < len(by) or any(RELEASE_DIMENSIONS[d] in by for d in by):
+            raise PolicyError(f"{t.key}.by: a dimension listed twice, or with its own generalization")
+        table = ReleaseTable(name=name, by=tuple(by), within=t.text("within", required=False, pattern=_NAME),
+                             clause=t.text("clause"))
+        t.no_extra_keys()
+        if any(x.name == name for x in tables):
+            raise PolicyError(f"{t.key}.name: release table {name!r} listed twice")
+        parent = next((x for x in tables if x.name == table.within), None)
+        if table.within is not None and parent is None:
+            raise PolicyError(f"{t.key}.within: {table.within!r} is not a release table listed before this one")
+        if parent is not None and (not parent.coarsens(table) or set(parent.by) == set(table.by)):
+            raise PolicyError(f"{t.key}.within: {parent.name}'s grain ({', '.join(parent.by) or 'the day'}) is not"
+                              f" coarser than {name}'s ({', '.join(table.by)})")
+        tables.append(table)
+    if not tables:
+        raise PolicyError(f"{analytics.key}.release_tables: needs at least one table")
+    by_name = {x.name: x for x in tables}
+    for fine in tables:
+        ancestors, up = set(), fine.within
+        while up is not None:
+            ancestors.add(up)
+            up = by_name[up].within
+        for coarse in tables:
+            if coarse is not fine and coarse.coarsens(fine) and coarse.name not in ancestors:
+                raise PolicyError(f"{analytics.key}.release_tables: {coarse.name} contains {fine.name}'s cells but"
+                                  f" is not its ancestor (declare it in `within`)")
+    return tuple(tables)
 
 
 def _read_operator(op: Section) -> Operator:

@@ -39,6 +39,18 @@ SUBJECT_RIGHTS = ("access", "rectification", "erasure", "restriction", "portabil
 # account writes and one named group reads. Nobody else reads any zone. The Unix modes each kind means are
 # transforms/lake/permissions.py's.
 ACCESS_KINDS = ("owner", "group")
+# What a release table may be grouped by (docs/design.md §4): columns of the analytics rows, or generalizations
+# of them, each mapped to the finer dimension it coarsens (a table grouped by the finer one contains it). The
+# SQL of each is transforms/privacy/aggregates.py's. Every table is per event date.
+RELEASE_DIMENSIONS: dict[str, str | None] = {
+    "event_hour": None,
+    "service_type": None,
+    "area": None,                       # the location area (a cell's generalization), never the cell
+    "service_area": None,               # home / roaming
+    "called_country_code": None,
+    "called_zone": "called_country_code",   # home / eu_eea / rest_of_world of the called country's code
+    "visited_zone": None,               # home / eu_eea / rest_of_world of the served subscriber's visited network
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,22 @@ class RetentionRule:
     def due_on(self, anchor: date, claim_type: str | None = None) -> date:
         """The first day the data must be gone: kept through anchor + period, due the next day."""
         return self.period_for(claim_type).after(anchor) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ReleaseTable:
+    """One k-anonymous aggregate table released per event date (docs/design.md §4): its grain, the coarser
+    table whose cells contain its cells (None: a coarsest table), and why it is released."""
+
+    name: str
+    by: tuple[str, ...]                 # RELEASE_DIMENSIONS, in output column order
+    within: str | None                  # the parent table: its grain coarsens this one's
+    clause: str
+
+    def coarsens(self, finer: "ReleaseTable") -> bool:
+        """Every cell of `finer` lies inside one cell of this table: each of this grain's dimensions is one of
+        `finer`'s or a generalization of one."""
+        return all(d in finer.by or RELEASE_DIMENSIONS[d] in finer.by for d in self.by)
 
 
 @dataclass(frozen=True)
@@ -260,6 +288,7 @@ class Policy:
     not_allowed_clause: str
     analytics_clause: str
     k_anonymity: int
+    release_tables: tuple[ReleaseTable, ...]     # coarse to fine: a parent before its children
     retention: tuple[RetentionRule, ...]
     anonymous_datasets: tuple[AnonymousDataset, ...]
     roaming: RoamingRule
@@ -319,6 +348,28 @@ class Policy:
     def personal_datasets(self) -> tuple[str, ...]:
         """Every data set the retention catalog covers (each holds personal data), in catalog order."""
         return tuple(dict.fromkeys(d for r in self.retention for d in r.datasets))
+
+    def release_table(self, name: str) -> ReleaseTable:
+        for t in self.release_tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"{name!r} is not a release table of the policy")
+
+    def ancestors_of(self, name: str) -> tuple[str, ...]:
+        """The tables containing `name`'s cells, nearest first (its parent, the parent's parent …)."""
+        chain, table = [], self.release_table(name)
+        while table.within is not None:
+            chain.append(table.within)
+            table = self.release_table(table.within)
+        return tuple(chain)
+
+    def release_columns(self, name: str) -> tuple[str, ...]:
+        """A release table's dimension columns: its grain, then what its ancestors generalize it to (so an
+        `other` row, which holds its parent cell's values, names that cell)."""
+        dims = list(self.release_table(name).by)
+        for up in self.ancestors_of(name):
+            dims += [d for d in self.release_table(up).by if d not in dims]
+        return tuple(dims)
 
     def is_anonymous(self, dataset: str) -> bool:
         return any(a.dataset == dataset for a in self.anonymous_datasets)

@@ -1,13 +1,19 @@
-"""Suppression: what of the aggregates may be released, so no figure describes fewer than k people.
+"""Suppression: what of the release tables may be released, so no figure describes fewer than k people.
 
-No released figure may describe fewer than k subscribers (k: the policy's `analytics.k_anonymity`,
-§3.3), neither directly nor by differencing a released total against its released parts:
+No released figure may describe fewer than k subscribers (k: the policy's `analytics.k_anonymity`, §3.3),
+neither directly nor by differencing across the release tables (docs/design.md §4):
 
-* primary suppression — a cell or total with fewer than k subscribers;
-* secondary suppression — for every released total, what it hides (total minus everything released
-  beneath it) must be nothing, or at least two suppressed cells whose subscribers together (a union, not
-  a sum) number k or more. Otherwise the smallest released parts are suppressed too, or, failing that,
-  the total itself. Repeated until nothing changes.
+* primary suppression — a cell with fewer than k subscribers;
+* cross-table (secondary) suppression — for every released cell and every chain of finer tables inside it
+  (its child table, the child's child …, any of them skipped), what the cell hides from that chain — its rows
+  in no released cell of the chain — must be nothing, or describe k subscribers or more (a union of
+  the hidden cells' subscribers, never a sum). Its events, minutes and volume are derivable by subtraction,
+  so a non-empty remainder under k is refused however it is made up. Otherwise the smallest released cell
+  whose suppression adds to the remainder is suppressed too, or, failing that, the cell itself; repeated
+  until nothing changes.
+* `other` — the suppressed cells of a table inside a released parent cell are released together as one
+  `other` row of the table: it is the parent minus the released children, derivable already, and the rule
+  above makes it either empty or k subscribers or more.
 
 Only `suppress` makes a `Released`; `write_released` accepts nothing else, so an unchecked table cannot
 reach the zone (docs/design.md §4).
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,22 +32,41 @@ import duckdb
 
 from transforms.lake.commit import commit_folder, sha256_file
 from transforms.lake.connection import execute
+from transforms.policy import Policy
+from transforms.policy.model import ReleaseTable
 
-CELL_KEYS = ("event_hour", "service_type", "area", "service_area", "called_country_code")
 MEASURES = ("subscribers", "events", "minutes", "data_volume_bytes", "revenue")
-# File names inside `event_date=YYYY-MM-DD/`; the date itself is in the folder name (hive layout).
-CELLS_FILE, BY_SERVICE_FILE, DAY_FILE = "cells.parquet", "by_service.parquet", "day.parquet"
+OTHER = "other"               # the column that marks a table's `other` row (its own dimensions NULL)
 PRIMARY, SECONDARY = "primary", "secondary"
 
 
 @dataclass(frozen=True)
-class ReleasedPartition:
-    """The staged files of one event date, with their sha256 so the writer can tell they are unchanged."""
+class TableRelease:
+    """One release table of one event date: its cells and what of them was released (counts only)."""
 
     event_date: str
-    cells: str
-    by_service: str
-    day: str
+    table: str
+    clause: str
+    cells: int
+    cells_released: int
+    cells_suppressed_primary: int          # fewer than k subscribers
+    cells_suppressed_secondary: int        # suppressed so no released cell minus finer released cells reveals one
+    other_cells_released: int              # `other` rows: a released parent's suppressed cells together
+    events: int
+    events_released: int                   # events in released cells (`other` rows not counted)
+
+    @property
+    def share_events_released(self) -> float:
+        return self.events_released / self.events if self.events else 1.0
+
+
+@dataclass(frozen=True)
+class ReleasedPartition:
+    """The staged files of one event date (one per release table), with their sha256 so the writer can tell
+    they are unchanged."""
+
+    event_date: str
+    files: tuple[str, ...]
     sha256: tuple[tuple[str, str], ...]   # (file name, digest)
 
 
@@ -48,19 +75,11 @@ _MINTING = threading.local()
 
 @dataclass(frozen=True)
 class Released:
-    """Aggregates that passed suppression, staged and ready to write. Only `suppress` makes one."""
+    """Release tables that passed suppression, staged and ready to write. Only `suppress` makes one."""
 
     k: int
     partitions: tuple[ReleasedPartition, ...]
-    groups_total: int
-    groups_released: int
-    groups_suppressed_primary: int
-    groups_suppressed_secondary: int
-    rows_suppressed: int
-    totals_total: int
-    totals_released: int
-    totals_suppressed_primary: int
-    totals_suppressed_secondary: int
+    tables: tuple[TableRelease, ...]
 
     def __post_init__(self) -> None:
         # Also refuses dataclasses.replace(): a Released is never edited, only made by the check.
@@ -76,197 +95,278 @@ def _mint(**fields) -> Released:
         _MINTING.active = False
 
 
-def suppress(con: duckdb.DuckDBPyConnection, k: int, stage_dir: Path) -> Released:
-    """Decide what is released from `cells`/`totals`, stage it as Parquet, and return the `Released`."""
+@dataclass(frozen=True)
+class Cell:
+    """One cell of one release table, as the decision sees it."""
+
+    id: int
+    table: str
+    event_date: str
+    subscribers: int
+    events: int
+    parent: int | None
+
+
+def suppress(con: duckdb.DuckDBPyConnection, policy: Policy, stage_dir: Path) -> Released:
+    """Decide what of `cells` (see `aggregates.build_cells`) is released under the policy's k and release
+    tables, stage it as Parquet, and return the `Released`."""
+    k, tables = policy.k_anonymity, policy.release_tables
     if k < 2:
         raise ValueError(f"k must be at least 2, got {k}")
-    con.execute("DROP TABLE IF EXISTS small_pairs")   # made on demand by _union_size, for this k and these pairs
-    cells = con.execute(
-        "SELECT cell_id, CAST(event_date AS VARCHAR), service_type, subscribers, events FROM cells").fetchall()
-    totals = con.execute(
-        "SELECT total_id, CAST(event_date AS VARCHAR), service_type, is_day, subscribers FROM totals").fetchall()
-    plan = SuppressionDecision(k, cells, totals, lambda ids: _union_size(con, k, ids))
+    names = [t.name for t in tables]
+    cells = [Cell(i, names[t], str(d), s, e, p) for i, t, d, s, e, p in con.execute(
+        "SELECT cell_id, table_no, CAST(event_date AS VARCHAR), subscribers, events, parent_id FROM cells"
+        " ORDER BY cell_id").fetchall()]
+    plan = ReleaseDecision(k, tables, cells, SmallCellSubscribers(con, k))
     plan.run()
     plan.verify()
 
     stage_dir.mkdir(parents=True, exist_ok=True)
     con.execute("CREATE OR REPLACE TEMP TABLE cell_out AS SELECT unnest($ids::BIGINT[]) AS cell_id",
-                {"ids": sorted(plan.released_cells())})
-    con.execute("CREATE OR REPLACE TEMP TABLE total_out AS SELECT unnest($ids::BIGINT[]) AS total_id",
-                {"ids": sorted(plan.released_totals())})
-    cols = ", ".join((*CELL_KEYS, *MEASURES))
+                {"ids": sorted(plan.released())})
+    others = plan.other_groups()
+    con.execute("CREATE OR REPLACE TEMP TABLE other_members AS SELECT unnest($p::BIGINT[]) AS parent_id,"
+                " unnest($c::BIGINT[]) AS cell_id",
+                {"p": [p for p, members in others.items() for _ in members],
+                 "c": [c for members in others.values() for c in members]})
+    _other_rows(con)
     partitions = []
-    for day in sorted({c[1] for c in cells}):
+    for day in sorted({c.event_date for c in cells}):
         part = stage_dir / f"event_date={day}"
         part.mkdir(parents=True, exist_ok=True)
-        outputs = (
-            (CELLS_FILE, f"SELECT {cols} FROM cells JOIN cell_out USING (cell_id) "
-                         f"WHERE event_date = CAST($d AS DATE) ORDER BY cell_id"),
-            (BY_SERVICE_FILE, f"SELECT service_type, {', '.join(MEASURES)} FROM totals JOIN total_out USING (total_id) "
-                              f"WHERE event_date = CAST($d AS DATE) AND NOT is_day ORDER BY total_id"),
-            (DAY_FILE, f"SELECT {', '.join(MEASURES)} FROM totals JOIN total_out USING (total_id) "
-                       f"WHERE event_date = CAST($d AS DATE) AND is_day"),
-        )
-        digests = []
-        for name, sql in outputs:
-            path = part / name
-            execute(con, f"COPY ({sql}) TO $dst (FORMAT parquet, COMPRESSION zstd)",
-                             {"d": day, "dst": str(path)})
-            digests.append((name, sha256_file(path)))
-        partitions.append(ReleasedPartition(day, str(part / CELLS_FILE), str(part / BY_SERVICE_FILE),
-                                            str(part / DAY_FILE), tuple(digests)))
+        digests, files = [], []
+        for no, table in enumerate(tables):
+            cols = policy.release_columns(table.name)
+            path = part / f"{table.name}.parquet"
+            measures = ", ".join(MEASURES)
+            execute(con, f"""COPY (
+                SELECT {', '.join(cols)}, false AS {OTHER}, {measures}
+                FROM cells JOIN cell_out USING (cell_id) WHERE table_no = $no AND event_date = CAST($d AS DATE)
+                UNION ALL
+                SELECT {', '.join(f'p.{c}' for c in cols)}, true, {', '.join(f'o.{m}' for m in MEASURES)}
+                FROM other_cells o JOIN cells p ON p.cell_id = o.parent_id
+                WHERE o.table_no = $no AND p.event_date = CAST($d AS DATE)
+                ORDER BY ALL) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
+                    {"no": no, "d": day, "dst": str(path)})
+            digests.append((path.name, sha256_file(path)))
+            files.append(str(path))
+        partitions.append(ReleasedPartition(day, tuple(files), tuple(digests)))
     # The staged files are checked once more from disk before they can be handed out.
     for p in partitions:
-        for path in (p.cells, p.by_service, p.day):
+        for path in p.files:
             low = execute(con, "SELECT min(subscribers) FROM read_parquet($p)", {"p": path}).fetchone()[0]
             if low is not None and low < k:
                 raise AssertionError("a staged aggregate row has fewer than k subscribers")  # never expected
-    c_sup, t_sup = plan.cell_reason, plan.total_reason
-    return _mint(
-        k=k, partitions=tuple(partitions),
-        groups_total=len(cells), groups_released=len(cells) - len(c_sup),
-        groups_suppressed_primary=sum(r == PRIMARY for r in c_sup.values()),
-        groups_suppressed_secondary=sum(r == SECONDARY for r in c_sup.values()),
-        rows_suppressed=sum(plan.events[c] for c in c_sup),
-        totals_total=len(totals), totals_released=len(totals) - len(t_sup),
-        totals_suppressed_primary=sum(r == PRIMARY for r in t_sup.values()),
-        totals_suppressed_secondary=sum(r == SECONDARY for r in t_sup.values()))
+    return _mint(k=k, partitions=tuple(partitions), tables=plan.table_releases(tables, others))
 
 
-def _union_size(con: duckdb.DuckDBPyConnection, k: int, cell_ids) -> int:
+def _other_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """`other_cells`: per released parent cell and child table, the sums and subscribers of its suppressed
+    child cells together (`other_members`), from the atoms and pairs (a union of subscribers, per key id)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE other_atoms AS
+        SELECT m.parent_id, c.table_no, ac.ak
+        FROM other_members m JOIN cells c USING (cell_id) JOIN atom_cells ac USING (cell_id)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE other_cells AS
+        SELECT s.*, coalesce(n.subscribers, 0) AS subscribers
+        FROM (SELECT parent_id, table_no, sum(events) AS events,
+                     CAST(round(sum(duration_s) / 60.0, 2) AS DECIMAL(18, 2)) AS minutes,
+                     CAST(sum(data_volume_bytes) AS BIGINT) AS data_volume_bytes,
+                     CAST(sum(revenue) AS DECIMAL(18, 4)) AS revenue
+              FROM other_atoms JOIN atoms USING (ak) GROUP BY ALL) s
+        LEFT JOIN (SELECT parent_id, table_no, max(n) AS subscribers
+                   FROM (SELECT parent_id, table_no, kh, count(*) AS n
+                         FROM (SELECT DISTINCT o.parent_id, o.table_no, p.kh, p.sub
+                               FROM pairs p JOIN other_atoms o USING (ak))
+                         GROUP BY ALL)
+                   GROUP BY ALL) n USING (parent_id, table_no)""")
+
+
+class SmallCellSubscribers:
     """Distinct subscribers of several cells under k together (a union, not a sum), counted per key id.
 
-    Tokens made with different keys cannot be matched (see build_groups), so the largest per-key
-    count is used: a lower bound of the people behind the cells. The first call keeps the pairs of
-    all cells under k (`small_pairs`), so each later union is a query over those alone.
+    Tokens made with different keys cannot be matched (see build_cells), so the largest per-key count is
+    used: a lower bound of the people behind the cells. The first call reads the (hashed) subscribers of all
+    cells under k — fewer than k per key each, so at most k × key ids × cells — and every later union is
+    counted from those in memory.
     """
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'small_pairs'").fetchone()[0]:
-        execute(con, """CREATE TEMP TABLE small_pairs AS SELECT c.cell_id, p.kh, p.sub
-                                 FROM pairs p JOIN cells c USING (ck) WHERE c.subscribers < $k""", {"k": k})
-    n = execute(con, """
-        SELECT max(n) FROM (SELECT kh, count(DISTINCT sub) AS n FROM small_pairs
-                            WHERE cell_id IN (SELECT unnest($ids::BIGINT[])) GROUP BY kh)""",
-                         {"ids": sorted(cell_ids)}).fetchone()[0]
-    return int(n or 0)
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, k: int):
+        self.con, self.k, self.members = con, k, None
+
+    def __call__(self, cell_ids) -> int:
+        if self.members is None:
+            self.members = {}
+            rows = execute(self.con, """
+                SELECT c.cell_id, p.kh, list(DISTINCT p.sub)
+                FROM cells c JOIN atom_cells ac USING (cell_id) JOIN pairs p USING (ak)
+                WHERE c.subscribers < $k GROUP BY ALL""", {"k": self.k}).fetchall()
+            for cell, kh, subs in rows:
+                self.members.setdefault(cell, {})[kh] = subs
+        union: dict = {}
+        for c in cell_ids:
+            for kh, subs in self.members.get(c, {}).items():
+                union.setdefault(kh, set()).update(subs)
+        return max((len(s) for s in union.values()), default=0)
 
 
-class SuppressionDecision:
-    """The suppression decision for every cell and total; plain Python over the (small) group list."""
+def table_chains(tables: Sequence[ReleaseTable]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Per table, every chain of finer tables inside its cells: sequences of descendants, each inside the one
+    before (a child, a grandchild …; levels may be skipped — an attacker may subtract any of them)."""
+    parent = {t.name: t.within for t in tables}
 
-    def __init__(self, k: int, cells: list[tuple], totals: list[tuple], union_size):
+    def descendants(name: str) -> list[str]:
+        out = []
+        for t in tables:
+            up = parent[t.name]
+            while up is not None and up != name:
+                up = parent[up]
+            if up == name:
+                out.append(t.name)
+        return out
+
+    def chains(name: str) -> list[tuple[str, ...]]:
+        return [c for d in descendants(name) for c in [(d,), *((d, *rest) for rest in chains(d))]]
+
+    return {t.name: tuple(chains(t.name)) for t in tables}
+
+
+class ReleaseDecision:
+    """The release decision for every cell of every table; plain Python over the (small) cell list."""
+
+    def __init__(self, k: int, tables: Sequence[ReleaseTable], cells: Sequence[Cell],
+                 union_size: Callable[[frozenset[int]], int]):
         self.k, self.union_size, self._unions = k, union_size, {}
-        self.subs = {c[0]: c[3] for c in cells}
-        self.events = {c[0]: c[4] for c in cells}
-        self.children: dict[tuple, list[int]] = {}          # (date, service_type) -> cell ids
-        for cell_id, day, service, _, _ in cells:
-            self.children.setdefault((day, service), []).append(cell_id)
-        self.service_total: dict[tuple, int] = {}           # (date, service_type) -> total id
-        self.day_total: dict[str, int] = {}
-        self.total_subs = {}
-        for total_id, day, service, is_day, subs in totals:
-            self.total_subs[total_id] = subs
-            if is_day:
-                self.day_total[day] = total_id
+        self.tables = tuple(tables)
+        self.chains = table_chains(tables)
+        self.cells = {c.id: c for c in cells}
+        # below[cell][table]: the cells of `table` inside `cell` (any depth)
+        self.below: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for c in cells:
+            up = c.parent
+            while up is not None:
+                self.below[up][c.table].append(c.id)
+                up = self.cells[up].parent
+        self.reason = {c.id: PRIMARY for c in cells if c.subscribers < k}
+
+    def released(self) -> set[int]:
+        return set(self.cells) - set(self.reason)
+
+    def _size(self, c: int) -> tuple:
+        cell = self.cells[c]
+        return cell.subscribers, cell.events, c
+
+    def hidden(self, cell: int, chain: tuple[str, ...]) -> tuple[list[int], list[int]]:
+        """What `cell` hides from `chain`: the suppressed cells (of any level) whose rows are in no released
+        cell of the chain, and the released cells on the border (every chain cell between them and `cell`
+        suppressed), which could be suppressed to add to it."""
+        pieces, border = [], []
+        rest = chain[1:]
+        for c in self.below[cell][chain[0]]:
+            if c not in self.reason:
+                border.append(c)
+            elif not any(x not in self.reason for t in rest for x in self.below[c][t]):
+                pieces.append(c)        # nothing released below it: all its rows are hidden
             else:
-                self.service_total[(day, service)] = total_id
-        self.cell_reason = {c: PRIMARY for c, s in self.subs.items() if s < k}
-        self.total_reason = {t: PRIMARY for t, s in self.total_subs.items() if s < k}
+                p, b = self.hidden(c, rest)
+                pieces += p
+                border += b
+        return pieces, border
 
-    def released_cells(self) -> set[int]:
-        return set(self.subs) - set(self.cell_reason)
-
-    def released_totals(self) -> set[int]:
-        return set(self.total_subs) - set(self.total_reason)
-
-    def _covered(self, hidden: list[int]) -> bool:
-        """Nothing hidden, or ≥ 2 cells whose subscribers together (union) are ≥ k."""
-        if not hidden:
+    def _covered(self, pieces: list[int]) -> bool:
+        """Nothing hidden, or the hidden cells' subscribers together (a union) are k or more."""
+        if not pieces:
             return True
-        if len(hidden) < 2:
-            return False
-        if any(self.subs[c] >= self.k for c in hidden):
+        subs = [self.cells[c].subscribers for c in pieces]
+        if max(subs) >= self.k:
             return True
-        if sum(self.subs[c] for c in hidden) < self.k:
+        if sum(subs) < self.k:
             return False
-        ids = frozenset(hidden)
+        ids = frozenset(pieces)
         if ids not in self._unions:     # rare (most hidden sets are settled above), and it asks the database
             self._unions[ids] = self.union_size(ids)
         return self._unions[ids] >= self.k
 
-    def _smallest(self, ids, size) -> int | None:
-        return min(ids, key=lambda i: (size(i), str(i)), default=None)   # str: a service may be NULL
+    def _adds(self, c: int, chain: tuple[str, ...]) -> bool:
+        """Suppressing border cell `c` adds rows to what its container hides from `chain`."""
+        rest = chain[chain.index(self.cells[c].table) + 1:]
+        return not rest or bool(self.hidden(c, rest)[0])
 
-    def _hidden_under_service(self, key) -> list[int]:
-        return [c for c in self.children[key] if c in self.cell_reason]
-
-    def _hidden_under_day(self, services: list[tuple]) -> list[int]:
-        # day total − released service totals − released cells of suppressed service totals
-        return [c for key in services if self.service_total[key] in self.total_reason
-                for c in self._hidden_under_service(key)]
-
-    def _fix_service(self, key) -> bool:
+    def settle_differencing(self, cell: int, chain: tuple[str, ...]) -> bool:
+        """Suppress until what released `cell` hides from `chain` is nothing or k subscribers or more: the
+        smallest border cell that adds to it first, or the cell itself. True when anything was suppressed."""
         changed = False
-        while not self._covered(self._hidden_under_service(key)):
-            cand = self._smallest([c for c in self.children[key] if c not in self.cell_reason],
-                                  lambda c: (self.subs[c], self.events[c]))
-            if cand is None:
-                self.total_reason[self.service_total[key]] = SECONDARY
-                return True
-            self.cell_reason[cand] = SECONDARY
+        while True:
+            pieces, border = self.hidden(cell, chain)
+            if self._covered(pieces):
+                return changed
+            victim = min((c for c in border if self._adds(c, chain)), key=self._size, default=None)
+            if victim is None:
+                victim = min(border, key=self._size, default=cell)   # its own released children shelter it
+            self.reason[victim] = SECONDARY
             changed = True
-        return changed
-
-    def _fix_day(self, day: str, services: list[tuple]) -> bool:
-        changed = False
-        while not self._covered(self._hidden_under_day(services)):
-            open_services = [key for key in services if self.service_total[key] not in self.total_reason]
-            by_size = lambda key: (self.total_subs[self.service_total[key]], key[1] or "")  # noqa: E731
-            # 1. a released service total that already hides cells: suppressing it adds them to the day's hidden set
-            key = self._smallest([s for s in open_services if self._hidden_under_service(s)], by_size)
-            if key is None:
-                # 2. a released cell under an already suppressed service total
-                exposed = [c for s in services if s not in open_services for c in self.children[s]
-                           if c not in self.cell_reason]
-                cell = self._smallest(exposed, lambda c: (self.subs[c], self.events[c]))
-                if cell is not None:
-                    self.cell_reason[cell] = SECONDARY
-                    changed = True
-                    continue
-                # 3. any released service total (its cells become candidates for 2.)
-                key = self._smallest(open_services, by_size)
-            if key is None:
-                self.total_reason[self.day_total[day]] = SECONDARY
+            if victim == cell:
                 return True
-            self.total_reason[self.service_total[key]] = SECONDARY
-            changed = True
-        return changed
 
     def run(self) -> None:
-        services_of: dict[str, list[tuple]] = {}
-        for key in self.service_total:
-            services_of.setdefault(key[0], []).append(key)
+        by_table: dict[str, list[int]] = defaultdict(list)
+        for c in sorted(self.cells):
+            by_table[self.cells[c].table].append(c)
         changed = True
         while changed:          # only ever suppresses more, so this ends
             changed = False
-            for day, services in sorted(services_of.items()):
-                for key in sorted(services, key=lambda s: s[1] or ""):
-                    if self.service_total[key] not in self.total_reason:
-                        changed |= self._fix_service(key)
-                if self.day_total[day] not in self.total_reason:
-                    changed |= self._fix_day(day, services)
+            for table in self.tables:
+                for cell in by_table[table.name]:
+                    for chain in self.chains[table.name]:
+                        if cell in self.reason:
+                            break
+                        changed |= self.settle_differencing(cell, chain)
 
     def verify(self) -> None:
         """The release rule, checked on the final decision (independent of how it was reached)."""
-        if any(self.subs[c] < self.k for c in self.released_cells()) or any(
-                self.total_subs[t] < self.k for t in self.released_totals()):
-            raise AssertionError("a released group has fewer than k subscribers")   # never expected
-        for key, t in self.service_total.items():
-            if t not in self.total_reason and not self._covered(self._hidden_under_service(key)):
-                raise AssertionError("a released service total reveals a suppressed cell")
-        for day, t in self.day_total.items():
-            services = [key for key in self.service_total if key[0] == day]
-            if t not in self.total_reason and not self._covered(self._hidden_under_day(services)):
-                raise AssertionError("a released day total reveals a suppressed cell")
+        if any(self.cells[c].subscribers < self.k for c in self.released()):
+            raise AssertionError("a released cell has fewer than k subscribers")   # never expected
+        for c in self.released():
+            for chain in self.chains[self.cells[c].table]:
+                if not self._covered(self.hidden(c, chain)[0]):
+                    raise AssertionError("a released cell minus finer released cells reveals fewer than k")
+
+    def other_groups(self) -> dict[int, list[int]]:
+        """Per released parent cell: its child tables' suppressed cells inside it (those of one child table make
+        one `other` row of that table)."""
+        groups: dict[int, list[int]] = {}
+        for parent in sorted(self.released()):
+            for table, members in self.below[parent].items():
+                if self.tables_by_name[table].within != self.cells[parent].table:
+                    continue
+                hidden = sorted(c for c in members if c in self.reason)
+                # Released where it passes: after `run`, always (what a released parent hides from its child
+                # table is nothing or k subscribers or more).
+                if hidden and self._covered(hidden):
+                    groups.setdefault(parent, []).extend(hidden)
+        return groups
+
+    @property
+    def tables_by_name(self) -> dict[str, ReleaseTable]:
+        return {t.name: t for t in self.tables}
+
+    def table_releases(self, tables: Sequence[ReleaseTable], others: dict[int, list[int]]) -> tuple[TableRelease, ...]:
+        out = []
+        for day in sorted({c.event_date for c in self.cells.values()}):
+            for t in tables:
+                ids = [c for c, cell in self.cells.items() if cell.table == t.name and cell.event_date == day]
+                other = {(p, self.cells[m].table) for p, members in others.items() for m in members
+                         if self.cells[m].table == t.name and self.cells[m].event_date == day}
+                out.append(TableRelease(
+                    event_date=day, table=t.name, clause=t.clause, cells=len(ids),
+                    cells_released=sum(c not in self.reason for c in ids),
+                    cells_suppressed_primary=sum(self.reason.get(c) == PRIMARY for c in ids),
+                    cells_suppressed_secondary=sum(self.reason.get(c) == SECONDARY for c in ids),
+                    other_cells_released=len(other),
+                    events=sum(self.cells[c].events for c in ids),
+                    events_released=sum(self.cells[c].events for c in ids if c not in self.reason)))
+        return tuple(out)
 
 
 def write_released(released: Released, out_dir: Path) -> tuple[str, ...]:
@@ -277,13 +377,12 @@ def write_released(released: Released, out_dir: Path) -> tuple[str, ...]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for part in released.partitions:
-        sources = (part.cells, part.by_service, part.day)
         for name, digest in part.sha256:
-            if sha256_file(Path(part.cells).parent / name) != digest:
+            if sha256_file(Path(part.files[0]).parent / name) != digest:
                 raise ValueError(f"staged aggregate {name} for {part.event_date} changed after suppression")
         final = out_dir / f"event_date={part.event_date}"
-        # Commit point: the date's three files appear together.
-        commit_folder(final, lambda stage, sources=sources: [shutil.copyfile(src, stage / Path(src).name)
-                                                             for src in sources])
-        written += [str(final / Path(src).name) for src in sources]
+        # Commit point: the date's files appear together.
+        commit_folder(final, lambda stage, sources=part.files: [shutil.copyfile(src, stage / Path(src).name)
+                                                                for src in sources])
+        written += [str(final / Path(src).name) for src in part.files]
     return tuple(written)

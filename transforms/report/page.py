@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transforms.report.charts import bar_chart
 from transforms.report.queries import (KIND_WORDS, NIGHT_COLUMNS, REQUEST_STATES, anchor_words, chain_ok, in_words,
-                                      lateness_words, number, permissions_words, roaming_headline)
+                                      lateness_words, number, percent, permissions_words, roaming_headline)
 from transforms.roaming.schema import STATES as ROAMING_STATES
 
 ZONE_SERIES = (("billing rows loaded", "#2b6cb0"), ("invoice rows loaded", "#68a0d8"),
@@ -45,6 +45,10 @@ def render_html(d: dict, store: str) -> str:
         zone_chart=bar_chart([str(v[0]) for v in vols], _series(vols, ZONE_SERIES), stacked=True,
                              title="rows per zone per night"),
         violations=[[KIND_WORDS[k], c, r, cl, f, n] for k, c, cl, r, f, n in d["violations"]],
+        aggregates=[[table, cells, released, primary, secondary, other or 0,
+                     percent(events_released / events) if events else "—"]
+                    for table, _, cells, released, primary, secondary, other, events, events_released
+                    in d.get("aggregates") or []],
         violation_chart=bar_chart([str(v[0]) for v in by_night], _series(by_night, VIOLATION_SERIES),
                                   stacked=True, title="findings per night"),
         due_chart=bar_chart([r.dataset for r in due],

@@ -3,6 +3,7 @@ small helpers the text summary and the HTML page share."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -50,6 +51,12 @@ SQL = {
              " date_from, date_to, coalesce(subject_kind, ''), days_active FROM v_legal_holds_active",
     "roaming": "SELECT as_of_month, run_id, subscribers, flagged, not_flagged, insufficient_history"
                " FROM v_roaming_windows ORDER BY as_of_month",
+    # Per release table, the night's latest release over every event date it touched; coarse (fewer cells) first.
+    "aggregates": "SELECT release_table, min(k), CAST(sum(cells) AS BIGINT), CAST(sum(cells_released) AS BIGINT),"
+                  " CAST(sum(cells_suppressed_primary) AS BIGINT), CAST(sum(cells_suppressed_secondary) AS BIGINT),"
+                  " CAST(sum(other_cells_released) AS BIGINT), CAST(sum(events) AS BIGINT),"
+                  " CAST(sum(events_released) AS BIGINT) FROM v_aggregate_releases WHERE night = ?"
+                  " GROUP BY release_table ORDER BY sum(cells), release_table",
     "chain": "SELECT entries, last_seq, left(last_hash, 16), links_ok, first_bad_seq FROM v_audit_chain",
     "subject_states": "SELECT subject_right, state, count(*) FROM v_subject_requests GROUP BY ALL",
     "subject_pressing": "SELECT request_id, subject_right, received, due, extended_to, days_left, state"
@@ -164,12 +171,15 @@ def gather(con, policy: Policy) -> dict:
     if run is None:
         return d
     night = run["night"]
+    d["release_tables"] = [t.name for t in policy.release_tables]
     d["night"] = _named(con.execute(SQL["night"], [night]))
     window_days = (d["night"] or {}).get("lateness_window_days") or policy.lateness.window_days
     d["lateness_window_days"] = window_days
     d["files"] = file_outcomes(con.execute(SQL["files"], [night]).fetchall(), window_days)
-    for key in ("off_list", "violations"):
+    for key in ("off_list", "violations", "aggregates"):
         d[key] = con.execute(SQL[key], [night]).fetchall()
+    rank = {name: i for i, name in enumerate(d["release_tables"])}
+    d["aggregates"].sort(key=lambda r: (rank.get(r[0], len(rank)), r[0]))   # the policy's order: coarse to fine
     for key in ("volumes", "violations_by_night", "analytics", "sweep", "holds"):
         d[key] = con.execute(SQL[key]).fetchall()
     d["roaming"] = roaming_windows(con.execute(SQL["roaming"]).fetchall(), run["run_id"],
@@ -305,3 +315,26 @@ def anchor_words(anchors: AnchorCheck) -> str:
     if a is None:
         return anchors.words() if not anchors.checked else f"no readable anchor; {anchors.words()}"
     return f"latest anchor: seq {a.seq:,}, {a.anchored_at} ({a.file}); {anchors.words()}"
+
+
+def aggregate_table_lines(rows: list[tuple], order: list[str]) -> list[str]:
+    """The aggregate lines of `cdr-audit summary` and the report: a release's rows summed per release table
+    (table, k, cells, released, primary, secondary, other, events, events released), in the policy's order (a
+    table it no longer names last); a row of a run before the release tables (table NULL) is the single grain."""
+    if not rows:
+        return []
+    rank = {name: i for i, name in enumerate(order)}
+    rows = sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[0] or ""))
+    lines = [f"aggregates (k={min(r[1] for r in rows)}): per release table, cells released of all (suppressed under"
+             " k / more so no finer table reveals one; `other` rows), share of events released"]
+    for table, _, cells, released, primary, secondary, other, events, events_released in rows:
+        share = f", {percent(events_released / events)} of events" if events else ""
+        lines.append(f"  {table or 'single grain':<22} {released:>9,} of {cells:>9,} ({primary:,} / {secondary:,};"
+                     f" {other or 0:,} other){share}")
+    return lines
+
+
+def percent(share: float) -> str:
+    """A share as a percentage to one decimal, never rounded up to 100 % when something is missing."""
+    tenths = math.floor(share * 1000 + 1e-9)      # 0.29 * 1000 is 289.99…
+    return f"{tenths / 10:.1f} %"

@@ -6,7 +6,7 @@ Texts too long for their column are shortened between words, with an ellipsis (`
 from __future__ import annotations
 
 from transforms.privacy.redact import shorten
-from transforms.report.queries import (KIND_WORDS, anchor_words, chain_ok, lateness_words, number, permissions_words,
+from transforms.report.queries import (KIND_WORDS, aggregate_table_lines, anchor_words, chain_ok, lateness_words, number, permissions_words,
                                       roaming_headline)
 
 
@@ -51,6 +51,9 @@ def render_text(d: dict) -> str:
                      f" {shorten(clause, 24):<24} {files:>3} file(s) {number(rows):>8} rows")
     if not d["violations"]:
         lines.append("    none")
+    if d.get("aggregates"):
+        lines.append("")
+        lines += [f"  {line}" for line in aggregate_table_lines(d["aggregates"], d["release_tables"])]
     if d["due"]:
         lines.append(f"\n  retention (latest sweep as of {d['due'][0].as_of}): rows due within"
                      f" {' / '.join(map(str, d['horizons']))} days of the sweep")

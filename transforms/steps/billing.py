@@ -12,16 +12,7 @@ from pathlib import Path
 from transforms.lake import Lake
 from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.privacy.restricted import Restricted, RestrictedFilter
-
-# Directions in which the served subscriber (the operator's customer the record is about) is the called
-# party; in every other direction it is the calling party.
-SERVED_IS_CALLED = ("incoming", "forwarded")
-
-
-def served_party_sql(called: str, calling: str) -> str:
-    """SQL over a billing row: `called` when the served subscriber is the called party, else `calling`."""
-    return f"CASE WHEN direction IN {SERVED_IS_CALLED!r} THEN {called} ELSE {calling} END"
-
+from transforms.privacy.served import SERVED_IS_CALLED, served_party_sql  # noqa: F401  (re-exported)
 
 # A forwarded leg's IMSI need not be its served subscriber's: a mediation export writes the leg of the SIM that
 # forwarded the call (its IMSI) to the number it was forwarded to, who is then the called, served party. In every

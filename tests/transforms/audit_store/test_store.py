@@ -31,7 +31,7 @@ def sample(row_type: type, n: int, nulls: bool = False):
         if optional and nulls:
             values[f.name] = None
         else:
-            values[f.name] = {str: f"{f.name}-{n}", int: 100 * n + i, bool: n % 2 == 0,
+            values[f.name] = {str: f"{f.name}-{n}", int: 100 * n + i, bool: n % 2 == 0, float: n + i / 8,
                               date: date(2026, 1, 1) + timedelta(days=n + i),
                               datetime: AT + timedelta(hours=n, minutes=i)}[base]
     if row_type.__table__ == "source_files":

@@ -8,10 +8,14 @@ import re
 from datetime import date, datetime, timezone
 
 from transforms.audit_store.tables import SourceFile
-from transforms.entry.console import aggregate_lines, day_ranges, file_line, roaming_line, summary_lines
+from transforms.entry.console import (
+    aggregate_lines, day_ranges, file_line, roaming_line, summary_lines,
+)
 from transforms.nightly.close import NightSummary
 from transforms.nightly.roaming_night import RoamingNight
 from transforms.privacy.aggregates import AggregateResult
+from transforms.privacy.suppression import TableRelease
+from transforms.report.queries import aggregate_table_lines, percent
 from transforms.roaming.window import RoamingWindowResult
 
 AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
@@ -77,11 +81,12 @@ def test_day_ranges_fold_consecutive_days():
 
 
 def release(day: str, released: int, primary: int, secondary: int = 0, k: int = 10) -> AggregateResult:
-    return AggregateResult(k=k, clause="§3.3", event_dates=(day,), rows_in=100, groups_total=released + primary,
-                           groups_released=released, groups_suppressed_primary=primary,
-                           groups_suppressed_secondary=secondary, rows_suppressed=7, totals_total=0,
-                           totals_released=0, totals_suppressed_primary=0, totals_suppressed_secondary=0,
-                           seconds=0.5)
+    """One date's release: a coarse table with everything released, a fine one with `released` cells."""
+    coarse = TableRelease(day, "day_service", "§3.3", 2 if released else 1, 2 if released else 0,
+                          0 if released else 1, 0, 0, 100, 100 if released else 0)
+    fine = TableRelease(day, "hour_area_service", "§3.3", released + primary + secondary, released, primary,
+                        secondary, 1 if released else 0, 100, 60 if released else 0)
+    return AggregateResult(k=k, clause="§3.3", event_dates=(day,), rows_in=100, tables=(coarse, fine), seconds=0.5)
 
 
 def test_event_dates_with_nothing_to_release_fold_into_one_line():
@@ -90,16 +95,34 @@ def test_event_dates_with_nothing_to_release_fold_into_one_line():
                 "2026-11-01": release("2026-11-01", 0, 2)}
     lines = aggregate_lines(releases)
     assert lines == [
-        "aggregates 2026-11-22: 10 groups released, 1,400 suppressed (k=10) (0.5 s)",
+        "aggregates 2026-11-22 (k=10, 0.5 s): day_service 2 of 2 (100.0 % of events);"
+        " hour_area_service 10 of 1,410 (60.0 % of events)",
         "aggregates: nothing to release on 4 event date(s) (2026-11-01, 2026-11-14…2026-11-15, 2026-11-21):"
-        " 31 groups suppressed (k=10) (2.0 s)"]
+        " 35 cells suppressed (k=10) (2.0 s)"]     # 21 + 3 + 5 + 2 fine cells, one coarse cell each
 
 
-def test_every_date_that_released_groups_keeps_its_line():
+def test_every_date_that_released_cells_keeps_its_line():
     lines = aggregate_lines({"2026-11-22": release("2026-11-22", 10, 5), "2026-11-21": release("2026-11-21", 2, 9)})
-    assert lines == ["aggregates 2026-11-21: 2 groups released, 9 suppressed (k=10) (0.5 s)",
-                     "aggregates 2026-11-22: 10 groups released, 5 suppressed (k=10) (0.5 s)"]
+    assert [line.split(":")[0] for line in lines] == ["aggregates 2026-11-21 (k=10, 0.5 s)",
+                                                      "aggregates 2026-11-22 (k=10, 0.5 s)"]
+    assert "hour_area_service 2 of 11 (60.0 % of events)" in lines[0]
     assert aggregate_lines({}) == []
+
+
+def test_a_share_just_under_all_is_not_shown_as_all():
+    assert percent(0.9996) == "99.9 %" and percent(1.0) == "100.0 %" and percent(0.6) == "60.0 %"
+
+
+def test_summary_lines_per_release_table_in_the_policy_order():
+    rows = [("hour_area_service", 10, 50, 30, 15, 5, 4, 1000, 650), ("day_service", 10, 5, 5, 0, 0, 0, 1000, 1000),
+            (None, 10, 9, 1, 8, 0, None, None, None)]           # a row of a run before the release tables
+    lines = aggregate_table_lines(rows, ["day_service", "hour_area_service"])
+    assert lines[1:] == [
+        "  day_service                    5 of         5 (0 / 0; 0 other), 100.0 % of events",
+        "  hour_area_service             30 of        50 (15 / 5; 4 other), 65.0 % of events",
+        "  single grain                   1 of         9 (8 / 0; 0 other)"]
+    assert lines[0].startswith("aggregates (k=10): per release table")
+    assert aggregate_table_lines([], []) == []
 
 
 def test_the_roaming_line_names_the_window_as_the_report_does():

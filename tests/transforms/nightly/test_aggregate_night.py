@@ -25,10 +25,16 @@ def test_each_touched_day_is_released_and_recorded(landing, tmp_path, policy, fo
 
     releases = aggregate_night(lake, policy, run_id="r1")
     assert sorted(releases) == ["2026-11-21", "2026-11-22"]
-    assert all((r.k, r.groups_total, r.groups_released) == (policy.k_anonymity, 1, 1) for r in releases.values())
+    tables = [t.name for t in policy.release_tables]
+    assert all(r.k == policy.k_anonymity and [(t.table, t.cells, t.cells_released) for t in r.tables]
+               == [(name, 1, 1) for name in tables] for r in releases.values())
     assert sorted(p.name for p in lake.zone("aggregates").iterdir()) == ["event_date=2026-11-21", "event_date=2026-11-22"]
     recorded = read_night_rows(lake, "r1", AGGREGATES, AggregateRelease)
-    assert [(r.event_date, r.groups_released) for r in recorded] == [(date(2026, 11, 21), 1), (date(2026, 11, 22), 1)]
+    # One row per event date and release table, each with its clause and the share of events released.
+    assert sorted((r.event_date, r.release_table, r.groups_released, r.events, r.share_events_released)
+                  for r in recorded) == sorted((date(2026, 11, day), name, 1, 12, 1.0)
+                                               for day in (21, 22) for name in tables)
+    assert {r.clause for r in recorded} == {t.clause for t in policy.release_tables}
 
 
 def test_a_night_without_analytics_releases_nothing(landing, tmp_path, policy):

@@ -53,7 +53,9 @@ def test_the_nights_event_dates_and_night_rows(tmp_path):
     assert analytics_event_dates(lake, "r1") == ["2026-11-21", "2026-11-22"]
     release = t.AggregateRelease(run_id="r1", event_date=date(2026, 11, 22), dataset="aggregates", k=10,
                                  groups_total=5, groups_released=3, groups_suppressed_primary=1,
-                                 groups_suppressed_secondary=1, rows_suppressed=7)
+                                 groups_suppressed_secondary=1, rows_suppressed=7, release_table="day_service",
+                                 clause="§3.3", other_cells_released=1, events=20, events_released=13,
+                                 share_events_released=0.65)
     assert read_night_rows(lake, "r1", AGGREGATES, t.AggregateRelease) == ()
     write_night_rows(lake, "r1", AGGREGATES, (release,))
     assert read_night_rows(lake, "r1", AGGREGATES, t.AggregateRelease) == (release,)

@@ -190,6 +190,50 @@ def test_k_of_two_is_the_floor(tmp_path):
     assert load_edited(tmp_path, setter("analytics", "k_anonymity", value=2)).k_anonymity == 2
 
 
+def test_release_tables_from_the_file(policy):
+    # Coarse to fine, each within the one whose cells contain its cells (docs/design.md §4).
+    assert [(t.name, t.by, t.within) for t in policy.release_tables] == [
+        ("day_service", ("service_type",), None),
+        ("day_area_service", ("service_type", "area"), "day_service"),
+        ("hour_area_service", ("event_hour", "service_type", "area"), "day_area_service"),
+        ("day_called_zone", ("service_type", "called_zone"), "day_service"),
+        ("day_visited_zone", ("service_type", "visited_zone"), "day_service")]
+    assert policy.ancestors_of("hour_area_service") == ("day_area_service", "day_service")
+    assert all(t.clause.startswith("§3.3") for t in policy.release_tables)
+
+
+def _tables(*tables):
+    return setter("analytics", "release_tables", value=[{"clause": "§3.3", **t} for t in tables])
+
+
+@pytest.mark.parametrize("tables, message", [
+    ([{"name": "a", "by": ["service_type"]}, {"name": "a", "by": ["area"]}], "listed twice"),
+    ([{"name": "a", "by": ["cell_id"]}], "'cell_id' is not one of"),
+    ([{"name": "a", "by": ["called_zone", "called_country_code"]}], "with its own generalization"),
+    # a parent must come first (so a cycle cannot be written) and be coarser
+    ([{"name": "b", "by": ["service_type", "area"], "within": "a"}, {"name": "a", "by": ["service_type"]}],
+     "not a release table listed before"),
+    ([{"name": "a", "by": ["service_type"]}, {"name": "b", "by": ["service_type"], "within": "b"}],
+     "not a release table listed before"),
+    ([{"name": "a", "by": ["area"]}, {"name": "b", "by": ["service_type"], "within": "a"}], "is not coarser"),
+    ([{"name": "a", "by": ["service_type"]}, {"name": "b", "by": ["service_type"], "within": "a"}],
+     "is not coarser"),
+    # a zone generalizes the country code, not the other way round
+    ([{"name": "a", "by": ["called_country_code"]}, {"name": "b", "by": ["called_zone", "area"], "within": "a"}],
+     "is not coarser"),
+    # every containment must be declared: b holds a's cells but is not its ancestor
+    ([{"name": "a", "by": ["service_type"]}, {"name": "b", "by": ["service_type", "area"]}], "contains b's cells"),
+])
+def test_release_tables_are_checked(load_variant, tables, message):
+    assert message in str(load_variant(_tables(*tables)))
+
+
+def test_a_zone_table_may_sit_above_a_country_code_table(tmp_path):
+    policy = load_edited(tmp_path, _tables({"name": "a", "by": ["called_zone"]},
+                                           {"name": "b", "by": ["called_country_code"], "within": "a"}))
+    assert policy.release_columns("b") == ("called_country_code", "called_zone")
+
+
 def test_unknown_top_level_key(load_variant):
     err = load_variant(setter("retention_override", value={"keep": "P99Y"}))
     assert str(err) == "policy file: unknown key(s): retention_override"

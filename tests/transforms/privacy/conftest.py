@@ -47,7 +47,8 @@ def rows_as_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict]:
 
 DAY = "2026-11-22"
 AGG_COLUMNS = ("origin_number", "event_hour", "service_type", "area", "service_area", "called_country_code",
-               "duration_s", "data_volume_bytes", "charged_amount", "event_date")
+               "duration_s", "data_volume_bytes", "charged_amount", "event_date", "direction", "origin_network",
+               "termination_network")
 
 
 def sub_token(n: int | str) -> str:
@@ -56,10 +57,13 @@ def sub_token(n: int | str) -> str:
 
 
 def row(sub, *, day=DAY, hour=0, service="call", area="LA1", service_area="home", cc="386",
-        duration=60, volume=0, amount="0.1000"):
-    """One analytics row of subscriber `sub` (a tuple in AGG_COLUMNS order)."""
+        duration=60, volume=0, amount="0.1000", direction="outgoing", network="29340", other_network=None):
+    """One analytics row of subscriber `sub` (a tuple in AGG_COLUMNS order); `network` is the served
+    subscriber's (origin network of an outgoing row, termination network of an incoming one)."""
+    served_is_called = direction in ("incoming", "forwarded")
+    origin, termination = (other_network, network) if served_is_called else (network, other_network)
     return (sub_token(sub), f"{day} {hour:02d}:00:00", service, area, service_area, cc, duration, volume,
-            Decimal(amount), day)
+            Decimal(amount), day, direction, origin, termination)
 
 
 def write_rows(path: Path, rows: list[tuple], *, second_key: tuple = ()) -> Path:
@@ -69,7 +73,8 @@ def write_rows(path: Path, rows: list[tuple], *, second_key: tuple = ()) -> Path
     try:
         con.execute("""CREATE TABLE t (origin_number VARCHAR, event_hour TIMESTAMP, service_type VARCHAR,
                        area VARCHAR, service_area VARCHAR, called_country_code VARCHAR, duration_s BIGINT,
-                       data_volume_bytes BIGINT, charged_amount DECIMAL(18,4), event_date DATE)""")
+                       data_volume_bytes BIGINT, charged_amount DECIMAL(18,4), event_date DATE, direction VARCHAR,
+                       origin_network VARCHAR, termination_network VARCHAR)""")
         columns = list(zip(*rows)) or [[] for _ in AGG_COLUMNS]
         con.execute("INSERT INTO t SELECT " + ", ".join(f"unnest(${c})" for c in AGG_COLUMNS),
                     {c: [str(v) if isinstance(v, Decimal) else v for v in col]
@@ -83,18 +88,23 @@ def write_rows(path: Path, rows: list[tuple], *, second_key: tuple = ()) -> Path
 
 
 def read_output(out: Path) -> dict:
-    """{date: {"cells": [dict], "by_service": [dict], "day": [dict]}} from the written files."""
+    """{date: {release table: [dict]}} from the written files (`other` rows included, marked)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     found = {}
     try:
         for part in sorted(out.glob("event_date=*")):
             day = part.name.split("=", 1)[1]
-            found[day] = {name: rows_as_dicts(con.execute(f"SELECT * FROM read_parquet('{part / name}.parquet')"))
-                          for name in ("cells", "by_service", "day")}
+            found[day] = {f.stem: rows_as_dicts(con.execute(f"SELECT * FROM read_parquet('{f}')"))
+                          for f in sorted(part.glob("*.parquet"))}
     finally:
         con.close()
     return found
+
+
+def cells_of(out: dict, day: str, table: str, *, other: bool = False) -> list[dict]:
+    """The released rows of one table and date: its cells, or (`other`) its `other` rows."""
+    return [r for r in out.get(day, {}).get(table, []) if r["other"] == other]
 
 
 def run_aggregates(tmp_path: Path, rows: list[tuple], policy) -> tuple[AggregateResult, dict]:
@@ -105,19 +115,22 @@ def run_aggregates(tmp_path: Path, rows: list[tuple], policy) -> tuple[Aggregate
     return result, read_output(tmp_path / "out")
 
 
-def generated_rows(seed: int, n: int = 2500, people: int = 90) -> list[tuple]:
-    """Skewed random analytics rows over two days: many small cells, some large."""
+def generated_rows(seed: int, n: int = 2500, people: int = 90, days: tuple[str, ...] = (DAY, "2026-11-23"),
+                   hours: int = 6, areas: tuple = ("LA1", "LA2", "LA3", None)) -> list[tuple]:
+    """Skewed random analytics rows: many small cells, some large; a tenth roaming in the EU or beyond."""
     rnd = random.Random(seed)
     rows = []
     for _ in range(n):
         sub = int(rnd.paretovariate(1.2)) % people
         service = rnd.choices(["call", "sms", "mms", "data", "purchase"], [40, 30, 3, 25, 2])[0]
-        rows.append(row(sub, day=rnd.choice([DAY, "2026-11-23"]), hour=rnd.randrange(6), service=service,
-                        area=rnd.choice(["LA1", "LA2", "LA3", None]),
-                        service_area=rnd.choices(["home", "roaming"], [9, 1])[0],
-                        cc=rnd.choice(["386", "386", "43"]) if service in ("call", "sms", "mms") else None,
+        roaming = rnd.random() < 0.1
+        rows.append(row(sub, day=rnd.choice(days), hour=rnd.randrange(hours), service=service,
+                        area=rnd.choice(areas), service_area="roaming" if roaming else "home",
+                        cc=rnd.choice(["386", "386", "43", "1"]) if service in ("call", "sms", "mms") else None,
                         duration=rnd.randrange(600), volume=rnd.randrange(10**6),
-                        amount=f"{rnd.randrange(10**5) / 10**4:.4f}"))
+                        amount=f"{rnd.randrange(10**5) / 10**4:.4f}",
+                        direction=rnd.choice(["outgoing", "incoming"]) if service != "data" else "outgoing",
+                        network=rnd.choice(["23201", "31026", "99999"]) if roaming else "29340"))
     return rows
 
 

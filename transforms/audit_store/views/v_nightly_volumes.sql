@@ -1,4 +1,4 @@
--- Per night: files and rows read, loaded (billing / invoices / consents), quarantined, refused whole, made into analytics rows, loaded rows dated more than the lateness window before the night or after it, and the aggregate groups released.
+-- Per night: files and rows read, loaded (billing / invoices / consents), quarantined, refused whole, made into analytics rows, loaded rows dated more than the lateness window before the night or after it, and the aggregate cells released (every release table: v_aggregate_releases per table).
 -- rows_read = rows_loaded + rows_quarantined + rows_refused + rows_failed: nothing of a file refused whole or
 -- failed is kept in any zone, so its rows are not counted as quarantined (docs/design.md §9).
 WITH files AS (
