@@ -240,6 +240,26 @@ class AggregateRelease:
     groups_suppressed_primary: int          # fewer than k subscribers
     groups_suppressed_secondary: int        # suppressed so no total minus its parts reveals one
     rows_suppressed: int
+    # Released once (policy aggregate_release, docs/design.md §4); NULL in rows of older versions.
+    release_kind: str | None = None         # day | late
+    release_number: Integer | None = None   # 1: the day release; 2, 3, …: late releases of the day
+    parts: int | None = None                # analytics parts (landing files) the release was made from
+    rows_aggregated: int | None = None      # analytics rows the release was made from
+    late_rows_pending: int | None = None    # rows of the day still waiting for a late release after this one
+    window_closes_on: date | None = None    # the night whose run released, or would release, the day
+
+
+@table("aggregate_waiting", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class AggregateWaiting:
+    """A day's analytics rows a run did not release: its window is open, or they do not pass k yet."""
+
+    run_id: str
+    event_date: date
+    reason: str                             # window_open | below_k
+    parts: int
+    rows_waiting: int
+    window_closes_on: date
 
 
 @table("roaming_runs", per_run=True)

@@ -89,7 +89,7 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
                            timezone=override_for(planned, dict(args.timezone)),
                            on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {file_line(r)}")
-    for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
+    for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id, night=args.date)):
         say(line)
     say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
     say(marketing_line(marketing_night(lake, policy, keyring, run_id=run_id)))

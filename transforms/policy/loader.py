@@ -10,7 +10,7 @@ from pathlib import Path
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
-    RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule,
+    RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AggregateReleaseRule, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule,
     FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule, SubjectRight,
     SubjectRightsRule, ZONE_NAMES, ZoneAccess,
 )
@@ -80,6 +80,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         roaming=_read_roaming(top.section("roaming")),
         reporting=_read_reporting(top.section("reporting")),
         lateness=_read_lateness(top.section("lateness")),
+        aggregate_release=_read_aggregate_release(top.section("aggregate_release")),
         access=_read_access(top.section("access")),
         consent=_read_consent(top.section("consent")),
         subject_rights=_read_subject_rights(top.section("subject_rights")),
@@ -199,6 +200,14 @@ def _read_lateness(r: Section) -> LatenessRule:
     # 0 is a window too (any row dated before the night is late); a negative one would call rows from
     # after the night late.
     rule = LatenessRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
+    r.no_extra_keys()
+    return rule
+
+
+def _read_aggregate_release(r: Section) -> AggregateReleaseRule:
+    # 0 releases a day on its own night, after that night's files; a negative window would release a day
+    # before its own rows arrived.
+    rule = AggregateReleaseRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
     r.no_extra_keys()
     return rule
 

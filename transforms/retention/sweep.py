@@ -31,8 +31,8 @@ from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect
 from transforms.policy import Policy
-from transforms.privacy.aggregates import aggregate_day
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.releases import ensure_released
 from transforms.retention.catalog import RetentionError, check_catalog
 from transforms.retention.holds import list_holds
 from transforms.retention.journal import Journal
@@ -126,19 +126,18 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
 def _anonymize_first(lake: Lake, policy: Policy, plan: SweepPlan, run_id: str, say) -> None:
     """Billing rows are anonymized, not only deleted: their day's k-anonymous aggregate must exist first.
 
-    The aggregates zone holds the released counts of every day that reached analytics; a day that is
-    missing there (its aggregate was never made) is aggregated now, before any analytics row goes.
+    A day whose billing rows are due is long past its release window (policy `aggregate_release`), so the
+    nightly run has released it; one that was never released (its window closed while no run ran, or
+    every figure was suppressed then) is released now, once, from every analytics part of the day, before
+    any analytics row goes. Late rows still waiting to pass k go with their rows: released alone they
+    would describe fewer than k subscribers (docs/design.md §4).
     """
     days = sorted({j.partition.split("=", 1)[1] for j in plan.jobs if j.action == "anonymized" and
                    j.dataset == "billing"})
     for day in days:
-        if (lake.zone("aggregates") / f"event_date={day}").exists():
-            continue
-        if not list((lake.zone("analytics") / f"event_date={day}").glob("*.parquet")):
-            continue      # nothing to aggregate from: the day's counts stay in the audit store only
-        say(f"anonymize: aggregating {day} before its rows go")
-        aggregate_day(f"{lake.zone('analytics')}/event_date={day}/*.parquet", policy,
-                      lake.work_dir(run_id) / f"aggregate-{day}", lake.zone("aggregates"))
+        made = ensure_released(lake, policy, day, run_id=run_id)
+        if made is not None:
+            say(f"anonymize: released {day} (release {made.manifest.release}) before its rows go")
 
 
 def _removal_actions(done: list[dict]) -> list[RetentionAction]:
