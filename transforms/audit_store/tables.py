@@ -461,6 +461,9 @@ ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
                   "rows_before_lateness_window", "rows_after_night")),
     # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).
     (Run, ("status_reason",)),
+    # Aggregates released once: which release, from what, and what still waits (docs/design.md §4).
+    (AggregateRelease, ("release_kind", "release_number", "parts", "rows_aggregated", "late_rows_pending",
+                        "window_closes_on")),
 )
 if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
     raise TypeError("a column added to a table with rows must be nullable")
