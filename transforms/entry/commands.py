@@ -188,7 +188,10 @@ SUMMARY_SQL = {
     "analytics": "SELECT string_agg(DISTINCT p.key_id, ', '), count(DISTINCT p.sha256) FROM pseudonymization_log p"
                  " JOIN v_night_files f USING (run_id, sha256, file_name) WHERE f.night = ?",
     "aggregates": "SELECT min(k), sum(groups_released), sum(groups_suppressed_primary),"
-                  " sum(groups_suppressed_secondary) FROM aggregate_releases WHERE run_id = ?",
+                  " sum(groups_suppressed_secondary), count(*), count(*) FILTER (WHERE release_kind = 'late')"
+                  " FROM aggregate_releases WHERE run_id = ?",
+    "waiting": "SELECT reason, count(*), sum(rows_waiting) FROM aggregate_waiting WHERE run_id = ?"
+               " GROUP BY reason ORDER BY reason DESC",
     "marketing": "SELECT count(*), sum(subscribers), sum(rows_removed), max(consents_standing), min(purpose)"
                  " FROM marketing_profiles WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
@@ -205,6 +208,7 @@ def cmd_summary(args) -> int:
     from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
+    from transforms.privacy.releases import WINDOW_OPEN
     from transforms.report.queries import SQL, anchor_words, file_outcomes, lateness_words, number
 
     lake = Lake.at(args.lake)
@@ -220,7 +224,9 @@ def cmd_summary(args) -> int:
         reasons, off_list = (con.execute(SUMMARY_SQL[k], [night]).fetchall() for k in ("reasons", "off_list"))
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
-        (k, released, primary, secondary), = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        (k, released, primary, secondary, releases, late), = con.execute(SUMMARY_SQL["aggregates"],
+                                                                          [run[0]]).fetchall()
+        waiting = con.execute(SUMMARY_SQL["waiting"], [run[0]]).fetchall()
         (profile_days, profiled, profiles_removed, standing, purpose), = con.execute(SUMMARY_SQL["marketing"],
                                                                                     [run[0]]).fetchall()
         chain = verify_chain(con)
@@ -254,8 +260,12 @@ def cmd_summary(args) -> int:
     if tokenized_files:
         print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
     if k is not None:
-        print(f"aggregates (k={k}): {released:,} groups released, {primary:,} suppressed under k,"
-              f" {secondary:,} more so no total minus its parts reveals one")
+        print(f"aggregates (k={k}): {releases:,} release(s) made ({late:,} of late rows), {released:,} groups"
+              f" released, {primary:,} suppressed under k, {secondary:,} more so no total minus its parts"
+              " reveals one")
+    for reason, days, rows in waiting:
+        print(f"aggregates waiting: {days:,} day(s), {rows:,} rows — "
+              + ("inside their window" if reason == WINDOW_OPEN else "not passing k on their own yet"))
     if profile_days:
         print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"
               f" ({standing:,} consent(s) standing), {profiles_removed:,} profile row(s) removed")

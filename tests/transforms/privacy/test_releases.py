@@ -10,23 +10,20 @@ k subscribers). The mutation checks switch each protection off and show the same
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from tests.release_attacks import assert_released_once, recount, snapshot
 from tests.transforms.privacy.conftest import row, write_rows
 from transforms.lake import Lake
 from transforms.lake.commit import AlreadyCommitted, commit_folder, commit_new_folder
 from transforms.privacy import releases
-from transforms.privacy.generalize import UNKNOWN_AREA
 from transforms.privacy.releases import (
     BELOW_K, DAY, LATE, MANIFEST, WINDOW_OPEN, ensure_released, manifests, release_folder, release_night,
 )
-from transforms.privacy.suppression import MEASURES
 
 D = "2026-11-10"
 
@@ -44,12 +41,6 @@ def add_part(lake: Lake, name: str, rows: list[tuple], day: str = D) -> Path:
 def people(first: int, n: int, **kw) -> list[tuple]:
     """One row each of subscribers first … first+n-1, at 10:00 by default."""
     return [row(s, day=kw.pop("day", D), **{"hour": 10, **kw}) for s in range(first, first + n)]
-
-
-def snapshot(lake: Lake) -> dict[str, str]:
-    """sha256 of every file of the aggregates zone."""
-    return {str(p.relative_to(lake.root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(lake.zone("aggregates").rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
@@ -208,6 +199,7 @@ def test_the_sweep_releases_a_day_never_released_and_leaves_a_released_one(lake,
 
 # ---------------------------------------------------------------- the attacks, over several nights
 
+DAYS = ("2026-11-10", "2026-11-11")
 NIGHTS = {   # night offset from D: parts landing that night, for D and the day after it
     0: [("a", D, people(0, 9) + people(0, 3, hour=11)), ("e", "2026-11-11", people(300, 12, day="2026-11-11"))],
     1: [("b", D, people(9, 4) + people(50, 2, hour=12))],
@@ -231,48 +223,12 @@ def run_nights(lake: Lake, policy) -> list[dict[str, str]]:
     return snaps
 
 
-def assert_released_once(lake: Lake, snaps: list[dict[str, str]]) -> None:
-    """Version minus version: no released file ever changes or goes, and no part is in two releases."""
-    for before, after in zip(snaps, snaps[1:]):
-        for path, digest in before.items():
-            assert after.get(path) == digest, f"{path} changed after it was released"
-    for day in ("2026-11-10", "2026-11-11"):
-        named = [p for m in manifests(lake, day) for p in m.parts]
-        assert len(named) == len(set(named)), f"a part of {day} is in two releases"
-
-
-def recount(lake: Lake, k: int) -> list[tuple]:
-    """Late release minus nothing: every row of every table of every late release, read alone, with the
-    subscribers recounted from the analytics rows its manifest names; the rows under k."""
-    under = []
-    con = duckdb.connect()
-    try:
-        for day in ("2026-11-10", "2026-11-11"):
-            for m in (m for m in manifests(lake, day) if m.kind == LATE):
-                parts = [str(lake.zone("analytics") / f"event_date={day}" / p) for p in m.parts]
-                con.execute("CREATE OR REPLACE TABLE rows_ AS SELECT * REPLACE (coalesce(area, ?) AS area)"
-                            " FROM read_parquet(?)", [UNKNOWN_AREA, parts])
-                analytics_cols = {r[0] for r in con.execute("DESCRIBE rows_").fetchall()}
-                for table in sorted(release_folder(lake, day, m.release).glob("*.parquet")):
-                    cols = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(table)])
-                            .fetchall()]
-                    keys = [c for c in cols if c in analytics_cols and c not in MEASURES and c != "event_date"]
-                    on = " AND ".join(f"r.{c} IS NOT DISTINCT FROM t.{c}" for c in keys) or "true"
-                    under += con.execute(
-                        f"SELECT ?, t.*, count(DISTINCT r.origin_number) AS n FROM read_parquet(?) t"
-                        f" LEFT JOIN rows_ r ON {on} GROUP BY ALL HAVING n < ?",
-                        [f"{day}#{m.release}/{table.name}", str(table), k]).fetchall()
-    finally:
-        con.close()
-    return under
-
-
 def test_over_several_nights_no_release_changes_and_no_late_figure_is_under_k(lake, policy):
     snaps = run_nights(lake, policy)
     kinds = [(m.event_date, m.release, m.kind) for d in ("2026-11-10", "2026-11-11") for m in manifests(lake, d)]
     assert ("2026-11-10", 2, LATE) in kinds and ("2026-11-11", 2, LATE) in kinds   # the scenario has late ones
-    assert_released_once(lake, snaps)
-    assert recount(lake, policy.k_anonymity) == []
+    assert_released_once(lake, snaps, DAYS)
+    assert recount(lake, policy.k_anonymity, DAYS) == []
 
 
 def test_mutation_rewriting_releases_is_caught(lake, policy, monkeypatch):
@@ -281,7 +237,7 @@ def test_mutation_rewriting_releases_is_caught(lake, policy, monkeypatch):
     monkeypatch.setattr(releases, "manifests", lambda _lake, _day: [])
     snaps = run_nights(lake, policy)
     with pytest.raises(AssertionError, match="changed after it was released"):
-        assert_released_once(lake, snaps)
+        assert_released_once(lake, snaps, DAYS)
 
 
 def test_mutation_a_late_release_without_its_own_suppression_is_caught(lake, policy, monkeypatch):
@@ -295,4 +251,4 @@ def test_mutation_a_late_release_without_its_own_suppression_is_caught(lake, pol
 
     monkeypatch.setattr(releases, "_release", unsuppressed)
     run_nights(lake, policy)
-    assert recount(lake, policy.k_anonymity) != []
+    assert recount(lake, policy.k_anonymity, DAYS) != []
