@@ -101,3 +101,33 @@ def test_a_re_run_of_a_night_changes_no_byte_of_the_aggregates_zone(nights):
     assert again.returncode == 0, again.stderr[-3000:]
     assert snapshot(lake) == snaps["2026-11-25"]
     assert "release 1 (day)" not in again.stderr and "(late)" not in again.stderr
+
+
+def test_with_a_category_the_sweep_deletes_a_days_releases_whole_and_proves_it(nights, tmp_path):
+    import shutil
+
+    import yaml
+
+    from tests.transforms.retention.test_release_retention import with_category
+    from transforms.bundled import DEFAULT_POLICY
+
+    lake, _, _, _ = nights
+    copy = tmp_path / "lake"
+    shutil.copytree(lake.root, copy, symlinks=True)
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    with_category(doc, keep="P1M")                   # kept through 20 Dec, due on 21 Dec
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+    swept = run_cli("retention", "--lake", str(copy), "--as-of", "2026-12-21", "--policy", str(policy), "--demo")
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    gone = audit_rows(copy, "SELECT partition, action, files FROM retention_actions WHERE dataset = 'aggregates'"
+                            " AND partition = ?", [f"event_date={DAY}"])
+    files = len(list((lake.zone("aggregates") / f"event_date={DAY}").glob("release=*/*")))
+    assert gone == [(f"event_date={DAY}", "deleted", files)]
+    proofs = audit_rows(copy, "SELECT count(*), bool_and(ok) FROM retention_proofs WHERE dataset = 'aggregates'"
+                              " AND partition = ?", [f"event_date={DAY}"])
+    assert proofs == [(files, True)]
+    assert [p.name for p in (copy / "aggregates" / f"event_date={DAY}").iterdir()] == ["_retired.json"]
+    kept = audit_rows(copy, "SELECT action, due_on FROM retention_actions WHERE dataset = 'aggregates'"
+                            " AND partition = 'event_date=2026-11-21'")
+    assert kept == [("kept", date(2026, 12, 22))]   # 21 Nov (released on the 24th): kept through 21 Dec

@@ -63,6 +63,12 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if twice:
         raise PolicyError(f"retention: data set in two categories: {', '.join(twice)}")
     anonymous = _read_anonymous(top, retention)
+    releases = next((r for r in retention if "aggregates" in r.datasets), None)
+    # Releases are deleted whole, per day, counted from their event date (docs/design.md §4): nothing else
+    # could be read from a table of counts.
+    if releases is not None and (releases.anchor, releases.action) != ("event_date", "delete"):
+        raise PolicyError(f"retention: category {releases.category!r} covers aggregates, whose releases are"
+                          " deleted whole per day: it needs anchor event_date and action delete")
     policy = Policy(
         id=ident[0],
         title=ident[1],

@@ -35,12 +35,14 @@ import pyarrow.parquet as pq
 from transforms.lake import Lake
 from transforms.lake.commit import AlreadyCommitted, commit_new_folder, remove_tree
 from transforms.lake.permissions import make_dirs
+from transforms.lake.records import write_json
 from transforms.policy import Policy
 from transforms.privacy.aggregates import AggregateResult, aggregate_day
 
 DAY, LATE = "day", "late"
 WINDOW_OPEN, BELOW_K = "window_open", "below_k"
 MANIFEST = "_release.json"          # leading underscore: `*.parquet` globs and Parquet readers skip it
+RETIRED = "_retired.json"           # in a day folder whose releases retention deleted: the day stays released
 DAY_RELEASE = 1
 
 
@@ -107,10 +109,24 @@ def manifests(lake: Lake, day: str) -> list[ReleaseManifest]:
     return sorted(found, key=lambda m: m.release)
 
 
-def _unversioned(lake: Lake, day: str) -> bool:
-    """A day released before releases were numbered (its tables straight in `event_date=D/`): released,
-    from parts nobody recorded, so none of its parts can be told late."""
-    return any(day_folder(lake, day).glob("*.parquet"))
+def _closed(lake: Lake, day: str) -> bool:
+    """A day never to be released again: its releases were deleted by retention (`retire`), or it was
+    released before releases were numbered (its tables straight in `event_date=D/`, from parts nobody
+    recorded, so none of its parts can be told late)."""
+    folder = day_folder(lake, day)
+    return (folder / RETIRED).exists() or any(folder.glob("*.parquet"))
+
+
+def retire(lake: Lake, day: str) -> list[Path]:
+    """Mark `day` as released for good before retention deletes its releases, and return their files
+    (tables and manifests) for the sweep to delete: a released day, even once deleted, is never released
+    again from what is left of its rows (docs/design.md §4)."""
+    made = manifests(lake, day)
+    folder = day_folder(lake, day)
+    if not (folder / RETIRED).exists():
+        write_json(folder / RETIRED, {"event_date": day, "releases": [m.release for m in made],
+                                      "parts": sorted({p for m in made for p in m.parts})})
+    return sorted(p for p in folder.glob("release=*/*") if p.is_file())
 
 
 def analytics_days(lake: Lake) -> list[str]:
@@ -136,7 +152,7 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str, say=N
     for day in analytics_days(lake):
         closes = rule.window_closes_on(date.fromisoformat(day)).isoformat()
         parts = _parts(lake, day)
-        if _unversioned(lake, day):
+        if _closed(lake, day):
             done += 1
             continue
         made = manifests(lake, day)
@@ -171,7 +187,7 @@ def ensure_released(lake: Lake, policy: Policy, day: str, *, run_id: str) -> Rel
     day release from every part there is now, unless it has a release already. None when it had one,
     or has no analytics rows."""
     parts = _parts(lake, day)
-    if _unversioned(lake, day) or manifests(lake, day) or not parts:
+    if _closed(lake, day) or manifests(lake, day) or not parts:
         return None
     closes = policy.aggregate_release.window_closes_on(date.fromisoformat(day)).isoformat()
     return _release(lake, policy, day, DAY_RELEASE, DAY, parts, closes, run_id)

@@ -38,6 +38,8 @@ from transforms.retention.holds import list_holds
 from transforms.retention.journal import Journal
 from transforms.retention.plan import RetentionAction, SweepPlan, drop_key_tables, plan_sweep
 from transforms.retention.proof import Proof, prove
+from transforms.retention.release_retention import DATASET as RELEASES
+from transforms.retention.release_retention import delete_releases, plan_releases
 from transforms.retention.rewrite import rewrite
 from transforms.runs import held, recover
 
@@ -91,18 +93,23 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
     con = connect(work / "tmp")
     con.execute("SET preserve_insertion_order = false")
     try:
-        plan = plan_sweep(con, lake, policy, keyring, categories, list_holds(lake, active_only=True), as_of, say)
+        holds = list_holds(lake, active_only=True)
+        # Releases are deleted whole, per day, when the policy gives them a category (docs/design.md §4).
+        releases_rule = categories.pop(RELEASES, None)
+        plan = plan_sweep(con, lake, policy, keyring, categories, holds, as_of, say)
         drop_key_tables(con)
-        actions = [a for a in plan.actions if a.action in ("held", "kept")]
+        releases = plan_releases(lake, releases_rule, holds, as_of) if releases_rule else []
+        actions = [a for a in [*plan.actions, *releases] if a.action in ("held", "kept")]
         proofs: list[Proof] = []
         if dry_run:
-            actions = list(plan.actions)
+            actions = [*plan.actions, *releases]
         else:
             _anonymize_first(lake, policy, plan, run_id, say)
             for i, job in enumerate(plan.jobs, 1):
                 say(f"[{i}/{len(plan.jobs)}] {job.dataset}/{job.partition}/{Path(job.file).name}:"
                     f" removing {job.rows_removed:,} of {job.rows_before:,} rows")
                 journal.note(rewrite(con, lake, policy, job, journal, work / "evidence"))
+            delete_releases(lake, releases, journal, say)
             say(f"proving {len(journal.done())} file(s): the removed identifiers gone from values and bytes …")
             proofs = sorted((Proof(**p) for p in journal.prove(lambda done: prove(con, lake, policy, done))),
                             key=lambda pr: (pr.dataset, pr.partition, pr.file_name))
