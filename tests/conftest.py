@@ -107,6 +107,24 @@ def cli_run(night, tmp_path_factory) -> CliRun:
     return run
 
 
+@pytest.fixture(scope="session")
+def released_run(cli_run, tmp_path_factory) -> CliRun:
+    """A copy of `cli_run`'s lake, then the run of the night the generated days' release window closes
+    (policy aggregate_release: 3 days after NIGHT), with nothing new landed: it releases them."""
+    import shutil
+
+    from transforms.policy import load_policy
+
+    root = tmp_path_factory.mktemp("released")
+    lake, empty = root / "lake", root / "landing"
+    shutil.copytree(cli_run.lake, lake, symlinks=True)
+    empty.mkdir()
+    closes = load_policy().aggregate_release.window_closes_on(date.fromisoformat(NIGHT))
+    run = run_cli("run", "--landing", str(empty), "--lake", str(lake), "--date", closes.isoformat())
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
 # Five nights a month apart, same subscribers: enough history for a four-month roaming window.
 HISTORY_NIGHTS = ("2026-07-10", "2026-08-10", "2026-09-10", "2026-10-10", "2026-11-22")
 

@@ -20,13 +20,14 @@ def analytics(lake: Path, sql: str) -> list[tuple]:
     return zone_rows(lake, "analytics", sql)
 
 
-def test_no_identifier_reaches_analytics_or_aggregates(night, cli_run):
+def test_no_identifier_reaches_analytics_or_aggregates(night, cli_run, released_run):
     _, manifest = night
     needles = night_identifiers(manifest)
     needles += [*manifest.caller_names, *manifest.emails, *manifest.ip_addresses]
-    assert list((cli_run.lake / "analytics").rglob("*.parquet")) and list((cli_run.lake / "aggregates").rglob("*"))
-    assert scan([cli_run.lake / "analytics", cli_run.lake / "aggregates", cli_run.lake / "audit",
-                 cli_run.lake / "reports"], needles, cli_run.stdout + cli_run.stderr) == {}
+    lake = released_run.lake                     # the night's days released, three nights later
+    assert list((lake / "analytics").rglob("*.parquet")) and list((lake / "aggregates").rglob("*.parquet"))
+    assert scan([lake / "analytics", lake / "aggregates", lake / "audit", lake / "reports"], needles,
+                cli_run.stdout + cli_run.stderr + released_run.stdout + released_run.stderr) == {}
 
 
 def test_analytics_rows_are_pseudonymized_and_generalized(cli_run):
@@ -51,8 +52,15 @@ def test_audit_shows_each_analytics_column_and_the_key_id(cli_run):
     assert actions["charged_amount"] == "kept"
     logged = audit_rows(cli_run.lake, "SELECT DISTINCT column_name, method, key_id FROM pseudonymization_log ORDER BY 1")
     assert ("origin_number", "hmac-sha256", "demo-key-not-secret") in logged
-    (k, released), = audit_rows(cli_run.lake, "SELECT min(k), sum(groups_released) FROM aggregate_releases")
-    files = [str(p) for p in (cli_run.lake / "aggregates").rglob("*.parquet")]
+
+
+def test_the_nights_days_wait_for_their_window_then_release_figures_of_k_or_more(cli_run, released_run):
+    # The night itself releases nothing: its days are inside the policy's aggregate_release window.
+    assert not list((cli_run.lake / "aggregates").rglob("*.parquet"))
+    assert audit_rows(cli_run.lake, "SELECT count(*) FROM aggregate_releases") == [(0,)]
+    assert audit_rows(cli_run.lake, "SELECT DISTINCT reason FROM aggregate_waiting") == [("window_open",)]
+    (k, released), = audit_rows(released_run.lake, "SELECT min(k), sum(groups_released) FROM aggregate_releases")
+    files = [str(p) for p in (released_run.lake / "aggregates").rglob("*.parquet")]
     (rows_out, fewest), = duckdb.execute("SELECT count(*), min(subscribers) FROM read_parquet(?, union_by_name = true)",
                                          [files]).fetchall()
     # Something was released, and no released figure (cell or total) describes fewer than k people.

@@ -156,7 +156,7 @@ def diff(a: Counter, b: Counter, limit: int = 3) -> str:
 # equal a clean run's, whichever run recorded them. Per-run tables are compared as sets.
 FILE_TABLES = ("field_findings", "validation_results", "rejection_reasons", "pseudonymization_log",
                "analytics_findings")
-RUN_TABLES = ("aggregate_releases", "roaming_runs", "marketing_profiles")
+RUN_TABLES = ("aggregate_releases", "aggregate_waiting", "roaming_runs", "marketing_profiles")
 COMPLETED = "WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'completed')"
 
 

@@ -229,8 +229,9 @@ class AnalyticsFinding:
 @table("aggregate_releases", per_run=True)
 @dataclass(frozen=True, kw_only=True)
 class AggregateRelease:
-    """One release table of one event date's k-anonymous aggregates as released in a run: counts only (a row
-    written before the release tables, `release_table` NULL, covers the date's single grain)."""
+    """One release table of one release of an event date's k-anonymous aggregates, as the run that made the
+    release recorded it: counts only (a row written before the release tables, `release_table` NULL, covers the
+    date's single grain; one written before releases were made once has `release_number` NULL)."""
 
     run_id: str
     event_date: date
@@ -247,6 +248,26 @@ class AggregateRelease:
     events: int | None = None
     events_released: int | None = None      # events in released cells (`other` rows not counted)
     share_events_released: float | None = None
+    # Released once (policy aggregate_release, docs/design.md §4); NULL in rows of older versions.
+    release_kind: str | None = None         # day | late
+    release_number: Integer | None = None   # 1: the day release; 2, 3, …: late releases of the day
+    parts: int | None = None                # analytics parts (landing files) the release was made from
+    rows_aggregated: int | None = None      # analytics rows the release was made from
+    late_rows_pending: int | None = None    # rows of the day still waiting for a late release after this one
+    window_closes_on: date | None = None    # the night whose run released, or would release, the day
+
+
+@table("aggregate_waiting", per_run=True)
+@dataclass(frozen=True, kw_only=True)
+class AggregateWaiting:
+    """A day's analytics rows a run did not release: its window is open, or they do not pass k yet."""
+
+    run_id: str
+    event_date: date
+    reason: str                             # window_open | below_k
+    parts: int
+    rows_waiting: int
+    window_closes_on: date
 
 
 @table("roaming_runs", per_run=True)
@@ -448,9 +469,10 @@ ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
                   "rows_before_lateness_window", "rows_after_night")),
     # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).
     (Run, ("status_reason",)),
-    # One row per release table, coarse to fine (docs/design.md §4).
+    # One row per release and release table, coarse to fine; which release, from what (docs/design.md §4).
     (AggregateRelease, ("release_table", "clause", "other_cells_released", "events", "events_released",
-                        "share_events_released")),
+                        "share_events_released", "release_kind", "release_number", "parts", "rows_aggregated",
+                        "late_rows_pending", "window_closes_on")),
 )
 if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
     raise TypeError("a column added to a table with rows must be nullable")

@@ -24,7 +24,7 @@ VIEW_NAMES = ("v_night_files", "v_audit_chain", "v_last_run", "v_nightly_volumes
               "v_policy_violations",
               "v_analytics_columns", "v_retention_actions", "v_retention_due", "v_legal_holds_active",
               "v_roaming_states", "v_roaming_windows", "v_roaming_flagged", "v_zone_permissions",
-              "v_subject_requests")
+              "v_subject_requests", "v_aggregates_waiting")
 # Views whose rows hold subscriber tokens stay out of the Parquet exports: a snapshot under audit/ would
 # outlive the roaming zone's retention (the sweep proves deletions there, not in audit/).
 NOT_EXPORTED_VIEWS = ("v_roaming_flagged",)

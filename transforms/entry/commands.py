@@ -89,7 +89,7 @@ def _run_night(args, lake, policy, formats, keyring, run_id: str, say):
                            timezone=override_for(planned, dict(args.timezone)),
                            on_step=lambda msg, i=i: say(f"[{i}/{len(todo)}]   {msg}"))
         say(f"[{i}/{len(todo)}] {file_line(r)}")
-    for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id)):
+    for line in aggregate_lines(aggregate_night(lake, policy, run_id=run_id, night=args.date)):
         say(line)
     say(roaming_line(roaming_night(lake, policy, keyring, run_id=run_id)))
     say(marketing_line(marketing_night(lake, policy, keyring, run_id=run_id)))
@@ -191,6 +191,11 @@ SUMMARY_SQL = {
                   " sum(groups_suppressed_primary), sum(groups_suppressed_secondary), sum(other_cells_released),"
                   " sum(events), sum(events_released)"
                   " FROM aggregate_releases WHERE run_id = ? GROUP BY release_table",
+    "releases": "SELECT count(DISTINCT (event_date, release_number)),"
+                " count(DISTINCT (event_date, release_number)) FILTER (WHERE release_kind = 'late')"
+                " FROM aggregate_releases WHERE run_id = ? AND release_number IS NOT NULL",
+    "waiting": "SELECT reason, count(*), sum(rows_waiting) FROM aggregate_waiting WHERE run_id = ?"
+               " GROUP BY reason ORDER BY reason DESC",
     "marketing": "SELECT count(*), sum(subscribers), sum(rows_removed), max(consents_standing), min(purpose)"
                  " FROM marketing_profiles WHERE run_id = ?",
     "off_list": "SELECT x.source_column, x.classification, count(*) FROM field_findings x JOIN v_night_files f"
@@ -207,6 +212,7 @@ def cmd_summary(args) -> int:
     from transforms.lake.zones import DATA_ZONES
     from transforms.policy import load_policy
     from transforms.privacy.redact import shorten
+    from transforms.privacy.releases import WINDOW_OPEN
     from transforms.report.queries import (
         SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
     )
@@ -225,6 +231,8 @@ def cmd_summary(args) -> int:
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
         (keys, tokenized_files), = con.execute(SUMMARY_SQL["analytics"], [night]).fetchall()
         aggregates = con.execute(SUMMARY_SQL["aggregates"], [run[0]]).fetchall()
+        (releases, late), = con.execute(SUMMARY_SQL["releases"], [run[0]]).fetchall()
+        waiting = con.execute(SUMMARY_SQL["waiting"], [run[0]]).fetchall()
         (profile_days, profiled, profiles_removed, standing, purpose), = con.execute(SUMMARY_SQL["marketing"],
                                                                                     [run[0]]).fetchall()
         chain = verify_chain(con)
@@ -257,8 +265,13 @@ def cmd_summary(args) -> int:
         print("off-list columns dropped: " + ", ".join(f"{c} [{k}] ×{n}" for c, k, n in off_list))
     if tokenized_files:
         print(f"analytics: {tokenized_files} file(s) pseudonymized with HMAC key id(s) {keys}")
+    if releases:
+        print(f"aggregates: {releases:,} release(s) made ({late:,} of late rows)")
     for line in aggregate_table_lines(aggregates, [t.name for t in policy.release_tables]):
         print(line)
+    for reason, days, rows in waiting:
+        print(f"aggregates waiting: {days:,} day(s), {rows:,} rows — "
+              + ("inside their window" if reason == WINDOW_OPEN else "not passing k on their own yet"))
     if profile_days:
         print(f"marketing: {profile_days} day(s) profiled, {profiled:,} subscriber-day profile(s) on {purpose} consent"
               f" ({standing:,} consent(s) standing), {profiles_removed:,} profile row(s) removed")

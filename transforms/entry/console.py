@@ -2,7 +2,7 @@
 
 A file read row by row says where each of its rows went — read = valid + failing a rule + duplicate +
 unparseable, each row once (docs/design.md §9) — and a file refused whole says that nothing of it is kept.
-Event dates whose aggregates released nothing fold into one line. Counts, dates and names only.
+Days whose aggregates wait (window open, or below k) fold into one line each. Counts, dates and names only.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from transforms.audit_store.tables import SourceFile
+from transforms.privacy.releases import BELOW_K, WINDOW_OPEN
 from transforms.report.queries import REFUSED_WHOLE, lateness_words, outcome, percent, roaming_window_words
 
 
@@ -43,24 +44,26 @@ def day_ranges(days: list[str]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}…{r[-1]}" for r in runs)
 
 
-def aggregate_lines(releases: dict) -> list[str]:
-    """The night's aggregate releases (`{event date: AggregateResult}`): a line per date that released cells, each
-    release table with its cells released and share of events released, coarse to fine; one line for every date
-    that released none."""
-    lines, quiet = [], {}
-    for day, r in sorted(releases.items()):
-        if r.cells_released:
-            tables = "; ".join(f"{t.table} {t.cells_released:,} of {t.cells:,} ({percent(t.share_events_released)}"
-                               " of events)" for t in r.tables)
-            lines.append(f"aggregates {day} (k={r.k}, {r.seconds:.1f} s): {tables}")
-        else:
-            quiet[day] = r
-    if quiet:
-        suppressed = sum(r.cells_suppressed for r in quiet.values())
-        ks = sorted({r.k for r in quiet.values()})
-        lines.append(f"aggregates: nothing to release on {len(quiet)} event date(s) ({day_ranges(list(quiet))}):"
-                     f" {suppressed:,} cells suppressed (k={', '.join(map(str, ks))})"
-                     f" ({sum(r.seconds for r in quiet.values()):.1f} s)")
+def aggregate_lines(night) -> list[str]:
+    """The night's aggregate releases (`ReleaseNight`): a line per release made, each release table with its
+    cells released and share of events released, coarse to fine; one line for the days inside their window,
+    one for the days whose rows wait until they pass k (docs/design.md §4)."""
+    lines = []
+    for rel in night.released:
+        m, r = rel.manifest, rel.result
+        tables = "; ".join(f"{t.table} {t.cells_released:,} of {t.cells:,} ({percent(t.share_events_released)}"
+                           " of events)" for t in r.tables)
+        lines.append(f"aggregates {m.event_date} release {m.release} ({m.kind}, k={r.k}, from {len(m.parts):,}"
+                     f" part(s), {m.rows:,} rows): {tables}"
+                     + (f"; {rel.late_rows_pending:,} late rows still waiting" if rel.late_rows_pending else "")
+                     + f" ({r.seconds:.1f} s)")
+    for reason, words in ((WINDOW_OPEN, f"inside their {night.window_days}-day window, released once it closes"),
+                          (BELOW_K, "waiting until their rows pass k on their own (nothing of them would be"
+                                    " released)")):
+        days = [w for w in night.waiting if w.reason == reason]
+        if days:
+            lines.append(f"aggregates: {len(days)} day(s) {words}: {day_ranges([w.event_date for w in days])}"
+                         f" ({sum(w.rows for w in days):,} rows)")
     return lines
 
 

@@ -114,14 +114,14 @@ def audit_one(planned: dict, params: dict, logical_date: str, run_id: str, conne
 
 @_owner_only
 def aggregate(params: dict, logical_date: str, run_id: str) -> dict:
-    """Recompute the k-anonymous aggregates of the event dates tonight touched; return them per day."""
+    """Release the k-anonymous aggregates of the days whose window closed, once (docs/design.md §4)."""
     from transforms.nightly.aggregate_night import aggregate_night
 
     from transforms.entry.console import aggregate_lines
 
     night, _, lake, policy = resolve(params, logical_date)
     with night_lease(lake, night, run_id):
-        releases = aggregate_night(lake, policy, run_id=run_id)
+        releases = aggregate_night(lake, policy, run_id=run_id, night=night)
     for line in aggregate_lines(releases):
         log.info(line)
     return to_plain(releases)

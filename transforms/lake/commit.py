@@ -44,9 +44,31 @@ def commit_folder(final: Path, fill: Callable[[Path], T]) -> T:
     folder still there was left by a run killed before its rename, rows no reader or retention sweep
     looks at: it is removed before staging anew.
     """
+    return _commit_staged(final, fill, _take_place)
+
+
+class AlreadyCommitted(FileExistsError):
+    """`commit_new_folder` was asked to commit a folder that is already there: it is never replaced."""
+
+
+def commit_new_folder(final: Path, fill: Callable[[Path], T]) -> T:
+    """Commit point for a folder that may appear once and never change (a release, docs/design.md §4):
+    as `commit_folder`, but an existing `final` is never replaced — AlreadyCommitted is raised, before
+    staging and again at the rename (renameat2's RENAME_NOREPLACE; where the system has none, the check
+    under the parent's lock, which every committer of the parent takes, stands in for it).
+    """
+    def refuse(final: Path) -> None:
+        if final.exists():
+            raise AlreadyCommitted(f"{final.name} is already committed in {final.parent.name}; it is never replaced")
+    return _commit_staged(final, fill, _place_new, before=refuse)
+
+
+def _commit_staged(final: Path, fill: Callable[[Path], T], place: Callable[[Path, Path], None],
+                   before: Callable[[Path], None] = lambda _final: None) -> T:
     parent = final.parent
     make_dirs(parent)
     with _locked_dir(parent):
+        before(final)
         for stray in [*parent.glob(f"{_STAGING}*"), *parent.glob(f"{_REPLACED}*")]:
             remove_tree(stray)
         stage = parent / f"{_STAGING}{final.name}-{uuid.uuid4().hex}"
@@ -57,14 +79,14 @@ def commit_folder(final: Path, fill: Callable[[Path], T]) -> T:
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
             settle_tree(stage, parent)  # the zone's modes, the stage itself last
-            _take_place(stage, final)   # commit point: the folder's new files appear together
+            place(stage, final)         # commit point: the folder's new files appear together
         finally:
             remove_tree(stage)
     return result
 
 
 _STAGING, _REPLACED = ".staging-", ".replaced-"
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_AT_FDCWD, _RENAME_NOREPLACE, _RENAME_EXCHANGE = -100, 1, 2
 
 
 def _take_place(stage: Path, final: Path) -> None:
@@ -73,26 +95,38 @@ def _take_place(stage: Path, final: Path) -> None:
     moved aside first, and for that moment `final` is missing."""
     if not final.exists():
         os.replace(stage, final)
-    elif not _exchange(stage, final):
+    elif not _renameat2(stage, final, _RENAME_EXCHANGE):
         old = final.parent / f"{_REPLACED}{final.name}-{uuid.uuid4().hex}"
         os.replace(final, old)
         os.replace(stage, final)
         remove_tree(old)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically; False where the system or file system cannot."""
+def _place_new(stage: Path, final: Path) -> None:
+    """Move `stage` to `final` unless `final` exists (AlreadyCommitted then)."""
+    try:
+        if _renameat2(stage, final, _RENAME_NOREPLACE):
+            return
+    except FileExistsError:
+        raise AlreadyCommitted(f"{final.name} is already committed in {final.parent.name}") from None
+    if final.exists():      # no RENAME_NOREPLACE here: the parent's lock keeps other committers out
+        raise AlreadyCommitted(f"{final.name} is already committed in {final.parent.name}")
+    os.rename(stage, final)
+
+
+def _renameat2(a: Path, b: Path, flags: int) -> bool:
+    """renameat2(a, b, flags); False where the system or file system cannot."""
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), flags) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
-    raise OSError(err, os.strerror(err), str(b))
+    raise OSError(err, os.strerror(err), str(b))   # EEXIST: FileExistsError
 
 
 @contextmanager

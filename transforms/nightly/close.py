@@ -16,12 +16,14 @@ from transforms.privacy.restricted import BLANKED, read_skipped
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, verify_chain, writing
 from transforms.audit_store.exports import export_parquet
 from transforms.audit_store.tables import (
-    PER_RUN_TABLES, AggregateRelease, MarketingProfile, RejectionReason, RoamingRun, SourceFile,
+    PER_RUN_TABLES, AggregateRelease, AggregateWaiting, MarketingProfile, RejectionReason, RoamingRun, SourceFile,
 )
 from transforms.audit_store.views import define_views
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
-from transforms.nightly.facts import AGGREGATES, MARKETING, ROAMING, FileFacts, read_file_facts, read_night_rows
+from transforms.nightly.facts import (
+    AGGREGATES, AGGREGATES_WAITING, MARKETING, ROAMING, FileFacts, read_file_facts, read_night_rows,
+)
 from transforms.nightly.plan import NightPlan, PlannedFile, load_plan, plan_path
 from transforms.policy import Policy
 from transforms.runs import night_subject
@@ -112,6 +114,7 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
         for table_rows in zip(*(f.rows() for f in facts)):          # one table at a time
             insert(con, [r for rows in table_rows for r in rows])
         insert(con, list(read_night_rows(lake, run_id, AGGREGATES, AggregateRelease)))
+        insert(con, list(read_night_rows(lake, run_id, AGGREGATES_WAITING, AggregateWaiting)))
         insert(con, list(read_night_rows(lake, run_id, ROAMING, RoamingRun)))
         insert(con, list(read_night_rows(lake, run_id, MARKETING, MarketingProfile)))
         define_views(con, lake, policy)   # roaming_status and the compliance views (docs/design.md §6)

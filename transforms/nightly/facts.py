@@ -20,6 +20,7 @@ from transforms.nightly.plan import PlannedFile
 
 T = TypeVar("T")
 AGGREGATES = "aggregates.json"
+AGGREGATES_WAITING = "aggregates_waiting.json"
 ROAMING = "roaming.json"
 MARKETING = "marketing.json"
 
@@ -65,7 +66,8 @@ def analytics_event_dates(lake: Lake, run_id: str) -> list[str]:
 
 
 def write_night_rows(lake: Lake, run_id: str, name: str, rows: tuple) -> None:
-    """Rows of a night-wide step (`AGGREGATES`, `ROAMING`, `MARKETING`), replacing what a retried step left."""
+    """Rows of a night-wide step (`AGGREGATES`, `AGGREGATES_WAITING`, `ROAMING`, `MARKETING`), replacing what a
+    retried step left."""
     write_json(lake.fragments_dir(run_id) / name, rows)
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
 from transforms.policy.model import (
     ACCESS_KINDS, ANALYTICS_TREATMENTS, COLUMN_TYPES, IDENTIFIER_KINDS, LINEAGE_COLUMNS, RETENTION_ACTIONS,
-    RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule,
-    FieldRule, LatenessRule, Operator, Policy, RELEASE_DIMENSIONS, ReleaseTable, Reporting, RetentionRule, RoamingRule, SubjectRight,
+    RETENTION_ANCHORS, SUBJECT_RIGHTS, AccessGroup, AccessRule, AggregateReleaseRule, AnonymousDataset,
+    ConsentPurpose, ConsentRule, FieldRule, LatenessRule, Operator, Policy, RELEASE_DIMENSIONS, ReleaseTable,
+    Reporting, RetentionRule, RoamingRule, SubjectRight,
     SubjectRightsRule, ZONE_NAMES, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
@@ -63,6 +64,12 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if twice:
         raise PolicyError(f"retention: data set in two categories: {', '.join(twice)}")
     anonymous = _read_anonymous(top, retention)
+    releases = next((r for r in retention if "aggregates" in r.datasets), None)
+    # Releases are deleted whole, per day, counted from their event date (docs/design.md §4): nothing else
+    # could be read from a table of counts.
+    if releases is not None and (releases.anchor, releases.action) != ("event_date", "delete"):
+        raise PolicyError(f"retention: category {releases.category!r} covers aggregates, whose releases are"
+                          " deleted whole per day: it needs anchor event_date and action delete")
     policy = Policy(
         id=ident[0],
         title=ident[1],
@@ -81,6 +88,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         roaming=_read_roaming(top.section("roaming")),
         reporting=_read_reporting(top.section("reporting")),
         lateness=_read_lateness(top.section("lateness")),
+        aggregate_release=_read_aggregate_release(top.section("aggregate_release")),
         access=_read_access(top.section("access")),
         consent=_read_consent(top.section("consent")),
         subject_rights=_read_subject_rights(top.section("subject_rights")),
@@ -240,6 +248,14 @@ def _read_lateness(r: Section) -> LatenessRule:
     # 0 is a window too (any row dated before the night is late); a negative one would call rows from
     # after the night late.
     rule = LatenessRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
+    r.no_extra_keys()
+    return rule
+
+
+def _read_aggregate_release(r: Section) -> AggregateReleaseRule:
+    # 0 releases a day on its own night, after that night's files; a negative window would release a day
+    # before its own rows arrived.
+    rule = AggregateReleaseRule(clause=r.text("clause"), window_days=r.integer("window_days", minimum=0))
     r.no_extra_keys()
     return rule
 

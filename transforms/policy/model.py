@@ -151,6 +151,23 @@ class Reporting:
 
 
 @dataclass(frozen=True)
+class AggregateReleaseRule:
+    """When a day's aggregates are released, once (§3.3 ¶1; docs/design.md §4): after its rows had
+    `window_days` nights to arrive."""
+
+    clause: str
+    window_days: int                    # rows of day D reaching the lake by the night of D + window_days are on time
+
+    def window_closes_on(self, day: date) -> date:
+        """The last night whose files are on time for `day`: its run, after those files, releases the day."""
+        return day + timedelta(days=self.window_days)
+
+    def is_due(self, day: date, night: date) -> bool:
+        """Whether the run of `night` releases `day` (the day's window has closed by then)."""
+        return night >= self.window_closes_on(day)
+
+
+@dataclass(frozen=True)
 class LatenessRule:
     """How late a night's rows may be dated before they are counted as late (an operator setting for accuracy
     and accountability; docs/design.md §9)."""
@@ -274,7 +291,8 @@ class SubjectRightsRule:
 
 @dataclass(frozen=True)
 class Policy:
-    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, access,
+    """The whole policy: allowed billing fields, analytics rules, retention, roaming, reporting, lateness, aggregate
+    releases, access,
     consent, subjects' rights."""
 
     id: str
@@ -294,6 +312,7 @@ class Policy:
     roaming: RoamingRule
     reporting: Reporting
     lateness: LatenessRule
+    aggregate_release: AggregateReleaseRule
     access: AccessRule
     consent: ConsentRule
     subject_rights: SubjectRightsRule

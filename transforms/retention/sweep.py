@@ -31,13 +31,15 @@ from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect
 from transforms.policy import Policy
-from transforms.privacy.aggregates import aggregate_day
 from transforms.privacy.keys import KeyRing
+from transforms.privacy.releases import ensure_released
 from transforms.retention.catalog import RetentionError, check_catalog
 from transforms.retention.holds import list_holds
 from transforms.retention.journal import Journal
 from transforms.retention.plan import RetentionAction, SweepPlan, drop_key_tables, plan_sweep
 from transforms.retention.proof import Proof, prove
+from transforms.retention.release_retention import DATASET as RELEASES
+from transforms.retention.release_retention import delete_releases, plan_releases
 from transforms.retention.rewrite import rewrite
 from transforms.runs import held, recover
 
@@ -91,18 +93,23 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
     con = connect(work / "tmp")
     con.execute("SET preserve_insertion_order = false")
     try:
-        plan = plan_sweep(con, lake, policy, keyring, categories, list_holds(lake, active_only=True), as_of, say)
+        holds = list_holds(lake, active_only=True)
+        # Releases are deleted whole, per day, when the policy gives them a category (docs/design.md §4).
+        releases_rule = categories.pop(RELEASES, None)
+        plan = plan_sweep(con, lake, policy, keyring, categories, holds, as_of, say)
         drop_key_tables(con)
-        actions = [a for a in plan.actions if a.action in ("held", "kept")]
+        releases = plan_releases(lake, releases_rule, holds, as_of) if releases_rule else []
+        actions = [a for a in [*plan.actions, *releases] if a.action in ("held", "kept")]
         proofs: list[Proof] = []
         if dry_run:
-            actions = list(plan.actions)
+            actions = [*plan.actions, *releases]
         else:
             _anonymize_first(lake, policy, plan, run_id, say)
             for i, job in enumerate(plan.jobs, 1):
                 say(f"[{i}/{len(plan.jobs)}] {job.dataset}/{job.partition}/{Path(job.file).name}:"
                     f" removing {job.rows_removed:,} of {job.rows_before:,} rows")
                 journal.note(rewrite(con, lake, policy, job, journal, work / "evidence"))
+            delete_releases(lake, releases, journal, say)
             say(f"proving {len(journal.done())} file(s): the removed identifiers gone from values and bytes …")
             proofs = sorted((Proof(**p) for p in journal.prove(lambda done: prove(con, lake, policy, done))),
                             key=lambda pr: (pr.dataset, pr.partition, pr.file_name))
@@ -126,19 +133,18 @@ def _sweep(lake: Lake, policy: Policy, keyring: KeyRing, as_of: date, categories
 def _anonymize_first(lake: Lake, policy: Policy, plan: SweepPlan, run_id: str, say) -> None:
     """Billing rows are anonymized, not only deleted: their day's k-anonymous aggregate must exist first.
 
-    The aggregates zone holds the released counts of every day that reached analytics; a day that is
-    missing there (its aggregate was never made) is aggregated now, before any analytics row goes.
+    A day whose billing rows are due is long past its release window (policy `aggregate_release`), so the
+    nightly run has released it; one that was never released (its window closed while no run ran, or
+    every figure was suppressed then) is released now, once, from every analytics part of the day, before
+    any analytics row goes. Late rows still waiting to pass k go with their rows: released alone they
+    would describe fewer than k subscribers (docs/design.md §4).
     """
     days = sorted({j.partition.split("=", 1)[1] for j in plan.jobs if j.action == "anonymized" and
                    j.dataset == "billing"})
     for day in days:
-        if (lake.zone("aggregates") / f"event_date={day}").exists():
-            continue
-        if not list((lake.zone("analytics") / f"event_date={day}").glob("*.parquet")):
-            continue      # nothing to aggregate from: the day's counts stay in the audit store only
-        say(f"anonymize: aggregating {day} before its rows go")
-        aggregate_day(f"{lake.zone('analytics')}/event_date={day}/*.parquet", policy,
-                      lake.work_dir(run_id) / f"aggregate-{day}", lake.zone("aggregates"))
+        made = ensure_released(lake, policy, day, run_id=run_id)
+        if made is not None:
+            say(f"anonymize: released {day} (release {made.manifest.release}) before its rows go")
 
 
 def _removal_actions(done: list[dict]) -> list[RetentionAction]:

@@ -17,7 +17,7 @@ AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
 NIGHT = date(2026, 11, 22)
 # The store's tables, written out by hand (docs/audit_schema.md).
 TABLE_NAMES = {"runs", "source_files", "field_findings", "validation_results", "rejection_reasons", "audit_log",
-               "pseudonymization_log", "analytics_findings", "aggregate_releases", "legal_holds",
+               "pseudonymization_log", "analytics_findings", "aggregate_releases", "aggregate_waiting", "legal_holds",
                "retention_actions", "retention_proofs", "roaming_runs", "zone_permissions", "marketing_profiles",
                "subject_requests"}
 

@@ -157,8 +157,8 @@ def test_column_names_and_table_of():
 def test_per_run_and_retention_tables():
     # Rows a nightly run replaces whole when it is merged again; rows a sweep replaces when re-run.
     assert set(PER_RUN_TABLES) == {"source_files", "field_findings", "validation_results", "rejection_reasons",
-                                   "pseudonymization_log", "analytics_findings", "aggregate_releases", "roaming_runs",
-                                   "marketing_profiles"}
+                                   "pseudonymization_log", "analytics_findings", "aggregate_releases",
+                                   "aggregate_waiting", "roaming_runs", "marketing_profiles"}
     assert RETENTION_TABLES == ("retention_actions", "retention_proofs")
     for name in (*PER_RUN_TABLES, *RETENTION_TABLES):
         assert "run_id" in column_names(TABLES[name].row), name

@@ -14,6 +14,7 @@ from transforms.entry.console import (
 from transforms.nightly.close import NightSummary
 from transforms.nightly.roaming_night import RoamingNight
 from transforms.privacy.aggregates import AggregateResult
+from transforms.privacy.releases import Release, ReleaseManifest, ReleaseNight, Waiting
 from transforms.privacy.suppression import TableRelease
 from transforms.report.queries import aggregate_table_lines, percent
 from transforms.roaming.window import RoamingWindowResult
@@ -89,24 +90,31 @@ def release(day: str, released: int, primary: int, secondary: int = 0, k: int = 
     return AggregateResult(k=k, clause="§3.3", event_dates=(day,), rows_in=100, tables=(coarse, fine), seconds=0.5)
 
 
-def test_event_dates_with_nothing_to_release_fold_into_one_line():
-    releases = {"2026-11-22": release("2026-11-22", 10, 1400), "2026-11-21": release("2026-11-21", 0, 21),
-                "2026-11-14": release("2026-11-14", 0, 3), "2026-11-15": release("2026-11-15", 0, 4, 1),
-                "2026-11-01": release("2026-11-01", 0, 2)}
-    lines = aggregate_lines(releases)
-    assert lines == [
-        "aggregates 2026-11-22 (k=10, 0.5 s): day_service 2 of 2 (100.0 % of events);"
-        " hour_area_service 10 of 1,410 (60.0 % of events)",
-        "aggregates: nothing to release on 4 event date(s) (2026-11-01, 2026-11-14…2026-11-15, 2026-11-21):"
-        " 35 cells suppressed (k=10) (2.0 s)"]     # 21 + 3 + 5 + 2 fine cells, one coarse cell each
+def made(day: str, number: int, kind: str, released: int, primary: int, pending: int = 0) -> Release:
+    return Release(ReleaseManifest(event_date=day, release=number, kind=kind, parts=("part-a.parquet",) * 2,
+                                   rows=1234, k=10, window_closes_on="2026-11-25"),
+                   release(day, released, primary), pending)
 
 
-def test_every_date_that_released_cells_keeps_its_line():
-    lines = aggregate_lines({"2026-11-22": release("2026-11-22", 10, 5), "2026-11-21": release("2026-11-21", 2, 9)})
-    assert [line.split(":")[0] for line in lines] == ["aggregates 2026-11-21 (k=10, 0.5 s)",
-                                                      "aggregates 2026-11-22 (k=10, 0.5 s)"]
-    assert "hour_area_service 2 of 11 (60.0 % of events)" in lines[0]
-    assert aggregate_lines({}) == []
+def waiting(day: str, reason: str, rows: int) -> Waiting:
+    return Waiting(day, reason, 1, rows, "2026-11-25")
+
+
+def test_each_release_has_its_line_per_table_and_waiting_days_fold_into_one_line_each():
+    night = ReleaseNight("2026-11-25", 3, "§3.3", (made("2026-11-22", 1, "day", 10, 1400),
+                                                  made("2026-11-14", 2, "late", 2, 9, pending=40)),
+                         (waiting("2026-11-23", "window_open", 100), waiting("2026-11-24", "window_open", 50),
+                          waiting("2026-11-25", "window_open", 7), waiting("2026-11-01", "below_k", 3),
+                          waiting("2026-11-20", "below_k", 4)), 0)
+    assert aggregate_lines(night) == [
+        "aggregates 2026-11-22 release 1 (day, k=10, from 2 part(s), 1,234 rows): day_service 2 of 2 (100.0 % of"
+        " events); hour_area_service 10 of 1,410 (60.0 % of events) (0.5 s)",
+        "aggregates 2026-11-14 release 2 (late, k=10, from 2 part(s), 1,234 rows): day_service 2 of 2 (100.0 % of"
+        " events); hour_area_service 2 of 11 (60.0 % of events); 40 late rows still waiting (0.5 s)",
+        "aggregates: 3 day(s) inside their 3-day window, released once it closes: 2026-11-23…2026-11-25 (157 rows)",
+        "aggregates: 2 day(s) waiting until their rows pass k on their own (nothing of them would be released):"
+        " 2026-11-01, 2026-11-20 (7 rows)"]
+    assert aggregate_lines(ReleaseNight("2026-11-25", 3, "§3.3", (), (), 4)) == []
 
 
 def test_a_share_just_under_all_is_not_shown_as_all():

@@ -1,20 +1,20 @@
-"""transforms/nightly/aggregate_night.py: the aggregates of every day tonight's files touched, recorded."""
+"""transforms/nightly/aggregate_night.py: each day released by the night its window closes, recorded."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from tests.transforms.nightly.conftest import CSV
-from transforms.audit_store.tables import AggregateRelease
+from transforms.audit_store.tables import AggregateRelease, AggregateWaiting
 from transforms.lake import Lake
 from transforms.nightly.aggregate_night import aggregate_night
 from transforms.nightly.audit_file import audit_file
-from transforms.nightly.facts import AGGREGATES, read_night_rows
+from transforms.nightly.facts import AGGREGATES, AGGREGATES_WAITING, read_night_rows
 from transforms.nightly.plan import plan_night
 from transforms.privacy.keys import demo_keyring
 
 
-def test_each_touched_day_is_released_and_recorded(landing, tmp_path, policy, formats):
+def test_each_day_is_released_by_the_night_its_window_closes_and_recorded(landing, tmp_path, policy, formats):
     # Twelve subscribers call at 10:00 on two days: one cell a day with twelve people, at least k.
     rows = b"".join(f"+3864011{i:04d},+38641333444,outgoing,2026-11-{day}T10:00:00Z,60,call\n".encode()
                     for day in (21, 22) for i in range(12))
@@ -23,22 +23,36 @@ def test_each_touched_day_is_released_and_recorded(landing, tmp_path, policy, fo
     plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
     audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
 
-    releases = aggregate_night(lake, policy, run_id="r1")
-    assert sorted(releases) == ["2026-11-21", "2026-11-22"]
+    # Policy aggregate_release: window_days 3, so 21 Nov is released by the night of 24 Nov, 22 Nov by 25 Nov.
+    tonight = aggregate_night(lake, policy, run_id="r1", night="2026-11-22")
+    assert tonight.released == () and not any(lake.zone("aggregates").iterdir())
+    assert [(w.event_date, w.reason, w.window_closes_on) for w in tonight.waiting] == [
+        ("2026-11-21", "window_open", "2026-11-24"), ("2026-11-22", "window_open", "2026-11-25")]
+    assert [(r.event_date, r.reason, r.rows_waiting) for r in read_night_rows(lake, "r1", AGGREGATES_WAITING,
+                                                                              AggregateWaiting)] == [
+        (date(2026, 11, 21), "window_open", 12), (date(2026, 11, 22), "window_open", 12)]
+
+    first = aggregate_night(lake, policy, run_id="r2", night="2026-11-24")
+    assert [r.manifest.event_date for r in first.released] == ["2026-11-21"]
+    second = aggregate_night(lake, policy, run_id="r3", night="2026-11-25")
+    assert [r.manifest.event_date for r in second.released] == ["2026-11-22"]
     tables = [t.name for t in policy.release_tables]
-    assert all(r.k == policy.k_anonymity and [(t.table, t.cells, t.cells_released) for t in r.tables]
-               == [(name, 1, 1) for name in tables] for r in releases.values())
-    assert sorted(p.name for p in lake.zone("aggregates").iterdir()) == ["event_date=2026-11-21", "event_date=2026-11-22"]
-    recorded = read_night_rows(lake, "r1", AGGREGATES, AggregateRelease)
-    # One row per event date and release table, each with its clause and the share of events released.
-    assert sorted((r.event_date, r.release_table, r.groups_released, r.events, r.share_events_released)
-                  for r in recorded) == sorted((date(2026, 11, day), name, 1, 12, 1.0)
-                                               for day in (21, 22) for name in tables)
+    assert all(r.result.k == policy.k_anonymity and [(t.table, t.cells, t.cells_released) for t in r.result.tables]
+               == [(name, 1, 1) for name in tables] for r in first.released + second.released)
+    assert sorted(str(p.relative_to(lake.zone("aggregates"))) for p in lake.zone("aggregates").glob("*/*")) == [
+        "event_date=2026-11-21/release=1", "event_date=2026-11-22/release=1"]
+    recorded = read_night_rows(lake, "r3", AGGREGATES, AggregateRelease)
+    # One row per release table of the release made, each with its clause and the share of events released.
+    assert sorted((r.event_date, r.release_table, r.groups_released, r.events, r.share_events_released,
+                   r.release_kind, r.release_number, r.parts, r.rows_aggregated, r.late_rows_pending,
+                   r.window_closes_on) for r in recorded) == sorted(
+        (date(2026, 11, 22), name, 1, 12, 1.0, "day", 1, 1, 12, 0, date(2026, 11, 25)) for name in tables)
     assert {r.clause for r in recorded} == {t.clause for t in policy.release_tables}
 
 
 def test_a_night_without_analytics_releases_nothing(landing, tmp_path, policy):
     lake = Lake.at(tmp_path / "lake")
     plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")   # an empty landing folder
-    assert aggregate_night(lake, policy, run_id="r1") == {}
+    done = aggregate_night(lake, policy, run_id="r1", night="2026-11-22")
+    assert done.released == done.waiting == ()
     assert read_night_rows(lake, "r1", AGGREGATES, AggregateRelease) == ()
