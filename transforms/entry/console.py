@@ -52,7 +52,7 @@ def aggregate_lines(releases: dict) -> list[str]:
         if r.cells_released:
             tables = "; ".join(f"{t.table} {t.cells_released:,} of {t.cells:,} ({percent(t.share_events_released)}"
                                " of events)" for t in r.tables)
-            lines.append(f"aggregates {day} (k={r.k}, {r.seconds:.1f} s): {tables}")
+            lines.append(f"aggregates {day}: {tables} (k={r.k}) ({r.seconds:.1f} s)")
         else:
             quiet[day] = r
     if quiet:

@@ -95,16 +95,16 @@ def test_event_dates_with_nothing_to_release_fold_into_one_line():
                 "2026-11-01": release("2026-11-01", 0, 2)}
     lines = aggregate_lines(releases)
     assert lines == [
-        "aggregates 2026-11-22 (k=10, 0.5 s): day_service 2 of 2 (100.0 % of events);"
-        " hour_area_service 10 of 1,410 (60.0 % of events)",
+        "aggregates 2026-11-22: day_service 2 of 2 (100.0 % of events);"
+        " hour_area_service 10 of 1,410 (60.0 % of events) (k=10) (0.5 s)",
         "aggregates: nothing to release on 4 event date(s) (2026-11-01, 2026-11-14…2026-11-15, 2026-11-21):"
         " 35 cells suppressed (k=10) (2.0 s)"]     # 21 + 3 + 5 + 2 fine cells, one coarse cell each
 
 
 def test_every_date_that_released_cells_keeps_its_line():
     lines = aggregate_lines({"2026-11-22": release("2026-11-22", 10, 5), "2026-11-21": release("2026-11-21", 2, 9)})
-    assert [line.split(":")[0] for line in lines] == ["aggregates 2026-11-21 (k=10, 0.5 s)",
-                                                      "aggregates 2026-11-22 (k=10, 0.5 s)"]
+    assert [line.split(":")[0] for line in lines] == ["aggregates 2026-11-21", "aggregates 2026-11-22"]
+    assert all(line.endswith("(k=10) (0.5 s)") for line in lines)
     assert "hour_area_service 2 of 11 (60.0 % of events)" in lines[0]
     assert aggregate_lines({}) == []
 
