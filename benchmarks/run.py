@@ -63,7 +63,7 @@ STEP_NAMES = {"ingested": "ingest_s", "validated": "validate_s", "committed": "b
 NEXT_STEP = {"ingested": "validate", "validated": "billing + quarantine", "committed": "analytics"}
 EXTRACT_STEPS = ("payments", "consents")
 FILE_STEPS = ("ingest", "validate", "billing + quarantine", "analytics", "extract")
-# Night-level aggregate lines: "[ 16.9s] aggregates 2026-11-22: 15 groups released, … (k=10) (0.3 s)".
+# Night-level aggregate lines: "[ 16.9s] aggregates 2026-11-22: day_service 5 of 5 (100.0 % of events); … (k=10) (0.3 s)".
 AGG_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates (?P<day>\S+): .*\((?P<s>[\d.]+) s\)$")
 # The dates that released nothing, in one line: "… aggregates: nothing to release on 3 event date(s) (…): … (0.9 s)".
 AGG_QUIET_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates: nothing to release on \d+ event date\(s\) "

@@ -352,18 +352,23 @@ class ReleaseDecision:
         return {t.name: t for t in self.tables}
 
     def table_releases(self, tables: Sequence[ReleaseTable], others: dict[int, list[int]]) -> tuple[TableRelease, ...]:
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)       # (date, table) -> cell ids
+        for c, cell in self.cells.items():
+            groups[cell.event_date, cell.table].append(c)
+        other = defaultdict(set)                                           # (date, table) -> parents with `other`
+        for parent, members in others.items():
+            for m in members:
+                other[self.cells[m].event_date, self.cells[m].table].add(parent)
         out = []
         for day in sorted({c.event_date for c in self.cells.values()}):
             for t in tables:
-                ids = [c for c, cell in self.cells.items() if cell.table == t.name and cell.event_date == day]
-                other = {(p, self.cells[m].table) for p, members in others.items() for m in members
-                         if self.cells[m].table == t.name and self.cells[m].event_date == day}
+                ids = groups[day, t.name]
                 out.append(TableRelease(
                     event_date=day, table=t.name, clause=t.clause, cells=len(ids),
                     cells_released=sum(c not in self.reason for c in ids),
                     cells_suppressed_primary=sum(self.reason.get(c) == PRIMARY for c in ids),
                     cells_suppressed_secondary=sum(self.reason.get(c) == SECONDARY for c in ids),
-                    other_cells_released=len(other),
+                    other_cells_released=len(other[day, t.name]),
                     events=sum(self.cells[c].events for c in ids),
                     events_released=sum(self.cells[c].events for c in ids if c not in self.reason)))
         return tuple(out)

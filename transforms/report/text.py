@@ -28,7 +28,7 @@ def render_text(d: dict) -> str:
                      f" + {night['rows_quarantined']:,} quarantined"
                      f" + {night['rows_refused']:,} in files refused whole (nothing kept){failed};"
                      f" {night['rows_analytics']:,} analytics rows;"
-                     f" {night['aggregate_groups_released']:,} aggregate groups released")
+                     f" {night['aggregate_groups_released']:,} aggregate cells released (every release table)")
         lines.append("  event dates: " + lateness_words(night["rows_before_lateness_window"],
                                                          night["rows_after_night"], d["lateness_window_days"],
                                                          always=True) + " (loaded as delivered)")

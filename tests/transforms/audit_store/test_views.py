@@ -12,7 +12,7 @@ from tests.transforms.audit_store.conftest import AT, NIGHT, rows, source_file
 from tests.transforms.policy.conftest import load_edited
 from transforms.audit_store import LogEvent, append_log, connect, insert
 from transforms.audit_store.tables import (
-    FieldFinding, LegalHold, RejectionReason, RetentionActionRow, RoamingRun, Run, ValidationResult,
+    AggregateRelease, FieldFinding, LegalHold, RejectionReason, RetentionActionRow, RoamingRun, Run, ValidationResult,
 )
 from transforms.audit_store.views import SQL_DIR, VIEW_NAMES, define_views, view_doc, view_sql
 from transforms.roaming.schema import STATUS_COLUMNS, STATUS_DIR
@@ -341,3 +341,27 @@ def test_zone_permissions_view_shows_the_latest_check(vcon):
                   row("r2", "billing", AT + timedelta(hours=1)), row("r2", "lake_root", AT + timedelta(hours=1))])
     assert rows(vcon, "SELECT run_id, zone, entries_open, allowed_open, as_declared FROM v_zone_permissions") == [
         ("r2", "lake_root", 0, False, True), ("r2", "billing", 0, False, True)]
+
+
+def test_aggregate_releases_per_table_from_the_nights_latest_release(vcon):
+    def release(run_id, table, cells, released, events, events_released):
+        return AggregateRelease(run_id=run_id, event_date=date(2026, 11, 22), dataset="aggregates", k=10,
+                                groups_total=cells, groups_released=released, groups_suppressed_primary=cells - released,
+                                groups_suppressed_secondary=0, rows_suppressed=events - events_released,
+                                release_table=table, clause="§3.3", other_cells_released=1, events=events,
+                                events_released=events_released, share_events_released=events_released / events)
+    _run(vcon, "r1", NIGHT, datetime(2026, 11, 23, 1, tzinfo=timezone.utc), [("a.csv", "loaded", 10, 10, 0)])
+    _run(vcon, "r2", NIGHT, datetime(2026, 11, 23, 2, tzinfo=timezone.utc), [("b.csv", "loaded", 10, 10, 0)])
+    insert(vcon, [release("r1", "day_service", 5, 4, 100, 90)])
+    insert(vcon, [release("r2", "day_service", 5, 5, 120, 120), release("r2", "hour_area_service", 40, 25, 120, 78)])
+    # A row recorded before the release tables names none: the single grain.
+    insert(vcon, [AggregateRelease(run_id="r0", event_date=date(2026, 11, 21), dataset="aggregates", k=10,
+                                   groups_total=9, groups_released=1, groups_suppressed_primary=8,
+                                   groups_suppressed_secondary=0, rows_suppressed=50)])
+    _run(vcon, "r0", date(2026, 11, 21), datetime(2026, 11, 22, 1, tzinfo=timezone.utc), [])
+    assert rows(vcon, "SELECT night, run_id, release_table, cells, cells_released, events_released,"
+                      " share_events_released FROM v_aggregate_releases") == [
+        (date(2026, 11, 21), "r0", "single grain", 9, 1, None, None),
+        (NIGHT, "r2", "day_service", 5, 5, 120, 1.0),
+        (NIGHT, "r2", "hour_area_service", 40, 25, 78, 0.65)]
+    assert rows(vcon, "SELECT aggregate_groups_released FROM v_nightly_volumes WHERE night = ?", [NIGHT]) == [(30,)]

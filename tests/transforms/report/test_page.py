@@ -10,6 +10,7 @@ from transforms.audit_store import AnchorCheck, ChainCheck, connect, insert
 from transforms.audit_store.tables import Run, SourceFile
 from transforms.audit_store.views import define_views
 from transforms.report import gather, render_html, render_index, write_report
+from transforms.report.text import render_text
 from transforms.report.queries import NIGHT_COLUMNS, DueRows, FileOutcome, RoamingWindow
 
 HOSTILE = "<script>alert(1)</script>"
@@ -161,3 +162,17 @@ def test_the_report_shows_the_latest_anchor_and_fails_without_the_anchored_tail(
     assert "BROKEN</span>: it no longer holds what was anchored" in page
     assert f"anchor {anchor}: entry seq 2 is missing from the audit log" in page
     assert f"    anchor {anchor}: entry seq 2 is missing from the audit log" in report.text
+
+
+def test_the_page_shows_each_release_table_of_the_night():
+    d = figures("billing")
+    d["release_tables"] = ["day_service", "hour_area_service"]
+    d["aggregates"] = [("day_service", 10, 5, 5, 0, 0, 0, 1000, 1000),
+                       ("hour_area_service", 10, 400, 250, 140, 10, 30, 1000, 655)]
+    page = " ".join(render_html(d, "/lake/audit.duckdb").split())
+    assert "What did last night's aggregates release?" in page
+    assert ('<tr><td>hour_area_service</td><td class="n">400</td><td class="n">250</td><td class="n">140</td>'
+            '<td class="n">10</td><td class="n">30</td><td>65.5 %</td></tr>') in page
+    assert '<tr><td>day_service</td><td class="n">5</td><td class="n">5</td>' in page
+    text = render_text(d)
+    assert "    hour_area_service            250 of       400 (140 / 10; 30 other), 65.5 % of events" in text
