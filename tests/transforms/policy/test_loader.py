@@ -10,8 +10,8 @@ import pytest
 
 from tests.transforms.policy.conftest import dump, load_edited
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
-from transforms.policy import (AggregateReleaseRule, AnonymousDataset, LatenessRule, Period, PolicyError, Reporting, RoamingRule,
-                               load_policy)
+from transforms.policy import (AggregateReleaseRule, AnonymousDataset, LatenessRule, Period, PolicyError, Reporting,
+                               RoamingRule, load_policy)
 from transforms.policy.loader import (GDPR_ANSWER_WITHIN, GDPR_EXTENSION_AT_MOST, MIN_OUTWEIGHS_SHARE,
                                       MIN_ROAMING_WINDOW_MONTHS)
 
