@@ -407,11 +407,17 @@ def test_rows_outside_the_lateness_window_are_loaded_recorded_and_counted(odd_ni
     assert audit_rows(lake, "SELECT rows_before_lateness_window, rows_after_night FROM v_nightly_volumes") == [(3, 2)]
     page = " ".join((lake / "reports" / "compliance-2026-11-22.html").read_text().split())
     assert "Event dates: 3 rows dated more than 7 day(s) before the night, 2 after it." in page
-    # Every event date the night touched has too few subscribers to release a group: one line for all six.
-    quiet = [line for line in run.stderr.splitlines() if "nothing to release" in line]
-    assert len(quiet) == 1
-    assert "nothing to release on 6 event date(s) (2026-11-01, 2026-11-13, 2026-11-15, 2026-11-22…2026-11-24)" in quiet[0]
-    assert not re.search(r"\] aggregates 2026-11-\d\d: ", run.stderr)        # no date of its own line
+    # Six event dates, each with too few subscribers to release a group. The three whose release window
+    # (policy aggregate_release, 3 days) closed before the night wait below k, the three inside it wait for it:
+    # one line each, and nothing released.
+    below_k = [line for line in run.stderr.splitlines() if "waiting until their rows pass k" in line]
+    assert len(below_k) == 1 and "aggregates: 3 day(s) waiting" in below_k[0]
+    assert below_k[0].endswith(": 2026-11-01, 2026-11-13, 2026-11-15 (4 rows)")
+    window = [line for line in run.stderr.splitlines() if "inside their 3-day window" in line]
+    assert len(window) == 1 and window[0].endswith("aggregates: 3 day(s) inside their 3-day window, released once it"
+                                                   " closes: 2026-11-22…2026-11-24 (3 rows)")
+    assert not re.search(r"\] aggregates 2026-11-\d\d release", run.stderr)
+    assert not list((lake / "aggregates").rglob("*.parquet"))
 
 
 def test_a_file_that_loads_nothing_is_not_loaded_and_a_refused_file_is_not_quarantined(odd_night):

@@ -6,11 +6,12 @@ Every rule carries the clause of the policy it comes from, so any finding can ci
 
 from transforms.policy.loader import load_policy
 from transforms.policy.model import (
-    LINEAGE_COLUMNS, RECORD_ID, AccessGroup, AccessRule, AnonymousDataset, ConsentPurpose, ConsentRule, FieldRule,
-    LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule, SubjectRight, SubjectRightsRule, ZoneAccess,
+    LINEAGE_COLUMNS, RECORD_ID, AccessGroup, AccessRule, AggregateReleaseRule, AnonymousDataset, ConsentPurpose,
+    ConsentRule, FieldRule, LatenessRule, Operator, Policy, Reporting, RetentionRule, RoamingRule, SubjectRight,
+    SubjectRightsRule, ZoneAccess,
 )
 from transforms.policy.period import Period, PolicyError
 
-__all__ = ["LINEAGE_COLUMNS", "RECORD_ID", "AccessGroup", "AccessRule", "AnonymousDataset", "ConsentPurpose",
-           "ConsentRule", "FieldRule", "LatenessRule", "Operator", "Period", "Policy", "PolicyError", "Reporting",
-           "RetentionRule", "RoamingRule", "SubjectRight", "SubjectRightsRule", "ZoneAccess", "load_policy"]
+__all__ = ["LINEAGE_COLUMNS", "RECORD_ID", "AccessGroup", "AccessRule", "AggregateReleaseRule", "AnonymousDataset",
+           "ConsentPurpose", "ConsentRule", "FieldRule", "LatenessRule", "Operator", "Period", "Policy", "PolicyError",
+           "Reporting", "RetentionRule", "RoamingRule", "SubjectRight", "SubjectRightsRule", "ZoneAccess", "load_policy"]

@@ -143,10 +143,9 @@ def _rows(paths) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)   # footers only
 
 
-def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str, say=None) -> ReleaseNight:
+def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> ReleaseNight:
     """Release every day whose window closed by `night` and has no release yet, and the late rows of
     released days once they pass k; count what waits. See the module docstring."""
-    say = say or (lambda _m: None)
     rule = policy.aggregate_release
     released, waiting, done = [], [], 0
     for day in analytics_days(lake):
@@ -160,25 +159,22 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str, say=N
             if not rule.is_due(date.fromisoformat(day), night):
                 waiting.append(Waiting(day, WINDOW_OPEN, len(parts), _rows(parts.values()), closes))
                 continue
-            release = _release(lake, policy, day, DAY_RELEASE, DAY, parts, closes, run_id)
-            if release is None:
-                waiting.append(Waiting(day, BELOW_K, len(parts), _rows(parts.values()), closes))
-            else:
-                released.append(release)
+            number, kind, todo = DAY_RELEASE, DAY, parts
+        else:
+            covered = {p for m in made for p in m.parts}
+            number, kind, todo = made[-1].release + 1, LATE, {n: p for n, p in parts.items() if n not in covered}
+            if not todo:
+                done += 1
+                continue
+        try:
+            release = _release(lake, policy, day, number, kind, todo, closes, run_id)
+        except AlreadyCommitted:
+            done += 1               # another run (another night's) made this release first: it stands
             continue
-        covered = {p for m in made for p in m.parts}
-        late = {name: path for name, path in parts.items() if name not in covered}
-        if not late:
-            done += 1
-            continue
-        release = _release(lake, policy, day, made[-1].release + 1, LATE, late, closes, run_id)
         if release is None:
-            waiting.append(Waiting(day, BELOW_K, len(late), _rows(late.values()), closes))
+            waiting.append(Waiting(day, BELOW_K, len(todo), _rows(todo.values()), closes))
         else:
             released.append(release)
-    for r in released:
-        say(f"released {r.manifest.event_date} #{r.manifest.release} ({r.manifest.kind}):"
-            f" {len(r.manifest.parts)} part(s), {r.manifest.rows:,} rows")
     return ReleaseNight(night.isoformat(), rule.window_days, rule.clause, tuple(released), tuple(waiting), done)
 
 
@@ -190,13 +186,17 @@ def ensure_released(lake: Lake, policy: Policy, day: str, *, run_id: str) -> Rel
     if _closed(lake, day) or manifests(lake, day) or not parts:
         return None
     closes = policy.aggregate_release.window_closes_on(date.fromisoformat(day)).isoformat()
-    return _release(lake, policy, day, DAY_RELEASE, DAY, parts, closes, run_id)
+    try:
+        return _release(lake, policy, day, DAY_RELEASE, DAY, parts, closes, run_id)
+    except AlreadyCommitted:
+        return None                 # a night's run released it meanwhile
 
 
 def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts: dict[str, Path],
              closes: str, run_id: str) -> Release | None:
     """Aggregate exactly `parts`, suppress, and commit release `number` of `day` — never over an existing
-    one. A release that would release nothing is not made (None); nor is one another run made first."""
+    one (AlreadyCommitted: another run made it first). A release that would release nothing is not made
+    (None)."""
     work = lake.work_dir(run_id) / f"release-{day}-{number}"
     remove_tree(work)
     try:
@@ -220,10 +220,7 @@ def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts
                 shutil.copyfile(f, stage / f.name)
             (stage / MANIFEST).write_text(json.dumps(_plain(manifest), sort_keys=True, indent=1) + "\n")
 
-        try:
-            commit_new_folder(release_folder(lake, day, number), fill)
-        except AlreadyCommitted:
-            return None             # another run released it first; its release stands
+        commit_new_folder(release_folder(lake, day, number), fill)
         pending = {p for p in _parts(lake, day)} - {p for m in manifests(lake, day) for p in m.parts}
         return Release(manifest, result, _rows(_parts(lake, day)[p] for p in pending))
     finally:

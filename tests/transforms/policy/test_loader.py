@@ -10,8 +10,8 @@ import pytest
 
 from tests.transforms.policy.conftest import dump, load_edited
 from transforms.bundled import DEFAULT_POLICY, REPO_ROOT
-from transforms.policy import (AnonymousDataset, LatenessRule, Period, PolicyError, Reporting, RoamingRule,
-                               load_policy)
+from transforms.policy import (AggregateReleaseRule, AnonymousDataset, LatenessRule, Period, PolicyError, Reporting,
+                               RoamingRule, load_policy)
 from transforms.policy.loader import (GDPR_ANSWER_WITHIN, GDPR_EXTENSION_AT_MOST, MIN_OUTWEIGHS_SHARE,
                                       MIN_ROAMING_WINDOW_MONTHS)
 
@@ -435,25 +435,38 @@ def test_lateness_window_from_the_file(policy):
         "GDPR Art. 5(1)(d), 5(2) (accuracy, accountability); §3.2 ¶3 item 4 (time of the communication)", 7)
 
 
+def test_aggregate_release_window_from_the_file(policy):
+    # As shipped: a day is released by the run of the third night after it (docs/design.md §4).
+    assert policy.aggregate_release == AggregateReleaseRule(
+        "§3.3 ¶1 (aggregated: each figure released once, so no two versions differ by fewer than k subscribers)", 3)
+
+
+# Both windows are days counted back from a night: 0 is a window too, a negative one is refused.
+WINDOWS = ("lateness", "aggregate_release")
+
+
+@pytest.mark.parametrize("section", WINDOWS)
 @pytest.mark.parametrize("days", [0, 1, 30])
-def test_lateness_windows_from_zero_load(tmp_path, days):
-    assert load_edited(tmp_path, setter("lateness", "window_days", value=days)).lateness.window_days == days
+def test_windows_from_zero_load(tmp_path, section, days):
+    assert getattr(load_edited(tmp_path, setter(section, "window_days", value=days)), section).window_days == days
 
 
+@pytest.mark.parametrize("section", WINDOWS)
 @pytest.mark.parametrize("days", [-1, -7, "7", 7.5, True])
-def test_a_negative_or_non_integer_lateness_window_is_refused(load_variant, days):
-    err = load_variant(setter("lateness", "window_days", value=days))
-    assert str(err).startswith("lateness.window_days: expected an integer >= 0")
+def test_a_negative_or_non_integer_window_is_refused(load_variant, section, days):
+    err = load_variant(setter(section, "window_days", value=days))
+    assert str(err).startswith(f"{section}.window_days: expected an integer >= 0")
 
 
+@pytest.mark.parametrize("section", WINDOWS)
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d.pop("lateness"), "lateness: missing"),
-    (lambda d: d["lateness"].pop("clause"), "lateness.clause: missing"),
-    (lambda d: d["lateness"].pop("window_days"), "lateness.window_days: missing"),
-    (lambda d: d["lateness"].update(grace_days=3), "lateness: unknown key(s): grace_days"),
+    (lambda d, s: d.pop(s), "{s}: missing"),
+    (lambda d, s: d[s].pop("clause"), "{s}.clause: missing"),
+    (lambda d, s: d[s].pop("window_days"), "{s}.window_days: missing"),
+    (lambda d, s: d[s].update(grace_days=3), "{s}: unknown key(s): grace_days"),
 ])
-def test_lateness_shape(load_variant, edit, message):
-    assert str(load_variant(edit)) == message
+def test_window_shape(load_variant, section, edit, message):
+    assert str(load_variant(lambda d: edit(d, section))) == message.format(s=section)
 
 
 def test_lateness_rule_is_frozen(policy):

@@ -151,6 +151,18 @@ def test_a_run_killed_between_staging_and_commit_re_run_gives_the_same_release(l
     assert snapshot(lake) == strip                                             # and the stray stage is gone
 
 
+def test_a_run_that_listed_before_another_committed_leaves_that_release_standing(lake, policy, monkeypatch):
+    # Two nights' runs at once: the second listed the day as unreleased, then the first committed release 1.
+    add_part(lake, "a", people(0, 12))
+    release_night(lake, policy, night(3), run_id="first")
+    before = snapshot(lake)
+    monkeypatch.setattr(releases, "manifests", lambda _lake, _day: [])
+    add_part(lake, "b", people(12, 12))          # more rows: its release 1 would differ
+    second = release_night(lake, policy, night(4), run_id="second")
+    assert second.released == () and second.already_released == 1
+    assert snapshot(lake) == before
+
+
 # ---------------------------------------------------------------- late rows
 
 def test_late_rows_wait_until_they_pass_k_then_make_one_late_release(lake, policy):
