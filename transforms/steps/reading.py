@@ -313,6 +313,7 @@ def _number_staged_rows(con: duckdb.DuckDBPyConnection, staged: Path, work_dir: 
             FROM (SELECT *, {position} AS p FROM read_parquet($staged, file_row_number = true)) s
             ASOF LEFT JOIN shifts x ON s.p >= x.from_position
             ORDER BY s.p
-        ) TO $dst (FORMAT parquet, COMPRESSION {STAGED_COMPRESSION})""", {"h": header, "staged": str(staged), "dst": str(numbered)})
+        ) TO $dst (FORMAT parquet, COMPRESSION {STAGED_COMPRESSION})""",
+            {"h": header, "staged": str(staged), "dst": str(numbered)})
     numbered.replace(staged)
     return LineNumbering(header)
