@@ -4,7 +4,7 @@
 
 Calls the transforms functions directly, chained as `transforms.nightly.
 audit_file._audit_ingested` chains them: fingerprint → ingest_file → check_fields →
-validate_staged → load_billing → quarantine_rows, into a scratch lake under
+validate_staged → load_billing → quarantine_rows → build_analytics (demo key), into a scratch lake under
 --work. For every step: wall seconds, process CPU seconds (all threads) and
 peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
@@ -158,6 +158,13 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
         q = quarantine_rows(val.rejected_path, ing.unparseable_path, lake, work, policy,
                             source_sha256=sha, run_id=run_id, night=night)
         rec.update(rows_written=q.rows_written)
+    if bill.rows_written:
+        from transforms.privacy.analytics import build_analytics
+        from transforms.privacy.keys import demo_keyring
+        with step("build_analytics", steps) as rec:
+            made = build_analytics([str(lake.root / f) for f in bill.files], lake, policy, demo_keyring(),
+                                   work / "analytics", source_sha256=sha)
+            rec.update(rows=made.rows)
     shutil.rmtree(work, ignore_errors=True)
     return {"file": path.name, "bytes": path.stat().st_size, "lines": lines, "rows_read": ing.rows_read,
             "steps": steps, "total_s": round(sum(s["seconds"] for s in steps), 2),

@@ -10,6 +10,7 @@ of that part and of the billing part it was made from (`subject_index`): the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from transforms.lake import Lake
@@ -57,7 +58,7 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     try:
         define_generalized(con, billing_files, policy)
         # The identifiers are read from the billing rows themselves: one lookup serves all of the file's days.
-        tokens = plan_tokens(con, "generalized_billing", policy, keyring)
+        tokens = plan_tokens(con, "generalized_billing", policy, keyring, spellings_by="event_date")
         rows = restricted = blanked = 0
         # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone, and where they
         # are the other party of someone else's row, their token does not either.
@@ -83,7 +84,8 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             # holds them, and an index without them would hide them from a search; without an index the part
             # is scanned whole.
             if len(files) == 1 and left_out == "false":
-                stage_day_indexes(con, f"day_{i}", policy, tokens.targets, tokens.key_id, indexes / folder)
+                stage_day_indexes(con, f"day_{i}", policy, tokens.targets, tokens.key_id, indexes / folder,
+                                  date.fromisoformat(folder.split("=", 1)[1]))
     finally:
         con.close()
     zone = commit_partitions(out, lake, "analytics", source_sha256)

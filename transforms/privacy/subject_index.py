@@ -35,6 +35,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -108,19 +109,21 @@ def write_index(con, part: Path, tokens_sql: str, params: dict, *, raw: bool = F
 
 
 def stage_day_indexes(con, day_view: str, policy: Policy, tokenized: tuple[str, ...], key_id: str,
-                      dst_dir: Path) -> bool:
+                      dst_dir: Path, day: date) -> bool:
     """The analytics step's indexes of one day, written to `dst_dir` (`billing.tokens`, `analytics.tokens`) from
-    its table `tokens` (col: position in `tokenized`, raw, token; `transforms.privacy.tokens.plan_tokens`) and the
-    day's billing rows `day_view`: no identifier is hashed again. False when some identifier column of the day was
-    not tokenized (its part is left without an index: an index must list every identifier of its part)."""
+    its tables `tokens` (col: position in `tokenized`, raw, token) and `spellings` (part: the event date, col, raw;
+    both `transforms.privacy.tokens.plan_tokens`): the spellings the day's billing rows `day_view` hold, found in
+    the same scan that found the file's spellings; no identifier is hashed again, no row read again. False when
+    some identifier column of the day was not tokenized (its part is left without an index: an index must list
+    every identifier of its part)."""
     columns = indexed_columns(policy, columns_of_relation(con, day_view))
     if not columns or set(columns) - set(tokenized):
         return False
     position = {c: i for i, c in enumerate(tokenized)}
-    day = " UNION ALL ".join(f"SELECT {position[c]} AS col, CAST({c} AS VARCHAR) AS raw FROM {day_view}"
-                             f" WHERE {c} IS NOT NULL" for c in columns)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE day_index AS
-        SELECT token, raw FROM tokens WHERE token IS NOT NULL AND (col, raw) IN (SELECT DISTINCT col, raw FROM ({day}))""")
+    execute(con, f"""CREATE OR REPLACE TEMP TABLE day_index AS
+        SELECT t.token, t.raw FROM tokens t JOIN spellings s USING (col, raw)
+        WHERE t.token IS NOT NULL AND s.part = $day AND s.col IN ({", ".join(str(position[c]) for c in columns)})""",
+            {"day": day})
     dst_dir.mkdir(parents=True, exist_ok=True)
     params = {"key_id": key_id}
     write_index_file(con, dst_dir / "billing.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN}, raw FROM day_index",

@@ -96,12 +96,16 @@ class TokenPlan:
         return f"{star}, $key_id AS {KEY_ID_COLUMN}"
 
 
-def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True) -> TokenPlan:
+def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True,
+                spellings_by: str | None = None) -> TokenPlan:
     """Build the table `tokens` (column, raw spelling → token) in `con` for the tokenize columns of `relation`.
 
     `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
     normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
     `probe_by_hash=False` joins on the spelling's text always (the path taken on a hash clash).
+    With `spellings_by` (a column of `relation`, e.g. the event date), the table `spellings` (part: that
+    column's value, col, raw) is kept too: which spellings each part holds, from the same scan (the analytics
+    step's subject indexes read it instead of scanning each day's rows again).
     """
     key = keyring.current
     present = {d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
@@ -119,9 +123,18 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     #    in one statement. Per spelling rather than per normalized value: a few more hashes, no join back.
     #    Column names come from the policy (lower_snake_case, checked on load). `h` is the spelling's
     #    64-bit hash: the row joins below probe on it instead of on the text.
-    per_column = [
-        f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
-        f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
+    if spellings_by is None:
+        per_column = [
+            f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
+            f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
+    else:
+        by_part = " UNION ALL ".join(
+            f"SELECT DISTINCT {spellings_by} AS part, {i} AS col, CAST({f.column} AS VARCHAR) AS raw FROM {relation}"
+            f" WHERE {f.column} IS NOT NULL" for i, f in enumerate(targets)) or \
+            f"SELECT {spellings_by} AS part, 0 AS col, NULL::VARCHAR AS raw FROM {relation} WHERE false"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE spellings AS {by_part}")
+        per_column = [f"SELECT DISTINCT {i} AS col, '{f.identifier}' AS kind, raw FROM spellings WHERE col = {i}"
+                      for i, f in enumerate(targets)]
     norm = " ".join(f"WHEN kind = '{kind}' THEN {normalize_sql('raw', kind)}"
                     for kind in sorted({f.identifier for f in targets}))
     hmac_expr, hmac_params = token_sql(key, "kind", "norm")

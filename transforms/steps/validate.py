@@ -21,9 +21,12 @@ from transforms.bundled import BILLING_SUITE
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect, execute, sql_literal
 from transforms.policy import Policy
-from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, STAGING_TECHNICAL, LineNumbering
+from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, LineNumbering
 
 DUPLICATE = "duplicate_row"
+# The valid rows become the billing zone's parts: zstd level 1 took ~15% less of that COPY's CPU than the default
+# level and gave a slightly smaller file on a 4.4M-row day (benchmarks/README.md, issue 17).
+BILLING_ZSTD_LEVEL = 1
 
 _SQL_TYPES = {"varchar": "VARCHAR", "timestamp": "TIMESTAMP", "bigint": "BIGINT", "double": "DOUBLE",
               "decimal(18,4)": "DECIMAL(18,4)", "decimal(18,6)": "DECIMAL(18,6)"}
@@ -118,8 +121,14 @@ _SHAPE_RULES = ("expect_column_values_to_match_regex", "expect_column_values_to_
                 "expect_column_value_lengths_to_be_between")
 
 
+# A failing row's canonical text is kept beside its verdict under this prefix (the verdict's own pass over the
+# rows), so its quarantine row is written from the verdict alone.
+TEXT_PREFIX = "_text_"
+
+
 def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
-    """Canonical text columns of a rejected row, with values that failed a shape rule blanked.
+    """Canonical text columns of a rejected row (the verdict `v`, its text under TEXT_PREFIX), with values that
+    failed a shape rule blanked.
 
     Ranges (a 90 000 s call) stay readable for review; values that failed a
     shape rule or a type cast, or hold a line break (a record that swallowed
@@ -129,8 +138,9 @@ def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
     for i, column in enumerate(policy.allowed_columns):
         names = [r.name for r in rules if r.column == column and r.expectation in _SHAPE_RULES]
         params[f"m{i}"] = [*names, f"{column}_unparseable"]
-        exprs.append(f"CASE WHEN list_has_any(v.reasons, $m{i}) OR contains(s.{column}, chr(10))"
-                     f" OR contains(s.{column}, chr(13)) THEN NULL ELSE s.{column} END AS {column}")
+        text = f"v.{TEXT_PREFIX}{column}"
+        exprs.append(f"CASE WHEN list_has_any(v.reasons, $m{i}) OR contains({text}, chr(10))"
+                     f" OR contains({text}, chr(13)) THEN NULL ELSE {text} END AS {column}")
     return ", ".join(exprs), params
 
 
@@ -161,6 +171,11 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
             SELECT {numbering.source_row()} AS source_row, *
             FROM read_parquet({sql_literal(staged_path)}, file_row_number = true)""")
         con.execute(f"CREATE VIEW candidate AS SELECT source_row, {typed_select(policy)}, {INGEST_FLAG} FROM staged")
+        # The same rows with their text too: the verdict keeps a failing row's text, so its quarantine row needs
+        # no second pass over the staged file (a full read at 4.5M rows, for a few dozen rows).
+        text = ", ".join(f"s.{c} AS {TEXT_PREFIX}{c}" for c in policy.allowed_columns)
+        con.execute(f"CREATE VIEW checked AS SELECT s.source_row, {typed_select(policy)}, s.{INGEST_FLAG}, {text}"
+                    " FROM staged s")
         rows_in = con.execute("SELECT count(*) FROM candidate").fetchone()[0]
     finally:
         con.close()
@@ -184,13 +199,13 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                              "r.source_row IS NOT NULL"])
         execute(con, f"""
             CREATE TEMP TABLE verdict AS
-            SELECT c.source_row,
+            SELECT c.source_row, {", ".join(f"c.{TEXT_PREFIX}{col}" for col in policy.allowed_columns)},
                    list_filter(list_concat(
                        CASE WHEN _unparseable = '' THEN [] ELSE string_split(_unparseable, ',') END,
                        [{INGEST_FLAG}],
                        [{reasons}],
                        [CASE WHEN r.source_row IS NOT NULL THEN '{DUPLICATE}' END]), lambda x: x IS NOT NULL) AS reasons
-            FROM candidate c LEFT JOIN repeats r USING (source_row)
+            FROM checked c LEFT JOIN repeats r USING (source_row)
             WHERE {fails}""", rule_params)
         by_reason = dict(con.execute(
             "SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM verdict) GROUP BY reason"
@@ -215,14 +230,14 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                            $sha AS source_file_sha256, source_row, $run_id AS run_id, {canon}
                     FROM candidate c ANTI JOIN verdict v USING (source_row)
                     WHERE CAST(c.start_time AS DATE) = $day
-                ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, "day": day, "dst": str(out)})
+                ) TO $dst (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {BILLING_ZSTD_LEVEL})""",
+                    {**params, "day": day, "dst": str(out)})
         execute(con, f"""
             COPY (
-                SELECT md5($sha || ':' || s.source_row) AS record_id,
-                       $sha AS source_file_sha256, s.source_row, $run_id AS run_id, array_to_string(v.reasons, '; ') AS reason, {masked}
-                FROM (SELECT * EXCLUDE (file_row_number, {', '.join(STAGING_TECHNICAL)}) FROM staged) s
-                JOIN verdict v USING (source_row)
-                ORDER BY s.source_row
+                SELECT md5($sha || ':' || v.source_row) AS record_id,
+                       $sha AS source_file_sha256, v.source_row, $run_id AS run_id, array_to_string(v.reasons, '; ') AS reason, {masked}
+                FROM verdict v
+                ORDER BY v.source_row
             ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, **mask_params, "dst": str(rejected_path)})
     finally:
         con.close()

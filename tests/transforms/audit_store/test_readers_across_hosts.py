@@ -79,6 +79,16 @@ store.generation = lambda lake: ""
 """
 
 
+# The reader notes (`looked`) its first look for writers, so a test times its wait from there.
+NOTES_ITS_FIRST_LOOK = """
+real_writers_now = store._writers_now
+def noting_writers_now(lake):
+    (work / "looked").touch()
+    return real_writers_now(lake)
+store._writers_now = noting_writers_now
+"""
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -143,7 +153,8 @@ def copy_a_writer_comes_into(lake, tmp_path, new_file, setup: str = "") -> tuple
 def test_a_reader_waits_for_another_hosts_writer_and_copies_what_it_wrote(lake, tmp_path, versions):
     old, new, new_file = versions
     with writer_half_way(lake, tmp_path, new_file):
-        r = reader(lake, tmp_path, wait_s=60)
+        r = reader(lake, tmp_path, wait_s=60, setup=NOTES_ITS_FIRST_LOOK)
+        wait_for(tmp_path / "looked", r)        # started (a loaded machine may take seconds to import)
         time.sleep(2.0)
         assert r.poll() is None and not (tmp_path / "copy.duckdb").exists()     # waits, has copied nothing
     out, err = finish(r)

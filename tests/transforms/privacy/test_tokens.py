@@ -115,6 +115,32 @@ def test_plan_tokens(tmp_path, policy):
     assert tok["hmac_key_id"] == ["k2026-01"] * 5
 
 
+def test_spellings_by_part_from_the_same_scan(tmp_path, policy):
+    # Rows 1-2 are one part (day), rows 3-5 another (row_no counts from 0): `spellings` lists each part's own
+    # spellings per column, once, and the tokens are those of a plan without it.
+    con = connect(tmp_path / "tmp")
+    try:
+        source_table(con, **RAW)
+        con.execute("CREATE TEMP VIEW by_day AS SELECT *, CASE WHEN row_no < 2 THEN 'd1' ELSE 'd2' END AS day"
+                    " FROM source")
+        plain = plan_tokens(con, "source", policy, RING_A)
+        expected = tokenized(con, plain)
+        plan = plan_tokens(con, "by_day", policy, RING_A, spellings_by="day")
+        got = execute(con, f"SELECT {plan.select(exclude=('row_no', 'day'))} FROM by_day t{plan.joins}"
+                           " ORDER BY t.row_no", plan.params).fetchall()
+        assert got == expected[1] and plan.distinct_by_column == plain.distinct_by_column
+        spellings = con.execute("SELECT part, col, raw FROM spellings ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    imsi = plan.targets.index("imsi")
+    origin = plan.targets.index("origin_number")
+    assert [(p, r) for p, c, r in spellings if c == imsi] == [
+        ("d1", "293401234567890"), ("d2", "293409876543210"), ("d2", "38640123456")]   # rows 1-2 share one IMSI
+    assert [(p, r) for p, c, r in spellings if c == origin] == [
+        ("d1", "+38640123456"), ("d1", "040123456"), ("d2", "0038640123456"), ("d2", "051987654")]
+    assert len(spellings) == len(set(spellings))
+
+
 def test_no_raw_identifier_in_what_the_plan_selects(tmp_path, policy):
     # Written out as the analytics step writes it: decompressed values and raw bytes (footer statistics
     # included) hold no raw identifier.
