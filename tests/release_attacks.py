@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-import duckdb
-
+from tests.transforms.privacy.conftest import read_tables
 from tests.transforms.privacy.differencing import attack, read_rows
 from transforms.lake import Lake
 from transforms.policy import Policy
@@ -45,18 +44,8 @@ def recount(lake: Lake, policy: Policy, days) -> list[str]:
         for m in (m for m in manifests(lake, day) if m.kind == LATE):
             rows = read_rows([lake.zone("analytics") / f"event_date={day}" / p for p in m.parts])
             folder = release_folder(lake, day, m.release)
-            tables = {f.stem: _read(f) for f in sorted(folder.glob("*.parquet"))}
+            tables = read_tables(folder)
             found += [f"{day}#{m.release}: {line}" for line in attack(rows, {day: tables}, policy,
                                                                        policy.k_anonymity)]
     return found
 
-
-def _read(path) -> list[dict]:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        cur = con.execute("SELECT * FROM read_parquet($p)", {"p": str(path)})
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
-    finally:
-        con.close()

@@ -65,7 +65,7 @@ def test_days_are_released_by_the_night_their_window_closes(nights):
     # 20 Nov's window (3 days) closes on 23 Nov: that night's run releases it, from every part it then had.
     assert (date(2026, 11, 20), 1, "day", date(2026, 11, 23), date(2026, 11, 23)) in released
     assert all(on <= night and (night - d).days >= 3 for d, _, _, on, night in released)
-    assert "aggregates 2026-11-20 release 1 (day)" in runs["2026-11-23"].stderr
+    assert "aggregates 2026-11-20 release 1 (day," in runs["2026-11-23"].stderr
 
 
 def test_late_rows_wait_below_k_then_make_one_late_release(nights):
@@ -81,8 +81,9 @@ def test_late_rows_wait_below_k_then_make_one_late_release(nights):
     assert (day_release["release"], day_release["kind"], late["release"], late["kind"]) == (1, "day", 2, "late")
     small = [p for p in late["parts"] if p not in day_release["parts"]]
     assert small == late["parts"] and len(late["parts"]) >= 2       # the small file waited and went with it
-    (kind, parts, rows), = audit_rows(lake.root, "SELECT release_kind, parts, rows_aggregated FROM aggregate_releases"
-                                                 " WHERE event_date = ? AND release_number = 2", [DAY])
+    (kind, parts, rows), = audit_rows(lake.root, "SELECT DISTINCT release_kind, parts, rows_aggregated"
+                                                 " FROM aggregate_releases WHERE event_date = ? AND release_number = 2",
+                                      [DAY])
     assert (kind, parts, rows) == ("late", len(late["parts"]), late["rows"]) and rows > 3
     view = audit_rows(lake.root, "SELECT DISTINCT release_number, release_kind FROM v_aggregate_releases"
                                  " WHERE event_date = ? ORDER BY release_number", [DAY])
@@ -101,7 +102,7 @@ def test_a_re_run_of_a_night_changes_no_byte_of_the_aggregates_zone(nights):
     again = run_cli("run", "--landing", str(landings["2026-11-25"]), "--lake", str(lake.root), "--date", "2026-11-25")
     assert again.returncode == 0, again.stderr[-3000:]
     assert snapshot(lake) == snaps["2026-11-25"]
-    assert "release 1 (day)" not in again.stderr and "(late)" not in again.stderr
+    assert "release 1 (day," not in again.stderr and "(late," not in again.stderr
 
 
 def test_with_a_category_the_sweep_deletes_a_days_releases_whole_and_proves_it(nights, tmp_path):

@@ -87,19 +87,26 @@ def write_rows(path: Path, rows: list[tuple], *, second_key: tuple = ()) -> Path
     return path
 
 
-def read_output(out: Path) -> dict:
-    """{date: {release table: [dict]}} from the written files (`other` rows included, marked)."""
+def read_output(out: Path, release: int | None = None) -> dict:
+    """{date: {release table: [dict]}} from the written files (`other` rows included, marked): the tables
+    straight in `event_date=D/` (what `aggregate_day` writes), or those of `release=N/` (the aggregates zone)."""
+    found = {}
+    for part in sorted(out.glob("event_date=*")):
+        folder = part if release is None else part / f"release={release}"
+        if folder.is_dir():
+            found[part.name.split("=", 1)[1]] = read_tables(folder)
+    return found
+
+
+def read_tables(folder: Path) -> dict:
+    """{release table: [dict]} of one folder's `<table>.parquet` files."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    found = {}
     try:
-        for part in sorted(out.glob("event_date=*")):
-            day = part.name.split("=", 1)[1]
-            found[day] = {f.stem: rows_as_dicts(con.execute(f"SELECT * FROM read_parquet('{f}')"))
-                          for f in sorted(part.glob("*.parquet"))}
+        return {f.stem: rows_as_dicts(con.execute("SELECT * FROM read_parquet($f)", {"f": str(f)}))
+                for f in sorted(folder.glob("*.parquet"))}
     finally:
         con.close()
-    return found
 
 
 def cells_of(out: dict, day: str, table: str, *, other: bool = False) -> list[dict]:
