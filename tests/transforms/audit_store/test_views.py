@@ -343,25 +343,31 @@ def test_zone_permissions_view_shows_the_latest_check(vcon):
         ("r2", "lake_root", 0, False, True), ("r2", "billing", 0, False, True)]
 
 
-def test_aggregate_releases_per_table_from_the_nights_latest_release(vcon):
-    def release(run_id, table, cells, released, events, events_released):
+def test_aggregate_releases_per_release_and_table_from_the_run_that_made_it(vcon):
+    def release(run_id, table, cells, released, events, events_released, number=1, kind="day"):
         return AggregateRelease(run_id=run_id, event_date=date(2026, 11, 22), dataset="aggregates", k=10,
                                 groups_total=cells, groups_released=released, groups_suppressed_primary=cells - released,
                                 groups_suppressed_secondary=0, rows_suppressed=events - events_released,
                                 release_table=table, clause="§3.3", other_cells_released=1, events=events,
-                                events_released=events_released, share_events_released=events_released / events)
-    _run(vcon, "r1", NIGHT, datetime(2026, 11, 23, 1, tzinfo=timezone.utc), [("a.csv", "loaded", 10, 10, 0)])
-    _run(vcon, "r2", NIGHT, datetime(2026, 11, 23, 2, tzinfo=timezone.utc), [("b.csv", "loaded", 10, 10, 0)])
-    insert(vcon, [release("r1", "day_service", 5, 4, 100, 90)])
-    insert(vcon, [release("r2", "day_service", 5, 5, 120, 120), release("r2", "hour_area_service", 40, 25, 120, 78)])
-    # A row recorded before the release tables names none: the single grain.
+                                events_released=events_released, share_events_released=events_released / events,
+                                release_kind=kind, release_number=number, parts=2, rows_aggregated=events,
+                                late_rows_pending=0, window_closes_on=date(2026, 11, 25))
+    night, later = date(2026, 11, 25), date(2026, 11, 27)
+    _run(vcon, "r1", night, datetime(2026, 11, 26, 1, tzinfo=timezone.utc), [("a.csv", "loaded", 10, 10, 0)])
+    _run(vcon, "r2", night, datetime(2026, 11, 26, 2, tzinfo=timezone.utc), [("b.csv", "loaded", 10, 10, 0)])
+    _run(vcon, "r3", later, datetime(2026, 11, 28, 1, tzinfo=timezone.utc), [("c.csv", "loaded", 10, 10, 0)])
+    insert(vcon, [release("r1", "day_service", 5, 5, 120, 120), release("r1", "hour_area_service", 40, 25, 120, 78)])
+    # A row the same release already has (a release is made once: the first run's row is the one shown).
+    insert(vcon, [release("r2", "day_service", 5, 4, 130, 90)])
+    insert(vcon, [release("r3", "day_service", 2, 1, 30, 20, number=2, kind="late")])
+    # A row recorded before releases were numbered stays in the table only.
     insert(vcon, [AggregateRelease(run_id="r0", event_date=date(2026, 11, 21), dataset="aggregates", k=10,
                                    groups_total=9, groups_released=1, groups_suppressed_primary=8,
                                    groups_suppressed_secondary=0, rows_suppressed=50)])
     _run(vcon, "r0", date(2026, 11, 21), datetime(2026, 11, 22, 1, tzinfo=timezone.utc), [])
-    assert rows(vcon, "SELECT night, run_id, release_table, cells, cells_released, events_released,"
-                      " share_events_released FROM v_aggregate_releases") == [
-        (date(2026, 11, 21), "r0", "single grain", 9, 1, None, None),
-        (NIGHT, "r2", "day_service", 5, 5, 120, 1.0),
-        (NIGHT, "r2", "hour_area_service", 40, 25, 78, 0.65)]
-    assert rows(vcon, "SELECT aggregate_groups_released FROM v_nightly_volumes WHERE night = ?", [NIGHT]) == [(30,)]
+    assert rows(vcon, "SELECT night, run_id, release_number, release_kind, release_table, cells, cells_released,"
+                      " events_released, share_events_released FROM v_aggregate_releases") == [
+        (night, "r1", 1, "day", "day_service", 5, 5, 120, 1.0),
+        (night, "r1", 1, "day", "hour_area_service", 40, 25, 78, 0.65),
+        (later, "r3", 2, "late", "day_service", 2, 1, 20, 20 / 30)]
+    assert rows(vcon, "SELECT aggregate_groups_released FROM v_nightly_volumes WHERE night = ?", [later]) == [(1,)]
