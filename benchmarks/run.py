@@ -67,9 +67,6 @@ FILE_STEPS = ("ingest", "validate", "billing + quarantine", "analytics", "extrac
 # "[ 16.9s] aggregates 2026-11-22 release 1 (day, k=10, from 9 part(s), 1,234 rows): day_service 5 of 9 … (0.3 s)".
 AGG_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates (?P<day>\S+)(?: release \d+ \(.*?\))?: .*"
                     r"\((?P<s>[\d.]+) s\)$")
-# The dates that released nothing, in one line: "… aggregates: nothing to release on 3 event date(s) (…): … (0.9 s)".
-AGG_QUIET_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] aggregates: nothing to release on \d+ event date\(s\) "
-                          r"\((?P<days>[^)]*)\): .*\((?P<s>[\d.]+) s\)$")
 PLAN_RE = re.compile(r"^\[\s*(?P<t>[\d.]+)s\] \d+ file\(s\) in landing")
 # The night-wide steps' lines, each printed when its step ends (transforms/entry/commands.py `_run_night`): the
 # sampler's label moves on to the next step, so each step's peak RSS is its own.
@@ -282,10 +279,6 @@ def progress_tracker():
                 sampler.label = f"{name}\t{NEXT_STEP[m['what']]}"
         elif m := AGG_RE.match(line):
             state["aggregates_s"][m["day"]] = float(m["s"])
-            state["night_steps_end_s"]["aggregates"] = float(m["t"])
-            sampler.label = ROAMING
-        elif m := AGG_QUIET_RE.match(line):
-            state["aggregates_s"][f"nothing released: {m['days']}"] = float(m["s"])
             state["night_steps_end_s"]["aggregates"] = float(m["t"])
             sampler.label = ROAMING
         elif m := ROAMING_RE.match(line):
