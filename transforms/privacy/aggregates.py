@@ -10,6 +10,7 @@ What may be released is decided by `suppression`; subscriber tokens are only cou
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ DIMENSION_SQL = {
                     " WHEN r.service_area = 'home' THEN 'home' ELSE 'unknown' END",
 }
 DIMENSION_TYPES = {"event_hour": "TIMESTAMP"}        # every other dimension is VARCHAR
+# The distinct (atom, key id, subscriber) pairs are built, and counted per cell, in passes over ranges of the
+# subscriber's hash, each pass at most this many analytics rows: a day's distinct set grows with its rows and
+# went ~200 MB over DuckDB's memory ceiling at 30M rows (benchmarks/README.md, issue 17). Each pass's pairs are
+# written to a work file, not held as a table. Distinct subscribers in disjoint ranges add up, so the counts are
+# those of one pass.
+PAIRS_ROWS_PER_PASS = 12_000_000
 if set(DIMENSION_SQL) != set(RELEASE_DIMENSIONS):
     raise TypeError("every release dimension of the policy model needs its SQL here")
 
@@ -167,14 +174,31 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
             .fetchone()[0]):
         return build_cells(con, analytics_path, policy, exact_keys=True)   # two atoms or key ids share a hash
     rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM atoms").fetchone()[0]
+    passes = max(1, math.ceil(rows_in / PAIRS_ROWS_PER_PASS))
+    folder = _pairs_folder(con)
     # Fixed-width columns: half the time of carrying the keys and key id text along.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pairs AS
-        SELECT DISTINCT {atom_key} AS ak, {key_hash} AS kh, hash(origin_number) AS sub
-        FROM analytics_rows WHERE origin_number IS NOT NULL""")
-    if by_day:
-        con.execute("""CREATE OR REPLACE TEMP TABLE day_pairs AS
-                       SELECT DISTINCT a.dk, p.kh, p.sub FROM pairs p JOIN atoms a USING (ak)""")
+    triples = f"""SELECT {atom_key} AS ak, {key_hash} AS kh, hash(origin_number) AS sub
+                  FROM analytics_rows WHERE origin_number IS NOT NULL"""
+    if passes > 1:
+        # One read of the rows into a file (no distinct yet, so nothing is held); each pass filters it, reading
+        # three fixed-width columns. (PARTITION_BY by pass took twice as long as this.)
+        execute(con, f"COPY ({triples}) TO $dst (FORMAT parquet, COMPRESSION lz4_raw)",
+                {"dst": str(folder / "triples.parquet")})
+    for b in range(passes):
+        source = triples if passes == 1 else f"""SELECT * FROM read_parquet({sql_literal(folder / 'triples.parquet')})
+                                                 WHERE sub % $passes = $b"""
+        execute(con, f"COPY (SELECT DISTINCT ak, kh, sub FROM ({source})) TO $dst (FORMAT parquet, COMPRESSION lz4_raw)",
+                {"dst": str(folder / f"pairs-{b}.parquet"), "passes": passes, "b": b})
+        con.execute(f"CREATE OR REPLACE TEMP VIEW pairs_{b} AS"
+                    f" SELECT * FROM read_parquet({sql_literal(folder / f'pairs-{b}.parquet')})")
+        if by_day:
+            execute(con, f"""COPY (SELECT DISTINCT a.dk, p.kh, p.sub FROM pairs_{b} p JOIN atoms a USING (ak))
+                             TO $dst (FORMAT parquet, COMPRESSION lz4_raw)""",
+                    {"dst": str(folder / f"day_pairs-{b}.parquet")})
+            con.execute(f"CREATE OR REPLACE TEMP VIEW day_pairs_{b} AS"
+                        f" SELECT * FROM read_parquet({sql_literal(folder / f'day_pairs-{b}.parquet')})")
+    # All passes' pairs, for the few cells the suppression looks into.
+    con.execute(f"CREATE OR REPLACE TEMP VIEW pairs AS SELECT * FROM read_parquet({sql_literal(folder / 'pairs-*.parquet')})")
     ak_type = con.execute("SELECT typeof(ak) FROM atoms LIMIT 1").fetchone()
     con.execute(f"CREATE OR REPLACE TEMP TABLE atom_cells (ak {ak_type[0] if ak_type else 'UBIGINT'},"
                 " table_no INTEGER, cell_id BIGINT)")
@@ -188,13 +212,20 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
         execute(con, f"""INSERT INTO atom_cells
                          SELECT ak, $no, $offset + dense_rank() OVER (ORDER BY {grain}) FROM atoms""",
                 {"no": no, "offset": offset})
-        # Subscribers: the distinct (cell, key id, subscriber) of the table, counted per key, the largest kept.
+        # Subscribers: the distinct (cell, key id, subscriber) of the table, counted per key (pass by pass, the
+        # passes' counts added), the largest kept.
         distinct_pairs = (
-            """SELECT DISTINCT m.cell_id, p.kh, p.sub FROM day_pairs p
+            """SELECT DISTINCT m.cell_id, p.kh, p.sub FROM day_pairs_{b} p
                JOIN (SELECT DISTINCT a.dk, ac.cell_id FROM atoms a JOIN atom_cells ac USING (ak)
                      WHERE ac.table_no = $no) m USING (dk)"""
             if by_day and "event_hour" not in policy.release_columns(table.name) else
-            "SELECT DISTINCT ac.cell_id, p.kh, p.sub FROM pairs p JOIN atom_cells ac ON ac.ak = p.ak AND ac.table_no = $no")
+            "SELECT DISTINCT ac.cell_id, p.kh, p.sub FROM pairs_{b} p JOIN atom_cells ac ON ac.ak = p.ak"
+            " AND ac.table_no = $no")
+        for b in range(passes):
+            execute(con, f"""
+                {"CREATE OR REPLACE TEMP TABLE cell_key_subscribers AS" if b == 0 else
+                 "INSERT INTO cell_key_subscribers"}
+                SELECT cell_id, kh, count(*) AS n FROM ({distinct_pairs.format(b=b)}) GROUP BY ALL""", {"no": no})
         execute(con, f"""
             INSERT INTO cells BY NAME
             SELECT s.*, coalesce(n.subscribers, 0) AS subscribers, $no AS table_no
@@ -204,7 +235,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
                          CAST(sum(revenue) AS DECIMAL(18, 4)) AS revenue
                   FROM atoms JOIN atom_cells ac USING (ak) WHERE ac.table_no = $no GROUP BY ALL) s
             LEFT JOIN (SELECT cell_id, max(n) AS subscribers
-                       FROM (SELECT cell_id, kh, count(*) AS n FROM ({distinct_pairs}) GROUP BY ALL)
+                       FROM (SELECT cell_id, kh, sum(n) AS n FROM cell_key_subscribers GROUP BY ALL)
                        GROUP BY cell_id) n USING (cell_id)""", {"no": no})
         offset = con.execute("SELECT coalesce(max(cell_id), 0) FROM cells").fetchone()[0]
         if table.within is not None:
@@ -215,3 +246,12 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
                       WHERE c.table_no = $no AND p.table_no = $parent) m
                 WHERE cells.cell_id = m.cell_id""", {"no": no, "parent": parent_no})
     return int(rows_in)
+
+
+def _pairs_folder(con: duckdb.DuckDBPyConnection) -> Path:
+    """An empty folder for the pairs' Parquet files inside the connection's own spill folder (removed with it)."""
+    folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]) / "subscriber_pairs"
+    remove_tree(folder)
+    folder.mkdir(parents=True)
+    return folder
+

@@ -170,3 +170,19 @@ def test_atoms_named_by_hash_or_by_their_keys_give_the_same_cells(tmp_path, poli
     rows = generated_rows(3)
     by_hash, exact = (cells(tmp_path, rows, policy, exact_keys=e) for e in (False, True))
     assert by_hash == exact and len(by_hash[1]["hour_area_service"]) > 50
+
+
+def test_subscribers_counted_in_passes_equal_one_pass(tmp_path, policy, monkeypatch):
+    # A big day's distinct pairs are built and counted over ranges of the subscriber's hash, pass by pass
+    # (memory stays that of one pass); distinct subscribers of disjoint ranges add up, so every cell of every
+    # table must be the same as in one pass, and so must the pairs the suppression reads afterwards.
+    import transforms.privacy.aggregates as aggregates
+
+    rows = generated_rows(3)
+    for name in ("one", "several"):
+        (tmp_path / name).mkdir()
+    one = cells(tmp_path / "one", rows, policy)
+    monkeypatch.setattr(aggregates, "PAIRS_ROWS_PER_PASS", max(1, len(rows) // 7))
+    several = cells(tmp_path / "several", rows, policy)
+    assert several == one and len(one[1]["day_area_service"]) > 5
+    assert max(s[-6] for s in one[1]["day_service"]) > 3       # cells of several subscribers were counted
