@@ -113,7 +113,11 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         for table_rows in zip(*(f.rows() for f in facts)):          # one table at a time
             insert(con, [r for rows in table_rows for r in rows])
-        insert(con, list(read_night_rows(lake, run_id, AGGREGATES, AggregateRelease)))
+        # One row per release and table, ever: a release standing from before is recorded only if no run did.
+        recorded = set(con.execute("SELECT event_date, release_number, release_table FROM aggregate_releases"
+                                   " WHERE release_number IS NOT NULL").fetchall())
+        insert(con, [r for r in read_night_rows(lake, run_id, AGGREGATES, AggregateRelease)
+                     if (r.event_date, r.release_number, r.release_table) not in recorded])
         insert(con, list(read_night_rows(lake, run_id, AGGREGATES_WAITING, AggregateWaiting)))
         insert(con, list(read_night_rows(lake, run_id, ROAMING, RoamingRun)))
         insert(con, list(read_night_rows(lake, run_id, MARKETING, MarketingProfile)))

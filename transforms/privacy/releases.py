@@ -35,9 +35,10 @@ import pyarrow.parquet as pq
 from transforms.lake import Lake
 from transforms.lake.commit import AlreadyCommitted, commit_new_folder, remove_tree
 from transforms.lake.permissions import make_dirs
-from transforms.lake.records import write_json
+from transforms.lake.records import from_plain, to_plain, write_json
 from transforms.policy import Policy
 from transforms.privacy.aggregates import AggregateResult, aggregate_day
+from transforms.privacy.suppression import TableRelease
 
 DAY, LATE = "day", "late"
 WINDOW_OPEN, BELOW_K = "window_open", "below_k"
@@ -57,6 +58,11 @@ class ReleaseManifest:
     rows: int                        # analytics rows aggregated
     k: int
     window_closes_on: str
+    # What the release's audit rows say, kept with it: a run killed after the commit and before its close
+    # leaves a release nobody recorded, and the next run records it from here (`ReleaseNight.standing`).
+    run_id: str = ""                 # the run that made it
+    late_rows_pending: int = 0       # rows of the day left waiting for a late release when it was made
+    tables: tuple[TableRelease, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class ReleaseNight:
     released: tuple[Release, ...]
     waiting: tuple[Waiting, ...]
     already_released: int            # days released before tonight with nothing new to release
+    # Releases of the days still open that were made before tonight (by any run), each to be recorded in the
+    # audit store unless it is already: a run killed between a release and its close recorded nothing.
+    standing: tuple[ReleaseManifest, ...] = ()
 
 
 def day_folder(lake: Lake, day: str) -> Path:
@@ -104,8 +113,7 @@ def manifests(lake: Lake, day: str) -> list[ReleaseManifest]:
     """The releases of a day, by number."""
     found = []
     for path in day_folder(lake, day).glob(f"release=*/{MANIFEST}"):
-        doc = json.loads(path.read_text())
-        found.append(ReleaseManifest(**{**doc, "parts": tuple(doc["parts"])}))
+        found.append(from_plain(ReleaseManifest, json.loads(path.read_text())))
     return sorted(found, key=lambda m: m.release)
 
 
@@ -147,7 +155,7 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> Re
     """Release every day whose window closed by `night` and has no release yet, and the late rows of
     released days once they pass k; count what waits. See the module docstring."""
     rule = policy.aggregate_release
-    released, waiting, done = [], [], 0
+    released, waiting, standing, done = [], [], [], 0
     for day in analytics_days(lake):
         closes = rule.window_closes_on(date.fromisoformat(day)).isoformat()
         parts = _parts(lake, day)
@@ -155,6 +163,7 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> Re
             done += 1
             continue
         made = manifests(lake, day)
+        standing += [m for m in made if m.tables]     # made before the audit rows were kept with a release: recorded
         if not made:
             if not rule.is_due(date.fromisoformat(day), night):
                 waiting.append(Waiting(day, WINDOW_OPEN, len(parts), _rows(parts.values()), closes))
@@ -175,7 +184,8 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> Re
             waiting.append(Waiting(day, BELOW_K, len(todo), _rows(todo.values()), closes))
         else:
             released.append(release)
-    return ReleaseNight(night.isoformat(), rule.window_days, rule.clause, tuple(released), tuple(waiting), done)
+    return ReleaseNight(night.isoformat(), rule.window_days, rule.clause, tuple(released), tuple(waiting), done,
+                        tuple(standing))
 
 
 def ensure_released(lake: Lake, policy: Policy, day: str, *, run_id: str) -> Release | None:
@@ -212,23 +222,21 @@ def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts
         tables = sorted((out / f"event_date={day}").glob("*.parquet"))
         if not _rows(tables):
             return None     # releases nothing: nothing of these rows was ever released, so they wait whole
+        now = _parts(lake, day)
+        pending = set(now) - set(parts) - {p for m in manifests(lake, day) for p in m.parts}
         manifest = ReleaseManifest(event_date=day, release=number, kind=kind, parts=tuple(sorted(parts)),
-                                   rows=rows, k=result.k, window_closes_on=closes)
+                                   rows=rows, k=result.k, window_closes_on=closes, run_id=run_id,
+                                   late_rows_pending=_rows(now[p] for p in pending), tables=result.tables)
 
         def fill(stage: Path) -> None:
             for f in tables:
                 shutil.copyfile(f, stage / f.name)
-            (stage / MANIFEST).write_text(json.dumps(_plain(manifest), sort_keys=True, indent=1) + "\n")
+            (stage / MANIFEST).write_text(json.dumps(to_plain(manifest), sort_keys=True, indent=1) + "\n")
 
         commit_new_folder(release_folder(lake, day, number), fill)
-        pending = {p for p in _parts(lake, day)} - {p for m in manifests(lake, day) for p in m.parts}
-        return Release(manifest, result, _rows(_parts(lake, day)[p] for p in pending))
+        return Release(manifest, result, manifest.late_rows_pending)
     finally:
         remove_tree(work)
-
-
-def _plain(m: ReleaseManifest) -> dict:
-    return {**m.__dict__, "parts": list(m.parts)}
 
 
 def _link(src: Path, dst: Path) -> None:

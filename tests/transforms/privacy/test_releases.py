@@ -78,11 +78,14 @@ def test_the_night_the_window_closes_releases_the_day_from_all_its_parts(lake, p
     done = release_night(lake, policy, night(3), run_id="r")
     (made,) = done.released
     assert made.manifest == releases.ReleaseManifest(event_date=D, release=1, kind=DAY, parts=("part-a.parquet",
-                                                     "part-b.parquet"), rows=12, k=10, window_closes_on="2026-11-13")
+                                                     "part-b.parquet"), rows=12, k=10, window_closes_on="2026-11-13",
+                                                     run_id="r", late_rows_pending=0, tables=made.result.tables)
     assert all(t.cells_released == 1 for t in made.result.tables) and made.late_rows_pending == 0 and done.waiting == ()
     folder = release_folder(lake, D, 1)
     assert folder == lake.zone("aggregates") / f"event_date={D}" / "release=1"
     assert json.loads((folder / MANIFEST).read_text())["parts"] == ["part-a.parquet", "part-b.parquet"]
+    # The release's audit rows are kept with it, read back as they were made.
+    assert manifests(lake, D) == [made.manifest] and len(made.manifest.tables) == len(policy.release_tables)
     assert any(folder.glob("*.parquet"))
 
 
