@@ -11,12 +11,23 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 REPO = Path(__file__).resolve().parents[2]
-NIGHT = "2026-11-22"
+NIGHT = "2026-11-22"            # the generated night: the day the landing files' records are of
+
+
+def _releasing(day: str) -> str:
+    from transforms.policy import load_policy
+    return load_policy().aggregate_release.window_closes_on(date.fromisoformat(day)).isoformat()
+
+
+# The night the runs audit: the day's release window closes then (policy aggregate_release), so every run also
+# releases the day, and a kill can land between the release and the close (docs/design.md §4).
+RUN_NIGHT = _releasing(NIGHT)
 # The size: 1 in CI (`make test`), larger with `make reliability` (same code, more nights, files and kills).
 SCALE = max(1, int(os.environ.get("CDR_AUDIT_RELIABILITY_SCALE", "1")))
 # One seed for the whole session; every night, mutation and kill moment is derived from it.
@@ -53,7 +64,7 @@ class Run:
 
 
 def start_run(landing: Path, lake: Path, *extra: str, quiet: bool = True) -> subprocess.Popen:
-    args = ["run", "--landing", landing, "--lake", lake, "--date", NIGHT, *extra] + (["--quiet"] if quiet else [])
+    args = ["run", "--landing", landing, "--lake", lake, "--date", RUN_NIGHT, *extra] + (["--quiet"] if quiet else [])
     return subprocess.Popen(cli_argv(*args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")
 
@@ -189,7 +200,7 @@ def staged_leftovers(lake: Path) -> list[str]:
     """Anything staged and never committed or cleaned: LAKE/_work/ and LAKE/audit/_pending/ must be empty once
     a run has closed (docs/design.md §2: staged beside the target, renamed into view)."""
     out = []
-    for d in (lake / "_work", lake / "audit" / "_pending"):
+    for d in (lake / "_work", lake / "audit" / "_pending", lake / "analytics" / ".releasing"):
         if d.exists():
             out += [str(p.relative_to(lake)) for p in d.rglob("*")]
     # A folder commit stages beside its target (transforms/lake/commit.py: .staging-…, .replaced-…).

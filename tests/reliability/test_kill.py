@@ -2,7 +2,8 @@
 
 A moment is a progress line of the run's stderr (plan, each file's steps, aggregates, roaming — the clean
 reference run counts them) plus a random delay after it, so kills land in every stage and in close, which
-prints nothing until it is done. docs/design.md §2 (every write staged and renamed into view) and §6 (the
+prints nothing until it is done. The runs audit the night the day's release window closes (`RUN_NIGHT`), so
+each run releases the day too: a release is made once and recorded once, whatever run was killed after it. docs/design.md §2 (every write staged and renamed into view) and §6 (the
 per-file steps leave fragments, close merges them in one transaction) are what make this hold.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import (SCALE, SEED, WORKERS, Run, compare_lakes, dict_rows, run_cli,
+from tests.reliability.harness import (NIGHT, SCALE, SEED, WORKERS, Run, compare_lakes, dict_rows, run_cli,
                                        staged_leftovers, start_run, verify_chain)
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -89,6 +90,14 @@ def kills(small_night, reference, tmp_path_factory) -> list[Kill]:
           f" {time.monotonic() - t:.0f} s; moments (line/{lines}, delay): "
           + ", ".join(f"{k.after_line}+{k.delay:.1f}s" for k in done))
     return done
+
+
+def test_the_reference_run_released_the_day(reference):
+    ref_lake, _ = reference
+    releases = dict_rows(ref_lake, "SELECT event_date, release_number, count(*) AS tables FROM aggregate_releases"
+                                   " GROUP BY ALL ORDER BY ALL")
+    assert (ref_lake / "aggregates" / f"event_date={NIGHT}" / "release=1" / "_release.json").is_file()
+    assert any(str(r["event_date"]) == NIGHT and r["release_number"] == 1 for r in releases), releases
 
 
 def test_enough_runs_were_killed(kills):

@@ -42,8 +42,11 @@ _PARTITION = re.compile(r"^[a-z_]+=[0-9-]+$")
 
 
 def part_files(lake: Lake, zone: str) -> list[Path]:
-    """A zone's part files, in partition folders (`name=value`)."""
-    return sorted(p for p in lake.zone(zone).rglob("part*.parquet") if _PARTITION.match(p.parent.name))
+    """A zone's part files, in partition folders (`name=value`); none under a dot folder (a release's links to
+    parts, `Lake.release_snapshots`)."""
+    root = lake.zone(zone)
+    return sorted(p for p in root.rglob("part*.parquet") if _PARTITION.match(p.parent.name)
+                  and not any(x.startswith(".") for x in p.relative_to(root).parts))
 
 
 def index_path(part: Path) -> Path:

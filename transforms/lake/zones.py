@@ -35,6 +35,16 @@ class Lake:
         """Scratch space for one run; holds only canonical (allowed) columns."""
         return self.root / "_work" / safe_run_id(run_id)
 
+    @property
+    def release_snapshots(self) -> Path:
+        """Where runs link the analytics parts a release is made from (`privacy.releases`), a folder per run:
+        inside the analytics zone, since a link is the part itself, with the zone's access; the leading dot
+        keeps it out of every reader of the zone's partitions."""
+        return self.zone("analytics") / ".releasing"
+
+    def release_snapshot_dir(self, run_id: str) -> Path:
+        return self.release_snapshots / safe_run_id(run_id)
+
     def fragments_dir(self, run_id: str) -> Path:
         """Per-file audit facts waiting to be merged into audit.duckdb."""
         return self.zone("audit") / "_pending" / safe_run_id(run_id)

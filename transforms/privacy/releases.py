@@ -208,11 +208,14 @@ def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts
     one (AlreadyCommitted: another run made it first). A release that would release nothing is not made
     (None)."""
     work = lake.work_dir(run_id) / f"release-{day}-{number}"
+    snapshot = lake.release_snapshot_dir(run_id) / f"release-{day}-{number}"
     remove_tree(work)
+    remove_tree(snapshot)
     try:
         # The parts as they are now, linked (a rewrite for a subject's rights renames a new file in;
-        # the link keeps what the manifest names): the release is made from exactly these rows.
-        src = work / "parts" / f"event_date={day}"
+        # the link keeps what the manifest names): the release is made from exactly these rows. The links
+        # stay in the analytics zone: a link shares its part's mode, which the owner-only work zone refuses.
+        src = snapshot / f"event_date={day}"
         make_dirs(src)
         for name, path in parts.items():
             _link(path, src / name)
@@ -237,6 +240,7 @@ def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts
         return Release(manifest, result, manifest.late_rows_pending)
     finally:
         remove_tree(work)
+        remove_tree(snapshot)
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -1,7 +1,8 @@
 """Recovery: what a dead run staged is removed, and the run is marked `abandoned` (docs/design.md §10).
 
 A run killed halfway leaves its work folder (`_work/<run>/`: staged billing columns, numbers and IMSIs
-among them), its pending facts (`audit/_pending/<run>/`), maybe a zone folder half committed, and its row
+among them), its pending facts (`audit/_pending/<run>/`), the parts a release was being made from
+(`analytics/.releasing/<run>/`, links), maybe a zone folder half committed, and its row
 in `runs` saying `running`. None of that is in a zone or in the retention sweep's reach. Every run that
 starts, and every retention sweep, first clears the work of runs that hold no live lease: the folders
 go, the claims go, the run is marked `abandoned` with the reason, and the audit log says so.
@@ -34,7 +35,7 @@ def recover(lake: Lake, *, actor: str) -> Recovery:
         live = live_holders(lake)
         live_folders = {safe_run_id(h.run_id) for h in live}
         removed: dict[str, int] = {}
-        for parent in (lake.root / "_work", lake.zone("audit") / "_pending"):
+        for parent in (lake.root / "_work", lake.zone("audit") / "_pending", lake.release_snapshots):
             for folder in sorted(parent.iterdir()) if parent.is_dir() else ():
                 if folder.is_dir() and folder.name not in live_folders:
                     remove_tree(folder)

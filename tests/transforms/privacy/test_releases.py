@@ -267,3 +267,39 @@ def test_mutation_a_late_release_without_its_own_suppression_is_caught(lake, pol
     monkeypatch.setattr(releases, "_release", unsuppressed)
     run_nights(lake, policy)
     assert recount(lake, policy, DAYS) != []
+
+
+def test_a_run_killed_while_making_a_release_leaves_nothing_open_and_the_next_run_releases_the_same(tmp_path,
+                                                                                                   policy):
+    # kill -9 while the day is aggregated: the parts' links are left behind. A link shares its part's mode (the
+    # analytics zone's, group-readable), so they are left in the analytics zone, never in the owner-only work
+    # zone, where the next run's permission check would refuse the lake. Recovery removes them.
+    import os
+    import subprocess
+    import sys
+
+    from transforms.lake.permissions import apply_lake, check_lake, prepare_lake
+    from transforms.runs.recovery import recover
+
+    lakes = {}
+    for name in ("killed", "clean"):
+        lakes[name] = Lake.at(tmp_path / name)
+        prepare_lake(lakes[name], policy.access)
+        add_part(lakes[name], "a", people(0, 12))
+        apply_lake(lakes[name], policy.access)
+    release_night(lakes["clean"], policy, night(3), run_id="r")
+    killer = ("import os, signal, sys; from datetime import date; from transforms.lake import Lake;"
+              " from transforms.policy import load_policy; from transforms.privacy import releases;"
+              " releases.aggregate_day = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL);"
+              " releases.release_night(Lake.at(sys.argv[1]), load_policy(), date(2026, 11, 13), run_id='dead')")
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", killer, str(lakes["killed"].root)], cwd=repo,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr[-2000:]
+    killed = lakes["killed"]
+    assert [p.name for p in killed.release_snapshot_dir("dead").rglob("*.parquet")] == ["part-a.parquet"]
+    assert check_lake(killed, policy.access).ok
+    recover(killed, actor="test")
+    assert not any(killed.release_snapshots.iterdir())
+    release_night(killed, policy, night(3), run_id="r")
+    assert snapshot(killed) == {k.replace("/clean/", "/killed/"): v for k, v in snapshot(lakes["clean"]).items()}
