@@ -23,6 +23,7 @@ rewritten in place under the same name by an erasure or the sweep: a manifest na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -241,6 +242,8 @@ def _release(lake: Lake, policy: Policy, day: str, number: int, kind: str, parts
     finally:
         remove_tree(work)
         remove_tree(snapshot)
+        with contextlib.suppress(OSError):     # the run's folder, once it holds no release's links
+            snapshot.parent.rmdir()
 
 
 def _link(src: Path, dst: Path) -> None:
