@@ -254,4 +254,3 @@ def _pairs_folder(con: duckdb.DuckDBPyConnection) -> Path:
     remove_tree(folder)
     folder.mkdir(parents=True)
     return folder
-

@@ -164,7 +164,8 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> Re
             done += 1
             continue
         made = manifests(lake, day)
-        standing += [m for m in made if m.tables]     # made before the audit rows were kept with a release: recorded
+        # A release from before its audit rows were kept with it (no `tables`) was recorded by the run that made it.
+        standing += [m for m in made if m.tables]
         if not made:
             if not rule.is_due(date.fromisoformat(day), night):
                 waiting.append(Waiting(day, WINDOW_OPEN, len(parts), _rows(parts.values()), closes))
