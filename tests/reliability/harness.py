@@ -11,23 +11,18 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import duckdb
 
+from benchmarks.run import releasing_night
+
 REPO = Path(__file__).resolve().parents[2]
 NIGHT = "2026-11-22"            # the generated night: the day the landing files' records are of
 
-
-def _releasing(day: str) -> str:
-    from transforms.policy import load_policy
-    return load_policy().aggregate_release.window_closes_on(date.fromisoformat(day)).isoformat()
-
-
 # The night the runs audit: the day's release window closes then (policy aggregate_release), so every run also
 # releases the day, and a kill can land between the release and the close (docs/design.md §4).
-RUN_NIGHT = _releasing(NIGHT)
+RUN_NIGHT = releasing_night(NIGHT)
 # The size: 1 in CI (`make test`), larger with `make reliability` (same code, more nights, files and kills).
 SCALE = max(1, int(os.environ.get("CDR_AUDIT_RELIABILITY_SCALE", "1")))
 # One seed for the whole session; every night, mutation and kill moment is derived from it.
@@ -197,8 +192,9 @@ def compare_lakes(lake: Path, reference: Path) -> list[str]:
 
 
 def staged_leftovers(lake: Path) -> list[str]:
-    """Anything staged and never committed or cleaned: LAKE/_work/ and LAKE/audit/_pending/ must be empty once
-    a run has closed (docs/design.md §2: staged beside the target, renamed into view)."""
+    """Anything staged and never committed or cleaned: LAKE/_work/, LAKE/audit/_pending/ and a release's links
+    (LAKE/analytics/.releasing/) must be empty once a run has closed (docs/design.md §2: staged beside the
+    target, renamed into view)."""
     out = []
     for d in (lake / "_work", lake / "audit" / "_pending", lake / "analytics" / ".releasing"):
         if d.exists():

@@ -3,8 +3,9 @@
 A moment is a progress line of the run's stderr (plan, each file's steps, aggregates, roaming — the clean
 reference run counts them) plus a random delay after it, so kills land in every stage and in close, which
 prints nothing until it is done. The runs audit the night the day's release window closes (`RUN_NIGHT`), so
-each run releases the day too: a release is made once and recorded once, whatever run was killed after it. docs/design.md §2 (every write staged and renamed into view) and §6 (the
-per-file steps leave fragments, close merges them in one transaction) are what make this hold.
+each run releases the day too: a release is made once and recorded once, whatever run was killed after it.
+docs/design.md §2 (every write staged and renamed into view) and §6 (the per-file steps leave fragments, close
+merges them in one transaction) are what make this hold.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A run killed halfway leaves its work folder (`_work/<run>/`: staged billing columns, numbers and IMSIs
 among them), its pending facts (`audit/_pending/<run>/`), the parts a release was being made from
 (`analytics/.releasing/<run>/`, links), maybe a zone folder half committed, and its row
-in `runs` saying `running`. None of that is in a zone or in the retention sweep's reach. Every run that
+in `runs` saying `running`. None of that is read as a zone's data or is in the retention sweep's reach. Every run that
 starts, and every retention sweep, first clears the work of runs that hold no live lease: the folders
 go, the claims go, the run is marked `abandoned` with the reason, and the audit log says so.
 """
