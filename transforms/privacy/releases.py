@@ -144,6 +144,12 @@ def analytics_days(lake: Lake) -> list[str]:
                   if any(p.glob("*.parquet")))
 
 
+def released_days(lake: Lake) -> list[str]:
+    """Every day the aggregates zone holds a release of."""
+    return sorted(p.name.split("=", 1)[1] for p in lake.zone("aggregates").glob("event_date=*")
+                  if any(p.glob(f"release=*/{MANIFEST}")))
+
+
 def _parts(lake: Lake, day: str) -> dict[str, Path]:
     return {p.name: p for p in sorted((lake.zone("analytics") / f"event_date={day}").glob("*.parquet"))}
 
@@ -157,7 +163,9 @@ def release_night(lake: Lake, policy: Policy, night: date, *, run_id: str) -> Re
     released days once they pass k; count what waits. See the module docstring."""
     rule = policy.aggregate_release
     released, waiting, standing, done = [], [], [], 0
-    for day in analytics_days(lake):
+    # The released days too: the retention sweep releases a day (`ensure_released`) and then deletes its analytics
+    # rows, and that release is recorded only if a night reports it standing.
+    for day in sorted({*analytics_days(lake), *released_days(lake)}):
         closes = rule.window_closes_on(date.fromisoformat(day)).isoformat()
         parts = _parts(lake, day)
         if _closed(lake, day):

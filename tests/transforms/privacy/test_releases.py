@@ -212,6 +212,18 @@ def test_the_sweep_releases_a_day_never_released_and_leaves_a_released_one(lake,
     assert snapshot(lake) == before
 
 
+def test_a_sweep_release_is_reported_to_the_next_night_after_its_day_left_the_analytics_zone(lake, policy):
+    # The sweep releases a day and then deletes its analytics rows (category analytics_pseudonymized goes with
+    # its source rows). The next night's run has no analytics part of the day left, and must still report the
+    # release as standing, or no audit row would ever say it was made.
+    part = add_part(lake, "a", people(0, 12))
+    made = ensure_released(lake, policy, D, run_id="retention-x")
+    part.unlink()
+    later = release_night(lake, policy, night(400), run_id="n400")
+    assert later.released == () and later.waiting == ()
+    assert later.standing == (made.manifest,) and later.standing[0].run_id == "retention-x"
+
+
 # ---------------------------------------------------------------- the attacks, over several nights
 
 DAYS = ("2026-11-10", "2026-11-11")
