@@ -32,6 +32,13 @@ def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.
     return con
 
 
+def remove_database(path: Path) -> None:
+    """Remove a step's work database file and the write-ahead log a killed run may have left beside it (a fresh
+    file must not meet an old log)."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
     """Run `sql` with the named parameters it uses (DuckDB refuses unused ones).
 

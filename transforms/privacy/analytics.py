@@ -5,24 +5,28 @@ billing: generalize (`generalize`: hour, TAC, area, drops), then replace direct 
 tokens (`tokens`), then commit to `analytics/event_date=…/part-<sha>.parquet`. Every file there carries
 the HMAC key id it was made with. Each analytics part's distinct tokens are then committed as the subject index
 of that part and of the billing part it was made from (`subject_index`): the same identifiers, hashed once.
+
+A day's rows are tokenized in pieces of at most `ROWS_PER_PIECE` rows (ranges of their source rows), each piece with
+the token lookup of its own identifiers: the lookup's joins hold every distinct identifier they may meet, so a
+lookup over a whole 13M-row file needed DuckDB's whole memory, and more than 600 MB of it (benchmarks/README.md,
+"Memory as the night grows"). A piece's memory does not grow with the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import connect, execute, remove_database
 from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.restricted import RestrictedFilter
-from transforms.privacy.subject_index import commit_index, stage_day_indexes
-from transforms.privacy.tokens import TokenPlan, plan_tokens
+from transforms.privacy.subject_index import commit_index, day_index_columns, stage_day_indexes
+from transforms.privacy.tokens import TokenPlan, identifiers_counted, lookup_rows, plan_tokens, tokenized_columns
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,15 @@ class AnalyticsResult:
     cells_blanked: int = 0                 # cells written NULL: a restricted subject as someone else's other party
 
 
+ROWS_PER_PIECE = 5_000_000     # a day's rows tokenized at a time: the largest day of a 10M-row night is one piece
+
+
 def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyring: KeyRing, work_dir: Path, *,
                     source_sha256: str, skip: RestrictedFilter | None = None) -> AnalyticsResult:
     """Pseudonymize and generalize one file's billing rows into the analytics zone.
 
-    One pass: generalization is a view, tokens are looked up for its distinct identifiers, and
-    each event date's rows are written once, straight into the zone's layout.
+    Per day and piece: generalization is a view, tokens are looked up for its distinct identifiers, and
+    each day's rows are written once, straight into the zone's layout.
     """
     out, indexes = work_dir / "analytics_out", work_dir / "analytics_index"
     remove_tree(out)
@@ -52,42 +59,63 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     by_day: dict[str, list[str]] = {}
     for f in billing_files:   # billing/event_date=D/part-….parquet: the folder is the day
         by_day.setdefault(Path(f).parent.name, []).append(f)
-    con = connect(work_dir / "tmp")
+    # A work database file, not memory: the token lookups of the pieces are kept compressed
+    # there, and DuckDB may evict them to it rather than fail (`plan_tokens`). The work zone is its owner's only.
+    db = work_dir / "analytics.duckdb"
+    remove_database(db)
+    con = connect(work_dir / "tmp", str(db))
     # Row order means nothing in analytics; keeping it through the token joins only costs memory.
     con.execute("SET preserve_insertion_order = false")
     try:
         define_generalized(con, billing_files, policy)
-        # The identifiers are read from the billing rows themselves: one lookup serves all of the file's days.
-        tokens = plan_tokens(con, "generalized_billing", policy, keyring, spellings_by="event_date")
+        targets = tokenized_columns(con, "generalized_billing", policy)
         rows = restricted = blanked = 0
         # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone, and where they
         # are the other party of someone else's row, their token does not either.
-        numbers = tuple(c for c in tokens.targets if policy.field(c).identifier == "msisdn")
+        numbers = tuple(c for c in targets if policy.field(c).identifier == "msisdn")
         left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring, numbers=numbers) if skip \
             else "false"
         if left_out != "false":
             restricted = con.execute(f"SELECT count(*) FROM generalized_billing WHERE {left_out}").fetchone()[0]
-            blanked = _blank_restricted_parties(con, tokens, policy, left_out)
+            blanked = _restricted_party_cells(con, targets, policy, left_out)
+        lookups: list[str] = []       # every piece's token lookup, kept to the end: the distinct counts read them all
         for i, (folder, files) in enumerate(sorted(by_day.items())):
             # Each day reads its own files: a filter on event_date instead makes DuckDB expect ~1 row
             # and hash-build the joins on the big side (out of memory at 4.5M rows).
             define_generalized(con, files, policy, view=f"day_{i}", leave_out=left_out)
+            pieces = _pieces(con, f"day_{i}_billing")
+            selects, day_lookups, params = [], [], {}
+            for k, (low, high) in enumerate(pieces):
+                view, lookup = f"day_{i}" if len(pieces) == 1 else f"day_{i}_{k}", f"tokens_{i}_{k}"
+                if len(pieces) > 1:
+                    define_generalized(con, files, policy, view=view,
+                                       leave_out=f"({left_out}) OR NOT (source_row >= {low} AND source_row < {high})")
+                tokens = plan_tokens(con, f"{view}_billing", policy, keyring, table=lookup)
+                if left_out != "false":
+                    _blank_restricted_parties(con, tokens, policy, lookup)
+                selects.append(f"SELECT {tokens.select(exclude=('event_date',))} FROM {view} t{tokens.joins}")
+                day_lookups.append(lookup)
+                params = tokens.params
+            lookups += day_lookups
+            # One statement writes the day's part from every piece, each joined with its own lookup: DuckDB works
+            # through them one by one within its memory (a 13M-row day in 500 MB), and each row is written once.
             dst = out / folder / "part.parquet"
-            # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
             dst.parent.mkdir()
-            rows += execute(con, f"""
-                COPY (SELECT {tokens.select(exclude=("event_date",))} FROM day_{i} t{tokens.joins})
-                TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)""",
-                            {**tokens.params, "dst": str(dst)}).fetchone()[0]
-            # The day's subject indexes from the tokens just used (one billing part a day: a part's index lists
-            # its own rows' identifiers only). Not when restricted rows were left out: the billing part still
+            rows += _write_part(con, " UNION ALL ".join(selects), params, dst)
+            # The day's subject indexes from the tokens its pieces used (one billing part a day: a part's index
+            # lists its own rows' identifiers only). Not when restricted rows were left out: the billing part still
             # holds them, and an index without them would hide them from a search; without an index the part
             # is scanned whole.
-            if len(files) == 1 and left_out == "false":
-                stage_day_indexes(con, f"day_{i}", policy, tokens.targets, tokens.key_id, indexes / folder,
-                                  date.fromisoformat(folder.split("=", 1)[1]))
+            indexed = day_index_columns(con, f"day_{i}", policy, targets) \
+                if len(files) == 1 and left_out == "false" else None
+            if indexed:
+                columns = ", ".join(map(str, indexed))
+                pairs = f"(SELECT token, raw FROM ({lookup_rows(day_lookups)}) WHERE col IN ({columns}))"
+                stage_day_indexes(con, pairs, keyring.current.key_id, indexes / folder)
+        tokenized = identifiers_counted(con, lookups, targets)
     finally:
         con.close()
+        remove_database(db)
     zone = commit_partitions(out, lake, "analytics", source_sha256)
     remove_tree(out)
     # Each index after its part (`subject_index`): an index that exists was made from its part's rows.
@@ -97,24 +125,48 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             commit_index(staged / "analytics.tokens", lake.root / rel)
             commit_index(staged / "billing.tokens", Path(by_day[staged.name][0]))
     remove_tree(indexes)
-    return AnalyticsResult(rows=rows, key_id=tokens.key_id, tokenized=dict(tokens.distinct_by_column),
+    return AnalyticsResult(rows=rows, key_id=keyring.current.key_id, tokenized=tokenized,
                            treatments=treatments(policy), zone=zone, rows_restricted=restricted,
                            cells_blanked=blanked)
 
 
-def _blank_restricted_parties(con, tokens: TokenPlan, policy: Policy, left_out: str) -> int:
+def _pieces(con, day_rows: str) -> list[tuple[int, int]]:
+    """Ranges [low, high) of source rows that cut the day's rows `day_rows` into pieces of about `ROWS_PER_PIECE`
+    rows (the billing part is in source row order: each piece reads its own row groups)."""
+    n, low, high = con.execute(f"SELECT count(*), min(source_row), max(source_row) FROM {day_rows}").fetchone()
+    count = max(1, -(-n // ROWS_PER_PIECE))
+    if count == 1:
+        return [(low or 0, (high or 0) + 1)]
+    span = high + 1 - low
+    return [(low + span * k // count, low + span * (k + 1) // count) for k in range(count)]
+
+
+def _write_part(con, select: str, params: dict, dst: Path) -> int:
+    """Write the rows `select` gives as the day's part file `dst`; their number."""
+    # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
+    return execute(con, f"COPY ({select}) TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)",
+                   {**params, "dst": str(dst)}).fetchone()[0]
+
+
+def _restricted_party_cells(con, targets: tuple[str, ...], policy: Policy, left_out: str) -> int:
     """A restricted subject who is the other party of a row that lands (its served subscriber is not restricted):
-    their spellings' tokens in the lookup (`tokens`) become NULL, so every such cell is written NULL — no
-    placeholder, for the reason a blanked erased subject is NULL (docs/design.md §12). Returns the cells so
-    blanked in the rows that land (counts only). Set-based: one count, one update of the distinct spellings."""
-    kinds = [(i, policy.field(c).identifier) for i, c in enumerate(tokens.targets)]
-    cells = " + ".join(f"coalesce(CAST({c} AS VARCHAR) IN (SELECT raw FROM restricted_raw WHERE kind = '{k}'), false)"
-                       f"::INT" for c, (_, k) in zip(tokens.targets, kinds))
+    the cells of the rows that land holding one of their spellings (counts only; `_blank_restricted_parties`
+    blanks them)."""
+    cells = " + ".join(f"coalesce(CAST({c} AS VARCHAR) IN (SELECT raw FROM restricted_raw WHERE kind ="
+                       f" '{policy.field(c).identifier}'), false)::INT" for c in targets)
     if not cells:
         return 0
-    n = con.execute(f"SELECT coalesce(sum({cells}), 0) FROM generalized_billing WHERE NOT {left_out}").fetchone()[0]
-    values = ", ".join(f"({i}, '{k}')" for i, k in kinds)
-    con.execute(f"""UPDATE tokens SET token = NULL WHERE (col, raw) IN (
-                        SELECT c.col, r.raw FROM restricted_raw r JOIN (VALUES {values}) c(col, kind) USING (kind))""")
-    return int(n)
+    return int(con.execute(f"SELECT coalesce(sum({cells}), 0) FROM generalized_billing WHERE NOT ({left_out})")
+               .fetchone()[0])
 
+
+def _blank_restricted_parties(con, tokens: TokenPlan, policy: Policy, lookup: str) -> None:
+    """The restricted subjects' spellings' tokens in the lookup (the table `lookup`) become NULL, so every cell
+    holding one is written NULL — no placeholder, for the reason a blanked erased subject is NULL (docs/design.md
+    §12). Set-based: one update of the distinct spellings."""
+    kinds = [(i, policy.field(c).identifier) for i, c in enumerate(tokens.targets)]
+    if not kinds:
+        return
+    values = ", ".join(f"({i}, '{k}')" for i, k in kinds)
+    con.execute(f"""UPDATE {lookup} SET token = NULL WHERE (col, raw) IN (
+                        SELECT c.col, r.raw FROM restricted_raw r JOIN (VALUES {values}) c(col, kind) USING (kind))""")

@@ -94,7 +94,7 @@ def define_generalized(con, billing_files: list[str], policy: Policy, *, view: s
     tokenize and write in the same pass.
     """
     listed = "[" + ", ".join(sql_literal(f) for f in billing_files) + "]"
-    where = "" if leave_out == "false" else f" WHERE NOT {leave_out}"
+    where = "" if leave_out == "false" else f" WHERE NOT ({leave_out})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view}_billing AS SELECT * FROM read_parquet({listed},"
                 f" hive_partitioning = true){where}")
     # Views take no bound parameters: the one constant is written as a literal.

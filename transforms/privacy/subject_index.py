@@ -35,7 +35,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -108,30 +107,27 @@ def write_index(con, part: Path, tokens_sql: str, params: dict, *, raw: bool = F
     return final
 
 
-def stage_day_indexes(con, day_view: str, policy: Policy, tokenized: tuple[str, ...], key_id: str,
-                      dst_dir: Path, day: date) -> bool:
-    """The analytics step's indexes of one day, written to `dst_dir` (`billing.tokens`, `analytics.tokens`) from
-    its tables `tokens` (col: position in `tokenized`, raw, token) and `spellings` (part: the event date, col, raw;
-    both `transforms.privacy.tokens.plan_tokens`): the spellings the day's billing rows `day_view` hold, found in
-    the same scan that found the file's spellings; no identifier is hashed again, no row read again. False when
-    some identifier column of the day was not tokenized (its part is left without an index: an index must list
-    every identifier of its part)."""
+def day_index_columns(con, day_view: str, policy: Policy, tokenized: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Positions in `tokenized` (a token plan's columns, `transforms.privacy.tokens.plan_tokens`) of the identifier
+    columns the index of a day's billing rows `day_view` lists; None when some identifier column of the day was not
+    tokenized (its part is left without an index: an index must list every identifier of its part)."""
     columns = indexed_columns(policy, columns_of_relation(con, day_view))
     if not columns or set(columns) - set(tokenized):
-        return False
-    position = {c: i for i, c in enumerate(tokenized)}
-    execute(con, f"""CREATE OR REPLACE TEMP TABLE day_index AS
-        SELECT t.token, t.raw FROM tokens t JOIN spellings s USING (col, raw)
-        WHERE t.token IS NOT NULL AND s.part = $day AND s.col IN ({", ".join(str(position[c]) for c in columns)})""",
-            {"day": day})
+        return None
+    return tuple(tokenized.index(c) for c in columns)
+
+
+def stage_day_indexes(con, pairs: str, key_id: str, dst_dir: Path) -> None:
+    """The analytics step's indexes of one day, written to `dst_dir` (`billing.tokens`, `analytics.tokens`) from
+    the table `pairs` (token, raw): the spellings the day's rows hold with their tokens, taken from the token
+    lookups the step made for those rows (`day_index_columns`' columns only); no identifier is hashed again, no
+    row read again."""
     dst_dir.mkdir(parents=True, exist_ok=True)
     params = {"key_id": key_id}
-    write_index_file(con, dst_dir / "billing.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN}, raw FROM day_index",
+    write_index_file(con, dst_dir / "billing.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN}, raw FROM {pairs}",
                      params, raw=True)
-    write_index_file(con, dst_dir / "analytics.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN} FROM day_index",
+    write_index_file(con, dst_dir / "analytics.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN} FROM {pairs}",
                      params, raw=False)
-    con.execute("DROP TABLE day_index")
-    return True
 
 
 def kept_index(con, part: Path, rewritten: Path, policy: Policy, dst: Path) -> Path | None:

@@ -83,7 +83,6 @@ class TokenPlan:
     key_id: str
     targets: tuple[str, ...]             # tokenized columns present in the relation
     absent: tuple[str, ...]              # tokenize columns the policy lists but the relation lacks
-    distinct_by_column: dict[str, int]
     replacements: tuple[str, ...]        # `m0.token AS origin_number`, … for `t.* REPLACE (…)`
     joins: str                           # joins to append after `FROM <relation> t`
     params: dict                         # bound parameters the select and joins use
@@ -96,18 +95,8 @@ class TokenPlan:
         return f"{star}, $key_id AS {KEY_ID_COLUMN}"
 
 
-def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True,
-                spellings_by: str | None = None) -> TokenPlan:
-    """Build the table `tokens` (column, raw spelling → token) in `con` for the tokenize columns of `relation`.
-
-    `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
-    normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
-    `probe_by_hash=False` joins on the spelling's text always (the path taken on a hash clash).
-    With `spellings_by` (a column of `relation`, e.g. the event date), the table `spellings` (part: that
-    column's value, col, raw) is kept too: which spellings each part holds, from the same scan (the analytics
-    step's subject indexes read it instead of scanning each day's rows again).
-    """
-    key = keyring.current
+def tokenized_columns(con, relation: str, policy: Policy) -> tuple[str, ...]:
+    """The columns of `relation` the policy marks ``analytics: tokenize``, in the policy's order."""
     present = {d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description}
     if KEY_ID_COLUMN in present:
         raise ValueError(f"{KEY_ID_COLUMN!r} is already a column of the input: is it tokenized already?")
@@ -115,7 +104,25 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     for f in rules:
         if not f.identifier:
             raise ValueError(f"policy column {f.column!r} is marked tokenize but has no identifier kind")
-    targets = [f for f in rules if f.column in present]
+    return tuple(f.column for f in rules if f.column in present)
+
+
+def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True,
+                table: str = "tokens") -> TokenPlan:
+    """Build the table `table` (column, raw spelling → normalized value, token) in `con` for the tokenize columns
+    of `relation`.
+
+    `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
+    normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
+    `probe_by_hash=False` joins on the spelling's text always (the path taken on a hash clash).
+    `table` (a name the caller chose, never input text) is a table of the connection's own database, not a temp
+    table: on a work database file (the analytics step's) DuckDB keeps it compressed (about half the size) and may
+    evict it to the file when memory is short.
+    """
+    key = keyring.current
+    columns = tokenized_columns(con, relation, policy)
+    targets = [policy.field(c) for c in columns]
+    rules = [f for f in policy.fields if f.analytics == "tokenize"]
     params = numbering_params(policy.operator)
 
     # 1. Distinct raw spellings of every tokenize column (one columnar scan each), each normalized once
@@ -123,39 +130,22 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     #    in one statement. Per spelling rather than per normalized value: a few more hashes, no join back.
     #    Column names come from the policy (lower_snake_case, checked on load). `h` is the spelling's
     #    64-bit hash: the row joins below probe on it instead of on the text.
-    if spellings_by is None:
-        per_column = [
-            f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
-            f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
-    else:
-        by_part = " UNION ALL ".join(
-            f"SELECT DISTINCT {spellings_by} AS part, {i} AS col, CAST({f.column} AS VARCHAR) AS raw FROM {relation}"
-            f" WHERE {f.column} IS NOT NULL" for i, f in enumerate(targets)) or \
-            f"SELECT {spellings_by} AS part, 0 AS col, NULL::VARCHAR AS raw FROM {relation} WHERE false"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE spellings AS {by_part}")
-        per_column = [f"SELECT DISTINCT {i} AS col, '{f.identifier}' AS kind, raw FROM spellings WHERE col = {i}"
-                      for i, f in enumerate(targets)]
+    per_column = [
+        f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
+        f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
     norm = " ".join(f"WHEN kind = '{kind}' THEN {normalize_sql('raw', kind)}"
                     for kind in sorted({f.identifier for f in targets}))
     hmac_expr, hmac_params = token_sql(key, "kind", "norm")
-    con.execute("CREATE OR REPLACE TEMP TABLE tokens (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB)")
+    con.execute(f"CREATE OR REPLACE TABLE {table} (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB)")
     if targets:
         execute(con, f"""
-            INSERT INTO tokens
+            INSERT INTO {table}
             SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {hmac_expr} END
             FROM (SELECT col, kind, raw, NULLIF(CASE {norm} END, '') AS norm FROM ({' UNION ALL '.join(per_column)}))""",
                 {**params, **hmac_params})
-    # Per column: distinct identifiers (for the audit), and whether two spellings share a hash. A spelling
-    # already normalized is its own identifier, distinct from the column's others (spellings are); only
-    # the few normalized from another spelling need a distinct count, less those their column already
-    # has as a spelling. Counting every normalized value instead took 2-4x as long.
-    stats = {col: (n, clash) for col, n, clash in con.execute("""
-        SELECT col, count(*) FILTER (WHERE norm = raw) + coalesce(any_value(o.n), 0), count(*) > count(DISTINCT h)
-        FROM tokens t LEFT JOIN (SELECT col, count(DISTINCT norm) AS n FROM tokens o
-                                 WHERE norm <> raw AND NOT EXISTS (SELECT 1 FROM tokens s
-                                                                   WHERE s.col = o.col AND s.raw = o.norm)
-                                 GROUP BY col) o USING (col)
-        GROUP BY col""").fetchall()}
+    # Per column: whether two of its spellings share a hash (then its rows probe on the text).
+    clashes = {col for col, clash in con.execute(
+        f"SELECT col, count(*) > count(DISTINCT h) FROM {table} GROUP BY col").fetchall() if clash}
 
     # 2. Each column joins its own spellings only (one shared lookup would be hash-built once per column,
     #    all kinds and columns each time, and runs out of memory at 10M rows). Rows probe on the 64-bit
@@ -163,12 +153,24 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     #    (checked above; otherwise on the text). The raw columns are replaced in place.
     joins, replaced, join_params = [], [], {"key_id": key.key_id}
     for i, f in enumerate(targets):
-        clash = stats.get(i, (0, False))[1]
-        probe = f"m{i}.raw = CAST(t.{f.column} AS VARCHAR)" if clash or not probe_by_hash else \
+        probe = f"m{i}.raw = CAST(t.{f.column} AS VARCHAR)" if i in clashes or not probe_by_hash else \
             f"m{i}.h = hash(CAST(t.{f.column} AS VARCHAR))"
-        joins.append(f" LEFT JOIN (SELECT raw, h, token FROM tokens WHERE col = {i}) m{i} ON {probe}")
+        joins.append(f" LEFT JOIN (SELECT raw, h, token FROM {table} WHERE col = {i}) m{i} ON {probe}")
         replaced.append(f"m{i}.token AS {f.column}")
     return TokenPlan(key_id=key.key_id, targets=tuple(f.column for f in targets),
-                     absent=tuple(f.column for f in rules if f.column not in present),
-                     distinct_by_column={f.column: int(stats.get(i, (0, False))[0]) for i, f in enumerate(targets)},
+                     absent=tuple(f.column for f in rules if f.column not in columns),
                      replacements=tuple(replaced), joins="".join(joins), params=join_params)
+
+
+def lookup_rows(tables: list[str]) -> str:
+    """The rows (col, raw, norm, token) of the `plan_tokens` tables `tables` (names the caller chose), as one
+    relation."""
+    return " UNION ALL ".join(f"SELECT col, raw, norm, token FROM {t}" for t in tables)
+
+
+def identifiers_counted(con, tables: list[str], targets: tuple[str, ...]) -> dict[str, int]:
+    """Distinct identifiers (normalized values) per tokenized column `targets` over the `plan_tokens` tables
+    `tables` (the lookups of one file's pieces, which share spellings): what the audit records as tokenized."""
+    counted = dict(con.execute(f"SELECT col, count(DISTINCT norm) FROM ({lookup_rows(tables)}) GROUP BY col")
+                   .fetchall()) if tables else {}
+    return {c: int(counted.get(i, 0)) for i, c in enumerate(targets)}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from transforms.bundled import BILLING_SUITE
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import connect, execute, sql_literal
+from transforms.lake.connection import connect, execute, remove_database, sql_literal
 from transforms.policy import Policy
 from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, LineNumbering
 
@@ -160,7 +160,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
 
     rules = load_rules(policy, suite_path)
     db = work_dir / "validate.duckdb"
-    db.unlink(missing_ok=True)
+    remove_database(db)
     params = {"staged": staged_path, "sha": source_sha256, "run_id": run_id}
     con = connect(work_dir / "tmp", str(db))
     try:
@@ -241,7 +241,7 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
             ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, **mask_params, "dst": str(rejected_path)})
     finally:
         con.close()
-    db.unlink(missing_ok=True)
+    remove_database(db)
 
     by_rule = {o_rule: by_reason.get(o_rule, 0) for o_rule in (r.name for r in rules)}
     checks = tuple(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,7 @@ def test_no_raw_identifier_and_no_staging_left(billing, lake, policy, work_dir):
            "354678114323376", "36D8C0B", "C0FFEE1"]
     assert scan([lake.zone("analytics")], raw) == {}
     assert not (work_dir / "analytics_out").exists() and not any((work_dir / "tmp").rglob("*"))
+    assert not list(work_dir.glob("analytics.duckdb*"))       # the work database holds raw spellings: gone
     assert all(not p.name.startswith(".") for p in lake.zone("analytics").rglob("*"))
 
 
@@ -101,3 +103,34 @@ def test_rerun_replaces_the_files_own_parts_and_a_rotation_changes_the_key(billi
     assert len(rows) == 3                                     # the same part files, not a second copy
     assert {r[KEY_ID_COLUMN] for r in rows} == {"k2026-07"}
     assert rows[0]["origin_number"] == stored(SECRET_B, f"msisdn:{NUMBER}")
+
+
+def test_a_day_in_pieces_gives_what_one_piece_gives(lake, policy, tmp_path, pq_read, monkeypatch):
+    # 23 rows on one day: subscribers seen in several pieces, in several spellings, one of them forwarded to.
+    # Cut into pieces of 4 rows, each with its own token lookup, the day must come out as one lookup makes it:
+    # the same rows and tokens, the same distinct count per column (not one per piece), the same indexes.
+    from transforms.lake import Lake
+    from transforms.lake.partitions import index_path
+    from transforms.privacy import analytics
+
+    spell = ["040123456", "+38640123456", "0038640123456", "+386 51 987 654", "051987654", "+4915012345678"]
+    day = [{"origin_number": spell[n % 6], "destination_number": spell[(n * 5 + 1) % 6], "direction": "outgoing",
+            "service_type": "call", "start_time": f"2026-11-22 {n % 24:02d}:00:00", "duration_s": n,
+            "redirection_number": spell[n % 3] if n % 4 == 0 else None, "imsi": f"29340123456789{n % 3}"}
+           for n in range(23)]
+    made = {}
+    for name, piece_rows in (("whole", 1000), ("pieces", 4)):
+        monkeypatch.setattr(analytics, "ROWS_PER_PIECE", piece_rows)
+        where = Lake.at(tmp_path / name)
+        billing = [write_billing(where, policy, "2026-11-22", day, SHA), *(
+            write_billing(where, policy, d, rows, SHA) for d, rows in ROWS.items() if d != "2026-11-22")]
+        result = analytics.build_analytics(billing, where, policy, RING_A, tmp_path / f"work-{name}",
+                                           source_sha256=SHA)
+        indexes = sorted(index_path(where.root / f) for f in result.zone.files) + [index_path(Path(p)) for p in billing]
+        made[name] = (result.rows, result.tokenized, sorted(map(str, analytics_rows(where, pq_read))),
+                      [pq_read(str(i), "SELECT * FROM t ORDER BY ALL") for i in indexes])
+    assert made["pieces"] == made["whole"]
+    rows, tokenized, _, indexes = made["whole"]
+    assert rows == 24 and tokenized == {"origin_number": 3, "destination_number": 3, "redirection_number": 1,
+                                        "imsi": 3}
+    assert all(indexes)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
 import time
 
 import duckdb
@@ -18,7 +17,9 @@ from tests.leakscan import scan
 from tests.transforms.privacy.conftest import KEY_A, KEY_B, RING_A, ROTATED, SECRET_A, SECRET_B, by_hand, stored
 from transforms.lake.connection import connect, execute
 from transforms.privacy.keys import HmacKey
-from transforms.privacy.tokens import KEY_ID_COLUMN, TOKEN_BYTES, derive_tokens, plan_tokens, token, token_sql
+from transforms.privacy.tokens import (
+    KEY_ID_COLUMN, TOKEN_BYTES, derive_tokens, identifiers_counted, plan_tokens, token, token_sql,
+)
 
 # ------------------------------------------------------------------------------------ one token
 
@@ -94,11 +95,16 @@ def tokenize_rows(tmp_path, policy, ring, origin, destination, redirection, imsi
 
 def test_plan_tokens(tmp_path, policy):
     plan, cols, rows = tokenize_rows(tmp_path, policy, RING_A, **RAW)
+    con = connect(tmp_path / "tmp-count")
+    try:
+        source_table(con, **RAW)
+        counted = identifiers_counted(con, ["tokens"], plan_tokens(con, "source", policy, RING_A).targets)
+    finally:
+        con.close()
     assert len(rows) == 5 and plan.key_id == "k2026-01"
     assert plan.targets == ("origin_number", "destination_number", "redirection_number", "imsi")
     assert plan.absent == ()
-    assert plan.distinct_by_column == {"origin_number": 2, "destination_number": 4,
-                                       "redirection_number": 1, "imsi": 3}
+    assert counted == {"origin_number": 2, "destination_number": 4, "redirection_number": 1, "imsi": 3}
     assert cols == COLUMNS + [KEY_ID_COLUMN]
     tok = {c: [r[cols.index(c)] for r in rows] for c in cols}
     num = stored(SECRET_A, "msisdn:+38640123456")
@@ -113,32 +119,6 @@ def test_plan_tokens(tmp_path, policy):
     assert tok["imsi"][4] != stored(SECRET_A, "msisdn:+38640123456")
     assert tok["imei"] == ["356938035643809"] * 5 and tok["duration_s"] == [60] * 5   # other columns untouched
     assert tok["hmac_key_id"] == ["k2026-01"] * 5
-
-
-def test_spellings_by_part_from_the_same_scan(tmp_path, policy):
-    # Rows 1-2 are one part (day), rows 3-5 another (row_no counts from 0): `spellings` lists each part's own
-    # spellings per column, once, and the tokens are those of a plan without it.
-    con = connect(tmp_path / "tmp")
-    try:
-        source_table(con, **RAW)
-        con.execute("CREATE TEMP VIEW by_day AS SELECT *, CASE WHEN row_no < 2 THEN 'd1' ELSE 'd2' END AS day"
-                    " FROM source")
-        plain = plan_tokens(con, "source", policy, RING_A)
-        expected = tokenized(con, plain)
-        plan = plan_tokens(con, "by_day", policy, RING_A, spellings_by="day")
-        got = execute(con, f"SELECT {plan.select(exclude=('row_no', 'day'))} FROM by_day t{plan.joins}"
-                           " ORDER BY t.row_no", plan.params).fetchall()
-        assert got == expected[1] and plan.distinct_by_column == plain.distinct_by_column
-        spellings = con.execute("SELECT part, col, raw FROM spellings ORDER BY ALL").fetchall()
-    finally:
-        con.close()
-    imsi = plan.targets.index("imsi")
-    origin = plan.targets.index("origin_number")
-    assert [(p, r) for p, c, r in spellings if c == imsi] == [
-        ("d1", "293401234567890"), ("d2", "293409876543210"), ("d2", "38640123456")]   # rows 1-2 share one IMSI
-    assert [(p, r) for p, c, r in spellings if c == origin] == [
-        ("d1", "+38640123456"), ("d1", "040123456"), ("d2", "0038640123456"), ("d2", "051987654")]
-    assert len(spellings) == len(set(spellings))
 
 
 def test_no_raw_identifier_in_what_the_plan_selects(tmp_path, policy):
@@ -224,7 +204,7 @@ def test_speed_1m_rows_printed_not_asserted(tmp_path, policy):
                             f"{plan.joins})", plan.params).fetchone()
     finally:
         con.close()
-    print(f"\nplan_tokens: {rows[0]} rows, distinct {plan.distinct_by_column}, {time.perf_counter() - started:.2f} s")
+    print(f"\nplan_tokens: {rows[0]} rows, {time.perf_counter() - started:.2f} s")
     assert rows == (1_000_000, 1_000_000)
 
 
@@ -236,20 +216,3 @@ def test_rows_find_their_token_by_hash_as_by_text(tmp_path, policy):
         assert ("hash(" in plan.joins) == by_hash
         got.append(rows)
     assert got[0] == got[1] and len(got[0]) == 5
-
-
-def test_distinct_identifiers_counted_as_every_normalized_value(tmp_path, policy):
-    # The audit's count of distinct identifiers per column skips a full distinct; it must equal one.
-    rnd = random.Random(5)
-    spell = [lambda n: f"+3864{n}", lambda n: f"04{n}", lambda n: f"003864{n}", lambda n: f" 04 {n[:3]} {n[3:]}",
-             lambda n: f"3864{n}", lambda n: "", lambda n: f"*1{n[:2]}#", lambda n: f" +3864{n}"]
-    cols = [[rnd.choice(spell)(f"{rnd.randrange(60):07d}") for _ in range(400)] for _ in range(4)]
-    con = connect(tmp_path / "tmp")
-    try:
-        source_table(con, *cols)
-        plan = plan_tokens(con, "source", policy, RING_A)
-        exact = dict(con.execute("SELECT col, count(DISTINCT norm) FROM tokens GROUP BY col").fetchall())
-    finally:
-        con.close()
-    assert list(plan.distinct_by_column.values()) == [exact[i] for i in range(4)]
-    assert all(n > 50 for n in exact.values())
