@@ -119,9 +119,9 @@ def day_index_columns(con, day_view: str, policy: Policy, tokenized: tuple[str, 
 
 def stage_day_indexes(con, pairs: str, key_id: str, dst_dir: Path) -> None:
     """The analytics step's indexes of one day, written to `dst_dir` (`billing.tokens`, `analytics.tokens`) from
-    the table `pairs` (token, raw): the spellings the day's rows hold with their tokens, taken from the token
-    lookups the step made for those rows (`day_index_columns`' columns only); no identifier is hashed again, no
-    row read again."""
+    `pairs` (a relation the step built, never input text: token, raw): the spellings the day's rows hold with their
+    tokens, taken from the token lookups the step made for those rows (`day_index_columns`' columns only); no
+    identifier is hashed again, no row read again."""
     dst_dir.mkdir(parents=True, exist_ok=True)
     params = {"key_id": key_id}
     write_index_file(con, dst_dir / "billing.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN}, raw FROM {pairs}",
