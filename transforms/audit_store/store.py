@@ -38,7 +38,7 @@ from transforms.audit_store.writer_lease import (WriterLease, current_lease, dea
 from transforms.audit_store.tables import ADDED_COLUMNS, SCHEMA, column_names, column_type, table_of
 from transforms.lake import Lake
 from transforms.lake.commit import LockWaitExpired, exclusive, shared
-from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS
+from transforms.lake.connection import DUCKDB_MEMORY, DUCKDB_THREADS, wal_path
 from transforms.lake.patience import Patience
 from transforms.lake.permissions import settle_path
 from transforms.roaming.schema import STATUS_DIR
@@ -222,7 +222,7 @@ def _copy_beside_writers_here(lake: Lake, dest: Path, wait_s: float) -> Copied |
 
 def _copy_files(lake: Lake, dest: Path) -> Copied:
     start = time.monotonic()
-    src, wal, dest_wal = lake.audit_db, _wal(lake.audit_db), _wal(dest)
+    src, wal, dest_wal = lake.audit_db, wal_path(lake.audit_db), wal_path(dest)
     shutil.copyfile(src, dest)
     size = dest.stat().st_size
     if wal.exists():    # a writer killed mid-session: its committed work is still in the WAL
@@ -232,10 +232,6 @@ def _copy_files(lake: Lake, dest: Path) -> Copied:
         dest_wal.unlink(missing_ok=True)
     names = anchor_names(lake)
     return Copied(anchors=names, bytes=size, seconds=time.monotonic() - start)
-
-
-def _wal(db: Path) -> Path:
-    return db.with_name(db.name + ".wal")
 
 
 @contextmanager
@@ -310,7 +306,7 @@ def snapshot(lake: Lake, out: Path, *, wait_s: float | None = None,
     try:
         copy = folder / out.name
         copied = copy_store(lake, copy, wait_s=wait_s, say=say)
-        if _wal(copy).exists():
+        if wal_path(copy).exists():
             duckdb.connect(str(copy)).close()   # the private copy checkpoints the WAL into its file
         con = duckdb.connect(str(copy), read_only=True)
         try:

@@ -32,11 +32,16 @@ def connect(temp_dir: Path | None = None, database: str = ":memory:") -> duckdb.
     return con
 
 
+def wal_path(database: Path) -> Path:
+    """Where DuckDB keeps the write-ahead log of the database file `database`."""
+    return database.with_name(database.name + ".wal")
+
+
 def remove_database(path: Path) -> None:
     """Remove a step's work database file and the write-ahead log a killed run may have left beside it (a fresh
     file must not meet an old log)."""
     path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    wal_path(path).unlink(missing_ok=True)
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
