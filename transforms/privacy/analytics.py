@@ -86,8 +86,9 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
             pieces = _pieces(con, f"day_{i}_billing")
             selects, day_lookups, params = [], [], {}
             for k, (low, high) in enumerate(pieces):
-                view, lookup = f"day_{i}" if len(pieces) == 1 else f"day_{i}_{k}", f"tokens_{i}_{k}"
-                if len(pieces) > 1:
+                view, lookup = f"day_{i}", f"tokens_{i}_{k}"
+                if len(pieces) > 1:     # the piece's own rows: the day's view, cut to the range
+                    view = f"day_{i}_{k}"
                     define_generalized(con, files, policy, view=view,
                                        leave_out=f"({left_out}) OR NOT (source_row >= {low} AND source_row < {high})")
                 tokens = plan_tokens(con, f"{view}_billing", policy, keyring, table=lookup)
