@@ -164,7 +164,7 @@ def build_profiles(lake: Lake, policy: Policy, keyring: KeyRing, days: list[str]
             # Their rows as the served party are left out; as a called party, their spellings (`restricted_raw`)
             # are counted, never named.
             leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", day_rows, policy, keyring,
-                                       numbers=("destination_number",))
+                                       numbers=("destination_number",), parts=[str(f) for f in files])
             con.execute("CREATE OR REPLACE TEMP TABLE day_restricted (number VARCHAR)")
             if leave_out != "false":
                 left_out_rows += execute(con, f"SELECT count(*) FROM read_parquet($files, union_by_name = true)"

@@ -10,6 +10,10 @@ A day's rows are tokenized in pieces of at most `ROWS_PER_PIECE` rows (ranges of
 the token lookup of its own identifiers: the lookup's joins hold every distinct identifier they may meet, so a
 lookup over a whole 13M-row file needed DuckDB's whole memory, and more than 600 MB of it (benchmarks/README.md,
 "Memory as the night grows"). A piece's memory does not grow with the file.
+
+The lookups cover every row, a restricted subject's too (policy §6.4; docs/design.md §12): the restricted subjects'
+spellings are matched among them (no identifier hashed twice), their rows are then left out and their tokens
+blanked, and the billing part's index still lists every identifier its part holds.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from transforms.lake.partitions import ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.restricted import RestrictedFilter
-from transforms.privacy.subject_index import commit_index, day_index_columns, stage_day_indexes
-from transforms.privacy.tokens import TokenPlan, identifiers_counted, lookup_rows, plan_tokens, tokenized_columns
+from transforms.privacy.restricted import KnownSpellings, RestrictedFilter
+from transforms.privacy.subject_index import commit_index, day_index_columns, stage_day_index
+from transforms.privacy.tokens import (TokenPlan, identifiers_counted, lookup_counts, lookup_rows, plan_tokens,
+                                      tokenized_columns)
 
 
 @dataclass(frozen=True)
@@ -69,51 +74,68 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     try:
         define_generalized(con, billing_files, policy)
         targets = tokenized_columns(con, "generalized_billing", policy)
-        rows = restricted = blanked = 0
-        # Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone, and where they
-        # are the other party of someone else's row, their token does not either.
-        numbers = tuple(c for c in targets if policy.field(c).identifier == "msisdn")
-        left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring, numbers=numbers) if skip \
-            else "false"
-        if left_out != "false":
-            restricted = con.execute(f"SELECT count(*) FROM generalized_billing WHERE {left_out}").fetchone()[0]
-            blanked = _restricted_party_cells(con, targets, policy, left_out)
+        key_id = keyring.current.key_id
+        restricting = skip is not None and bool(skip.restricted.of(skip.zone))
+        # 1. Each day's pieces, each with the token lookup of all its rows — a restricted subject's too: their rows
+        #    stay in billing, and the billing part's index must list every identifier the part holds.
+        days: list[tuple[str, list[str], list[_Piece]]] = []
         lookups: list[str] = []       # every piece's token lookup, kept to the end: the distinct counts read them all
         for i, (folder, files) in enumerate(sorted(by_day.items())):
             # Each day reads its own files: a filter on event_date instead makes DuckDB expect ~1 row
             # and hash-build the joins on the big side (out of memory at 4.5M rows).
-            define_generalized(con, files, policy, view=f"day_{i}", leave_out=left_out)
-            pieces = _pieces(con, f"day_{i}_billing")
-            selects, day_lookups, params = [], [], {}
-            for k, (low, high) in enumerate(pieces):
-                view, lookup = f"day_{i}", f"tokens_{i}_{k}"
-                if len(pieces) > 1:     # the piece's own rows: the day's view, cut to the range
-                    view = f"day_{i}_{k}"
-                    define_generalized(con, files, policy, view=view,
-                                       leave_out=f"({left_out}) OR NOT (source_row >= {low} AND source_row < {high})")
-                tokens = plan_tokens(con, f"{view}_billing", policy, keyring, table=lookup)
+            define_generalized(con, files, policy, view=f"day_{i}")
+            ranges = _pieces(con, f"day_{i}_billing")
+            pieces = []
+            for k, (low, high) in enumerate(ranges):
+                # A piece's own rows: the day's view, cut to the range (the whole day when it is one piece).
+                view, lookup, outside = f"day_{i}", f"tokens_{i}_{k}", "false"
+                if len(ranges) > 1:
+                    view, outside = f"day_{i}_{k}", f"NOT (source_row >= {low} AND source_row < {high})"
+                    define_generalized(con, files, policy, view=view, leave_out=outside)
+                pieces.append(_Piece(view, lookup, outside, plan_tokens(con, f"{view}_billing", policy, keyring,
+                                                                        table=lookup, counted=restricting)))
+                lookups.append(lookup)
+            days.append((folder, files, pieces))
+        # 2. Restricted subjects (policy §6.4; docs/design.md §12): their rows never reach the zone, and where they
+        #    are the other party of someone else's row, their token does not either. Their spellings are found among
+        #    the lookups' (hashed once), not by hashing the file's identifiers again.
+        numbers = tuple(c for c in targets if policy.field(c).identifier == "msisdn")
+        left_out = "false"
+        if skip:
+            known = KnownSpellings(_spellings(lookups, targets, policy), key_id)
+            left_out = skip.predicate(con, "generalized_billing", {}, policy, keyring, numbers=numbers, known=known)
+        rows = restricted = blanked = 0
+        only_left_out = None
+        if left_out != "false":
+            only_left_out, restricted = _spellings_only_left_out(con, lookups, targets, left_out)
+            blanked = _restricted_party_cells(con, targets, policy, left_out)
+        # 3. Each day's part: the billing index from every spelling, the restricted subjects' tokens blanked, the
+        #    restricted rows left out, one COPY, then the analytics index from the tokens the part may hold.
+        for i, (folder, files, pieces) in enumerate(days):
+            day_lookups = [p.lookup for p in pieces]
+            # One billing part a day: a part's index lists its own rows' identifiers only.
+            indexed = day_index_columns(con, f"day_{i}", policy, targets) if len(files) == 1 else None
+            if indexed:
+                stage_day_index(con, _index_pairs(day_lookups, indexed), key_id, indexes / folder, "billing")
+            selects, params = [], {}
+            for piece in pieces:
+                tokens = piece.tokens
                 if left_out != "false":
-                    _blank_restricted_parties(con, tokens, policy, lookup)
-                selects.append(f"SELECT {tokens.select(exclude=('event_date',))} FROM {view} t{tokens.joins}")
-                day_lookups.append(lookup)
+                    _blank_restricted_parties(con, tokens, policy, piece.lookup)
+                    define_generalized(con, files, policy, view=piece.view,
+                                       leave_out=f"({left_out}) OR {piece.outside}")
+                selects.append(f"SELECT {tokens.select(exclude=('event_date',))} FROM {piece.view} t{tokens.joins}")
                 params = tokens.params
-            lookups += day_lookups
             # One statement writes the day's part from every piece, each joined with its own lookup: DuckDB works
             # through them one by one within its memory (a 13M-row day in 500 MB), and each row is written once.
             dst = out / folder / "part.parquet"
             dst.parent.mkdir()
             rows += _write_part(con, " UNION ALL ".join(selects), params, dst)
-            # The day's subject indexes from the tokens its pieces used (one billing part a day: a part's index
-            # lists its own rows' identifiers only). Not when restricted rows were left out: the billing part still
-            # holds them, and an index without them would hide them from a search; without an index the part
-            # is scanned whole.
-            indexed = day_index_columns(con, f"day_{i}", policy, targets) \
-                if len(files) == 1 and left_out == "false" else None
             if indexed:
-                columns = ", ".join(map(str, indexed))
-                pairs = f"(SELECT token, raw FROM ({lookup_rows(day_lookups)}) WHERE col IN ({columns}))"
-                stage_day_indexes(con, pairs, keyring.current.key_id, indexes / folder)
-        tokenized = identifiers_counted(con, lookups, targets)
+                # Blanked tokens are NULL (not listed), and the spellings only the left-out rows held are left out.
+                stage_day_index(con, _index_pairs(day_lookups, indexed, only_left_out), key_id, indexes / folder,
+                                "analytics")
+        tokenized = identifiers_counted(con, lookups, targets, leave_out=only_left_out)
     finally:
         con.close()
         remove_database(db)
@@ -129,6 +151,50 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
     return AnalyticsResult(rows=rows, key_id=keyring.current.key_id, tokenized=tokenized,
                            treatments=treatments(policy), zone=zone, rows_restricted=restricted,
                            cells_blanked=blanked)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A range of a day's source rows tokenized at once: its views (`view`, `<view>_billing`), the SQL true for the
+    day's rows outside it, its token lookup (a table of the work database) and plan."""
+
+    view: str
+    lookup: str
+    outside: str
+    tokens: TokenPlan
+
+
+def _index_pairs(lookups: list[str], indexed: tuple[int, ...], leave_out: str | None = None) -> str:
+    """(token, raw) of the index columns `indexed` in a day's `lookups`, without the spellings of the table
+    `leave_out` (col, raw) if given."""
+    where = f"col IN ({', '.join(map(str, indexed))})"
+    if leave_out is not None:
+        where += f" AND (col, raw) NOT IN (SELECT col, raw FROM {leave_out})"
+    return f"(SELECT token, raw FROM ({lookup_rows(lookups)}) WHERE {where})"
+
+
+def _spellings(lookups: list[str], targets: tuple[str, ...], policy: Policy) -> str:
+    """The lookups' spellings with their kind (kind, raw, norm, token), for the restricted subjects' match."""
+    kind = " ".join(f"WHEN {i} THEN '{policy.field(c).identifier}'" for i, c in enumerate(targets))
+    return f"(SELECT CASE col {kind} END AS kind, raw, norm, token FROM ({lookup_rows(lookups)}))"
+
+
+def _spellings_only_left_out(con, lookups: list[str], targets: tuple[str, ...], left_out: str) -> tuple[str, int]:
+    """The temp table (col, raw) of the spellings that only the left-out rows hold (a restricted subject's own, and
+    parties only they dealt with), and the number of those rows: the lookups list those spellings, the zone does
+    not get them, the audit does not count them. A spelling is the left-out rows' only when they hold it as many
+    times as the lookups counted it in the whole file (one scan of the file, for its few left-out rows)."""
+    cells = ", ".join(f"{{'col': {i}, 'raw': CAST({c} AS VARCHAR)}}" for i, c in enumerate(targets)) or "NULL"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE left_out_cells AS SELECT unnest([{cells}]) AS cell"
+                f" FROM generalized_billing WHERE {left_out}")
+    rows = con.execute("SELECT count(*) FROM left_out_cells").fetchone()[0] // max(len(targets), 1)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE only_left_out AS
+        SELECT l.col, l.raw FROM (SELECT cell.col AS col, cell.raw AS raw, count(*) AS n FROM left_out_cells
+                                  WHERE cell.raw IS NOT NULL GROUP BY ALL) l
+        JOIN (SELECT col, raw, sum(n) AS n FROM ({lookup_counts(lookups)}) GROUP BY ALL) a USING (col, raw)
+        WHERE l.n = a.n""")
+    con.execute("DROP TABLE left_out_cells")
+    return "only_left_out", rows
 
 
 def _pieces(con, day_rows: str) -> list[tuple[int, int]]:

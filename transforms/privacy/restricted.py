@@ -4,9 +4,11 @@ docs/design.md §12).
 While a request's restriction stands (`subject_requests.restricted_at` set, `lifted_at` not), the night's
 derivations leave the subject out: the plan, which opens the audit store, writes the restricted subjects' tokens
 (under every key their request holds) to the run's fragments (`restricted.json`); the steps never open the store.
-A step finds the rows to drop by tokenizing the distinct served numbers and IMSIs of its billing rows with each key
-a restricted token is under — HMAC over distinct values, in DuckDB, as legal holds are matched — so a subject is
-found across a key rotation while the request's key is held. What is dropped is counted, never named.
+A step finds the rows to drop by the spellings whose token, under a key a restricted token is under, is one of
+theirs — so a subject is found across a key rotation while the request's key is held. The spellings come from what
+is hashed already where it can (`_Spellings`): the analytics step's token lookups, the billing parts' subject
+indexes; else the distinct served numbers and IMSIs of the billing rows are tokenized with each such key — HMAC over
+distinct values, in DuckDB, as legal holds are matched. What is dropped is counted, never named.
 
 Rows are dropped where they are the restricted subject's own — the rows the subject finder calls theirs
 (`subjects.find`, role `served`) and an erasure takes (`retention.blank`): in analytics and the marketing profiles
@@ -86,6 +88,17 @@ IMSI_ZONES = (ROAMING,)
 
 
 @dataclass(frozen=True)
+class KnownSpellings:
+    """Spellings a step has already normalized and hashed (the analytics step's token lookups): a relation the
+    step built, never input text, with the columns (kind, raw, norm, token), its tokens under `key_id`. A restricted
+    token under that key is matched on them as they are; under another key their normalized values are hashed
+    again, and the relation's rows are never read for spellings."""
+
+    relation: str
+    key_id: str
+
+
+@dataclass(frozen=True)
 class RestrictedFilter:
     """Who a step leaves out: the run's restricted subjects for one zone, and the SQL of a billing row's served
     subscriber's number (the caller's: `steps.billing.restricted_filter`), IMSI, and whether that IMSI is for
@@ -98,18 +111,24 @@ class RestrictedFilter:
     imsi_served: str = "true"
 
     def predicate(self, con, relation: str, params: dict, policy: Policy, keyring: KeyRing,
-                  name: str = "restricted_raw", numbers: tuple[str, ...] = ()) -> str:
+                  name: str = "restricted_raw", numbers: tuple[str, ...] = (), known: KnownSpellings | None = None,
+                  parts: list[str] | None = None) -> str:
         return restricted_predicate(con, relation, params, policy, keyring, self.restricted, self.zone,
-                                    self.served_number, self.imsi, name, numbers, self.imsi_served)
+                                    self.served_number, self.imsi, name, numbers, self.imsi_served, known, parts)
 
 
 def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyring: KeyRing, restricted: Restricted,
                          zone: str, served_number: str, imsi: str | None = "imsi", name: str = "restricted_raw",
-                         numbers: tuple[str, ...] = (), imsi_served: str = "true") -> str:
+                         numbers: tuple[str, ...] = (), imsi_served: str = "true",
+                         known: KnownSpellings | None = None, parts: list[str] | None = None) -> str:
     """SQL over a row of `relation`: true when the row is a subject's own who is restricted for `zone` (see the
     module docstring). Creates the temp table `name (kind, raw)` of the raw spellings that are restricted, among
     the served numbers and IMSIs and the number columns `numbers` (where a restricted subject is the other party:
-    for the caller to blank). "false" when nobody is restricted for the zone."""
+    for the caller to blank). "false" when nobody is restricted for the zone.
+
+    Where the spellings come from (`_Spellings`): the `known` ones a step already hashed; or, when `relation` is the
+    billing part files `parts`, the subject indexes beside them (`subject_index.lookup`), a part without a usable
+    index read and hashed; or else every distinct spelling of `relation`, normalized and hashed here."""
     tokens = restricted.of(zone)
     held = {k.key_id: k for k in keyring.keys}
     usable = [t for t in tokens if t.key_id in held]
@@ -118,40 +137,102 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
     con.executemany(f"INSERT INTO {name}_tokens VALUES (?, ?, ?)",
                     [(t.kind, t.key_id, bytes.fromhex(t.token)) for t in usable])
-    branches = [f"SELECT 'msisdn' AS kind, CAST({n} AS VARCHAR) AS raw FROM {relation}"
-                for n in (served_number, *numbers)]
-    if imsi:
-        branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {relation}")
-    norm = " ".join(f"WHEN '{k}' THEN {normalize_sql('raw', k)}" for k in ("msisdn", "imsi"))
-    execute(con, f"""CREATE OR REPLACE TEMP TABLE {name}_distinct AS
-        SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
-        FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
-            {**params, **numbering_params(policy.operator)})
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (kind VARCHAR, raw VARCHAR)")
-    for key_id in sorted({t.key_id for t in usable}):
-        hmac_expr, hmac_params = token_sql(held[key_id], "kind", "norm")
-        execute(con, f"""INSERT INTO {name} SELECT kind, raw FROM {name}_distinct
-            WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM {name}_tokens)""",
-                {"key_id": key_id, **hmac_params})
+    columns = {"msisdn": (served_number, *numbers), "imsi": (imsi,) if imsi else ()}
+    found = _Spellings(con, name, held, policy, columns, known, parts, relation, params)
+    found.add(f"{name}_tokens")
     is_number = f"CAST({served_number} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'msisdn')"
     if imsi:
         is_imsi = f"CAST({imsi} AS VARCHAR) IN (SELECT raw FROM {name} WHERE kind = 'imsi')"
-        # The subject's other identifier, from tonight's rows that are theirs for certain; every spelling of it.
-        execute(con, f"""INSERT INTO {name}
-            SELECT kind, raw FROM {name}_distinct WHERE (kind, norm) IN (
-                SELECT d.kind, d.norm FROM (
-                    SELECT 'imsi' AS kind, CAST({imsi} AS VARCHAR) AS raw FROM {relation}
-                    WHERE ({imsi_served}) AND {is_number}
-                    UNION SELECT 'msisdn', CAST({served_number} AS VARCHAR) FROM {relation}
-                    WHERE ({imsi_served}) AND {is_imsi}) l
-                JOIN {name}_distinct d USING (kind, raw) WHERE d.norm IS NOT NULL)
+        # The subject's other identifier, from tonight's rows that are theirs for certain; every spelling of it,
+        # found by its tokens under the restricted tokens' keys.
+        execute(con, f"""CREATE OR REPLACE TEMP TABLE {name}_linked AS
+            SELECT 'imsi' AS kind, CAST({imsi} AS VARCHAR) AS raw FROM {relation} WHERE ({imsi_served}) AND {is_number}
+            UNION SELECT 'msisdn', CAST({served_number} AS VARCHAR) FROM {relation} WHERE ({imsi_served}) AND {is_imsi}
             EXCEPT SELECT kind, raw FROM {name}""", params)
-    con.execute(f"DROP TABLE {name}_distinct")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_linked_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
+        norm = _normalized("raw")
+        for key_id in found.keys(f"{name}_tokens"):
+            hmac, hmac_params = token_sql(held[key_id], "kind", "norm")
+            execute(con, f"""INSERT INTO {name}_linked_tokens SELECT DISTINCT kind, $key_id, {hmac}
+                FROM (SELECT kind, NULLIF(CASE kind {norm} END, '') AS norm FROM {name}_linked)
+                WHERE norm IS NOT NULL""",
+                    {"key_id": key_id, **hmac_params, **numbering_params(policy.operator)})
+        found.add(f"{name}_linked_tokens")
+        con.execute(f"DROP TABLE {name}_linked")
+    found.close()
     if not imsi:
         return f"coalesce({is_number}, false)"
     if zone in IMSI_ZONES:
         return f"coalesce({is_imsi}, {is_number}, false)"
     return f"coalesce({is_number} OR (({imsi_served}) AND {is_imsi}), false)"
+
+
+def _normalized(raw: str) -> str:
+    """CASE branches (after `CASE kind`) normalizing the spelling `raw` of an msisdn or an IMSI."""
+    return " ".join(f"WHEN '{k}' THEN {normalize_sql(raw, k)}" for k in ("msisdn", "imsi"))
+
+
+class _Spellings:
+    """Finds the spellings of tokens (a temp table: kind, key_id, token) and adds them to the temp table `name`
+    (kind, raw): from the `known` spellings a step hashed, from the subject indexes of the billing `parts`, or by
+    hashing every distinct spelling of `relation` (or of the parts without a usable index) — once per predicate."""
+
+    def __init__(self, con, name: str, held: dict, policy: Policy, columns: dict[str, tuple[str, ...]],
+                 known: KnownSpellings | None, parts: list[str] | None, relation: str, params: dict):
+        self.con, self.name, self.held, self.policy, self.columns = con, name, held, policy, columns
+        self.known, self.parts, self.relation, self.params = known, parts, relation, params
+        self.hashed: str | None = None      # the temp table of hashed spellings, once made
+
+    def keys(self, tokens: str) -> list[str]:
+        return [k for (k,) in self.con.execute(f"SELECT DISTINCT key_id FROM {tokens} ORDER BY 1").fetchall()]
+
+    def add(self, tokens: str) -> None:
+        if self.known is not None:
+            self._match(tokens, f"(SELECT kind, raw, norm, token FROM {self.known.relation}"
+                                " WHERE kind IN ('msisdn', 'imsi'))", self.known.key_id)
+            return
+        relation, params = self.relation, self.params
+        if self.parts is not None:
+            from transforms.privacy.subject_index import lookup   # the billing zone's indexes
+
+            listed = lookup(self.con, self.parts, set(self.held), tokens, spellings=f"{self.name}_listed")
+            self.con.execute(f"INSERT INTO {self.name} SELECT DISTINCT kind, raw FROM {self.name}_listed"
+                             f" EXCEPT SELECT kind, raw FROM {self.name}")
+            self.con.execute(f"DROP TABLE {self.name}_listed")
+            if not listed.unindexed:
+                return
+            relation, params = "read_parquet($restricted_files, union_by_name = true)", \
+                {"restricted_files": listed.unindexed}
+        self._match(tokens, self._hashed(relation, params), None)
+
+    def _hashed(self, relation: str, params: dict) -> str:
+        """The distinct spellings of `relation`'s identifier columns, normalized: made once."""
+        if self.hashed is None:
+            self.hashed = f"{self.name}_distinct"
+            branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {relation}"
+                        for kind, cols in self.columns.items() for c in cols]
+            execute(self.con, f"""CREATE OR REPLACE TEMP TABLE {self.hashed} AS
+                SELECT kind, raw, NULLIF(CASE kind {_normalized('raw')} END, '') AS norm
+                FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
+                    {**params, **numbering_params(self.policy.operator)})
+        return self.hashed
+
+    def _match(self, tokens: str, spellings: str, hashed_under: str | None) -> None:
+        """Add the spellings (kind, raw, norm[, token]) whose token is in `tokens`: as they are under the key
+        `hashed_under`, hashed under any other."""
+        for key_id in self.keys(tokens):
+            if key_id == hashed_under:
+                token, hmac_params = "token", {}
+            else:
+                token, hmac_params = token_sql(self.held[key_id], "kind", "norm")
+            execute(self.con, f"""INSERT INTO {self.name} SELECT DISTINCT kind, raw FROM {spellings}
+                WHERE norm IS NOT NULL AND (kind, $key_id, {token}) IN (SELECT kind, key_id, token FROM {tokens})
+                EXCEPT SELECT kind, raw FROM {self.name}""", {"key_id": key_id, **hmac_params})
+
+    def close(self) -> None:
+        if self.hashed is not None:
+            self.con.execute(f"DROP TABLE {self.hashed}")
 
 
 SKIPPED, BLANKED = "restricted", "blanked"

@@ -117,17 +117,16 @@ def day_index_columns(con, day_view: str, policy: Policy, tokenized: tuple[str, 
     return tuple(tokenized.index(c) for c in columns)
 
 
-def stage_day_indexes(con, pairs: str, key_id: str, dst_dir: Path) -> None:
-    """The analytics step's indexes of one day, written to `dst_dir` (`billing.tokens`, `analytics.tokens`) from
-    `pairs` (a relation the step built, never input text: token, raw): the spellings the day's rows hold with their
-    tokens, taken from the token lookups the step made for those rows (`day_index_columns`' columns only); no
-    identifier is hashed again, no row read again."""
+def stage_day_index(con, pairs: str, key_id: str, dst_dir: Path, zone: str) -> None:
+    """One of the analytics step's indexes of a day, written to `dst_dir` as `<zone>.tokens` (`billing` with the
+    raw spellings, `analytics` tokens only) from `pairs` (a relation the step built, never input text: token, raw):
+    the spellings the day's rows hold with their tokens, taken from the token lookups the step made for those rows
+    (`day_index_columns`' columns only); no identifier is hashed again, no row read again."""
     dst_dir.mkdir(parents=True, exist_ok=True)
-    params = {"key_id": key_id}
-    write_index_file(con, dst_dir / "billing.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN}, raw FROM {pairs}",
-                     params, raw=True)
-    write_index_file(con, dst_dir / "analytics.tokens", f"SELECT token, $key_id AS {KEY_ID_COLUMN} FROM {pairs}",
-                     params, raw=False)
+    raw = zone == "billing"
+    write_index_file(con, dst_dir / f"{zone}.tokens",
+                     f"SELECT token, $key_id AS {KEY_ID_COLUMN}{', raw' if raw else ''} FROM {pairs}",
+                     {"key_id": key_id}, raw=raw)
 
 
 def kept_index(con, part: Path, rewritten: Path, policy: Policy, dst: Path) -> Path | None:

@@ -108,9 +108,9 @@ def tokenized_columns(con, relation: str, policy: Policy) -> tuple[str, ...]:
 
 
 def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_by_hash: bool = True,
-                table: str = "tokens") -> TokenPlan:
-    """Build the table `table` (column, raw spelling → normalized value, token) in `con` for the tokenize columns
-    of `relation`.
+                table: str = "tokens", counted: bool = False) -> TokenPlan:
+    """Build the table `table` (column, raw spelling → normalized value, token; with `counted`, `n`: the rows holding
+    the spelling in that column) in `con` for the tokenize columns of `relation`.
 
     `relation` is a table or view the caller made (never input text). HMAC runs on the distinct
     normalized identifiers only, inside DuckDB; the caller joins the tokens back with `joins`.
@@ -129,19 +129,24 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     #    and hashed with HMAC-SHA256 inside DuckDB (measured faster than Python's hmac; see token_sql), all
     #    in one statement. Per spelling rather than per normalized value: a few more hashes, no join back.
     #    Column names come from the policy (lower_snake_case, checked on load). `h` is the spelling's
-    #    64-bit hash: the row joins below probe on it instead of on the text.
+    #    64-bit hash: the row joins below probe on it instead of on the text. `n` tells a step which spellings
+    #    only some rows hold (`analytics`: the left-out rows'); counting cost ~10% of the grouping, so only on
+    #    request.
+    n = "count(*)" if counted else "CAST(NULL AS BIGINT)"
     per_column = [
-        f"SELECT {i} AS col, '{f.identifier}' AS kind, raw FROM (SELECT DISTINCT CAST({f.column} AS VARCHAR) AS raw"
-        f" FROM {relation} WHERE {f.column} IS NOT NULL)" for i, f in enumerate(targets)]
+        f"SELECT {i} AS col, '{f.identifier}' AS kind, raw, n FROM (SELECT CAST({f.column} AS VARCHAR) AS raw,"
+        f" {n} AS n FROM {relation} WHERE {f.column} IS NOT NULL GROUP BY raw)" for i, f in enumerate(targets)]
     norm = " ".join(f"WHEN kind = '{kind}' THEN {normalize_sql('raw', kind)}"
                     for kind in sorted({f.identifier for f in targets}))
     hmac_expr, hmac_params = token_sql(key, "kind", "norm")
-    con.execute(f"CREATE OR REPLACE TABLE {table} (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB)")
+    con.execute(f"CREATE OR REPLACE TABLE {table} (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB,"
+                " n BIGINT)")
     if targets:
         execute(con, f"""
             INSERT INTO {table}
-            SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {hmac_expr} END
-            FROM (SELECT col, kind, raw, NULLIF(CASE {norm} END, '') AS norm FROM ({' UNION ALL '.join(per_column)}))""",
+            SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {hmac_expr} END, n
+            FROM (SELECT col, kind, raw, n, NULLIF(CASE {norm} END, '') AS norm
+                  FROM ({' UNION ALL '.join(per_column)}))""",
                 {**params, **hmac_params})
     # Per column: whether two of its spellings share a hash (then its rows probe on the text).
     clashes = {col for col, clash in con.execute(
@@ -168,9 +173,18 @@ def lookup_rows(tables: list[str]) -> str:
     return " UNION ALL ".join(f"SELECT col, raw, norm, token FROM {t}" for t in tables)
 
 
-def identifiers_counted(con, tables: list[str], targets: tuple[str, ...]) -> dict[str, int]:
+def lookup_counts(tables: list[str]) -> str:
+    """The rows (col, raw, n) of the `plan_tokens` tables `tables`: how many rows of each piece hold each spelling."""
+    return " UNION ALL ".join(f"SELECT col, raw, n FROM {t}" for t in tables)
+
+
+def identifiers_counted(con, tables: list[str], targets: tuple[str, ...], *, leave_out: str | None = None
+                        ) -> dict[str, int]:
     """Distinct identifiers (normalized values) per tokenized column `targets` over the `plan_tokens` tables
-    `tables` (the lookups of one file's pieces, which share spellings): what the audit records as tokenized."""
-    counted = dict(con.execute(f"SELECT col, count(DISTINCT norm) FROM ({lookup_rows(tables)}) GROUP BY col")
+    `tables` (the lookups of one file's pieces, which share spellings): what the audit records as tokenized. The
+    spellings of the table `leave_out` (col, raw), if given, are not counted: no row that reaches the zone holds
+    them."""
+    where = "" if leave_out is None else f" WHERE (col, raw) NOT IN (SELECT col, raw FROM {leave_out})"
+    counted = dict(con.execute(f"SELECT col, count(DISTINCT norm) FROM ({lookup_rows(tables)}){where} GROUP BY col")
                    .fetchall()) if tables else {}
     return {c: int(counted.get(i, 0)) for i, c in enumerate(targets)}

@@ -200,7 +200,8 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
             con.execute("DROP TABLE IF EXISTS roaming_daily")
             # Restricted subjects (policy §6.4; docs/design.md §12): none of their rows is counted.
             month_rows = {"files": [str(f) for f in files]}
-            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", month_rows, policy, keyring)
+            leave_out = skip.predicate(con, "read_parquet($files, union_by_name = true)", month_rows, policy, keyring,
+                                       parts=month_rows["files"])
             if leave_out != "false":
                 left_out_rows += execute(con, f"SELECT count(*) FROM read_parquet($files, union_by_name = true)"
                                               f" WHERE {leave_out}", month_rows).fetchone()[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -369,6 +370,79 @@ def test_a_restricted_subject_as_the_other_party_lands_as_null_in_others_rows(ri
     assert by_duration[61][:4] == (b(CALLERS["C1"][0]), None, None, b(CALLERS["C1"][1], "imsi"))
     assert by_duration[62][:4] == (None, b(CALLERS["C2"][0]), None, b(CALLERS["C2"][1], "imsi"))
     assert by_duration[63][:3] == (b(CALLERS["C3"][0]), b(X_NUMBER), None)
+
+
+def test_a_restricted_night_still_indexes_its_parts_and_counts_only_what_lands(rights_lake, policy, tmp_path):
+    # A restriction leaves S's rows out of analytics, not out of billing: the billing part's index must still list
+    # S (a search by S reads that part), the analytics index only what the analytics part holds, and the audit
+    # counts the identifiers of the rows that landed (rows 2, 4, 5 and 6 of DAY1_ROWS).
+    from tests.transforms.privacy.conftest import write_billing
+    from tests.transforms.subjects.conftest import DAY1_ROWS, S_DAY1, S_NATIONAL
+    from transforms.privacy.analytics import build_analytics
+    from transforms.privacy.restricted import ANALYTICS, RestrictedFilter
+    from transforms.steps.billing import served_party_sql
+
+    rid = ask(rights_lake, policy, "restriction")
+    answer(rights_lake, policy, rid, tmp_path / "out")
+    billing = Path(write_billing(rights_lake, policy, S_DAY1, DAY1_ROWS, "e" * 64))
+    made = build_analytics([str(billing)], rights_lake, policy, ROTATED, tmp_path / "wa", source_sha256="e" * 64,
+                           skip=RestrictedFilter(_restricted(rights_lake), ANALYTICS,
+                                                 served_party_sql("destination_number", "origin_number")))
+    assert made.rows_restricted == 2
+    (part,) = made.zone.files
+    part = rights_lake.root / part
+    b = lambda value, kind="msisdn": stored(SECRET_B, f"{kind}:{value}")   # noqa: E731  (key B is current)
+    listed = dict(duckdb.execute("SELECT raw, token FROM read_parquet(?)", [str(index_path(billing))]).fetchall())
+    assert listed[S_NATIONAL] == listed[S_NUMBER] == b(S_NUMBER) and listed[S_IMSI] == b(S_IMSI, "imsi")
+    assert listed[O_NUMBER] == b(O_NUMBER)      # the other party of S's own rows is listed too
+    in_part = {t for (t,) in duckdb.execute(
+        "SELECT unnest([origin_number, destination_number, redirection_number, imsi]) AS t FROM read_parquet(?)",
+        [str(part)]).fetchall() if t is not None}
+    indexed = {t for (t,) in duckdb.execute("SELECT token FROM read_parquet(?)", [str(index_path(part))]).fetchall()}
+    assert indexed == in_part and b(S_NUMBER) not in indexed and b(S_IMSI, "imsi") not in indexed
+    # Landed: origin C1, S (blanked in row 4), C3, O; destination S (blanked), C2, X; redirection S (blanked);
+    # IMSI C1, C2, C3, O. S's national spelling and IMSI are in S's own rows only, and not counted.
+    assert {c: made.tokenized[c] for c in ("origin_number", "destination_number", "redirection_number", "imsi")} \
+        == {"origin_number": 4, "destination_number": 3, "redirection_number": 1, "imsi": 4}
+
+
+def test_the_billing_indexes_find_a_restricted_subject_as_hashing_every_spelling_does(rights_lake, policy,
+                                                                                       monkeypatch):
+    # Marketing and roaming find a restricted subject's spellings in the billing parts' indexes instead of hashing
+    # every spelling of a day or a month; a part whose index cannot be used (none, or made under a key the
+    # subject has no token under) is hashed. Every way must find the same spellings and leave out the same rows.
+    from tests.transforms.subjects.conftest import S_NATIONAL
+    from transforms.lake.connection import connect
+    from transforms.privacy.restricted import MARKETING, Restricted, _Spellings, restricted_predicate
+    from transforms.steps.billing import served_party_sql
+
+    rid = ask(rights_lake, policy, "restriction")
+    answer(rights_lake, policy, rid, rights_lake.root.parent / "out")
+    restricted = _restricted(rights_lake)
+    files = sorted(str(p) for p in rights_lake.zone("billing").rglob("*.parquet"))
+    assert len(files) == 2 and all(index_path(Path(f)).exists() for f in files)     # June (key A), July (key B)
+    relation = "read_parquet($files, union_by_name = true)"
+    served = served_party_sql("destination_number", "origin_number")
+
+    def found(subject: Restricted, parts) -> tuple[set, int]:
+        con = connect()
+        try:
+            left_out = restricted_predicate(con, relation, {"files": files}, policy, ROTATED, subject, MARKETING,
+                                            served, numbers=("destination_number",), parts=parts)
+            rows = con.execute(f"SELECT count(*) FROM {relation} WHERE {left_out}", {"files": files}).fetchone()[0]
+            return set(con.execute("SELECT kind, raw FROM restricted_raw").fetchall()), rows
+        finally:
+            con.close()
+
+    expected = ({("msisdn", S_NUMBER), ("msisdn", S_NATIONAL), ("imsi", S_IMSI)}, 3)     # SERVED: S's 3 rows
+    assert found(restricted, None) == expected                  # every spelling of both parts hashed
+    only_b = Restricted(tuple(t for t in restricted.tokens if t.key_id == ROTATED.current.key_id))
+    assert found(only_b, files) == expected                     # June's index (key A) unusable: June hashed
+    with monkeypatch.context() as m:
+        m.setattr(_Spellings, "_hashed", lambda *a: pytest.fail("hashed with every index usable"))
+        assert found(restricted, files) == expected             # both indexes, nothing hashed
+    index_path(Path(files[1])).unlink()
+    assert found(restricted, files) == expected                 # July without its index: July hashed
 
 
 def _o_calls_s(lake, policy, tmp_path) -> str:
