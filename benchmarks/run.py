@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeat", type=int, default=1, metavar="R",
                     help="run pipeline and floor R times on the same generated night, each round into a fresh"
                          " lake; the analytics + aggregates ratio is the median of the rounds (default 1)")
+    ap.add_argument("--restricted", type=int, default=0, metavar="K",
+                    help="before each round, restrict the processing (policy §6.4: `cdr-audit subject request"
+                         " --right restriction` and `subject fulfil`) of K subscribers served in the landing's"
+                         " mediation export, so the night measures leaving them out (default 0)")
     ap.add_argument("--top", type=int, default=6, metavar="K",
                     help="per-file breakdown: show the K slowest files (default 6)")
     return ap
@@ -386,10 +390,45 @@ def releasing_night(day: str) -> str:
     return closes.isoformat()
 
 
+def served_numbers(landing: Path, day: str, k: int) -> list[str]:
+    """The first `k` distinct served numbers (servedMSISDN) of the landing's mediation export; never printed."""
+    import csv
+
+    path = landing / f"mediation_{day}.csv"
+    if not path.exists():
+        sys.exit(f"benchmarks.run: --restricted needs {path.name} in the landing folder")
+    numbers: list[str] = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        for row in csv.DictReader(fh):
+            number = (row.get("servedMSISDN") or "").strip()
+            if number and number not in numbers:
+                numbers.append(number)
+                if len(numbers) == k:
+                    break
+    return numbers
+
+
+def restrict(args, landing: Path, lake: Path, scratch: Path) -> None:
+    """Record and fulfil a restriction of `args.restricted` subscribers in `lake`, received on the landing's day."""
+    for i, number in enumerate(served_numbers(landing, args.date, args.restricted)):
+        common = ["--lake", str(lake), "--demo", "--today", args.date]
+        asked = subprocess.run([cli_path(), "subject", "request", "--right", "restriction", "--msisdn", number,
+                                "--received", args.date, *common], cwd=REPO, check=True, capture_output=True,
+                               text=True)
+        request_id = asked.stdout.strip().splitlines()[-1]
+        shutil.rmtree(scratch / f"restriction-{i}", ignore_errors=True)
+        subprocess.run([cli_path(), "subject", "fulfil", request_id, "--out", str(scratch / f"restriction-{i}"),
+                        *common], cwd=REPO, check=True, capture_output=True)
+
+
 def measure_round(args, landing: Path, lake: Path, floor_dir: Path, scratch: Path, logs: Path, result: dict,
                   tag: str) -> tuple[dict, dict]:
     """One pipeline run into `lake`, then the floor on the same landing files; both measured from outside."""
     label = run_label(args.source, args.rows)
+    if args.restricted:
+        say(f"{tag}restricting {args.restricted} subscriber(s) …")
+        restrict(args, landing, lake, scratch)
+        result["restricted"] = args.restricted
     say(f"{tag}pipeline: cdr-audit run …")
     # A benchmark pseudonymizes with the demo key: it measures the work, not a key set-up.
     cmd = [cli_path(), "run", "--landing", str(landing), "--lake", str(lake), "--date", releasing_night(args.date),
@@ -537,6 +576,7 @@ def report(result: dict, out: Path, top: int) -> None:
                                                        f"  (one {source} export)")),
         ("rows read by the pipeline", f"{p.get('rows_read', 0):,}"
                                       + ("  (incl. the duplicate-delivery copy)" if source == "night" else "")),
+        ("subscribers restricted", f"{result.get('restricted', 0)}  (§6.4: left out of analytics, marketing, roaming)"),
         ("input bytes", f"{result['input_bytes']:,}  ({result['input_bytes'] / MB:,.0f} MB)"),
         ("pipeline wall s", f"{p['wall_s']:.1f}"),
         ("pipeline peak RSS MB", f"{p['peak_rss_mb']:,.0f}"),

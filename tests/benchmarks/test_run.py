@@ -25,3 +25,13 @@ def test_export_file_ratio_is_the_files_seconds_over_its_copy():
                                                        "ratio": 4.0}
     missing = export_file_ratio(pipe, {"per_file": []}, "b.csv")
     assert (missing["floor_s"], missing["ratio"]) == (None, None)
+
+
+def test_the_restricted_subscribers_are_the_first_distinct_served_numbers_of_the_mediation_export(tmp_path):
+    from benchmarks.run import served_numbers
+
+    (tmp_path / "mediation_2026-11-22.csv").write_text(
+        "recordType,servedMSISDN,servedIMSI\nMOC,38640111222,1\nMTC,38640111222,1\nMOC,,2\nSMSO,38641333444,3\n"
+        "MOC,38651555666,4\n")
+    assert served_numbers(tmp_path, "2026-11-22", 2) == ["38640111222", "38641333444"]
+    assert served_numbers(tmp_path, "2026-11-22", 5) == ["38640111222", "38641333444", "38651555666"]
