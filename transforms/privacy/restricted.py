@@ -36,6 +36,7 @@ from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
+from transforms.privacy.subject_index import lookup
 from transforms.privacy.tokens import token_sql
 
 RESTRICTED = "restricted.json"
@@ -194,8 +195,6 @@ class _Spellings:
             return
         relation, params = self.relation, self.params
         if self.parts is not None:
-            from transforms.privacy.subject_index import lookup   # the billing zone's indexes
-
             listed = lookup(self.con, self.parts, set(self.held), tokens, spellings=f"{self.name}_listed")
             self.con.execute(f"INSERT INTO {self.name} SELECT DISTINCT kind, raw FROM {self.name}_listed"
                              f" EXCEPT SELECT kind, raw FROM {self.name}")
