@@ -184,16 +184,18 @@ def _spellings_only_left_out(con, lookups: list[str], targets: tuple[str, ...], 
     parties only they dealt with), and the number of those rows: the lookups list those spellings, the zone does
     not get them, the audit does not count them. A spelling is the left-out rows' only when they hold it as many
     times as the lookups counted it in the whole file (one scan of the file, for its few left-out rows)."""
-    cells = ", ".join(f"{{'col': {i}, 'raw': CAST({c} AS VARCHAR)}}" for i, c in enumerate(targets)) or "NULL"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE left_out_cells AS SELECT unnest([{cells}]) AS cell"
+    spelled = "".join(f", CAST({c} AS VARCHAR) AS c{i}" for i, c in enumerate(targets))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE left_out_rows AS SELECT 1 AS one{spelled}"
                 f" FROM generalized_billing WHERE {left_out}")
-    rows = con.execute("SELECT count(*) FROM left_out_cells").fetchone()[0] // max(len(targets), 1)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE only_left_out AS
-        SELECT l.col, l.raw FROM (SELECT cell.col AS col, cell.raw AS raw, count(*) AS n FROM left_out_cells
-                                  WHERE cell.raw IS NOT NULL GROUP BY ALL) l
-        JOIN (SELECT col, raw, sum(n) AS n FROM ({lookup_counts(lookups)}) GROUP BY ALL) a USING (col, raw)
-        WHERE l.n = a.n""")
-    con.execute("DROP TABLE left_out_cells")
+    rows = con.execute("SELECT count(*) FROM left_out_rows").fetchone()[0]
+    con.execute("CREATE OR REPLACE TEMP TABLE only_left_out (col INTEGER, raw VARCHAR)")
+    if targets:
+        held = " UNION ALL ".join(f"SELECT {i} AS col, c{i} AS raw FROM left_out_rows" for i in range(len(targets)))
+        con.execute(f"""INSERT INTO only_left_out
+            SELECT l.col, l.raw FROM (SELECT col, raw, count(*) AS n FROM ({held}) WHERE raw IS NOT NULL GROUP BY ALL) l
+            JOIN (SELECT col, raw, sum(n) AS n FROM ({lookup_counts(lookups)}) GROUP BY ALL) a USING (col, raw)
+            WHERE l.n = a.n""")
+    con.execute("DROP TABLE left_out_rows")
     return "only_left_out", rows
 
 
