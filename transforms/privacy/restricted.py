@@ -37,7 +37,7 @@ from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.subject_index import lookup
-from transforms.privacy.tokens import token_sql
+from transforms.privacy.tokens import distinct_spellings, match_spellings, token_sql
 
 RESTRICTED = "restricted.json"
 ANALYTICS, MARKETING, ROAMING = "analytics", "marketing", "roaming"
@@ -209,25 +209,14 @@ class _Spellings:
         """The distinct spellings of `relation`'s identifier columns, normalized: made once."""
         if self.hashed is None:
             self.hashed = f"{self.name}_distinct"
-            branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {relation}"
-                        for kind, cols in self.columns.items() for c in cols]
-            execute(self.con, f"""CREATE OR REPLACE TEMP TABLE {self.hashed} AS
-                SELECT kind, raw, NULLIF(CASE kind {_normalized('raw')} END, '') AS norm
-                FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
-                    {**params, **numbering_params(self.policy.operator)})
+            distinct_spellings(self.con, self.hashed, relation, params, self.columns, self.policy.operator)
         return self.hashed
 
     def _match(self, tokens: str, spellings: str, hashed_under: str | None) -> None:
         """Add the spellings (kind, raw, norm[, token]) whose token is in `tokens`: as they are under the key
         `hashed_under`, hashed under any other."""
         for key_id in self.keys(tokens):
-            if key_id == hashed_under:
-                token, hmac_params = "token", {}
-            else:
-                token, hmac_params = token_sql(self.held[key_id], "kind", "norm")
-            execute(self.con, f"""INSERT INTO {self.name} SELECT DISTINCT kind, raw FROM {spellings}
-                WHERE norm IS NOT NULL AND (kind, $key_id, {token}) IN (SELECT kind, key_id, token FROM {tokens})
-                EXCEPT SELECT kind, raw FROM {self.name}""", {"key_id": key_id, **hmac_params})
+            match_spellings(self.con, self.name, spellings, tokens, self.held[key_id], hashed=key_id == hashed_under)
 
     def close(self) -> None:
         if self.hashed is not None:

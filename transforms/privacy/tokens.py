@@ -76,6 +76,30 @@ def token_sql(key: HmacKey, kind_sql: str, value_sql: str) -> tuple[str, dict]:
             f" {2 * TOKEN_BYTES}))", {"ipad": inner, "opad": outer})
 
 
+def distinct_spellings(con, table: str, source: str, params: dict, columns: dict[str, tuple[str, ...] | list[str]],
+                       operator: Operator) -> None:
+    """The temp table `table` (kind, raw, norm): every distinct spelling of the identifier `columns` ({kind:
+    columns}) of `source` (a relation the caller built, binding `params`), normalized once — what a search by
+    tokens hashes (`match_spellings`) when no index or lookup knows the spellings already."""
+    branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source}"
+                for kind, cols in columns.items() for c in cols]
+    norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in columns)
+    execute(con, f"""CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
+        FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
+            {**params, **numbering_params(operator)})
+
+
+def match_spellings(con, into: str, spellings: str, tokens: str, key: HmacKey, *, hashed: bool = False) -> None:
+    """Add to the table `into` (kind, raw) the spellings (kind, raw, norm[, token]) of the relation `spellings`
+    whose token under `key` is one of the temp table `tokens` (kind, key_id, token), each once: HMAC over their
+    normalized values inside DuckDB, or, with `hashed`, their own `token` column (made under `key` already)."""
+    token, params = ("token", {}) if hashed else token_sql(key, "kind", "norm")
+    execute(con, f"""INSERT INTO {into} SELECT DISTINCT kind, raw FROM {spellings}
+        WHERE norm IS NOT NULL AND (kind, $key_id, {token}) IN (SELECT kind, key_id, token FROM {tokens})
+        EXCEPT SELECT kind, raw FROM {into}""", {"key_id": key.key_id, **params})
+
+
 @dataclass(frozen=True)
 class TokenPlan:
     """The token lookup built in a connection, and how to select a relation with tokens in place."""

@@ -45,7 +45,7 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.purpose import marketing_keyring
 from transforms.privacy.subject_index import IndexLookup, lookup
-from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
+from transforms.privacy.tokens import KEY_ID_COLUMN, distinct_spellings, match_spellings, token_sql
 from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
 from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
 from transforms.marketing.schema import ZONE as MARKETING
@@ -131,25 +131,15 @@ class Search:
         table = f"{zone}_spellings"
         if table not in self.spelling_tables:
             self.spelling_tables.append(table)
-        branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source} WHERE {c} IS NOT NULL"
-                    for kind, cols in columns.items() for c in cols]
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (kind VARCHAR, raw VARCHAR)")
         if indexed and columns:
             self.con.execute(f"INSERT INTO {table} SELECT DISTINCT kind, raw FROM {indexed}"
                              f" WHERE kind IN ({', '.join(repr(k) for k in columns)})")
-        if not branches or not hash_source:
+        if not any(columns.values()) or not hash_source:
             return table
-        norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in columns)
-        execute(self.con, f"""CREATE OR REPLACE TEMP TABLE {zone}_distinct AS
-            SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
-            FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}))""",
-                {**params, **numbering_params(self.policy.operator)})
+        distinct_spellings(self.con, f"{zone}_distinct", source, params, columns, self.policy.operator)
         for key in self.keys_to_tokenize():
-            hmac_expr, hmac_params = token_sql(key, "kind", "norm")
-            execute(self.con, f"""INSERT INTO {table}
-                SELECT kind, raw FROM {zone}_distinct
-                WHERE norm IS NOT NULL AND (kind, $key_id, {hmac_expr}) IN (SELECT kind, key_id, token FROM subject_tokens)""",
-                    {"key_id": key.key_id, **hmac_params})
+            match_spellings(self.con, table, f"{zone}_distinct", "subject_tokens", key)
         self.con.execute(f"DROP TABLE {zone}_distinct")
         return table
 
