@@ -35,9 +35,8 @@ from transforms.lake.connection import execute
 from transforms.lake.records import read_record, write_json
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
-from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.subject_index import lookup
-from transforms.privacy.tokens import distinct_spellings, match_spellings, token_sql
+from transforms.privacy.tokens import add_tokens, distinct_spellings, match_spellings
 
 RESTRICTED = "restricted.json"
 ANALYTICS, MARKETING, ROAMING = "analytics", "marketing", "roaming"
@@ -152,13 +151,8 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
             UNION SELECT 'msisdn', CAST({served_number} AS VARCHAR) FROM {relation} WHERE ({imsi_served}) AND {is_imsi}
             EXCEPT SELECT kind, raw FROM {name}""", params)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_linked_tokens (kind VARCHAR, key_id VARCHAR, token BLOB)")
-        norm = _normalized("raw")
-        for key_id in found.keys(f"{name}_tokens"):
-            hmac, hmac_params = token_sql(held[key_id], "kind", "norm")
-            execute(con, f"""INSERT INTO {name}_linked_tokens SELECT DISTINCT kind, $key_id, {hmac}
-                FROM (SELECT kind, NULLIF(CASE kind {norm} END, '') AS norm FROM {name}_linked)
-                WHERE norm IS NOT NULL""",
-                    {"key_id": key_id, **hmac_params, **numbering_params(policy.operator)})
+        add_tokens(con, f"{name}_linked_tokens", f"{name}_linked", [held[k] for k in found.keys(f"{name}_tokens")],
+                   policy.operator)
         found.add(f"{name}_linked_tokens")
         con.execute(f"DROP TABLE {name}_linked")
     found.close()
@@ -167,11 +161,6 @@ def restricted_predicate(con, relation: str, params: dict, policy: Policy, keyri
     if zone in IMSI_ZONES:
         return f"coalesce({is_imsi}, {is_number}, false)"
     return f"coalesce({is_number} OR (({imsi_served}) AND {is_imsi}), false)"
-
-
-def _normalized(raw: str) -> str:
-    """CASE branches (after `CASE kind`) normalizing the spelling `raw` of an msisdn or an IMSI."""
-    return " ".join(f"WHEN '{k}' THEN {normalize_sql(raw, k)}" for k in ("msisdn", "imsi"))
 
 
 class _Spellings:

@@ -100,6 +100,20 @@ def match_spellings(con, into: str, spellings: str, tokens: str, key: HmacKey, *
         EXCEPT SELECT kind, raw FROM {into}""", {"key_id": key.key_id, **params})
 
 
+def add_tokens(con, into: str, spellings: str, keys, operator: Operator, kinds: tuple[str, ...] = ("msisdn", "imsi")
+               ) -> None:
+    """Add to the table `into` (kind, key_id, token) the tokens, under each of `keys`, of the spellings (kind, raw)
+    of the relation `spellings` (of the identifier `kinds`), each once: a subject's identifiers as the search by
+    tokens then knows them (`match_spellings`)."""
+    norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in kinds)
+    for key in keys:
+        hmac_expr, hmac_params = token_sql(key, "kind", "norm")
+        execute(con, f"""INSERT INTO {into} SELECT DISTINCT kind, $key_id, {hmac_expr}
+            FROM (SELECT kind, NULLIF(CASE kind {norm} END, '') AS norm FROM {spellings} WHERE raw IS NOT NULL)
+            WHERE norm IS NOT NULL EXCEPT SELECT kind, key_id, token FROM {into}""",
+                {"key_id": key.key_id, **hmac_params, **numbering_params(operator)})
+
+
 @dataclass(frozen=True)
 class TokenPlan:
     """The token lookup built in a connection, and how to select a relation with tokens in place."""

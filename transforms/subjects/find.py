@@ -45,7 +45,7 @@ from transforms.privacy.keys import KeyRing
 from transforms.privacy.numbers import normalize_sql, numbering_params
 from transforms.privacy.purpose import marketing_keyring
 from transforms.privacy.subject_index import IndexLookup, lookup
-from transforms.privacy.tokens import KEY_ID_COLUMN, distinct_spellings, match_spellings, token_sql
+from transforms.privacy.tokens import KEY_ID_COLUMN, add_tokens, distinct_spellings, match_spellings, token_sql
 from transforms.retention.rows import ROAMING_TOKEN, SERVED_NUMBER, part_files
 from transforms.marketing.schema import SUBSCRIBER_TOKEN as MARKETING_TOKEN
 from transforms.marketing.schema import ZONE as MARKETING
@@ -149,16 +149,8 @@ class Search:
         branches = [f"SELECT 'msisdn' AS kind, {served_number} AS raw FROM {table} WHERE {ROLE} = '{SERVED}'"]
         if imsi:
             branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {table} WHERE {ROLE} = '{SERVED}'")
-        norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in SUBJECT_KINDS)
-        execute(self.con, f"""CREATE OR REPLACE TEMP TABLE linked AS
-            SELECT DISTINCT kind, NULLIF(CASE kind {norm} END, '') AS norm
-            FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL""",
-                numbering_params(self.policy.operator))
-        for key in self.keyring.keys:
-            hmac_expr, hmac_params = token_sql(key, "kind", "norm")
-            execute(self.con, f"""INSERT INTO subject_tokens
-                SELECT kind, $key_id, {hmac_expr} FROM linked WHERE norm IS NOT NULL
-                EXCEPT SELECT kind, key_id, token FROM subject_tokens""", {"key_id": key.key_id, **hmac_params})
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE linked AS {' UNION ALL '.join(branches)}")
+        add_tokens(self.con, "subject_tokens", "linked", self.keyring.keys, self.policy.operator, SUBJECT_KINDS)
         self.con.execute("DROP TABLE linked")
 
 
