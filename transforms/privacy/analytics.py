@@ -30,8 +30,7 @@ from transforms.privacy.generalize import ColumnTreatment, define_generalized, t
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.restricted import KnownSpellings, RestrictedFilter
 from transforms.privacy.subject_index import commit_index, day_index_columns, stage_day_index
-from transforms.privacy.tokens import (TokenPlan, identifiers_counted, lookup_counts, lookup_rows, plan_tokens,
-                                      tokenized_columns)
+from transforms.privacy.tokens import TokenPlan, identifiers_counted, lookup_rows, plan_tokens, tokenized_columns
 
 
 @dataclass(frozen=True)
@@ -190,10 +189,11 @@ def _spellings_only_left_out(con, lookups: list[str], targets: tuple[str, ...], 
     rows = con.execute("SELECT count(*) FROM left_out_rows").fetchone()[0]
     con.execute("CREATE OR REPLACE TEMP TABLE only_left_out (col INTEGER, raw VARCHAR)")
     if targets:
+        counts = lookup_rows(lookups, "col, raw, n")     # each piece's rows holding each spelling
         held = " UNION ALL ".join(f"SELECT {i} AS col, c{i} AS raw FROM left_out_rows" for i in range(len(targets)))
         con.execute(f"""INSERT INTO only_left_out
             SELECT l.col, l.raw FROM (SELECT col, raw, count(*) AS n FROM ({held}) WHERE raw IS NOT NULL GROUP BY ALL) l
-            JOIN (SELECT col, raw, sum(n) AS n FROM ({lookup_counts(lookups)}) GROUP BY ALL) a USING (col, raw)
+            JOIN (SELECT col, raw, sum(n) AS n FROM ({counts}) GROUP BY ALL) a USING (col, raw)
             WHERE l.n = a.n""")
     con.execute("DROP TABLE left_out_rows")
     return "only_left_out", rows

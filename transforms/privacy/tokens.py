@@ -76,6 +76,12 @@ def token_sql(key: HmacKey, kind_sql: str, value_sql: str) -> tuple[str, dict]:
             f" {2 * TOKEN_BYTES}))", {"ipad": inner, "opad": outer})
 
 
+def _normalized(kinds: tuple[str, ...]) -> str:
+    """SQL of the normalized value of a spelling `raw` of the identifier kind `kind` (one of `kinds`); NULL when
+    it has none."""
+    return "NULLIF(CASE kind " + " ".join(f"WHEN '{k}' THEN {normalize_sql('raw', k)}" for k in kinds) + " END, '')"
+
+
 def distinct_spellings(con, table: str, source: str, params: dict, columns: dict[str, tuple[str, ...] | list[str]],
                        operator: Operator) -> None:
     """The temp table `table` (kind, raw, norm): every distinct spelling of the identifier `columns` ({kind:
@@ -83,9 +89,8 @@ def distinct_spellings(con, table: str, source: str, params: dict, columns: dict
     tokens hashes (`match_spellings`) when no index or lookup knows the spellings already."""
     branches = [f"SELECT '{kind}' AS kind, CAST({c} AS VARCHAR) AS raw FROM {source}"
                 for kind, cols in columns.items() for c in cols]
-    norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in columns)
     execute(con, f"""CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT kind, raw, NULLIF(CASE kind {norm} END, '') AS norm
+        SELECT kind, raw, {_normalized(tuple(columns))} AS norm
         FROM (SELECT DISTINCT kind, raw FROM ({' UNION ALL '.join(branches)}) WHERE raw IS NOT NULL)""",
             {**params, **numbering_params(operator)})
 
@@ -105,11 +110,10 @@ def add_tokens(con, into: str, spellings: str, keys, operator: Operator, kinds: 
     """Add to the table `into` (kind, key_id, token) the tokens, under each of `keys`, of the spellings (kind, raw)
     of the relation `spellings` (of the identifier `kinds`), each once: a subject's identifiers as the search by
     tokens then knows them (`match_spellings`)."""
-    norm = " ".join(f"WHEN '{kind}' THEN {normalize_sql('raw', kind)}" for kind in kinds)
     for key in keys:
         hmac_expr, hmac_params = token_sql(key, "kind", "norm")
         execute(con, f"""INSERT INTO {into} SELECT DISTINCT kind, $key_id, {hmac_expr}
-            FROM (SELECT kind, NULLIF(CASE kind {norm} END, '') AS norm FROM {spellings} WHERE raw IS NOT NULL)
+            FROM (SELECT kind, {_normalized(kinds)} AS norm FROM {spellings} WHERE raw IS NOT NULL)
             WHERE norm IS NOT NULL EXCEPT SELECT kind, key_id, token FROM {into}""",
                 {"key_id": key.key_id, **hmac_params, **numbering_params(operator)})
 
@@ -174,8 +178,6 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
     per_column = [
         f"SELECT {i} AS col, '{f.identifier}' AS kind, raw, n FROM (SELECT CAST({f.column} AS VARCHAR) AS raw,"
         f" {n} AS n FROM {relation} WHERE {f.column} IS NOT NULL GROUP BY raw)" for i, f in enumerate(targets)]
-    norm = " ".join(f"WHEN kind = '{kind}' THEN {normalize_sql('raw', kind)}"
-                    for kind in sorted({f.identifier for f in targets}))
     hmac_expr, hmac_params = token_sql(key, "kind", "norm")
     con.execute(f"CREATE OR REPLACE TABLE {table} (col INTEGER, raw VARCHAR, h UBIGINT, norm VARCHAR, token BLOB,"
                 " n BIGINT)")
@@ -183,7 +185,7 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
         execute(con, f"""
             INSERT INTO {table}
             SELECT col, raw, hash(raw), norm, CASE WHEN norm IS NOT NULL THEN {hmac_expr} END, n
-            FROM (SELECT col, kind, raw, n, NULLIF(CASE {norm} END, '') AS norm
+            FROM (SELECT col, kind, raw, n, {_normalized(tuple(sorted({f.identifier for f in targets})))} AS norm
                   FROM ({' UNION ALL '.join(per_column)}))""",
                 {**params, **hmac_params})
     # Per column: whether two of its spellings share a hash (then its rows probe on the text).
@@ -205,15 +207,10 @@ def plan_tokens(con, relation: str, policy: Policy, keyring: KeyRing, *, probe_b
                      replacements=tuple(replaced), joins="".join(joins), params=join_params)
 
 
-def lookup_rows(tables: list[str]) -> str:
-    """The rows (col, raw, norm, token) of the `plan_tokens` tables `tables` (names the caller chose), as one
-    relation."""
-    return " UNION ALL ".join(f"SELECT col, raw, norm, token FROM {t}" for t in tables)
-
-
-def lookup_counts(tables: list[str]) -> str:
-    """The rows (col, raw, n) of the `plan_tokens` tables `tables`: how many rows of each piece hold each spelling."""
-    return " UNION ALL ".join(f"SELECT col, raw, n FROM {t}" for t in tables)
+def lookup_rows(tables: list[str], columns: str = "col, raw, norm, token") -> str:
+    """The rows of the `plan_tokens` tables `tables` (names the caller chose), as one relation of their `columns`
+    (of col, raw, h, norm, token, n)."""
+    return " UNION ALL ".join(f"SELECT {columns} FROM {t}" for t in tables)
 
 
 def identifiers_counted(con, tables: list[str], targets: tuple[str, ...], *, leave_out: str | None = None
