@@ -9,8 +9,8 @@ validate_staged → load_billing → quarantine_rows → build_analytics (demo k
 peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
 `transforms.lake.connection.connect` connections is timed (the connection is wrapped, not
-changed), and so are GX's two phases (`_validate`: the expectation queries;
-`_build_docs`: the Data Docs site) and ingest's Python passes (`lines.scan_lines`, the
+changed), and so is GX's run (`_validate`: the expectation queries; the Data Docs pages are built once a
+night, at its close, not per file) and ingest's Python passes (`lines.scan_lines`, the
 walk over every line when the counts do not place them; `lines.plain_line_endings`, the LF copy of a mixed file). Nothing in transforms/ is edited; the wrappers are
 installed on the imported modules of this process only.
 """
@@ -118,7 +118,6 @@ def install_probes() -> None:
         if getattr(module, "connect", None) is real_connect:
             module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
-    gx_mod._build_docs = _timed(gx_mod._build_docs, "gx: _build_docs (Data Docs site + index)")
     reading_mod.scan_lines = _timed(reading_mod.scan_lines, "python: scan_lines (walk the lines as the reader does)")
     reading_mod.plain_line_endings = _timed(reading_mod.plain_line_endings,
                                             "python: plain_line_endings (LF copy of a cr/mixed file)")
@@ -148,7 +147,7 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
     from transforms.steps.validate import validate_staged
     with step("validate_staged", steps) as rec:
         val = validate_staged(ing.staged_path, policy, work, source_sha256=sha, run_id=run_id,
-                              numbering=ing.numbering, docs_dir=lake.zone("reports") / "gx_data_docs")
+                              numbering=ing.numbering, docs_dir=lake.data_docs)
         rec.update(rows_valid=val.rows_valid, rows_rejected=val.rows_rejected)
     with step("load_billing", steps) as rec:
         valid = getattr(val, "valid_dir", None) or getattr(val, "valid_path", None)   # the API moved once already

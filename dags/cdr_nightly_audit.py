@@ -33,8 +33,9 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
    joined to analytics; called parties who consented too by their token, the
    others only counted. A subscriber who withdrew is gone from each day rebuilt.
 6. **close_night** merges the per-file facts into the audit store (one writer),
-   chains the audit log and exports the tables to Parquet. It runs even when a
-   file task failed, and records that file as failed.
+   chains the audit log, exports the tables to Parquet and builds the night's
+   GX Data Docs pages. It runs even when a file task failed, and records that
+   file as failed.
 
 Re-run a night by clearing the run; it is safe to kill and re-run. A run holds
 a lease on its night, so a second run of the night (another DAG run, or the
@@ -165,7 +166,9 @@ def cdr_nightly_audit():
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[AUDIT_STORE], queue=STORE_WRITER_QUEUE)
     def close_night(params=None, ds=None, run_id=None) -> dict:
-        """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet.
+        """Merge the per-file facts into audit.duckdb (the single writer), chain the log, export Parquet, build
+        the night's Data Docs pages (a site that cannot be built is reported in the `run_finished` event and
+        does not fail the task).
 
         Runs even when a file task failed and records that file as failed; when it succeeds the retention
         sweep starts. Skipped when plan_night failed (nothing was opened; the night's lease is given up).

@@ -160,6 +160,19 @@ def test_run_row_validation_counts_and_chain(cli_run):
             "v_nightly_volumes", "v_policy_violations"} <= exports
 
 
+def test_the_close_builds_a_data_docs_page_for_each_validated_file(cli_run):
+    # Built once for the night at its close (not per file); the night's log event says how many pages.
+    validated = {sha for (sha,) in audit_rows(cli_run.lake, "SELECT DISTINCT sha256 FROM validation_results")}
+    (details,) = audit_rows(cli_run.lake, "SELECT details FROM audit_log WHERE action = 'run_finished'")[0]
+    assert json.loads(details)["data_docs_pages"] == len(validated) > 1
+    docs = cli_run.lake / "reports" / "gx_data_docs"
+    pages = {p.relative_to(docs / "validations").parts[1] for p in (docs / "validations").rglob("*.html")}
+    assert pages == {f"file-{sha[:16]}" for sha in validated}
+    index = (docs / "index.html").read_text()
+    assert all(f"file-{sha[:16]}" in index for sha in validated)
+    assert f"validation Data Docs: {docs}" in cli_run.stdout and "WARNING" not in cli_run.stdout
+
+
 def test_verify_fails_when_the_logs_tail_is_deleted(cli_run, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(cli_run.lake, lake)          # the session's lake stays as it was

@@ -103,7 +103,9 @@ def print_summary(s) -> None:
     print(f"  audit database: {s.audit_db}  (hash chain {'verified' if s.chain_ok else 'BROKEN'})")
     print(f"  Parquet exports: {Path(s.audit_db).parent / 'parquet'}")
     print(f"  anchors of the log's head: {Path(s.audit_db).parent / 'anchors'}  (copy them off this machine)")
-    print(f"  validation Data Docs: {Path(s.audit_db).parent.parent / 'reports' / 'gx_data_docs'}")
+    print(f"  validation Data Docs: {s.data_docs}"
+          + (f"  (WARNING: {s.data_docs_error}; the night's counts are in validation_results)"
+             if s.data_docs_error else ""))
 
 
 def cmd_verify(args) -> int:
@@ -282,7 +284,7 @@ def cmd_summary(args) -> int:
     for line in anchors.problems:
         print(f"  {line}")
     print(f"Parquet exports: {lake.zone('audit') / 'parquet'}")
-    print(f"validation Data Docs: {lake.zone('reports') / 'gx_data_docs'}")
+    print(f"validation Data Docs: {lake.data_docs}")
     print(f"zones: {lake.root}/{{{','.join(z for z in DATA_ZONES if lake.zone(z).is_dir())}}}")
     return EXIT_OK if intact else EXIT_FAILED
 

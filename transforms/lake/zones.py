@@ -31,6 +31,11 @@ class Lake:
     def audit_db(self) -> Path:
         return self.zone("audit") / "audit.duckdb"
 
+    @property
+    def data_docs(self) -> Path:
+        """The GX Data Docs site of the night's validations (a report: the reports zone)."""
+        return self.zone("reports") / "gx_data_docs"
+
     def work_dir(self, run_id: str) -> Path:
         """Scratch space for one run; holds only canonical (allowed) columns."""
         return self.root / "_work" / safe_run_id(run_id)

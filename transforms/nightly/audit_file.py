@@ -37,6 +37,7 @@ from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing, restricted_filter
 from transforms.steps.delivery import readable_copy
 from transforms.steps.fieldcheck import check_fields
+from transforms.steps.gx_duckdb import import_in_background
 from transforms.steps.ingest import IngestResult, ingest_file
 from transforms.steps.lateness import LatenessResult, count_lateness
 from transforms.steps.consents import CONSENTS
@@ -44,7 +45,7 @@ from transforms.steps.extract import Extract, load_extract
 from transforms.steps.payments import PAYMENTS
 from transforms.steps.quarantine import quarantine_rows
 from transforms.steps.reading import HEAD_BYTES
-from transforms.steps.validate import DUPLICATE
+from transforms.steps.validate import DUPLICATE, validate_staged
 
 log = logging.getLogger("cdr_audit")
 # Zones a file's rows can reach; a file that fails is withdrawn from all of them.
@@ -127,6 +128,7 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
             if extract is not None:
                 facts = _audit_extract(record, extract, source, lake, policy, work, step, keyring)
             else:
+                import_in_background()      # validate needs GX; importing it overlaps the ingest
                 ingest = ingest_file(source, policy, formats, work, shape=planned.shape,
                                      format_override=format_override, timezone=timezone)
                 step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")
@@ -195,10 +197,8 @@ def _audit_ingested(ingest: IngestResult, record: _FileRecord, lake: Lake, polic
                                            reason=ingest.reason, profile=ingest.profile),
             rejection_reasons=record.reasons({ingest.reason: lines} if lines else {}))
     fields = check_fields(ingest, policy, formats)
-    from transforms.steps.validate import validate_staged  # pulls in GX; only files with rows need it
-
     validation = validate_staged(ingest.staged_path, policy, work, source_sha256=p.sha256, run_id=record.run_id,
-                                 numbering=ingest.numbering, docs_dir=lake.zone("reports") / "gx_data_docs")
+                                 numbering=ingest.numbering, docs_dir=lake.data_docs)
     # A repeat counts as a duplicate whatever else is wrong with it: each row once (RowAccount).
     duplicates = validation.rejected_by_reason.get(DUPLICATE, 0)
     account = RowAccount(rows_failing=validation.rows_rejected - duplicates, rows_duplicate=duplicates,

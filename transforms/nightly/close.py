@@ -1,5 +1,6 @@
 """Closing a night: every fragment into `audit.duckdb` in one transaction (the store's single writer),
-the audit log chained, the Parquet exports refreshed, and the night's summary returned.
+the audit log chained, the Parquet exports refreshed, the night's validation Data Docs built, and the
+night's summary returned.
 
 Files the plan skipped (already audited, same-night copies, ignored entries) and files whose task died
 before leaving facts get their `source_files` rows here, so every landing file is accounted for and
@@ -26,6 +27,7 @@ from transforms.nightly.facts import (
 )
 from transforms.nightly.plan import NightPlan, PlannedFile, load_plan, plan_path
 from transforms.policy import Policy
+from transforms.privacy.redact import safe_error
 from transforms.runs import night_subject
 from transforms.runs.claims import release_claims
 from transforms.runs.lease import release
@@ -34,6 +36,8 @@ from transforms.runs.lease import release
 # kept in any zone, so its rows are refused, never quarantined (docs/design.md §9).
 PROCESSED = ("loaded", "quarantined", "empty", "rejected_file", "failed")
 REJECTED_WHOLE = ("rejected_file", "duplicate_file")
+# The key of the night's log event that says its Data Docs were not built, and why.
+DOCS_ERROR = "data_docs_error"
 # Files whose rows not loaded are in the quarantine zone.
 QUARANTINING = ("loaded", "quarantined")
 
@@ -60,6 +64,8 @@ class NightSummary:
     audit_db: str
     exports: tuple[str, ...]
     chain_ok: bool
+    data_docs: str = ""               # the GX Data Docs site
+    data_docs_error: str | None = None   # why tonight's pages were not built (the night closed all the same)
 
 
 class NoPlan(RuntimeError):
@@ -103,10 +109,11 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     restricted = read_skipped(lake, run_id)
     # ... and the cells where such a subject, the other party of someone else's record, was written NULL.
     blanked = read_skipped(lake, run_id, BLANKED)
+    docs = _data_docs(lake, audited)
     events.append(LogEvent(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
                            {"status": run_status, **totals, "files": len(files),
                             **({"rows_restricted": restricted} if any(restricted.values()) else {}),
-                            **({"cells_blanked": blanked} if any(blanked.values()) else {})}))
+                            **({"cells_blanked": blanked} if any(blanked.values()) else {}), **docs}))
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in PER_RUN_TABLES:
@@ -136,7 +143,25 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     release(lake, night_subject(plan.night), run_id)     # the night is free for the next run
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
                         **totals, **not_loaded, **lateness, audit_db=str(lake.audit_db), exports=tuple(exports),
-                        chain_ok=chain.ok)
+                        chain_ok=chain.ok, data_docs=str(lake.data_docs), data_docs_error=docs.get(DOCS_ERROR))
+
+
+def _data_docs(lake: Lake, audited: dict[PlannedFile, FileFacts]) -> dict:
+    """Build the Data Docs pages of the night's validated files, once for the night (steps/gx_duckdb.py says
+    why not per file). What it made goes into the night's log event: the pages, or why there are none.
+
+    A site that cannot be built is a missing report page, not a missing audit fact: the counts are in
+    `validation_results` either way, so the night still closes, and says so.
+    """
+    validated = [p.sha256 for p, f in audited.items() if f.validation_results]
+    if not validated:
+        return {}
+    from transforms.steps.validate import build_night_docs
+
+    try:
+        return {"data_docs_pages": build_night_docs(lake.data_docs, validated)}
+    except Exception as exc:  # noqa: BLE001 — recorded, and the night closes (see above)
+        return {DOCS_ERROR: f"Data Docs not built: {safe_error(exc)}"}
 
 
 def _source_file(plan: NightPlan, p: PlannedFile, now, **outcome) -> SourceFile:

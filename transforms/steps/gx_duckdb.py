@@ -20,11 +20,15 @@ IMSIs.
 Data Docs (optional) form one site at ``docs_dir``: ``index.html``,
 ``expectations/<suite>.html``,
 ``validations/<suite>/<run_name>/<time>/<batch>.html``, ``static/``, and in
-``_results/`` the stripped validation results the index is built from. GX's
-index build deletes pages whose result it cannot see, so runs that share the
-site take an exclusive lock on ``docs_dir/.lock`` while they add their result
-and rebuild (mapped Airflow tasks on one machine; ``flock`` is not reliable on
-network filesystems).
+``_results/`` the stripped validation results the index is built from. A run
+only keeps its stripped result there (``run_suite``); the pages and the index
+are built once a night (``build_data_docs``), not once a file: the index build
+reads up to INDEX_LIMIT stored results, so a per-file build cost each file
+~0.006 s more for every result the site held (~+3 s a file at 500 results;
+benchmarks/README.md). GX's index build deletes pages whose result it cannot
+see, so builds that share the site take an exclusive lock on ``docs_dir/.lock``
+(nights closing on one machine; ``flock`` is not reliable on network
+filesystems).
 
 ``great_expectations`` is imported inside functions: importing it takes ~3 s.
 """
@@ -35,6 +39,8 @@ import json
 import logging
 import re
 import sys
+import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,6 +89,10 @@ class ExpectationOutcome:
 
 class GXRunError(RuntimeError):
     """GX could not evaluate an expectation (a query raised): a broken run, not bad data."""
+
+
+class GXDocsError(RuntimeError):
+    """GX did not write every Data Docs page it was asked for."""
 
 
 def silence_gx_logging() -> None:
@@ -161,15 +171,38 @@ def patch_gx_for_duckdb() -> None:
     patch_regex_for_duckdb()
 
 
+_importing: threading.Thread | None = None
+
+
+def import_in_background() -> None:
+    """Start importing GX (~3-4 s of one core) in a thread, for a step about to run that will need it: a
+    file's ingest runs meanwhile, mostly inside DuckDB, which lets Python run (benchmarks/README.md)."""
+    global _importing
+    if _importing is None and "great_expectations" not in sys.modules:
+        # Not a daemon: an interpreter that ends while a thread imports may crash; it waits the seconds out.
+        _importing = threading.Thread(target=_import_gx, name="import-great-expectations")
+        _importing.start()
+
+
+def _import_gx() -> None:
+    try:
+        patch_gx_for_duckdb()
+    except Exception:  # noqa: BLE001 — run_suite imports it again and raises there, where it is reported
+        pass
+
+
 def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
               docs_dir: str | Path | None = None, run_name: str | None = None) -> list[ExpectationOutcome]:
     """Validate `table` of the DuckDB file `db_path` against the suite JSON at `suite_path`.
 
     Returns one outcome per expectation, in the suite's order, counts only.
     GX opens the file read-only; nobody may hold it open for writing. With
-    `docs_dir`, the stripped result is added to the Data Docs site there.
+    `docs_dir`, the stripped result is kept for the Data Docs site there
+    (`build_data_docs` renders it).
     Raises GXRunError if GX could not evaluate an expectation.
     """
+    if _importing is not None:
+        _importing.join()       # the patches below are not made twice at once
     silence_gx_logging()
     patch_gx_for_duckdb()
     spec = json.loads(Path(suite_path).read_text())
@@ -189,7 +222,9 @@ def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
             f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column')}): "
             f"{r.exception_info['exception_message']}" for r in failed))
     if docs_dir is not None:
-        _build_docs(context, Path(docs_dir), key, result, suite.name)
+        # GX writes the file itself: it takes the reports zone's access from the umask (docs/design.md §2).
+        with umask_for(Path(docs_dir)):
+            context.stores["docs_results_store"].set(key, result)
     return [_outcome(r) for r in ordered]
 
 
@@ -231,15 +266,10 @@ def _validate(db_path: str | Path, table: str, spec: dict, *, docs_dir: str | Pa
     """Run GX as it comes (no patching, no stripping): (context, suite, raw suite result)."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     db_path = Path(db_path).resolve()
     if not db_path.is_file():
         raise FileNotFoundError(f"DuckDB database {db_path} does not exist")
-    # Built one by one: ExpectationSuite(expectations=[dict, ...]) logs and drops an
-    # invalid expectation, which would silently shift every outcome after it.
-    expectations = [ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta") or {})
-                    .to_domain_obj() for e in spec["expectations"]]
     context = _context(Path(docs_dir) if docs_dir is not None else None)
     try:
         source = context.data_sources.add_sql(
@@ -249,8 +279,7 @@ def _validate(db_path: str | Path, table: str, spec: dict, *, docs_dir: str | Pa
         )
         batch_definition = (source.add_table_asset(name=table, table_name=table)
                             .add_batch_definition_whole_table(name="whole_table"))
-        suite = context.suites.add(gx.ExpectationSuite(name=spec["name"], expectations=expectations,
-                                                       meta=spec.get("meta")))
+        suite = _add_suite(context, spec)
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{spec['name']}-{table}", data=batch_definition, suite=suite))
         run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
@@ -315,12 +344,42 @@ def _context(docs_dir: Path | None) -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _build_docs(context: Any, docs_dir: Path, key: Any, stripped_result: Any, suite_name: str) -> None:
-    """Add one stripped result to the shared site and rebuild its index, holding the docs lock."""
+def _add_suite(context: Any, spec: dict) -> Any:
+    """The suite of the JSON `spec`, added to `context`."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    # Built one by one: ExpectationSuite(expectations=[dict, ...]) logs and drops an
+    # invalid expectation, which would silently shift every outcome after it.
+    expectations = [ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta") or {})
+                    .to_domain_obj() for e in spec["expectations"]]
+    return context.suites.add(gx.ExpectationSuite(name=spec["name"], expectations=expectations,
+                                                  meta=spec.get("meta")))
+
+
+def build_data_docs(docs_dir: str | Path, suite_path: str | Path, run_names: Collection[str]) -> int:
+    """Render the Data Docs site at `docs_dir`: a page for each result kept there by a run named in
+    `run_names`, the suite's page and the index (the newest INDEX_LIMIT pages). Returns the pages rendered.
+
+    Holds the docs lock while GX builds (see the module's doc). GX logs a page it could not write and
+    goes on: a page missing afterwards raises GXDocsError.
+    """
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
+    silence_gx_logging()
+    docs_dir = Path(docs_dir)
+    make_dirs(docs_dir / DOCS_RESULTS_DIR)    # with the reports zone's modes (docs/design.md §2)
+    context = _context(docs_dir)
+    suite = _add_suite(context, json.loads(Path(suite_path).read_text()))
+    names = set(run_names)
+    keys = [k for k in context.stores["docs_results_store"].list_keys() if k.run_id.run_name in names]
     # GX writes the site itself: what it makes takes the reports zone's access from the umask (docs/design.md §2).
     with exclusive(docs_dir / DOCS_LOCK), umask_for(docs_dir):
-        context.stores["docs_results_store"].set(key, stripped_result)
         context.build_data_docs(site_names=[SITE_NAME],
-                                resource_identifiers=[key, ExpectationSuiteIdentifier(name=suite_name)])
+                                resource_identifiers=[*keys, ExpectationSuiteIdentifier(name=suite.name)])
+    # A result's page sits where the result does under _results/ (suite, run name, run time, batch).
+    missing = [k for k in keys if not (docs_dir / "validations").joinpath(*k.to_tuple()).with_suffix(".html").is_file()]
+    if missing:
+        raise GXDocsError(f"GX rendered {len(keys) - len(missing)} of {len(keys)} validation pages"
+                          " (its log says why)")
+    return len(keys)

@@ -14,6 +14,7 @@ starts on.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,6 +148,14 @@ def quarantine_select(policy: Policy, rules: list[Rule]) -> tuple[str, dict]:
 def run_name_of(source_sha256: str) -> str:
     """The GX run name of a file's validation: its sha256's head, never a string that reads as a date."""
     return f"file-{source_sha256[:16]}"
+
+
+def build_night_docs(docs_dir: Path, source_sha256s: Collection[str], suite_path: Path = BILLING_SUITE) -> int:
+    """The Data Docs pages of the files validated in a night (named by their sha256) and the site's index,
+    built once for the night; returns the pages rendered."""
+    from transforms.steps.gx_duckdb import build_data_docs  # GX is heavy; only nights with validated files
+
+    return build_data_docs(docs_dir, suite_path, [run_name_of(sha) for sha in source_sha256s])
 
 
 def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_sha256: str, run_id: str,

@@ -84,3 +84,37 @@ def test_a_run_whose_plan_failed_has_nothing_to_close_and_gives_the_night_up(tmp
         close_night(lake, policy, run_id="r1", night="2026-11-22")
     assert live_holders(lake) == []                      # the next run of the night need not wait 45 minutes
     assert not lake.audit_db.exists()                    # and nothing was written
+
+
+def test_the_close_builds_the_nights_data_docs_and_a_site_it_cannot_build_does_not_stop_it(landing, tmp_path,
+                                                                                          policy, formats):
+    import json
+
+    from transforms.nightly.audit_file import audit_file
+    from transforms.privacy.keys import demo_keyring
+
+    (landing / "a.csv").write_bytes(CSV + ROW * 2)
+    lake = Lake.at(tmp_path / "lake")
+    plan = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+    audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    assert not (lake.data_docs / "index.html").exists()     # a file's task keeps its result only
+    (lake.data_docs / "validations").write_text("not a folder")      # the site cannot take a page
+    broken = close_night(lake, policy, run_id="r1")
+    assert broken.status == "completed" and broken.data_docs_error.startswith("Data Docs not built: ")
+
+    def finished() -> dict:
+        con = duckdb.connect(str(lake.audit_db), read_only=True)
+        try:
+            (details,), = con.execute("SELECT details FROM audit_log WHERE action = 'run_finished'"
+                                      " ORDER BY seq DESC LIMIT 1").fetchall()
+        finally:
+            con.close()
+        return json.loads(details)
+
+    assert finished()["data_docs_error"] == broken.data_docs_error and "data_docs_pages" not in finished()
+    (lake.data_docs / "validations").unlink()
+    plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")   # the run cleared and re-run
+    audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
+    fixed = close_night(lake, policy, run_id="r1")
+    assert fixed.data_docs_error is None
+    assert len(list((lake.data_docs / "validations").rglob("*.html"))) == 2     # both validations of a.csv

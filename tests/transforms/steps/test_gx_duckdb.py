@@ -12,7 +12,7 @@ import pytest
 
 from transforms.bundled import BILLING_SUITE as SUITE
 from transforms.steps import gx_duckdb
-from transforms.steps.gx_duckdb import ExpectationOutcome, run_suite
+from transforms.steps.gx_duckdb import DOCS_RESULTS_DIR, ExpectationOutcome, build_data_docs, run_suite
 PHONE = "+38640999888"          # planted: a phone number in the IMSI column (bad shape)
 EMAIL = "leak@example.com"      # planted: an e-mail address as origin_number (bad shape)
 
@@ -78,6 +78,9 @@ def suite() -> dict:
 def docs_run(candidate_db, tmp_path_factory):
     docs = tmp_path_factory.mktemp("docs") / "gx_data_docs"
     outcomes = run_suite(candidate_db, "candidate", SUITE, docs_dir=docs, run_name="run-a")
+    kept = [p for p in docs.rglob("*") if p.is_file()]
+    assert kept and all(DOCS_RESULTS_DIR in p.relative_to(docs).parts for p in kept)   # a run keeps its result only
+    assert build_data_docs(docs, SUITE, ["run-a"]) == 1
     return docs, outcomes
 
 
@@ -115,10 +118,19 @@ def test_no_planted_value_in_outcomes_or_data_docs(docs_run):
 def test_runs_sharing_docs_dir_keep_each_others_pages(docs_run, candidate_db):
     docs, _ = docs_run
     run_suite(candidate_db, "candidate", SUITE, docs_dir=docs, run_name="run-b")
-    pages = {p.relative_to(docs / "validations").parts[1] for p in (docs / "validations").rglob("*.html")}
-    assert pages >= {"run-a", "run-b"}
+    run_suite(candidate_db, "candidate", SUITE, docs_dir=docs, run_name="run-c")
+
+    def pages() -> set[str]:
+        return {p.relative_to(docs / "validations").parts[1] for p in (docs / "validations").rglob("*.html")}
+
+    assert pages() == {"run-a"}                     # kept, not rendered, until a build names them
+    assert build_data_docs(docs, SUITE, ["run-b"]) == 1
+    assert pages() == {"run-a", "run-b"}            # only the named run's page is rendered ...
     index = (docs / "index.html").read_text()
-    assert "run-a" in index and "run-b" in index
+    assert "run-a" in index and "run-b" in index and "run-c" not in index   # ... and the index links pages only
+    assert build_data_docs(docs, SUITE, ["run-c", "run-never"]) == 1
+    assert pages() == {"run-a", "run-b", "run-c"}
+    assert "run-c" in (docs / "index.html").read_text()
 
 
 def test_db_file_is_released_and_gx_is_quiet(docs_run, candidate_db):

@@ -263,6 +263,7 @@ def test_a_sha256_of_digits_only_validates_and_renders_its_data_docs(tmp_path, p
     docs = tmp_path / "docs"
     r = validate_staged(str(staged), policy, tmp_path / "w", source_sha256=digits, run_id=RUN, docs_dir=docs)
     assert (r.rows_in, r.rows_valid) == (1, 1)
+    assert validate_step.build_night_docs(docs, [digits]) == 1
     pages = list((docs / "validations").rglob("*.html"))
     assert pages and all("file-2026112203150000" in str(p.relative_to(docs)) for p in pages)
     assert "file-2026112203150000" in (docs / "index.html").read_text()
