@@ -37,7 +37,6 @@ from transforms.privacy.tokens import TOKEN_METHOD
 from transforms.steps.billing import load_billing, restricted_filter
 from transforms.steps.delivery import readable_copy
 from transforms.steps.fieldcheck import check_fields
-from transforms.steps.gx_duckdb import import_in_background
 from transforms.steps.ingest import IngestResult, ingest_file
 from transforms.steps.lateness import LatenessResult, count_lateness
 from transforms.steps.consents import CONSENTS
@@ -128,7 +127,6 @@ def audit_file(planned: PlannedFile, lake: Lake, policy: Policy, formats: Format
             if extract is not None:
                 facts = _audit_extract(record, extract, source, lake, policy, work, step, keyring)
             else:
-                import_in_background()      # validate needs GX; importing it overlaps the ingest
                 ingest = ingest_file(source, policy, formats, work, shape=planned.shape,
                                      format_override=format_override, timezone=timezone)
                 step(f"ingested {ingest.rows_read:,} rows as {ingest.profile or 'no known format'}")

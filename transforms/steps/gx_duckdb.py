@@ -39,7 +39,6 @@ import json
 import logging
 import re
 import sys
-import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -171,26 +170,6 @@ def patch_gx_for_duckdb() -> None:
     patch_regex_for_duckdb()
 
 
-_importing: threading.Thread | None = None
-
-
-def import_in_background() -> None:
-    """Start importing GX (~3-4 s of one core) in a thread, for a step about to run that will need it: a
-    file's ingest runs meanwhile, mostly inside DuckDB, which lets Python run (benchmarks/README.md)."""
-    global _importing
-    if _importing is None and "great_expectations" not in sys.modules:
-        # Not a daemon: an interpreter that ends while a thread imports may crash; it waits the seconds out.
-        _importing = threading.Thread(target=_import_gx, name="import-great-expectations")
-        _importing.start()
-
-
-def _import_gx() -> None:
-    try:
-        patch_gx_for_duckdb()
-    except Exception:  # noqa: BLE001 — run_suite imports it again and raises there, where it is reported
-        pass
-
-
 def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
               docs_dir: str | Path | None = None, run_name: str | None = None) -> list[ExpectationOutcome]:
     """Validate `table` of the DuckDB file `db_path` against the suite JSON at `suite_path`.
@@ -201,8 +180,6 @@ def run_suite(db_path: str | Path, table: str, suite_path: str | Path, *,
     (`build_data_docs` renders it).
     Raises GXRunError if GX could not evaluate an expectation.
     """
-    if _importing is not None:
-        _importing.join()       # the patches below are not made twice at once
     silence_gx_logging()
     patch_gx_for_duckdb()
     spec = json.loads(Path(suite_path).read_text())
