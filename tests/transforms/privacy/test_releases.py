@@ -89,6 +89,27 @@ def test_the_night_the_window_closes_releases_the_day_from_all_its_parts(lake, p
     assert any(folder.glob("*.parquet"))
 
 
+def test_a_lake_whose_file_system_refuses_hard_links_releases_the_same_from_copies(tmp_path, policy, monkeypatch):
+    # The snapshot links each part (a rewrite renames a new file in; the link keeps the rows the manifest
+    # names). Where the file system refuses a hard link (EXDEV, FAT, some network mounts) it copies them.
+    def refused(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    made = {}
+    for kind in ("linked", "copied"):
+        lake = Lake.at(tmp_path / kind)
+        add_part(lake, "a", people(0, 7))
+        add_part(lake, "b", people(7, 5))
+        if kind == "copied":
+            monkeypatch.setattr(releases.os, "link", refused)
+        (made[kind],) = release_night(lake, policy, night(3), run_id="r").released
+        assert not lake.release_snapshots.exists() or not any(lake.release_snapshots.iterdir())   # none left over
+    assert made["copied"].manifest == made["linked"].manifest and made["copied"].manifest.rows == 12
+    figures = [{f.name: f.read_bytes() for f in release_folder(Lake.at(tmp_path / kind), D, 1).glob("*.parquet")}
+               for kind in ("linked", "copied")]
+    assert figures[0] == figures[1] and figures[0]
+
+
 def test_a_day_whose_window_closed_while_no_run_ran_is_released_by_the_next_run(lake, policy):
     add_part(lake, "a", people(0, 12))
     (made,) = release_night(lake, policy, night(30), run_id="r").released
