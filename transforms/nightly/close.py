@@ -31,6 +31,7 @@ from transforms.privacy.redact import safe_error
 from transforms.runs import night_subject
 from transforms.runs.claims import release_claims
 from transforms.runs.lease import release
+from transforms.steps.validate import build_night_docs
 
 # The file statuses a run counts as processed tonight, and as refused whole: nothing of a refused file is
 # kept in any zone, so its rows are refused, never quarantined (docs/design.md §9).
@@ -156,8 +157,6 @@ def _data_docs(lake: Lake, audited: dict[PlannedFile, FileFacts]) -> dict:
     validated = [p.sha256 for p, f in audited.items() if f.validation_results]
     if not validated:
         return {}
-    from transforms.steps.validate import build_night_docs
-
     try:
         return {"data_docs_pages": build_night_docs(lake.data_docs, validated)}
     except Exception as exc:  # noqa: BLE001 — recorded, and the night closes (see above)

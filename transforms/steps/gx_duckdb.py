@@ -23,9 +23,9 @@ Data Docs (optional) form one site at ``docs_dir``: ``index.html``,
 ``_results/`` the stripped validation results the index is built from. A run
 only keeps its stripped result there (``run_suite``); the pages and the index
 are built once a night (``build_data_docs``), not once a file: the index build
-reads up to INDEX_LIMIT stored results, so a per-file build cost each file
-~0.006 s more for every result the site held (~+3 s a file at 500 results;
-benchmarks/README.md). GX's index build deletes pages whose result it cannot
+reads up to INDEX_LIMIT stored results, so a per-file build made each file
+slower as the site's history grew (0.85 s a file on an empty site, ~2 s at
+200-330 results; benchmarks/README.md). GX's index build deletes pages whose result it cannot
 see, so builds that share the site take an exclusive lock on ``docs_dir/.lock``
 (nights closing on one machine; ``flock`` is not reliable on network
 filesystems).

@@ -22,6 +22,7 @@ from transforms.bundled import BILLING_SUITE
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect, execute, remove_database, sql_literal
 from transforms.policy import Policy
+from transforms.steps.gx_duckdb import build_data_docs, run_suite   # GX itself is imported when a run needs it
 from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, LineNumbering
 
 DUPLICATE = "duplicate_row"
@@ -153,8 +154,6 @@ def run_name_of(source_sha256: str) -> str:
 def build_night_docs(docs_dir: Path, source_sha256s: Collection[str], suite_path: Path = BILLING_SUITE) -> int:
     """The Data Docs pages of the files validated in a night (named by their sha256) and the site's index,
     built once for the night; returns the pages rendered."""
-    from transforms.steps.gx_duckdb import build_data_docs  # GX is heavy; only nights with validated files
-
     return build_data_docs(docs_dir, suite_path, [run_name_of(sha) for sha in source_sha256s])
 
 
@@ -165,8 +164,6 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
 
     `numbering` is ingest's: how a staged row's first physical line follows from its row number.
     """
-    from transforms.steps.gx_duckdb import run_suite  # GX is heavy; only this step needs it
-
     rules = load_rules(policy, suite_path)
     db = work_dir / "validate.duckdb"
     remove_database(db)
