@@ -106,8 +106,7 @@ def build_analytics(billing_files: list[str], lake: Lake, policy: Policy, keyrin
         rows = restricted = blanked = 0
         only_left_out = None
         if left_out != "false":
-            only_left_out, restricted = _spellings_only_left_out(con, lookups, targets, left_out)
-            blanked = _restricted_party_cells(con, targets, policy, left_out)
+            only_left_out, restricted, blanked = _left_out_and_blanked(con, lookups, targets, policy, left_out)
         # 3. Each day's part: the billing index from every spelling, the restricted subjects' tokens blanked, the
         #    restricted rows left out, one COPY, then the analytics index from the tokens the part may hold.
         for i, (folder, files, pieces) in enumerate(days):
@@ -178,25 +177,37 @@ def _spellings(lookups: list[str], targets: tuple[str, ...], policy: Policy) -> 
     return f"(SELECT CASE col {kind} END AS kind, raw, norm, token FROM ({lookup_rows(lookups)}))"
 
 
-def _spellings_only_left_out(con, lookups: list[str], targets: tuple[str, ...], left_out: str) -> tuple[str, int]:
-    """The temp table (col, raw) of the spellings that only the left-out rows hold (a restricted subject's own, and
-    parties only they dealt with), and the number of those rows: the lookups list those spellings, the zone does
-    not get them, the audit does not count them. A spelling is the left-out rows' only when they hold it as many
-    times as the lookups counted it in the whole file (one scan of the file, for its few left-out rows)."""
+def _left_out_and_blanked(con, lookups: list[str], targets: tuple[str, ...], policy: Policy,
+                          left_out: str) -> tuple[str, int, int]:
+    """What a restriction takes out of the file, from one scan of it: the temp table (col, raw) of the spellings
+    that only the left-out rows hold (a restricted subject's own, and parties only they dealt with), the number of
+    those rows, and the cells of the rows that land holding a restricted subject's spelling (they are the other
+    party of someone else's row; counts only, `_blank_restricted_parties` blanks them).
+
+    The lookups list every spelling; the zone does not get the left-out rows' own, and the audit does not count
+    them. A spelling is the left-out rows' only when they hold it as many times as the lookups counted it in the
+    whole file.
+    """
     spelled = "".join(f", CAST({c} AS VARCHAR) AS c{i}" for i, c in enumerate(targets))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE left_out_rows AS SELECT 1 AS one{spelled}"
-                f" FROM generalized_billing WHERE {left_out}")
-    rows = con.execute("SELECT count(*) FROM left_out_rows").fetchone()[0]
+    cells = " + ".join(f"coalesce(CAST({c} AS VARCHAR) IN (SELECT raw FROM restricted_raw WHERE kind ="
+                       f" '{policy.field(c).identifier}'), false)::INT" for c in targets) or "0"
+    # Only the rows either count needs: the few left out, and the landing rows holding a restricted spelling.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE restricted_rows AS
+        SELECT * FROM (SELECT ({left_out}) AS left_out, {cells} AS cells{spelled} FROM generalized_billing)
+        WHERE left_out OR cells > 0""")
+    rows, blanked = con.execute("SELECT count(*) FILTER (WHERE left_out),"
+                                " coalesce(sum(cells) FILTER (WHERE NOT left_out), 0) FROM restricted_rows").fetchone()
     con.execute("CREATE OR REPLACE TEMP TABLE only_left_out (col INTEGER, raw VARCHAR)")
     if targets:
         counts = lookup_rows(lookups, "col, raw, n")     # each piece's rows holding each spelling
-        held = " UNION ALL ".join(f"SELECT {i} AS col, c{i} AS raw FROM left_out_rows" for i in range(len(targets)))
+        held = " UNION ALL ".join(f"SELECT {i} AS col, c{i} AS raw FROM restricted_rows WHERE left_out"
+                                  for i in range(len(targets)))
         con.execute(f"""INSERT INTO only_left_out
             SELECT l.col, l.raw FROM (SELECT col, raw, count(*) AS n FROM ({held}) WHERE raw IS NOT NULL GROUP BY ALL) l
             JOIN (SELECT col, raw, sum(n) AS n FROM ({counts}) GROUP BY ALL) a USING (col, raw)
             WHERE l.n = a.n""")
-    con.execute("DROP TABLE left_out_rows")
-    return "only_left_out", rows
+    con.execute("DROP TABLE restricted_rows")
+    return "only_left_out", rows, int(blanked)
 
 
 def _pieces(con, day_rows: str) -> list[tuple[int, int]]:
@@ -215,18 +226,6 @@ def _write_part(con, select: str, params: dict, dst: Path) -> int:
     # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
     return execute(con, f"COPY ({select}) TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)",
                    {**params, "dst": str(dst)}).fetchone()[0]
-
-
-def _restricted_party_cells(con, targets: tuple[str, ...], policy: Policy, left_out: str) -> int:
-    """A restricted subject who is the other party of a row that lands (its served subscriber is not restricted):
-    the cells of the rows that land holding one of their spellings (counts only; `_blank_restricted_parties`
-    blanks them)."""
-    cells = " + ".join(f"coalesce(CAST({c} AS VARCHAR) IN (SELECT raw FROM restricted_raw WHERE kind ="
-                       f" '{policy.field(c).identifier}'), false)::INT" for c in targets)
-    if not cells:
-        return 0
-    return int(con.execute(f"SELECT coalesce(sum({cells}), 0) FROM generalized_billing WHERE NOT ({left_out})")
-               .fetchone()[0])
 
 
 def _blank_restricted_parties(con, tokens: TokenPlan, policy: Policy, lookup: str) -> None:
