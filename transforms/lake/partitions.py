@@ -71,17 +71,25 @@ def commit_partitions(src_dir: Path, lake: Lake, zone: str, source_sha256: str) 
 def write_partitioned(src_parquet: str, lake: Lake, zone: str, partition_col: str, work_dir: Path,
                       source_sha256: str) -> ZoneWrite:
     """Write `src_parquet` into `zone`, one part file per value of `partition_col`, atomically per file."""
+    con = connect(work_dir / "tmp")
+    try:
+        return write_rows_partitioned(con, "SELECT * FROM read_parquet($src)", {"src": src_parquet}, lake, zone,
+                                      partition_col, work_dir, source_sha256)
+    finally:
+        con.close()
+
+
+def write_rows_partitioned(con, query: str, params: dict, lake: Lake, zone: str, partition_col: str,
+                           work_dir: Path, source_sha256: str) -> ZoneWrite:
+    """Write the rows of `query` (over `con`, with `params`) into `zone`, one part file per value of
+    `partition_col`, atomically per file: the rows are written once, not first to a file of their own."""
     out = work_dir / f"{zone}_out"
     remove_tree(out)
     out.mkdir(parents=True)
-    con = connect(work_dir / "tmp")
-    try:
-        execute(con, f"""
-            COPY (SELECT * FROM read_parquet($src))
-            TO $dst (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partition_col}),
-                     FILENAME_PATTERN 'part', OVERWRITE_OR_IGNORE)""", {"src": src_parquet, "dst": str(out)})
-    finally:
-        con.close()
+    execute(con, f"""
+        COPY ({query})
+        TO $dst (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partition_col}),
+                 FILENAME_PATTERN 'part', OVERWRITE_OR_IGNORE)""", {**params, "dst": str(out)})
     written = commit_partitions(out, lake, zone, source_sha256)
     remove_tree(out)
     return written

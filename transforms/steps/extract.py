@@ -28,7 +28,7 @@ import duckdb
 from transforms.formats.recognize import head_text, looks_like_header, records
 from transforms.lake import Lake
 from transforms.lake.connection import connect, execute
-from transforms.lake.partitions import ZoneWrite, write_partitioned
+from transforms.lake.partitions import write_rows_partitioned
 from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.numbers import numbering_params
@@ -158,8 +158,6 @@ def _route(extract: Extract, result: type[ExtractResult], staged: Path, unparsea
     columns = extract.columns
     params = {"staged": str(staged), "sha": sha, "night": night, "run_id": run_id,
               **numbering_params(policy.operator), **extract.parameters(policy), "unparseable": unparseable_path}
-    valid_path = work_dir / f"{extract.profile}_valid.parquet"
-    rejected_path = work_dir / f"{extract.profile}_quarantine.parquet"
     text = ", ".join(f"NULLIF(trim({c}), '') AS {c}" for c in columns)
     typed = ", ".join(f"{expr} AS {name}" for name, expr in extract.typed.items())
     reasons = ", ".join(f"CASE WHEN {pred} THEN '{reason}' END" for reason, pred, _ in extract.rules)
@@ -186,12 +184,11 @@ def _route(extract: Extract, result: type[ExtractResult], staged: Path, unparsea
                                    " GROUP BY reason").fetchall())
         for reason, n in by_rule.items():
             by_reason[reason] = by_reason.get(reason, 0) + n
-        execute(con, f"""
-            COPY (
+        # Straight into the zone's partitions: written once (a file of its own first cost a second write).
+        kept = write_rows_partitioned(con, f"""
                 SELECT md5($sha || ':' || source_row) AS record_id, {extract.output}
                 FROM typed ANTI JOIN verdict USING (source_row)
-                ORDER BY source_row
-            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""", {**params, "dst": str(valid_path)})
+                ORDER BY source_row""", params, lake, extract.zone, extract.partition, work_dir, sha)
         blank_params = {f"b{i}": [r for r, _, col in extract.rules if col == c] for i, c in enumerate(columns)}
         # Values that failed their rule, or hold a line break (a record that swallowed the next line), go blank.
         blanked = ", ".join(
@@ -206,19 +203,14 @@ def _route(extract: Extract, result: type[ExtractResult], staged: Path, unparsea
             parts.append(f"""
                 SELECT source_row, reason, md5($sha || ':' || source_row), {nulls}
                 FROM read_parquet($unparseable)""")
-        quarantined = execute(con, f"""
-            COPY (
+        quarantine = write_rows_partitioned(con, f"""
                 SELECT CAST($night AS DATE) AS night, record_id, $sha AS source_file_sha256, source_row,
                        $run_id AS run_id, reason, '{extract.zone}' AS dataset, {', '.join(columns)}
                 FROM ({' UNION ALL '.join(parts)})
-                ORDER BY source_row
-            ) TO $dst (FORMAT parquet, COMPRESSION zstd)""",
-                              {**params, **blank_params, "dst": str(rejected_path)}).fetchone()[0]
+                ORDER BY source_row""", {**params, **blank_params}, lake, "quarantine", "night", work_dir, sha)
     finally:
         con.close()
-    kept = write_partitioned(str(valid_path), lake, extract.zone, extract.partition, work_dir, sha)
-    quarantine = (write_partitioned(str(rejected_path), lake, "quarantine", "night", work_dir, sha)
-                  if quarantined else ZoneWrite("quarantine", 0))
+    quarantined = quarantine.rows_written
     if rows_read != kept.rows_written + quarantined:
         raise AssertionError(f"{extract.profile} row conservation broken")  # never expected; the file is recorded failed
     return result(**base, status="loaded", rows_read=rows_read, rows_loaded=kept.rows_written,
