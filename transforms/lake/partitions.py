@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from transforms.lake.commit import commit_file, remove_tree
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import execute
 from transforms.lake.zones import Lake
 
 
@@ -68,21 +68,11 @@ def commit_partitions(src_dir: Path, lake: Lake, zone: str, source_sha256: str) 
     return ZoneWrite(zone, sum(counts.values()), counts, tuple(files))
 
 
-def write_partitioned(src_parquet: str, lake: Lake, zone: str, partition_col: str, work_dir: Path,
-                      source_sha256: str) -> ZoneWrite:
-    """Write `src_parquet` into `zone`, one part file per value of `partition_col`, atomically per file."""
-    con = connect(work_dir / "tmp")
-    try:
-        return write_rows_partitioned(con, "SELECT * FROM read_parquet($src)", {"src": src_parquet}, lake, zone,
-                                      partition_col, work_dir, source_sha256)
-    finally:
-        con.close()
-
-
-def write_rows_partitioned(con, query: str, params: dict, lake: Lake, zone: str, partition_col: str,
-                           work_dir: Path, source_sha256: str) -> ZoneWrite:
+def write_partitioned(con, query: str, params: dict, lake: Lake, zone: str, partition_col: str,
+                      work_dir: Path, source_sha256: str) -> ZoneWrite:
     """Write the rows of `query` (over `con`, with `params`) into `zone`, one part file per value of
-    `partition_col`, atomically per file: the rows are written once, not first to a file of their own."""
+    `partition_col`, atomically per file. A step passes its own query: the rows are written once, not first
+    to a file of their own and copied."""
     out = work_dir / f"{zone}_out"
     remove_tree(out)
     out.mkdir(parents=True)

@@ -28,7 +28,7 @@ import duckdb
 from transforms.formats.recognize import head_text, looks_like_header, records
 from transforms.lake import Lake
 from transforms.lake.connection import connect, execute
-from transforms.lake.partitions import write_rows_partitioned
+from transforms.lake.partitions import write_partitioned
 from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.numbers import numbering_params
@@ -185,7 +185,7 @@ def _route(extract: Extract, result: type[ExtractResult], staged: Path, unparsea
         for reason, n in by_rule.items():
             by_reason[reason] = by_reason.get(reason, 0) + n
         # Straight into the zone's partitions: written once (a file of its own first cost a second write).
-        kept = write_rows_partitioned(con, f"""
+        kept = write_partitioned(con, f"""
                 SELECT md5($sha || ':' || source_row) AS record_id, {extract.output}
                 FROM typed ANTI JOIN verdict USING (source_row)
                 ORDER BY source_row""", params, lake, extract.zone, extract.partition, work_dir, sha)
@@ -203,7 +203,7 @@ def _route(extract: Extract, result: type[ExtractResult], staged: Path, unparsea
             parts.append(f"""
                 SELECT source_row, reason, md5($sha || ':' || source_row), {nulls}
                 FROM read_parquet($unparseable)""")
-        quarantine = write_rows_partitioned(con, f"""
+        quarantine = write_partitioned(con, f"""
                 SELECT CAST($night AS DATE) AS night, record_id, $sha AS source_file_sha256, source_row,
                        $run_id AS run_id, reason, '{extract.zone}' AS dataset, {', '.join(columns)}
                 FROM ({' UNION ALL '.join(parts)})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from transforms.lake import Lake
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import connect
 from transforms.lake.partitions import ZoneWrite, write_partitioned
 from transforms.policy import Policy
 
@@ -33,15 +33,11 @@ def quarantine_rows(rejected_path: str | None, unparseable_path: str | None, lak
                      f" {nulls} FROM read_parquet($unparseable)")
     if not parts:
         return ZoneWrite("quarantine", 0)
-    merged = work_dir / "quarantine_rows.parquet"
     con = connect(work_dir / "tmp")
     try:
-        execute(con, f"""
-            COPY (SELECT CAST($night AS DATE) AS night, * FROM ({' UNION ALL '.join(parts)})
-                  ORDER BY source_row)
-            TO $dst (FORMAT parquet, COMPRESSION zstd)""",
-                         {"rejected": rejected_path, "unparseable": unparseable_path, "sha": source_sha256,
-                          "run_id": run_id, "night": night, "dst": str(merged)})
+        return write_partitioned(
+            con, f"SELECT CAST($night AS DATE) AS night, * FROM ({' UNION ALL '.join(parts)}) ORDER BY source_row",
+            {"rejected": rejected_path, "unparseable": unparseable_path, "sha": source_sha256, "run_id": run_id,
+             "night": night}, lake, "quarantine", "night", work_dir, source_sha256)
     finally:
         con.close()
-    return write_partitioned(str(merged), lake, "quarantine", "night", work_dir, source_sha256)

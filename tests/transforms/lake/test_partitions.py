@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from transforms.lake.partitions import ZoneWrite, commit_partitions, part_name, withdraw_parts, write_partitioned
+from transforms.lake import partitions
+from transforms.lake.connection import connect
+from transforms.lake.partitions import ZoneWrite, commit_partitions, part_name, withdraw_parts
 
 SHA_A, SHA_B = "a1" * 32, "b2" * 32
 PART_A, PART_B = "part-a1a1a1a1a1a1a1a1.parquet", "part-b2b2b2b2b2b2b2b2.parquet"
@@ -21,6 +23,16 @@ ROWS = """
 """
 ONE_ROW_B = ("SELECT 'x1' AS record_id, 1 AS source_row, DATE '2026-11-22' AS event_date,"
              " '+38641000000' AS origin_number, 1 AS duration_s")
+
+
+def write_partitioned(src: str, lake, zone: str, column: str, work_dir: Path, sha: str) -> ZoneWrite:
+    """The rows of the Parquet file `src` into `zone`, as a step writes its query's rows."""
+    con = connect(work_dir / "tmp")
+    try:
+        return partitions.write_partitioned(con, "SELECT * FROM read_parquet($src)", {"src": src}, lake, zone, column,
+                                            work_dir, sha)
+    finally:
+        con.close()
 
 
 @pytest.fixture()
