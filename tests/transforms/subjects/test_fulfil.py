@@ -37,8 +37,14 @@ from transforms.subjects.fulfil import FulfilError, fulfil, lift
 from transforms.subjects.find import ZONES
 
 RECEIVED, TODAY = date(2026, 7, 8), date(2026, 7, 10)
-# The withdrawals an answer records are recorded when it is given (the register's `recorded_at`): now.
-NOW_DAY = datetime.now(timezone.utc).date()
+
+
+def now_day() -> date:
+    """The day the withdrawals an answer records stand from (the register's `recorded_at`: when it is given),
+    taken after the answer: a run that crosses midnight (UTC) must not look the day before."""
+    return datetime.now(timezone.utc).date()
+
+
 DIRECT_MARKETING = ("marketing_contact", "marketing_profiling", "partner_offers")
 
 
@@ -155,7 +161,7 @@ def test_erasure_keeps_only_a_withdrawal_of_every_purpose_in_the_register(rights
     rid = ask(rights_lake, policy, "erasure")
     answer(rights_lake, policy, rid, tmp_path / "out")
     con = duckdb.connect()
-    define_standing(con, rights_lake, NOW_DAY)
+    define_standing(con, rights_lake, now_day())
     standing = dict(con.execute("SELECT purpose, granted FROM consent_standing WHERE subscriber_number = ?",
                                 [S_NUMBER]).fetchall())
     assert standing == dict.fromkeys(policy.consent.purpose_names, False)
@@ -256,7 +262,7 @@ def test_objection_to_direct_marketing_withdraws_every_such_consent_and_erases_t
     assert result.actions["consents"]["action"] == "withdrawn"
     assert result.actions["analytics"]["action"] == "unchanged"
     con = duckdb.connect()
-    define_standing(con, rights_lake, NOW_DAY)
+    define_standing(con, rights_lake, now_day())
     standing = dict(con.execute("SELECT purpose, granted FROM consent_standing WHERE subscriber_number = ?",
                                 [S_NUMBER]).fetchall())
     assert tuple(sorted(policy.consent.direct_marketing_purposes)) == DIRECT_MARKETING
