@@ -4,7 +4,7 @@
 
 For each CSV, the staging COPY of transforms/steps/ingest.py `_stage` is rebuilt
 here from the same helpers (format recognition, `staging_select`,
-`staging_copy`, the same read_csv options) — a copy of the SQL, nothing
+`staging_query`, the same read_csv options) — a copy of the SQL, nothing
 in transforms/ is changed — and run twice in fresh connections with the
 pipeline's limits, once per `parallel` value. Compared:
 
@@ -37,7 +37,7 @@ from transforms.lake import connection as lake_mod
 from transforms.policy import load_policy
 from transforms.steps.ingest import staging_select
 from transforms.steps.lines import fingerprint
-from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, staging_copy
+from transforms.steps.reading import HEAD_BYTES, MAX_LINE_BYTES, RECORD_LINES, STAGED_COMPRESSION, staging_query
 
 # DuckDB 2.0 turns `x IN (5+ constants)` (and list_contains over a constant list) into a MARK hash
 # join, and that plan loses insertion order under a parallel scan (asterisk's `direction` mapping).
@@ -52,7 +52,7 @@ def stage_sql(profile, n: int, select: str, parallel: bool) -> str:
         " max_line_size = {mls}, parallel = {par})"
     ).format(h="true" if profile.header else "false", cols=columns, mls=MAX_LINE_BYTES,
              par="true" if parallel else "false")
-    return staging_copy(select, source, n)
+    return f"COPY ({staging_query(select, source, n)}) TO $dst (FORMAT parquet, COMPRESSION {STAGED_COMPRESSION})"
 
 
 def run_once(path: Path, policy, parallel: bool, work: Path, settings: tuple[str, ...] = ()) -> dict:

@@ -10,7 +10,8 @@ peak RSS of this process during the step (VmHWM, reset between steps through
 /proc/self/clear_refs). Inside the steps, each DuckDB statement issued through
 `transforms.lake.connection.connect` connections is timed (the connection is wrapped, not
 changed), and so is GX's run (`_validate`: the expectation queries; the Data Docs pages are built once a
-night, at its close, not per file) and ingest's Python passes (`lines.scan_lines`, the
+night, at its close, not per file), ingest's staging query streamed into Arrow's Parquet writer
+(`write_parquet`), and ingest's Python passes (`lines.scan_lines`, the
 walk over every line when the counts do not place them; `lines.plain_line_endings`, the LF copy of a mixed file). Nothing in transforms/ is edited; the wrappers are
 installed on the imported modules of this process only.
 """
@@ -118,6 +119,8 @@ def install_probes() -> None:
         if getattr(module, "connect", None) is real_connect:
             module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
+    reading_mod.write_parquet = _timed(reading_mod.write_parquet,
+                                       "arrow: write_parquet (the staging query streamed into the staged file)")
     reading_mod.scan_lines = _timed(reading_mod.scan_lines, "python: scan_lines (walk the lines as the reader does)")
     reading_mod.plain_line_endings = _timed(reading_mod.plain_line_endings,
                                             "python: plain_line_endings (LF copy of a cr/mixed file)")

@@ -44,12 +44,15 @@ def remove_database(path: Path) -> None:
     wal_path(path).unlink(missing_ok=True)
 
 
-def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
-    """Run `sql` with the named parameters it uses (DuckDB refuses unused ones).
+def used_params(sql: str, params: dict) -> dict:
+    """The named parameters `sql` uses (DuckDB refuses unused ones): where `$name` stands as a whole name
+    (`$d` is not used by `$dst`)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}(?!\w)", sql)}
 
-    A parameter is used where `$name` stands as a whole name: `$d` is not used by `$dst`.
-    """
-    return con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}(?!\w)", sql)})
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    """Run `sql` with the named parameters it uses."""
+    return con.execute(sql, used_params(sql, params))
 
 
 def sql_literal(path: str | Path) -> str:

@@ -22,7 +22,8 @@ from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
 from transforms.steps.lines import FileShape, Layout, fingerprint, header_lines
-from transforms.steps.reading import HEAD_BYTES, DelimitedRead, LineNumbering, stage_delimited, staging_copy
+from transforms.steps.reading import (HEAD_BYTES, DelimitedRead, LineNumbering, stage_delimited, staging_query,
+                                      write_staged)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, n: int, select: s
     """A Parquet source: its columns bound by position too (aliased c0, c1 … on read); a row's
     `source_row` is its row number, and its digest covers every column."""
     source = "read_parquet($src) AS t({})".format(", ".join(f"c{i}" for i in range(n)))
-    rows = execute(con, staging_copy(select, source, n), {**params, "src": str(path), "dst": str(staged)}).fetchone()[0]
+    rows = write_staged(con, staging_query(select, source, n), {**params, "src": str(path)}, staged)
     return DelimitedRead(rows_staged=rows, rows_unparseable=0)
 
 

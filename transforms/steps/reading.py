@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake.connection import connect, execute
+from transforms.lake.parquet_writer import write_parquet
 from transforms.steps.lines import (FileShape, Layout, copy_lines, fingerprint, header_lines, latin1_as_utf8,
                                     line_numbers, plain_line_endings, record_extents, scan_lines,
                                     trailing_blank_lines)
@@ -43,9 +44,10 @@ MAX_STEPS_IN_SQL = 256     # more steps in the line numbering: each row's line i
 MAX_REREADS = 16            # broken records inside broken records: deeper, their lines are quarantined as they are
 _TEXT_KEPT_BY_READER = 9_000  # DuckDB keeps the first 10 000 bytes of a rejected record's text
 # The staged file is a work file, written once and read by every pass of validate, then deleted: LZ4 costs
-# ~15% less of the staging COPY's CPU than zstd and reads faster, for a larger file on the work disk
+# ~15% less of the staging write's CPU than zstd and reads faster, for a larger file on the work disk
 # (benchmarks/README.md, issue 17).
-STAGED_COMPRESSION = "lz4_raw"
+STAGED_COMPRESSION = "lz4"
+
 @dataclass(frozen=True)
 class LineNumbering:
     """How a staged row's first physical line follows from its row number k (1-based): the header's
@@ -99,9 +101,9 @@ def csv_source(layout: Layout, *, rejects: str = "rejects") -> str:
              cols=columns, r=rejects, mls=MAX_LINE_BYTES, comment=comment)
 
 
-def staging_copy(select: str, source: str, n_columns: int, extra_flag: str = "NULL") -> str:
-    """The COPY that stages `SELECT {select}` over `source` (fields c0 … c{n-1}) to `$dst`, with the
-    technical columns computed over every source field:
+def staging_query(select: str, source: str, n_columns: int, extra_flag: str = "NULL") -> str:
+    """The rows to stage: `SELECT {select}` over `source` (fields c0 … c{n-1}), with the technical columns
+    computed over every source field:
 
     `_ingest_flag`: a line break inside a field means a quote was left open and swallowed the next line,
     which a CDR never legitimately does, so the record is flagged; `extra_flag` is an SQL expression for
@@ -112,7 +114,7 @@ def staging_copy(select: str, source: str, n_columns: int, extra_flag: str = "NU
     """
     whole = "concat_ws(chr(31), {})".format(", ".join(f"coalesce(CAST(c{i} AS VARCHAR), '')" for i in range(n_columns)))
     return (
-        f"COPY (SELECT * EXCLUDE (_md5), {{'hi': CAST(_md5 >> 64 AS UBIGINT),"
+        f"SELECT * EXCLUDE (_md5), {{'hi': CAST(_md5 >> 64 AS UBIGINT),"
         f" 'lo': CAST(_md5 & CAST(18446744073709551615 AS UHUGEINT) AS UBIGINT)}} AS {RECORD_DIGEST},"
         f" CAST(NULL AS BIGINT) AS {SOURCE_ROW}"
         f" FROM (SELECT {select},"
@@ -120,7 +122,13 @@ def staging_copy(select: str, source: str, n_columns: int, extra_flag: str = "NU
         f"            THEN '{SPANS_LINES}' END, {extra_flag}) AS {INGEST_FLAG},"
         f"   1 + length({whole}) - length(replace({whole}, chr(10), '')) AS {RECORD_LINES},"
         f"   md5_number({whole}) AS _md5"
-        f" FROM {source})) TO $dst (FORMAT parquet, COMPRESSION {STAGED_COMPRESSION})")
+        f" FROM {source})")
+
+
+def write_staged(con: duckdb.DuckDBPyConnection, query: str, params: dict, staged: Path) -> int:
+    """Write the rows of a `staging_query` to the staged file, in the source's order (a row's position is
+    its line); returns the rows staged. Raises duckdb.Error when the source cannot be read."""
+    return write_parquet(con, query, params, staged, compression=STAGED_COMPRESSION)
 
 
 # Latin-1 text back to the UTF-8 it was (NULL when those bytes are not UTF-8); ASCII passes as it is.
@@ -144,7 +152,7 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
     source = plain_line_endings(path, shape, work_dir)
     params = {**params, "src": str(source), "dst": str(staged)}
     n = layout.n_columns
-    rows = execute(con, staging_copy(select, csv_source(layout), n), params).fetchone()[0]
+    rows = write_staged(con, staging_query(select, csv_source(layout), n), params, staged)
     rejects, encoding = "rejects", "utf-8"
     if con.execute("SELECT count(*) FROM rejects WHERE error_type = 'INVALID ENCODING'").fetchone()[0]:
         # Read again as Latin-1 (every byte a character, never invalid): records whose odd bytes lie in
@@ -160,7 +168,7 @@ def stage_delimited(con: duckdb.DuckDBPyConnection, path: Path, shape: FileShape
         rejects, encoding = "rejects_latin1", "latin-1"
         latin1 = (f"(SELECT {decoded}, CASE WHEN {fault} THEN '{INVALID_ENCODING}' END AS _encoding_fault"
                   f" FROM {csv_source(layout, rejects=rejects)})")
-        rows = execute(con, staging_copy(select, latin1, n, "_encoding_fault"), params).fetchone()[0]
+        rows = write_staged(con, staging_query(select, latin1, n, "_encoding_fault"), params, staged)
     lines = shape.lines if shape.lines is not None else fingerprint(source).lines
     header = header_lines(head, layout)
     inside, numbering = _account_lines(con, source, rejects, staged, work_dir, lines or 0, header, layout)
