@@ -17,7 +17,7 @@ import duckdb
 from transforms.formats import FormatCatalog
 from transforms.formats.expressions import Renderer
 from transforms.formats.recognize import Detection, detect
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import connect
 from transforms.lake.permissions import make_dirs
 from transforms.policy import Policy
 from transforms.privacy.redact import safe_error, safe_name
