@@ -80,3 +80,20 @@ def test_a_writer_that_fails_stops_the_query_and_raises(tmp_path):
         write_parquet(con, TYPED, {"n": 3 * BATCH_ROWS}, tmp_path / "no-such-folder" / "out.parquet",
                       compression="lz4")
     assert threading.active_count() == before
+
+
+def test_row_groups_are_duckdbs_size_whatever_batches_the_scan_hands_over(tmp_path):
+    # A CSV scan hands over a batch per buffer it reads (~65k rows of 1 MB here); the file still has row groups of
+    # BATCH_ROWS rows, and every row in the file's order.
+    n = 2 * BATCH_ROWS + 1_001
+    csv = tmp_path / "rows.csv"
+    csv.write_text("".join(f"{i},value-{i}\n" for i in range(n)))
+    con = connect(tmp_path / "tmp")
+    dst = tmp_path / "out.parquet"
+    query = ("SELECT * FROM read_csv($src, header = false, columns = {'i': 'BIGINT', 'v': 'VARCHAR'}, parallel = true,"
+             " buffer_size = 1048576)")
+    assert write_parquet(con, query, {"src": str(csv)}, dst, compression="lz4") == n
+    meta = pq.ParquetFile(dst).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [BATCH_ROWS, BATCH_ROWS, 1_001]
+    assert [i for (i,) in duckdb.connect().execute("SELECT i FROM read_parquet($p)", {"p": str(dst)}).fetchall()] \
+        == list(range(n))
