@@ -48,6 +48,7 @@ _TEXT_KEPT_BY_READER = 9_000  # DuckDB keeps the first 10 000 bytes of a rejecte
 # (benchmarks/README.md, issue 17).
 STAGED_COMPRESSION = "lz4"
 
+
 @dataclass(frozen=True)
 class LineNumbering:
     """How a staged row's first physical line follows from its row number k (1-based): the header's
