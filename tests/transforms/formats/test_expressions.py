@@ -124,12 +124,37 @@ def test_a_national_number_takes_the_operators_code_and_the_table_is_bound(polic
     assert "882" in r.params["fmt_calling_codes_3"] and r.params["fmt_operator_cc"] == "386"
 
 
+def test_the_operators_own_code_is_tried_first_only_when_it_is_an_assigned_code(policy):
+    # 386 is assigned: a number that starts with it has it (the codes are prefix-free), and any other number is
+    # looked up in the whole table as before.
+    f = fmt(map=(("origin_country_code", CallingCode(Column("n"))),))
+    rows = run(policy, f, ("n",), [("+38641123456",), ("+3861",), ("+354555",), ("+38",)])
+    assert [r["origin_country_code"] for r in rows] == ["386", "386", "354", None]
+    assert "starts_with" in Renderer(f, ("n",), policy.operator).canonical("origin_country_code")
+    # A country calling code that E.164 does not assign (28x is spare) is never given to an international number.
+    spare = dataclasses.replace(policy, operator=dataclasses.replace(policy.operator, country_calling_code="280"))
+    rows = run(spare, f, ("n",), [("+2801234567",), ("041123456",)])
+    assert [r["origin_country_code"] for r in rows] == [None, "280"]
+    assert "starts_with" not in Renderer(f, ("n",), spare.operator).canonical("origin_country_code")
+
+
 def test_cases_match_globs_case_insensitively_and_read_without_keeping(policy):
     direction = Cases("ctx", (Case(("from-pstn*", "*-trunk"), Constant("incoming")),
                               Case(("100_%",), Constant("odd"))), Constant("outgoing"))
     f = fmt(map=(("direction", direction),))
     rows = run(policy, f, ("ctx",), [("From-PSTN-custom",), ("a-trunk",), ("default",), (None,), ("100_%",), ("100x",)])
     assert [r["direction"] for r in rows] == ["incoming", "incoming", "outgoing", "outgoing", "odd", "outgoing"]
+
+
+def test_cases_without_wildcards_match_the_whole_value_in_any_case(policy):
+    # A pattern without * or ? is compared as a value (lowered on both sides, as ILIKE does), not searched.
+    service = Cases("t", (Case(("MOC", "mtc"), Constant("call")), Case(("sms*",), Constant("sms"))), Constant("other"))
+    f = fmt(map=(("service_type", service),))
+    rows = run(policy, f, ("t",), [("moc",), ("MTC",), ("Moc ",), ("MOCX",), ("xmoc",), ("SMSo",), ("ÅMOC",), (None,)])
+    # "Moc " is trimmed as every field is; "MOCX" and "xmoc" are other values; "ÅMOC" is not "moc".
+    assert [r["service_type"] for r in rows] == ["call", "call", "call", "other", "other", "sms", "other", "other"]
+    sql = Renderer(f, ("t",), policy.operator).canonical("service_type")
+    assert sql.count("ILIKE") == 1 and sql.count("lower(") == 4
 
 
 def test_unanswered_legs_keep_no_duration(policy):
