@@ -19,6 +19,7 @@ import fnmatch
 import os
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -38,6 +39,8 @@ from transforms.runs import night_subject, recover
 from transforms.runs.claims import claim
 from transforms.runs.lease import PROCESS, RUN, acquire
 from transforms.steps.lines import FileShape, fingerprint_file
+
+FINGERPRINT_THREADS = 2     # the machine's cores (docs/design.md §8)
 
 
 @dataclass(frozen=True)
@@ -178,17 +181,19 @@ def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
     files: list[PlannedFile] = []
     first_seen: dict[str, str] = {}
     entries = sorted(os.scandir(os.fsencode(landing)), key=lambda e: e.name)     # bytes names, bytes order
-    for entry, name in zip(entries, _recorded_names([e.name for e in entries]), strict=True):
+    names = _recorded_names([e.name for e in entries])
+    stats = [e.stat(follow_symlinks=False) for e in entries]
+    # Two files at a time: sha256 leaves the GIL while it hashes (0.9 of the 10M-row night's 3 s; benchmarks/README.md,
+    # issue 17). Each file is opened by its own task and closed at once, however many files the night has.
+    with ThreadPoolExecutor(max_workers=FINGERPRINT_THREADS) as pool:
+        shapes = list(pool.map(_fingerprint_entry, entries, stats))
+    for entry, name, st, shape in zip(entries, names, stats, shapes, strict=True):
         where = _json_safe_path(entry.path)
-        st = entry.stat(follow_symlinks=False)
-        fh = None if entry.name.startswith(b".") else _open_regular(entry.path, st)
-        if fh is None:
+        if shape is None:
             what = "hidden or in-flight file" if entry.name.startswith(b".") else "not a regular file"
             files.append(PlannedFile(**where, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
                                      reason=f"{what}; not read"))
             continue
-        with fh:
-            shape = fingerprint_file(fh)
         sha = shape.sha256
         common = dict(**where, file_name=name, sha256=sha, bytes=st.st_size, lines=shape.lines,
                       line_endings=shape.line_endings, compression=shape.compression, fault=shape.fault)
@@ -201,6 +206,16 @@ def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
             first_seen[sha] = name
             files.append(PlannedFile(**common, action="audit"))
     return files
+
+
+def _fingerprint_entry(entry: os.DirEntry, st: os.stat_result) -> FileShape | None:
+    """The shape of a landing entry that is a regular file, read once; None for one never opened (hidden,
+    in-flight, not a regular file)."""
+    fh = None if entry.name.startswith(b".") else _open_regular(entry.path, st)
+    if fh is None:
+        return None
+    with fh:
+        return fingerprint_file(fh)
 
 
 def _claimed_elsewhere(planned: PlannedFile, other_run: str) -> PlannedFile:
