@@ -113,7 +113,9 @@ def staging_query(select: str, source: str, n_columns: int, extra_flag: str = "N
     `_source_row` stays NULL: the line accounting fills it in only when a record's line is not its
     position plus the header.
     """
-    whole = "concat_ws(chr(31), {})".format(", ".join(f"coalesce(CAST(c{i} AS VARCHAR), '')" for i in range(n_columns)))
+    # Every field, unit separators between them, a NULL field as an empty one (concat skips NULLs): the same text
+    # as concat_ws over coalesced fields, for 0.6 of its 4.9 CPU s with the md5 at 4.5M rows (benchmarks/README.md).
+    whole = "concat({})".format(", chr(31), ".join(f"CAST(c{i} AS VARCHAR)" for i in range(n_columns)))
     return (
         f"SELECT * EXCLUDE (_md5), {{'hi': CAST(_md5 >> 64 AS UBIGINT),"
         f" 'lo': CAST(_md5 & CAST(18446744073709551615 AS UHUGEINT) AS UBIGINT)}} AS {RECORD_DIGEST},"
