@@ -24,7 +24,7 @@ from pathlib import Path
 from transforms.lake import Lake
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect, execute, remove_database
-from transforms.lake.partitions import ZoneWrite, commit_partitions
+from transforms.lake.partitions import PART_DICTIONARY_ENTRIES, ZoneWrite, commit_partitions
 from transforms.policy import Policy
 from transforms.privacy.generalize import ColumnTreatment, define_generalized, treatments
 from transforms.privacy.keys import KeyRing
@@ -224,7 +224,8 @@ def _pieces(con, day_rows: str) -> list[tuple[int, int]]:
 def _write_part(con, select: str, params: dict, dst: Path) -> int:
     """Write the rows `select` gives as the day's part file `dst`; their number."""
     # LZ4 and v2 pages: the tokens do not compress, and zstd spent ~15% more time failing to.
-    return execute(con, f"COPY ({select}) TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2)",
+    return execute(con, f"COPY ({select}) TO $dst (FORMAT parquet, COMPRESSION lz4_raw, PARQUET_VERSION V2,"
+                        f" DICTIONARY_SIZE_LIMIT {PART_DICTIONARY_ENTRIES})",
                    {**params, "dst": str(dst)}).fetchone()[0]
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from transforms.bundled import BILLING_SUITE
 from transforms.lake.commit import remove_tree
 from transforms.lake.connection import connect, execute, remove_database, sql_literal
+from transforms.lake.partitions import PART_DICTIONARY_ENTRIES
 from transforms.policy import Policy
 from transforms.steps.gx_duckdb import build_data_docs, run_suite   # GX itself is imported when a run needs it
 from transforms.steps.reading import INGEST_FLAG, RECORD_DIGEST, LineNumbering
@@ -236,7 +237,8 @@ def validate_staged(staged_path: str, policy: Policy, work_dir: Path, *, source_
                            $sha AS source_file_sha256, source_row, $run_id AS run_id, {canon}
                     FROM candidate c ANTI JOIN verdict v USING (source_row)
                     WHERE CAST(c.start_time AS DATE) = $day
-                ) TO $dst (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {BILLING_ZSTD_LEVEL})""",
+                ) TO $dst (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {BILLING_ZSTD_LEVEL},
+                           DICTIONARY_SIZE_LIMIT {PART_DICTIONARY_ENTRIES})""",
                     {**params, "day": day, "dst": str(out)})
         execute(con, f"""
             COPY (
