@@ -17,6 +17,7 @@ from tests.transforms.roaming.conftest import (
     AT, CH, HOME, IT, MB, TIE_PRESENCE, UNKNOWN, WINDOW, ev, golden_rows, month_days, month_row, states, tok,
     write_billing,
 )
+from transforms.roaming import months
 from transforms.roaming.months import billing_files_of_month, build_months
 from transforms.roaming.periods import affected_months
 from transforms.roaming.schema import MONTH_COLUMNS
@@ -73,6 +74,21 @@ def test_rerun_gives_identical_files(golden, policy, keyring, work_dir):
     after = {p: p.read_bytes() for p in lake.zone("roaming").rglob("*.parquet")}
     assert before == after
     assert sorted(p.name for p in lake.zone("roaming").iterdir()) == [f"month={m}" for m in WINDOW]
+
+
+def test_a_day_in_passes_gives_the_same_month(golden, policy, keyring, work_dir, monkeypatch):
+    # A subscriber's rows of a day are all in one pass, so the month is the same however many passes a day takes.
+    lake, _ = golden
+    path = lake.zone("roaming") / "month=2026-03" / "part.parquet"
+    (one,) = build_months(lake, policy, keyring, ["2026-03"], work_dir).months
+    before = path.read_bytes()
+    passes = []
+    real = months._passes
+    monkeypatch.setattr(months, "IMSIS_PER_PASS", 1)
+    monkeypatch.setattr(months, "_passes", lambda con, files: passes.append(real(con, files)) or passes[-1])
+    (many,) = build_months(lake, policy, keyring, ["2026-03"], work_dir).months
+    assert max(passes) > 1 and path.read_bytes() == before    # days of several subscribers took several passes
+    assert many == one
 
 
 def test_late_file_changes_only_its_month(golden, policy, keyring, work_dir):
