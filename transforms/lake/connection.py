@@ -63,6 +63,17 @@ def sql_literal(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def in_pass(hashed_sql: str, b: int, passes: int) -> str:
+    """SQL true for the rows of pass `b` of `passes`, split by the 64-bit hash `hashed_sql`; true alone for one pass.
+
+    The numbers are written into the SQL, not bound: DuckDB plans a prepared statement's filter without its
+    values, and bound pass filters took 1.6-2x as long (the aggregates' pairs at 30M rows: 37 against 23 s; the
+    roaming day's groups: 15.7-19 against 8-11 s; benchmarks/README.md, "Stop 30"). They are the step's own
+    counters, never input text.
+    """
+    return "true" if passes == 1 else f"{hashed_sql} % {int(passes)} = {int(b)}"
+
+
 def columns_of(con: duckdb.DuckDBPyConnection, parquet: str | Path) -> list[str]:
     """The column names of a Parquet file (its own columns, no hive partition columns)."""
     return [d[0] for d in con.execute("SELECT * FROM read_parquet($p, hive_partitioning = false) LIMIT 0",

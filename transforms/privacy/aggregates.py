@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import connect, execute, sql_literal
+from transforms.lake.connection import connect, execute, in_pass, sql_literal
 from transforms.policy import Policy
 from transforms.policy.model import RELEASE_DIMENSIONS
 from transforms.privacy.generalize import UNKNOWN_AREA
@@ -186,9 +186,9 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
                 {"dst": str(folder / "triples.parquet")})
     for b in range(passes):
         source = triples if passes == 1 else f"""SELECT * FROM read_parquet({sql_literal(folder / 'triples.parquet')})
-                                                 WHERE sub % $passes = $b"""
+                                                 WHERE {in_pass('sub', b, passes)}"""
         execute(con, f"COPY (SELECT DISTINCT ak, kh, sub FROM ({source})) TO $dst (FORMAT parquet, COMPRESSION lz4_raw)",
-                {"dst": str(folder / f"pairs-{b}.parquet"), "passes": passes, "b": b})
+                {"dst": str(folder / f"pairs-{b}.parquet")})
         con.execute(f"CREATE OR REPLACE TEMP VIEW pairs_{b} AS"
                     f" SELECT * FROM read_parquet({sql_literal(folder / f'pairs-{b}.parquet')})")
         if by_day:

@@ -41,7 +41,7 @@ import duckdb
 
 from transforms.lake import Lake
 from transforms.lake.commit import commit_folder, remove_tree
-from transforms.lake.connection import connect, execute
+from transforms.lake.connection import connect, execute, in_pass
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.tokens import KEY_ID_COLUMN, plan_tokens
@@ -101,7 +101,8 @@ def _load_zones(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
 
 
 # Per (IMSI, day): what the day counts as and what was consumed where. Parameter: $files (one day's). `{in_pass}`
-# keeps one pass's subscribers (`_in_pass`).
+# keeps one pass's subscribers: by the hash of the grouped IMSI itself, so a subscriber's day (and the rows without
+# an IMSI) is in one pass.
 _DAILY_SQL = """
 WITH ev AS (
     SELECT nullif(trim(imsi), '') AS imsi, event_date, service_type, direction, duration_s, data_volume_bytes,
@@ -153,13 +154,6 @@ def _passes(con: duckdb.DuckDBPyConnection, day_files: list[str]) -> int:
     estimate = con.execute("SELECT approx_count_distinct(imsi) FROM read_parquet($files, union_by_name = true)",
                            {"files": day_files}).fetchone()[0]
     return max(1, -(-int(estimate or 0) // IMSIS_PER_PASS))
-
-
-def _in_pass(b: int, passes: int) -> str:
-    """SQL true for the (IMSI, day) groups of pass `b` of `passes`: by the hash of the grouped IMSI itself, so a
-    subscriber's day is in one pass (the rows without an IMSI too). Written as numbers, not bound: DuckDB plans a
-    bound filter without its values, and the two passes of a 30M-row night's day took 1.7-2x as long."""
-    return "true" if passes == 1 else f"hash(imsi) % {int(passes)} = {int(b)}"
 
 
 def _daily_sql() -> str:
@@ -235,7 +229,7 @@ def build_months(lake: Lake, policy: Policy, keyring: KeyRing, months: list[str]
                 for b in range(passes):
                     into = "CREATE TEMP TABLE roaming_daily AS" if first else "INSERT INTO roaming_daily"
                     execute(con, f"{into} {daily_sql.replace('{leave_out}', leave_out)}"
-                                 .replace("{in_pass}", _in_pass(b, passes)), {"files": day_files})
+                                 .replace("{in_pass}", in_pass("hash(imsi)", b, passes)), {"files": day_files})
                     first = False
             execute(con, monthly_sql, {"month": month})
             counts = con.execute("""SELECT sum(rows_read), sum(rows_counted) FILTER (WHERE imsi IS NOT NULL),
