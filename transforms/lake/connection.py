@@ -67,9 +67,10 @@ def in_pass(hashed_sql: str, b: int, passes: int) -> str:
     """SQL true for the rows of pass `b` of `passes`, split by the 64-bit hash `hashed_sql`; true alone for one pass.
 
     The numbers are written into the SQL, not bound: DuckDB plans a prepared statement's filter without its
-    values, and bound pass filters took 1.6-2x as long (the aggregates' pairs at 30M rows: 37 against 23 s; the
-    roaming day's groups: 15.7-19 against 8-11 s; benchmarks/README.md, "Stop 30"). They are the step's own
-    counters, never input text.
+    values, and bound pass filters took 1.6-3x as long (the aggregates' pairs at 30M rows: 37 against 23 s; the
+    roaming day's groups: 15.7-19 against 8-11 s; the retention sweep's evidence of a 13M-row part: 112-114
+    against 37 s; benchmarks/README.md, "Stop 30" and "Stop 31"). They are the step's own counters, never input
+    text.
     """
     return "true" if passes == 1 else f"{hashed_sql} % {int(passes)} = {int(b)}"
 
