@@ -63,6 +63,11 @@ def sql_literal(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def pass_count(items: int, per_pass: int) -> int:
+    """How many passes `items` rows (or subscribers) take at most `per_pass` at a time; at least one."""
+    return max(1, -(-int(items or 0) // per_pass))
+
+
 def in_pass(hashed_sql: str, b: int, passes: int) -> str:
     """SQL true for the rows of pass `b` of `passes`, split by the 64-bit hash `hashed_sql`; true alone for one pass.
 

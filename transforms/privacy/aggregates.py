@@ -10,7 +10,6 @@ What may be released is decided by `suppression`; subscriber tokens are only cou
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.lake.commit import remove_tree
-from transforms.lake.connection import connect, execute, in_pass, sql_literal
+from transforms.lake.connection import connect, execute, in_pass, pass_count, sql_literal
 from transforms.policy import Policy
 from transforms.policy.model import RELEASE_DIMENSIONS
 from transforms.privacy.generalize import UNKNOWN_AREA
@@ -174,7 +173,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, analytics_path: str | Sequence[s
             .fetchone()[0]):
         return build_cells(con, analytics_path, policy, exact_keys=True)   # two atoms or key ids share a hash
     rows_in = con.execute("SELECT coalesce(sum(events), 0) FROM atoms").fetchone()[0]
-    passes = max(1, math.ceil(rows_in / PAIRS_ROWS_PER_PASS))
+    passes = pass_count(rows_in, PAIRS_ROWS_PER_PASS)
     folder = _pairs_folder(con)
     # Fixed-width columns: half the time of carrying the keys and key id text along.
     triples = f"""SELECT {atom_key} AS ak, {key_hash} AS kh, hash(origin_number) AS sub

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transforms.lake import Lake
 from transforms.lake.commit import commit_file, sha256_file
-from transforms.lake.connection import columns_of, execute, in_pass
+from transforms.lake.connection import columns_of, execute, in_pass, pass_count
 from transforms.lake.partitions import INDEX_SUFFIX, index_path
 from transforms.policy import Policy
 from transforms.privacy.numbers import numbering_params
@@ -88,7 +88,7 @@ def _write_evidence(con, job: Job, source: str, columns: list[str], policy: Poli
     """
     values = ", ".join(f"CAST({c} AS VARCHAR)" for c in identifier_columns(job.dataset, columns, policy))
     key = subject_key(job.dataset, columns)
-    passes = max(1, -(-job.rows_before // EVIDENCE_ROWS_PER_PASS))
+    passes = pass_count(job.rows_before, EVIDENCE_ROWS_PER_PASS)
     dst = Path(params["dst"])
     pieces = [dst.with_name(f"{dst.stem}-{i}.parquet") for i in range(passes)]
     for i, piece in enumerate(pieces):

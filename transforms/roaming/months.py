@@ -41,7 +41,7 @@ import duckdb
 
 from transforms.lake import Lake
 from transforms.lake.commit import commit_folder, remove_tree
-from transforms.lake.connection import connect, execute, in_pass
+from transforms.lake.connection import connect, execute, in_pass, pass_count
 from transforms.policy import Policy
 from transforms.privacy.keys import KeyRing
 from transforms.privacy.tokens import KEY_ID_COLUMN, plan_tokens
@@ -153,7 +153,7 @@ def _passes(con: duckdb.DuckDBPyConnection, day_files: list[str]) -> int:
     column alone: 0.17 s for a 10M-row day)."""
     estimate = con.execute("SELECT approx_count_distinct(imsi) FROM read_parquet($files, union_by_name = true)",
                            {"files": day_files}).fetchone()[0]
-    return max(1, -(-int(estimate or 0) // IMSIS_PER_PASS))
+    return pass_count(estimate, IMSIS_PER_PASS)
 
 
 def _daily_sql() -> str:
