@@ -1,6 +1,6 @@
 """Where one file's time goes: the per-file steps of `audit_file`, timed one by one.
 
-    python -m benchmarks.profile_steps LANDING FILE [FILE ...] [--work DIR] [--json OUT]
+    python -m benchmarks.profile_steps LANDING FILE [FILE ...] [--work DIR] [--json OUT] [--floor]
 
 Calls the transforms functions directly, chained as `transforms.nightly.
 audit_file._audit_ingested` chains them: fingerprint → ingest_file → check_fields →
@@ -109,6 +109,52 @@ def _timed(fn, what: str):
     return wrapper
 
 
+STAGING: dict = {}   # the last staging query ingest streamed into its staged file: (query, params)
+
+
+def _kept_query(write):
+    def wrapper(con, query, params, *a, **kw):
+        STAGING["query"] = (query, dict(params))
+        return write(con, query, params, *a, **kw)
+    return wrapper
+
+
+def floor_of(path: Path, work: Path) -> dict:
+    """The file's own floor, and ingest's staging statement computed without its write.
+
+    The floor is `benchmarks.floor`'s COPY of this one file. The staging statement (the strict parse, the format's
+    derivations, the record digest and flags) is read to the end by an aggregate over every column, so DuckDB
+    computes every value and writes nothing: what ingest costs when its rows go nowhere, the part of ingest no
+    fused design could drop.
+    """
+    from benchmarks.floor import copy_to_parquet, floor_connection
+
+    out = {}
+    work.mkdir(parents=True, exist_ok=True)
+    con = floor_connection(work / "tmp")
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        copy_to_parquet(con, path, work / "floor.parquet")
+        out["floor"] = {"seconds": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2)}
+    finally:
+        con.close()
+    if "query" in STAGING:
+        query, params = STAGING.pop("query")
+        con = lake_mod.connect(work / "tmp")
+        con.execute("SET disabled_optimizers = 'in_clause'")    # as ingest's connection
+        try:
+            columns = con.sql(query, params=lake_mod.used_params(query, params)).columns
+            every = ", ".join(f"max({c})" for c in columns)
+            t0, c0 = time.perf_counter(), time.process_time()
+            lake_mod.execute(con, f"SELECT count(*), {every} FROM ({query})", params).fetchone()
+            out["staging_computed"] = {"seconds": round(time.perf_counter() - t0, 2),
+                                       "cpu_s": round(time.process_time() - c0, 2)}
+        finally:
+            con.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def install_probes() -> None:
     real_connect = lake_mod.connect
     timed_connect = lambda *a, **kw: TimedCon(real_connect(*a, **kw))   # noqa: E731
@@ -119,14 +165,14 @@ def install_probes() -> None:
         if getattr(module, "connect", None) is real_connect:
             module.connect = timed_connect
     gx_mod._validate = _timed(gx_mod._validate, "gx: _validate (context, datasource, expectation queries)")
-    reading_mod.write_parquet = _timed(reading_mod.write_parquet,
+    reading_mod.write_parquet = _timed(_kept_query(reading_mod.write_parquet),
                                        "arrow: write_parquet (the staging query streamed into the staged file)")
     reading_mod.scan_lines = _timed(reading_mod.scan_lines, "python: scan_lines (walk the lines as the reader does)")
     reading_mod.plain_line_endings = _timed(reading_mod.plain_line_endings,
                                             "python: plain_line_endings (LF copy of a cr/mixed file)")
 
 
-def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
+def profile_file(path: Path, work_root: Path, policy, night: str, floor: bool = False) -> dict:
     from transforms.formats import load_formats
 
     formats = load_formats(policy)
@@ -168,9 +214,12 @@ def profile_file(path: Path, work_root: Path, policy, night: str) -> dict:
                                    work / "analytics", source_sha256=sha)
             rec.update(rows=made.rows)
     shutil.rmtree(work, ignore_errors=True)
-    return {"file": path.name, "bytes": path.stat().st_size, "lines": lines, "rows_read": ing.rows_read,
-            "steps": steps, "total_s": round(sum(s["seconds"] for s in steps), 2),
-            "substeps": [r for r in RECORDS[first:] if r["seconds"] >= 0.05]}
+    result = {"file": path.name, "bytes": path.stat().st_size, "lines": lines, "rows_read": ing.rows_read,
+              "steps": steps, "total_s": round(sum(s["seconds"] for s in steps), 2),
+              "substeps": [r for r in RECORDS[first:] if r["seconds"] >= 0.05]}
+    if floor:
+        result.update(floor_of(path, work_root / "floor" / path.name))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-limit", metavar="SIZE",
                     help="experiment: DuckDB memory_limit for every connection instead of the pipeline's "
                          f"{lake_mod.DUCKDB_MEMORY} (sets transforms.lake.connection.DUCKDB_MEMORY in this process only)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time each file's own floor (benchmarks.floor's COPY of it) and ingest's staging "
+                         "statement computed without its write (an aggregate over every column)")
     args = ap.parse_args(argv)
     if args.memory_limit:
         lake_mod.DUCKDB_MEMORY = args.memory_limit
@@ -197,13 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for name in args.files:
-            r = profile_file(args.landing / name, args.work, policy, args.night)
+            r = profile_file(args.landing / name, args.work, policy, args.night, floor=args.floor)
             results.append(r)
             print(f"\n{r['file']}: {r['bytes'] / 2**20:,.0f} MB, {r.get('rows_read', 0):,} rows, {r.get('total_s')} s")
             for s in r["steps"]:
                 extra = {k: v for k, v in s.items() if k not in ("step", "seconds", "cpu_s", "rss_before_mb", "peak_rss_mb")}
                 print(f"  {s['step']:<52} {s['seconds']:>7.2f} s  cpu {s['cpu_s']:>7.2f} s  peak RSS {s['peak_rss_mb']:>6} MB"
                       f"  {extra if extra else ''}")
+            for key, what in (("floor", "the file's floor (COPY to Parquet)"),
+                              ("staging_computed", "ingest's staging statement, computed, not written")):
+                if key in r:
+                    print(f"  {what:<52} {r[key]['seconds']:>7.2f} s  cpu {r[key]['cpu_s']:>7.2f} s")
             print("  statements / phases >= 0.05 s:")
             for x in r["substeps"]:
                 print(f"    {x['seconds']:>7.2f} s  [{x['step']}] {x['what']}")
