@@ -18,10 +18,11 @@ found; nothing of them is read into Python.
   rotation are found; a token made with a key since dropped still matches the rows of that key.
 * The marketing zone holds purpose-bound tokens (`privacy.purpose`): they are made from the subject's number as
   their own billing and invoice rows spell it, with each held key's purpose key.
-* The identifiers of the rows where the subject is the served subscriber (their number and their SIM's IMSI)
-  are tokenized under every key held and added to the subject before the token zones are searched: the
-  roaming zone knows a subscriber by the IMSI's token only, and a number asked for is found in rows made
-  with a key newer than the request.
+* The identifiers of the rows where the subject is the served subscriber (their number and their SIM's IMSI,
+  never from a forwarded leg) are tokenized under every key held and added to the subject before billing is
+  searched: a row where they are the other party keeps their IMSI however they asked, the roaming zone knows a
+  subscriber by the IMSI's token only, and a number asked for is found in rows made with a key newer than the
+  request.
 
 The served subscriber of a CDR is the party the record is about (`transforms.steps.billing`); a subject who
 is only the other party of someone else's communication gets those rows WITHOUT that someone's identifiers:
@@ -83,8 +84,8 @@ class ZoneFound:
 class Search:
     """One subject looked for in one lake, in one DuckDB connection.
 
-    Holds the table `subject_tokens (kind, key_id, token)`: the subject's tokens, and after billing the
-    tokens of the identifiers of their own rows under every key held.
+    Holds the table `subject_tokens (kind, key_id, token)`: the subject's tokens, and from billing's search on the
+    tokens of the identifiers of their own rows under every key held (`_link_own_rows`).
     """
 
     def __init__(self, con, lake: Lake, policy: Policy, keyring: KeyRing, subject: Subject) -> None:
@@ -144,11 +145,16 @@ class Search:
         return table
 
     def link(self, table: str, served_number: str, imsi: str | None) -> None:
-        """Add the identifiers of the subject's own rows in `table` (their number, their SIM's IMSI), tokenized
-        under every key held, to `subject_tokens`: the token zones know the subject under those too."""
+        """Add the identifiers of the subject's own rows in `table` (CDRs: their number, their SIM's IMSI),
+        tokenized under every key held, to `subject_tokens`: the token zones know the subject under those too.
+
+        An IMSI only from a row outside a forwarded leg (`steps.billing.imsi_is_served_sql`): a leg served to the
+        subject's number that another SIM forwarded holds that SIM's IMSI, and taking it for theirs would give
+        them the other subscriber's analytics, roaming and quarantine rows (docs/design.md §12)."""
         branches = [f"SELECT 'msisdn' AS kind, {served_number} AS raw FROM {table} WHERE {ROLE} = '{SERVED}'"]
         if imsi:
-            branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {table} WHERE {ROLE} = '{SERVED}'")
+            branches.append(f"SELECT 'imsi', CAST({imsi} AS VARCHAR) FROM {table}"
+                            f" WHERE {ROLE} = '{SERVED}' AND {imsi_is_served_sql()}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE linked AS {' UNION ALL '.join(branches)}")
         add_tokens(self.con, "subject_tokens", "linked", self.keyring.keys, self.policy.operator, SUBJECT_KINDS)
         self.con.execute("DROP TABLE linked")
@@ -263,8 +269,7 @@ def _role(served: list[str], other: list[str]) -> str:
     return f"CASE WHEN {served_sql} THEN '{SERVED}' WHEN {other_sql} THEN '{OTHER_PARTY}' END"
 
 
-def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[str, ...], *,
-              link: bool = False) -> ZoneFound:
+def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[str, ...]) -> ZoneFound:
     """Billing or quarantine: rows where the subject is the served subscriber (their number by direction, their
     IMSI, or a payments row's subscriber) or another party (any number column), the latter without the served
     subscriber's identifiers."""
@@ -303,16 +308,16 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
         WHERE {ROLE} IS NOT NULL ORDER BY {order}""", {},
                    "rows of the subscriber's own communications, and rows where they were only the other party "
                    "(without that party's identifiers)")
-    if link and cdr and found.rows:
-        s.link(found.table, f"CAST({SERVED_NUMBER} AS VARCHAR)", imsis[0] if imsis else None)
     return found
 
 
-def _link_sim(s: Search, files: list[str]) -> None:
-    """A subject asked for by IMSI: add the number of the SIM's own rows (and the IMSI) under every key held to
-    `subject_tokens`, from those rows' identifier columns alone, before billing is searched once for both (the
-    number also finds the communications of others they were the other party of). Not from a forwarded leg: its
-    served number is the forwarded-to party's, not the SIM's (`steps.billing.imsi_is_served_sql`)."""
+def _link_own_rows(s: Search, files: list[str]) -> None:
+    """Add the subject's other identifier, from their own billing rows, to `subject_tokens` under every key held,
+    before billing is searched once for both: asked for by IMSI, the number of the SIM's rows (the number also
+    finds the communications of others they were the other party of); asked for by number, the IMSI of the rows
+    served to it (so a row where they are the other party keeps their SIM's IMSI, as an IMSI search gives it).
+    Neither from a forwarded leg: its served number is the forwarded-to party's, its IMSI the forwarding SIM's
+    (`steps.billing.imsi_is_served_sql`)."""
     look = s.candidates("billing", files, spellings=True)
     if not look.parts:
         return
@@ -321,34 +326,38 @@ def _link_sim(s: Search, files: list[str]) -> None:
     imsis = s.columns("imsi", present)
     if not imsis or not {"direction", "origin_number", "destination_number"} <= present:
         return
-    spell = s.spellings("billing", source, {"files": look.unindexed or files[:1]}, {"imsi": imsis},
+    kind = s.subject.kind
+    # A number is the subject's own where it is the row's served number: the calling or the called column.
+    columns = imsis if kind == "imsi" else ["origin_number", "destination_number"]
+    spell = s.spellings("billing", source, {"files": look.unindexed or files[:1]}, {kind: columns},
                         indexed=look.spellings, hash_source=bool(look.unindexed))
-    # One narrow read: an equality on the IMSI column as stored is a filter inside the Parquet reader, which
-    # decodes the three other columns only where it holds (a row group without the IMSI is skipped).
-    spelled = _values(s, spell, "imsi", "raw")
+    # One narrow read: an equality on an identifier column as stored is a filter inside the Parquet reader, which
+    # decodes the other columns only where it holds (a row group without the value is skipped).
+    spelled = _values(s, spell, kind, "raw")
     if not spelled:
         return
     params: dict = {"files": look.parts}
     reads = []
-    for c in imsis:
+    for c in columns:
+        own = "true" if kind == "imsi" else f"CAST({SERVED_NUMBER} AS VARCHAR) = CAST({c} AS VARCHAR)"
+        imsi = c if kind == "imsi" else imsis[0]
         for value in spelled:
             params[f"v{len(params)}"] = value
-            reads.append(f"SELECT direction, origin_number, destination_number, {c} AS imsi FROM read_parquet($files,"
-                         f" union_by_name = true, hive_partitioning = false)"
-                         f" WHERE CAST({c} AS VARCHAR) = $v{len(params) - 1} AND {imsi_is_served_sql()}")
-    execute(s.con, f"""CREATE OR REPLACE TEMP TABLE sim_rows AS
+            reads.append(f"SELECT direction, origin_number, destination_number, {imsi} AS imsi FROM"
+                         f" read_parquet($files, union_by_name = true, hive_partitioning = false)"
+                         f" WHERE CAST({c} AS VARCHAR) = $v{len(params) - 1} AND {own} AND {imsi_is_served_sql()}")
+    execute(s.con, f"""CREATE OR REPLACE TEMP TABLE own_rows AS
         SELECT '{SERVED}' AS {ROLE}, * FROM ({' UNION ALL '.join(reads)})""",
             params)
-    s.link("sim_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", "imsi")
-    s.con.execute("DROP TABLE sim_rows")
+    s.link("own_rows", f"CAST({SERVED_NUMBER} AS VARCHAR)", "imsi")
+    s.con.execute("DROP TABLE own_rows")
 
 
 @finder("billing")
 def find_billing(s: Search) -> ZoneFound:
     files = [str(p) for p in part_files(s.lake, "billing")]
-    if s.subject.kind != "msisdn":
-        _link_sim(s, files)     # asked for by IMSI: the SIM's number first, then one search for both
-    return _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",), link=s.subject.kind == "msisdn")
+    _link_own_rows(s, files)     # the subject's other identifier first, then one search for both
+    return _cdr_rows(s, "billing", files, "event_date, start_time", ("event_date",))
 
 
 def _by_subscriber_number(s: Search, zone: str, files: list[str], note: str) -> ZoneFound:

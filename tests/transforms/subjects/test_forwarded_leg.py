@@ -15,11 +15,11 @@ import duckdb
 import pytest
 
 from tests.transforms.privacy.conftest import RING_A, ROTATED, SECRET_A, SECRET_B, stored, write_billing
-from tests.transforms.subjects.conftest import (O_NUMBER, S_DAY1, S_IMEI, S_IMSI, S_INVOICE_ROWS, S_NATIONAL,
-                                                S_NUMBER, SERVED, X_NUMBER, cdr)
+from tests.transforms.subjects.conftest import (O_IMSI, O_NUMBER, S_DAY1, S_IMEI, S_IMSI, S_INVOICE_ROWS,
+                                                S_NATIONAL, S_NUMBER, SERVED, X_NUMBER, cdr)
 from tests.transforms.subjects import test_fulfil
 from tests.transforms.subjects.test_fulfil import _restricted, answer, ask
-from tests.transforms.subjects.test_find import search
+from tests.transforms.subjects.test_find import roles, search
 from transforms.privacy.analytics import build_analytics
 from transforms.privacy.restricted import ANALYTICS
 from transforms.steps.billing import restricted_filter
@@ -57,11 +57,11 @@ def test_the_finder_gives_the_leg_as_the_other_partys_in_billing_and_analytics(w
     billing, analytics = found["billing"][1], found["analytics"][1]
     leg = _row(billing, FORWARDED_AT)
     assert leg["subject_role"] == "other_party"
-    # S's own cells of the row stay; O's number (the served party's) and the record's lineage are blanked. S's IMSI
-    # is known to billing's search only when asked by it (asked by number, it is learnt from S's own rows after
-    # billing is read): otherwise blanked with the rest, never given as anyone's but S's.
+    # S's own cells of the row stay, their SIM's IMSI too however S asked (by number, it is learnt from the rows
+    # served to S's number before billing is read); O's number (the served party's) and the record's lineage are
+    # blanked.
     assert (leg["origin_number"], leg["redirection_number"]) == (S_NUMBER, S_NUMBER)
-    assert leg["imsi"] == (S_IMSI if kind == "imsi" else None)
+    assert leg["imsi"] == S_IMSI
     assert leg["destination_number"] is None and leg["record_id"] is None
     twin = _row(analytics, (FORWARDED_AT[0][:13] + ":00:00", FORWARDED_AT[1]), "event_hour")
     assert twin["subject_role"] == "other_party" and twin["destination_number"] is None
@@ -72,6 +72,23 @@ def test_the_finder_gives_the_leg_as_the_other_partys_in_billing_and_analytics(w
     assert served == SERVED
     assert sum(r["subject_role"] == "served" for r in analytics) == len(SERVED)
     assert found["invoices"][0].rows == S_INVOICE_ROWS
+
+
+def test_the_forwarded_to_party_is_not_given_the_forwarding_sims_rows(with_leg, policy):
+    """O, asked for by number, is the served party of the leg, which holds S's IMSI: that IMSI is not O's SIM, so
+    none of S's own rows reach O's copy — not S's analytics rows, S's roaming month or S's quarantined CDR."""
+    found = search(with_leg, policy, ROTATED, Subject.of(O_NUMBER, "msisdn", ROTATED, policy))
+    # O's rows by the conftest's table: O served in 6 (O calls X), 8 (X calls O) and the leg; the other party in
+    # 1 (S calls O) and 3 (S's leg of O's call). S's data session (7) and S's rows with C1, C2, C3 are not O's.
+    june, july = "2026-06-30", "2026-07-02"
+    expected = {(f"{june} 14:00:00", 60, "served"), (f"{july} 09:00:00", 60, "served"),
+                (f"{june} 15:00:00", 64, "served"), (f"{june} 10:00:00", 60, "other_party"),
+                (f"{june} 11:30:00", 91, "other_party")}
+    assert roles(found["billing"][1]) == expected
+    assert roles(found["analytics"][1], "event_hour") == {(t[:14] + "00:00", d, r) for t, d, r in expected}
+    # Roaming knows a subscriber by the IMSI's token only: O's month, never S's.
+    assert [r["subscriber_token"] for r in found["roaming"][1]] == [stored(SECRET_A, f"imsi:{O_IMSI}")]
+    assert {r["record_id"] for r in found["quarantine"][1]} == {"q3"}
 
 
 def test_an_erasure_keeps_the_leg_as_os_with_s_blanked(with_leg, rights_lake, policy, tmp_path):
