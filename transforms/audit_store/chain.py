@@ -37,6 +37,15 @@ class LogEvent:
     details: dict
 
 
+def outcome_event(key: str, actor: str, action: str, target: str, details: dict) -> LogEvent:
+    """An entry stating an outcome that a later attempt under the same `key` may change: a run cleared and re-run
+    in the Airflow UI keeps its run id, and its files or its close may end otherwise the second time. The key
+    ends with a digest of the action and details, so the same outcome is logged once (a re-run that changes
+    nothing adds nothing) and a different one is appended after the first: the log keeps both, the later last."""
+    said = json.dumps([action, to_plain(details)], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return LogEvent(f"{key}:{hashlib.sha256(said.encode()).hexdigest()[:16]}", actor, action, target, details)
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     """Outcome of recomputing the audit-log hash chain."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from transforms.privacy.restricted import BLANKED, read_skipped
-from transforms.audit_store import LogEvent, append_log, insert, now_utc, verify_chain, writing
+from transforms.audit_store import LogEvent, append_log, insert, now_utc, outcome_event, verify_chain, writing
 from transforms.audit_store.exports import export_parquet
 from transforms.audit_store.tables import (
     PER_RUN_TABLES, AggregateRelease, AggregateWaiting, MarketingProfile, RejectionReason, RoamingRun, SourceFile,
@@ -111,10 +111,10 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     # ... and the cells where such a subject, the other party of someone else's record, was written NULL.
     blanked = read_skipped(lake, run_id, BLANKED)
     docs = _data_docs(lake, audited)
-    events.append(LogEvent(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
-                           {"status": run_status, **totals, "files": len(files),
-                            **({"rows_restricted": restricted} if any(restricted.values()) else {}),
-                            **({"cells_blanked": blanked} if any(blanked.values()) else {}), **docs}))
+    events.append(outcome_event(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
+                                {"status": run_status, **totals, "files": len(files),
+                                 **({"rows_restricted": restricted} if any(restricted.values()) else {}),
+                                 **({"cells_blanked": blanked} if any(blanked.values()) else {}), **docs}))
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in PER_RUN_TABLES:
@@ -191,7 +191,7 @@ def _skipped(plan: NightPlan, p: PlannedFile, audited: dict[PlannedFile, FileFac
 
 def _file_event(run_id: str, p: PlannedFile, f: FileFacts) -> LogEvent:
     s = f.source_file
-    return LogEvent(
+    return outcome_event(
         f"run:{run_id}:file:{p.sha256}:{hashlib.sha256(p.path_bytes).hexdigest()[:12]}",
         "pipeline", f"file_{s.status}", p.file_name,
         {"sha256": p.sha256, "rows_read": s.rows_read, "rows_loaded": s.rows_loaded,

@@ -10,7 +10,7 @@ import pytest
 
 from tests.transforms.audit_store.conftest import AT, events, log_rows
 from transforms import audit_store
-from transforms.audit_store import ChainCheck, LogEvent, append_log, verify_chain, verify_store
+from transforms.audit_store import ChainCheck, LogEvent, append_log, outcome_event, verify_chain, verify_store
 from transforms.audit_store.chain import GENESIS, _event_hash
 
 
@@ -68,6 +68,21 @@ def test_mixed_append_adds_only_new_keys(chained):
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[5][1] == "f1" and rows[5][2] == rows[4][3]
     assert verify_chain(chained).ok
+
+
+def test_an_outcome_is_logged_once_and_a_changed_one_after_it(con):
+    # A run cleared and re-run keeps its run id: its close states its outcome again under the same key.
+    failed = outcome_event("run:r1:finish", "pipeline", "run_finished", "r1", {"status": "completed_with_errors"})
+    again = outcome_event("run:r1:finish", "pipeline", "run_finished", "r1", {"status": "completed_with_errors"})
+    fixed = outcome_event("run:r1:finish", "pipeline", "run_finished", "r1", {"status": "completed"})
+    assert again.event_key == failed.event_key != fixed.event_key
+    assert all(e.event_key.startswith("run:r1:finish:") for e in (failed, fixed))
+    assert append_log(con, [failed], at=AT) == 1
+    assert append_log(con, [again], at=AT + timedelta(hours=1)) == 0          # the same outcome: nothing new
+    assert append_log(con, [fixed], at=AT + timedelta(hours=2)) == 1          # a changed one: after the first
+    assert [json.loads(d)["status"] for (d,) in con.execute("SELECT details FROM audit_log ORDER BY seq").fetchall()] \
+        == ["completed_with_errors", "completed"]
+    assert verify_chain(con).ok
 
 
 def test_a_key_twice_in_one_append_is_added_once(con):

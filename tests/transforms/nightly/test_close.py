@@ -117,4 +117,10 @@ def test_the_close_builds_the_nights_data_docs_and_a_site_it_cannot_build_does_n
     audit_file(plan.to_audit[0], lake, policy, formats, run_id="r1", night="2026-11-22", keyring=demo_keyring())
     fixed = close_night(lake, policy, run_id="r1")
     assert fixed.data_docs_error is None
+    # The log keeps the first close's outcome and, after it, the re-run's: pages now, no error.
+    assert "data_docs_error" not in finished() and finished()["data_docs_pages"] >= 1
+    with duckdb.connect(str(lake.audit_db), read_only=True) as con:
+        said = [json.loads(d) for (d,) in con.execute(
+            "SELECT details FROM audit_log WHERE action = 'run_finished' ORDER BY seq").fetchall()]
+    assert [("data_docs_error" in d) for d in said] == [True, False]
     assert len(list((lake.data_docs / "validations").rglob("*.html"))) == 2     # both validations of a.csv
