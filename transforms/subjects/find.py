@@ -61,6 +61,10 @@ SERVED, OTHER_PARTY = "served", "other_party"
 # (the served subscriber's number, IMSI, IMEI, cell, network, tariff, charges, and the lineage that names
 # the served subscriber's source row) points at the other person and is blanked.
 OTHER_PARTY_KEEPS = ("direction", "start_time", "duration_s", "service_type")
+# The SIM that made a CDR, its device and its place: the served subscriber's outside a forwarded leg, the forwarding
+# SIM's in one (`steps.billing.imsi_is_served_sql`; docs/design.md §12). A copy gives them to whoever the SIM is:
+# not to a forwarded-to party served by the leg, and to the SIM's subscriber where they are only the other party.
+SIM_COLUMNS = ("imsi", "imei", "cell_id", "location_area")
 # The roaming zone's subscriber token is the served IMSI's (transforms/roaming/months.py).
 ROAMING_TOKEN_KIND = "imsi"
 # The payments extract's (and the consent register's) subscriber column: E.164, as billing numbers.
@@ -249,18 +253,30 @@ def _nothing(zone: str, note: str) -> ZoneFound:
     return ZoneFound(zone, 0, EXPORTED, note, None)
 
 
-def _other_party_select(present: list[str], keeps: set[str], own: dict[str, str]) -> str:
+def _other_party_select(present: list[str], keeps: set[str], own: dict[str, str], sim: set[str] = frozenset(),
+                        sim_theirs: str = "false") -> str:
     """Select list over a matched row with `subject_role`: served rows whole; other-party rows keep `keeps`
-    and, of the identifier columns in `own` ({column: SQL true when it holds the subject}), the subject's own."""
+    and, of the identifier columns in `own` ({column: SQL true when it holds the subject}), the subject's own.
+    The columns `sim` (the SIM's, `SIM_COLUMNS`) are given only where `sim_theirs` (SQL) says the SIM is the
+    subject's."""
     out = [ROLE]
     for c in present:
         if c in keeps:
             out.append(c)
+        elif c in sim:
+            out.append(f"CASE WHEN {sim_theirs} THEN {c} END AS {c}")
         elif c in own:
             out.append(f"CASE WHEN {ROLE} = '{SERVED}' OR {own[c]} THEN {c} END AS {c}")
         else:
             out.append(f"CASE WHEN {ROLE} = '{SERVED}' THEN {c} END AS {c}")
     return ", ".join(out)
+
+
+def _sim_theirs(cdr: bool, own_imsi: list[str]) -> str:
+    """SQL over a matched row with `subject_role`: its SIM is the subject's — they are its served subscriber
+    outside a forwarded leg, or its IMSI (any of `own_imsi`, SQL) is theirs. Rows that are not CDRs have no leg."""
+    served = f"{ROLE} = '{SERVED}'" + (f" AND {imsi_is_served_sql()}" if cdr else "")
+    return " OR ".join([f"({served})", *own_imsi])
 
 
 def _role(served: list[str], other: list[str]) -> str:
@@ -297,8 +313,10 @@ def _cdr_rows(s: Search, zone: str, files: list[str], order: str, keeps: tuple[s
     if cdr:
         served.insert(0, f"CAST({SERVED_NUMBER} AS VARCHAR) {is_number}")
     own = {c: f"CAST({c} AS VARCHAR) {is_number}" for c in numbers}
-    own |= {c: f"CAST({c} AS VARCHAR) {is_imsi}" for c in imsis}
-    select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own)
+    own_imsi = {c: f"coalesce(CAST({c} AS VARCHAR) {is_imsi}, false)" for c in imsis}
+    own |= own_imsi
+    select = _other_party_select(present, {*keeps, *OTHER_PARTY_KEEPS} & present_set, own,
+                                 set(SIM_COLUMNS) & present_set, _sim_theirs(cdr, list(own_imsi.values())))
     # Only the rows holding one of the subject's spellings are read (a superset: the role decides each).
     spelled = {"msisdn": _values(s, spell, "msisdn", "raw"), "imsi": _values(s, spell, "imsi", "raw")}
     rows = _pinpointed(s, zone, scan or files[:1], {**{c: spelled["msisdn"] for c in numbers + subscriber},
@@ -405,11 +423,15 @@ def find_analytics(s: Search) -> ZoneFound:
     # As in billing (`_cdr_rows`): a forwarded leg with their IMSI is theirs only if it is served to their number.
     served = [f"(({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')} AND {imsi_is_served_sql() if cdr else 'true'})"
               for c in imsis]
-    own |= {c: f"({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')}" for c in imsis}
+    own_imsi = {c: f"coalesce(({KEY_ID_COLUMN}, {c}) IN {s.tokens_of('imsi')}, false)" for c in imsis}
+    own |= own_imsi
     if cdr:
         served.insert(0, f"({KEY_ID_COLUMN}, {SERVED_NUMBER}) IN {s.tokens_of('msisdn')}")
-    keeps = {t.output_column for t in treatments(s.policy) if t.column in OTHER_PARTY_KEEPS}
-    select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own)
+    made = {t.column: t.output_column for t in treatments(s.policy)}
+    keeps = {made[c] for c in OTHER_PARTY_KEEPS if c in made}
+    sim = {made[c] for c in SIM_COLUMNS if made.get(c)} & present_set
+    select = _other_party_select(present, {*keeps, "event_date", KEY_ID_COLUMN} & present_set, own, sim,
+                                 _sim_theirs(cdr, list(own_imsi.values())))
     order = ", ".join(c for c in ("event_date", "event_hour") if c in present_set) or KEY_ID_COLUMN
     # Only the rows holding one of the subject's tokens are read (a superset: the key and the role decide each).
     tokens = {kind: _values(s, "subject_tokens", kind, "token") for kind in SUBJECT_KINDS}

@@ -62,9 +62,12 @@ def test_the_finder_gives_the_leg_as_the_other_partys_in_billing_and_analytics(w
     # blanked.
     assert (leg["origin_number"], leg["redirection_number"]) == (S_NUMBER, S_NUMBER)
     assert leg["imsi"] == S_IMSI
+    # The leg's SIM is S's: its device and place are S's own data too.
+    assert (leg["imei"], leg["cell_id"], leg["location_area"]) == (S_IMEI, "CELLS001", "LA7")
     assert leg["destination_number"] is None and leg["record_id"] is None
     twin = _row(analytics, (FORWARDED_AT[0][:13] + ":00:00", FORWARDED_AT[1]), "event_hour")
     assert twin["subject_role"] == "other_party" and twin["destination_number"] is None
+    assert (twin["imsi"], twin["imei_tac"]) == (stored(SECRET_A, f"imsi:{S_IMSI}"), S_IMEI[:8])
     # S's own rows are the same as without the leg: O's number is never taken for S's (it would bring O's calls,
     # O's invoice and O's analytics rows into S's copy — and into what an erasure of S takes).
     served = {(r["start_time"].strftime("%Y-%m-%d %H:%M:%S"), r["duration_s"]) for r in billing
@@ -86,6 +89,14 @@ def test_the_forwarded_to_party_is_not_given_the_forwarding_sims_rows(with_leg, 
                 (f"{june} 11:30:00", 91, "other_party")}
     assert roles(found["billing"][1]) == expected
     assert roles(found["analytics"][1], "event_hour") == {(t[:14] + "00:00", d, r) for t, d, r in expected}
+    # The leg is O's record, but its SIM, device and place are S's: not in O's copy. O's own rows keep O's.
+    leg = _row(found["billing"][1], FORWARDED_AT)
+    assert (leg["imsi"], leg["imei"], leg["cell_id"], leg["location_area"]) == (None, None, None, None)
+    assert leg["destination_number"] == O_NUMBER and leg["charged_amount"] is not None
+    twin = _row(found["analytics"][1], (FORWARDED_AT[0][:13] + ":00:00", FORWARDED_AT[1]), "event_hour")
+    assert (twin["imsi"], twin["imei_tac"], twin["area"]) == (None, None, None)
+    o_calls_x = _row(found["billing"][1], ("2026-06-30 14:00:00", 60))
+    assert (o_calls_x["imsi"], o_calls_x["cell_id"]) == (O_IMSI, "CELLAB12")
     # Roaming knows a subscriber by the IMSI's token only: O's month, never S's.
     assert [r["subscriber_token"] for r in found["roaming"][1]] == [stored(SECRET_A, f"imsi:{O_IMSI}")]
     assert {r["record_id"] for r in found["quarantine"][1]} == {"q3"}
