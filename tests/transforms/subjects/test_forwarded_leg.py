@@ -102,6 +102,26 @@ def test_the_forwarded_to_party_is_not_given_the_forwarding_sims_rows(with_leg, 
     assert {r["record_id"] for r in found["quarantine"][1]} == {"q3"}
 
 
+def test_the_forwarded_to_partys_erasure_leaves_the_forwarding_sims_rows(with_leg, rights_lake, policy, tmp_path):
+    """O's erasure reaches O's rows only: S's own analytics rows (their IMSI's, 1, 3 and 7 of the conftest's table)
+    and S's roaming month stay, though the leg served to O holds S's IMSI."""
+    s_token = stored(SECRET_A, f"imsi:{S_IMSI}")
+    analytics = [str(p) for p in rights_lake.zone("analytics").rglob("*.parquet")]
+
+    def s_rows() -> set[int]:
+        files = [str(p) for p in rights_lake.zone("analytics").rglob("*.parquet")]
+        return {d for (d,) in duckdb.execute("SELECT duration_s FROM read_parquet(?, union_by_name = true)"
+                                              " WHERE imsi IN (?, ?)", [files, s_token,
+                                                                         stored(SECRET_B, f"imsi:{S_IMSI}")]).fetchall()}
+
+    assert analytics and s_rows() == {60, 91, 300, FORWARDED_AT[1]}
+    answer(rights_lake, policy, ask(rights_lake, policy, "erasure", O_NUMBER), tmp_path / "out")
+    assert {60, 91, 300} <= s_rows()
+    months = [str(p) for p in rights_lake.zone("roaming").rglob("month=*/*.parquet")]
+    assert duckdb.execute("SELECT count(*) FROM read_parquet(?, union_by_name = true) WHERE subscriber_token = ?",
+                          [months, s_token]).fetchone()[0] == 1
+
+
 def test_an_erasure_keeps_the_leg_as_os_with_s_blanked(with_leg, rights_lake, policy, tmp_path):
     rid = ask(rights_lake, policy, "erasure")
     result = answer(rights_lake, policy, rid, tmp_path / "out")
