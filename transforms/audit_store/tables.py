@@ -145,6 +145,9 @@ class SourceFile:
     lateness_window_days: Integer | None = None
     rows_before_lateness_window: int | None = None   # dated more than the window before the night
     rows_after_night: int | None = None              # dated after the night
+    # A compressed delivery's decompressed content (None: not compressed, its bytes are its content): the plan
+    # knows a delivery by it, so a gzipped copy of a file audited before is `known` (docs/design.md §1).
+    content_sha256: str | None = None
 
 
 @table("field_findings", per_run=True)
@@ -464,9 +467,10 @@ class AuditLogEntry:
 # already there have none): a writer adds them when it opens an older store (`store.connect`), and a
 # read-only reader of one sees them as NULL (`views.define_views`).
 ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
-    # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9).
+    # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9); a compressed
+    # delivery's content (docs/design.md §1). One entry per table: a reader's stand-in view is made per entry.
     (SourceFile, ("rows_failing", "rows_duplicate", "rows_unparseable", "lateness_window_days",
-                  "rows_before_lateness_window", "rows_after_night")),
+                  "rows_before_lateness_window", "rows_after_night", "content_sha256")),
     # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).
     (Run, ("status_reason",)),
     # One row per release and release table, coarse to fine; which release, from what (docs/design.md §4).
@@ -474,6 +478,8 @@ ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
                         "share_events_released", "release_kind", "release_number", "parts", "rows_aggregated",
                         "late_rows_pending", "window_closes_on")),
 )
+if len({row_type for row_type, _ in ADDED_COLUMNS}) < len(ADDED_COLUMNS):
+    raise TypeError("ADDED_COLUMNS lists a table twice: one entry per table")
 if any(not column_type(row_type, name)[1] for row_type, names in ADDED_COLUMNS for name in names):
     raise TypeError("a column added to a table with rows must be nullable")
 

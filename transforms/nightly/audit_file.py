@@ -95,7 +95,8 @@ class _FileRecord:
                                                  rows_before_lateness_window=lateness.rows_before_window,
                                                  rows_after_night=lateness.rows_after_night)
         return t.SourceFile(run_id=self.run_id, night=date.fromisoformat(self.night), file_name=p.file_name,
-                            sha256=p.sha256, bytes=p.bytes, lines=p.lines, profile=profile, status=status,
+                            sha256=p.sha256, content_sha256=p.content_sha256, bytes=p.bytes, lines=p.lines,
+                            profile=profile, status=status,
                             reason=reason or None, rows_read=rows_read, rows_loaded=rows_loaded,
                             rows_rejected=rows_rejected, billing_partitions=billing_partitions,
                             processed_at=now_utc(), **(account.columns() if account else {}), **late)

@@ -165,7 +165,8 @@ def _data_docs(lake: Lake, audited: dict[PlannedFile, FileFacts]) -> dict:
 
 def _source_file(plan: NightPlan, p: PlannedFile, now, **outcome) -> SourceFile:
     return SourceFile(run_id=plan.run_id, night=date.fromisoformat(plan.night), file_name=p.file_name,
-                      sha256=p.sha256, bytes=p.bytes, lines=p.lines, processed_at=now, **outcome)
+                      sha256=p.sha256, content_sha256=p.content_sha256, bytes=p.bytes, lines=p.lines,
+                      processed_at=now, **outcome)
 
 
 def _unfinished(plan: NightPlan, p: PlannedFile, now) -> FileFacts:

@@ -3,9 +3,10 @@
 The run first holds the lake to the policy's `access`: a zone looser than declared refuses the run
 (`ZonesOpen`) unless it is told to go on, which the audit log records (docs/design.md §2). It then takes the
 night's lease (a second run of the night is refused: `NightBusy`) and clears what dead runs left
-(`transforms.runs`). A file whose bytes were audited in an earlier run is skipped (`known`: a
-re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's bytes
-under another name is a `duplicate_file`; hidden, in-flight and non-regular entries are `ignored` (never
+(`transforms.runs`). A file whose content was audited in an earlier run is skipped (`known`: a
+re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's content
+under another name is a `duplicate_file`. A compressed delivery's content is its decompressed bytes', so a
+gzipped copy of a plain file is a copy too; hidden, in-flight and non-regular entries are `ignored` (never
 opened); everything else is claimed and audited. The plan is written beside the run's fragments, so every
 task of the run (possibly another process) reads the same one.
 
@@ -59,11 +60,13 @@ class PlannedFile:
     path_hex: str | None = None       # the path's bytes in hex when they are not UTF-8 (JSON holds text only)
     compression: str | None = None    # gzip | bzip2 | zstd: lines and line endings are of the decompressed content
     fault: str | None = None          # a compressed stream not readable whole: why (refused whole)
+    content_sha256: str | None = None  # a compressed delivery's decompressed content's (None: its bytes are it)
 
     @property
     def shape(self) -> FileShape:
         """What the plan's pass over the file found, for the steps that read it."""
-        return FileShape(self.sha256, self.lines, self.line_endings, self.compression, self.fault)
+        return FileShape(self.sha256, self.lines, self.line_endings, self.compression, self.fault,
+                         self.content_sha256)
 
     @property
     def path_bytes(self) -> bytes:
@@ -122,10 +125,11 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
     recover(lake, actor=trigger)
     remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
     with writing(lake) as con:
-        known = dict(con.execute(
-            "SELECT sha256, any_value(run_id) FROM source_files"
-            " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ? GROUP BY sha256",
-            [run_id]).fetchall())
+        # Known by content: a compressed delivery's is its decompressed content's, a plain file's its bytes'.
+        known = {(content, sha) for content, sha in con.execute(
+            "SELECT DISTINCT coalesce(content_sha256, sha256), sha256 FROM source_files"
+            " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ?",
+            [run_id]).fetchall()}
         # Claimed under the store's lock: a run closing meanwhile has either committed (known) or still
         # holds its claims (transforms.runs.claims).
         files = _plan_files(landing, known)
@@ -177,9 +181,12 @@ def open_zones_event(key: str, actor: str, target: str, check: LakeCheck) -> Log
                      "entries_open": check.open})
 
 
-def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
+def _plan_files(landing: Path, known: set[tuple[str, str]]) -> list[PlannedFile]:
+    """What tonight does with each entry of `landing`; `known` holds (content, sha256) of the files earlier runs
+    audited."""
     files: list[PlannedFile] = []
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, tuple[str, str]] = {}     # content -> (name, sha256) of the file first seen with it
+    known_content, known_bytes = {c for c, _ in known}, {sha for _, sha in known}
     entries = sorted(os.scandir(os.fsencode(landing)), key=lambda e: e.name)     # bytes names, bytes order
     names = _recorded_names([e.name for e in entries])
     stats = [e.stat(follow_symlinks=False) for e in entries]
@@ -194,16 +201,21 @@ def _plan_files(landing: Path, known: dict[str, str]) -> list[PlannedFile]:
             files.append(PlannedFile(**where, file_name=name, sha256="", bytes=0, lines=0, action="ignored",
                                      reason=f"{what}; not read"))
             continue
-        sha = shape.sha256
-        common = dict(**where, file_name=name, sha256=sha, bytes=st.st_size, lines=shape.lines,
-                      line_endings=shape.line_endings, compression=shape.compression, fault=shape.fault)
-        if sha in known:
-            files.append(PlannedFile(**common, action="known", reason="same bytes already audited in an earlier run"))
-        elif sha in first_seen:
-            files.append(PlannedFile(**common, action="duplicate_file", reason=f"byte-identical to {first_seen[sha]}",
-                                     duplicate_of=sha))
+        common = dict(**where, file_name=name, sha256=shape.sha256, bytes=st.st_size, lines=shape.lines,
+                      line_endings=shape.line_endings, compression=shape.compression, fault=shape.fault,
+                      content_sha256=shape.content_sha256)
+        # A compressed delivery and a plain one of the same content are one delivery, whichever came first: the
+        # rows would otherwise be loaded twice (docs/design.md §1).
+        if shape.content in known_content:
+            same = "same bytes" if shape.sha256 in known_bytes else "same content (decompressed)"
+            files.append(PlannedFile(**common, action="known", reason=f"{same} already audited in an earlier run"))
+        elif shape.content in first_seen:
+            first, first_sha = first_seen[shape.content]
+            how = "byte-identical to" if first_sha == shape.sha256 else "the same content, decompressed, as"
+            files.append(PlannedFile(**common, action="duplicate_file", reason=f"{how} {first}",
+                                     duplicate_of=first_sha))
         else:
-            first_seen[sha] = name
+            first_seen[shape.content] = (name, shape.sha256)
             files.append(PlannedFile(**common, action="audit"))
     return files
 

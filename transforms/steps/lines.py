@@ -10,6 +10,7 @@ read: every line ending as LF (`plain_line_endings`), every byte as a Latin-1 ch
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,12 @@ class FileShape:
     line_endings: str | None     # lf | crlf | cr | mixed; None for Parquet or a file without a line break
     compression: str | None = None   # gzip | bzip2 | zstd, told by the first bytes
     fault: str | None = None     # a compressed stream not readable whole: why (lines: those read before it)
+    content_sha256: str | None = None   # a compressed delivery's decompressed content's (None: the bytes are it)
+
+    @property
+    def content(self) -> str:
+        """What the delivery holds, as a digest: a compressed file and a plain copy of its content are one."""
+        return self.content_sha256 or self.sha256
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,13 @@ def fingerprint_file(fh: BinaryIO) -> FileShape:
     else:
         content = iter(lambda: raw.read(1 << 20), b"")
     lf, cr, crlf, first, last, fault = 0, 0, 0, b"", b"", None
+    # A compressed delivery is known by its content too: the same rows delivered once plain and once gzipped are
+    # one delivery (docs/design.md §1, duplicate files).
+    unpacked = hashlib.sha256() if compression else None
     try:
         for chunk in content:
+            if unpacked is not None:
+                unpacked.update(chunk)
             if not first:
                 first = chunk[:4]
                 inner = compression and compression_of(first)
@@ -83,7 +95,8 @@ def fingerprint_file(fh: BinaryIO) -> FileShape:
         fault = exc
     digest = raw.drain()
     if first == b"PAR1" and not fault:
-        return FileShape(digest, None, None, compression)
+        return FileShape(digest, None, None, compression,
+                         content_sha256=unpacked.hexdigest() if unpacked is not None else None)
     kinds = [kind for kind, n in (("lf", lf - crlf), ("crlf", crlf), ("cr", cr - crlf)) if n]
     endings = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
     if fault:     # only the lines that ended before the fault were readable
@@ -91,7 +104,8 @@ def fingerprint_file(fh: BinaryIO) -> FileShape:
         why = f"{fault.what} after {lines:,} line(s)" if fault.counts_lines else fault.what
         return FileShape(digest, lines, endings, compression, why)
     unterminated = bool(last) and last not in (b"\n", b"\r")
-    return FileShape(digest, lf + cr - crlf + unterminated, endings, compression)
+    return FileShape(digest, lf + cr - crlf + unterminated, endings, compression,
+                     content_sha256=unpacked.hexdigest() if unpacked is not None else None)
 
 
 def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:

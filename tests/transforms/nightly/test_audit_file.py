@@ -141,12 +141,20 @@ def _billing(lake, sha: str) -> list[tuple]:
         {"f": str(lake.zone("billing") / "**" / "*.parquet"), "sha": sha}).fetchall()
 
 
+def _charging_id(plain: bytes, i: int) -> bytes:
+    """The fixture with another charging id in its PGW record: a column the format does not keep, so the content
+    differs (each delivery is one of its own) and the rows loaded do not."""
+    assert plain.count(b",c9,") == 1
+    return plain.replace(b",c9,", f",c{i},".encode())
+
+
 def test_compressed_deliveries_load_the_rows_of_their_content(landing, tmp_path, policy, formats):
     plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
-    deliveries = {"m.csv": plain, "m.csv.gz": gzip.compress(plain, mtime=1),
-                  "gzip_named.csv": gzip.compress(plain, mtime=2),     # a gzip stream named .csv
-                  "m.csv.bz2": bz2.compress(plain), "m.csv.zst": zstandard.ZstdCompressor().compress(plain),
-                  "members.gz": gzip.compress(plain[:400]) + gzip.compress(plain[400:])}
+    v = [_charging_id(plain, i) for i in range(6)]
+    deliveries = {"m.csv": v[0], "m.csv.gz": gzip.compress(v[1], mtime=1),
+                  "gzip_named.csv": gzip.compress(v[2], mtime=2),     # a gzip stream named .csv
+                  "m.csv.bz2": bz2.compress(v[3]), "m.csv.zst": zstandard.ZstdCompressor().compress(v[4]),
+                  "members.gz": gzip.compress(v[5][:400]) + gzip.compress(v[5][400:])}
     for name, data in deliveries.items():
         (landing / name).write_bytes(data)
     lake, plan, rows = _audit_night(landing, tmp_path, policy, formats)
@@ -165,6 +173,32 @@ def test_compressed_deliveries_load_the_rows_of_their_content(landing, tmp_path,
     close_night(lake, policy, run_id="r1")
     again = plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test")
     assert {p.action for p in again.files} == {"known"}    # known by the delivered bytes' sha256
+
+
+def test_the_same_content_plain_and_compressed_is_one_delivery(landing, tmp_path, policy, formats):
+    """A gzipped copy of a file is a duplicate delivery like a byte-identical one: its rows are not loaded twice,
+    in the same night (`duplicate_file`) or a later one (`known`), whichever form came first."""
+    plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
+    (landing / "a.csv").write_bytes(plain)
+    (landing / "b.csv.gz").write_bytes(gzip.compress(plain, mtime=1))
+    (landing / "c.csv.zst").write_bytes(zstandard.ZstdCompressor().compress(_charging_id(plain, 7)))   # another
+    lake, plan, rows = _audit_night(landing, tmp_path, policy, formats)
+    assert [(p.file_name, p.action) for p in plan.files] == [
+        ("a.csv", "audit"), ("b.csv.gz", "duplicate_file"), ("c.csv.zst", "audit")]
+    dup = plan.files[1]
+    assert dup.reason == "the same content, decompressed, as a.csv" and dup.duplicate_of == plan.files[0].sha256
+    assert dup.content_sha256 == hashlib.sha256(plain).hexdigest() != dup.sha256
+    summary = close_night(lake, policy, run_id="r1")
+    assert (summary.rows_loaded, summary.rows_refused) == (4, rows["a.csv"].rows_read)
+    # Later nights: the content is known in either form; the compressed file's content was recorded.
+    for name, data in (("d.csv.bz2", bz2.compress(plain)), ("e.csv", _charging_id(plain, 7))):
+        later = tmp_path / name
+        later.mkdir()
+        (later / name).write_bytes(data)
+        (planned,) = plan_night(later, lake, policy, night="2026-11-23", run_id=f"r-{name}", trigger="test").files
+        assert (planned.action, planned.reason) == (
+            "known", "same content (decompressed) already audited in an earlier run"), name
+        close_night(lake, policy, run_id=f"r-{name}")
 
 
 def test_a_broken_compressed_delivery_is_refused_whole_with_its_reason(landing, tmp_path, policy, formats):
