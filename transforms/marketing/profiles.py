@@ -11,7 +11,8 @@ latest consent received counts" (§3.4 ¶3), whatever order the extracts landed 
 * `events_by_hour`: 24 counts, by the hour (UTC) the events started;
 * `home_area`: the area (the analytics generalization of the cell, `privacy.generalize.area_sql`) where
   most of the day's events were; an unknown area only when no event had a known one; ties go to the
-  first area by name;
+  first area by name. A forwarded leg's place is the forwarding SIM's, not the served subscriber's
+  (`steps.billing.imsi_is_served_sql`; docs/design.md §12): it counts as unknown;
 * the parties the subscriber called (calls, SMS, MMS they made): those whose own consent stands as the
   subscriber's does, by their marketing token (§3.4 ¶5 "including their usage profile, where they too
   consented"); the others only as a count of distinct parties, never named or tokenized. A party whose
@@ -50,7 +51,7 @@ from transforms.privacy.purpose import NUMBER_KIND, marketing_keyring
 from transforms.privacy.tokens import KEY_ID_COLUMN, token_sql
 from transforms.privacy.restricted import MARKETING as MARKETING_ZONE
 from transforms.privacy.restricted import Restricted
-from transforms.steps.billing import SERVED_IS_CALLED, restricted_filter, served_party_sql
+from transforms.steps.billing import SERVED_IS_CALLED, imsi_is_served_sql, restricted_filter, served_party_sql
 
 USAGE = ("call", "sms", "mms", "data")                # service types that are use of voice and data services
 CONTACTS = ("call", "sms", "mms")                     # ... and those that name a party the subscriber called
@@ -105,7 +106,8 @@ def _usage_sql() -> str:
         SELECT {served} AS number,
                CASE WHEN service_type IN {CONTACTS!r} AND {made} THEN {called} END AS called,
                service_type, duration_s, data_volume_bytes, hour(start_time) AS hour,
-               {area_sql('b', sql_literal(UNKNOWN_AREA))} AS area
+               CASE WHEN {imsi_is_served_sql()} THEN {area_sql('b', sql_literal(UNKNOWN_AREA))}
+                    ELSE {sql_literal(UNKNOWN_AREA)} END AS area
         FROM read_parquet($files, hive_partitioning = false, union_by_name = true) b
         WHERE service_type IN {USAGE!r}"""
 

@@ -73,6 +73,18 @@ def test_only_consenting_subscribers_are_profiled_with_their_usage(night, lake, 
     assert _by_token(rows, C, keyring, policy) is None and _by_token(rows, D, keyring, policy) is None
 
 
+def test_a_forwarded_legs_place_is_not_the_served_subscribers(lake, policy, keyring, work_dir):
+    # B is served by two legs that C's SIM forwarded to B (C's place, LA07) and by one call of B's own in LA09:
+    # B's home area is where B's own phone was.
+    write_billing(lake, policy, [call(C, B, f"{DAY} 09:00", direction="forwarded", area="LA07"),
+                                 call(C, B, f"{DAY} 10:00", direction="forwarded", area="LA07"),
+                                 call(B, A, f"{DAY} 11:00", area="LA09")])
+    _consents(lake)
+    build_profiles(lake, policy, keyring, [DAY], NIGHT, work_dir)
+    b = _by_token(profiles(lake, DAY), B, keyring, policy)
+    assert (b["events"], b["home_area"]) == (3, "LA09")
+
+
 def test_called_parties_who_consented_are_named_by_marketing_token_the_others_counted(night, lake, policy, keyring):
     rows = profiles(lake, DAY)
     a, b = (_by_token(rows, n, keyring, policy) for n in (A, B))
