@@ -72,6 +72,27 @@ def sniff_quote(text: str, delimiter: str) -> str:
     return "'" if quoted_fields("'") and not quoted_fields('"') else '"'
 
 
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+              (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"))
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """The UTF-16 or UTF-32 encoding a file's head is in, by its byte-order mark or, without one, by ASCII text
+    with a NUL after (or before) every character (a spreadsheet's "Unicode text"); None for anything else."""
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    sample = head[:1024] if len(head) >= 1024 else head[:len(head) - len(head) % 2]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) == len(odd) and not even.count(0):
+        return "UTF-16 (little-endian)"
+    if even.count(0) == len(even) and not odd.count(0):
+        return "UTF-16 (big-endian)"
+    return None
+
+
 def head_text(head: bytes) -> str:
     return head.decode("utf-8", errors="replace").lstrip("\ufeff")
 
@@ -79,6 +100,11 @@ def head_text(head: bytes) -> str:
 def detect(head: bytes, catalog: FormatCatalog, policy: Policy, *, override: str | None = None,
            parquet_columns: tuple[str, ...] | None = None) -> Detection:
     """Pick the format of a file from its head (or, for Parquet, its column names)."""
+    wide = wide_encoding(head) if parquet_columns is None else None
+    if wide:
+        # Every format reads UTF-8 (or Latin-1 bytes); a UTF-16 text would read as one NUL-ridden field per
+        # record. Said as what it is, so the sender knows what to change.
+        return Detection(None, (), ",", f"encoded as {wide}, not UTF-8: not read (deliver it as UTF-8)")
     text = head_text(head)
     sniffed = sniff_delimiter(text) if parquet_columns is None else ","
     quote = sniff_quote(text, sniffed)

@@ -145,6 +145,23 @@ def test_no_first_record(sniff):
     assert sniff(b"  \n\n").format is None
 
 
+@pytest.mark.parametrize("encoding, bom, said", [
+    ("utf-16", True, "UTF-16 (little-endian)"), ("utf-16-be", False, "UTF-16 (big-endian)"),
+    ("utf-16-le", False, "UTF-16 (little-endian)"), ("utf-32", True, "UTF-32 (little-endian)")])
+def test_a_utf16_or_utf32_file_is_refused_as_what_it_is(sniff, encoding, bom, said):
+    text = "origin_number,destination_number,direction,start_time\n+38640111222,+38641333444,outgoing,2026-11-22\n"
+    head = text.encode(encoding)
+    assert head.startswith((b"\xff\xfe", b"\xfe\xff")) == bom
+    d = sniff(head)
+    assert d.format is None and d.reason == f"encoded as {said}, not UTF-8: not read (deliver it as UTF-8)"
+    assert sniff(head, override="canonical_csv").format is None          # no format reads it, forced or not
+
+
+def test_a_nul_byte_in_a_utf8_file_is_not_taken_for_utf16(sniff):
+    d = sniff(b"origin_number,destination_number,direction,start_time\n+386\x0040111222,+38641333444,outgoing,x\n")
+    assert d.format is not None and d.format.name == "canonical_csv"
+
+
 def test_bom_prefixed_headers(sniff):
     d = sniff(b"\xef\xbb\xbfcaller_name,origin_number,destination_number,start_time\n")
     assert d.format.name == "canonical_csv" and d.source_columns[0] == "caller_name"   # not "\ufeffcaller_name"
