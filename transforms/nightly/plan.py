@@ -133,9 +133,10 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
         # Claimed under the store's lock: a run closing meanwhile has either committed (known) or still
         # holds its claims (transforms.runs.claims).
         files = _plan_files(landing, known)
-        elsewhere = claim(lake, run_id, [f.sha256 for f in files if f.action == "audit"])
-        files = [_claimed_elsewhere(f, elsewhere[f.sha256]) if f.action == "audit" and f.sha256 in elsewhere
-                 else f for f in files]
+        # By content, as `known` is: a run of another night auditing the gzipped copy holds the plain one too.
+        elsewhere = claim(lake, run_id, [f.shape.content for f in files if f.action == "audit"])
+        files = [_claimed_elsewhere(f, elsewhere[f.shape.content])
+                 if f.action == "audit" and f.shape.content in elsewhere else f for f in files]
         started = now_utc()
         con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         insert(con, [Run(run_id=run_id, night=date.fromisoformat(night), trigger=trigger, started_at=started,

@@ -96,6 +96,18 @@ def test_another_nights_live_run_holds_its_files_claimed(landing, lake, policy):
     assert first.files[0].sha256 == third.files[0].sha256
 
 
+def test_a_claim_holds_the_content_in_either_form(landing, tmp_path, lake, policy):
+    import gzip
+
+    (landing / "a.csv.gz").write_bytes(gzip.compress(CSV + ROW, mtime=1))
+    plan_night(landing, lake, policy, night="2026-11-21", run_id="r1", trigger="test")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "a.csv").write_bytes(CSV + ROW)                              # the same rows, not compressed
+    second = plan_night(plain, lake, policy, night=NIGHT, run_id="r2", trigger="test")
+    assert [(f.action, f.reason) for f in second.files] == [("known", "being audited by run r1")]
+
+
 def test_a_dead_runs_claim_is_taken_over(lake):
     acquire(lake, night_subject(NIGHT), "r1")
     assert claim(lake, "r1", ["aa", "bb"]) == {}
