@@ -145,8 +145,9 @@ class SourceFile:
     lateness_window_days: Integer | None = None
     rows_before_lateness_window: int | None = None   # dated more than the window before the night
     rows_after_night: int | None = None              # dated after the night
-    # A compressed delivery's decompressed content (None: not compressed, its bytes are its content): the plan
-    # knows a delivery by it, so a gzipped copy of a file audited before is `known` (docs/design.md §1).
+    # The delivery's content, decompressed and its line endings made LF (None: its bytes are its content): the plan
+    # knows a delivery by it, so a gzipped copy or a CRLF re-export of a file audited before is `known`
+    # (docs/design.md §1).
     content_sha256: str | None = None
 
 

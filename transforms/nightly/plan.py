@@ -5,8 +5,8 @@ The run first holds the lake to the policy's `access`: a zone looser than declar
 night's lease (a second run of the night is refused: `NightBusy`) and clears what dead runs left
 (`transforms.runs`). A file whose content was audited in an earlier run is skipped (`known`: a
 re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's content
-under another name is a `duplicate_file`. A compressed delivery's content is its decompressed bytes', so a
-gzipped copy of a plain file is a copy too; hidden, in-flight and non-regular entries are `ignored` (never
+under another name is a `duplicate_file`. A delivery's content is its decompressed bytes with every line ending
+made LF, so a gzipped copy or a CRLF re-export of a plain file is a copy too; hidden, in-flight and non-regular entries are `ignored` (never
 opened); everything else is claimed and audited. The plan is written beside the run's fragments, so every
 task of the run (possibly another process) reads the same one.
 
@@ -60,7 +60,7 @@ class PlannedFile:
     path_hex: str | None = None       # the path's bytes in hex when they are not UTF-8 (JSON holds text only)
     compression: str | None = None    # gzip | bzip2 | zstd: lines and line endings are of the decompressed content
     fault: str | None = None          # a compressed stream not readable whole: why (refused whole)
-    content_sha256: str | None = None  # a compressed delivery's decompressed content's (None: its bytes are it)
+    content_sha256: str | None = None  # its content's, decompressed, line endings LF (None: its bytes are it)
 
     @property
     def shape(self) -> FileShape:
@@ -205,16 +205,16 @@ def _plan_files(landing: Path, known: set[tuple[str, str]]) -> list[PlannedFile]
         common = dict(**where, file_name=name, sha256=shape.sha256, bytes=st.st_size, lines=shape.lines,
                       line_endings=shape.line_endings, compression=shape.compression, fault=shape.fault,
                       content_sha256=shape.content_sha256)
-        # A compressed delivery and a plain one of the same content are one delivery, whichever came first: the
-        # rows would otherwise be loaded twice (docs/design.md §1).
+        # A compressed delivery, a CRLF re-export and a plain LF file of the same content are one delivery, whichever
+        # came first: the rows would otherwise be loaded twice (docs/design.md §1).
         if shape.content in known_content:
-            same = "same bytes" if shape.sha256 in known_bytes else "same content (decompressed)"
+            same = "same bytes" if shape.sha256 in known_bytes else "same content (decompressed, line endings aside)"
             files.append(PlannedFile(**common, action="known", reason=f"{same} already audited in an earlier run"))
         elif shape.content in first_seen:
             first, first_sha = first_seen[shape.content]
-            how = "byte-identical to" if first_sha == shape.sha256 else "the same content, decompressed, as"
-            files.append(PlannedFile(**common, action="duplicate_file", reason=f"{how} {first}",
-                                     duplicate_of=first_sha))
+            why = (f"byte-identical to {first}" if first_sha == shape.sha256
+                   else f"the same content as {first} (decompressed, line endings aside)")
+            files.append(PlannedFile(**common, action="duplicate_file", reason=why, duplicate_of=first_sha))
         else:
             first_seen[shape.content] = (name, shape.sha256)
             files.append(PlannedFile(**common, action="audit"))

@@ -35,11 +35,12 @@ class FileShape:
     line_endings: str | None     # lf | crlf | cr | mixed; None for Parquet or a file without a line break
     compression: str | None = None   # gzip | bzip2 | zstd, told by the first bytes
     fault: str | None = None     # a compressed stream not readable whole: why (lines: those read before it)
-    content_sha256: str | None = None   # a compressed delivery's decompressed content's (None: the bytes are it)
+    content_sha256: str | None = None   # its content's, decompressed and line endings LF (None: the bytes are it)
 
     @property
     def content(self) -> str:
-        """What the delivery holds, as a digest: a compressed file and a plain copy of its content are one."""
+        """What the delivery holds, as a digest: a compressed file, a CRLF re-export and a plain LF copy of the same
+        content are one."""
         return self.content_sha256 or self.sha256
 
 
@@ -71,32 +72,30 @@ def fingerprint_file(fh: BinaryIO) -> FileShape:
     else:
         content = iter(lambda: raw.read(1 << 20), b"")
     lf, cr, crlf, first, last, fault = 0, 0, 0, b"", b"", None
-    # A compressed delivery is known by its content too: the same rows delivered once plain and once gzipped are
-    # one delivery (docs/design.md §1, duplicate files).
-    unpacked = hashlib.sha256() if compression else None
+    content_digest = _ContentDigest(fh, compressed=bool(compression))
     try:
         for chunk in content:
-            if unpacked is not None:
-                unpacked.update(chunk)
             if not first:
                 first = chunk[:4]
                 inner = compression and compression_of(first)
                 if inner:
                     raise StreamFault(f"{compression} stream holds a {inner} stream (compressed twice); not read",
                                       counts_lines=False)
+                content_digest.binary = first == b"PAR1"
             lf += chunk.count(b"\n")
             # Most files hold no CR at all: a search (memchr) says so at a fraction of two counts' cost, which
             # were two thirds of the plan's time (benchmarks/README.md, issue 17).
-            if b"\r" in chunk:
+            has_cr = b"\r" in chunk
+            if has_cr:
                 cr, crlf = cr + chunk.count(b"\r"), crlf + chunk.count(b"\r\n")
             crlf += last == b"\r" and chunk[:1] == b"\n"     # a CRLF split between two chunks
             last = chunk[-1:]
+            content_digest.update(chunk, has_cr)
     except StreamFault as exc:
         fault = exc
     digest = raw.drain()
     if first == b"PAR1" and not fault:
-        return FileShape(digest, None, None, compression,
-                         content_sha256=unpacked.hexdigest() if unpacked is not None else None)
+        return FileShape(digest, None, None, compression, content_sha256=content_digest.hexdigest())
     kinds = [kind for kind, n in (("lf", lf - crlf), ("crlf", crlf), ("cr", cr - crlf)) if n]
     endings = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
     if fault:     # only the lines that ended before the fault were readable
@@ -105,7 +104,43 @@ def fingerprint_file(fh: BinaryIO) -> FileShape:
         return FileShape(digest, lines, endings, compression, why)
     unterminated = bool(last) and last not in (b"\n", b"\r")
     return FileShape(digest, lf + cr - crlf + unterminated, endings, compression,
-                     content_sha256=unpacked.hexdigest() if unpacked is not None else None)
+                     content_sha256=content_digest.hexdigest())
+
+
+class _ContentDigest:
+    """The sha256 of what a delivery holds as its rows see it: decompressed, every line ending made LF (docs/design.md
+    §1, duplicate files). The same rows delivered plain and gzipped, or re-exported with CRLF endings, are one
+    delivery. Taken only where it differs from the bytes' own: from the start for a compressed delivery, and for a
+    plain text file from its first CR on (the bytes before it are hashed again from the file: they are its content
+    as they are). Binary content (Parquet) is hashed as it is."""
+
+    def __init__(self, fh: BinaryIO, *, compressed: bool):
+        self.fh, self.sha = fh, hashlib.sha256() if compressed else None
+        self.seen, self.carry, self.binary = 0, b"", False
+
+    def update(self, chunk: bytes, has_cr: bool) -> None:
+        if self.sha is None and has_cr and not self.binary:
+            self.sha = hashlib.sha256()
+            for at in range(0, self.seen, 1 << 20):          # the plain bytes before: no CR among them
+                self.sha.update(os.pread(self.fh.fileno(), min(1 << 20, self.seen - at), at))
+        self.seen += len(chunk)
+        if self.sha is None:
+            return
+        if self.binary:
+            self.sha.update(chunk)
+            return
+        chunk, self.carry = self.carry + chunk, b""
+        if chunk.endswith(b"\r"):                            # maybe the first half of a CRLF
+            chunk, self.carry = chunk[:-1], b"\r"
+        self.sha.update(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in chunk else chunk)
+
+    def hexdigest(self) -> str | None:
+        if self.sha is None:
+            return None
+        if self.carry:
+            self.sha.update(b"\n")
+            self.carry = b""
+        return self.sha.hexdigest()
 
 
 def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:

@@ -176,8 +176,9 @@ def test_compressed_deliveries_load_the_rows_of_their_content(landing, tmp_path,
 
 
 def test_the_same_content_plain_and_compressed_is_one_delivery(landing, tmp_path, policy, formats):
-    """A gzipped copy of a file is a duplicate delivery like a byte-identical one: its rows are not loaded twice,
-    in the same night (`duplicate_file`) or a later one (`known`), whichever form came first."""
+    """A gzipped copy of a file, or one re-exported with CRLF endings, is a duplicate delivery like a byte-identical
+    one: its rows are not loaded twice, in the same night (`duplicate_file`) or a later one (`known`), whichever
+    form came first."""
     plain = (FIXTURES / "mediation_3gpp_csv.csv").read_bytes()
     (landing / "a.csv").write_bytes(plain)
     (landing / "b.csv.gz").write_bytes(gzip.compress(plain, mtime=1))
@@ -186,18 +187,20 @@ def test_the_same_content_plain_and_compressed_is_one_delivery(landing, tmp_path
     assert [(p.file_name, p.action) for p in plan.files] == [
         ("a.csv", "audit"), ("b.csv.gz", "duplicate_file"), ("c.csv.zst", "audit")]
     dup = plan.files[1]
-    assert dup.reason == "the same content, decompressed, as a.csv" and dup.duplicate_of == plan.files[0].sha256
+    assert dup.reason == "the same content as a.csv (decompressed, line endings aside)"
+    assert dup.duplicate_of == plan.files[0].sha256
     assert dup.content_sha256 == hashlib.sha256(plain).hexdigest() != dup.sha256
     summary = close_night(lake, policy, run_id="r1")
     assert (summary.rows_loaded, summary.rows_refused) == (4, rows["a.csv"].rows_read)
     # Later nights: the content is known in either form; the compressed file's content was recorded.
-    for name, data in (("d.csv.bz2", bz2.compress(plain)), ("e.csv", _charging_id(plain, 7))):
+    for name, data in (("d.csv.bz2", bz2.compress(plain)), ("e.csv", _charging_id(plain, 7)),
+                       ("f.csv", plain.replace(b"\n", b"\r\n"))):            # re-exported with CRLF endings
         later = tmp_path / name
         later.mkdir()
         (later / name).write_bytes(data)
         (planned,) = plan_night(later, lake, policy, night="2026-11-23", run_id=f"r-{name}", trigger="test").files
         assert (planned.action, planned.reason) == (
-            "known", "same content (decompressed) already audited in an earlier run"), name
+            "known", "same content (decompressed, line endings aside) already audited in an earlier run"), name
         close_night(lake, policy, run_id=f"r-{name}")
 
 
@@ -241,11 +244,16 @@ def test_lone_cr_lines_are_counted_as_the_reader_splits_them(landing, tmp_path, 
     rows = CSV + _row("2026-11-22T10:00:00Z") + _row("2026-11-22T11:00:00Z") + _row("2026-11-22T12:00:00Z")
     unknown = b"alpha;beta\n1;2\n3;4\n5;6\n"
     binary = b"\x00\x01\x02\n\x03\x04\n\x05\x06\n"
+    # Each form in a lake of its own: in one, the LF file would be the CR file's duplicate (the same content).
+    lf_landing = tmp_path / "lf_landing"
+    lf_landing.mkdir()
     for stem, data in (("rows", rows), ("unknown", unknown), ("binary", binary)):
-        (landing / f"{stem}_lf.csv").write_bytes(data)
+        (lf_landing / f"{stem}_lf.csv").write_bytes(data)
         (landing / f"{stem}_cr.csv").write_bytes(data.replace(b"\n", b"\r"))
-    lake, plan, out = _audit_night(landing, tmp_path, policy, formats)
-    assert {p.file_name: p.line_endings for p in plan.files} == {
+    lf_lake, lf_plan, out = _audit_night(lf_landing, tmp_path / "lf", policy, formats)
+    lake, plan, cr_out = _audit_night(landing, tmp_path, policy, formats)
+    out.update(cr_out)
+    assert {p.file_name: p.line_endings for p in (*lf_plan.files, *plan.files)} == {
         **{f"{s}_lf.csv": "lf" for s in ("rows", "unknown", "binary")},
         **{f"{s}_cr.csv": "cr" for s in ("rows", "unknown", "binary")}}
     for stem, status, read in (("rows", "loaded", 3), ("unknown", "rejected_file", 3), ("binary", "rejected_file", 3)):
@@ -263,10 +271,13 @@ def test_lone_cr_lines_are_counted_as_the_reader_splits_them(landing, tmp_path, 
               if p.file_name == "unknown_cr.csv"}
     assert (failed["unknown_cr.csv"].status, failed["unknown_cr.csv"].rows_read) == ("failed", 4)
     release(lake, night_subject("2026-11-22"), "r2")
-    plan_night(landing, lake, policy, night="2026-11-22", run_id="r3", trigger="test")
-    close_night(lake, policy, run_id="r3")                           # no task ran: every file unfinished
-    con = duckdb.connect(str(lake.audit_db), read_only=True)
-    unfinished = dict(con.execute("SELECT file_name, rows_read FROM source_files WHERE run_id = 'r3'").fetchall())
-    con.close()
+    release(lf_lake, night_subject("2026-11-22"), "r1")
+    unfinished = {}
+    for land, lk in ((landing, lake), (lf_landing, lf_lake)):
+        plan_night(land, lk, policy, night="2026-11-22", run_id="r3", trigger="test")
+        close_night(lk, policy, run_id="r3")                         # no task ran: every file unfinished
+        con = duckdb.connect(str(lk.audit_db), read_only=True)
+        unfinished.update(con.execute("SELECT file_name, rows_read FROM source_files WHERE run_id = 'r3'").fetchall())
+        con.close()
     assert unfinished["binary_cr.csv"] == unfinished["binary_lf.csv"] == 3
     assert unfinished["rows_cr.csv"] == unfinished["rows_lf.csv"] == 4

@@ -104,7 +104,8 @@ def read(tmp_path: Path, name: str, data: bytes, n_columns: int, *, header: bool
 def test_fingerprint_is_sha256_physical_lines_and_line_endings(tmp_path, data, lines, endings):
     path = tmp_path / "f.csv"
     path.write_bytes(data)
-    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), lines, endings)
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), lines, endings,
+                                          content_sha256=_content_sha256(data))
     assert fingerprint(path).sha256 == sha256_file(path)      # the lake's sha256 of the same bytes
 
 
@@ -122,7 +123,29 @@ def test_fingerprint_counts_across_read_blocks(tmp_path):
     # CRLF lines of 32 bytes: a CR ends the first block and its LF starts the next — still one line each.
     data = b"+38640123456,+38641765432,xxxx\r\n" * (3 * (1 << 20) // 32)
     path.write_bytes(data)
-    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), 98_304, "crlf")
+    assert fingerprint(path) == FileShape(hashlib.sha256(data).hexdigest(), 98_304, "crlf",
+                                          content_sha256=_content_sha256(data))
+
+
+def _content_sha256(data: bytes) -> str | None:
+    """The content digest worked out by hand: the bytes with every CRLF and lone CR as LF, when that changes them."""
+    lf = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return hashlib.sha256(lf).hexdigest() if lf != data else None
+
+
+def test_a_crlf_re_export_has_the_content_of_its_lf_original(tmp_path):
+    # The first CR 3 MiB into the file: the plain bytes before it are hashed again from the file.
+    lf = b"+38640123456,+38641765432,xxxxx\n" * (3 * (1 << 20) // 32) + b"a,b\n" * 1000
+    variants = {"lf": lf, "crlf": lf.replace(b"\n", b"\r\n"), "late_cr": lf[:-4000] + lf[-4000:].replace(b"\n", b"\r"),
+                "no_final_break": lf[:-1].replace(b"\n", b"\r\n")}
+    shapes = {}
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+        shapes[name] = fingerprint(tmp_path / name)
+    assert shapes["lf"].content_sha256 is None and shapes["lf"].content == hashlib.sha256(lf).hexdigest()
+    assert {shapes[n].content for n in ("crlf", "late_cr")} == {shapes["lf"].content}
+    assert shapes["no_final_break"].content != shapes["lf"].content        # one byte of content less
+    assert len({s.sha256 for s in shapes.values()}) == 4                   # the bytes all differ
 
 
 def test_fingerprint_of_parquet_has_no_lines(tmp_path, pq_write):
