@@ -9,5 +9,5 @@ from transforms.audit_store.store import (StoreBusy, StoreError, connect, insert
 from transforms.audit_store.writer_lease import WriterRefused, no_writing
 
 __all__ = ["AnchorCheck", "ChainCheck", "LogEvent", "StoreBusy", "StoreCheck", "StoreError", "append_log", "connect",
-           "insert", "logged_change", "now_utc", "outcome_event", "reading", "select", "snapshot", "verify_chain", "verify_store", "writer_lock",
-           "writing", "WriterRefused", "no_writing"]
+           "insert", "logged_change", "now_utc", "outcome_event", "reading", "select", "snapshot", "verify_chain",
+           "verify_store", "writer_lock", "writing", "WriterRefused", "no_writing"]

@@ -468,8 +468,8 @@ class AuditLogEntry:
 # already there have none): a writer adds them when it opens an older store (`store.connect`), and a
 # read-only reader of one sees them as NULL (`views.define_views`).
 ADDED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
-    # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9); a compressed
-    # delivery's content (docs/design.md §1). One entry per table: a reader's stand-in view is made per entry.
+    # A file's rows not loaded by why, and its rows against the lateness window (docs/design.md §9); a delivery's
+    # content (docs/design.md §1). One entry per table: a reader's stand-in view is made per entry.
     (SourceFile, ("rows_failing", "rows_duplicate", "rows_unparseable", "lateness_window_days",
                   "rows_before_lateness_window", "rows_after_night", "content_sha256")),
     # A killed run is marked abandoned, with the reason, by the next run's recovery (docs/design.md §10).

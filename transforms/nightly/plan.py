@@ -6,9 +6,9 @@ night's lease (a second run of the night is refused: `NightBusy`) and clears wha
 (`transforms.runs`). A file whose content was audited in an earlier run is skipped (`known`: a
 re-run adds nothing twice), and so is one another live run has claimed; a second copy of tonight's content
 under another name is a `duplicate_file`. A delivery's content is its decompressed bytes with every line ending
-made LF, so a gzipped copy or a CRLF re-export of a plain file is a copy too; hidden, in-flight and non-regular entries are `ignored` (never
-opened); everything else is claimed and audited. The plan is written beside the run's fragments, so every
-task of the run (possibly another process) reads the same one.
+made LF, so a gzipped copy or a CRLF re-export of a plain file is a copy too. Hidden, in-flight and non-regular
+entries are `ignored` (never opened); everything else is claimed and audited. The plan is written beside the
+run's fragments, so every task of the run (possibly another process) reads the same one.
 
 A name is bytes, not text (a Windows share or FTP drop delivers Latin-1 names; a name may hold a line
 break, a glob character or a leading dash): the plan keeps it as JSON-safe text that reopens the exact
@@ -125,7 +125,7 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
     recover(lake, actor=trigger)
     remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
     with writing(lake) as con:
-        # Known by content: a compressed delivery's is its decompressed content's, a plain file's its bytes'.
+        # Known by content (decompressed, line endings LF): a file's own bytes where they are that already.
         known = {(content, sha) for content, sha in con.execute(
             "SELECT DISTINCT coalesce(content_sha256, sha256), sha256 FROM source_files"
             " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ?",

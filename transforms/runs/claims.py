@@ -1,5 +1,5 @@
 """A file's content is audited once, however runs race: a run claims each file it is about to audit, by the
-sha256 of its content (its bytes', or a compressed delivery's decompressed content's: `steps.lines.FileShape`).
+sha256 of its content (decompressed, line endings LF: `steps.lines.FileShape.content`).
 
 The night's lease keeps two runs of one night apart; a claim keeps runs of different nights from auditing
 the same bytes at once (one landing folder read for two nights). A claim is a file `audit/_claims/<sha256>`
