@@ -125,11 +125,14 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
     recover(lake, actor=trigger)
     remove_tree(lake.fragments_dir(run_id))  # a retried plan starts the run's facts afresh
     with writing(lake) as con:
-        # Known by content (decompressed, line endings LF): a file's own bytes where they are that already.
+        # Known by content (decompressed, line endings LF): a file's own bytes where they are that already. A file
+        # refused whole tonight before is tried again: a re-run of the night may bring the format it lacked
+        # (--formats, --format), and the night's files then show its latest outcome (v_night_files).
         known = {(content, sha) for content, sha in con.execute(
             "SELECT DISTINCT coalesce(content_sha256, sha256), sha256 FROM source_files"
-            " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ?",
-            [run_id]).fetchall()}
+            " WHERE status NOT IN ('known', 'ignored', 'failed', 'duplicate_file') AND run_id <> ?"
+            " AND NOT (status = 'rejected_file' AND night = ?)",
+            [run_id, date.fromisoformat(night)]).fetchall()}
         # Claimed under the store's lock: a run closing meanwhile has either committed (known) or still
         # holds its claims (transforms.runs.claims).
         files = _plan_files(landing, known)

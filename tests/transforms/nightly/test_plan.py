@@ -40,6 +40,33 @@ def test_bytes_audited_before_are_known(landing, tmp_path, policy):
     assert [f.action for f in again.files] == ["audit"]          # a failed file is audited again
 
 
+def test_a_file_refused_whole_is_tried_again_in_a_re_run_of_its_night_only(landing, tmp_path, policy, formats):
+    """The night's re-run may bring the format the file lacked (`--format`): a refused file is not `known` to it.
+    Another night knows it as before."""
+    from transforms.nightly.audit_file import audit_file
+    from transforms.nightly.close import close_night
+    from transforms.privacy.keys import demo_keyring
+
+    (landing / "a.csv").write_bytes(CSV + ROW)
+    (landing / "odd.csv").write_bytes(b"alpha;beta\n1;2\n3;4\n")        # no format fits: refused whole
+    lake = Lake.at(tmp_path / "lake")
+    for run_id in ("r1", "r2"):
+        plan = plan_night(landing, lake, policy, night="2026-11-22", run_id=run_id, trigger="test")
+        for p in plan.to_audit:
+            audit_file(p, lake, policy, formats, run_id=run_id, night="2026-11-22", keyring=demo_keyring())
+        close_night(lake, policy, run_id=run_id)
+        if run_id == "r2":
+            assert [(f.file_name, f.action) for f in plan.files] == [("a.csv", "known"), ("odd.csv", "audit")]
+    other = plan_night(landing, lake, policy, night="2026-11-23", run_id="r3", trigger="test")
+    assert [(f.file_name, f.action) for f in other.files] == [("a.csv", "known"), ("odd.csv", "known")]
+    con = duckdb.connect(str(lake.audit_db), read_only=True)
+    try:      # the night counts the refused file once, by its latest outcome
+        assert con.execute("SELECT files, files_rejected, rows_refused FROM v_nightly_volumes"
+                           " WHERE night = '2026-11-22'").fetchone() == (2, 1, 2)
+    finally:
+        con.close()
+
+
 def test_a_forced_profile_goes_by_the_first_matching_glob():
     f = PlannedFile(path="/landing/pbx_Master.csv", file_name="pbx_Master.csv", sha256="a", bytes=1, lines=1,
                     action="audit")
