@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audit every file of a landing folder: detect its format, check each column against "
                     "the allowed billing-data list (§3.2), validate rows with the Great Expectations suite, "
                     "load valid rows into billing/, quarantine the rest with a reason, and record it all "
-                    "in LAKE/audit/audit.duckdb. Files already audited (same sha256) are skipped.")
+                    "in LAKE/audit/audit.duckdb. Files already audited (the same content, also gzipped or with CRLF"
+                    " endings) are skipped; a re-run of the night reads the files it refused whole again.")
     run.add_argument("--landing", required=True, type=Path, help="folder holding the night's extracts")
     run.add_argument("--lake", required=True, type=Path, help="lake root (zones and audit store live here)")
     run.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD (the run's logical date)")
