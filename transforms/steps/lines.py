@@ -116,7 +116,7 @@ class _ContentDigest:
 
     def __init__(self, fh: BinaryIO, *, compressed: bool):
         self.fh, self.sha = fh, hashlib.sha256() if compressed else None
-        self.seen, self.carry, self.binary = 0, b"", False
+        self.seen, self.lf, self.binary = 0, LfEndings(), False
 
     def update(self, chunk: bytes, has_cr: bool) -> None:
         if self.sha is None and has_cr and not self.binary:
@@ -126,20 +126,12 @@ class _ContentDigest:
         self.seen += len(chunk)
         if self.sha is None:
             return
-        if self.binary:
-            self.sha.update(chunk)
-            return
-        chunk, self.carry = self.carry + chunk, b""
-        if chunk.endswith(b"\r"):                            # maybe the first half of a CRLF
-            chunk, self.carry = chunk[:-1], b"\r"
-        self.sha.update(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in chunk else chunk)
+        self.sha.update(chunk if self.binary else self.lf.feed(chunk))
 
     def hexdigest(self) -> str | None:
         if self.sha is None:
             return None
-        if self.carry:
-            self.sha.update(b"\n")
-            self.carry = b""
+        self.sha.update(self.lf.end())
         return self.sha.hexdigest()
 
 
@@ -149,15 +141,31 @@ def plain_line_endings(path: Path, shape: FileShape, work_dir: Path) -> Path:
     if shape.line_endings not in ("cr", "mixed"):
         return path
     out = work_dir / "line_endings_lf.txt"
+    lf = LfEndings()
     with open(path, "rb") as src, open(out, "wb") as dst:
-        carry = b""
         for chunk in iter(lambda: src.read(1 << 20), b""):
-            chunk, carry = carry + chunk, b""
-            if chunk.endswith(b"\r"):                 # maybe the first half of a CRLF
-                chunk, carry = chunk[:-1], b"\r"
-            dst.write(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
-        dst.write(carry.replace(b"\r", b"\n"))
+            dst.write(lf.feed(chunk))
+        dst.write(lf.end())
     return out
+
+
+class LfEndings:
+    """Chunks of a byte stream with every CRLF and lone CR made LF, a CRLF split between two chunks included: the
+    copy DuckDB reads (`plain_line_endings`) and the content a delivery is known by (`_ContentDigest`)."""
+
+    def __init__(self) -> None:
+        self.carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        chunk, self.carry = self.carry + chunk, b""
+        if chunk.endswith(b"\r"):                 # maybe the first half of a CRLF
+            chunk, self.carry = chunk[:-1], b"\r"
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in chunk else chunk
+
+    def end(self) -> bytes:
+        """What the stream's last chunk held back: a final lone CR, as LF."""
+        rest, self.carry = self.carry.replace(b"\r", b"\n"), b""
+        return rest
 
 
 def latin1_as_utf8(path: Path, work_dir: Path) -> Path:
