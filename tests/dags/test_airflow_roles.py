@@ -210,6 +210,8 @@ def test_what_each_account_may_do(server, role):
             events = " ".join(str(entry.get("event", "")) for entry in answer["content"])
             # The task's own log file, with what the task logged (an empty landing folder plans no file).
             assert "task_id=plan_night/attempt=1.log" in events and "Returned value was: []" in events, events[:800]
+            # ... and the warning of a night whose extracts did not arrive (docs/design.md §9).
+            assert "nothing landed for night" in events and "the landing folder was empty" in events, events[:800]
         if status == 200 and what == "clear a task":
             assert [ti["task_id"] for ti in answer["task_instances"]] == ["close_night"]
         if status == 200 and what == "trigger a run":

@@ -8,7 +8,8 @@ error (see `source_files`); 4 and 5 `formats check`: the file fits with rejects
 / no format fits; 6 `run`: another live run holds the night (nothing was done);
 7 `run`: a zone of the lake is readable beyond the policy's access (nothing was
 done; `cdr-audit permissions --apply` fixes it, `--allow-open-zones` runs anyway
-and the audit log says so).
+and the audit log says so); 8 `run`: the run completed but nothing landed (the
+landing folder held no file to read).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from transforms.entry.exit_codes import (  # noqa: F401 (the commands' exit codes, named here for cli.py and tests)
-    EXIT_FAILED, EXIT_FILE_ERRORS, EXIT_FITS_WITH_REJECTS, EXIT_NIGHT_BUSY, EXIT_NO_FORMAT, EXIT_OK, EXIT_USAGE,
-    EXIT_ZONES_OPEN,
+    EXIT_FAILED, EXIT_FILE_ERRORS, EXIT_FITS_WITH_REJECTS, EXIT_NIGHT_BUSY, EXIT_NO_FORMAT, EXIT_NOTHING_LANDED,
+    EXIT_OK, EXIT_USAGE, EXIT_ZONES_OPEN,
 )
 
 
@@ -58,6 +58,9 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return EXIT_NIGHT_BUSY
     print_summary(summary)
+    if summary.nothing_landed:
+        print(f"cdr-audit run: WARNING: {summary.nothing_landed}", file=sys.stderr)
+        return EXIT_NOTHING_LANDED
     return EXIT_FILE_ERRORS if summary.files_failed else EXIT_OK
 
 
@@ -181,7 +184,7 @@ def cmd_permissions(args) -> int:
 # Over the compliance views (defined for the reading connection); the night and the run are bound.
 SUMMARY_SQL = {
     "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_quarantined, rows_refused, rows_failed,"
-           " policy_version, left(policy_sha256, 12), files_skipped_known FROM v_last_run",
+           " policy_version, left(policy_sha256, 12), files_skipped_known, nothing_landed FROM v_last_run",
     "reasons": "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN v_night_files f"
                " USING (run_id, sha256, file_name) WHERE f.night = ? AND f.status IN ('loaded', 'quarantined')"
                " GROUP BY r.reason ORDER BY n DESC, r.reason LIMIT 8",
@@ -216,7 +219,7 @@ def cmd_summary(args) -> int:
     from transforms.privacy.redact import shorten
     from transforms.privacy.releases import WINDOW_OPEN
     from transforms.report.queries import (
-        SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
+        NOTHING_LANDED, SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
     )
 
     lake = Lake.at(args.lake)
@@ -239,8 +242,10 @@ def cmd_summary(args) -> int:
                                                                                     [run[0]]).fetchall()
         chain = verify_chain(con)
         (head,), anchors = con.execute("SELECT max(seq) FROM audit_log").fetchone(), check_anchors(con, lake)
-    (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known) = run
+    (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known, nothing_landed) = run
     print(f"last run {run_id} (night {night}): {status}; policy v{version} sha256 {sha}…")
+    if nothing_landed:
+        print(f"  WARNING: {NOTHING_LANDED}")
     print(f"  this run: {_rows_words(read, loaded, quarantined, refused, failed)}"
           f"{f'; {known} file(s) already audited earlier, not loaded again' if known else ''}")
     night_quarantined = sum(f.rows_quarantined or 0 for f in files)

@@ -84,6 +84,8 @@ def plan(params: dict, logical_date: str, run_id: str) -> list[dict]:
     with night_lease(lake, night, run_id):
         night_plan = plan_night(landing, lake, policy, night=night, run_id=run_id, trigger="airflow",
                                 allow_open_zones=bool(params.get("allow_open_zones")))
+    if night_plan.nothing_landed:
+        log.warning("%s", night_plan.nothing_landed_warning)
     if night_plan.zones_open:
         log.warning("%d entries of the lake are looser than the policy's access; going on as told (param"
                     " allow_open_zones, recorded in the audit log)", night_plan.zones_open)
@@ -165,7 +167,10 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
 
     night, _, lake, policy = resolve(params, logical_date)
     with night_lease(lake, night, run_id):
-        return asdict(close_night(lake, policy, run_id=run_id, night=night))   # the close gives the lease up
+        summary = close_night(lake, policy, run_id=run_id, night=night)   # the close gives the lease up
+    if summary.nothing_landed:
+        log.warning("%s", summary.nothing_landed)
+    return asdict(summary)
 
 
 @_owner_only

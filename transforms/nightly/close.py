@@ -67,6 +67,7 @@ class NightSummary:
     chain_ok: bool
     data_docs: str = ""               # the GX Data Docs site
     data_docs_error: str | None = None   # why tonight's pages were not built (the night closed all the same)
+    nothing_landed: str | None = None    # the warning of a night whose landing held no file to read (NightPlan)
 
 
 class NoPlan(RuntimeError):
@@ -114,7 +115,8 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     events.append(outcome_event(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
                                 {"status": run_status, **totals, "files": len(files),
                                  **({"rows_restricted": restricted} if any(restricted.values()) else {}),
-                                 **({"cells_blanked": blanked} if any(blanked.values()) else {}), **docs}))
+                                 **({"cells_blanked": blanked} if any(blanked.values()) else {}),
+                                 **({"nothing_landed": True} if plan.nothing_landed else {}), **docs}))
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in PER_RUN_TABLES:
@@ -144,7 +146,8 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     release(lake, night_subject(plan.night), run_id)     # the night is free for the next run
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
                         **totals, **not_loaded, **lateness, audit_db=str(lake.audit_db), exports=tuple(exports),
-                        chain_ok=chain.ok, data_docs=str(lake.data_docs), data_docs_error=docs.get(DOCS_ERROR))
+                        chain_ok=chain.ok, data_docs=str(lake.data_docs), data_docs_error=docs.get(DOCS_ERROR),
+                        nothing_landed=plan.nothing_landed_warning)
 
 
 def _data_docs(lake: Lake, audited: dict[PlannedFile, FileFacts]) -> dict:

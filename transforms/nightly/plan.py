@@ -90,6 +90,24 @@ class NightPlan:
     def to_audit(self) -> list[PlannedFile]:
         return [f for f in self.files if f.action == "audit"]
 
+    @property
+    def nothing_landed(self) -> bool:
+        """No file to read landed: the folder was empty, or held only entries never opened (hidden, in-flight, not
+        regular files). A night whose extracts did not arrive completes, and says so (docs/design.md §9)."""
+        return all(f.action == "ignored" for f in self.files)
+
+    @property
+    def nothing_landed_warning(self) -> str | None:
+        """What a night where nothing landed says (the CLI, the DAG's log, the summary): counts only, never a name
+        (an in-flight name may hold a number; docs/design.md §4). None when something landed."""
+        if not self.nothing_landed:
+            return None
+        n = len(self.files)
+        held = (f"held only {n:,} entr{'y' if n == 1 else 'ies'} not read (hidden, in-flight or not a regular"
+                " file)" if n else "was empty")
+        return (f"nothing landed for night {self.night}: the landing folder {held}, so no row was audited. Check"
+                " that the night's extracts were delivered, then re-run the night")
+
 
 def code_version() -> str:
     """Package version plus the git commit when run from a checkout."""
@@ -140,6 +158,7 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
         elsewhere = claim(lake, run_id, [f.shape.content for f in files if f.action == "audit"])
         files = [_claimed_elsewhere(f, elsewhere[f.shape.content])
                  if f.action == "audit" and f.shape.content in elsewhere else f for f in files]
+        plan = NightPlan(run_id, night, policy.sha256, tuple(files), permissions.open)
         started = now_utc()
         con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         insert(con, [Run(run_id=run_id, night=date.fromisoformat(night), trigger=trigger, started_at=started,
@@ -152,14 +171,14 @@ def plan_night(landing: str | Path, lake: Lake, policy: Policy, *, night: str, r
             {"night": night, "policy_sha256": policy.sha256, "policy_version": policy.version,
              "files_seen": len(files), "files_to_audit": sum(f.action == "audit" for f in files),
              "zone_entries_checked": permissions.entries,
-             "zone_entries_open": permissions.open})]
+             "zone_entries_open": permissions.open,
+             **({"nothing_landed": True} if plan.nothing_landed else {})})]
         if not permissions.ok:
             events.append(open_zones_event(f"run:{run_id}:zones_open", trigger, run_id, permissions))
         append_log(con, events, started)
         # The subjects whose processing is restricted tonight (docs/design.md §12): handed to the steps as tokens,
         # so they never open the store.
         restricted = restricted_now(con)
-    plan = NightPlan(run_id, night, policy.sha256, tuple(files), permissions.open)
     write_json(plan_path(lake, run_id), plan)
     write_restricted(lake, run_id, restricted)
     return plan

@@ -18,6 +18,8 @@ def render_text(d: dict) -> str:
     night, chain, verify = d["night"], d["chain"], d["verify"]
     lines = [f"compliance report for night {run['night']} — run {run['run_id']}: {run['status']}",
              f"  policy {run['policy_id']} v{run['policy_version']} (sha256 {run['policy_sha256']}…)"]
+    if d["warning"]:
+        lines.append(f"  WARNING: {d['warning']}")
     if night:
         lines.append(f"  files: {night['files']:,} ({night['files_loaded']:,} loaded,"
                      f" {night['files_quarantined']:,} with every row quarantined,"

@@ -125,3 +125,54 @@ def table_row(line: str) -> list[str]:
         cells.append(line[at:at + width].strip())
         at += width + 1
     return [*cells, line[at + 1:].strip()]
+
+
+def _run_args(landing, lake, **kw):
+    return Args(landing=landing, lake=lake, date="2026-11-22", policy=None, formats=None, format=[], timezone=[],
+                demo=True, quiet=True, run_id=None, wait=0, allow_open_zones=False, **kw)
+
+
+def test_a_night_where_nothing_landed_completes_and_says_so_everywhere(tmp_path, capsys):
+    """docs/design.md §9: an empty landing folder, or one holding only an in-flight file, is a night whose extracts
+    did not arrive: exit 8, a warning in counts only, and the store, the summary and the report say so. Once the
+    extract is there, the night's re-run audits it and says nothing of the kind."""
+    import duckdb
+
+    from transforms.entry.commands import EXIT_NOTHING_LANDED, cmd_report, cmd_run
+
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    landing.mkdir()
+    (landing / ".calls_+38640111222.csv.part").write_bytes(b"origin_number\n")    # still being delivered
+    assert cmd_run(_run_args(landing, lake)) == EXIT_NOTHING_LANDED
+    err = capsys.readouterr().err
+    assert ("WARNING: nothing landed for night 2026-11-22: the landing folder held only 1 entry not read (hidden,"
+            " in-flight or not a regular file), so no row was audited") in err
+    assert "38640111222" not in err                   # the name is never said, only counted
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT nothing_landed, files_seen, status FROM v_last_run").fetchall() == [
+        (True, 1, "completed")]
+    assert con.execute("SELECT action, json_extract(details, '$.nothing_landed') FROM audit_log"
+                       " WHERE action LIKE 'run_%' ORDER BY seq").fetchall() == [
+        ("run_started", "true"), ("run_finished", "true")]
+    con.close()
+    assert cmd_summary(Args(lake=lake, policy=None)) == EXIT_OK
+    assert "WARNING: nothing landed: the landing folder held no file to read" in capsys.readouterr().out
+    assert cmd_report(Args(lake=lake, policy=None, out=tmp_path / "report.html")) == EXIT_OK
+    assert "WARNING: nothing landed" in capsys.readouterr().out
+    assert "Warning: nothing landed: the landing folder held no file to read" in (tmp_path / "report.html").read_text()
+
+    (landing / "calls.csv").write_bytes(b"origin_number,destination_number,direction,start_time,duration_s,"
+                                        b"service_type\n+38640111222,+38641333444,outgoing,2026-11-22T10:00:00Z,10,"
+                                        b"call\n")
+    assert cmd_run(_run_args(landing, lake)) == EXIT_OK
+    assert "nothing landed" not in capsys.readouterr().err
+    assert cmd_report(Args(lake=lake, policy=None, out=tmp_path / "report.html")) == EXIT_OK
+    assert "nothing landed" not in capsys.readouterr().out + (tmp_path / "report.html").read_text()
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT nothing_landed, files_processed FROM v_last_run").fetchall() == [(False, 1)]
+    con.close()
+    assert cmd_run(_run_args(landing, lake)) == EXIT_OK      # a re-run: the file is known, it did land
+    assert "nothing landed" not in capsys.readouterr().err
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT nothing_landed, files_skipped_known FROM v_last_run").fetchall() == [(False, 1)]
+    con.close()

@@ -149,3 +149,22 @@ def test_each_landing_entry_keeps_its_own_source_files_row(landing, tmp_path, po
                              " WHERE run_id = 'r1'").fetchone()
     con.close()
     assert rows == keys == 7
+
+
+def test_nothing_landed_only_when_no_file_to_read(landing, tmp_path, policy):
+    """docs/design.md §9: empty, or only entries never opened, is a night whose extracts did not arrive; an empty
+    file or a file audited before is a delivery."""
+    from transforms.nightly.close import close_night
+
+    lake = Lake.at(tmp_path / "lake")
+    empty = plan_night(landing, lake, policy, night="2026-11-22", run_id="r1", trigger="test")
+    assert empty.nothing_landed and "the landing folder was empty" in empty.nothing_landed_warning
+    close_night(lake, policy, run_id="r1")
+    (landing / ".a.csv.part").write_bytes(CSV + ROW)
+    os.mkfifo(landing / "d.pipe")
+    in_flight = plan_night(landing, lake, policy, night="2026-11-22", run_id="r2", trigger="test")
+    assert in_flight.nothing_landed and "held only 2 entries not read" in in_flight.nothing_landed_warning
+    close_night(lake, policy, run_id="r2")
+    (landing / "empty.csv").write_bytes(b"")
+    assert plan_night(landing, lake, policy, night="2026-11-22", run_id="r3",
+                      trigger="test").nothing_landed_warning is None

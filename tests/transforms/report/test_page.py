@@ -20,7 +20,7 @@ AT = datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc)
 
 
 RUN = {"night": NIGHT, "run_id": "r1", "status": "completed", "trigger": "cli", "started_at": AT, "finished_at": AT,
-       "files_seen": 1, "files_processed": 1, "files_skipped_known": 0, "files_rejected": 0, "files_failed": 0,
+       "files_seen": 1, "nothing_landed": False, "files_processed": 1, "files_skipped_known": 0, "files_rejected": 0, "files_failed": 0,
        "rows_read": 10, "rows_loaded": 7, "rows_quarantined": 3, "rows_refused": 0, "rows_failed": 0,
        "rows_before_lateness_window": 0, "rows_after_night": 0, "policy_id": "p", "policy_version": "1",
        "policy_sha256": "a" * 12}
@@ -33,6 +33,7 @@ def figures(name: str) -> dict:
     return {
         "run": dict(RUN),
         "generated_at": AT,
+        "warning": None,
         "night": dict(NIGHT_FIGURES),
         "lateness_window_days": 7,
         "files": [FileOutcome(f"{name}.csv", "loaded", "billing_csv", 10, 7, 3, f"reason {name}", 0, 0)],

@@ -1,6 +1,8 @@
 -- The last run (by start time), its outcome and the chain's link check.
 -- rows_quarantined + rows_refused + rows_failed = the run's rows not loaded (runs.rows_rejected): a file refused
 -- whole or failed keeps nothing in any zone (docs/design.md §9).
+-- nothing_landed: the run completed, but its landing folder held no file to read (empty, or only hidden, in-flight or
+-- non-regular entries, which no count here holds): the night's extracts did not arrive (docs/design.md §9).
 WITH last AS (SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1),
 files AS (
     SELECT run_id,
@@ -15,6 +17,7 @@ files AS (
 )
 SELECT r.run_id, r.night, r.trigger, r.started_at, r.finished_at, r.status,
        r.files_seen, r.files_processed, r.files_skipped_known, r.files_rejected, r.files_failed,
+       r.finished_at IS NOT NULL AND r.files_processed + r.files_skipped_known + r.files_rejected = 0 AS nothing_landed,
        r.rows_read, r.rows_loaded, coalesce(f.rows_quarantined, 0) AS rows_quarantined,
        coalesce(f.rows_refused, 0) AS rows_refused, coalesce(f.rows_failed, 0) AS rows_failed,
        coalesce(f.rows_before_lateness_window, 0) AS rows_before_lateness_window,
