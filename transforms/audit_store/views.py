@@ -20,8 +20,8 @@ from transforms.roaming.schema import STATUS_COLUMNS, STATUS_DIR
 
 SQL_DIR = Path(__file__).resolve().parent / "views"
 # Dependency order: a view is defined after the views it reads.
-VIEW_NAMES = ("v_night_files", "v_audit_chain", "v_last_run", "v_nightly_volumes", "v_aggregate_releases",
-              "v_policy_violations",
+VIEW_NAMES = ("v_night_files", "v_missing_sources", "v_audit_chain", "v_last_run", "v_nightly_volumes",
+              "v_aggregate_releases", "v_policy_violations",
               "v_analytics_columns", "v_retention_actions", "v_retention_due", "v_legal_holds_active",
               "v_roaming_states", "v_roaming_windows", "v_roaming_flagged", "v_zone_permissions",
               "v_subject_requests", "v_aggregates_waiting")

@@ -9,7 +9,8 @@ error (see `source_files`); 4 and 5 `formats check`: the file fits with rejects
 7 `run`: a zone of the lake is readable beyond the policy's access (nothing was
 done; `cdr-audit permissions --apply` fixes it, `--allow-open-zones` runs anyway
 and the audit log says so); 8 `run`: the run completed but nothing landed (the
-landing folder held no file to read).
+landing folder held no file to read). A regular source the night read no file of
+is a warning on stderr, not an exit code (docs/design.md §9).
 """
 
 from __future__ import annotations

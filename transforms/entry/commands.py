@@ -58,6 +58,8 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return EXIT_NIGHT_BUSY
     print_summary(summary)
+    for m in summary.sources_missing:
+        print(f"cdr-audit run: WARNING: {m.words()}", file=sys.stderr)
     if summary.nothing_landed:
         print(f"cdr-audit run: WARNING: {summary.nothing_landed}", file=sys.stderr)
         return EXIT_NOTHING_LANDED
@@ -212,6 +214,7 @@ SUMMARY_SQL = {
 def cmd_summary(args) -> int:
     from transforms.audit_store import reading, verify_chain
     from transforms.audit_store.anchors import check_anchors
+    from transforms.audit_store.deliveries import missing_sources
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
     from transforms.lake.zones import DATA_ZONES
@@ -231,6 +234,7 @@ def cmd_summary(args) -> int:
         define_views(con, lake, policy, temp=True)
         run = con.execute(SUMMARY_SQL["run"]).fetchone()
         night = run[1]
+        missing = missing_sources(con, night)
         files = file_outcomes(con.execute(SQL["files"], [night]).fetchall(), policy.lateness.window_days)
         reasons, off_list = (con.execute(SUMMARY_SQL[k], [night]).fetchall() for k in ("reasons", "off_list"))
         (refused_files, refused_rows), = con.execute(SUMMARY_SQL["refused"], [night]).fetchall()
@@ -246,6 +250,8 @@ def cmd_summary(args) -> int:
     print(f"last run {run_id} (night {night}): {status}; policy v{version} sha256 {sha}…")
     if nothing_landed:
         print(f"  WARNING: {NOTHING_LANDED}")
+    for m in missing:
+        print(f"  WARNING: {m.words()}")
     print(f"  this run: {_rows_words(read, loaded, quarantined, refused, failed)}"
           f"{f'; {known} file(s) already audited earlier, not loaded again' if known else ''}")
     night_quarantined = sum(f.rows_quarantined or 0 for f in files)

@@ -170,6 +170,8 @@ def close(params: dict, logical_date: str, run_id: str) -> dict:
         summary = close_night(lake, policy, run_id=run_id, night=night)   # the close gives the lease up
     if summary.nothing_landed:
         log.warning("%s", summary.nothing_landed)
+    for m in summary.sources_missing:
+        log.warning("night %s: %s", summary.night, m.words())
     return asdict(summary)
 
 

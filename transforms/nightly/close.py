@@ -15,6 +15,7 @@ from datetime import date
 
 from transforms.privacy.restricted import BLANKED, read_skipped
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, outcome_event, verify_chain, writing
+from transforms.audit_store.deliveries import MissingSource, missing_sources
 from transforms.audit_store.exports import export_parquet
 from transforms.audit_store.tables import (
     PER_RUN_TABLES, AggregateRelease, AggregateWaiting, MarketingProfile, RejectionReason, RoamingRun, SourceFile,
@@ -68,6 +69,7 @@ class NightSummary:
     data_docs: str = ""               # the GX Data Docs site
     data_docs_error: str | None = None   # why tonight's pages were not built (the night closed all the same)
     nothing_landed: str | None = None    # the warning of a night whose landing held no file to read (NightPlan)
+    sources_missing: tuple[MissingSource, ...] = ()   # regular sources the night read no file of (v_missing_sources)
 
 
 class NoPlan(RuntimeError):
@@ -112,11 +114,10 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     # ... and the cells where such a subject, the other party of someone else's record, was written NULL.
     blanked = read_skipped(lake, run_id, BLANKED)
     docs = _data_docs(lake, audited)
-    events.append(outcome_event(f"run:{run_id}:finish", "pipeline", "run_finished", run_id,
-                                {"status": run_status, **totals, "files": len(files),
-                                 **({"rows_restricted": restricted} if any(restricted.values()) else {}),
-                                 **({"cells_blanked": blanked} if any(blanked.values()) else {}),
-                                 **({"nothing_landed": True} if plan.nothing_landed else {}), **docs}))
+    finished = {"status": run_status, **totals, "files": len(files),
+                **({"rows_restricted": restricted} if any(restricted.values()) else {}),
+                **({"cells_blanked": blanked} if any(blanked.values()) else {}),
+                **({"nothing_landed": True} if plan.nothing_landed else {}), **docs}
     with writing(lake) as con:
         con.execute("BEGIN TRANSACTION")
         for table in PER_RUN_TABLES:
@@ -136,6 +137,10 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
             "UPDATE runs SET finished_at = ?, status = ?, files_processed = ?, files_skipped_known = ?,"
             " files_rejected = ?, files_failed = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?"
             " WHERE run_id = ?", [now, run_status, *counts.values(), *totals.values(), run_id])
+        # Regular sources the night read no file of (formats only, never a file name).
+        missing = missing_sources(con, plan.night)
+        events.append(outcome_event(f"run:{run_id}:finish", "pipeline", "run_finished", run_id, {
+            **finished, **({"sources_missing": [m.source for m in missing]} if missing else {})}))
         append_log(con, events, now)
         con.execute("COMMIT")  # commit point: the night's facts become visible together
         release_claims(lake, run_id)     # source_files holds the files now; still under the store's lock
@@ -147,7 +152,7 @@ def close_night(lake: Lake, policy: Policy, *, run_id: str, night: str | None = 
     return NightSummary(run_id=run_id, night=plan.night, status=run_status, files_seen=len(files), **counts,
                         **totals, **not_loaded, **lateness, audit_db=str(lake.audit_db), exports=tuple(exports),
                         chain_ok=chain.ok, data_docs=str(lake.data_docs), data_docs_error=docs.get(DOCS_ERROR),
-                        nothing_landed=plan.nothing_landed_warning)
+                        nothing_landed=plan.nothing_landed_warning, sources_missing=tuple(missing))
 
 
 def _data_docs(lake: Lake, audited: dict[PlannedFile, FileFacts]) -> dict:

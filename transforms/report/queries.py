@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from transforms.audit_store import AnchorCheck, now_utc, verify_chain
+from transforms.audit_store.deliveries import missing_sources
 from transforms.policy import Policy
 from transforms.roaming.periods import shift_month
 from transforms.roaming.schema import STATES as ROAMING_STATES
@@ -171,10 +172,11 @@ def gather(con, policy: Policy) -> dict:
     run = _named(con.execute(SQL["run"]))
     horizons = policy.reporting.retention_due_within_days
     d = {"run": run, "generated_at": now_utc(), "horizons": horizons,
-         "warning": NOTHING_LANDED if run and run["nothing_landed"] else None}
+         "warning": NOTHING_LANDED if run and run["nothing_landed"] else None, "sources_missing": []}
     if run is None:
         return d
     night = run["night"]
+    d["sources_missing"] = missing_sources(con, night)
     d["release_tables"] = [t.name for t in policy.release_tables]
     d["night"] = _named(con.execute(SQL["night"], [night]))
     window_days = (d["night"] or {}).get("lateness_window_days") or policy.lateness.window_days

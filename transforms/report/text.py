@@ -20,6 +20,7 @@ def render_text(d: dict) -> str:
              f"  policy {run['policy_id']} v{run['policy_version']} (sha256 {run['policy_sha256']}…)"]
     if d["warning"]:
         lines.append(f"  WARNING: {d['warning']}")
+    lines += [f"  WARNING: {m.words()}" for m in d["sources_missing"]]
     if night:
         lines.append(f"  files: {night['files']:,} ({night['files_loaded']:,} loaded,"
                      f" {night['files_quarantined']:,} with every row quarantined,"

@@ -98,8 +98,8 @@ def _run(con, run_id, night, started, files):
                      files_failed=0, rows_read=sum(f[2] for f in files), rows_loaded=sum(f[3] for f in files),
                      rows_rejected=sum(f[4] for f in files))])
     insert(con, [source_file(run_id=run_id, night=night, file_name=name, sha256=name * 8, bytes=10, lines=5,
-                             profile="billing_csv", status=status, rows_read=read, rows_loaded=loaded,
-                             rows_rejected=rejected, processed_at=started, **(more[0] if more else {}))
+                             status=status, rows_read=read, rows_loaded=loaded, rows_rejected=rejected,
+                             processed_at=started, **{"profile": "billing_csv", **(more[0] if more else {})})
                  for name, status, read, loaded, rejected, *more in files])
 
 
@@ -112,6 +112,49 @@ def test_nightly_volumes_count_each_file_once_across_reruns(vcon):
     assert rows(vcon, "SELECT night, runs, files, rows_read, rows_loaded, rows_quarantined FROM v_nightly_volumes") == [
         (NIGHT, 2, 3, 19, 14, 5)]
     assert rows(vcon, "SELECT run_id, rows_read, rows_quarantined FROM v_last_run") == [("r2", 4, 2)]
+
+
+def _night_of(vcon, day: int, *formats: str, run: str = "", status: str = "loaded") -> date:
+    """Night 2026-11-<day>, its files read as `formats` (one file each, named by format and night)."""
+    night = date(2026, 11, day)
+    _run(vcon, f"r{day}{run}", night, datetime(2026, 11, day + 1, 1 + len(run), tzinfo=timezone.utc),
+         [(f"{f}-{day}.csv", status, 4, 4 if status == "loaded" else 0, 0 if status == "loaded" else 4,
+           {"profile": f if status == "loaded" else None}) for f in formats])
+    return night
+
+
+def test_missing_sources_are_regular_formats_not_read_on_a_night_until_read_again_or_a_week_on(vcon):
+    missing = "SELECT night, source, last_read_on, nights_without FROM v_missing_sources ORDER BY night, source"
+    nov = lambda day: date(2026, 11, day)        # noqa: E731
+    _night_of(vcon, 1, "mediation", "asterisk", "freeswitch")
+    _night_of(vcon, 2, "mediation", "asterisk")
+    # freeswitch was read once, then not: not regular, never missing. Nothing is regular before 3 nights running.
+    assert rows(vcon, missing) == []
+    _night_of(vcon, 3, "mediation", "asterisk")
+    _night_of(vcon, 4, "mediation")
+    assert rows(vcon, missing) == [(nov(4), "asterisk", nov(3), 1)]
+    # A night where nothing landed: every regular source is missing; asterisk for the second night.
+    _night_of(vcon, 5)
+    assert rows(vcon, missing)[1:] == [(nov(5), "asterisk", nov(3), 2), (nov(5), "mediation", nov(4), 1)]
+    # A file of the format that came and failed (no profile) is not a file read as it.
+    _night_of(vcon, 6, "asterisk", "mediation", status="failed")
+    assert rows(vcon, missing)[3:] == [(nov(6), "asterisk", nov(3), 3), (nov(6), "mediation", nov(4), 2)]
+    # A re-run of the night that reads the late mediation file ends its absence there.
+    _night_of(vcon, 6, "mediation", run="b")
+    assert rows(vcon, missing)[3:] == [(nov(6), "asterisk", nov(3), 3)]
+    # asterisk is missing on the nights after, up to 7 audited nights without it; then taken as retired.
+    for day in range(7, 12):
+        _night_of(vcon, day, "mediation")
+    assert [r[2:] for r in rows(vcon, missing)[4:]] == [(nov(3), n) for n in range(4, 8)]
+    # Read again after that, it is expected anew only once regular again (3 nights with files running).
+    _night_of(vcon, 12, "mediation", "asterisk")
+    _night_of(vcon, 13, "mediation")
+    assert rows(vcon, missing)[8:] == []
+    # asterisk, read on 12 and 14 but not 13, is not regular again; mediation, read on every night with files
+    # from 7 to 14, is missing on 20, whatever the calendar gap (the nights running are nights with files).
+    _night_of(vcon, 14, "mediation", "asterisk")
+    _night_of(vcon, 20, "asterisk")
+    assert rows(vcon, missing)[8:] == [(nov(20), "mediation", nov(14), 1)]
 
 
 def test_policy_violations_list_columns_rules_and_other_reasons_once(vcon):

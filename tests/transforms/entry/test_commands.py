@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from transforms.audit_store import LogEvent, append_log, writing
 from transforms.entry.commands import EXIT_FAILED, EXIT_OK, cmd_formats, cmd_policy, cmd_summary, cmd_verify
 from transforms.lake import Lake
@@ -130,6 +132,66 @@ def table_row(line: str) -> list[str]:
 def _run_args(landing, lake, **kw):
     return Args(landing=landing, lake=lake, date="2026-11-22", policy=None, formats=None, format=[], timezone=[],
                 demo=True, quiet=True, run_id=None, wait=0, allow_open_zones=False, **kw)
+
+
+# One Asterisk Master.csv row (cdr_csv, 18 columns) of the night `day`: each night's file is new content.
+def _asterisk_row(day: int) -> bytes:
+    return (f'"","040123456","100","from-pstn","""Ana Novak"" <040123456>","SIP/trunk-1","SIP/100-1","Dial",'
+            f'"SIP/100,30","2026-11-{day} 10:00:00","2026-11-{day} 10:00:05","2026-11-{day} 10:01:05",65,60,'
+            f'"ANSWERED","DOCUMENTATION","12319770{day}.0",""\n').encode()
+
+
+def _calls(day: int) -> bytes:
+    return (b"origin_number,destination_number,direction,start_time,duration_s,service_type\n"
+            + f"+38640111222,+38641333444,outgoing,2026-11-{day}T10:00:00Z,10,call\n".encode())
+
+
+def test_a_regular_source_that_did_not_come_is_named_by_its_format_everywhere(tmp_path, capsys):
+    """docs/design.md §9: the PBX's Asterisk extract came with the mediation calls on three nights running; on the
+    fourth only the calls came. The night completes (exit 0) and the run, the DAG's close, the store, the summary
+    and the report name the format that was not read, never a file name or a value. The late file ends it."""
+    import duckdb
+
+    from transforms.entry.commands import cmd_report, cmd_run
+
+    lake = tmp_path / "lake"
+
+    def night(day: int, *files: tuple[str, bytes]) -> tuple[int, str]:
+        landing = tmp_path / f"landing-{day}"
+        landing.mkdir(exist_ok=True)
+        for name, content in files:
+            (landing / name).write_bytes(content)
+        args = _run_args(landing, lake)
+        args.date = f"2026-11-{day}"
+        return cmd_run(args), capsys.readouterr().err
+
+    for day in (19, 20, 21):
+        assert night(day, ("calls.csv", _calls(day)), ("pbx_Master.csv", _asterisk_row(day)))[0] == EXIT_OK
+        assert "WARNING" not in capsys.readouterr().err
+    code, err = night(22, ("calls.csv", _calls(22)))
+    assert code == EXIT_OK
+    said = ("WARNING: no file read as asterisk_master_18 (a regular source, last read on night 2026-11-21): check"
+            " that its extract was delivered, or see the night's files for why it was not read")
+    assert said in err and "canonical_csv" not in err
+    con = duckdb.connect(str(lake / "audit" / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT night, source, last_read_on, nights_without FROM v_missing_sources").fetchall() == [
+        (date(2026, 11, 22), "asterisk_master_18", date(2026, 11, 21), 1)]
+    assert con.execute("SELECT CAST(json_extract(details, '$.sources_missing') AS VARCHAR) FROM audit_log"
+                       " WHERE action = 'run_finished' ORDER BY seq").fetchall()[-1] == ('["asterisk_master_18"]',)
+    con.close()
+    assert cmd_summary(Args(lake=lake, policy=None)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"  {said}" in out
+    assert cmd_report(Args(lake=lake, policy=None, out=tmp_path / "report.html")) == EXIT_OK
+    out, html = capsys.readouterr().out, (tmp_path / "report.html").read_text()
+    assert said in out and "Warning: no file read as asterisk_master_18 (a regular source" in html
+    for text in (err, out, html):
+        assert "pbx_Master" not in text and "040123456" not in text and "Novak" not in text
+    # The PBX's file comes late: the night's re-run reads it, and the night misses nothing.
+    code, err = night(22, ("pbx_Master.csv", _asterisk_row(22)))
+    assert code == EXIT_OK and "WARNING" not in err
+    assert cmd_summary(Args(lake=lake, policy=None)) == EXIT_OK
+    assert "no file read as" not in capsys.readouterr().out
 
 
 def test_a_night_where_nothing_landed_completes_and_says_so_everywhere(tmp_path, capsys):

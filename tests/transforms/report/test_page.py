@@ -33,7 +33,7 @@ def figures(name: str) -> dict:
     return {
         "run": dict(RUN),
         "generated_at": AT,
-        "warning": None,
+        "warning": None, "sources_missing": [],
         "night": dict(NIGHT_FIGURES),
         "lateness_window_days": 7,
         "files": [FileOutcome(f"{name}.csv", "loaded", "billing_csv", 10, 7, 3, f"reason {name}", 0, 0)],

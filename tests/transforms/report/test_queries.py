@@ -39,7 +39,7 @@ def test_no_run_means_nothing_else_is_gathered(lake, policy):
     con = connect(lake)
     try:
         define_views(con, lake, policy)
-        assert set(gather(con, policy)) == {"run", "generated_at", "horizons", "warning"}
+        assert set(gather(con, policy)) == {"run", "generated_at", "horizons", "warning", "sources_missing"}
     finally:
         con.close()
 
