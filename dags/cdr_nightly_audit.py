@@ -35,7 +35,9 @@ proves they were handled the way the privacy policy says (A1 Slovenija, §3.2).
 6. **close_night** merges the per-file facts into the audit store (one writer),
    chains the audit log, exports the tables to Parquet and builds the night's
    GX Data Docs pages. It runs even when a file task failed, and records that
-   file as failed.
+   file as failed. Its log warns of a night where nothing landed and of each
+   regular source (a format read three nights running) the night read no file
+   of (`v_missing_sources`); the run still succeeds.
 
 Re-run a night by clearing the run; it is safe to kill and re-run. A run holds
 a lease on its night, so a second run of the night (another DAG run, or the
