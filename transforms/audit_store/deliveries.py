@@ -1,10 +1,20 @@
-"""Which regular sources a night did not read (the view `v_missing_sources`): what the close logs, the run and
-the summary print, and the report shows (docs/design.md §9). A source is a format, never a file name."""
+"""What did not come: a night where nothing landed (`v_last_run.nothing_landed`), and the regular sources a night
+did not read (the view `v_missing_sources`). What the close logs, the run and the summary print, and the report
+shows, worded once here (docs/design.md §9). Counts and formats only, never a file name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+
+
+def nothing_landed_words(night: date | str, entries: int) -> str:
+    """A night whose landing folder held `entries` entries, none of them a file to read: counts only, never a name
+    (an in-flight name may hold a number; docs/design.md §4)."""
+    held = (f"held only {entries:,} entr{'y' if entries == 1 else 'ies'} not read (hidden, in-flight or not a"
+            " regular file)" if entries else "was empty")
+    return (f"nothing landed for night {night}: the landing folder {held}, so no row was audited. Check that the"
+            " night's extracts were delivered, then re-run the night")
 
 
 @dataclass(frozen=True)

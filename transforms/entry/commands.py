@@ -186,7 +186,7 @@ def cmd_permissions(args) -> int:
 # Over the compliance views (defined for the reading connection); the night and the run are bound.
 SUMMARY_SQL = {
     "run": "SELECT run_id, night, status, rows_read, rows_loaded, rows_quarantined, rows_refused, rows_failed,"
-           " policy_version, left(policy_sha256, 12), files_skipped_known, nothing_landed FROM v_last_run",
+           " policy_version, left(policy_sha256, 12), files_skipped_known, nothing_landed, files_seen FROM v_last_run",
     "reasons": "SELECT r.reason, sum(r.rows) AS n FROM rejection_reasons r JOIN v_night_files f"
                " USING (run_id, sha256, file_name) WHERE f.night = ? AND f.status IN ('loaded', 'quarantined')"
                " GROUP BY r.reason ORDER BY n DESC, r.reason LIMIT 8",
@@ -214,7 +214,7 @@ SUMMARY_SQL = {
 def cmd_summary(args) -> int:
     from transforms.audit_store import reading, verify_chain
     from transforms.audit_store.anchors import check_anchors
-    from transforms.audit_store.deliveries import missing_sources
+    from transforms.audit_store.deliveries import missing_sources, nothing_landed_words
     from transforms.audit_store.views import define_views
     from transforms.lake import Lake
     from transforms.lake.zones import DATA_ZONES
@@ -222,7 +222,7 @@ def cmd_summary(args) -> int:
     from transforms.privacy.redact import shorten
     from transforms.privacy.releases import WINDOW_OPEN
     from transforms.report.queries import (
-        NOTHING_LANDED, SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
+        SQL, aggregate_table_lines, anchor_words, file_outcomes, lateness_words, number,
     )
 
     lake = Lake.at(args.lake)
@@ -246,10 +246,10 @@ def cmd_summary(args) -> int:
                                                                                     [run[0]]).fetchall()
         chain = verify_chain(con)
         (head,), anchors = con.execute("SELECT max(seq) FROM audit_log").fetchone(), check_anchors(con, lake)
-    (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known, nothing_landed) = run
+    (run_id, _, status, read, loaded, quarantined, refused, failed, version, sha, known, nothing_landed, seen) = run
     print(f"last run {run_id} (night {night}): {status}; policy v{version} sha256 {sha}…")
     if nothing_landed:
-        print(f"  WARNING: {NOTHING_LANDED}")
+        print(f"  WARNING: {nothing_landed_words(night, seen)}")
     for m in missing:
         print(f"  WARNING: {m.words()}")
     print(f"  this run: {_rows_words(read, loaded, quarantined, refused, failed)}"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from transforms.audit_store import LogEvent, append_log, insert, now_utc, writing
+from transforms.audit_store.deliveries import nothing_landed_words
 from transforms.audit_store.tables import Run, ZonePermission
 from transforms.bundled import REPO_ROOT
 from transforms.lake import Lake
@@ -98,15 +99,9 @@ class NightPlan:
 
     @property
     def nothing_landed_warning(self) -> str | None:
-        """What a night where nothing landed says (the CLI, the DAG's log, the summary): counts only, never a name
-        (an in-flight name may hold a number; docs/design.md §4). None when something landed."""
-        if not self.nothing_landed:
-            return None
-        n = len(self.files)
-        held = (f"held only {n:,} entr{'y' if n == 1 else 'ies'} not read (hidden, in-flight or not a regular"
-                " file)" if n else "was empty")
-        return (f"nothing landed for night {self.night}: the landing folder {held}, so no row was audited. Check"
-                " that the night's extracts were delivered, then re-run the night")
+        """What a night where nothing landed says (the CLI, the DAG's log; the summary and the report say the same
+        from the store). None when something landed."""
+        return nothing_landed_words(self.night, len(self.files)) if self.nothing_landed else None
 
 
 def code_version() -> str:

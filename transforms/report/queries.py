@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from transforms.audit_store import AnchorCheck, now_utc, verify_chain
-from transforms.audit_store.deliveries import missing_sources
+from transforms.audit_store.deliveries import missing_sources, nothing_landed_words
 from transforms.policy import Policy
 from transforms.roaming.periods import shift_month
 from transforms.roaming.schema import STATES as ROAMING_STATES
@@ -18,15 +18,12 @@ NIGHT_COLUMNS = ("files", "files_loaded", "files_quarantined", "files_rejected",
                  "rows_billing", "rows_invoices", "rows_quarantined", "rows_refused", "rows_failed", "rows_analytics",
                  "lateness_window_days", "rows_before_lateness_window", "rows_after_night",
                  "aggregate_groups_released", "aggregate_groups_suppressed", "rows_consents")
-# What the report says of a run whose landing held no file to read (v_last_run.nothing_landed).
-NOTHING_LANDED = ("nothing landed: the landing folder held no file to read, so no row was audited. Check that the"
-                  " night's extracts were delivered, then re-run the night")
 # Constant SQL over the views; the only parameter is the night, bound.
 SQL = {
     "run": "SELECT night, run_id, status, trigger, started_at, finished_at, files_seen, nothing_landed,"
-           " files_processed, files_skipped_known, files_rejected, files_failed, rows_read, rows_loaded, rows_quarantined,"
-           " rows_refused, rows_failed, rows_before_lateness_window, rows_after_night, policy_id, policy_version,"
-           " left(policy_sha256, 12) AS policy_sha256 FROM v_last_run",
+           " files_processed, files_skipped_known, files_rejected, files_failed, rows_read, rows_loaded,"
+           " rows_quarantined, rows_refused, rows_failed, rows_before_lateness_window, rows_after_night, policy_id,"
+           " policy_version, left(policy_sha256, 12) AS policy_sha256 FROM v_last_run",
     "night": f"SELECT {', '.join(NIGHT_COLUMNS)} FROM v_nightly_volumes WHERE night = ?",
     "volumes": "SELECT night, rows_billing, rows_invoices, rows_quarantined, rows_analytics,"
                " aggregate_groups_released FROM v_nightly_volumes ORDER BY night",
@@ -172,7 +169,8 @@ def gather(con, policy: Policy) -> dict:
     run = _named(con.execute(SQL["run"]))
     horizons = policy.reporting.retention_due_within_days
     d = {"run": run, "generated_at": now_utc(), "horizons": horizons,
-         "warning": NOTHING_LANDED if run and run["nothing_landed"] else None, "sources_missing": []}
+         "warning": nothing_landed_words(run["night"], run["files_seen"]) if run and run["nothing_landed"] else None,
+         "sources_missing": []}
     if run is None:
         return d
     night = run["night"]

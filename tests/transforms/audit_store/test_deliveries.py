@@ -1,5 +1,5 @@
 """transforms/audit_store/deliveries.py: a night's missing sources read from `v_missing_sources`, and what is said of
-them (a format and nights, never a file name)."""
+them (a format and nights, never a file name), and of a night where nothing landed (counts, never a name)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 
 from tests.transforms.audit_store.conftest import source_file
 from transforms.audit_store import insert
-from transforms.audit_store.deliveries import MissingSource, missing_sources
+from transforms.audit_store.deliveries import MissingSource, missing_sources, nothing_landed_words
 from transforms.audit_store.tables import Run
 from transforms.audit_store.views import define_views
 
@@ -40,3 +40,12 @@ def test_what_is_said_of_a_missing_source():
         "no file read as asterisk_master_18 (a regular source, last read on night 2026-11-03): check that its"
         " extract was delivered, or see the night's files for why it was not read")
     assert "last read on night 2026-11-03, 2 nights without it)" in MissingSource("x", "2026-11-03", 2).words()
+
+
+def test_what_is_said_of_a_night_where_nothing_landed_counts_the_entries_and_names_none():
+    assert nothing_landed_words("2026-11-22", 0) == (
+        "nothing landed for night 2026-11-22: the landing folder was empty, so no row was audited. Check that the"
+        " night's extracts were delivered, then re-run the night")
+    assert "held only 1 entry not read (hidden, in-flight or not a regular file)," in nothing_landed_words(
+        date(2026, 11, 22), 1)
+    assert "held only 1,200 entries not read" in nothing_landed_words("2026-11-22", 1200)

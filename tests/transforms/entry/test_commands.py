@@ -217,11 +217,14 @@ def test_a_night_where_nothing_landed_completes_and_says_so_everywhere(tmp_path,
                        " WHERE action LIKE 'run_%' ORDER BY seq").fetchall() == [
         ("run_started", "true"), ("run_finished", "true")]
     con.close()
+    # The summary and the report say the same, from the store.
+    said = ("nothing landed for night 2026-11-22: the landing folder held only 1 entry not read (hidden, in-flight"
+            " or not a regular file), so no row was audited")
     assert cmd_summary(Args(lake=lake, policy=None)) == EXIT_OK
-    assert "WARNING: nothing landed: the landing folder held no file to read" in capsys.readouterr().out
+    assert f"WARNING: {said}" in capsys.readouterr().out
     assert cmd_report(Args(lake=lake, policy=None, out=tmp_path / "report.html")) == EXIT_OK
-    assert "WARNING: nothing landed" in capsys.readouterr().out
-    assert "Warning: nothing landed: the landing folder held no file to read" in (tmp_path / "report.html").read_text()
+    assert f"WARNING: {said}" in capsys.readouterr().out
+    assert f"Warning: {said}" in (tmp_path / "report.html").read_text()
 
     (landing / "calls.csv").write_bytes(b"origin_number,destination_number,direction,start_time,duration_s,"
                                         b"service_type\n+38640111222,+38641333444,outgoing,2026-11-22T10:00:00Z,10,"
